@@ -1,0 +1,452 @@
+#include "bridge/driver/driver.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/core.h>
+
+namespace rn::drv {
+
+namespace {
+constexpr uint32_t kEqLog = 8;
+
+uint32_t round_pow2(uint32_t v) {
+  uint32_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+uint8_t log2u(uint32_t v) {
+  uint8_t l = 0;
+  while ((1u << l) < v) ++l;
+  return l;
+}
+int errno_for(dev::CmdStatus s) {
+  switch (s) {
+    case dev::CmdStatus::OK: return 0;
+    case dev::CmdStatus::BAD_OPCODE: return ENOSYS;
+    case dev::CmdStatus::BAD_PARAM: return EINVAL;
+    case dev::CmdStatus::BAD_HANDLE: return ENOENT;
+    case dev::CmdStatus::BUSY: return EBUSY;
+    case dev::CmdStatus::NO_RESOURCES: return ENOMEM;
+    case dev::CmdStatus::BAD_STATE: return EINVAL;
+    case dev::CmdStatus::DMA_ERROR: return EIO;
+  }
+  return EIO;
+}
+}  // namespace
+
+Driver::Driver(DeviceAccess& io, uint64_t cmd_timeout_ns) : io_(io), cmd_timeout_ns_(cmd_timeout_ns) {}
+
+Driver::~Driver() = default;
+
+int Driver::fail(int err, std::string why) {
+  last_error_ = std::move(why);
+  return err;
+}
+
+int Driver::open() {
+  uint32_t id = io_.mmio_read32(dev::reg::ID);
+  if (id != dev::kMagic) return fail(ENODEV, fmt::format("device ID {:#x}, expected {:#x}", id, dev::kMagic));
+  uint32_t ver = io_.mmio_read32(dev::reg::VERSION);
+  if (ver != dev::kVersion)
+    return fail(ENODEV, fmt::format("device interface version {}, driver speaks {}", ver, dev::kVersion));
+  cmd_block_ = io_.dma_alloc(dev::kCmdBlockBytes, 64);
+  eq_size_ = 1u << kEqLog;
+  eq_ = io_.dma_alloc(eq_size_ * sizeof(dev::Eqe), 64);
+  if (!cmd_block_ || !eq_) return fail(ENOMEM, "no DMA memory for the command block or event queue");
+  io_.mmio_write32(dev::reg::CMD_ADDR_LO, static_cast<uint32_t>(cmd_block_));
+  io_.mmio_write32(dev::reg::CMD_ADDR_HI, static_cast<uint32_t>(cmd_block_ >> 32));
+  io_.mmio_write32(dev::reg::EQ_ADDR_LO, static_cast<uint32_t>(eq_));
+  io_.mmio_write32(dev::reg::EQ_ADDR_HI, static_cast<uint32_t>(eq_ >> 32));
+  io_.mmio_write32(dev::reg::EQ_LOG_SIZE, kEqLog);
+  uint64_t msi = io_.msi_address();
+  io_.mmio_write32(dev::reg::MSIX_ADDR_LO, static_cast<uint32_t>(msi));
+  io_.mmio_write32(dev::reg::MSIX_ADDR_HI, static_cast<uint32_t>(msi >> 32));
+  io_.mmio_write32(dev::reg::MSIX_DATA, 0);
+  io_.mmio_write32(dev::reg::MSIX_CTRL, 0);
+  return 0;
+}
+
+int Driver::exec(dev::CmdOp op, const void* in, size_t in_len, void* out, size_t out_len) {
+  dev::CmdIn ci{};
+  ci.opcode = static_cast<uint16_t>(op);
+  std::memcpy(ci.args, in, std::min(in_len, sizeof ci.args));
+  dev::CmdOut co{};
+  uint32_t token = ++token_;
+  if (token == 0) token = ++token_;
+  io_.mem_write(cmd_block_, &ci, sizeof ci);
+  io_.mem_write(cmd_block_ + sizeof ci, &co, sizeof co);  // clears the token
+  io_.mmio_write32(dev::reg::CMD_DOORBELL, token);
+  for (;;) {
+    io_.mem_read(cmd_block_ + sizeof ci, &co, sizeof co);
+    if (co.token == token) break;
+    if (!io_.wait_device_write(cmd_block_ + sizeof ci, sizeof co, cmd_timeout_ns_)) {
+      uint32_t err = io_.mmio_read32(dev::reg::ERR_CODE);
+      return fail(ETIMEDOUT, fmt::format("command {} timed out (device ERR_CODE {})",
+                                         dev::to_string(op), dev::to_string(static_cast<dev::RegError>(err))));
+    }
+  }
+  last_status_ = static_cast<dev::CmdStatus>(co.status);
+  last_syndrome_ = co.syndrome;
+  if (co.status != 0)
+    return fail(errno_for(last_status_), fmt::format("command {} failed: {} (field at offset {})",
+                                                     dev::to_string(op), dev::to_string(last_status_),
+                                                     co.syndrome));
+  if (out) std::memcpy(out, co.result, std::min(out_len, sizeof co.result));
+  return 0;
+}
+
+int Driver::query_device(DeviceAttr* out) {
+  dev::QueryDeviceOut r{};
+  if (int e = exec(dev::CmdOp::QUERY_DEVICE, nullptr, 0, &r, sizeof r)) return e;
+  *out = DeviceAttr{r.fw_version, r.vendor_id,   r.vendor_part_id, r.max_qp,
+                    r.max_cq,     r.max_pd,      r.max_qp_wr,      r.max_cqe,
+                    r.max_sge,    r.max_recv_sge, r.max_mr_size};
+  return 0;
+}
+
+int Driver::query_port(uint8_t port, PortAttr* out) {
+  dev::QueryPortIn in{};
+  in.port = port;
+  dev::QueryPortOut r{};
+  if (int e = exec(dev::CmdOp::QUERY_PORT, &in, sizeof in, &r, sizeof r)) return e;
+  out->state = r.state;
+  out->max_mtu = r.max_mtu;
+  out->active_mtu = r.active_mtu;
+  out->link_layer = r.link_layer;
+  out->speed_mbps = r.speed_mbps;
+  std::memcpy(out->mac, r.mac, 6);
+  out->ipv4 = r.ipv4;
+  return 0;
+}
+
+int Driver::alloc_pd(uint32_t* pdn) {
+  dev::CreatePdOut r{};
+  if (int e = exec(dev::CmdOp::CREATE_PD, nullptr, 0, &r, sizeof r)) return e;
+  *pdn = r.pdn;
+  return 0;
+}
+
+int Driver::dealloc_pd(uint32_t pdn) {
+  dev::HandleIn in{};
+  in.handle = pdn;
+  return exec(dev::CmdOp::DESTROY_PD, &in, sizeof in, nullptr, 0);
+}
+
+int Driver::reg_mr(uint32_t pdn, uint64_t addr, uint64_t length, uint32_t access, Mr* out) {
+  if (length == 0) return fail(EINVAL, "reg_mr: length 0");
+  std::vector<uint64_t> pages;
+  if (!io_.pin_pages(addr, length, &pages))
+    return fail(EFAULT, fmt::format("reg_mr: [{:#x}, +{}) is not mapped", addr, length));
+  size_t mtt_len = pages.size() * 8;
+  uint64_t mtt = io_.dma_alloc(mtt_len, 64);
+  if (!mtt) return fail(ENOMEM, "reg_mr: no DMA memory for the page list");
+  io_.mem_write(mtt, pages.data(), mtt_len);
+  dev::CreateMrIn in{};
+  in.pdn = pdn;
+  in.access = access;
+  in.iova = addr;
+  in.length = length;
+  in.mtt_addr = mtt;
+  in.n_pages = static_cast<uint32_t>(pages.size());
+  in.page_shift = 12;
+  dev::CreateMrOut r{};
+  int e = exec(dev::CmdOp::CREATE_MR, &in, sizeof in, &r, sizeof r);
+  io_.dma_free(mtt, mtt_len);
+  if (e) return e;
+  *out = Mr{r.lkey, r.rkey, addr, length, pdn};
+  return 0;
+}
+
+int Driver::dereg_mr(const Mr& mr) {
+  dev::HandleIn in{};
+  in.handle = mr.lkey;
+  return exec(dev::CmdOp::DESTROY_MR, &in, sizeof in, nullptr, 0);
+}
+
+int Driver::create_cq(int min_cqe, Cq** out) {
+  if (min_cqe < 1 || min_cqe > (1 << 22)) return fail(EINVAL, fmt::format("create_cq: cqe {}", min_cqe));
+  uint32_t size = std::max<uint32_t>(2, round_pow2(static_cast<uint32_t>(min_cqe)));
+  auto cq = std::make_unique<Cq>();
+  cq->size = size;
+  cq->log_size = log2u(size);
+  cq->ring = io_.dma_alloc(size_t(size) * sizeof(dev::Cqe), 64);
+  if (!cq->ring) return fail(ENOMEM, "create_cq: no DMA memory for the ring");
+  dev::CreateCqIn in{};
+  in.ring_addr = cq->ring;
+  in.log_size = cq->log_size;
+  dev::CreateCqOut r{};
+  if (int e = exec(dev::CmdOp::CREATE_CQ, &in, sizeof in, &r, sizeof r)) {
+    io_.dma_free(cq->ring, size_t(size) * sizeof(dev::Cqe));
+    return e;
+  }
+  cq->cqn = r.cqn;
+  *out = cq.get();
+  cqs_[cq->cqn] = cq.get();
+  cq_store_.push_back(std::move(cq));
+  return 0;
+}
+
+int Driver::destroy_cq(Cq* cq) {
+  dev::HandleIn in{};
+  in.handle = cq->cqn;
+  if (int e = exec(dev::CmdOp::DESTROY_CQ, &in, sizeof in, nullptr, 0)) return e;
+  io_.dma_free(cq->ring, size_t(cq->size) * sizeof(dev::Cqe));
+  cqs_.erase(cq->cqn);
+  cq_store_.erase(std::remove_if(cq_store_.begin(), cq_store_.end(),
+                                 [cq](const auto& p) { return p.get() == cq; }),
+                  cq_store_.end());
+  return 0;
+}
+
+int Driver::create_qp(uint32_t pdn, Cq* send_cq, Cq* recv_cq, const QpCap& cap, bool sq_sig_all,
+                      Qp** out) {
+  if (!send_cq || !recv_cq) return fail(EINVAL, "create_qp: missing CQ");
+  if (cap.max_send_wr < 1 || cap.max_send_wr > 32768 || cap.max_recv_wr < 1 || cap.max_recv_wr > 32768)
+    return fail(EINVAL, fmt::format("create_qp: max_send_wr {} max_recv_wr {} (1..32768)",
+                                    cap.max_send_wr, cap.max_recv_wr));
+  if (cap.max_send_sge > 30 || cap.max_recv_sge > 31)
+    return fail(EINVAL, fmt::format("create_qp: max_send_sge {} (<= 30), max_recv_sge {} (<= 31)",
+                                    cap.max_send_sge, cap.max_recv_sge));
+  auto qp = std::make_unique<Qp>();
+  qp->pdn = pdn;
+  qp->send_cq = send_cq;
+  qp->recv_cq = recv_cq;
+  qp->sq_size = std::max<uint32_t>(2, round_pow2(cap.max_send_wr));
+  qp->rq_size = std::max<uint32_t>(2, round_pow2(cap.max_recv_wr));
+  qp->sq_shift = log2u(round_pow2(32 + 16 * std::max<uint32_t>(1, cap.max_send_sge)));
+  qp->sq_shift = std::max<uint8_t>(qp->sq_shift, 6);
+  qp->rq_shift = log2u(round_pow2(16 + 16 * std::max<uint32_t>(1, cap.max_recv_sge)));
+  qp->rq_shift = std::max<uint8_t>(qp->rq_shift, 5);
+  qp->max_send_sge = ((1u << qp->sq_shift) - 32) / 16;
+  qp->max_recv_sge = ((1u << qp->rq_shift) - 16) / 16;
+  qp->sq_sig_all = sq_sig_all;
+  qp->sq = io_.dma_alloc(size_t(qp->sq_size) << qp->sq_shift, 4096);
+  qp->rq = io_.dma_alloc(size_t(qp->rq_size) << qp->rq_shift, 4096);
+  if (!qp->sq || !qp->rq) return fail(ENOMEM, "create_qp: no DMA memory for the rings");
+  dev::CreateQpIn in{};
+  in.qp_type = static_cast<uint8_t>(dev::QpType::RC);
+  in.sq_sig_all = sq_sig_all ? 1 : 0;
+  in.log_sq_size = log2u(qp->sq_size);
+  in.log_rq_size = log2u(qp->rq_size);
+  in.sq_wqe_shift = qp->sq_shift;
+  in.rq_wqe_shift = qp->rq_shift;
+  in.pdn = pdn;
+  in.send_cqn = send_cq->cqn;
+  in.recv_cqn = recv_cq->cqn;
+  in.sq_addr = qp->sq;
+  in.rq_addr = qp->rq;
+  dev::CreateQpOut r{};
+  if (int e = exec(dev::CmdOp::CREATE_QP, &in, sizeof in, &r, sizeof r)) {
+    io_.dma_free(qp->sq, size_t(qp->sq_size) << qp->sq_shift);
+    io_.dma_free(qp->rq, size_t(qp->rq_size) << qp->rq_shift);
+    return e;
+  }
+  qp->qpn = r.qpn;
+  send_cq->users++;
+  recv_cq->users++;
+  *out = qp.get();
+  qps_[qp->qpn] = qp.get();
+  qp_store_.push_back(std::move(qp));
+  return 0;
+}
+
+int Driver::modify_qp(Qp* qp, const QpAttr& a, uint32_t mask) {
+  dev::ModifyQpIn in{};
+  in.qpn = qp->qpn;
+  in.attr_mask = mask;
+  in.qp_state = static_cast<uint8_t>(a.qp_state);
+  in.cur_qp_state = static_cast<uint8_t>(a.cur_qp_state);
+  in.path_mtu = static_cast<uint8_t>(a.path_mtu);
+  in.timeout = a.timeout;
+  in.retry_cnt = a.retry_cnt;
+  in.rnr_retry = a.rnr_retry;
+  in.min_rnr_timer = a.min_rnr_timer;
+  in.max_rd_atomic = a.max_rd_atomic;
+  in.max_dest_rd_atomic = a.max_dest_rd_atomic;
+  in.port_num = a.port_num;
+  in.pkey_index = a.pkey_index;
+  in.access_flags = a.qp_access_flags;
+  in.dest_qpn = a.dest_qp_num;
+  in.rq_psn = a.rq_psn;
+  in.sq_psn = a.sq_psn;
+  in.dest_ipv4 = a.ah.dest_ipv4;
+  std::memcpy(in.dest_mac, a.ah.dest_mac, 6);
+  in.traffic_class = a.ah.traffic_class;
+  in.hop_limit = a.ah.hop_limit;
+  if (int e = exec(dev::CmdOp::MODIFY_QP, &in, sizeof in, nullptr, 0)) return e;
+  if (mask & static_cast<uint32_t>(dev::QpAttr::STATE)) {
+    qp->state = a.qp_state;
+    if (a.qp_state == dev::QpState::RESET) qp->sq_pi = qp->sq_ci = qp->rq_pi = qp->rq_ci = 0;
+  }
+  return 0;
+}
+
+int Driver::query_qp(Qp* qp, dev::QueryQpOut* out) {
+  dev::HandleIn in{};
+  in.handle = qp->qpn;
+  return exec(dev::CmdOp::QUERY_QP, &in, sizeof in, out, sizeof *out);
+}
+
+int Driver::destroy_qp(Qp* qp) {
+  dev::HandleIn in{};
+  in.handle = qp->qpn;
+  if (int e = exec(dev::CmdOp::DESTROY_QP, &in, sizeof in, nullptr, 0)) return e;
+  io_.dma_free(qp->sq, size_t(qp->sq_size) << qp->sq_shift);
+  io_.dma_free(qp->rq, size_t(qp->rq_size) << qp->rq_shift);
+  qp->send_cq->users--;
+  qp->recv_cq->users--;
+  qps_.erase(qp->qpn);
+  qp_store_.erase(std::remove_if(qp_store_.begin(), qp_store_.end(),
+                                 [qp](const auto& p) { return p.get() == qp; }),
+                  qp_store_.end());
+  return 0;
+}
+
+int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
+  uint8_t buf[512];
+  int err = 0;
+  uint32_t posted = 0;
+  for (; wr; wr = wr->next) {
+    if (wr->num_sge < 0 || static_cast<uint32_t>(wr->num_sge) > qp->max_send_sge) {
+      err = fail(EINVAL, fmt::format("post_send: num_sge {} > max {}", wr->num_sge, qp->max_send_sge));
+    } else if (qp->sq_pi - qp->sq_ci >= qp->sq_size) {
+      err = fail(ENOMEM, "post_send: send queue full");
+    } else if (wr->send_flags & kSendInline) {
+      err = fail(EINVAL, "post_send: inline data is not supported by device interface v1");
+    }
+    if (err) {
+      if (bad_wr) *bad_wr = wr;
+      break;
+    }
+    const uint32_t stride = 1u << qp->sq_shift;
+    std::memset(buf, 0, stride);
+    dev::SendWqe h{};
+    h.opcode = static_cast<uint8_t>(wr->opcode);
+    h.flags = 0;
+    if (wr->send_flags & kSendSignaled) h.flags |= static_cast<uint8_t>(dev::WqeFlags::SIGNALED);
+    if (wr->send_flags & kSendSolicited) h.flags |= static_cast<uint8_t>(dev::WqeFlags::SOLICITED);
+    if (wr->send_flags & kSendFence) h.flags |= static_cast<uint8_t>(dev::WqeFlags::FENCE);
+    h.num_sge = static_cast<uint8_t>(wr->num_sge);
+    h.imm_data = wr->imm_data;
+    h.wr_id = wr->wr_id;
+    h.remote_addr = wr->remote_addr;
+    h.rkey = wr->rkey;
+    std::memcpy(buf, &h, sizeof h);
+    for (int i = 0; i < wr->num_sge; ++i) {
+      dev::Sge s{wr->sg_list[i].addr, wr->sg_list[i].length, wr->sg_list[i].lkey};
+      std::memcpy(buf + sizeof h + i * sizeof s, &s, sizeof s);
+    }
+    uint64_t slot = qp->sq + (uint64_t(qp->sq_pi & (qp->sq_size - 1)) << qp->sq_shift);
+    io_.mem_write(slot, buf, stride);
+    ++qp->sq_pi;
+    ++posted;
+  }
+  if (posted) io_.mmio_write32(dev::kQpDbBase + dev::kQpDbStride * qp->qpn, qp->sq_pi & 0xFFFF);
+  return err;
+}
+
+int Driver::post_recv(Qp* qp, const RecvWr* wr, const RecvWr** bad_wr) {
+  uint8_t buf[512];
+  int err = 0;
+  uint32_t posted = 0;
+  for (; wr; wr = wr->next) {
+    if (wr->num_sge < 0 || static_cast<uint32_t>(wr->num_sge) > qp->max_recv_sge) {
+      err = fail(EINVAL, fmt::format("post_recv: num_sge {} > max {}", wr->num_sge, qp->max_recv_sge));
+    } else if (qp->rq_pi - qp->rq_ci >= qp->rq_size) {
+      err = fail(ENOMEM, "post_recv: receive queue full");
+    }
+    if (err) {
+      if (bad_wr) *bad_wr = wr;
+      break;
+    }
+    const uint32_t stride = 1u << qp->rq_shift;
+    std::memset(buf, 0, stride);
+    dev::RecvWqe h{};
+    h.wr_id = wr->wr_id;
+    h.num_sge = static_cast<uint8_t>(wr->num_sge);
+    std::memcpy(buf, &h, sizeof h);
+    for (int i = 0; i < wr->num_sge; ++i) {
+      dev::Sge s{wr->sg_list[i].addr, wr->sg_list[i].length, wr->sg_list[i].lkey};
+      std::memcpy(buf + sizeof h + i * sizeof s, &s, sizeof s);
+    }
+    uint64_t slot = qp->rq + (uint64_t(qp->rq_pi & (qp->rq_size - 1)) << qp->rq_shift);
+    io_.mem_write(slot, buf, stride);
+    ++qp->rq_pi;
+    ++posted;
+  }
+  if (posted) io_.mmio_write32(dev::kQpDbBase + dev::kQpDbStride * qp->qpn + 4, qp->rq_pi & 0xFFFF);
+  return err;
+}
+
+void Driver::update_cq_db(Cq* cq, bool arm, bool solicited) {
+  uint32_t v = cq->ci & 0xFFFFFF;
+  if (arm) v |= 0x80000000u | (solicited ? 0x40000000u : 0);
+  io_.mmio_write32(dev::kCqDbBase + dev::kCqDbStride * cq->cqn, v);
+  cq->db_ci = cq->ci;
+}
+
+int Driver::poll_cq(Cq* cq, int n, Wc* wc) {
+  int got = 0;
+  while (got < n) {
+    dev::Cqe e;
+    uint64_t addr = cq->ring + uint64_t(cq->ci & (cq->size - 1)) * sizeof e;
+    io_.mem_read(addr, &e, sizeof e);
+    uint8_t want = static_cast<uint8_t>(((cq->ci >> cq->log_size) & 1) ^ 1);
+    if ((e.owner & 1) != want) break;
+    Wc& w = wc[got++];
+    w.wr_id = e.wr_id;
+    w.status = static_cast<dev::WcStatus>(e.status);
+    w.opcode = static_cast<dev::WcOpcode>(e.opcode);
+    w.vendor_err = e.vendor_err;
+    w.byte_len = e.byte_len;
+    w.imm_data = e.imm_data;
+    w.qp_num = e.qpn;
+    w.src_qp = e.src_qp;
+    w.wc_flags = (e.flags & static_cast<uint8_t>(dev::CqeFlags::WITH_IMM)) ? uint32_t(kWcWithImm) : 0u;
+    ++cq->ci;
+    auto it = qps_.find(e.qpn);
+    if (it != qps_.end()) {
+      Qp* qp = it->second;
+      bool recv = e.opcode >= static_cast<uint8_t>(dev::WcOpcode::RECV);
+      uint32_t& ci = recv ? qp->rq_ci : qp->sq_ci;
+      // wqe_counter is the low 16 bits of the completed WQE's index: everything up to it is done.
+      ci += static_cast<uint16_t>(e.wqe_counter - static_cast<uint16_t>(ci)) + 1;
+    }
+  }
+  // Tell the device how far we have read at least every half ring, so it can detect overrun.
+  if (got && cq->ci - cq->db_ci >= cq->size / 2) update_cq_db(cq, false, false);
+  return got;
+}
+
+int Driver::req_notify_cq(Cq* cq, bool solicited_only) {
+  update_cq_db(cq, true, solicited_only);
+  io_.mmio_write32(dev::reg::EQ_DOORBELL, (eq_ci_ & 0xFFFFFF) | 0x80000000u);
+  return 0;
+}
+
+int Driver::get_cq_event(Cq** out, uint64_t timeout_ns) {
+  for (;;) {
+    dev::Eqe e;
+    uint64_t addr = eq_ + uint64_t(eq_ci_ & (eq_size_ - 1)) * sizeof e;
+    io_.mem_read(addr, &e, sizeof e);
+    uint8_t want = static_cast<uint8_t>(((eq_ci_ >> kEqLog) & 1) ^ 1);
+    if ((e.owner & 1) == want) {
+      ++eq_ci_;
+      io_.mmio_write32(dev::reg::EQ_DOORBELL, eq_ci_ & 0xFFFFFF);
+      if (e.type == static_cast<uint8_t>(dev::EqeType::COMPLETION)) {
+        auto it = cqs_.find(e.obj);
+        if (it != cqs_.end()) {
+          *out = it->second;
+          return 0;
+        }
+      }
+      continue;  // other events: not reported through this call
+    }
+    io_.mmio_write32(dev::reg::EQ_DOORBELL, (eq_ci_ & 0xFFFFFF) | 0x80000000u);
+    if (!io_.wait_interrupt(timeout_ns)) return fail(ETIMEDOUT, "get_cq_event: no event");
+  }
+}
+
+}  // namespace rn::drv

@@ -1,0 +1,172 @@
+// The rnicsim host driver: plain C++ over DeviceAccess, speaking to the device only through MMIO
+// and host memory, as docs/device-interface.md describes. Its API mirrors the verbs (alloc PD,
+// register MR, create CQ/QP, modify QP, post send/recv, poll CQ, request and get CQ events), call
+// for call, so the simulated host's workloads, the trace replayer and our libibverbs all use it.
+// Calls return 0 or a positive errno value, as verbs do.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "bridge/driver/device_access.h"
+#include "model/device/device_interface.h"
+
+namespace rn::drv {
+
+// ibv_send_flags values.
+enum SendFlags : uint32_t { kSendFence = 1, kSendSignaled = 2, kSendSolicited = 4, kSendInline = 8 };
+// ibv_wc_flags values.
+enum WcFlags : uint32_t { kWcWithImm = 2 };
+
+struct Sge {
+  uint64_t addr;
+  uint32_t length;
+  uint32_t lkey;
+};
+struct SendWr {
+  uint64_t wr_id = 0;
+  SendWr* next = nullptr;
+  const Sge* sg_list = nullptr;
+  int num_sge = 0;
+  dev::WrOpcode opcode = dev::WrOpcode::SEND;
+  uint32_t send_flags = 0;
+  uint32_t imm_data = 0;  // host order; sent big-endian
+  uint64_t remote_addr = 0;
+  uint32_t rkey = 0;
+};
+struct RecvWr {
+  uint64_t wr_id = 0;
+  RecvWr* next = nullptr;
+  const Sge* sg_list = nullptr;
+  int num_sge = 0;
+};
+struct Wc {
+  uint64_t wr_id;
+  dev::WcStatus status;
+  dev::WcOpcode opcode;
+  uint32_t vendor_err;
+  uint32_t byte_len;
+  uint32_t imm_data;
+  uint32_t qp_num;
+  uint32_t src_qp;
+  uint32_t wc_flags;
+};
+struct DeviceAttr {
+  uint32_t fw_version, vendor_id, vendor_part_id;
+  uint32_t max_qp, max_cq, max_pd, max_qp_wr, max_cqe, max_sge, max_recv_sge;
+  uint64_t max_mr_size;
+};
+struct PortAttr {
+  uint8_t state, max_mtu, active_mtu, link_layer;
+  uint32_t speed_mbps;
+  uint8_t mac[6];
+  uint32_t ipv4;
+};
+struct Mr {
+  uint32_t lkey = 0, rkey = 0;
+  uint64_t addr = 0, length = 0;
+  uint32_t pdn = 0;
+};
+struct QpCap {
+  uint32_t max_send_wr = 128, max_recv_wr = 128, max_send_sge = 1, max_recv_sge = 1;
+};
+struct AddressVector {
+  uint32_t dest_ipv4 = 0;
+  uint8_t dest_mac[6] = {};
+  uint8_t traffic_class = 0;
+  uint8_t hop_limit = 64;
+};
+struct QpAttr {
+  dev::QpState qp_state = dev::QpState::RESET;
+  dev::QpState cur_qp_state = dev::QpState::RESET;
+  dev::Mtu path_mtu = dev::Mtu::MTU_4096;
+  uint32_t qp_access_flags = 0;
+  uint32_t dest_qp_num = 0, rq_psn = 0, sq_psn = 0;
+  uint8_t timeout = 14, retry_cnt = 7, rnr_retry = 7, min_rnr_timer = 12;
+  uint8_t max_rd_atomic = 1, max_dest_rd_atomic = 1, port_num = 1;
+  uint16_t pkey_index = 0;
+  AddressVector ah;
+};
+
+struct Cq {
+  uint32_t cqn = 0;
+  uint64_t ring = 0;
+  uint32_t size = 0;
+  uint8_t log_size = 0;
+  uint32_t ci = 0;         // free-running consumer index
+  uint32_t db_ci = 0;      // last consumer index told to the device
+  int users = 0;
+};
+struct Qp {
+  uint32_t qpn = 0;
+  uint32_t pdn = 0;
+  Cq* send_cq = nullptr;
+  Cq* recv_cq = nullptr;
+  uint64_t sq = 0, rq = 0;
+  uint32_t sq_size = 0, rq_size = 0;
+  uint8_t sq_shift = 6, rq_shift = 4;
+  uint32_t max_send_sge = 0, max_recv_sge = 0;
+  uint32_t sq_pi = 0, sq_ci = 0;  // free-running; sq_ci from send CQEs
+  uint32_t rq_pi = 0, rq_ci = 0;
+  dev::QpState state = dev::QpState::RESET;
+  bool sq_sig_all = false;
+};
+
+class Driver {
+ public:
+  explicit Driver(DeviceAccess& io, uint64_t cmd_timeout_ns = 10'000'000);
+  ~Driver();
+  // Checks the device identity, sets up the command block, the event queue and MSI-X.
+  int open();
+
+  int query_device(DeviceAttr* out);
+  int query_port(uint8_t port, PortAttr* out);
+  int alloc_pd(uint32_t* pdn);
+  int dealloc_pd(uint32_t pdn);
+  int reg_mr(uint32_t pdn, uint64_t addr, uint64_t length, uint32_t access, Mr* out);
+  int dereg_mr(const Mr& mr);
+  int create_cq(int min_cqe, Cq** out);
+  int destroy_cq(Cq* cq);
+  int create_qp(uint32_t pdn, Cq* send_cq, Cq* recv_cq, const QpCap& cap, bool sq_sig_all, Qp** out);
+  int modify_qp(Qp* qp, const QpAttr& attr, uint32_t attr_mask);
+  int query_qp(Qp* qp, dev::QueryQpOut* out);
+  int destroy_qp(Qp* qp);
+
+  // Fast path: host memory writes plus one doorbell per call.
+  int post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr);
+  int post_recv(Qp* qp, const RecvWr* wr, const RecvWr** bad_wr);
+  // Returns the number of completions (>= 0), as ibv_poll_cq.
+  int poll_cq(Cq* cq, int n, Wc* wc);
+  int req_notify_cq(Cq* cq, bool solicited_only);
+  // Blocks until a completion event arrives (or timeout); returns the CQ.
+  int get_cq_event(Cq** cq, uint64_t timeout_ns);
+
+  // The last command's device status and syndrome (offset of the refused field), for diagnostics.
+  dev::CmdStatus last_status() const { return last_status_; }
+  uint32_t last_syndrome() const { return last_syndrome_; }
+  const std::string& last_error() const { return last_error_; }
+  DeviceAccess& io() { return io_; }
+
+ private:
+  int exec(dev::CmdOp op, const void* in, size_t in_len, void* out, size_t out_len);
+  void update_cq_db(Cq* cq, bool arm, bool solicited);
+  int fail(int err, std::string why);
+
+  DeviceAccess& io_;
+  uint64_t cmd_timeout_ns_;
+  uint64_t cmd_block_ = 0;
+  uint32_t token_ = 0;
+  uint64_t eq_ = 0;
+  uint32_t eq_size_ = 0, eq_ci_ = 0;
+  dev::CmdStatus last_status_ = dev::CmdStatus::OK;
+  uint32_t last_syndrome_ = 0;
+  std::string last_error_;
+  std::unordered_map<uint32_t, Qp*> qps_;
+  std::unordered_map<uint32_t, Cq*> cqs_;
+  std::vector<std::unique_ptr<Qp>> qp_store_;
+  std::vector<std::unique_ptr<Cq>> cq_store_;
+};
+
+}  // namespace rn::drv

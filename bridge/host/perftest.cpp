@@ -1,0 +1,564 @@
+#include "bridge/host/perftest.h"
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+
+#include <fmt/core.h>
+
+namespace rn::host {
+
+using dev::WcStatus;
+
+struct ConnInfo {
+  uint32_t qpn, psn, rkey;
+  uint64_t addr;
+};
+
+struct Exchange {
+  sc_core::sc_event ev;
+  int stage[2] = {0, 0};  // [0] client, [1] server
+  std::vector<ConnInfo> info[2];
+  bool failed = false;
+  bool done[2] = {false, false};
+};
+
+struct Perftest::Side {
+  SimHost& h;
+  drv::Driver& d;
+  std::vector<uint8_t> mac;
+  uint32_t ip;
+  int idx;  // 0 client, 1 server
+  uint32_t pdn = 0;
+  drv::Cq* scq = nullptr;
+  drv::Cq* rcq = nullptr;
+  std::vector<drv::Qp*> qps;
+  std::vector<uint64_t> src, dst;
+  std::vector<drv::Mr> src_mr, dst_mr;
+  Side(SimHost& host, drv::Driver& drv, std::vector<uint8_t> m, uint32_t i, int x)
+      : h(host), d(drv), mac(std::move(m)), ip(i), idx(x) {}
+};
+
+double WorkloadResult::percentile_ns(double p) const {
+  if (latencies.empty()) return 0;
+  std::vector<Tick> v = latencies;
+  std::sort(v.begin(), v.end());
+  size_t k = static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5);
+  return ticks_to_ns(v[std::min(k, v.size() - 1)]);
+}
+
+Perftest::Perftest(SimHost& ch, drv::Driver& c, SimHost& sh, drv::Driver& s, const WorkloadParams& p,
+                   const std::vector<uint8_t>& cmac, uint32_t cip, const std::vector<uint8_t>& smac,
+                   uint32_t sip)
+    : p_(p),
+      c_(std::make_unique<Side>(ch, c, cmac, cip, 0)),
+      s_(std::make_unique<Side>(sh, s, smac, sip, 1)),
+      x_(std::make_unique<Exchange>()) {
+  res_.params = p;
+}
+
+Perftest::~Perftest() = default;
+
+bool Perftest::finished() const { return x_->done[0] && x_->done[1]; }
+
+void Perftest::set_error(const std::string& e) {
+  if (res_.error.empty()) res_.error = e;
+  x_->failed = true;
+  x_->ev.notify(sc_core::SC_ZERO_TIME);
+}
+
+namespace {
+uint64_t seed_for(const WorkloadParams& p, int side, uint32_t qp) {
+  return uint64_t(p.pattern_seed) * 1000003ull + uint64_t(side) * 65537ull + qp;
+}
+constexpr uint64_t kGuard = 64;
+
+void poison(SimHost& h, uint64_t va, uint64_t len, uint64_t seed) {
+  std::vector<uint8_t> b(len);
+  for (uint64_t i = 0; i < len; ++i) b[i] = static_cast<uint8_t>(~hostmem::pattern_byte(seed, i));
+  h.app_write(va, b.data(), len);
+}
+
+// First offset in [va+from, va+to) that no longer holds the poison, if any.
+std::optional<uint64_t> poison_changed(SimHost& h, uint64_t va, uint64_t from, uint64_t to, uint64_t seed) {
+  std::vector<uint8_t> b(to - from);
+  h.app_read(va + from, b.data(), b.size());
+  for (uint64_t i = 0; i < b.size(); ++i)
+    if (b[i] != static_cast<uint8_t>(~hostmem::pattern_byte(seed, from + i))) return from + i;
+  return std::nullopt;
+}
+
+bool is_send(const std::string& k) { return k == "send_bw" || k == "send_lat"; }
+bool is_lat(const std::string& k) { return k == "write_lat" || k == "send_lat"; }
+// Splits [addr, addr+len) into n SGEs (the last takes the remainder).
+int make_sges(uint64_t addr, uint64_t len, uint32_t lkey, uint32_t n, drv::Sge* out) {
+  if (len == 0) {
+    out[0] = drv::Sge{addr, 0, lkey};
+    return 1;
+  }
+  n = static_cast<uint32_t>(std::min<uint64_t>(n, len));
+  uint64_t piece = len / n;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint64_t l = (i + 1 == n) ? len - piece * (n - 1) : piece;
+    out[i] = drv::Sge{addr + piece * i, static_cast<uint32_t>(l), lkey};
+  }
+  return static_cast<int>(n);
+}
+}  // namespace
+
+bool Perftest::setup(Side& s, bool is_client) {
+  drv::Driver& d = s.d;
+  auto check = [&](int e, const char* what) {
+    if (e) set_error(fmt::format("{}: {} failed: {} ({})", s.h.name(), what, std::strerror(e), d.last_error()));
+    return e == 0;
+  };
+  if (!check(d.alloc_pd(&s.pdn), "alloc_pd")) return false;
+  int cqe = static_cast<int>(p_.qps * std::max(p_.tx_depth, p_.rx_depth) * 2);
+  if (!check(d.create_cq(cqe, &s.scq), "create_cq")) return false;
+  if (!check(d.create_cq(cqe, &s.rcq), "create_cq")) return false;
+  uint64_t len = std::max<uint64_t>(p_.size, 1);
+  const uint32_t lw = static_cast<uint32_t>(dev::Access::LOCAL_WRITE);
+  const uint32_t rw = static_cast<uint32_t>(dev::Access::REMOTE_WRITE);
+  for (uint32_t i = 0; i < p_.qps; ++i) {
+    drv::QpCap cap;
+    cap.max_send_wr = p_.tx_depth;
+    cap.max_recv_wr = p_.rx_depth;
+    cap.max_send_sge = std::max<uint32_t>(1, p_.sges);
+    cap.max_recv_sge = std::max<uint32_t>(1, p_.sges);
+    drv::Qp* qp = nullptr;
+    if (!check(d.create_qp(s.pdn, s.scq, s.rcq, cap, false, &qp), "create_qp")) return false;
+    s.qps.push_back(qp);
+    uint64_t src = s.h.alloc_buffer(len), dst = s.h.alloc_buffer(len + kGuard);
+    s.h.app_fill_pattern(src, len, seed_for(p_, s.idx, i));
+    // Poison the destination and a guard zone after it with the complement of the expected
+    // bytes: every byte the NIC must write has to change, and the guard must not.
+    poison(s.h, dst, len + kGuard, seed_for(p_, 1 - s.idx, i));
+    s.src.push_back(src);
+    s.dst.push_back(dst);
+    drv::Mr m1, m2;
+    if (!check(d.reg_mr(s.pdn, src, len, lw, &m1), "reg_mr")) return false;
+    if (!check(d.reg_mr(s.pdn, dst, len, lw | rw, &m2), "reg_mr")) return false;
+    s.src_mr.push_back(m1);
+    s.dst_mr.push_back(m2);
+    x_->info[s.idx].push_back(ConnInfo{qp->qpn, (0x1000u * (i + 1) + (is_client ? 7u : 3u)) & 0xFFFFFF,
+                                       m2.rkey, dst});
+  }
+  return true;
+}
+
+bool Perftest::connect(Side& s, bool is_client) {
+  drv::Driver& d = s.d;
+  Side& peer = is_client ? *s_ : *c_;
+  const auto& mine = x_->info[s.idx];
+  const auto& theirs = x_->info[1 - s.idx];
+  dev::Mtu mtu = dev::Mtu::MTU_4096;
+  for (int c = 1; c <= 5; ++c)
+    if ((128u << c) == p_.mtu) mtu = static_cast<dev::Mtu>(c);
+  for (uint32_t i = 0; i < p_.qps; ++i) {
+    drv::QpAttr a;
+    a.qp_state = dev::QpState::INIT;
+    a.qp_access_flags = static_cast<uint32_t>(dev::Access::REMOTE_WRITE) |
+                        static_cast<uint32_t>(dev::Access::LOCAL_WRITE);
+    using A = dev::QpAttr;
+    auto m = [](std::initializer_list<A> l) {
+      uint32_t v = 0;
+      for (A x : l) v |= static_cast<uint32_t>(x);
+      return v;
+    };
+    int e = d.modify_qp(s.qps[i], a, m({A::STATE, A::PKEY_INDEX, A::PORT, A::ACCESS_FLAGS}));
+    if (!e) {
+      a.qp_state = dev::QpState::RTR;
+      a.path_mtu = mtu;
+      a.dest_qp_num = theirs[i].qpn;
+      a.rq_psn = theirs[i].psn;
+      a.ah.dest_ipv4 = peer.ip;
+      std::memcpy(a.ah.dest_mac, peer.mac.data(), 6);
+      e = d.modify_qp(s.qps[i], a,
+                      m({A::STATE, A::AV, A::PATH_MTU, A::DEST_QPN, A::RQ_PSN, A::MAX_DEST_RD_ATOMIC,
+                         A::MIN_RNR_TIMER}));
+    }
+    if (!e) {
+      a.qp_state = dev::QpState::RTS;
+      a.sq_psn = mine[i].psn;
+      e = d.modify_qp(s.qps[i], a,
+                      m({A::STATE, A::SQ_PSN, A::TIMEOUT, A::RETRY_CNT, A::RNR_RETRY, A::MAX_QP_RD_ATOMIC}));
+    }
+    if (e) {
+      set_error(fmt::format("{}: modify_qp failed: {}", s.h.name(), d.last_error()));
+      return false;
+    }
+  }
+  return true;
+}
+
+void Perftest::teardown(Side& s) {
+  for (auto* qp : s.qps) s.d.destroy_qp(qp);
+  for (auto& m : s.src_mr) s.d.dereg_mr(m);
+  for (auto& m : s.dst_mr) s.d.dereg_mr(m);
+  if (s.scq) s.d.destroy_cq(s.scq);
+  if (s.rcq) s.d.destroy_cq(s.rcq);
+  if (s.pdn) s.d.dealloc_pd(s.pdn);
+}
+
+bool Perftest::wait_cq(Side& s, drv::Cq* cq, drv::Wc* wc, int n, int* got) {
+  for (;;) {
+    *got = s.d.poll_cq(cq, n, wc);
+    if (*got > 0) {
+      s.h.cpu(s.h.params().poll_cost);
+      for (int i = 0; i < *got; ++i)
+        if (wc[i].status != WcStatus::SUCCESS) {
+          set_error(fmt::format("{}: completion wr_id {} on QP {} failed: {} (vendor_err {})",
+                                s.h.name(), wc[i].wr_id, wc[i].qp_num, dev::to_string(wc[i].status),
+                                wc[i].vendor_err));
+          return false;
+        }
+      return true;
+    }
+    if (x_->failed) return false;
+    uint64_t slot = cq->ring + uint64_t(cq->ci & (cq->size - 1)) * sizeof(dev::Cqe);
+    if (!s.h.wait_write(slot, sizeof(dev::Cqe), s.h.params().driver_timeout)) {
+      if (s.d.poll_cq(cq, 0, wc) == 0 && !x_->failed) {
+        set_error(fmt::format("{}: no completion within {} ns (CQ {}, {} polled so far)", s.h.name(),
+                              ticks_to_ns(s.h.params().driver_timeout), cq->cqn, cq->ci));
+        return false;
+      }
+    }
+  }
+}
+
+bool Perftest::sync(int me, int stage) {
+  x_->stage[me] = std::max(x_->stage[me], stage);
+  x_->ev.notify(sc_core::SC_ZERO_TIME);
+  while (x_->stage[1 - me] < stage && !x_->failed) sc_core::wait(x_->ev);
+  return !x_->failed;
+}
+
+// Stages: 1 resources created and published, 2 connected (server's receives posted), 3 client
+// traffic complete, 4 server complete.
+void Perftest::run_client() {
+  bool ok = setup(*c_, true) && sync(0, 1) && connect(*c_, true) && sync(0, 2);
+  if (ok) {
+    if (is_lat(p_.kind)) {
+      client_lat();
+    } else {
+      client_bw();
+    }
+    sync(0, 3);
+    sync(0, 4);
+  }
+  teardown(*c_);
+  x_->done[0] = true;
+  x_->stage[0] = 99;
+  x_->ev.notify(sc_core::SC_ZERO_TIME);
+}
+
+void Perftest::run_server() {
+  bool ok = setup(*s_, false) && sync(1, 1) && connect(*s_, false);
+  if (ok) {
+    if (is_lat(p_.kind)) {
+      if (sync(1, 2)) server_lat();
+    } else {
+      server_bw();
+    }
+    sync(1, 3);
+    sync(1, 4);
+  }
+  teardown(*s_);
+  x_->done[1] = true;
+  x_->stage[1] = 99;
+  x_->ev.notify(sc_core::SC_ZERO_TIME);
+}
+
+bool Perftest::verify() {
+  res_.ok = res_.error.empty();
+  if (!res_.ok || !p_.verify) return res_.ok;
+  // After the simulation has drained, every DMA write has landed.
+  Side& s = *s_;
+  for (uint32_t q = 0; q < s.dst.size(); ++q) {
+    // Latency tests: the last byte carries the round-trip marker, not the pattern.
+    uint64_t n = is_lat(p_.kind) ? (p_.size ? p_.size - 1 : 0) : p_.size;
+    auto bad = s.h.app_check_pattern(s.dst[q], n, seed_for(p_, 0, q));
+    if (bad) {
+      res_.ok = false;
+      res_.error = fmt::format("server QP {}: received byte {} of {} differs from the client's data", q,
+                               *bad, p_.size);
+      return false;
+    }
+    uint64_t len = std::max<uint64_t>(p_.size, 1);
+    if (auto g = poison_changed(s.h, s.dst[q], p_.size, len + kGuard, seed_for(p_, 0, q))) {
+      res_.ok = false;
+      res_.error = fmt::format("server QP {}: byte {} past the end of the {}-byte message was overwritten", q,
+                               *g, p_.size);
+      return false;
+    }
+    res_.verified_bytes += n;
+  }
+  if (is_lat(p_.kind)) {
+    Side& c = *c_;
+    for (uint32_t q = 0; q < c.dst.size(); ++q) {
+      uint64_t n = p_.size ? p_.size - 1 : 0;
+      auto bad = c.h.app_check_pattern(c.dst[q], n, seed_for(p_, 1, q));
+      if (bad) {
+        res_.ok = false;
+        res_.error = fmt::format("client QP {}: received byte {} of {} differs from the server's data",
+                                 q, *bad, p_.size);
+        return false;
+      }
+      res_.verified_bytes += n;
+    }
+  }
+  return true;
+}
+
+void Perftest::client_bw() {
+  Side& s = *c_;
+  const bool send = is_send(p_.kind);
+  const uint32_t nq = p_.qps;
+  std::vector<uint64_t> posted(nq, 0), completed(nq, 0);
+  const uint64_t total = p_.iterations * nq;
+  uint64_t done = 0;
+  std::vector<drv::Wc> wc(64);
+  drv::Sge sg[32];
+  const auto& peer = x_->info[1];
+  res_.start = sc_core::sc_time_stamp().value();
+  while (done < total) {
+    for (uint32_t q = 0; q < nq; ++q) {
+      while (posted[q] < p_.iterations && posted[q] - completed[q] < p_.tx_depth) {
+        drv::SendWr wr;
+        wr.wr_id = (uint64_t(q) << 40) | posted[q];
+        wr.num_sge = make_sges(s.src[q], p_.size, s.src_mr[q].lkey, p_.sges, sg);
+        wr.sg_list = sg;
+        wr.opcode = send ? (p_.imm ? dev::WrOpcode::SEND_WITH_IMM : dev::WrOpcode::SEND)
+                         : (p_.imm ? dev::WrOpcode::RDMA_WRITE_WITH_IMM : dev::WrOpcode::RDMA_WRITE);
+        wr.imm_data = static_cast<uint32_t>(0xA5000000u | (posted[q] & 0xFFFFFF));
+        wr.remote_addr = peer[q].addr;
+        wr.rkey = peer[q].rkey;
+        bool last = posted[q] + 1 == p_.iterations;
+        if (last || posted[q] % p_.cq_mod == p_.cq_mod - 1) wr.send_flags = drv::kSendSignaled;
+        s.h.cpu(s.h.params().wqe_write_cost);
+        const drv::SendWr* bad = nullptr;
+        if (int e = s.d.post_send(s.qps[q], &wr, &bad)) {
+          set_error(fmt::format("client: post_send failed: {}", s.d.last_error()));
+          (void)e;
+          return;
+        }
+        ++posted[q];
+      }
+    }
+    int got = 0;
+    if (!wait_cq(s, s.scq, wc.data(), static_cast<int>(wc.size()), &got)) return;
+    for (int i = 0; i < got; ++i) {
+      uint32_t q = static_cast<uint32_t>(wc[i].wr_id >> 40);
+      uint64_t n = (wc[i].wr_id & ((1ull << 40) - 1)) + 1;
+      if (q >= nq || n <= completed[q]) {
+        set_error(fmt::format("client: unexpected completion wr_id {:#x}", wc[i].wr_id));
+        return;
+      }
+      done += n - completed[q];
+      completed[q] = n;
+      ++res_.completions;
+    }
+  }
+  res_.end = sc_core::sc_time_stamp().value();
+  res_.messages = total;
+  res_.bytes = total * p_.size;
+  Tick dt = res_.end - res_.start;
+  if (dt) {
+    res_.goodput_gbps = static_cast<double>(res_.bytes) * 8.0 / static_cast<double>(dt) * 1e3;
+    res_.msg_rate_mpps = static_cast<double>(res_.messages) / static_cast<double>(dt) * 1e6;
+  }
+  res_.ok = true;
+}
+
+void Perftest::server_bw() {
+  Side& s = *s_;
+  const int me = 1;
+  const bool send = is_send(p_.kind);
+  const bool recv_needed = send || p_.imm;
+  const uint32_t nq = p_.qps;
+  drv::Sge sg[32];
+  auto post_recv = [&](uint32_t q, uint64_t id) {
+    drv::RecvWr wr;
+    wr.wr_id = (uint64_t(q) << 40) | id;
+    wr.num_sge = make_sges(s.dst[q], p_.size, s.dst_mr[q].lkey, p_.sges, sg);
+    wr.sg_list = sg;
+    const drv::RecvWr* bad = nullptr;
+    return s.d.post_recv(s.qps[q], &wr, &bad);
+  };
+  std::vector<uint64_t> posted(nq, 0), got_msgs(nq, 0);
+  if (recv_needed) {
+    for (uint32_t q = 0; q < nq; ++q)
+      for (uint32_t k = 0; k < p_.rx_depth && posted[q] < p_.iterations; ++k)
+        if (post_recv(q, posted[q]++)) {
+          set_error(fmt::format("server: post_recv failed: {}", s.d.last_error()));
+          return;
+        }
+  }
+  if (!sync(me, 2)) return;
+  if (recv_needed) {
+    std::vector<drv::Wc> wc(64);
+    uint64_t total = p_.iterations * nq, done = 0;
+    while (done < total) {
+      int got = 0;
+      if (!wait_cq(s, s.rcq, wc.data(), static_cast<int>(wc.size()), &got)) return;
+      for (int i = 0; i < got; ++i) {
+        const drv::Wc& w = wc[i];
+        uint32_t q = static_cast<uint32_t>(w.wr_id >> 40);
+        uint64_t expected_len = p_.size;
+        dev::WcOpcode want = send ? dev::WcOpcode::RECV : dev::WcOpcode::RECV_RDMA_WITH_IMM;
+        std::string bad;
+        if (q >= nq) bad = "unknown wr_id";
+        else if (w.opcode != want) bad = fmt::format("opcode {}", dev::to_string(w.opcode));
+        else if (w.byte_len != expected_len) bad = fmt::format("byte_len {}", w.byte_len);
+        else if (p_.imm && (!(w.wc_flags & drv::kWcWithImm) ||
+                            w.imm_data != (0xA5000000u | (got_msgs[q] & 0xFFFFFF))))
+          bad = fmt::format("imm {:#x} (expected {:#x})", w.imm_data, 0xA5000000u | (got_msgs[q] & 0xFFFFFF));
+        else if (!p_.imm && (w.wc_flags & drv::kWcWithImm)) bad = "unexpected immediate";
+        if (!bad.empty()) {
+          set_error(fmt::format("server: bad receive completion (QP {}, message {}): {}", w.qp_num,
+                                q < nq ? got_msgs[q] : 0, bad));
+          return;
+        }
+        ++got_msgs[q];
+        ++done;
+        ++res_.completions;
+        if (posted[q] < p_.iterations) {
+          if (post_recv(q, posted[q]++)) {
+            set_error(fmt::format("server: post_recv failed: {}", s.d.last_error()));
+            return;
+          }
+        }
+      }
+    }
+  }
+}
+
+
+namespace {
+uint8_t marker(uint64_t i) { return static_cast<uint8_t>(i % 255 + 1); }
+}  // namespace
+
+// Ping-pong: the client writes (or sends) to the server, which answers as soon as it sees the
+// message; one-way latency = round trip / 2, as perftest reports it.
+void Perftest::client_lat() {
+  Side& s = *c_;
+  const bool send = is_send(p_.kind);
+  const auto& peer = x_->info[1];
+  drv::Sge sg[32];
+  drv::Wc wc[16];
+  const uint64_t len = p_.size;
+  res_.latencies.reserve(p_.iterations);
+  uint64_t recv_posted = 0;
+  auto post_recv = [&]() {
+    drv::RecvWr wr;
+    wr.wr_id = recv_posted++;
+    wr.num_sge = make_sges(s.dst[0], len, s.dst_mr[0].lkey, p_.sges, sg);
+    wr.sg_list = sg;
+    const drv::RecvWr* bad = nullptr;
+    return s.d.post_recv(s.qps[0], &wr, &bad) == 0;
+  };
+  if (send && !post_recv()) return set_error("client: post_recv failed: " + s.d.last_error());
+  const uint64_t n = p_.warmup + p_.iterations;
+  res_.start = sc_core::sc_time_stamp().value();
+  for (uint64_t i = 0; i < n; ++i) {
+    uint8_t m = marker(i);
+    if (len > 0) s.h.app_write(s.src[0] + len - 1, &m, 1);
+    Tick t0 = sc_core::sc_time_stamp().value();
+    drv::SendWr wr;
+    wr.wr_id = i;
+    wr.num_sge = make_sges(s.src[0], len, s.src_mr[0].lkey, p_.sges, sg);
+    wr.sg_list = sg;
+    wr.opcode = send ? dev::WrOpcode::SEND : dev::WrOpcode::RDMA_WRITE;
+    wr.remote_addr = peer[0].addr;
+    wr.rkey = peer[0].rkey;
+    wr.send_flags = drv::kSendSignaled;
+    s.h.cpu(s.h.params().wqe_write_cost);
+    const drv::SendWr* bad = nullptr;
+    if (s.d.post_send(s.qps[0], &wr, &bad)) return set_error("client: post_send failed: " + s.d.last_error());
+    // The answer.
+    if (send) {
+      int got = 0;
+      if (!wait_cq(s, s.rcq, wc, 1, &got)) return;
+      if (wc[0].byte_len != len)
+        return set_error(fmt::format("client: received {} bytes, expected {}", wc[0].byte_len, len));
+      if (i + 1 < n && !post_recv()) return set_error("client: post_recv failed: " + s.d.last_error());
+    } else {
+      uint64_t last = s.dst[0] + len - 1;
+      for (;;) {
+        uint8_t b = 0;
+        s.h.app_read(last, &b, 1);
+        if (b == m) break;
+        if (!s.h.wait_write(last, 1, s.h.params().driver_timeout))
+          return set_error(fmt::format("client: no answer to round trip {} within {} ns", i,
+                                       ticks_to_ns(s.h.params().driver_timeout)));
+      }
+      s.h.cpu(s.h.params().poll_cost);
+    }
+    Tick t1 = sc_core::sc_time_stamp().value();
+    if (i >= p_.warmup) res_.latencies.push_back((t1 - t0) / 2);
+    // Reap our send completion (it arrived before the answer could).
+    int got = 0;
+    if (!wait_cq(s, s.scq, wc, 16, &got)) return;
+    ++res_.completions;
+  }
+  res_.end = sc_core::sc_time_stamp().value();
+  res_.messages = p_.iterations;
+  res_.bytes = p_.iterations * len;
+  res_.ok = true;
+}
+
+void Perftest::server_lat() {
+  Side& s = *s_;
+  const bool send = is_send(p_.kind);
+  const auto& peer = x_->info[0];
+  drv::Sge sg[32];
+  drv::Wc wc[16];
+  const uint64_t len = p_.size;
+  uint64_t recv_posted = 0;
+  auto post_recv = [&]() {
+    drv::RecvWr wr;
+    wr.wr_id = recv_posted++;
+    wr.num_sge = make_sges(s.dst[0], len, s.dst_mr[0].lkey, p_.sges, sg);
+    wr.sg_list = sg;
+    const drv::RecvWr* bad = nullptr;
+    return s.d.post_recv(s.qps[0], &wr, &bad) == 0;
+  };
+  const uint64_t n = p_.warmup + p_.iterations;
+  if (send && !post_recv()) return set_error("server: post_recv failed: " + s.d.last_error());
+  for (uint64_t i = 0; i < n; ++i) {
+    uint8_t m = marker(i);
+    if (send) {
+      int got = 0;
+      if (!wait_cq(s, s.rcq, wc, 1, &got)) return;
+      if (wc[0].byte_len != len)
+        return set_error(fmt::format("server: received {} bytes, expected {}", wc[0].byte_len, len));
+      if (i + 1 < n && !post_recv()) return set_error("server: post_recv failed: " + s.d.last_error());
+    } else {
+      uint64_t last = s.dst[0] + len - 1;
+      for (;;) {
+        uint8_t b = 0;
+        s.h.app_read(last, &b, 1);
+        if (b == m) break;
+        if (!s.h.wait_write(last, 1, s.h.params().driver_timeout))
+          return set_error(fmt::format("server: round trip {} never arrived", i));
+      }
+      s.h.cpu(s.h.params().poll_cost);
+    }
+    if (len > 0) s.h.app_write(s.src[0] + len - 1, &m, 1);
+    drv::SendWr wr;
+    wr.wr_id = i;
+    wr.num_sge = make_sges(s.src[0], len, s.src_mr[0].lkey, p_.sges, sg);
+    wr.sg_list = sg;
+    wr.opcode = send ? dev::WrOpcode::SEND : dev::WrOpcode::RDMA_WRITE;
+    wr.remote_addr = peer[0].addr;
+    wr.rkey = peer[0].rkey;
+    wr.send_flags = drv::kSendSignaled;
+    s.h.cpu(s.h.params().wqe_write_cost);
+    const drv::SendWr* bad = nullptr;
+    if (s.d.post_send(s.qps[0], &wr, &bad)) return set_error("server: post_send failed: " + s.d.last_error());
+    int got = 0;
+    if (!wait_cq(s, s.scq, wc, 16, &got)) return;
+  }
+}
+
+}  // namespace rn::host

@@ -1,0 +1,79 @@
+// Workloads modelled on perftest (ib_write_bw, ib_send_bw, ib_write_lat, ib_send_lat), run as
+// host software over the driver on two simulated hosts: the client on one, the server on the
+// other, connected out of band (as perftest's TCP exchange) at zero simulated cost.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bridge/driver/driver.h"
+#include "bridge/host/sim_host.h"
+
+namespace rn::host {
+
+struct WorkloadParams {
+  std::string kind;            // write_bw, send_bw, write_lat, send_lat
+  uint64_t size = 65536;       // message size, bytes
+  uint64_t iterations = 1000;  // messages per QP (bandwidth) or round trips (latency)
+  uint64_t warmup = 0;         // latency: round trips not counted
+  uint32_t qps = 1;
+  uint32_t tx_depth = 128;     // outstanding send WQEs per QP
+  uint32_t rx_depth = 512;     // posted receive WQEs per QP (send tests)
+  uint32_t cq_mod = 100;       // bandwidth: signal every cq_mod-th WQE
+  uint32_t mtu = 4096;         // path MTU, bytes
+  uint32_t sges = 1;           // scatter/gather entries per message (split evenly)
+  bool imm = false;            // use the WITH_IMM opcodes; the server checks every value
+  bool verify = true;          // check every received byte against the sender's pattern
+  uint32_t pattern_seed = 1;
+};
+
+struct WorkloadResult {
+  WorkloadParams params;
+  bool ok = false;
+  std::string error;
+  Tick start = 0, end = 0;
+  uint64_t messages = 0, bytes = 0;
+  double goodput_gbps = 0, msg_rate_mpps = 0;
+  std::vector<Tick> latencies;  // one-way (half round trip) per counted iteration
+  uint64_t verified_bytes = 0;
+  uint64_t completions = 0;
+  double percentile_ns(double p) const;
+};
+
+// One connection's worth of shared out-of-band state between the two sides.
+struct Exchange;
+
+class Perftest {
+ public:
+  Perftest(SimHost& client_host, drv::Driver& client, SimHost& server_host, drv::Driver& server,
+           const WorkloadParams& p, const std::vector<uint8_t>& client_mac, uint32_t client_ip,
+           const std::vector<uint8_t>& server_mac, uint32_t server_ip);
+  ~Perftest();
+  // Run in a thread of the client host and of the server host respectively.
+  void run_client();
+  void run_server();
+  // After the simulation has drained: checks every received byte against the sender's pattern.
+  bool verify();
+  const WorkloadResult& result() const { return res_; }
+  bool finished() const;
+
+ private:
+  struct Side;
+  bool setup(Side& s, bool is_client);
+  bool connect(Side& s, bool is_client);
+  void teardown(Side& s);
+  void client_bw();
+  void client_lat();
+  void server_bw();
+  void server_lat();
+  bool sync(int me, int stage);
+  bool wait_cq(Side& s, drv::Cq* cq, drv::Wc* wc, int n, int* got);
+  void set_error(const std::string& e);
+
+  WorkloadParams p_;
+  WorkloadResult res_;
+  std::unique_ptr<Side> c_, s_;
+  std::unique_ptr<Exchange> x_;
+};
+
+}  // namespace rn::host

@@ -1,0 +1,209 @@
+#include "bridge/host/sim_host.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include <fmt/core.h>
+
+namespace rn::host {
+
+namespace {
+constexpr uint64_t kPage = 4096;
+sc_core::sc_time ps(Tick t) { return sc_core::sc_time::from_value(t); }
+}  // namespace
+
+SimHost::SimHost(Sim& sim, const std::string& name, const HostParams& p, hostmem::HostMemory& mem,
+                 pcie::Bridge& bridge)
+    : sim_(sim),
+      name_(name),
+      p_(p),
+      mem_(mem),
+      bridge_(bridge),
+      stats_(sim.stats, name, "simulated host: OS memory, interrupts"),
+      interrupts_(stats_.counter("interrupts", "count", "MSI-X messages received")),
+      bad_msi_(stats_.counter("stray_msi", "count", "MSI-X writes to an address nobody listens on")),
+      app_pages_(stats_.counter("app_pages", "count", "application pages mapped")),
+      dma_bytes_(stats_.counter("dma_alloc_bytes", "B", "DMA-coherent memory allocated")) {
+  bridge_.attach_host(this);
+}
+
+SimHost::~SimHost() { sim_.stats.remove(&stats_); }
+
+void SimHost::spawn(const std::string& name, std::function<void()> fn) {
+  sc_core::sc_spawn_options opt;
+  sc_core::sc_spawn(std::move(fn), (name_ + "_" + name).c_str(), &opt);
+}
+
+void SimHost::cpu(Tick t) {
+  if (t) sc_core::wait(ps(t));
+}
+
+uint64_t SimHost::alloc_buffer(uint64_t len) {
+  if (len == 0) len = 1;
+  uint64_t n = (len + kPage - 1) / kPage;
+  uint64_t va = app_next_;
+  app_next_ += (n + 1) * kPage;  // a guard page between buffers
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t frame;
+    if (p_.scatter_pages) {
+      // Frames handed out in a scrambled order: consecutive virtual pages are never physically
+      // adjacent, so every translation path (MTT, page splits) is exercised. Multiplying by an
+      // odd constant modulo 2^26 is a bijection: no frame is handed out twice.
+      uint64_t k = frames_next_++;
+      if (k >= (1ull << 26)) throw std::length_error(name_ + ": out of application page frames");
+      frame = kPageBase + ((k * 0x9E3779B1ull) & ((1ull << 26) - 1)) * kPage;
+    } else {
+      frame = kPageBase + frames_next_++ * kPage;
+    }
+    page_table_[(va / kPage) + i] = frame;
+  }
+  app_pages_ += n;
+  return va;
+}
+
+uint64_t SimHost::translate(uint64_t va) const {
+  if (va < kAppBase) return va;
+  auto it = page_table_.find(va / kPage);
+  if (it == page_table_.end())
+    throw std::out_of_range(fmt::format("{}: virtual address {:#x} is not mapped", name_, va));
+  return it->second + (va % kPage);
+}
+
+template <typename F>
+void SimHost::for_each_phys(uint64_t addr, size_t len, F&& fn) const {
+  if (addr < kAppBase) {
+    fn(addr, len);
+    return;
+  }
+  while (len > 0) {
+    size_t chunk = std::min<size_t>(len, kPage - (addr % kPage));
+    fn(translate(addr), chunk);
+    addr += chunk;
+    len -= chunk;
+  }
+}
+
+void SimHost::app_write(uint64_t va, const void* src, size_t len) {
+  auto* s = static_cast<const uint8_t*>(src);
+  for_each_phys(va, len, [&](uint64_t pa, size_t n) {
+    mem_.write(pa, s, n);
+    s += n;
+  });
+}
+
+void SimHost::app_read(uint64_t va, void* dst, size_t len) {
+  auto* d = static_cast<uint8_t*>(dst);
+  for_each_phys(va, len, [&](uint64_t pa, size_t n) {
+    mem_.read(pa, d, n);
+    d += n;
+  });
+}
+
+void SimHost::app_fill_pattern(uint64_t va, uint64_t len, uint64_t seed) {
+  std::vector<uint8_t> buf(kPage);
+  for (uint64_t off = 0; off < len;) {
+    size_t n = std::min<uint64_t>(kPage - ((va + off) % kPage), len - off);
+    for (size_t i = 0; i < n; ++i) buf[i] = hostmem::pattern_byte(seed, off + i);
+    app_write(va + off, buf.data(), n);
+    off += n;
+  }
+}
+
+std::optional<uint64_t> SimHost::app_check_pattern(uint64_t va, uint64_t len, uint64_t seed) {
+  std::vector<uint8_t> buf(kPage);
+  for (uint64_t off = 0; off < len;) {
+    size_t n = std::min<uint64_t>(kPage - ((va + off) % kPage), len - off);
+    app_read(va + off, buf.data(), n);
+    for (size_t i = 0; i < n; ++i)
+      if (buf[i] != hostmem::pattern_byte(seed, off + i)) return off + i;
+    off += n;
+  }
+  return std::nullopt;
+}
+
+void SimHost::on_dma_write(uint64_t addr, uint64_t len) {
+  for (const Watch& w : watches_)
+    if (addr < w.hi && addr + len > w.lo) w.ev->notify(sc_core::SC_ZERO_TIME);
+}
+
+void SimHost::on_msi(uint64_t addr, uint32_t data) {
+  if (addr != kMsiAddr) {
+    ++bad_msi_;
+    return;
+  }
+  ++interrupts_;
+  ++irq_pending_;
+  irq_.notify(sc_core::SC_ZERO_TIME);
+}
+
+bool SimHost::wait_write(uint64_t addr, size_t len, Tick timeout) {
+  sc_core::sc_event ev;
+  for_each_phys(addr, len, [&](uint64_t pa, size_t n) { watches_.push_back(Watch{pa, pa + n, &ev}); });
+  Tick t0 = now();
+  sc_core::wait(ps(timeout), ev);
+  bool fired = now() - t0 < timeout;
+  // Remove this wait's watches (others may have been added after them by other threads).
+  watches_.erase(std::remove_if(watches_.begin(), watches_.end(), [&](const Watch& w) { return w.ev == &ev; }),
+                 watches_.end());
+  if (fired) cpu(p_.wakeup_latency);
+  return fired;
+}
+
+void SimHost::mmio_write32(uint64_t offset, uint32_t value) {
+  bridge_.mmio_write32(offset, value);
+  cpu(p_.mmio_write_cost);
+}
+
+uint32_t SimHost::mmio_read32(uint64_t offset) { return bridge_.mmio_read32(offset); }
+
+uint64_t SimHost::dma_alloc(size_t len, size_t align) {
+  if (len == 0 || (align & (align - 1))) return 0;
+  align = std::max<size_t>(align, 64);
+  uint64_t a = (dma_next_ + align - 1) & ~uint64_t(align - 1);
+  dma_next_ = a + len;
+  mem_.fill(a, len, 0);
+  dma_bytes_ += len;
+  return a;
+}
+
+void SimHost::dma_free(uint64_t, size_t) {
+  // Bump allocator: freed DMA memory is not reused (the address space is 64-bit and sparse).
+}
+
+void SimHost::mem_write(uint64_t addr, const void* src, size_t len) { app_write(addr, src, len); }
+void SimHost::mem_read(uint64_t addr, void* dst, size_t len) { app_read(addr, dst, len); }
+
+bool SimHost::pin_pages(uint64_t va, uint64_t len, std::vector<uint64_t>* pages) {
+  pages->clear();
+  if (len == 0 || va + len < va) return false;
+  uint64_t first = va / kPage, last = (va + len - 1) / kPage;
+  for (uint64_t p = first; p <= last; ++p) {
+    if (va < kAppBase) {
+      pages->push_back(p * kPage);
+      continue;
+    }
+    auto it = page_table_.find(p);
+    if (it == page_table_.end()) return false;
+    pages->push_back(it->second);
+  }
+  return true;
+}
+
+bool SimHost::wait_device_write(uint64_t addr, size_t len, uint64_t timeout_ns) {
+  return wait_write(addr, len, std::min<uint64_t>(timeout_ns * kNs, p_.driver_timeout));
+}
+
+bool SimHost::wait_interrupt(uint64_t timeout_ns) {
+  if (irq_pending_ == 0) {
+    Tick t0 = now();
+    Tick to = std::min<uint64_t>(timeout_ns * kNs, p_.driver_timeout);
+    sc_core::wait(ps(to), irq_);
+    if (now() - t0 >= to && irq_pending_ == 0) return false;
+  }
+  if (irq_pending_ == 0) return false;
+  --irq_pending_;
+  cpu(p_.wakeup_latency);
+  return true;
+}
+
+}  // namespace rn::host

@@ -1,0 +1,241 @@
+#include "bridge/host_memory/host_memory.h"
+
+#include <isa-l/crc.h>
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+#include <stdexcept>
+
+namespace rn::hostmem {
+namespace {
+
+alignas(64) const uint8_t kZeroPage[kPageSize] = {};
+
+inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Eight pattern bytes at offsets 8*word .. 8*word+7 (little-endian in the word).
+inline uint64_t pattern_word(uint64_t seed, uint64_t word) {
+  return splitmix64(splitmix64(seed) ^ (word * 0xd6e8feb86659fd93ULL));
+}
+
+// Bytes from addr to the end of its page, capped at remaining.
+inline size_t chunk_len(uint64_t addr, uint64_t remaining) {
+  return static_cast<size_t>(std::min<uint64_t>(remaining, kPageSize - (addr & kPageMask)));
+}
+
+}  // namespace
+
+uint8_t pattern_byte(uint64_t seed, uint64_t offset) {
+  return static_cast<uint8_t>(pattern_word(seed, offset >> 3) >> ((offset & 7) * 8));
+}
+
+HostMemory::HostMemory() = default;
+HostMemory::~HostMemory() = default;
+HostMemory::HostMemory(HostMemory&& o) noexcept
+    : pages_(std::move(o.pages_)),
+      last_page_no_(o.last_page_no_),
+      last_page_(o.last_page_),
+      bytes_read_(o.bytes_read_),
+      bytes_written_(o.bytes_written_) {
+  o.pages_.clear();
+  o.last_page_no_ = ~uint64_t(0);
+  o.last_page_ = nullptr;
+}
+HostMemory& HostMemory::operator=(HostMemory&& o) noexcept {
+  if (this != &o) {
+    pages_ = std::move(o.pages_);
+    last_page_no_ = o.last_page_no_;
+    last_page_ = o.last_page_;
+    bytes_read_ = o.bytes_read_;
+    bytes_written_ = o.bytes_written_;
+    o.pages_.clear();
+    o.last_page_no_ = ~uint64_t(0);
+    o.last_page_ = nullptr;
+  }
+  return *this;
+}
+
+void HostMemory::check_range(const char* op, uint64_t addr, size_t len) {
+  if (len == 0) return;
+  if (addr > ~uint64_t(0) - (static_cast<uint64_t>(len) - 1)) {
+    std::ostringstream m;
+    m << "hostmem." << op << ": addr 0x" << std::hex << addr << " + len " << std::dec << len
+      << " runs past the end of the 64-bit address space";
+    throw std::out_of_range(m.str());
+  }
+}
+
+const HostMemory::Page* HostMemory::find(uint64_t page_no) const {
+  if (page_no == last_page_no_) return last_page_;
+  auto it = pages_.find(page_no);
+  if (it == pages_.end()) return nullptr;
+  last_page_no_ = page_no;
+  last_page_ = it->second.get();
+  return last_page_;
+}
+
+HostMemory::Page* HostMemory::get_or_alloc(uint64_t page_no) {
+  if (page_no == last_page_no_) return last_page_;
+  auto& slot = pages_[page_no];
+  if (!slot) {
+    slot.reset(new Page);
+    std::memset(slot->bytes, 0, kPageSize);
+  }
+  last_page_no_ = page_no;
+  last_page_ = slot.get();
+  return last_page_;
+}
+
+uint8_t* HostMemory::page_ptr_for_write(uint64_t addr) {
+  return get_or_alloc(addr >> kPageBits)->bytes + (addr & kPageMask);
+}
+
+const uint8_t* HostMemory::page_ptr_for_read(uint64_t addr) const {
+  const Page* p = find(addr >> kPageBits);
+  return p ? p->bytes + (addr & kPageMask) : nullptr;
+}
+
+void HostMemory::read(uint64_t addr, void* dst, size_t len) const {
+  check_range("read", addr, len);
+  auto* out = static_cast<uint8_t*>(dst);
+  uint64_t remaining = len;
+  while (remaining) {
+    size_t n = chunk_len(addr, remaining);
+    const Page* p = find(addr >> kPageBits);
+    if (p)
+      std::memcpy(out, p->bytes + (addr & kPageMask), n);
+    else
+      std::memset(out, 0, n);
+    out += n;
+    remaining -= n;
+    addr += n;  // wraps to 0 only after the last chunk
+  }
+  bytes_read_ += len;
+}
+
+void HostMemory::write(uint64_t addr, const void* src, size_t len) {
+  check_range("write", addr, len);
+  const auto* in = static_cast<const uint8_t*>(src);
+  uint64_t remaining = len;
+  while (remaining) {
+    size_t n = chunk_len(addr, remaining);
+    std::memcpy(get_or_alloc(addr >> kPageBits)->bytes + (addr & kPageMask), in, n);
+    in += n;
+    remaining -= n;
+    addr += n;
+  }
+  bytes_written_ += len;
+}
+
+void HostMemory::fill(uint64_t addr, size_t len, uint8_t byte) {
+  check_range("fill", addr, len);
+  uint64_t remaining = len;
+  while (remaining) {
+    size_t n = chunk_len(addr, remaining);
+    if (byte == 0) {
+      Page* p = const_cast<Page*>(find(addr >> kPageBits));
+      if (p) std::memset(p->bytes + (addr & kPageMask), 0, n);
+    } else {
+      std::memset(get_or_alloc(addr >> kPageBits)->bytes + (addr & kPageMask), byte, n);
+    }
+    remaining -= n;
+    addr += n;
+  }
+  bytes_written_ += len;
+}
+
+void HostMemory::fill_pattern(uint64_t addr, size_t len, uint64_t seed) {
+  check_range("fill_pattern", addr, len);
+  uint64_t off = 0;
+  while (off < len) {
+    size_t n = chunk_len(addr + off, len - off);
+    uint8_t* dst = page_ptr_for_write(addr + off);
+    size_t i = 0;
+    // Head up to an 8-byte boundary of the offset, then whole words.
+    while (i < n && ((off + i) & 7)) {
+      dst[i] = pattern_byte(seed, off + i);
+      ++i;
+    }
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w = pattern_word(seed, (off + i) >> 3);
+      for (int b = 0; b < 8; ++b) dst[i + b] = static_cast<uint8_t>(w >> (8 * b));
+    }
+    for (; i < n; ++i) dst[i] = pattern_byte(seed, off + i);
+    off += n;
+  }
+  bytes_written_ += len;
+}
+
+uint32_t HostMemory::checksum(uint64_t addr, size_t len) const {
+  check_range("checksum", addr, len);
+  uint32_t crc = 0;
+  uint64_t remaining = len;
+  while (remaining) {
+    size_t n = chunk_len(addr, remaining);
+    const Page* p = find(addr >> kPageBits);
+    const uint8_t* src = p ? p->bytes + (addr & kPageMask) : kZeroPage;
+    crc = crc32_gzip_refl(crc, src, n);
+    remaining -= n;
+    addr += n;
+  }
+  return crc;
+}
+
+bool HostMemory::equals(uint64_t a, const HostMemory& other, uint64_t b, size_t len,
+                        uint64_t* first_diff) const {
+  check_range("equals", a, len);
+  check_range("equals", b, len);
+  uint64_t off = 0;
+  while (off < len) {
+    size_t n = std::min(chunk_len(a + off, len - off), chunk_len(b + off, len - off));
+    const Page* pa = find((a + off) >> kPageBits);
+    const Page* pb = other.find((b + off) >> kPageBits);
+    const uint8_t* sa = pa ? pa->bytes + ((a + off) & kPageMask) : kZeroPage;
+    const uint8_t* sb = pb ? pb->bytes + ((b + off) & kPageMask) : kZeroPage;
+    if ((pa || pb) && std::memcmp(sa, sb, n) != 0) {
+      size_t i = 0;
+      while (sa[i] == sb[i]) ++i;
+      if (first_diff) *first_diff = off + i;
+      return false;
+    }
+    off += n;
+  }
+  return true;
+}
+
+std::optional<uint64_t> HostMemory::first_mismatch_with_pattern(uint64_t addr, size_t len,
+                                                                uint64_t seed) const {
+  check_range("first_mismatch_with_pattern", addr, len);
+  uint64_t off = 0;
+  while (off < len) {
+    size_t n = chunk_len(addr + off, len - off);
+    const Page* p = find((addr + off) >> kPageBits);
+    const uint8_t* src = p ? p->bytes + ((addr + off) & kPageMask) : kZeroPage;
+    size_t i = 0;
+    while (i < n && ((off + i) & 7)) {
+      if (src[i] != pattern_byte(seed, off + i)) return off + i;
+      ++i;
+    }
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w = pattern_word(seed, (off + i) >> 3);
+      uint64_t m = 0;
+      for (int b = 0; b < 8; ++b) m |= uint64_t(src[i + b]) << (8 * b);
+      if (m != w) {
+        for (int b = 0; b < 8; ++b)
+          if (src[i + b] != static_cast<uint8_t>(w >> (8 * b))) return off + i + b;
+      }
+    }
+    for (; i < n; ++i)
+      if (src[i] != pattern_byte(seed, off + i)) return off + i;
+    off += n;
+  }
+  return std::nullopt;
+}
+
+}  // namespace rn::hostmem

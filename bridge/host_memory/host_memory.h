@@ -1,0 +1,90 @@
+// Sparse, byte-exact model of the host's 64-bit physical memory.
+//
+// Pages of 4 KiB are allocated on first write; reads of memory never written
+// return zeros without allocating. Pure C++ (no SystemC), no timing: latency and
+// bandwidth belong to the PCIe bridge (bridge/pcie).
+//
+// Not thread-safe: const readers update a last-page cache and counters.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+
+namespace rn::hostmem {
+
+constexpr uint64_t kPageBits = 12;
+constexpr uint64_t kPageSize = uint64_t(1) << kPageBits;  // 4096
+constexpr uint64_t kPageMask = kPageSize - 1;
+
+// Deterministic pseudo-random byte number `offset` of the pattern `seed`
+// (what fill_pattern(addr, len, seed) stores at addr + offset).
+uint8_t pattern_byte(uint64_t seed, uint64_t offset);
+
+class HostMemory {
+ public:
+  HostMemory();
+  ~HostMemory();
+  HostMemory(const HostMemory&) = delete;
+  HostMemory& operator=(const HostMemory&) = delete;
+  HostMemory(HostMemory&&) noexcept;
+  HostMemory& operator=(HostMemory&&) noexcept;
+
+  // Every access of len > 0 bytes must satisfy addr + len <= 2^64, else
+  // std::out_of_range naming addr and len. len == 0 is a no-op.
+  void read(uint64_t addr, void* dst, size_t len) const;
+  void write(uint64_t addr, const void* src, size_t len);
+  // fill with byte 0 does not allocate pages that are not allocated yet.
+  void fill(uint64_t addr, size_t len, uint8_t byte);
+  // Byte addr + i becomes pattern_byte(seed, i).
+  void fill_pattern(uint64_t addr, size_t len, uint64_t seed);
+
+  // CRC-32 (reflected IEEE, same as zlib crc32(0, ...)) of [addr, addr + len).
+  uint32_t checksum(uint64_t addr, size_t len) const;
+  // Compares [a, a + len) of this memory with [b, b + len) of `other` (which may
+  // be *this). On mismatch returns false and, if first_diff is not null, stores
+  // the OFFSET (from a and b) of the first differing byte.
+  bool equals(uint64_t a, const HostMemory& other, uint64_t b, size_t len,
+              uint64_t* first_diff = nullptr) const;
+  // Offset (from addr) of the first byte that differs from pattern(seed), or nullopt.
+  std::optional<uint64_t> first_mismatch_with_pattern(uint64_t addr, size_t len,
+                                                      uint64_t seed) const;
+
+  // Zero-copy helpers. page_ptr_for_write returns a pointer to the byte at addr,
+  // allocating its page; it is valid for span_in_page(addr) bytes, until this
+  // object is destroyed or moved from. Writes through it are not counted.
+  uint8_t* page_ptr_for_write(uint64_t addr);
+  // Pointer to the byte at addr, or nullptr if its page was never written (zeros).
+  const uint8_t* page_ptr_for_read(uint64_t addr) const;
+  static constexpr size_t span_in_page(uint64_t addr) {
+    return static_cast<size_t>(kPageSize - (addr & kPageMask));
+  }
+
+  // Statistics.
+  uint64_t pages_allocated() const { return pages_.size(); }
+  uint64_t bytes_read() const { return bytes_read_; }        // by read()
+  uint64_t bytes_written() const { return bytes_written_; }  // by write/fill/fill_pattern
+  void reset_counters() {
+    bytes_read_ = 0;
+    bytes_written_ = 0;
+  }
+
+ private:
+  struct Page {
+    alignas(64) uint8_t bytes[kPageSize];
+  };
+  const Page* find(uint64_t page_no) const;
+  Page* get_or_alloc(uint64_t page_no);
+  static void check_range(const char* op, uint64_t addr, size_t len);
+
+  std::unordered_map<uint64_t, std::unique_ptr<Page>> pages_;
+  // Last-page cache: the common case is many accesses to the same page.
+  mutable uint64_t last_page_no_ = ~uint64_t(0);
+  mutable Page* last_page_ = nullptr;
+  mutable uint64_t bytes_read_ = 0;
+  uint64_t bytes_written_ = 0;
+};
+
+}  // namespace rn::hostmem

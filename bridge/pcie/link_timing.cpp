@@ -1,0 +1,182 @@
+#include "bridge/pcie/link_timing.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace rn::pcie {
+
+// ---------------------------------------------------------------- CreditPool
+
+void CreditPool::reset(uint32_t limit) {
+  limit_ = limit;
+  ring_.assign(limit, Entry{0, 0});  // at most `limit` batches can be outstanding
+  head_ = count_ = 0;
+  consumed_ = 0;
+}
+
+Tick CreditPool::ready(uint32_t k) {
+  if (limit_ == 0 || consumed_ + k <= limit_) return 0;
+  // Units consumed before `need` must have come back.
+  uint64_t need = consumed_ + k - limit_;
+  // Batches that end before `need` will never be waited for again (need only grows).
+  while (count_ && ring_[head_].cum_end < need) {
+    head_ = head_ + 1 == ring_.size() ? 0 : head_ + 1;
+    --count_;
+  }
+  return count_ ? ring_[head_].release : 0;
+}
+
+void CreditPool::consume(uint32_t k, Tick release) {
+  if (limit_ == 0) return;
+  consumed_ += k;
+  if (count_ == ring_.size()) {  // cannot happen if ready() was asked first; stay safe
+    head_ = head_ + 1 == ring_.size() ? 0 : head_ + 1;
+    --count_;
+  }
+  size_t tail = head_ + count_;
+  if (tail >= ring_.size()) tail -= ring_.size();
+  ring_[tail] = Entry{consumed_, release};
+  ++count_;
+}
+
+// ---------------------------------------------------------------- LinkTiming
+
+LinkTiming::LinkTiming(const Params& p) : p_(p) {
+  std::string err = p.validate();
+  if (!err.empty()) throw std::invalid_argument(err);
+  raw_gbps_ = pcie::raw_gbps(p.gen, p.lanes);
+  tlp_gbps_ = pcie::tlp_gbps(p);
+  ps_per_byte_ = 8.0 * 1e12 / (tlp_gbps_ * 1e9);
+  for (Dir* d : {&up_, &down_}) {
+    d->ph.reset(p.ph_credits);
+    d->pd.reset(p.pd_credits);
+    d->nph.reset(p.nph_credits);
+    d->cplh.reset(p.cplh_credits);
+    d->cpld.reset(p.cpld_credits);
+  }
+  tags_.reset(p.read_tags);
+}
+
+double LinkTiming::raw_gbps() const { return raw_gbps_; }
+double LinkTiming::tlp_gbps() const { return tlp_gbps_; }
+
+Tick LinkTiming::send(Dir& d, Tick ready, uint32_t wire, uint32_t payload) {
+  if (ready > d.busy) {  // link idle in between (busy + frac < busy + 1 <= ready)
+    d.busy = ready;
+    d.frac = 0.0;
+  }
+  double t = static_cast<double>(wire) * ps_per_byte_;
+  double exact = d.frac + t;
+  double whole = std::floor(exact);
+  d.busy += static_cast<Tick>(whole);
+  d.frac = exact - whole;
+  d.busy_exact += t;
+  d.stats.tlps++;
+  d.stats.payload_bytes += payload;
+  d.stats.wire_bytes += wire;
+  d.stats.busy_ps = static_cast<Tick>(std::llround(d.busy_exact));
+  return d.busy_until();
+}
+
+Tick LinkTiming::wait_credits(Dir& d, Tick ready, CreditPool& h, CreditPool* dpool,
+                              uint32_t dcred) {
+  Tick c = h.ready(1);
+  if (dpool) c = std::max(c, dpool->ready(dcred));
+  Tick free_at = std::max(ready, d.busy_until());
+  if (c > free_at) {
+    stalls_.credit_waits++;
+    stalls_.credit_wait_ps += c - free_at;
+  }
+  return std::max(ready, c);
+}
+
+Tick LinkTiming::dma_write(Tick now, uint64_t addr, uint64_t len) {
+  Tick visible = now;
+  for_each_tlp(addr, len, p_.mps, [&](uint64_t, uint32_t n) {
+    uint32_t dc = data_credits(n);
+    Tick ready = wait_credits(up_, now, up_.ph, &up_.pd, dc);
+    Tick end = send(up_, ready, mwr_wire_bytes(p_, n), n);
+    Tick at_rc = end + p_.link_latency;
+    up_.ph.consume(1, at_rc + p_.credit_return_latency);
+    up_.pd.consume(dc, at_rc + p_.credit_return_latency);
+    visible = at_rc + p_.posted_write_latency;
+  });
+  return visible;
+}
+
+Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
+  Tick done = now;
+  for_each_tlp(addr, len, p_.mrrs, [&](uint64_t a, uint32_t n) {
+    // A read tag, then a non-posted header credit of the root complex.
+    Tick tag_at = tags_.ready(1);
+    Tick free_at = std::max(now, up_.busy_until());
+    if (tag_at > free_at) {
+      stalls_.tag_waits++;
+      stalls_.tag_wait_ps += tag_at - free_at;
+    }
+    Tick ready = wait_credits(up_, std::max(now, tag_at), up_.nph, nullptr, 0);
+    Tick end = send(up_, ready, mrd_wire_bytes(p_), 0);
+    Tick at_rc = end + p_.link_latency;
+    up_.nph.consume(1, at_rc + p_.credit_return_latency);
+    // Completions: data ready read_latency after the request; back-to-back downstream.
+    Tick data_at = at_rc + p_.read_latency;
+    Tick last = data_at;
+    for_each_cpl(a, n, p_.mps, p_.rcb, p_.cpl_rcb_chunks, [&](uint64_t, uint32_t cn) {
+      uint32_t dc = data_credits(cn);
+      Tick r = wait_credits(down_, data_at, down_.cplh, &down_.cpld, dc);
+      Tick e = send(down_, r, cpld_wire_bytes(p_, cn), cn);
+      last = e + p_.link_latency;
+      down_.cplh.consume(1, last + p_.credit_return_latency);
+      down_.cpld.consume(dc, last + p_.credit_return_latency);
+    });
+    tags_.consume(1, last);  // the tag is free once the last completion has arrived
+    done = last;
+  });
+  return done;
+}
+
+Tick LinkTiming::mmio_write(Tick now, uint32_t len) {
+  Tick t0 = now + p_.mmio_cpu_latency;
+  Tick arrive = t0;
+  for_each_tlp(0, len, p_.mps, [&](uint64_t, uint32_t n) {
+    uint32_t dc = data_credits(n);
+    Tick ready = wait_credits(down_, t0, down_.ph, &down_.pd, dc);
+    Tick end = send(down_, ready, mwr_wire_bytes(p_, n), n);
+    arrive = end + p_.link_latency;
+    down_.ph.consume(1, arrive + p_.credit_return_latency);
+    down_.pd.consume(dc, arrive + p_.credit_return_latency);
+  });
+  return arrive;
+}
+
+Tick LinkTiming::mmio_read(Tick now, uint32_t len) {
+  if (len == 0 || len > 4096) throw std::invalid_argument("pcie.mmio_read: len must be 1..4096");
+  Tick t0 = now + p_.mmio_cpu_latency;
+  Tick ready = wait_credits(down_, t0, down_.nph, nullptr, 0);
+  Tick end = send(down_, ready, mrd_wire_bytes(p_), 0);
+  Tick at_dev = end + p_.link_latency;
+  down_.nph.consume(1, at_dev + p_.credit_return_latency);
+  Tick data_at = at_dev + p_.mmio_read_device_latency;
+  Tick last = data_at;
+  for_each_cpl(0, len, p_.mps, p_.rcb, false, [&](uint64_t, uint32_t cn) {
+    uint32_t dc = data_credits(cn);
+    Tick r = wait_credits(up_, data_at, up_.cplh, &up_.cpld, dc);
+    Tick e = send(up_, r, cpld_wire_bytes(p_, cn), cn);
+    last = e + p_.link_latency;
+    up_.cplh.consume(1, last + p_.credit_return_latency);
+    up_.cpld.consume(dc, last + p_.credit_return_latency);
+  });
+  return last + p_.mmio_cpu_latency;
+}
+
+Tick LinkTiming::msi(Tick now) {
+  Tick ready = wait_credits(up_, now, up_.ph, &up_.pd, 1);
+  Tick end = send(up_, ready, mwr_wire_bytes(p_, 4), 4);
+  Tick at_rc = end + p_.link_latency;
+  up_.ph.consume(1, at_rc + p_.credit_return_latency);
+  up_.pd.consume(1, at_rc + p_.credit_return_latency);
+  return at_rc + p_.posted_write_latency;
+}
+
+}  // namespace rn::pcie

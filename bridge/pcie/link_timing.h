@@ -1,0 +1,110 @@
+// Timing core of the PCIe bridge: a full-duplex PCIe link between the device
+// (NIC) and the root complex, timed by computation (no events, no allocation on
+// the hot path). Pure C++; the SystemC wrapper turns returned times into events.
+//
+// Every TLP is serialised at the TLP-layer rate of its direction (raw rate minus
+// ACK / UpdateFC DLLP and SKIP overhead) in call order; each direction keeps its own
+// busy-until time. Flow-control credits and read tags are in-order pools of release
+// times. See README.md for the formulas and what is and is not modelled.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "bridge/pcie/params.h"
+#include "bridge/pcie/tlp_split.h"
+#include "model/core/units.h"
+
+namespace rn::pcie {
+
+// A pool of `limit` units (credits or tags) whose consumed units come back in the
+// order they were consumed, each batch at a known release time (monotonic).
+// Fixed capacity: storage is allocated once by reset().
+class CreditPool {
+ public:
+  void reset(uint32_t limit);  // 0 = infinite
+  // Earliest time at which k more units are available (0 if available now). k <= limit.
+  Tick ready(uint32_t k);
+  // Take k units, returned at `release`.
+  void consume(uint32_t k, Tick release);
+  bool infinite() const { return limit_ == 0; }
+
+ private:
+  struct Entry {
+    uint64_t cum_end;  // total units consumed up to and including this batch
+    Tick release;
+  };
+  std::vector<Entry> ring_;
+  size_t head_ = 0, count_ = 0;
+  uint64_t consumed_ = 0;
+  uint32_t limit_ = 0;
+};
+
+class LinkTiming {
+ public:
+  // Throws std::invalid_argument with Params::validate()'s message if invalid.
+  explicit LinkTiming(const Params& p);
+
+  const Params& params() const { return p_; }
+  double raw_gbps() const;  // GT/s x encoding x lanes
+  double tlp_gbps() const;  // raw x (1 - 8/AckLimit - 8/FCLimit - 4/1538)
+  double ps_per_byte() const { return ps_per_byte_; }  // at the TLP-layer rate
+
+  // Device writes host memory: posted MWr TLPs upstream, MPS-aligned, never crossing
+  // 4 KB. Returns the time the last byte is visible in host memory. len 0: returns now.
+  Tick dma_write(Tick now, uint64_t addr, uint64_t len);
+  // Device reads host memory: MRd TLPs upstream (MRRS-aligned, never crossing 4 KB),
+  // each waiting for a free read tag and a non-posted header credit; completions
+  // downstream as a root complex cuts them (MPS, RCB). Returns the time the last
+  // completion byte has arrived at the device. len 0: returns now.
+  Tick dma_read(Tick now, uint64_t addr, uint64_t len);
+  // Host CPU posted MMIO write (doorbell) of len bytes: returns arrival time at the device.
+  Tick mmio_write(Tick now, uint32_t len);
+  // Host CPU non-posted MMIO read of len (1..4096) bytes: returns the time the data
+  // is back at the CPU (full round trip).
+  Tick mmio_read(Tick now, uint32_t len);
+  // Device posted 4-byte MWr upstream (MSI-X message): returns delivery time at the
+  // root complex's target (as for a DMA write: + posted_write_latency).
+  Tick msi(Tick now);
+
+  struct DirStats {
+    uint64_t tlps = 0;
+    uint64_t payload_bytes = 0;  // data bytes carried (MWr / CplD payload)
+    uint64_t wire_bytes = 0;     // TLP bytes incl. framing, headers, ECRC
+    Tick busy_ps = 0;            // time spent serialising TLPs
+  };
+  struct Stalls {
+    uint64_t tag_waits = 0;     // MRd TLPs that waited for a read tag
+    Tick tag_wait_ps = 0;       // total time they waited beyond the link being free
+    uint64_t credit_waits = 0;  // TLPs that waited for flow-control credits
+    Tick credit_wait_ps = 0;
+  };
+  const DirStats& up() const { return up_.stats; }      // device -> host
+  const DirStats& down() const { return down_.stats; }  // host -> device
+  const Stalls& stalls() const { return stalls_; }
+  Tick up_busy_until() const { return up_.busy_until(); }
+  Tick down_busy_until() const { return down_.busy_until(); }
+
+ private:
+  struct Dir {
+    Tick busy = 0;      // busy-until = busy + frac picoseconds
+    double frac = 0.0;  // in [0, 1): keeps sub-picosecond precision across TLPs
+    double busy_exact = 0.0;
+    DirStats stats;
+    // Credits advertised by the receiver of this direction.
+    CreditPool ph, pd, nph, cplh, cpld;
+    Tick busy_until() const { return busy + (frac > 1e-6 ? 1 : 0); }
+  };
+  // Serialise one TLP no earlier than `ready`; returns the time its last byte left.
+  Tick send(Dir& d, Tick ready, uint32_t wire, uint32_t payload);
+  // Earliest start for a TLP needing header credits from h and data credits from dc.
+  Tick wait_credits(Dir& d, Tick ready, CreditPool& h, CreditPool* dpool, uint32_t dcred);
+
+  Params p_;
+  double raw_gbps_, tlp_gbps_, ps_per_byte_;
+  Dir up_, down_;
+  CreditPool tags_;
+  Stalls stalls_;
+};
+
+}  // namespace rn::pcie

@@ -1,0 +1,175 @@
+#include "bridge/pcie/pcie_bridge.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+namespace rn::pcie {
+
+namespace {
+Params with_memory(const BridgeParams& p) {
+  Params l = p.link;
+  l.read_latency += p.mem_read_latency;
+  l.posted_write_latency += p.mem_write_latency;
+  return l;
+}
+}  // namespace
+
+Bridge::Bridge(Sim& sim, const std::string& name, const BridgeParams& p, hostmem::HostMemory& mem)
+    : sim_(sim),
+      name_(name),
+      p_(p),
+      mem_(mem),
+      timing_(with_memory(p)),
+      stats_(sim.stats, name, "PCIe link and root complex"),
+      dma_reads_(stats_.counter("dma_reads", "count", "device DMA read requests")),
+      dma_read_bytes_(stats_.counter("dma_read_bytes", "B", "bytes read from host memory")),
+      dma_writes_(stats_.counter("dma_writes", "count", "device DMA write requests")),
+      dma_write_bytes_(stats_.counter("dma_write_bytes", "B", "bytes written to host memory")),
+      mmio_writes_(
+          stats_.counter("mmio_writes", "count", "host MMIO writes (doorbells, registers)")),
+      mmio_reads_(stats_.counter("mmio_reads", "count", "host MMIO reads")),
+      msis_(stats_.counter("msi", "count", "MSI-X messages sent upstream")),
+      read_latency_(
+          stats_.histogram("dma_read_latency", "ps", "issue to last byte at the device")) {
+  auto util = [this](bool up) {
+    Tick t = sim_.now();
+    if (t == 0) return 0.0;
+    const auto& d = up ? timing_.up() : timing_.down();
+    return static_cast<double>(d.busy_ps) / static_cast<double>(t);
+  };
+  stats_.formula("up_tlps", "count", "TLPs device to host",
+                 [this] { return double(timing_.up().tlps); });
+  stats_.formula("down_tlps", "count", "TLPs host to device",
+                 [this] { return double(timing_.down().tlps); });
+  stats_.formula("up_wire_bytes", "B", "bytes on the link device to host, with TLP overheads",
+                 [this] { return double(timing_.up().wire_bytes); });
+  stats_.formula("down_wire_bytes", "B", "bytes on the link host to device, with TLP overheads",
+                 [this] { return double(timing_.down().wire_bytes); });
+  stats_.formula("up_utilisation", "ratio", "busy time / simulated time, device to host",
+                 [util] { return util(true); });
+  stats_.formula("down_utilisation", "ratio", "busy time / simulated time, host to device",
+                 [util] { return util(false); });
+  stats_.formula("tlp_layer_gbps", "Gb/s", "link rate after DLLP and SKIP overheads",
+                 [this] { return timing_.tlp_gbps(); });
+}
+
+Bridge::~Bridge() { sim_.stats.remove(&stats_); }
+
+Bridge::Job* Bridge::get_job() {
+  if (free_jobs_.empty()) {
+    all_jobs_.push_back(std::make_unique<Job>());
+    return all_jobs_.back().get();
+  }
+  Job* j = free_jobs_.back();
+  free_jobs_.pop_back();
+  return j;
+}
+
+void Bridge::put_job(Job* j) {
+  j->done.reset();
+  j->n = 0;
+  free_jobs_.push_back(j);
+}
+
+void Bridge::check_sg(const SgEntry* sg, int n, const char* what) const {
+  if (n < 0 || n > kMaxSg)
+    throw std::logic_error(
+        fmt::format("{}: {} with {} scatter/gather entries (max {})", name_, what, n, int(kMaxSg)));
+  for (int i = 0; i < n; ++i)
+    if (sg[i].addr + sg[i].len < sg[i].addr)
+      throw std::logic_error(fmt::format("{}: {} wraps the address space at {:#x}+{}", name_, what,
+                                         sg[i].addr, sg[i].len));
+}
+
+void Bridge::mmio_write32(uint64_t offset, uint32_t value) {
+  ++mmio_writes_;
+  Tick arrive = timing_.mmio_write(now(), 4);
+  sim_.eq.at(arrive, [this, offset, value] {
+    if (device_) device_->mmio_write32(offset, value);
+  });
+}
+
+uint32_t Bridge::mmio_read32(uint64_t offset) {
+  ++mmio_reads_;
+  Tick t0 = now();
+  Tick back = timing_.mmio_read(t0, 4);
+  // The device answers half way: its register value is sampled then.
+  Tick sample = t0 + (back - t0) / 2;
+  sc_core::wait(sc_core::sc_time::from_value(sample - t0));
+  uint32_t v = device_ ? device_->mmio_read32(offset) : ~0u;
+  sc_core::wait(sc_core::sc_time::from_value(back - sample));
+  return v;
+}
+
+void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, Callback done) {
+  check_sg(sg, n, "DMA read");
+  Tick start = std::max(now(), not_before);
+  Tick end = start;
+  uint64_t total = 0;
+  Job* j = get_job();
+  for (int i = 0; i < n; ++i) {
+    j->sg[i] = sg[i];
+    total += sg[i].len;
+    if (sg[i].len) end = std::max(end, timing_.dma_read(start, sg[i].addr, sg[i].len));
+  }
+  j->n = n;
+  j->dst = dst;
+  j->done = std::move(done);
+  ++dma_reads_;
+  dma_read_bytes_ += total;
+  read_latency_.add(end - now());
+  sim_.eq.at(end, [this, j] {
+    uint8_t* d = j->dst;
+    for (int i = 0; i < j->n; ++i) {
+      mem_.read(j->sg[i].addr, d, j->sg[i].len);
+      d += j->sg[i].len;
+    }
+    Callback cb = std::move(j->done);
+    put_job(j);
+    if (cb) cb();
+  });
+}
+
+void Bridge::dma_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
+                       Callback done) {
+  check_sg(sg, n, "DMA write");
+  Tick start = std::max(now(), not_before);
+  Tick end = start;
+  uint64_t total = 0;
+  Job* j = get_job();
+  for (int i = 0; i < n; ++i) {
+    j->sg[i] = sg[i];
+    total += sg[i].len;
+    if (sg[i].len) end = std::max(end, timing_.dma_write(start, sg[i].addr, sg[i].len));
+  }
+  j->n = n;
+  j->data.assign(src, src + total);
+  j->done = std::move(done);
+  ++dma_writes_;
+  dma_write_bytes_ += total;
+  sim_.eq.at(end, [this, j] {
+    const uint8_t* s = j->data.data();
+    for (int i = 0; i < j->n; ++i) {
+      mem_.write(j->sg[i].addr, s, j->sg[i].len);
+      s += j->sg[i].len;
+    }
+    if (host_)
+      for (int i = 0; i < j->n; ++i) host_->on_dma_write(j->sg[i].addr, j->sg[i].len);
+    Callback cb = std::move(j->done);
+    put_job(j);
+    if (cb) cb();
+  });
+}
+
+void Bridge::msi(uint64_t addr, uint32_t data, Tick not_before) {
+  ++msis_;
+  Tick t = timing_.msi(std::max(now(), not_before));
+  sim_.eq.at(t, [this, addr, data] {
+    if (host_) host_->on_msi(addr, data);
+  });
+}
+
+}  // namespace rn::pcie

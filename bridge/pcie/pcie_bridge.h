@@ -1,0 +1,123 @@
+// The root complex and the PCIe link between one host and one device, as the rest of the system
+// sees them: MMIO from the host's CPU to the device's BAR, DMA from the device to host memory, and
+// MSI-X messages. Timing comes from LinkTiming (pure computation: each direction's busy-until
+// time); each MMIO or DMA costs one event, at its computed completion time.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bridge/host_memory/host_memory.h"
+#include "bridge/pcie/link_timing.h"
+#include "model/core/sim.h"
+
+namespace rn::pcie {
+
+// Implemented by a device: its BAR0 as seen from the bus. Called at the time a TLP arrives.
+class MmioTarget {
+ public:
+  virtual ~MmioTarget() = default;
+  virtual void mmio_write32(uint64_t offset, uint32_t value) = 0;
+  virtual uint32_t mmio_read32(uint64_t offset) = 0;
+};
+
+// Implemented by the host: told when device writes land in memory and when MSI-X messages arrive.
+class HostObserver {
+ public:
+  virtual ~HostObserver() = default;
+  virtual void on_dma_write(uint64_t addr, uint64_t len) = 0;
+  virtual void on_msi(uint64_t addr, uint32_t data) = 0;
+};
+
+struct SgEntry {
+  uint64_t addr;
+  uint32_t len;
+};
+
+// What a device uses to reach host memory. `not_before` lets a caller add its own pipeline
+// latency without an event of its own. Completion callbacks run at the computed completion time.
+class DmaPort {
+ public:
+  static constexpr int kMaxSg = 16;
+  virtual ~DmaPort() = default;
+  // Reads the entries, concatenated, into dst (valid until done runs).
+  virtual void dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, Callback done) = 0;
+  // Writes src, scattered over the entries. src is copied at once: the caller may reuse it.
+  virtual void dma_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
+                         Callback done) = 0;
+  // MSI-X message: a 4-byte posted write upstream.
+  virtual void msi(uint64_t addr, uint32_t data, Tick not_before) = 0;
+  void dma_read(uint64_t addr, uint8_t* dst, uint32_t len, Tick not_before, Callback done) {
+    SgEntry e{addr, len};
+    dma_read(&e, 1, dst, not_before, std::move(done));
+  }
+  void dma_write(uint64_t addr, const uint8_t* src, uint32_t len, Tick not_before, Callback done) {
+    SgEntry e{addr, len};
+    dma_write(&e, 1, src, not_before, std::move(done));
+  }
+};
+
+struct BridgeParams {
+  Params link;                 // PCIe link (generation, width, MPS, latencies, tags, credits)
+  Tick mem_read_latency = 0;   // host memory access time added to every DMA read
+  Tick mem_write_latency = 0;  // added to every DMA write before it is visible
+};
+
+class Bridge final : public DmaPort {
+ public:
+  Bridge(Sim& sim, const std::string& name, const BridgeParams& p, hostmem::HostMemory& mem);
+  ~Bridge() override;
+  void attach_device(MmioTarget* d) { device_ = d; }
+  void attach_host(HostObserver* h) { host_ = h; }
+
+  // Host side. A posted write: the caller goes on at once; the device sees it when it arrives.
+  void mmio_write32(uint64_t offset, uint32_t value);
+  // Host side, non-posted: must be called from an SC_THREAD; blocks for the round trip.
+  uint32_t mmio_read32(uint64_t offset);
+
+  // Device side (DmaPort).
+  void dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, Callback done) override;
+  void dma_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
+                 Callback done) override;
+  void msi(uint64_t addr, uint32_t data, Tick not_before) override;
+  using DmaPort::dma_read;
+  using DmaPort::dma_write;
+
+  const LinkTiming& timing() const { return timing_; }
+  hostmem::HostMemory& memory() { return mem_; }
+
+ private:
+  struct Job {
+    SgEntry sg[kMaxSg];
+    int n = 0;
+    uint8_t* dst = nullptr;
+    std::vector<uint8_t> data;  // keeps its capacity across reuse: no allocation once warm
+    Callback done;
+  };
+  Job* get_job();
+  void put_job(Job* j);
+  void check_sg(const SgEntry* sg, int n, const char* what) const;
+  Tick now() const { return sim_.now(); }
+
+  Sim& sim_;
+  std::string name_;
+  BridgeParams p_;
+  hostmem::HostMemory& mem_;
+  LinkTiming timing_;
+  MmioTarget* device_ = nullptr;
+  HostObserver* host_ = nullptr;
+  std::vector<std::unique_ptr<Job>> all_jobs_;
+  std::vector<Job*> free_jobs_;
+  stats::Group stats_;
+  uint64_t& dma_reads_;
+  uint64_t& dma_read_bytes_;
+  uint64_t& dma_writes_;
+  uint64_t& dma_write_bytes_;
+  uint64_t& mmio_writes_;
+  uint64_t& mmio_reads_;
+  uint64_t& msis_;
+  stats::Histogram& read_latency_;
+};
+
+}  // namespace rn::pcie

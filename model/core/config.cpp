@@ -1,0 +1,331 @@
+#include "model/core/config.h"
+
+#include <cctype>
+#include <cmath>
+#include <cerrno>
+#include <cstdlib>
+#include <functional>
+#include <filesystem>
+#include <sstream>
+
+#include <fmt/core.h>
+#include <toml++/toml.h>
+
+namespace rn::cfg {
+
+namespace {
+
+struct Unit {
+  const char* name;
+  double scale;
+};
+
+// Splits "1.5us" into 1.5 and "us". Throws ConfigError if there is no number.
+void split_number(const std::string& s, double* num, std::string* unit) {
+  size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  const char* begin = s.c_str() + i;
+  char* end = nullptr;
+  double v = std::strtod(begin, &end);
+  if (end == begin) throw ConfigError("'" + s + "' does not start with a number");
+  std::string u(end);
+  while (!u.empty() && std::isspace(static_cast<unsigned char>(u.front()))) u.erase(u.begin());
+  while (!u.empty() && std::isspace(static_cast<unsigned char>(u.back()))) u.pop_back();
+  if (!std::isfinite(v) || v < 0) throw ConfigError("'" + s + "' is not a finite non-negative number");
+  *num = v;
+  *unit = u;
+}
+
+double apply_unit(const std::string& s, const Unit* units, size_t n, const char* what,
+                  bool unitless_ok) {
+  double v;
+  std::string u;
+  split_number(s, &v, &u);
+  if (u.empty()) {
+    if (unitless_ok || v == 0) return v;
+    std::string all;
+    for (size_t k = 0; k < n; ++k) all += std::string(k ? ", " : "") + units[k].name;
+    throw ConfigError("'" + s + "' has no unit (a " + what + " needs one of: " + all + ")");
+  }
+  for (size_t k = 0; k < n; ++k)
+    if (u == units[k].name) return v * units[k].scale;
+  std::string all;
+  for (size_t k = 0; k < n; ++k) all += std::string(k ? ", " : "") + units[k].name;
+  throw ConfigError("'" + s + "': unknown " + std::string(what) + " unit '" + u + "' (use " + all + ")");
+}
+
+constexpr Unit kTimeUnits[] = {{"ps", 1}, {"ns", 1e3}, {"us", 1e6}, {"ms", 1e9}, {"s", 1e12}};
+constexpr Unit kBwUnits[] = {{"bps", 1},   {"Kbps", 1e3}, {"Mbps", 1e6},
+                             {"Gbps", 1e9}, {"Tbps", 1e12}};
+constexpr Unit kSizeUnits[] = {{"B", 1},
+                               {"KiB", 1024.0},
+                               {"MiB", 1024.0 * 1024},
+                               {"GiB", 1024.0 * 1024 * 1024},
+                               {"KB", 1e3},
+                               {"MB", 1e6},
+                               {"GB", 1e9}};
+
+}  // namespace
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::kTime: return "time";
+    case Kind::kBandwidth: return "bandwidth";
+    case Kind::kSize: return "size";
+    case Kind::kInt: return "integer";
+    case Kind::kReal: return "number";
+    case Kind::kBool: return "boolean";
+    case Kind::kString: return "string";
+  }
+  return "?";
+}
+
+Tick parse_time(const std::string& s) {
+  double ps = apply_unit(s, kTimeUnits, std::size(kTimeUnits), "time", false);
+  if (ps > 1.8e19) throw ConfigError("'" + s + "' is too long a time");
+  double r = std::round(ps);
+  if (std::fabs(r - ps) > 1e-6 * std::max(1.0, ps))
+    throw ConfigError("'" + s + "' is not a whole number of picoseconds");
+  return static_cast<Tick>(r);
+}
+
+double parse_bandwidth(const std::string& s) {
+  double v = apply_unit(s, kBwUnits, std::size(kBwUnits), "bandwidth", false);
+  if (v <= 0) throw ConfigError("'" + s + "': a bandwidth must be positive");
+  return v;
+}
+
+uint64_t parse_size(const std::string& s) {
+  double v = apply_unit(s, kSizeUnits, std::size(kSizeUnits), "size", true);
+  if (v > 1.8e19) throw ConfigError("'" + s + "' is too large");
+  if (v != std::floor(v)) throw ConfigError("'" + s + "' is not a whole number of bytes");
+  return static_cast<uint64_t>(v);
+}
+
+std::string format_time(Tick t) {
+  if (t == 0) return "0ns";
+  if (t % kSec == 0) return fmt::format("{}s", t / kSec);
+  if (t % kMs == 0) return fmt::format("{}ms", t / kMs);
+  if (t % kUs == 0) return fmt::format("{}us", t / kUs);
+  if (t % kNs == 0) return fmt::format("{}ns", t / kNs);
+  return fmt::format("{}ps", t);
+}
+
+std::string format_size(uint64_t b) {
+  if (b && b % (1ull << 30) == 0) return fmt::format("{}GiB", b >> 30);
+  if (b && b % (1ull << 20) == 0) return fmt::format("{}MiB", b >> 20);
+  if (b && b % (1ull << 10) == 0) return fmt::format("{}KiB", b >> 10);
+  return fmt::format("{}B", b);
+}
+
+void Schema::add(Spec s) {
+  if (index_.count(s.key)) throw std::logic_error("parameter declared twice: " + s.key);
+  index_[s.key] = specs_.size();
+  specs_.push_back(std::move(s));
+}
+
+const Spec* Schema::find(const std::string& key) const {
+  auto it = index_.find(key);
+  return it == index_.end() ? nullptr : &specs_[it->second];
+}
+
+std::string Schema::markdown() const {
+  std::string out = "| key | kind | default | description |\n|---|---|---|---|\n";
+  for (const auto& s : specs_) {
+    std::string desc = s.desc;
+    if (!s.choices.empty()) {
+      desc += " (one of:";
+      for (const auto& c : s.choices) desc += " `" + c + "`";
+      desc += ")";
+    }
+    out += fmt::format("| `{}` | {} | `{}` | {} |\n", s.key, kind_name(s.kind), s.def, desc);
+  }
+  return out;
+}
+
+Config::Config(const Schema& schema) : schema_(schema) {
+  for (const auto& s : schema.all()) {
+    try {
+      set(s.key, s.def, "default");
+    } catch (const ConfigError& e) {
+      throw std::logic_error(std::string("bad default: ") + e.what());
+    }
+  }
+}
+
+void Config::set(const std::string& key, const std::string& text, const std::string& source) {
+  const Spec* sp = schema_.find(key);
+  if (!sp) {
+    // Suggest keys sharing the last component, to catch typos in the section.
+    std::string leaf = key.substr(key.rfind('.') + 1), hint;
+    for (const auto& s : schema_.all())
+      if (s.key.size() > leaf.size() && s.key.compare(s.key.size() - leaf.size(), leaf.size(), leaf) == 0)
+        hint += (hint.empty() ? " (did you mean: " : ", ") + s.key;
+    if (!hint.empty()) hint += ")";
+    throw ConfigError(fmt::format("{}: unknown key '{}'{}", source, key, hint));
+  }
+  Value v;
+  v.text = text;
+  v.source = source;
+  auto fail = [&](const std::string& why) {
+    return ConfigError(fmt::format("{}: key '{}': bad value '{}': {}", source, key, text, why));
+  };
+  double base = 0;
+  try {
+    switch (sp->kind) {
+      case Kind::kTime:
+        v.t = parse_time(text);
+        base = static_cast<double>(v.t);
+        break;
+      case Kind::kBandwidth:
+        v.d = parse_bandwidth(text);
+        base = v.d;
+        break;
+      case Kind::kSize:
+        v.u = parse_size(text);
+        base = static_cast<double>(v.u);
+        break;
+      case Kind::kInt: {
+        char* end = nullptr;
+        errno = 0;
+        long long x = std::strtoll(text.c_str(), &end, 0);
+        if (text.empty() || *end != '\0' || errno) throw ConfigError("not an integer");
+        v.i = x;
+        base = static_cast<double>(x);
+        break;
+      }
+      case Kind::kReal: {
+        char* end = nullptr;
+        double x = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !std::isfinite(x)) throw ConfigError("not a number");
+        v.d = x;
+        base = x;
+        break;
+      }
+      case Kind::kBool:
+        if (text == "true" || text == "1") v.b = true;
+        else if (text == "false" || text == "0") v.b = false;
+        else throw ConfigError("not true or false");
+        break;
+      case Kind::kString:
+        if (!sp->choices.empty()) {
+          bool ok = false;
+          std::string all;
+          for (const auto& c : sp->choices) {
+            ok |= (c == text);
+            all += (all.empty() ? "" : ", ") + c;
+          }
+          if (!ok) throw ConfigError("must be one of: " + all);
+        }
+        break;
+    }
+  } catch (const ConfigError& e) {
+    throw fail(e.what());
+  }
+  if (sp->kind != Kind::kBool && sp->kind != Kind::kString) {
+    if (base < sp->min || base > sp->max) {
+      auto show = [&](double x) -> std::string {
+        switch (sp->kind) {
+          case Kind::kTime: return format_time(static_cast<Tick>(x));
+          case Kind::kSize: return format_size(static_cast<uint64_t>(x));
+          case Kind::kBandwidth: return fmt::format("{}Gbps", x / 1e9);
+          default: return fmt::format("{}", x);
+        }
+      };
+      std::string range = sp->max >= 1e299 ? ">= " + show(sp->min)
+                                           : "in [" + show(sp->min) + ", " + show(sp->max) + "]";
+      throw fail("must be " + range);
+    }
+  }
+  values_[key] = std::move(v);
+}
+
+void Config::load_file(const std::string& path) { load_file_rec(path, 0); }
+
+void Config::load_file_rec(const std::string& path, int depth) {
+  if (depth > 8) throw ConfigError(path + ": includes nested too deeply (loop?)");
+  toml::table tbl;
+  try {
+    tbl = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", path, b.line, b.column,
+                                  std::string(e.description())));
+  }
+  namespace fs = std::filesystem;
+  fs::path dir = fs::path(path).parent_path();
+  if (auto* inc = tbl.get("include")) {
+    auto load_one = [&](const toml::node& n) {
+      auto s = n.value<std::string>();
+      if (!s) throw ConfigError(path + ": key 'include': entries must be strings (file paths)");
+      fs::path p = fs::path(*s).is_absolute() ? fs::path(*s) : dir / *s;
+      if (!fs::exists(p))
+        throw ConfigError(fmt::format("{}: key 'include': file '{}' does not exist", path, p.string()));
+      load_file_rec(p.string(), depth + 1);
+    };
+    if (auto* arr = inc->as_array()) {
+      for (const auto& n : *arr) load_one(n);
+    } else {
+      load_one(*inc);
+    }
+  }
+  // Flatten nested tables into dotted keys.
+  std::function<void(const toml::table&, const std::string&)> walk =
+      [&](const toml::table& t, const std::string& prefix) {
+        for (const auto& [k, node] : t) {
+          std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+          if (prefix.empty() && key == "include") continue;
+          std::string src = fmt::format("{}:{}", path, node.source().begin.line);
+          if (const auto* sub = node.as_table()) {
+            walk(*sub, key);
+          } else if (auto s = node.value_exact<std::string>()) {
+            set(key, *s, src);
+          } else if (auto i = node.value_exact<int64_t>()) {
+            set(key, std::to_string(*i), src);
+          } else if (auto d = node.value_exact<double>()) {
+            set(key, fmt::format("{}", *d), src);
+          } else if (auto b = node.value_exact<bool>()) {
+            set(key, *b ? "true" : "false", src);
+          } else {
+            if (!schema_.find(key)) set(key, "", src);  // reports the unknown key
+            throw ConfigError(fmt::format("{}: key '{}': unsupported value type (use a string, number or boolean)", src, key));
+          }
+        }
+      };
+  walk(tbl, "");
+}
+
+void Config::apply_override(const std::string& assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("--set '" + assignment + "': expected key=value");
+  std::string key = assignment.substr(0, eq), value = assignment.substr(eq + 1);
+  if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+    value = value.substr(1, value.size() - 2);
+  set(key, value, "--set");
+}
+
+const Config::Value& Config::get(const std::string& key, Kind k) const {
+  const Spec* sp = schema_.find(key);
+  if (!sp) throw std::logic_error("parameter not declared: " + key);
+  if (sp->kind != k)
+    throw std::logic_error("parameter " + key + " is a " + kind_name(sp->kind) + ", read as " + kind_name(k));
+  return values_.at(key);
+}
+
+Tick Config::time(const std::string& key) const { return get(key, Kind::kTime).t; }
+double Config::bandwidth(const std::string& key) const { return get(key, Kind::kBandwidth).d; }
+uint64_t Config::size(const std::string& key) const { return get(key, Kind::kSize).u; }
+int64_t Config::integer(const std::string& key) const { return get(key, Kind::kInt).i; }
+double Config::real(const std::string& key) const { return get(key, Kind::kReal).d; }
+bool Config::boolean(const std::string& key) const { return get(key, Kind::kBool).b; }
+const std::string& Config::str(const std::string& key) const { return get(key, Kind::kString).text; }
+const std::string& Config::source(const std::string& key) const { return values_.at(key).source; }
+
+nlohmann::json Config::to_json() const {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : values_) j[k] = v.text;
+  return j;
+}
+
+}  // namespace rn::cfg

@@ -1,0 +1,61 @@
+// The device interface of the NIC (docs/device-interface.md): BAR0 registers, per-QP and per-CQ
+// doorbells, and the command processor that creates and modifies PDs, MRs, CQs and QPs. A bad
+// register write or doorbell is refused and reported in ERR_CODE; a malformed command completes
+// with an error status naming the offending field. Neither touches host memory or crashes.
+#pragma once
+#include <vector>
+
+#include "bridge/pcie/pcie_bridge.h"
+#include "model/qp/completion.h"
+#include "model/qp/qp_context.h"
+#include "model/qp/requester.h"
+#include "model/qp/responder.h"
+
+namespace rn::device {
+
+class Device : public pcie::MmioTarget {
+ public:
+  Device(qp::NicState& s, uint64_t max_mr_size);
+  ~Device() override;
+  void mmio_write32(uint64_t offset, uint32_t value) override;
+  uint32_t mmio_read32(uint64_t offset) override;
+
+ private:
+  struct Result {
+    dev::CmdStatus status = dev::CmdStatus::OK;
+    uint32_t syndrome = 0;
+  };
+  void reg_error(dev::RegError e, uint64_t offset);
+  void qp_doorbell(uint64_t offset, uint32_t value);
+  void cq_doorbell(uint64_t offset, uint32_t value);
+  void start_command(uint32_t token);
+  void finish_command(uint64_t addr);
+  Result execute(const dev::CmdIn& in, const std::vector<uint8_t>& mtt, dev::CmdOut* out);
+  Result create_mr(const dev::CreateMrIn& a, const std::vector<uint8_t>& mtt, dev::CmdOut* out);
+  Result create_cq(const dev::CreateCqIn& a, dev::CmdOut* out);
+  Result create_qp(const dev::CreateQpIn& a, dev::CmdOut* out);
+  Result modify_qp(const dev::ModifyQpIn& a);
+  Result destroy_qp(uint32_t qpn);
+  Tick now() const { return s_.now(); }
+
+  qp::NicState& s_;
+  uint64_t max_mr_size_;
+  uint64_t cmd_addr_ = 0;
+  bool cmd_busy_ = false;
+  uint32_t cmd_last_status_ = 0, cmd_last_token_ = 0;
+  uint32_t eq_addr_lo_ = 0, eq_addr_hi_ = 0;
+  uint32_t err_code_ = 0, err_info_ = 0, err_count_ = 0;
+  std::vector<uint8_t> cmd_buf_;
+  dev::CmdIn cmd_in_{};  // the command being executed (one at a time)
+  std::vector<uint8_t> mtt_buf_;
+
+  stats::Group stats_;
+  uint64_t& commands_;
+  uint64_t& command_errors_;
+  uint64_t& sq_doorbells_;
+  uint64_t& rq_doorbells_;
+  uint64_t& cq_doorbells_;
+  uint64_t& reg_errors_;
+};
+
+}  // namespace rn::device

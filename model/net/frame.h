@@ -1,0 +1,51 @@
+// Frame buffers: whole Ethernet frames as bytes (without FCS), handed by pointer from the sender
+// through the link to the receiver, so no frame is copied on the way. Pooled: no allocation once
+// the pool is warm.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/core/units.h"
+
+namespace rn::net {
+
+struct Frame {
+  static constexpr size_t kCapacity = 9216 + 64;  // jumbo frames and some headroom
+  uint32_t len = 0;
+  Tick sent_at = 0;   // simulator metadata, never on the wire
+  uint8_t data[kCapacity];
+};
+
+class FramePool {
+ public:
+  Frame* get() {
+    if (free_.empty()) {
+      all_.push_back(std::make_unique<Frame>());
+      return all_.back().get();
+    }
+    Frame* f = free_.back();
+    free_.pop_back();
+    return f;
+  }
+  void put(Frame* f) {
+    f->len = 0;
+    free_.push_back(f);
+  }
+  size_t allocated() const { return all_.size(); }
+  size_t in_use() const { return all_.size() - free_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<Frame>> all_;
+  std::vector<Frame*> free_;
+};
+
+// Where a link delivers frames: a NIC port (or later a switch port). Takes ownership of the frame
+// and returns it to the pool when done.
+class FrameSink {
+ public:
+  virtual ~FrameSink() = default;
+  virtual void receive(Frame* f) = 0;
+};
+
+}  // namespace rn::net

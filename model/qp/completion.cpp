@@ -1,0 +1,85 @@
+#include "model/qp/completion.h"
+
+#include <cstring>
+
+namespace rn::qp {
+
+Completion::Completion(NicState& s)
+    : s_(s),
+      stats_(s.sim.stats, s.name + ".cq", "completion and event queues"),
+      cqes_(stats_.counter("cqes", "count", "CQEs written")),
+      error_cqes_(stats_.counter("error_cqes", "count", "CQEs with a status other than SUCCESS")),
+      overruns_(stats_.counter("cq_overruns", "count", "CQEs dropped: CQ full")),
+      eqes_(stats_.counter("eqes", "count", "EQEs written")),
+      eq_overruns_(stats_.counter("eq_overruns", "count", "EQEs dropped: EQ full or not set up")),
+      msis_(stats_.counter("interrupts", "count", "MSI-X messages sent")) {}
+
+Completion::~Completion() { s_.sim.stats.remove(&stats_); }
+
+void Completion::post_cqe(uint32_t cqn, const CqeInfo& c, Tick not_before) {
+  CqCtx* cq = s_.cq(cqn);
+  if (!cq) return;
+  const uint32_t size = 1u << cq->log_size;
+  if (cq->pi - cq->ci >= size) {
+    ++overruns_;
+    if (!cq->overrun) {
+      cq->overrun = true;
+      post_eqe(dev::EqeType::CQ_ERROR, cqn, 0, not_before);
+    }
+    return;
+  }
+  dev::Cqe e{};
+  e.wr_id = c.wr_id;
+  e.byte_len = c.byte_len;
+  e.imm_data = c.imm;
+  e.qpn = c.qpn;
+  e.src_qp = c.src_qp;
+  e.wqe_counter = static_cast<uint16_t>(c.wqe_counter);
+  e.opcode = static_cast<uint8_t>(c.opcode);
+  e.status = static_cast<uint8_t>(c.status);
+  e.flags = c.flags;
+  e.vendor_err = c.vendor_err;
+  e.owner = static_cast<uint8_t>(((cq->pi >> cq->log_size) & 1) ^ 1);
+  uint64_t addr = cq->ring + uint64_t(cq->pi & (size - 1)) * sizeof(dev::Cqe);
+  ++cq->pi;
+  ++cqes_;
+  if (c.status != dev::WcStatus::SUCCESS) ++error_cqes_;
+  s_.dma.dma_write(addr, reinterpret_cast<const uint8_t*>(&e), sizeof e, not_before, {});
+  RN_LOG(s_.sim, LogCat::kCqe, s_.name,
+         "CQE cq {} qp {} wr_id {} op {} status {} len {}", cqn, c.qpn, c.wr_id,
+         dev::to_string(c.opcode), dev::to_string(c.status), c.byte_len);
+  bool err = c.status != dev::WcStatus::SUCCESS;
+  if (cq->armed && (!cq->solicited_only || c.solicited || err)) {
+    cq->armed = false;
+    post_eqe(dev::EqeType::COMPLETION, cqn, 0, not_before);
+  }
+}
+
+void Completion::post_eqe(dev::EqeType type, uint32_t obj, uint32_t data, Tick not_before) {
+  if (eq_log_size == 0) {
+    ++eq_overruns_;
+    return;
+  }
+  const uint32_t size = 1u << eq_log_size;
+  if (eq_pi - eq_ci >= size) {
+    ++eq_overruns_;
+    return;
+  }
+  dev::Eqe e{};
+  e.type = static_cast<uint8_t>(type);
+  e.obj = obj;
+  e.data = data;
+  e.owner = static_cast<uint8_t>(((eq_pi >> eq_log_size) & 1) ^ 1);
+  uint64_t addr = eq_addr + uint64_t(eq_pi & (size - 1)) * sizeof(dev::Eqe);
+  ++eq_pi;
+  ++eqes_;
+  // Posted writes stay in order: the EQE lands after the CQE, the MSI-X after the EQE.
+  s_.dma.dma_write(addr, reinterpret_cast<const uint8_t*>(&e), sizeof e, not_before, {});
+  if (eq_armed && !msix_masked) {
+    eq_armed = false;
+    ++msis_;
+    s_.dma.msi(msix_addr, msix_data, not_before);
+  }
+}
+
+}  // namespace rn::qp

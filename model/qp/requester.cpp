@@ -1,0 +1,475 @@
+#include "model/qp/requester.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include "model/qp/responder.h"
+#include "model/wire/transport.h"
+
+namespace rn::qp {
+
+using dev::WcStatus;
+using dev::WrOpcode;
+namespace w = rn::wire;
+
+namespace {
+// Largest frame a 4096-byte MTU packet makes: Ethernet+IPv4+UDP (42) + BTH+RETH+ImmDt (32) +
+// payload + ICRC (4).
+constexpr uint32_t kMaxDataFrame = 42 + 32 + 4096 + 4;
+
+static_assert(sizeof(xlate::Segment) == sizeof(pcie::SgEntry) &&
+                  offsetof(xlate::Segment, len) == offsetof(pcie::SgEntry, len),
+              "translation segments are handed to the DMA engine as they are");
+
+uint32_t max_sge_for(uint8_t shift) { return ((1u << shift) - sizeof(dev::SendWqe)) / sizeof(dev::Sge); }
+}  // namespace
+
+uint32_t mtu_bytes(uint8_t code) {
+  return (code >= 1 && code <= 5) ? (128u << code) : 0;
+}
+
+Requester::Requester(NicState& s)
+    : s_(s),
+      stats_(s.sim.stats, s.name + ".req", "RC requester: scheduler, WQE fetch, packet generation, ACKs"),
+      packets_(stats_.counter("packets", "count", "request packets sent")),
+      payload_bytes_(stats_.counter("payload_bytes", "B", "payload bytes sent")),
+      wqes_started_(stats_.counter("wqes_started", "count", "send WQEs started")),
+      wqes_completed_(stats_.counter("wqes_completed", "count", "send WQEs completed successfully")),
+      wqe_fetches_(stats_.counter("wqe_fetches", "count", "DMA reads of send WQEs")),
+      wqes_fetched_(stats_.counter("wqes_fetched", "count", "send WQEs fetched")),
+      acks_(stats_.counter("acks", "count", "ACKs received")),
+      naks_(stats_.counter("naks", "count", "NAKs and RNR NAKs received")),
+      stale_acks_(stats_.counter("stale_acks", "count", "ACKs for no outstanding PSN, ignored")),
+      local_errors_(stats_.counter("local_errors", "count", "WQEs failed locally (bad WQE, lkey)")),
+      flushed_(stats_.counter("flushed", "count", "send WQEs completed with WR_FLUSH_ERR")),
+      stalls_window_(stats_.counter("stalls_window", "count", "scheduler skips: PSN window full")),
+      stalls_link_(stats_.counter("stalls_link", "count", "scheduler waits: link queue full")) {
+  ready_.assign(s.params.max_qps + 2, 0);
+  ring_.resize(std::max<uint32_t>(1, s.params.tx_pipeline_depth));
+}
+
+Requester::~Requester() { s_.sim.stats.remove(&stats_); }
+
+bool Requester::can_send(const QpCtx& q) const {
+  if (q.state != dev::QpState::RTS || q.sq_blocked) return false;
+  if (!q.cur_active && q.sq_next == q.sq_fetched) return false;
+  return static_cast<uint32_t>(w::psn_diff(q.sq_psn, q.unacked_psn)) < s_.params.max_unacked_psn;
+}
+
+void Requester::schedule(QpCtx& q) {
+  if (!q.in_ready && can_send(q)) {
+    q.in_ready = true;
+    ready_[ready_tail_++ % ready_.size()] = q.qpn;
+  }
+  kick();
+}
+
+void Requester::sq_doorbell(QpCtx& q, uint32_t new_pi) {
+  q.sq_pi = new_pi;
+  if (q.state == dev::QpState::ERR) {
+    continue_flush(q);
+    return;
+  }
+  maybe_fetch(q);
+}
+
+void Requester::maybe_fetch(QpCtx& q) {
+  if (q.sq_fetching || q.sq_fetched == q.sq_pi) return;
+  const uint32_t slots = static_cast<uint32_t>(q.sq_cache.size());
+  uint32_t room = slots - (q.sq_fetched - q.sq_next);
+  if (room == 0) return;
+  uint32_t pos = q.sq_fetched & (q.sq_size() - 1);
+  uint32_t n = std::min({room, q.sq_pi - q.sq_fetched, q.sq_size() - pos});
+  q.sq_fetching = true;
+  ++wqe_fetches_;
+  uint64_t addr = q.sq_addr + (uint64_t(pos) << q.sq_shift);
+  uint32_t bytes = n << q.sq_shift;
+  uint32_t qpn = q.qpn;
+  RN_LOG(s_.sim, LogCat::kWqe, s_.name, "qp {} fetch {} send WQEs from index {}", qpn, n, q.sq_fetched);
+  s_.dma.dma_read(addr, q.sq_fetch_buf.data(), bytes, now(), [this, qpn, n] {
+    QpCtx* qq = s_.qp(qpn);
+    if (!qq) return;  // destroyed meanwhile
+    QpCtx& q2 = *qq;
+    const uint32_t stride = 1u << q2.sq_shift;
+    for (uint32_t i = 0; i < n; ++i) {
+      SendWqeCache& c = q2.sq_cache[(q2.sq_fetched + i) % q2.sq_cache.size()];
+      const uint8_t* src = q2.sq_fetch_buf.data() + size_t(i) * stride;
+      std::memcpy(&c.hdr, src, sizeof c.hdr);
+      uint32_t ns = std::min<uint32_t>(c.hdr.num_sge, max_sge_for(q2.sq_shift));
+      std::memcpy(c.sge, src + sizeof c.hdr, ns * sizeof(dev::Sge));
+    }
+    q2.sq_fetched += n;
+    wqes_fetched_ += n;
+    q2.sq_fetching = false;
+    if (q2.state == dev::QpState::ERR) {
+      continue_flush(q2);
+      return;
+    }
+    maybe_fetch(q2);
+    schedule(q2);
+  });
+}
+
+void Requester::kick() {
+  if (in_kick_) {
+    kick_again_ = true;
+    return;
+  }
+  in_kick_ = true;
+  if (backlog_limit_ == 0 && s_.link)
+    backlog_limit_ = s_.params.tx_queue_frames * s_.link->frame_time(kMaxDataFrame);
+  const uint32_t depth = static_cast<uint32_t>(ring_.size());
+  do {
+    kick_again_ = false;
+    while (tx_tail_ - tx_head_ < depth && ready_head_ != ready_tail_) {
+      if (s_.link->backlog(s_.link_side) > backlog_limit_) {
+        ++stalls_link_;
+        if (!wake_pending_) {
+          wake_pending_ = true;
+          s_.sim.eq.at(s_.link->busy_until(s_.link_side) - backlog_limit_, [this] {
+            wake_pending_ = false;
+            kick();
+          });
+        }
+        break;
+      }
+      uint32_t qpn = ready_[ready_head_++ % ready_.size()];
+      QpCtx* q = s_.qp(qpn);
+      if (!q) continue;
+      q->in_ready = false;
+      for (uint32_t k = 0; k < s_.params.sched_quantum && tx_tail_ - tx_head_ < depth && can_send(*q); ++k)
+        send_one(*q);
+      if (can_send(*q)) {
+        q->in_ready = true;
+        ready_[ready_tail_++ % ready_.size()] = q->qpn;
+      } else if (q->state == dev::QpState::RTS && !q->sq_blocked &&
+                 (q->cur_active || q->sq_next != q->sq_fetched)) {
+        ++stalls_window_;  // rescheduled by the ACK that opens the window
+      }
+    }
+  } while (kick_again_);
+  in_kick_ = false;
+}
+
+bool Requester::start_wqe(QpCtx& q) {
+  const SendWqeCache& c = q.sq_cache[q.sq_next % q.sq_cache.size()];
+  q.cur_idx = q.sq_next;
+  ++q.sq_next;
+  ++wqes_started_;
+  maybe_fetch(q);
+  const auto& h = c.hdr;
+  Outstanding e{};
+  e.idx = q.cur_idx;
+  e.wr_id = h.wr_id;
+  e.signaled = q.sig_all || (h.flags & static_cast<uint8_t>(dev::WqeFlags::SIGNALED));
+  e.status = WcStatus::SUCCESS;
+  auto op = static_cast<WrOpcode>(h.opcode);
+  bool is_write = op == WrOpcode::RDMA_WRITE || op == WrOpcode::RDMA_WRITE_WITH_IMM;
+  bool is_send = op == WrOpcode::SEND || op == WrOpcode::SEND_WITH_IMM;
+  e.wc_opcode = static_cast<uint8_t>(is_write ? dev::WcOpcode::RDMA_WRITE : dev::WcOpcode::SEND);
+  uint64_t total = 0;
+  WcStatus err = WcStatus::SUCCESS;
+  uint8_t verr = 0;
+  if (!is_write && !is_send) {
+    err = WcStatus::LOC_QP_OP_ERR;  // READ and atomics are not modelled yet; unknown opcodes
+    verr = 1;
+  } else if (h.num_sge > max_sge_for(q.sq_shift)) {
+    err = WcStatus::LOC_QP_OP_ERR;
+    verr = 2;
+  } else {
+    for (uint32_t i = 0; i < h.num_sge; ++i) total += c.sge[i].length;
+    if (total > 0x80000000ull) {
+      err = WcStatus::LOC_LEN_ERR;
+      verr = 3;
+    }
+  }
+  e.byte_len = static_cast<uint32_t>(std::min<uint64_t>(total, 0xFFFFFFFFu));
+  if (err != WcStatus::SUCCESS) {
+    e.status = err;
+    e.vendor_err = verr;
+    e.last_psn = w::psn_add(q.sq_psn, 0xFFFFFF);  // consumes no PSN
+    q.outstanding[q.out_tail++ % q.outstanding.size()] = e;
+    ++local_errors_;
+    RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} WQE {} refused: {} (vendor_err {})", q.qpn,
+           q.cur_idx, dev::to_string(err), verr);
+    q.sq_blocked = true;
+    retire(q);
+    return false;
+  }
+  uint32_t npkts = total == 0 ? 1 : static_cast<uint32_t>((total + q.mtu - 1) / q.mtu);
+  e.last_psn = w::psn_add(q.sq_psn, npkts - 1);
+  q.outstanding[q.out_tail++ % q.outstanding.size()] = e;
+  // Copy the WQE out of the prefetch cache, which refills behind it.
+  std::memcpy(&q.cur.hdr, &h, sizeof h);
+  std::memcpy(q.cur.sge, c.sge, h.num_sge * sizeof(dev::Sge));
+  q.cur_active = true;
+  q.cur_len = static_cast<uint32_t>(total);
+  q.cur_off = 0;
+  q.cur_sge = 0;
+  q.cur_sge_off = 0;
+  RN_LOG(s_.sim, LogCat::kTx, s_.name, "qp {} start WQE {} {} len {} psn {}..{}", q.qpn, q.cur_idx,
+         dev::to_string(op), total, q.sq_psn, e.last_psn);
+  return true;
+}
+
+void Requester::send_one(QpCtx& q) {
+  if (!q.cur_active && !start_wqe(q)) return;
+  const auto& h = q.cur.hdr;
+  const uint32_t off = q.cur_off;
+  const uint32_t plen = std::min(q.mtu, q.cur_len - off);
+  const bool first = off == 0;
+  const bool last = off + plen == q.cur_len;
+  auto op = static_cast<WrOpcode>(h.opcode);
+  const bool imm = op == WrOpcode::RDMA_WRITE_WITH_IMM || op == WrOpcode::SEND_WITH_IMM;
+  const bool write = op == WrOpcode::RDMA_WRITE || op == WrOpcode::RDMA_WRITE_WITH_IMM;
+
+  // Gather the payload's bus segments through the translation stage.
+  xlate::SegList segs;
+  uint32_t need = plen;
+  while (need > 0) {
+    const dev::Sge& sg = q.cur.sge[q.cur_sge];
+    uint32_t avail = sg.length - q.cur_sge_off;
+    if (avail == 0) {
+      ++q.cur_sge;
+      q.cur_sge_off = 0;
+      continue;
+    }
+    uint32_t take = std::min(avail, need);
+    xlate::Status st =
+        s_.mrs.translate(sg.lkey, q.pdn, sg.addr + q.cur_sge_off, take, 0, &segs);
+    if (st != xlate::Status::kOk) {
+      RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} WQE {} lkey {:#x} addr {:#x} len {}: {}",
+             q.qpn, q.cur_idx, sg.lkey, sg.addr + q.cur_sge_off, take, xlate::to_string(st));
+      local_error(q, WcStatus::LOC_PROT_ERR, static_cast<uint8_t>(st));
+      return;
+    }
+    q.cur_sge_off += take;
+    need -= take;
+  }
+
+  w::TransportHeader th{};
+  if (write) {
+    th.opcode = w::to_u8(first && last ? (imm ? w::Opcode::RC_RDMA_WRITE_ONLY_WITH_IMMEDIATE
+                                              : w::Opcode::RC_RDMA_WRITE_ONLY)
+                         : first ? w::Opcode::RC_RDMA_WRITE_FIRST
+                         : last  ? (imm ? w::Opcode::RC_RDMA_WRITE_LAST_WITH_IMMEDIATE
+                                        : w::Opcode::RC_RDMA_WRITE_LAST)
+                                 : w::Opcode::RC_RDMA_WRITE_MIDDLE);
+  } else {
+    th.opcode = w::to_u8(first && last ? (imm ? w::Opcode::RC_SEND_ONLY_WITH_IMMEDIATE
+                                              : w::Opcode::RC_SEND_ONLY)
+                         : first ? w::Opcode::RC_SEND_FIRST
+                         : last  ? (imm ? w::Opcode::RC_SEND_LAST_WITH_IMMEDIATE
+                                        : w::Opcode::RC_SEND_LAST)
+                                 : w::Opcode::RC_SEND_MIDDLE);
+  }
+  th.se = last && (h.flags & static_cast<uint8_t>(dev::WqeFlags::SOLICITED));
+  th.pad_cnt = w::pad_for(plen);
+  th.pkey = 0xFFFF;
+  th.dest_qp = q.dest_qpn;
+  th.psn = q.sq_psn;
+  ++q.since_ackreq;
+  th.ack_req = last || q.since_ackreq >= s_.params.ack_req_every;
+  if (th.ack_req) q.since_ackreq = 0;
+  if (write && first) {
+    th.reth_va = h.remote_addr;
+    th.reth_rkey = h.rkey;
+    th.reth_len = q.cur_len;
+  }
+  if (imm && last) th.imm = h.imm_data;
+
+  net::Frame* f = s_.pool.get();
+  uint8_t* t = f->data + s_.framing.headroom();
+  size_t hl = w::encode_transport_header(th, t);
+  uint8_t* payload = t + hl;
+  std::memset(payload + plen, 0, th.pad_cnt);
+  const uint32_t slot_idx = tx_tail_++ % ring_.size();
+  Slot& slot = ring_[slot_idx];
+  slot.f = f;
+  slot.tlen = static_cast<uint32_t>(hl + plen + th.pad_cnt);
+  slot.path = q.path;
+  slot.ready = plen == 0;
+  ++packets_;
+  payload_bytes_ += plen;
+  RN_LOG(s_.sim, LogCat::kTx, s_.name, "qp {} {} psn {} len {}{}", q.qpn,
+         w::op_info(th.opcode).name, th.psn, plen, th.ack_req ? " AckReq" : "");
+
+  q.sq_psn = w::psn_add(q.sq_psn, 1);
+  q.cur_off += plen;
+  if (last) q.cur_active = false;
+
+  if (plen > 0) {
+    s_.dma.dma_read(reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload,
+                    now() + s_.mrs.latency(), [this, slot_idx] {
+                      ring_[slot_idx].ready = true;
+                      drain();
+                    });
+  } else {
+    drain();
+  }
+}
+
+void Requester::drain() {
+  bool sent = false;
+  while (tx_head_ != tx_tail_) {
+    Slot& s = ring_[tx_head_ % ring_.size()];
+    if (!s.ready) break;
+    s.f->len = static_cast<uint32_t>(s_.framing.wrap(s.f->data, s.tlen, s.path));
+    s_.link->send(s_.link_side, s.f, now() + s_.params.tx_pipeline_latency);
+    s.f = nullptr;
+    s.ready = false;
+    ++tx_head_;
+    sent = true;
+  }
+  if (sent) kick();
+}
+
+void Requester::complete(QpCtx& q, const Outstanding& e, WcStatus st, uint8_t vendor_err, Tick when) {
+  if (st == WcStatus::SUCCESS && !e.signaled) return;
+  CqeInfo c;
+  c.wr_id = e.wr_id;
+  c.byte_len = e.byte_len;
+  c.qpn = q.qpn;
+  c.src_qp = q.dest_qpn;
+  c.wqe_counter = e.idx;
+  c.opcode = static_cast<dev::WcOpcode>(e.wc_opcode);
+  c.status = st;
+  c.vendor_err = vendor_err;
+  s_.comp->post_cqe(q.send_cqn, c, when);
+}
+
+void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
+  if (q.state != dev::QpState::RTS && q.state != dev::QpState::SQD) return;
+  const uint8_t syn = h.aeth_syndrome;
+  const uint32_t psn = h.psn;
+  // The ACK must acknowledge a PSN that was sent and is not yet acknowledged.
+  if (w::psn_cmp(psn, q.unacked_psn) < 0 || w::psn_cmp(psn, q.sq_psn) >= 0) {
+    ++stale_acks_;
+    return;
+  }
+  const Tick when = now() + s_.params.rx_pipeline_latency;
+  const uint32_t osize = static_cast<uint32_t>(q.outstanding.size());
+  if (w::aeth_is_ack(syn)) {
+    ++acks_;
+    while (q.out_head != q.out_tail) {
+      Outstanding& e = q.outstanding[q.out_head % osize];
+      if (e.status != WcStatus::SUCCESS || w::psn_cmp(e.last_psn, psn) > 0) break;
+      complete(q, e, WcStatus::SUCCESS, 0, when);
+      ++wqes_completed_;
+      ++q.out_head;
+      ++q.sq_done;
+    }
+    q.unacked_psn = w::psn_add(psn, 1);
+    retire(q);
+    schedule(q);
+    return;
+  }
+  ++naks_;
+  // Everything before the NAK's PSN is acknowledged; the WQE holding it fails.
+  while (q.out_head != q.out_tail) {
+    Outstanding& e = q.outstanding[q.out_head % osize];
+    if (e.status != WcStatus::SUCCESS || w::psn_cmp(e.last_psn, psn) >= 0) break;
+    complete(q, e, WcStatus::SUCCESS, 0, when);
+    ++wqes_completed_;
+    ++q.out_head;
+    ++q.sq_done;
+  }
+  WcStatus st = WcStatus::REM_OP_ERR;
+  if (w::aeth_is_rnr_nak(syn)) {
+    st = WcStatus::RNR_RETRY_EXC_ERR;  // RNR retry is not modelled yet: the first RNR NAK is final
+  } else {
+    switch (syn) {
+      case 0x60: st = WcStatus::RETRY_EXC_ERR; break;  // go-back-N is not modelled yet
+      case 0x61: st = WcStatus::REM_INV_REQ_ERR; break;
+      case 0x62: st = WcStatus::REM_ACCESS_ERR; break;
+      default: st = WcStatus::REM_OP_ERR; break;
+    }
+  }
+  RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} {} psn {}: WQE fails with {}", q.qpn,
+         w::aeth_syndrome_name(syn), psn, dev::to_string(st));
+  if (q.out_head != q.out_tail) {
+    Outstanding& e = q.outstanding[q.out_head % osize];
+    complete(q, e, st, syn, when);
+    ++q.out_head;
+    ++q.sq_done;
+  }
+  enter_error(q);
+}
+
+void Requester::local_error(QpCtx& q, WcStatus st, uint8_t vendor_err) {
+  // The current WQE's entry is the newest outstanding one: mark it failed. Packets of it already
+  // sent are acknowledged normally first; the failure is reported when it reaches the head.
+  Outstanding& e = q.outstanding[(q.out_tail - 1) % q.outstanding.size()];
+  e.status = st;
+  e.vendor_err = vendor_err;
+  q.cur_active = false;
+  q.sq_blocked = true;
+  ++local_errors_;
+  retire(q);
+}
+
+void Requester::retire(QpCtx& q) {
+  const uint32_t osize = static_cast<uint32_t>(q.outstanding.size());
+  if (q.out_head == q.out_tail) return;
+  Outstanding& e = q.outstanding[q.out_head % osize];
+  if (e.status == WcStatus::SUCCESS) return;
+  // A failed WQE at the head: every earlier one is complete. Packets of it that were sent are
+  // still unacknowledged, which no longer matters: the QP goes to ERR.
+  complete(q, e, e.status, e.vendor_err, now());
+  ++q.out_head;
+  ++q.sq_done;
+  enter_error(q);
+}
+
+void Requester::enter_error(QpCtx& q) {
+  if (q.state == dev::QpState::ERR) return;
+  RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} enters ERR", q.qpn);
+  q.state = dev::QpState::ERR;
+  flush(q);
+  s_.resp->flush(q);
+}
+
+void Requester::flush(QpCtx& q) {
+  q.flushing = true;
+  q.cur_active = false;
+  continue_flush(q);
+}
+
+void Requester::continue_flush(QpCtx& q) {
+  const uint32_t osize = static_cast<uint32_t>(q.outstanding.size());
+  const Tick when = now();
+  while (q.out_head != q.out_tail) {
+    Outstanding& e = q.outstanding[q.out_head % osize];
+    complete(q, e, WcStatus::WR_FLUSH_ERR, 0, when);
+    ++flushed_;
+    ++q.out_head;
+    ++q.sq_done;
+  }
+  // Cached, never started WQEs.
+  while (q.sq_next != q.sq_fetched) {
+    const SendWqeCache& c = q.sq_cache[q.sq_next % q.sq_cache.size()];
+    Outstanding e{};
+    e.idx = q.sq_next;
+    e.wr_id = c.hdr.wr_id;
+    auto op = static_cast<WrOpcode>(c.hdr.opcode);
+    e.wc_opcode = static_cast<uint8_t>(
+        op == WrOpcode::RDMA_WRITE || op == WrOpcode::RDMA_WRITE_WITH_IMM ? dev::WcOpcode::RDMA_WRITE
+                                                                          : dev::WcOpcode::SEND);
+    complete(q, e, WcStatus::WR_FLUSH_ERR, 0, when);
+    ++flushed_;
+    ++q.sq_next;
+    ++q.sq_done;
+  }
+  // Posted but not yet fetched: fetch them to learn their wr_id.
+  maybe_fetch(q);
+}
+
+void Requester::reset(QpCtx& q) {
+  q.sq_pi = q.sq_fetched = q.sq_next = q.sq_done = 0;
+  q.cur_active = q.sq_blocked = q.flushing = false;
+  q.out_head = q.out_tail = 0;
+  q.since_ackreq = 0;
+}
+
+}  // namespace rn::qp

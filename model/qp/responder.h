@@ -1,0 +1,61 @@
+// The RC responder: receives every frame from the port, checks framing and ICRC, the PSN and the
+// opcode sequence, consumes receive WQEs (prefetched by DMA), checks rkeys and places WRITE data
+// through the translation stage, scatters SEND data into receive buffers, writes receive
+// completions, generates ACKs (for AckReq packets) and NAKs, and hands ACKs to the requester.
+// When a SEND needs a receive WQE that is posted but not yet fetched, the receive pipeline stalls
+// (head of line) until the fetch completes.
+#pragma once
+#include <vector>
+
+#include "model/qp/completion.h"
+#include "model/qp/qp_context.h"
+
+namespace rn::qp {
+
+class Responder : public net::FrameSink {
+ public:
+  explicit Responder(NicState& s);
+  ~Responder() override;
+  void receive(net::Frame* f) override;
+  void rq_doorbell(QpCtx& q, uint32_t new_pi);
+  void flush(QpCtx& q);
+  void reset(QpCtx& q);
+
+ private:
+  enum class Result { kDone, kStall };
+  Result process(net::Frame* f);
+  void resume();
+  void maybe_fetch(QpCtx& q);
+  void send_ack(QpCtx& q, uint8_t syndrome, uint32_t psn);
+  void fail(QpCtx& q, uint8_t nak_syndrome, uint32_t psn, const char* why);
+  void recv_complete(QpCtx& q, dev::WcStatus st, uint32_t byte_len, dev::WcOpcode op, bool imm,
+                     uint32_t imm_data, bool solicited, Tick when);
+  void continue_flush(QpCtx& q);
+  Tick now() const { return s_.now(); }
+
+  NicState& s_;
+  std::vector<net::Frame*> pending_;  // frames waiting behind a stall, in arrival order
+  size_t pending_head_ = 0;
+  bool stalled_ = false;
+
+  stats::Group stats_;
+  uint64_t& frames_;
+  uint64_t& bytes_;
+  uint64_t& drop_frame_;
+  uint64_t& drop_parse_;
+  uint64_t& drop_no_qp_;
+  uint64_t& drop_state_;
+  uint64_t& drop_unsupported_;
+  uint64_t& duplicates_;
+  uint64_t& seq_naks_;
+  uint64_t& naks_sent_;
+  uint64_t& rnr_naks_;
+  uint64_t& acks_sent_;
+  uint64_t& placed_bytes_;
+  uint64_t& messages_;
+  uint64_t& stalls_;
+  uint64_t& rwqe_fetches_;
+  uint64_t& flushed_;
+};
+
+}  // namespace rn::qp

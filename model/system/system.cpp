@@ -1,0 +1,336 @@
+#include "model/system/system.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/core.h>
+
+#include "model/system/schema.h"
+
+namespace rn::system {
+
+using cfg::ConfigError;
+
+namespace {
+const char* kWorkloads[] = {"write_bw", "send_bw", "write_lat", "send_lat"};
+bool is_lat(const std::string& k) { return k == "write_lat" || k == "send_lat"; }
+}  // namespace
+
+std::vector<std::string> System::workload_list(const cfg::Config& c) {
+  std::vector<std::string> out;
+  std::stringstream ss(c.str("run.workloads"));
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (item.empty()) continue;
+    bool known = false;
+    for (const char* k : kWorkloads) known |= item == k;
+    if (!known)
+      throw ConfigError(fmt::format("{}: key 'run.workloads': bad value '{}': unknown workload '{}' "
+                                    "(known: write_bw, send_bw, write_lat, send_lat)",
+                                    c.source("run.workloads"), c.str("run.workloads"), item));
+    out.push_back(item);
+  }
+  if (out.empty())
+    throw ConfigError(fmt::format("{}: key 'run.workloads': empty: name at least one workload",
+                                  c.source("run.workloads")));
+  return out;
+}
+
+host::WorkloadParams System::workload_params(const cfg::Config& c, const std::string& k) {
+  host::WorkloadParams p;
+  p.kind = k;
+  p.size = c.size(k + ".size");
+  p.iterations = static_cast<uint64_t>(c.integer(k + ".iterations"));
+  p.warmup = static_cast<uint64_t>(c.integer(k + ".warmup"));
+  p.qps = static_cast<uint32_t>(c.integer(k + ".qps"));
+  p.tx_depth = static_cast<uint32_t>(c.integer(k + ".tx_depth"));
+  p.rx_depth = static_cast<uint32_t>(c.integer(k + ".rx_depth"));
+  p.cq_mod = static_cast<uint32_t>(c.integer(k + ".cq_mod"));
+  p.mtu = static_cast<uint32_t>(c.size(k + ".mtu"));
+  p.sges = static_cast<uint32_t>(c.integer(k + ".sges"));
+  p.imm = c.boolean(k + ".imm");
+  p.verify = c.boolean(k + ".verify");
+  return p;
+}
+
+void System::validate() const {
+  const auto& c = cfg_;
+  auto bad = [&](const std::string& key, const std::string& why) {
+    return ConfigError(fmt::format("{}: key '{}': bad value '{}': {}", c.source(key), key,
+                                   c.to_json()[key].get<std::string>(), why));
+  };
+  pcie::Params pp;
+  pp.gen = static_cast<int>(c.integer("pcie.gen"));
+  pp.lanes = static_cast<int>(c.integer("pcie.lanes"));
+  pp.mps = static_cast<uint32_t>(c.size("pcie.mps"));
+  pp.mrrs = static_cast<uint32_t>(c.size("pcie.mrrs"));
+  pp.rcb = static_cast<uint32_t>(c.size("pcie.rcb"));
+  std::string perr = pp.validate();
+  if (!perr.empty()) {
+    std::string key = perr.substr(0, perr.find(':'));
+    if (c.schema().find(key)) throw bad(key, perr.substr(perr.find(':') + 2));
+    throw ConfigError(perr);
+  }
+  for (const auto& k : workload_list(c)) {
+    auto p = workload_params(c, k);
+    if (p.mtu != 256 && p.mtu != 512 && p.mtu != 1024 && p.mtu != 2048 && p.mtu != 4096)
+      throw bad(k + ".mtu", "a path MTU is one of 256, 512, 1024, 2048, 4096 bytes");
+    uint64_t largest_ip = 20 + 8 + 12 + 16 + 4 + p.mtu + 4;  // IP+UDP+BTH+RETH+ImmDt+payload+ICRC
+    if (largest_ip > c.size("link.mtu"))
+      throw bad("link.mtu", fmt::format("smaller than the largest packet of {} ({} B for a {} B path MTU)",
+                                        k, largest_ip, p.mtu));
+    if (p.cq_mod > p.tx_depth)
+      throw bad(k + ".cq_mod", fmt::format("larger than {}.tx_depth ({}): the send queue would fill "
+                                           "with no completion requested", k, p.tx_depth));
+    if (p.tx_depth > static_cast<uint64_t>(c.integer("nic.max_qp_wr")))
+      throw bad(k + ".tx_depth", fmt::format("more than nic.max_qp_wr ({})", c.integer("nic.max_qp_wr")));
+    if (p.rx_depth > static_cast<uint64_t>(c.integer("nic.max_qp_wr")))
+      throw bad(k + ".rx_depth", fmt::format("more than nic.max_qp_wr ({})", c.integer("nic.max_qp_wr")));
+    if (p.qps > static_cast<uint64_t>(c.integer("nic.max_qps")))
+      throw bad(k + ".qps", fmt::format("more than nic.max_qps ({})", c.integer("nic.max_qps")));
+    if (is_lat(k) && p.qps != 1) throw bad(k + ".qps", "latency tests use one QP");
+    if (k == "write_lat" && p.size < 1)
+      throw bad(k + ".size", "write_lat needs at least 1 byte (the receiver polls the last byte)");
+    if (p.size > c.size("nic.max_mr_size")) throw bad(k + ".size", "larger than nic.max_mr_size");
+    if (p.sges > 1 && p.size > 0 && p.sges > p.size)
+      throw bad(k + ".sges", fmt::format("more SGEs than bytes in a {}-byte message", p.size));
+    if (p.size > 0x80000000ull) throw bad(k + ".size", "a message is at most 2 GiB");
+  }
+}
+
+System::System(const cfg::Config& c, const std::string& config_name) : cfg_(c), config_name_(config_name) {
+  validate();
+  sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
+  eq_ = std::make_unique<EventQueue>("eq");
+  sim_ = std::make_unique<Sim>(*eq_);
+  if (!c.str("sim.log").empty()) sim_->log.enable(c.str("sim.log"));
+
+  pcie::BridgeParams bp;
+  pcie::Params& lp = bp.link;
+  lp.gen = static_cast<int>(c.integer("pcie.gen"));
+  lp.lanes = static_cast<int>(c.integer("pcie.lanes"));
+  lp.mps = static_cast<uint32_t>(c.size("pcie.mps"));
+  lp.mrrs = static_cast<uint32_t>(c.size("pcie.mrrs"));
+  lp.rcb = static_cast<uint32_t>(c.size("pcie.rcb"));
+  lp.ecrc = c.boolean("pcie.ecrc");
+  lp.ack_limit = static_cast<uint32_t>(c.size("pcie.ack_limit"));
+  lp.fc_limit = static_cast<uint32_t>(c.size("pcie.fc_limit"));
+  lp.read_latency = c.time("pcie.read_latency");
+  lp.posted_write_latency = c.time("pcie.posted_write_latency");
+  lp.link_latency = c.time("pcie.link_latency");
+  lp.mmio_cpu_latency = c.time("pcie.mmio_cpu_latency");
+  lp.mmio_read_device_latency = c.time("pcie.mmio_read_device_latency");
+  lp.read_tags = static_cast<uint32_t>(c.integer("pcie.read_tags"));
+  lp.ph_credits = static_cast<uint32_t>(c.integer("pcie.ph_credits"));
+  lp.pd_credits = static_cast<uint32_t>(c.integer("pcie.pd_credits"));
+  lp.nph_credits = static_cast<uint32_t>(c.integer("pcie.nph_credits"));
+  lp.cplh_credits = static_cast<uint32_t>(c.integer("pcie.cplh_credits"));
+  lp.cpld_credits = static_cast<uint32_t>(c.integer("pcie.cpld_credits"));
+  lp.credit_return_latency = c.time("pcie.credit_return_latency");
+  bp.mem_read_latency = c.time("host.mem.read_latency");
+  bp.mem_write_latency = c.time("host.mem.write_latency");
+
+  host::HostParams hp;
+  hp.scatter_pages = c.str("host.page_alloc") == "scattered";
+  hp.mmio_write_cost = c.time("host.cpu.mmio_write");
+  hp.wqe_write_cost = c.time("host.cpu.wqe_write");
+  hp.poll_cost = c.time("host.cpu.poll");
+  hp.wakeup_latency = c.time("host.cpu.wakeup");
+  hp.driver_timeout = c.time("host.driver_timeout");
+
+  nic::NicConfig nc;
+  qp::NicParams& np = nc.nic;
+  np.max_qps = static_cast<uint32_t>(c.integer("nic.max_qps"));
+  np.max_cqs = static_cast<uint32_t>(c.integer("nic.max_cqs"));
+  np.max_pds = static_cast<uint32_t>(c.integer("nic.max_pds"));
+  np.max_qp_wr = static_cast<uint32_t>(c.integer("nic.max_qp_wr"));
+  np.max_cqe = static_cast<uint32_t>(c.integer("nic.max_cqe"));
+  np.cmd_latency = c.time("nic.cmd_latency");
+  np.wqe_prefetch = static_cast<uint32_t>(c.integer("nic.wqe_prefetch"));
+  np.rq_prefetch = static_cast<uint32_t>(c.integer("nic.rq_prefetch"));
+  np.tx_pipeline_depth = static_cast<uint32_t>(c.integer("nic.tx_pipeline_depth"));
+  np.tx_pipeline_latency = c.time("nic.tx_pipeline_latency");
+  np.rx_pipeline_latency = c.time("nic.rx_pipeline_latency");
+  np.tx_queue_frames = static_cast<uint32_t>(c.integer("nic.tx_queue_frames"));
+  np.max_unacked_psn = static_cast<uint32_t>(c.integer("nic.max_unacked_psn"));
+  np.ack_req_every = static_cast<uint32_t>(c.integer("nic.ack_req_every"));
+  np.sched_quantum = static_cast<uint32_t>(c.integer("nic.sched_quantum"));
+  np.port_rate_bps = c.bandwidth("link.rate");
+  nc.xlate.max_mrs = static_cast<uint32_t>(c.integer("nic.max_mrs"));
+  nc.xlate.lookup_latency = c.time("nic.translate_latency");
+  nc.max_mr_size = c.size("nic.max_mr_size");
+
+  net::LinkParams lkp;
+  lkp.rate_bps = c.bandwidth("link.rate");
+  lkp.propagation_delay = c.time("link.propagation_delay");
+  lkp.mtu = static_cast<uint32_t>(c.size("link.mtu"));
+  lkp.overhead_bytes = static_cast<uint32_t>(c.size("link.overhead"));
+  link_ = std::make_unique<net::Link>(*sim_, "link0", lkp, pool_);
+
+  nodes_.resize(2);
+  for (int i = 0; i < 2; ++i) {
+    Node& n = nodes_[i];
+    n.name = fmt::format("host{}", i);
+    n.mac = {0x02, 0x00, 0x00, 0x00, 0x00, static_cast<uint8_t>(i + 1)};
+    n.ipv4 = 0x0A000001u + static_cast<uint32_t>(i);  // 10.0.0.1, 10.0.0.2
+    np.mac = n.mac;
+    np.ipv4 = n.ipv4;
+    n.mem = std::make_unique<hostmem::HostMemory>();
+    n.bridge = std::make_unique<pcie::Bridge>(*sim_, n.name + ".pcie", bp, *n.mem);
+    n.nic = std::make_unique<nic::Nic>(*sim_, n.name + ".nic", nc, *n.bridge, pool_);
+    n.bridge->attach_device(n.nic.get());
+    n.nic->attach_link(link_.get(), i);
+    n.host = std::make_unique<host::SimHost>(*sim_, n.name, hp, *n.mem, *n.bridge);
+    n.driver = std::make_unique<drv::Driver>(*n.host, hp.driver_timeout / kNs);
+  }
+}
+
+System::~System() = default;
+
+void System::open_pcap(const std::string& out_dir) {
+  if (out_dir.empty() || !cfg_.boolean("capture.pcap")) return;
+  pcap_ = std::make_unique<wire::PcapWriter>();
+  std::string err;
+  std::string path = (std::filesystem::path(out_dir) / "wire.pcap").string();
+  if (!pcap_->open(path, static_cast<uint32_t>(cfg_.size("capture.snaplen")), &err))
+    throw std::runtime_error("cannot write " + path + ": " + err);
+  link_->set_tap(pcap_.get(), static_cast<uint64_t>(cfg_.integer("capture.max_packets")));
+}
+
+RunReport System::run(const std::string& out_dir) {
+  for (const auto& k : workload_list(cfg_)) {
+    auto p = workload_params(cfg_, k);
+    std::vector<uint8_t> m0(nodes_[0].mac.begin(), nodes_[0].mac.end());
+    std::vector<uint8_t> m1(nodes_[1].mac.begin(), nodes_[1].mac.end());
+    tests_.push_back(std::make_unique<host::Perftest>(*nodes_[0].host, *nodes_[0].driver, *nodes_[1].host,
+                                                      *nodes_[1].driver, p, m0, nodes_[0].ipv4, m1,
+                                                      nodes_[1].ipv4));
+  }
+  auto side = [this](int i) {
+    return [this, i] {
+      Node& n = nodes_[i];
+      if (int e = n.driver->open()) {
+        for (auto& t : tests_) (void)t;
+        RN_LOG(*sim_, LogCat::kError, n.name, "driver open failed: {} ({})", e, n.driver->last_error());
+      } else {
+        for (auto& t : tests_) {
+          if (i == 0) {
+            t->run_client();
+          } else {
+            t->run_server();
+          }
+        }
+      }
+      if (++threads_done_ == threads_total_) sc_core::sc_stop();
+    };
+  };
+  return run_custom(side(0), side(1), out_dir);
+}
+
+RunReport System::run_custom(std::function<void()> fn0, std::function<void()> fn1, const std::string& out_dir) {
+  if (!out_dir.empty()) std::filesystem::create_directories(out_dir);
+  open_pcap(out_dir);
+  threads_total_ = 0;
+  if (fn0) {
+    ++threads_total_;
+    nodes_[0].host->spawn("sw", tests_.empty() ? [this, fn0] {
+      fn0();
+      if (++threads_done_ == threads_total_) sc_core::sc_stop();
+    } : std::function<void()>(fn0));
+  }
+  if (fn1) {
+    ++threads_total_;
+    nodes_[1].host->spawn("sw", tests_.empty() ? [this, fn1] {
+      fn1();
+      if (++threads_done_ == threads_total_) sc_core::sc_stop();
+    } : std::function<void()>(fn1));
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  sc_core::sc_start(sc_core::sc_time::from_value(cfg_.time("sim.max_time")));
+  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  bool all_done = threads_done_ == threads_total_;
+  if (all_done && sc_core::sc_get_status() != sc_core::SC_STOPPED) {
+    // Drain what is still in flight (last ACKs, DMA writes) so memory is final.
+    sc_core::sc_start();
+  }
+  return finish(out_dir, wall, all_done);
+}
+
+RunReport System::finish(const std::string& out_dir, double wall, bool all_done) {
+  RunReport r;
+  r.sim_time = sim_->now();
+  r.wall_seconds = wall;
+  r.events = eq_->events_executed();
+  nlohmann::json stats = sim_->stats.to_json();
+  r.packets = stats["link0"]["a_to_b_frames"]["value"].get<uint64_t>() +
+              stats["link0"]["b_to_a_frames"]["value"].get<uint64_t>();
+  r.ok = all_done;
+  if (!all_done)
+    r.error = fmt::format("the run did not finish within sim.max_time ({}): {} of {} host threads done",
+                          cfg::format_time(cfg_.time("sim.max_time")), threads_done_, threads_total_);
+  nlohmann::json wl = nlohmann::json::object();
+  for (auto& t : tests_) {
+    t->verify();
+    const auto& res = t->result();
+    r.workloads.push_back(res);
+    if (!res.ok) {
+      r.ok = false;
+      if (r.error.empty()) r.error = res.params.kind + ": " + res.error;
+    }
+    nlohmann::json j;
+    j["ok"] = res.ok;
+    if (!res.error.empty()) j["error"] = res.error;
+    j["size_bytes"] = res.params.size;
+    j["iterations"] = res.params.iterations;
+    j["qps"] = res.params.qps;
+    j["mtu_bytes"] = res.params.mtu;
+    j["messages"] = res.messages;
+    j["bytes"] = res.bytes;
+    j["start_ps"] = res.start;
+    j["end_ps"] = res.end;
+    j["verified_bytes"] = res.verified_bytes;
+    if (is_lat(res.params.kind)) {
+      j["latency_ns"] = {{"min", res.percentile_ns(0)},      {"p50", res.percentile_ns(50)},
+                         {"p90", res.percentile_ns(90)},     {"p99", res.percentile_ns(99)},
+                         {"p999", res.percentile_ns(99.9)},  {"max", res.percentile_ns(100)},
+                         {"samples", res.latencies.size()}};
+      double avg = 0;
+      for (Tick x : res.latencies) avg += ticks_to_ns(x);
+      if (!res.latencies.empty()) avg /= static_cast<double>(res.latencies.size());
+      j["latency_ns"]["avg"] = avg;
+    } else {
+      j["goodput_gbps"] = res.goodput_gbps;
+      j["msg_rate_mpps"] = res.msg_rate_mpps;
+    }
+    wl[res.params.kind] = j;
+  }
+  nlohmann::json run;
+  run["ok"] = r.ok;
+  if (!r.error.empty()) run["error"] = r.error;
+  run["config"] = config_name_;
+  run["sim_time_ps"] = r.sim_time;
+  run["wall_seconds"] = r.wall_seconds;
+  run["events"] = r.events;
+  run["packets"] = r.packets;
+  run["packets_per_wall_second"] = wall > 0 ? static_cast<double>(r.packets) / wall : 0.0;
+  run["workloads"] = wl;
+  r.json = {{"run", run}, {"config", cfg_.to_json()}, {"stats", stats}};
+  if (pcap_) pcap_->close();
+  if (!out_dir.empty()) {
+    std::ofstream f(std::filesystem::path(out_dir) / "stats.json");
+    f << r.json.dump(2) << "\n";
+    for (const auto& res : r.workloads) {
+      if (res.latencies.empty()) continue;
+      std::ofstream l(std::filesystem::path(out_dir) / ("latency_" + res.params.kind + ".csv"));
+      l << "iteration,latency_ns\n";
+      for (size_t i = 0; i < res.latencies.size(); ++i) l << i << "," << ticks_to_ns(res.latencies[i]) << "\n";
+    }
+  }
+  return r;
+}
+
+}  // namespace rn::system

@@ -1,0 +1,85 @@
+// Builds a whole simulated system from a configuration: hosts (memory, PCIe bridge, OS, driver),
+// NICs and the network between them; runs the configured workloads and reports the results.
+// One System per process (SystemC elaborates once per process).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bridge/driver/driver.h"
+#include "bridge/host/perftest.h"
+#include "bridge/host/sim_host.h"
+#include "bridge/host_memory/host_memory.h"
+#include "bridge/pcie/pcie_bridge.h"
+#include "model/core/config.h"
+#include "model/net/link.h"
+#include "model/nic/nic.h"
+#include "model/wire/pcap_writer.h"
+
+namespace rn::system {
+
+struct Node {
+  std::string name;
+  std::array<uint8_t, 6> mac{};
+  uint32_t ipv4 = 0;
+  std::unique_ptr<hostmem::HostMemory> mem;
+  std::unique_ptr<pcie::Bridge> bridge;
+  std::unique_ptr<nic::Nic> nic;
+  std::unique_ptr<host::SimHost> host;
+  std::unique_ptr<drv::Driver> driver;
+};
+
+struct RunReport {
+  bool ok = false;
+  std::string error;
+  Tick sim_time = 0;
+  double wall_seconds = 0;
+  uint64_t events = 0;
+  uint64_t packets = 0;
+  std::vector<host::WorkloadResult> workloads;
+  nlohmann::json json;  // the whole stats.json document
+};
+
+class System {
+ public:
+  // Validates the configuration (cross-parameter rules; throws cfg::ConfigError naming the keys)
+  // and builds the system.
+  explicit System(const cfg::Config& c, const std::string& config_name = "");
+  ~System();
+
+  // Runs the configured workloads to completion (or sim.max_time). Writes stats.json and, if
+  // enabled, wire.pcap into out_dir ("" = write nothing).
+  RunReport run(const std::string& out_dir);
+
+  // Runs custom host software instead of the configured workloads: fn0 on host 0, fn1 on host 1
+  // (each may be empty). Used by tests.
+  RunReport run_custom(std::function<void()> fn0, std::function<void()> fn1, const std::string& out_dir = "");
+
+  Sim& sim() { return *sim_; }
+  Node& node(int i) { return nodes_.at(i); }
+  net::Link& link() { return *link_; }
+  const cfg::Config& config() const { return cfg_; }
+  static std::vector<std::string> workload_list(const cfg::Config& c);
+  static host::WorkloadParams workload_params(const cfg::Config& c, const std::string& kind);
+
+ private:
+  void validate() const;
+  RunReport finish(const std::string& out_dir, double wall, bool all_done);
+  void open_pcap(const std::string& out_dir);
+
+  const cfg::Config& cfg_;
+  std::string config_name_;
+  std::unique_ptr<EventQueue> eq_;
+  std::unique_ptr<Sim> sim_;
+  net::FramePool pool_;
+  std::vector<Node> nodes_;
+  std::unique_ptr<net::Link> link_;
+  std::unique_ptr<wire::PcapWriter> pcap_;
+  std::vector<std::unique_ptr<host::Perftest>> tests_;
+  int threads_done_ = 0;
+  int threads_total_ = 0;
+};
+
+}  // namespace rn::system

@@ -1,0 +1,83 @@
+// The NIC's memory-protection and translation stage: every NIC access to host memory by key
+// (lkey for local buffers, rkey for remote requests) passes here. It checks key, protection domain,
+// access rights and bounds, then translates the virtual range through the region's page list (MTT)
+// into host bus addresses, split at page boundaries. The stage has a fixed lookup latency, counted
+// by callers as a pipeline delay; caches and misses (MPT/MTT caches, IOMMU) come in later versions
+// of this block, behind the same call.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/core/sim.h"
+
+namespace rn::xlate {
+
+enum class Status : uint8_t { kOk, kBadKey, kPdMismatch, kAccess, kBounds, kTooManySegments };
+const char* to_string(Status s);
+
+struct Segment {
+  uint64_t addr;
+  uint32_t len;
+};
+
+// A fixed-capacity list of physical segments: no allocation on the per-packet path.
+struct SegList {
+  static constexpr int kMax = 16;
+  Segment seg[kMax];
+  int n = 0;
+  void clear() { n = 0; }
+};
+
+struct Region {
+  bool valid = false;
+  uint32_t key = 0;
+  uint32_t pdn = 0;
+  uint32_t access = 0;
+  uint64_t iova = 0;
+  uint64_t length = 0;
+  uint8_t page_shift = 12;
+  std::vector<uint64_t> pages;  // bus address of each page, from the page containing iova
+};
+
+struct Params {
+  uint32_t max_mrs = 65536;
+  Tick lookup_latency = 20 * kNs;  // key lookup + MTT read, per access (pipeline delay)
+};
+
+class MrTable {
+ public:
+  MrTable(Sim& sim, const std::string& name, const Params& p);
+  ~MrTable();
+  // Returns the new key, or 0 when the table is full. Keys are (index << 8) | variant; the variant
+  // changes each time an index is reused, so a stale key never matches a new region.
+  uint32_t add(uint32_t pdn, uint32_t access, uint64_t iova, uint64_t length, uint8_t page_shift,
+               std::vector<uint64_t> pages);
+  bool remove(uint32_t key);
+  const Region* find(uint32_t key) const;
+  size_t count_in_pd(uint32_t pdn) const;
+  size_t size() const { return live_; }
+
+  // Checks and translates [va, va+len) of the region named by key. `need` is a set of access
+  // flags the region must grant (0 for local reads). Appends the bus segments to `out`, merging
+  // physically contiguous pages; with out == nullptr only checks the range.
+  Status translate(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len, uint32_t need,
+                   SegList* out);
+  Tick latency() const { return p_.lookup_latency; }
+
+ private:
+  Sim& sim_;
+  Params p_;
+  std::vector<Region> regions_;
+  std::vector<uint8_t> variant_;
+  std::vector<uint32_t> free_;
+  size_t live_ = 0;
+  stats::Group stats_;
+  uint64_t& lookups_;
+  uint64_t& faults_key_;
+  uint64_t& faults_pd_;
+  uint64_t& faults_access_;
+  uint64_t& faults_bounds_;
+};
+
+}  // namespace rn::xlate

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Runs a short version of a scenario and checks its wire.pcap with two independent decoders:
+# tshark (every frame decodes as RoCEv2/InfiniBand, none malformed, no unknown opcode) and Scapy
+# (every ICRC recomputed from the bytes).
+#   check_run_pcap.sh RNICSIM CONFIG WIRE_TEST_DIR
+set -eu
+rnicsim=$1
+config=$2
+wire=$3
+out=$(mktemp -d /tmp/rnicsim-pcap-XXXXXX)
+trap 'rm -rf "$out"' EXIT
+"$rnicsim" run "$config" --out "$out" --no-plots \
+  --set write_bw.iterations=40 --set write_bw.size=20000 --set send_lat.iterations=20 \
+  --set capture.max_packets=0 >"$out/report.txt"
+grep -q "result: OK" "$out/report.txt"
+sh "$wire/check_pcap_tshark.sh" "$out/wire.pcap"
+/usr/bin/python3 "$wire/check_icrc_scapy.py" "$out/wire.pcap"

@@ -1,0 +1,35 @@
+#include "testbench/system/harness.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+
+namespace rn::test {
+
+const cfg::Schema& schema() {
+  static const cfg::Schema s = system::make_schema();
+  return s;
+}
+
+std::unique_ptr<cfg::Config> make_config(const std::vector<std::string>& sets) {
+  auto c = std::make_unique<cfg::Config>(schema());
+  for (const auto& s : sets) c->apply_override(s);
+  if (const char* log = std::getenv("RNICSIM_TEST_LOG")) c->apply_override(std::string("sim.log=") + log);
+  return c;
+}
+
+std::unique_ptr<system::System> make_system(const cfg::Config& c) {
+  static int built = 0;
+  if (built++)
+    throw std::logic_error("one SystemC simulation per process: run each TEST_CASE on its own (ctest does)");
+  return std::make_unique<system::System>(c, "test");
+}
+
+std::string out_dir(const std::string& name) {
+  std::string d = (std::filesystem::temp_directory_path() / ("rnicsim-test-" + name)).string();
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+}  // namespace rn::test

@@ -1,0 +1,21 @@
+// Helpers for whole-system tests. SystemC elaborates once per process: every TEST_CASE that
+// builds a System runs in its own process (ctest runs each TEST_CASE separately); make_system()
+// refuses a second one with a clear message instead of SystemC's E529.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/system/schema.h"
+#include "model/system/system.h"
+
+namespace rn::test {
+
+const cfg::Schema& schema();
+// Defaults plus `key=value` overrides; sim.log from RNICSIM_TEST_LOG if set.
+std::unique_ptr<cfg::Config> make_config(const std::vector<std::string>& sets);
+std::unique_ptr<system::System> make_system(const cfg::Config& c);
+// Where a test writes files: a fresh folder named after the test.
+std::string out_dir(const std::string& name);
+
+}  // namespace rn::test

@@ -1,0 +1,473 @@
+// The device interface through the driver: CQE contents and order, error completions, register
+// and command errors, completion events. One host thread drives both hosts' drivers.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+
+#include <fmt/core.h>
+
+#include "testbench/system/harness.h"
+
+using namespace rn;
+using dev::WcOpcode;
+using dev::WcStatus;
+using dev::WrOpcode;
+
+namespace {
+
+constexpr uint32_t kLW = static_cast<uint32_t>(dev::Access::LOCAL_WRITE);
+constexpr uint32_t kRW = static_cast<uint32_t>(dev::Access::REMOTE_WRITE);
+
+uint32_t mask(std::initializer_list<dev::QpAttr> l) {
+  uint32_t v = 0;
+  for (auto a : l) v |= static_cast<uint32_t>(a);
+  return v;
+}
+
+struct Peer {
+  system::Node* n = nullptr;
+  drv::Driver* d = nullptr;
+  host::SimHost* h = nullptr;
+  uint32_t pdn = 0;
+  drv::Cq* scq = nullptr;
+  drv::Cq* rcq = nullptr;
+  drv::Qp* qp = nullptr;
+  uint64_t buf = 0;
+  uint64_t len = 0;
+  drv::Mr mr;
+};
+
+// Everything a test body sees: two peers, connected or not.
+struct Bench {
+  std::unique_ptr<cfg::Config> cfg;
+  std::unique_ptr<system::System> sys;
+  Peer a, b;
+  std::vector<std::string> failures;  // collected inside the simulation, asserted after it
+
+  explicit Bench(std::vector<std::string> sets = {}) {
+    sets.push_back("capture.pcap=false");
+    cfg = test::make_config(sets);
+    sys = test::make_system(*cfg);
+    for (int i = 0; i < 2; ++i) {
+      Peer& p = i ? b : a;
+      p.n = &sys->node(i);
+      p.d = p.n->driver.get();
+      p.h = p.n->host.get();
+    }
+  }
+  void expect(bool cond, const std::string& what) {
+    if (!cond) failures.push_back(what);
+  }
+  // Opens both drivers and creates PD, CQs, a QP and a 64 KiB buffer on each side.
+  bool setup(uint32_t qp_access = kLW | kRW, uint32_t mr_access = kLW | kRW, uint32_t depth = 16) {
+    for (Peer* p : {&a, &b}) {
+      if (p->d->open() || p->d->alloc_pd(&p->pdn) || p->d->create_cq(64, &p->scq) ||
+          p->d->create_cq(64, &p->rcq)) {
+        failures.push_back("setup: " + p->d->last_error());
+        return false;
+      }
+      drv::QpCap cap;
+      cap.max_send_wr = depth;
+      cap.max_recv_wr = depth;
+      cap.max_send_sge = 2;
+      cap.max_recv_sge = 2;
+      if (p->d->create_qp(p->pdn, p->scq, p->rcq, cap, false, &p->qp)) {
+        failures.push_back("create_qp: " + p->d->last_error());
+        return false;
+      }
+      p->len = 65536;
+      p->buf = p->h->alloc_buffer(p->len);
+      std::vector<uint8_t> poison(p->len, 0xEE);
+      p->h->app_write(p->buf, poison.data(), p->len);
+      if (p->d->reg_mr(p->pdn, p->buf, p->len, mr_access, &p->mr)) {
+        failures.push_back("reg_mr: " + p->d->last_error());
+        return false;
+      }
+    }
+    return connect(a, b, qp_access) && connect(b, a, qp_access);
+  }
+  bool connect(Peer& me, Peer& peer, uint32_t access) {
+    drv::QpAttr at;
+    at.qp_state = dev::QpState::INIT;
+    at.qp_access_flags = access;
+    using A = dev::QpAttr;
+    int e = me.d->modify_qp(me.qp, at, mask({A::STATE, A::PKEY_INDEX, A::PORT, A::ACCESS_FLAGS}));
+    at.qp_state = dev::QpState::RTR;
+    at.dest_qp_num = peer.qp->qpn;
+    at.rq_psn = 100;
+    at.ah.dest_ipv4 = peer.n->ipv4;
+    std::memcpy(at.ah.dest_mac, peer.n->mac.data(), 6);
+    if (!e)
+      e = me.d->modify_qp(me.qp, at, mask({A::STATE, A::AV, A::PATH_MTU, A::DEST_QPN, A::RQ_PSN,
+                                             A::MAX_DEST_RD_ATOMIC, A::MIN_RNR_TIMER}));
+    at.qp_state = dev::QpState::RTS;
+    at.sq_psn = 100;
+    if (!e)
+      e = me.d->modify_qp(me.qp, at, mask({A::STATE, A::SQ_PSN, A::TIMEOUT, A::RETRY_CNT, A::RNR_RETRY,
+                                             A::MAX_QP_RD_ATOMIC}));
+    if (e) failures.push_back("connect: " + me.d->last_error());
+    return e == 0;
+  }
+  // Polls until n completions arrive or nothing comes for 1 ms of simulated time.
+  std::vector<drv::Wc> poll(Peer& p, drv::Cq* cq, size_t n) {
+    std::vector<drv::Wc> out;
+    drv::Wc wc[16];
+    while (out.size() < n) {
+      int got = p.d->poll_cq(cq, 16, wc);
+      for (int i = 0; i < got; ++i) out.push_back(wc[i]);
+      if (got == 0) {
+        uint64_t slot = cq->ring + uint64_t(cq->ci & (cq->size - 1)) * sizeof(dev::Cqe);
+        if (!p.h->wait_write(slot, sizeof(dev::Cqe), 1 * kMs)) break;
+      }
+    }
+    return out;
+  }
+  int post(Peer& p, WrOpcode op, uint64_t wr_id, uint64_t off, uint32_t len, uint32_t flags,
+           uint32_t imm = 0, int64_t rkey_delta = 0, uint64_t remote_off = 0, uint32_t lkey = 0) {
+    Peer& peer = (&p == &a) ? b : a;
+    drv::Sge sg{p.buf + off, len, lkey ? lkey : p.mr.lkey};
+    drv::SendWr wr;
+    wr.wr_id = wr_id;
+    wr.sg_list = &sg;
+    wr.num_sge = 1;
+    wr.opcode = op;
+    wr.send_flags = flags;
+    wr.imm_data = imm;
+    wr.remote_addr = peer.buf + remote_off;
+    wr.rkey = static_cast<uint32_t>(peer.mr.rkey + rkey_delta);
+    const drv::SendWr* bad = nullptr;
+    return p.d->post_send(p.qp, &wr, &bad);
+  }
+  int recv(Peer& p, uint64_t wr_id, uint64_t off, uint32_t len) {
+    drv::Sge sg{p.buf + off, len, p.mr.lkey};
+    drv::RecvWr wr;
+    wr.wr_id = wr_id;
+    wr.sg_list = &sg;
+    wr.num_sge = 1;
+    const drv::RecvWr* bad = nullptr;
+    return p.d->post_recv(p.qp, &wr, &bad);
+  }
+  bool untouched(Peer& p, uint64_t off, uint64_t len) {
+    std::vector<uint8_t> v(len);
+    p.h->app_read(p.buf + off, v.data(), len);
+    for (uint8_t x : v)
+      if (x != 0xEE) return false;
+    return true;
+  }
+  void fill(Peer& p, uint64_t off, uint64_t len, uint64_t seed) { p.h->app_fill_pattern(p.buf + off, len, seed); }
+  bool same(Peer& src, uint64_t soff, Peer& dst, uint64_t doff, uint64_t len) {
+    std::vector<uint8_t> x(len), y(len);
+    src.h->app_read(src.buf + soff, x.data(), len);
+    dst.h->app_read(dst.buf + doff, y.data(), len);
+    return x == y;
+  }
+  void run(std::function<void()> body) {
+    auto r = sys->run_custom(std::move(body), nullptr);
+    if (!r.ok) failures.push_back("run: " + r.error);
+  }
+  void report() {
+    for (const auto& f : failures) FAIL_CHECK(f);
+    CHECK(failures.empty());
+  }
+};
+
+std::string wc_str(const drv::Wc& w) {
+  return fmt::format("wr_id {} op {} status {} len {} imm {:#x} flags {} qp {} src {}", w.wr_id,
+                     dev::to_string(w.opcode), dev::to_string(w.status), w.byte_len, w.imm_data, w.wc_flags,
+                     w.qp_num, w.src_qp);
+}
+
+}  // namespace
+
+TEST_CASE("CQEs carry the right contents, in posting order", "[cqe]") {
+  Bench t;
+  t.run([&] {
+    if (!t.setup()) return;
+    t.fill(t.a, 0, 8192, 7);
+    // Receives for the SEND_WITH_IMM, the WRITE_WITH_IMM and the SEND.
+    t.recv(t.b, 501, 20000, 3000);
+    t.recv(t.b, 502, 30000, 100);
+    t.recv(t.b, 503, 40000, 3000);
+    const uint32_t sig = drv::kSendSignaled;
+    t.post(t.a, WrOpcode::RDMA_WRITE, 1, 0, 1000, sig, 0, 0, 0);
+    t.post(t.a, WrOpcode::RDMA_WRITE, 2, 1000, 1000, 0, 0, 0, 1000);
+    t.post(t.a, WrOpcode::SEND_WITH_IMM, 3, 2000, 2500, sig, 0xCAFE0001);
+    t.post(t.a, WrOpcode::RDMA_WRITE_WITH_IMM, 4, 5000, 3000, sig, 0xCAFE0002, 0, 5000);
+    t.post(t.a, WrOpcode::SEND, 5, 0, 17, sig);
+    auto s = t.poll(t.a, t.a.scq, 4);
+    auto r = t.poll(t.b, t.b.rcq, 3);
+    t.expect(s.size() == 4, fmt::format("send CQEs: {}", s.size()));
+    t.expect(r.size() == 3, fmt::format("receive CQEs: {}", r.size()));
+    if (s.size() != 4 || r.size() != 3) return;
+    const uint64_t ids[] = {1, 3, 4, 5};
+    const WcOpcode ops[] = {WcOpcode::RDMA_WRITE, WcOpcode::SEND, WcOpcode::RDMA_WRITE, WcOpcode::SEND};
+    for (int i = 0; i < 4; ++i) {
+      t.expect(s[i].wr_id == ids[i] && s[i].opcode == ops[i] && s[i].status == WcStatus::SUCCESS &&
+                   s[i].qp_num == t.a.qp->qpn && s[i].src_qp == t.b.qp->qpn,
+               "send CQE " + std::to_string(i) + ": " + wc_str(s[i]));
+    }
+    t.expect(r[0].wr_id == 501 && r[0].opcode == WcOpcode::RECV && r[0].byte_len == 2500 &&
+                 (r[0].wc_flags & drv::kWcWithImm) && r[0].imm_data == 0xCAFE0001 &&
+                 r[0].qp_num == t.b.qp->qpn && r[0].src_qp == t.a.qp->qpn,
+             "recv CQE 0: " + wc_str(r[0]));
+    t.expect(r[1].wr_id == 502 && r[1].opcode == WcOpcode::RECV_RDMA_WITH_IMM && r[1].byte_len == 3000 &&
+                 (r[1].wc_flags & drv::kWcWithImm) && r[1].imm_data == 0xCAFE0002,
+             "recv CQE 1: " + wc_str(r[1]));
+    t.expect(r[2].wr_id == 503 && r[2].opcode == WcOpcode::RECV && r[2].byte_len == 17 && !r[2].wc_flags,
+             "recv CQE 2: " + wc_str(r[2]));
+    // Data: WRITEs landed at their offsets, SENDs in the receive buffers; the 100-byte receive
+    // buffer of the WRITE_WITH_IMM is untouched.
+    t.expect(t.same(t.a, 0, t.b, 0, 2000), "WRITE data");
+    t.expect(t.same(t.a, 5000, t.b, 5000, 3000), "WRITE_WITH_IMM data");
+    t.expect(t.same(t.a, 2000, t.b, 20000, 2500), "SEND_WITH_IMM data");
+    t.expect(t.same(t.a, 0, t.b, 40000, 17), "SEND data");
+    t.expect(t.untouched(t.b, 30000, 100), "WRITE_WITH_IMM must not touch its receive buffer");
+    t.expect(t.untouched(t.b, 2000, 3000), "nothing written between the WRITEs");
+    t.expect(t.untouched(t.b, 20000 + 2500, 500), "nothing past the SEND in its buffer");
+    // The driver learned from the CQEs that all five send WQEs are done.
+    t.expect(t.a.qp->sq_ci == 5, fmt::format("sq_ci {}", t.a.qp->sq_ci));
+  });
+  t.report();
+}
+
+TEST_CASE("A WRITE with a wrong rkey fails with REM_ACCESS_ERR and touches nothing", "[error]") {
+  Bench t;
+  t.run([&] {
+    if (!t.setup()) return;
+    t.fill(t.a, 0, 4096, 3);
+    t.post(t.a, WrOpcode::RDMA_WRITE, 1, 0, 4096, drv::kSendSignaled, 0, +1);  // stale variant
+    t.post(t.a, WrOpcode::RDMA_WRITE, 2, 0, 100, drv::kSendSignaled);          // flushed
+    auto s = t.poll(t.a, t.a.scq, 2);
+    t.expect(s.size() == 2, fmt::format("CQEs: {}", s.size()));
+    if (s.size() == 2) {
+      t.expect(s[0].wr_id == 1 && s[0].status == WcStatus::REM_ACCESS_ERR, wc_str(s[0]));
+      t.expect(s[1].wr_id == 2 && s[1].status == WcStatus::WR_FLUSH_ERR, wc_str(s[1]));
+    }
+    t.expect(t.untouched(t.b, 0, 65536), "responder memory must be untouched");
+    dev::QueryQpOut qa{}, qb{};
+    t.a.d->query_qp(t.a.qp, &qa);
+    t.b.d->query_qp(t.b.qp, &qb);
+    t.expect(qa.qp_state == static_cast<uint8_t>(dev::QpState::ERR), "requester QP in ERR");
+    t.expect(qb.qp_state == static_cast<uint8_t>(dev::QpState::ERR), "responder QP in ERR");
+  });
+  t.report();
+}
+
+TEST_CASE("A WRITE past the end of the region fails with REM_ACCESS_ERR", "[error]") {
+  Bench t;
+  t.run([&] {
+    if (!t.setup()) return;
+    t.post(t.a, WrOpcode::RDMA_WRITE, 1, 0, 4096, drv::kSendSignaled, 0, 0, 65536 - 4095);
+    auto s = t.poll(t.a, t.a.scq, 1);
+    t.expect(s.size() == 1 && s[0].status == WcStatus::REM_ACCESS_ERR,
+             s.empty() ? "no CQE" : wc_str(s[0]));
+    t.expect(t.untouched(t.b, 0, 65536), "responder memory must be untouched");
+  });
+  t.report();
+}
+
+TEST_CASE("A WRITE to a QP without remote write access fails with REM_INV_REQ_ERR", "[error]") {
+  Bench t;
+  t.run([&] {
+    if (!t.setup(kLW)) return;
+    t.post(t.a, WrOpcode::RDMA_WRITE, 1, 0, 64, drv::kSendSignaled);
+    auto s = t.poll(t.a, t.a.scq, 1);
+    t.expect(s.size() == 1 && s[0].status == WcStatus::REM_INV_REQ_ERR, s.empty() ? "no CQE" : wc_str(s[0]));
+    t.expect(t.untouched(t.b, 0, 65536), "responder memory must be untouched");
+  });
+  t.report();
+}
+
+TEST_CASE("A WRITE into a region without REMOTE_WRITE fails with REM_ACCESS_ERR", "[error]") {
+  Bench t;
+  t.run([&] {
+    if (!t.setup(kLW | kRW, kLW)) return;
+    t.post(t.a, WrOpcode::RDMA_WRITE, 1, 0, 64, drv::kSendSignaled);
+    auto s = t.poll(t.a, t.a.scq, 1);
+    t.expect(s.size() == 1 && s[0].status == WcStatus::REM_ACCESS_ERR, s.empty() ? "no CQE" : wc_str(s[0]));
+    t.expect(t.untouched(t.b, 0, 65536), "responder memory must be untouched");
+  });
+  t.report();
+}
+
+TEST_CASE("A bad lkey fails locally with LOC_PROT_ERR and sends nothing", "[error]") {
+  Bench t;
+  t.run([&] {
+    if (!t.setup()) return;
+    t.post(t.a, WrOpcode::RDMA_WRITE, 1, 0, 64, drv::kSendSignaled, 0, 0, 0, t.a.mr.lkey ^ 0x100);
+    auto s = t.poll(t.a, t.a.scq, 1);
+    t.expect(s.size() == 1 && s[0].status == WcStatus::LOC_PROT_ERR, s.empty() ? "no CQE" : wc_str(s[0]));
+    t.expect(t.untouched(t.b, 0, 65536), "responder memory must be untouched");
+  });
+  t.report();
+  auto st = t.sys->sim().stats.to_json();
+  CHECK(st["host0.nic.req"]["packets"]["value"] == 0);
+}
+
+TEST_CASE("A SEND longer than the receive buffer: REM_INV_REQ_ERR and LOC_LEN_ERR", "[error]") {
+  Bench t;
+  t.run([&] {
+    if (!t.setup()) return;
+    t.recv(t.b, 9, 0, 1000);
+    t.post(t.a, WrOpcode::SEND, 1, 0, 5000, drv::kSendSignaled);
+    auto s = t.poll(t.a, t.a.scq, 1);
+    auto r = t.poll(t.b, t.b.rcq, 1);
+    t.expect(s.size() == 1 && s[0].status == WcStatus::REM_INV_REQ_ERR, s.empty() ? "no send CQE" : wc_str(s[0]));
+    t.expect(r.size() == 1 && r[0].wr_id == 9 && r[0].status == WcStatus::LOC_LEN_ERR,
+             r.empty() ? "no recv CQE" : wc_str(r[0]));
+    t.expect(t.untouched(t.b, 1000, 64536), "nothing past the receive buffer");
+  });
+  t.report();
+}
+
+TEST_CASE("A SEND with no receive posted gets an RNR NAK", "[error]") {
+  Bench t;
+  t.run([&] {
+    if (!t.setup()) return;
+    t.post(t.a, WrOpcode::SEND, 1, 0, 100, drv::kSendSignaled);
+    auto s = t.poll(t.a, t.a.scq, 1);
+    t.expect(s.size() == 1 && s[0].status == WcStatus::RNR_RETRY_EXC_ERR, s.empty() ? "no CQE" : wc_str(s[0]));
+    t.expect(t.untouched(t.b, 0, 65536), "responder memory must be untouched");
+  });
+  t.report();
+  auto st = t.sys->sim().stats.to_json();
+  CHECK(st["host1.nic.resp"]["rnr_naks"]["value"] == 1);
+}
+
+TEST_CASE("Refused register writes and doorbells set ERR_CODE and change nothing", "[registers]") {
+  Bench t;
+  t.run([&] {
+    if (!t.setup()) return;
+    auto& io = *t.a.h;
+    auto err = [&](dev::RegError want, uint64_t off, const char* what) {
+      uint32_t code = io.mmio_read32(dev::reg::ERR_CODE);
+      uint32_t info = io.mmio_read32(dev::reg::ERR_INFO);
+      t.expect(code == static_cast<uint32_t>(want) && info == off,
+               fmt::format("{}: ERR_CODE {} ERR_INFO {:#x}", what, dev::to_string(static_cast<dev::RegError>(code)), info));
+    };
+    io.mmio_write32(dev::reg::ID, 1);
+    err(dev::RegError::READ_ONLY, dev::reg::ID, "write to ID");
+    io.mmio_write32(0x3000, 1);
+    err(dev::RegError::BAD_OFFSET, 0x3000, "write to a hole");
+    io.mmio_write32(0x12, 1);
+    err(dev::RegError::WIDTH, 0x12, "unaligned write");
+    uint64_t db = dev::kQpDbBase + dev::kQpDbStride * 999;
+    io.mmio_write32(db, 1);
+    err(dev::RegError::NO_SUCH_QP, db, "doorbell of a QP that does not exist");
+    uint64_t mine = dev::kQpDbBase + dev::kQpDbStride * t.a.qp->qpn;
+    io.mmio_write32(mine, 17);  // 17 WQEs in a 16-entry ring
+    err(dev::RegError::DB_RANGE, mine, "producer index past the ring");
+    io.mmio_write32(mine, 0x10000);
+    err(dev::RegError::BAD_VALUE, mine, "producer index wider than 16 bits");
+    uint64_t cqdb = dev::kCqDbBase + dev::kCqDbStride * t.a.scq->cqn;
+    io.mmio_write32(cqdb, 5);  // consumer index ahead of the producer
+    err(dev::RegError::DB_RANGE, cqdb, "CQ consumer index past the producer");
+    io.mmio_write32(dev::reg::EQ_LOG_SIZE, 40);
+    err(dev::RegError::BAD_VALUE, dev::reg::EQ_LOG_SIZE, "EQ size out of range");
+    t.expect(io.mmio_read32(dev::reg::ERR_COUNT) == 8, "ERR_COUNT counts every refusal");
+    // The QP still works: nothing was fetched by the refused doorbells.
+    t.fill(t.a, 0, 512, 11);
+    t.post(t.a, WrOpcode::RDMA_WRITE, 7, 0, 512, drv::kSendSignaled);
+    auto s = t.poll(t.a, t.a.scq, 1);
+    t.expect(s.size() == 1 && s[0].status == WcStatus::SUCCESS && s[0].wr_id == 7,
+             s.empty() ? "no CQE after refused doorbells" : wc_str(s[0]));
+    t.expect(t.same(t.a, 0, t.b, 0, 512), "data after refused doorbells");
+  });
+  t.report();
+}
+
+TEST_CASE("Malformed commands complete with a status naming the field", "[commands]") {
+  Bench t;
+  t.run([&] {
+    auto& d = *t.a.d;
+    if (d.open()) return t.expect(false, "open: " + d.last_error());
+    uint32_t pdn = 0;
+    d.alloc_pd(&pdn);
+    drv::Cq* cq = nullptr;
+    d.create_cq(8, &cq);
+    // A region asking for remote write without local write.
+    uint64_t buf = t.a.h->alloc_buffer(8192);
+    drv::Mr mr;
+    int e = d.reg_mr(pdn, buf, 8192, kRW, &mr);
+    t.expect(e == EINVAL && d.last_status() == dev::CmdStatus::BAD_PARAM &&
+                 d.last_syndrome() == offsetof(dev::CmdIn, args) + offsetof(dev::CreateMrIn, access),
+             "REMOTE_WRITE without LOCAL_WRITE: " + d.last_error());
+    // A QP on a CQ that does not exist.
+    drv::Cq ghost = *cq;
+    ghost.cqn = 77;
+    drv::Qp* qp = nullptr;
+    e = d.create_qp(pdn, &ghost, cq, drv::QpCap{}, false, &qp);
+    t.expect(e == ENOENT && d.last_status() == dev::CmdStatus::BAD_HANDLE &&
+                 d.last_syndrome() == offsetof(dev::CmdIn, args) + offsetof(dev::CreateQpIn, send_cqn),
+             "bad send CQ: " + d.last_error());
+    // RESET -> RTR is not a transition.
+    e = d.create_qp(pdn, cq, cq, drv::QpCap{}, false, &qp);
+    t.expect(e == 0, "create_qp: " + d.last_error());
+    if (e) return;
+    drv::QpAttr at;
+    at.qp_state = dev::QpState::RTR;
+    e = d.modify_qp(qp, at, mask({dev::QpAttr::STATE}));
+    t.expect(e == EINVAL && d.last_status() == dev::CmdStatus::BAD_STATE, "RESET->RTR: " + d.last_error());
+    // INIT -> RTR without the required attributes.
+    at.qp_state = dev::QpState::INIT;
+    e = d.modify_qp(qp, at, mask({dev::QpAttr::STATE, dev::QpAttr::PKEY_INDEX, dev::QpAttr::PORT,
+                                  dev::QpAttr::ACCESS_FLAGS}));
+    t.expect(e == 0, "RESET->INIT: " + d.last_error());
+    at.qp_state = dev::QpState::RTR;
+    e = d.modify_qp(qp, at, mask({dev::QpAttr::STATE, dev::QpAttr::PATH_MTU}));
+    t.expect(e == EINVAL && d.last_status() == dev::CmdStatus::BAD_STATE, "INIT->RTR missing attrs: " + d.last_error());
+    // A path MTU code that does not exist.
+    at.path_mtu = static_cast<dev::Mtu>(7);
+    at.ah.dest_ipv4 = 0x0A000002;
+    e = d.modify_qp(qp, at, mask({dev::QpAttr::STATE, dev::QpAttr::AV, dev::QpAttr::PATH_MTU, dev::QpAttr::DEST_QPN,
+                                  dev::QpAttr::RQ_PSN, dev::QpAttr::MAX_DEST_RD_ATOMIC, dev::QpAttr::MIN_RNR_TIMER}));
+    t.expect(e == EINVAL && d.last_status() == dev::CmdStatus::BAD_PARAM &&
+                 d.last_syndrome() == offsetof(dev::CmdIn, args) + offsetof(dev::ModifyQpIn, path_mtu),
+             "path_mtu 7: " + d.last_error());
+    // A PD still in use cannot go; a CQ still in use cannot go.
+    e = d.dealloc_pd(pdn);
+    t.expect(e == EBUSY && d.last_status() == dev::CmdStatus::BUSY, "dealloc busy PD: " + d.last_error());
+    e = d.destroy_cq(cq);
+    t.expect(e == EBUSY, "destroy busy CQ: " + d.last_error());
+    t.expect(d.destroy_qp(qp) == 0, "destroy_qp: " + d.last_error());
+    t.expect(d.destroy_cq(cq) == 0, "destroy_cq: " + d.last_error());
+    t.expect(d.dealloc_pd(pdn) == 0, "dealloc_pd: " + d.last_error());
+    // Unknown opcode, written by hand into a command block of our own.
+    dev::CmdIn raw{};
+    raw.opcode = 0x99;
+    uint64_t blk = t.a.h->dma_alloc(128, 64);
+    t.a.h->mem_write(blk, &raw, sizeof raw);
+    t.a.h->mmio_write32(dev::reg::CMD_ADDR_LO, static_cast<uint32_t>(blk));
+    t.a.h->mmio_write32(dev::reg::CMD_ADDR_HI, static_cast<uint32_t>(blk >> 32));
+    t.a.h->mmio_write32(dev::reg::CMD_DOORBELL, 0x1234);
+    t.a.h->wait_write(blk + 64, 64, 100 * kUs);
+    dev::CmdOut out{};
+    t.a.h->mem_read(blk + 64, &out, sizeof out);
+    t.expect(out.token == 0x1234 && out.status == static_cast<uint8_t>(dev::CmdStatus::BAD_OPCODE),
+             fmt::format("unknown opcode: token {:#x} status {}", out.token, out.status));
+  });
+  t.report();
+}
+
+TEST_CASE("Completion events arrive as MSI-X interrupts when the CQ is armed", "[events]") {
+  Bench t;
+  t.run([&] {
+    if (!t.setup()) return;
+    t.b.d->req_notify_cq(t.b.rcq, false);
+    t.recv(t.b, 1, 0, 64);
+    t.post(t.a, WrOpcode::SEND, 1, 0, 64, drv::kSendSignaled);
+    drv::Cq* which = nullptr;
+    int e = t.b.d->get_cq_event(&which, 1'000'000);
+    t.expect(e == 0 && which == t.b.rcq, "event for the receive CQ: " + t.b.d->last_error());
+    auto r = t.poll(t.b, t.b.rcq, 1);
+    t.expect(r.size() == 1 && r[0].status == WcStatus::SUCCESS, "the completion behind the event");
+    // Not armed again: a second SEND raises no interrupt.
+    t.recv(t.b, 2, 0, 64);
+    t.post(t.a, WrOpcode::SEND, 2, 0, 64, drv::kSendSignaled);
+    r = t.poll(t.b, t.b.rcq, 1);
+    t.expect(r.size() == 1, "second completion");
+  });
+  t.report();
+  auto st = t.sys->sim().stats.to_json();
+  CHECK(st["host1"]["interrupts"]["value"] == 1);
+}

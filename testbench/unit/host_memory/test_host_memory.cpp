@@ -1,0 +1,165 @@
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bridge/host_memory/host_memory.h"
+
+using rn::hostmem::HostMemory;
+using rn::hostmem::kPageSize;
+using rn::hostmem::pattern_byte;
+
+namespace {
+// Reference CRC-32 (reflected IEEE), bit at a time.
+uint32_t ref_crc32(const uint8_t* p, size_t n) {
+  uint32_t c = 0xffffffffu;
+  for (size_t i = 0; i < n; ++i) {
+    c ^= p[i];
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+  }
+  return ~c;
+}
+}  // namespace
+
+TEST_CASE("unwritten memory reads zero and allocates nothing", "[hostmem]") {
+  HostMemory m;
+  std::vector<uint8_t> buf(10000, 0xaa);
+  m.read(0x123456789abcULL, buf.data(), buf.size());
+  for (auto b : buf) REQUIRE(b == 0);
+  REQUIRE(m.pages_allocated() == 0);
+  REQUIRE(m.bytes_read() == 10000);
+  REQUIRE(m.page_ptr_for_read(0x1000) == nullptr);
+  m.fill(0x5000, 3 * kPageSize, 0);  // zero fill of untouched pages allocates nothing
+  REQUIRE(m.pages_allocated() == 0);
+  REQUIRE(m.checksum(0, 0) == 0);
+}
+
+TEST_CASE("write then read back, sparse high addresses", "[hostmem]") {
+  HostMemory m;
+  const uint64_t top = ~uint64_t(0) - 4095;  // 2^64 - 4096: the last page
+  std::vector<uint8_t> data(4096);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7 + 3);
+  m.write(top, data.data(), data.size());
+  m.write(0, data.data(), 16);
+  m.write(uint64_t(1) << 63, data.data(), 16);
+  REQUIRE(m.pages_allocated() == 3);
+  std::vector<uint8_t> back(4096);
+  m.read(top, back.data(), back.size());
+  REQUIRE(back == data);
+  uint8_t last = 0;
+  m.read(~uint64_t(0), &last, 1);  // the very last byte of the address space
+  REQUIRE(last == data.back());
+  REQUIRE(m.bytes_written() == 4096 + 32);
+}
+
+TEST_CASE("accesses spanning pages", "[hostmem]") {
+  HostMemory m;
+  std::vector<uint8_t> data(3 * kPageSize + 100);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i ^ (i >> 8));
+  const uint64_t a = 0x7fff0000ULL + kPageSize - 50;  // starts 50 bytes before a boundary
+  m.write(a, data.data(), data.size());
+  REQUIRE(m.pages_allocated() == 5);
+  std::vector<uint8_t> back(data.size());
+  m.read(a, back.data(), back.size());
+  REQUIRE(back == data);
+  // Partial read across one boundary, including unwritten bytes before the start.
+  std::vector<uint8_t> part(200);
+  m.read(a - 100, part.data(), part.size());
+  for (int i = 0; i < 100; ++i) REQUIRE(part[i] == 0);
+  for (int i = 100; i < 200; ++i) REQUIRE(part[i] == data[i - 100]);
+  // Zero-copy pointer covers the rest of the page.
+  REQUIRE(HostMemory::span_in_page(a) == 50);
+  uint8_t* p = m.page_ptr_for_write(a);
+  REQUIRE(std::memcmp(p, data.data(), 50) == 0);
+  REQUIRE(m.page_ptr_for_read(a) == p);
+}
+
+TEST_CASE("fill and pattern", "[hostmem]") {
+  HostMemory m;
+  m.fill(100, 5000, 0x5a);
+  std::vector<uint8_t> b(5002);
+  m.read(99, b.data(), b.size());
+  REQUIRE(b.front() == 0);
+  REQUIRE(b.back() == 0);
+  for (size_t i = 1; i <= 5000; ++i) REQUIRE(b[i] == 0x5a);
+
+  const uint64_t seed = 42;
+  const uint64_t a = 0x10000 + 3;  // unaligned start, crosses pages
+  m.fill_pattern(a, 9000, seed);
+  std::vector<uint8_t> p(9000);
+  m.read(a, p.data(), p.size());
+  for (size_t i = 0; i < p.size(); ++i) REQUIRE(p[i] == pattern_byte(seed, i));
+  REQUIRE_FALSE(m.first_mismatch_with_pattern(a, 9000, seed).has_value());
+  REQUIRE(m.first_mismatch_with_pattern(a, 9000, seed + 1).value() < 8);
+  // The pattern is a function of the offset, not the address.
+  m.fill_pattern(0xabc000000ULL + 5, 9000, seed);
+  REQUIRE(m.equals(a, m, 0xabc000000ULL + 5, 9000, nullptr));
+  // Corrupt one byte and find it.
+  uint8_t x = static_cast<uint8_t>(pattern_byte(seed, 4321) ^ 1);
+  m.write(a + 4321, &x, 1);
+  REQUIRE(m.first_mismatch_with_pattern(a, 9000, seed).value() == 4321);
+  REQUIRE(m.first_mismatch_with_pattern(a, 4321, seed) == std::nullopt);
+  // Different seeds give different data.
+  int same = 0;
+  for (uint64_t i = 0; i < 1000; ++i) same += pattern_byte(1, i) == pattern_byte(2, i);
+  REQUIRE(same < 20);
+}
+
+TEST_CASE("checksum is the reflected CRC-32 across pages and holes", "[hostmem]") {
+  HostMemory m;
+  const uint64_t a = 3 * kPageSize - 777;
+  m.fill_pattern(a, 5000, 7);
+  // Include a never-written hole after the data.
+  std::vector<uint8_t> ref(5000 + 3000, 0);
+  for (size_t i = 0; i < 5000; ++i) ref[i] = pattern_byte(7, i);
+  REQUIRE(m.checksum(a, ref.size()) == ref_crc32(ref.data(), ref.size()));
+  const uint8_t check[] = {'1', '2', '3', '4', '5', '6', '7', '8', '9'};
+  m.write(0x900000, check, sizeof(check));
+  REQUIRE(m.checksum(0x900000, sizeof(check)) == 0xcbf43926u);  // the CRC-32 check value
+}
+
+TEST_CASE("equals reports the first differing offset", "[hostmem]") {
+  HostMemory m1, m2;
+  m1.fill_pattern(0x1000 - 10, 10000, 9);
+  m2.fill_pattern(0x555000 + 1, 10000, 9);
+  uint64_t diff = 12345;
+  REQUIRE(m1.equals(0x1000 - 10, m2, 0x555000 + 1, 10000, &diff));
+  REQUIRE(diff == 12345);  // untouched on success
+  uint8_t z = static_cast<uint8_t>(pattern_byte(9, 7777) + 1);
+  m2.write(0x555000 + 1 + 7777, &z, 1);
+  REQUIRE_FALSE(m1.equals(0x1000 - 10, m2, 0x555000 + 1, 10000, &diff));
+  REQUIRE(diff == 7777);
+  // Unwritten regions on both sides are equal; written vs unwritten compares to zeros.
+  REQUIRE(m1.equals(0x40000000, m2, 0x80000000, 100000, nullptr));
+  REQUIRE_FALSE(m1.equals(0x1000 - 10, m2, 0x90000000, 100, &diff));
+  uint64_t expect = 0;
+  while (pattern_byte(9, expect) == 0) ++expect;
+  REQUIRE(diff == expect);
+  REQUIRE(m1.pages_allocated() == 4);
+  REQUIRE(m2.pages_allocated() == 3);
+}
+
+TEST_CASE("accesses past 2^64 throw out_of_range naming addr and len", "[hostmem]") {
+  HostMemory m;
+  uint8_t buf[16] = {};
+  const uint64_t top = ~uint64_t(0);
+  REQUIRE_NOTHROW(m.write(top - 15, buf, 16));  // ends exactly at 2^64
+  REQUIRE_NOTHROW(m.read(top, buf, 1));
+  REQUIRE_NOTHROW(m.read(top, buf, 0));
+  REQUIRE_THROWS_AS(m.write(top - 14, buf, 16), std::out_of_range);
+  REQUIRE_THROWS_AS(m.read(top, buf, 2), std::out_of_range);
+  REQUIRE_THROWS_AS(m.fill(top, 2, 1), std::out_of_range);
+  REQUIRE_THROWS_AS(m.fill_pattern(top - 100, 200, 1), std::out_of_range);
+  REQUIRE_THROWS_AS(m.checksum(2, ~size_t(0)), std::out_of_range);
+  try {
+    m.read(0xfffffffffffffff0ULL, buf, 17);
+    FAIL("no throw");
+  } catch (const std::out_of_range& e) {
+    std::string msg = e.what();
+    INFO(msg);
+    REQUIRE(msg.find("fffffffffffffff0") != std::string::npos);
+    REQUIRE(msg.find("17") != std::string::npos);
+  }
+  REQUIRE(m.pages_allocated() == 1);
+}

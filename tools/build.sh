@@ -1,0 +1,7 @@
+#!/bin/bash
+# Installs what is missing, then configures and builds rnicsim into build/ (incremental).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/install-deps.sh
+cmake -S . -B build -DRNICSIM_WERROR="${RNICSIM_WERROR:-ON}" >/dev/null
+cmake --build build -j"${JOBS:-2}"

@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+"""Plots of one rnicsim run: reads OUT/stats.json (and OUT/latency_*.csv), writes PNG files into
+OUT. Called by `rnicsim run` at the end; can be run by hand: plot_run.py OUT"""
+import csv
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: plot_run.py OUT_DIR")
+    out = Path(sys.argv[1])
+    stats = json.loads((out / "stats.json").read_text())
+    run = stats["run"]
+    written = []
+
+    # One-way latency distribution of each latency workload.
+    for name, w in run["workloads"].items():
+        f = out / f"latency_{name}.csv"
+        if not f.exists():
+            continue
+        with f.open() as fh:
+            lat = sorted(float(r["latency_ns"]) for r in csv.DictReader(fh))
+        if not lat:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot(lat, [(i + 1) / len(lat) for i in range(len(lat))], drawstyle="steps-post")
+        ax.set_xlabel("one-way latency (ns)")
+        ax.set_ylabel("fraction of round trips")
+        ax.set_title(f"{name}: {w['size_bytes']} B, p50 {w['latency_ns']['p50']:.0f} ns, "
+                     f"p99 {w['latency_ns']['p99']:.0f} ns")
+        ax.grid(True, alpha=0.3)
+        p = out / f"latency_{name}.png"
+        fig.tight_layout()
+        fig.savefig(p, dpi=100)
+        plt.close(fig)
+        written.append(p)
+
+    # Goodput of each bandwidth workload against the line rate and the RoCEv2 limit.
+    bw = {n: w for n, w in run["workloads"].items() if "goodput_gbps" in w}
+    if bw:
+        rate = float(stats["config"]["link.rate"].replace("Gbps", "")) if "Gbps" in stats["config"]["link.rate"] else None
+        fig, ax = plt.subplots(figsize=(7, 4))
+        names = list(bw)
+        ax.bar(names, [bw[n]["goodput_gbps"] for n in names], color="tab:blue", label="goodput")
+        if rate:
+            ax.axhline(rate, color="gray", linestyle="--", label=f"line rate {rate:g} Gb/s")
+            for n in names:
+                mtu = bw[n]["mtu_bytes"]
+                size = bw[n]["size_bytes"]
+                pkts = max(1, -(-size // mtu))
+                wire = size + pkts * 82 + (16 if "write" in n else 0)
+                ax.plot([n], [rate * size / wire], marker="_", markersize=40, color="tab:red")
+            ax.plot([], [], color="tab:red", label="RoCEv2 limit (headers, preamble, IFG)")
+        ax.set_ylabel("Gb/s")
+        ax.set_title("bandwidth workloads")
+        ax.legend(loc="lower right")
+        p = out / "goodput.png"
+        fig.tight_layout()
+        fig.savefig(p, dpi=100)
+        plt.close(fig)
+        written.append(p)
+
+    # Utilisation of each link and PCIe direction over the whole run.
+    util = {}
+    for g, entries in stats["stats"].items():
+        for k, v in entries.items():
+            if k.endswith("utilisation"):
+                util[f"{g}.{k.replace('_utilisation', '')}"] = v["value"]
+    if util:
+        fig, ax = plt.subplots(figsize=(8, 0.4 * len(util) + 1.5))
+        ax.barh(list(util), list(util.values()), color="tab:green")
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("busy time / simulated time")
+        ax.set_title("link and PCIe utilisation (whole run)")
+        p = out / "utilisation.png"
+        fig.tight_layout()
+        fig.savefig(p, dpi=100)
+        plt.close(fig)
+        written.append(p)
+    for p in written:
+        print(f"  wrote {p}")
+
+
+if __name__ == "__main__":
+    main()
