@@ -55,6 +55,10 @@ def gen_header(spec):
     o.append("#include <cstddef>")
     o.append("#include <cstdint>")
     o.append("")
+    o.append("// The layouts below are the little-endian wire format of host memory and registers;")
+    o.append("// reading them through these structs assumes a little-endian host (x86-64, AArch64).")
+    o.append("static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, \"little-endian host required\");")
+    o.append("")
     o.append("namespace rn::dev {")
     o.append("")
     for k, v in d.items():

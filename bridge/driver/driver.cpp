@@ -442,7 +442,8 @@ int Driver::get_cq_event(Cq** out, uint64_t timeout_ns) {
           return 0;
         }
       }
-      continue;  // other events: not reported through this call
+      async_events_.push_back(AsyncEvent{static_cast<dev::EqeType>(e.type), e.obj});
+      continue;  // other events are kept for async_events()
     }
     io_.mmio_write32(dev::reg::EQ_DOORBELL, (eq_ci_ & 0xFFFFFF) | 0x80000000u);
     if (!io_.wait_interrupt(timeout_ns)) return fail(ETIMEDOUT, "get_cq_event: no event");

@@ -143,6 +143,14 @@ class Driver {
   // Blocks until a completion event arrives (or timeout); returns the CQ.
   int get_cq_event(Cq** cq, uint64_t timeout_ns);
 
+  // Events other than completions (QP_FATAL, CQ_ERROR) seen while waiting for completion
+  // events, oldest first; the caller may clear the vector.
+  struct AsyncEvent {
+    dev::EqeType type;
+    uint32_t obj;
+  };
+  std::vector<AsyncEvent>& async_events() { return async_events_; }
+
   // The last command's device status and syndrome (offset of the refused field), for diagnostics.
   dev::CmdStatus last_status() const { return last_status_; }
   uint32_t last_syndrome() const { return last_syndrome_; }
@@ -163,6 +171,7 @@ class Driver {
   dev::CmdStatus last_status_ = dev::CmdStatus::OK;
   uint32_t last_syndrome_ = 0;
   std::string last_error_;
+  std::vector<AsyncEvent> async_events_;
   std::unordered_map<uint32_t, Qp*> qps_;
   std::unordered_map<uint32_t, Cq*> cqs_;
   std::vector<std::unique_ptr<Qp>> qp_store_;

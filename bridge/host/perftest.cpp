@@ -1,6 +1,7 @@
 #include "bridge/host/perftest.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <optional>
 
@@ -43,8 +44,10 @@ double WorkloadResult::percentile_ns(double p) const {
   if (latencies.empty()) return 0;
   std::vector<Tick> v = latencies;
   std::sort(v.begin(), v.end());
-  size_t k = static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5);
-  return ticks_to_ns(v[std::min(k, v.size() - 1)]);
+  // Nearest rank: the smallest sample with at least p% of the samples at or below it.
+  size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+  rank = std::clamp<size_t>(rank, 1, v.size());
+  return ticks_to_ns(v[rank - 1]);
 }
 
 Perftest::Perftest(SimHost& ch, drv::Driver& c, SimHost& sh, drv::Driver& s, const WorkloadParams& p,
@@ -58,6 +61,18 @@ Perftest::Perftest(SimHost& ch, drv::Driver& c, SimHost& sh, drv::Driver& s, con
 }
 
 Perftest::~Perftest() = default;
+
+void Perftest::traffic_begin() {
+  res_.start = sc_core::sc_time_stamp().value();
+  wall0_ = std::chrono::steady_clock::now();
+  packets0_ = packets_ ? packets_() : 0;
+}
+
+void Perftest::traffic_end() {
+  res_.end = sc_core::sc_time_stamp().value();
+  res_.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0_).count();
+  res_.packets = (packets_ ? packets_() : 0) - packets0_;
+}
 
 bool Perftest::finished() const { return x_->done[0] && x_->done[1]; }
 
@@ -73,9 +88,16 @@ uint64_t seed_for(const WorkloadParams& p, int side, uint32_t qp) {
 }
 constexpr uint64_t kGuard = 64;
 
-void poison(SimHost& h, uint64_t va, uint64_t len, uint64_t seed) {
+// The complement of the pattern: differs from the expected data at every byte.
+std::vector<uint8_t> poison_bytes(uint64_t len, uint64_t seed, uint64_t offset) {
   std::vector<uint8_t> b(len);
-  for (uint64_t i = 0; i < len; ++i) b[i] = static_cast<uint8_t>(~hostmem::pattern_byte(seed, i));
+  hostmem::pattern_fill(b.data(), len, seed, offset);
+  for (auto& x : b) x = static_cast<uint8_t>(~x);
+  return b;
+}
+
+void poison(SimHost& h, uint64_t va, uint64_t len, uint64_t seed) {
+  auto b = poison_bytes(len, seed, 0);
   h.app_write(va, b.data(), len);
 }
 
@@ -83,8 +105,9 @@ void poison(SimHost& h, uint64_t va, uint64_t len, uint64_t seed) {
 std::optional<uint64_t> poison_changed(SimHost& h, uint64_t va, uint64_t from, uint64_t to, uint64_t seed) {
   std::vector<uint8_t> b(to - from);
   h.app_read(va + from, b.data(), b.size());
+  auto want = poison_bytes(to - from, seed, from);
   for (uint64_t i = 0; i < b.size(); ++i)
-    if (b[i] != static_cast<uint8_t>(~hostmem::pattern_byte(seed, from + i))) return from + i;
+    if (b[i] != want[i]) return from + i;
   return std::nullopt;
 }
 
@@ -217,7 +240,7 @@ bool Perftest::wait_cq(Side& s, drv::Cq* cq, drv::Wc* wc, int n, int* got) {
     if (x_->failed) return false;
     uint64_t slot = cq->ring + uint64_t(cq->ci & (cq->size - 1)) * sizeof(dev::Cqe);
     if (!s.h.wait_write(slot, sizeof(dev::Cqe), s.h.params().driver_timeout)) {
-      if (s.d.poll_cq(cq, 0, wc) == 0 && !x_->failed) {
+      if (!x_->failed) {
         set_error(fmt::format("{}: no completion within {} ns (CQ {}, {} polled so far)", s.h.name(),
                               ticks_to_ns(s.h.params().driver_timeout), cq->cqn, cq->ci));
         return false;
@@ -269,8 +292,11 @@ void Perftest::run_server() {
   x_->ev.notify(sc_core::SC_ZERO_TIME);
 }
 
+void Perftest::fail(const std::string& why) { set_error(why); }
+
 bool Perftest::verify() {
-  res_.ok = res_.error.empty();
+  if (res_.error.empty() && !res_.ok) res_.error = "the workload did not run to its end";
+  if (!res_.error.empty()) res_.ok = false;
   if (!res_.ok || !p_.verify) return res_.ok;
   // After the simulation has drained, every DMA write has landed.
   Side& s = *s_;
@@ -320,7 +346,7 @@ void Perftest::client_bw() {
   std::vector<drv::Wc> wc(64);
   drv::Sge sg[32];
   const auto& peer = x_->info[1];
-  res_.start = sc_core::sc_time_stamp().value();
+  traffic_begin();
   while (done < total) {
     for (uint32_t q = 0; q < nq; ++q) {
       while (posted[q] < p_.iterations && posted[q] - completed[q] < p_.tx_depth) {
@@ -359,7 +385,7 @@ void Perftest::client_bw() {
       ++res_.completions;
     }
   }
-  res_.end = sc_core::sc_time_stamp().value();
+  traffic_end();
   res_.messages = total;
   res_.bytes = total * p_.size;
   Tick dt = res_.end - res_.start;
@@ -459,7 +485,7 @@ void Perftest::client_lat() {
   };
   if (send && !post_recv()) return set_error("client: post_recv failed: " + s.d.last_error());
   const uint64_t n = p_.warmup + p_.iterations;
-  res_.start = sc_core::sc_time_stamp().value();
+  traffic_begin();
   for (uint64_t i = 0; i < n; ++i) {
     uint8_t m = marker(i);
     if (len > 0) s.h.app_write(s.src[0] + len - 1, &m, 1);
@@ -501,7 +527,7 @@ void Perftest::client_lat() {
     if (!wait_cq(s, s.scq, wc, 16, &got)) return;
     ++res_.completions;
   }
-  res_.end = sc_core::sc_time_stamp().value();
+  traffic_end();
   res_.messages = p_.iterations;
   res_.bytes = p_.iterations * len;
   res_.ok = true;

@@ -2,7 +2,9 @@
 // host software over the driver on two simulated hosts: the client on one, the server on the
 // other, connected out of band (as perftest's TCP exchange) at zero simulated cost.
 #pragma once
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,9 @@ struct WorkloadResult {
   std::vector<Tick> latencies;  // one-way (half round trip) per counted iteration
   uint64_t verified_bytes = 0;
   uint64_t completions = 0;
+  // The traffic phase in wall-clock terms: how fast the simulator ran it.
+  double wall_seconds = 0;
+  uint64_t packets = 0;  // frames on the wire during the traffic phase
   double percentile_ns(double p) const;
 };
 
@@ -52,9 +57,13 @@ class Perftest {
   // Run in a thread of the client host and of the server host respectively.
   void run_client();
   void run_server();
+  // Marks the workload failed before it could run (e.g. the driver did not open).
+  void fail(const std::string& why);
   // After the simulation has drained: checks every received byte against the sender's pattern.
   bool verify();
   const WorkloadResult& result() const { return res_; }
+  // Counts frames on the wire (both directions), sampled when the traffic starts and ends.
+  void set_packet_counter(std::function<uint64_t()> f) { packets_ = std::move(f); }
   bool finished() const;
 
  private:
@@ -70,8 +79,13 @@ class Perftest {
   bool wait_cq(Side& s, drv::Cq* cq, drv::Wc* wc, int n, int* got);
   void set_error(const std::string& e);
 
+  void traffic_begin();
+  void traffic_end();
   WorkloadParams p_;
   WorkloadResult res_;
+  std::function<uint64_t()> packets_;
+  std::chrono::steady_clock::time_point wall0_;
+  uint64_t packets0_ = 0;
   std::unique_ptr<Side> c_, s_;
   std::unique_ptr<Exchange> x_;
 };

@@ -1,6 +1,7 @@
 #include "bridge/host/sim_host.h"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include <fmt/core.h>
@@ -84,6 +85,7 @@ void SimHost::for_each_phys(uint64_t addr, size_t len, F&& fn) const {
 }
 
 void SimHost::app_write(uint64_t va, const void* src, size_t len) {
+  bridge_.sync();  // device writes that landed before this store come first
   auto* s = static_cast<const uint8_t*>(src);
   for_each_phys(va, len, [&](uint64_t pa, size_t n) {
     mem_.write(pa, s, n);
@@ -92,6 +94,7 @@ void SimHost::app_write(uint64_t va, const void* src, size_t len) {
 }
 
 void SimHost::app_read(uint64_t va, void* dst, size_t len) {
+  bridge_.sync();  // see every device write that has landed by now
   auto* d = static_cast<uint8_t*>(dst);
   for_each_phys(va, len, [&](uint64_t pa, size_t n) {
     mem_.read(pa, d, n);
@@ -103,19 +106,21 @@ void SimHost::app_fill_pattern(uint64_t va, uint64_t len, uint64_t seed) {
   std::vector<uint8_t> buf(kPage);
   for (uint64_t off = 0; off < len;) {
     size_t n = std::min<uint64_t>(kPage - ((va + off) % kPage), len - off);
-    for (size_t i = 0; i < n; ++i) buf[i] = hostmem::pattern_byte(seed, off + i);
+    hostmem::pattern_fill(buf.data(), n, seed, off);
     app_write(va + off, buf.data(), n);
     off += n;
   }
 }
 
 std::optional<uint64_t> SimHost::app_check_pattern(uint64_t va, uint64_t len, uint64_t seed) {
-  std::vector<uint8_t> buf(kPage);
+  std::vector<uint8_t> buf(kPage), want(kPage);
   for (uint64_t off = 0; off < len;) {
     size_t n = std::min<uint64_t>(kPage - ((va + off) % kPage), len - off);
     app_read(va + off, buf.data(), n);
-    for (size_t i = 0; i < n; ++i)
-      if (buf[i] != hostmem::pattern_byte(seed, off + i)) return off + i;
+    hostmem::pattern_fill(want.data(), n, seed, off);
+    if (std::memcmp(buf.data(), want.data(), n) != 0)
+      for (size_t i = 0; i < n; ++i)
+        if (buf[i] != want[i]) return off + i;
     off += n;
   }
   return std::nullopt;
@@ -124,6 +129,12 @@ std::optional<uint64_t> SimHost::app_check_pattern(uint64_t va, uint64_t len, ui
 void SimHost::on_dma_write(uint64_t addr, uint64_t len) {
   for (const Watch& w : watches_)
     if (addr < w.hi && addr + len > w.lo) w.ev->notify(sc_core::SC_ZERO_TIME);
+}
+
+bool SimHost::watching(uint64_t addr, uint64_t len) const {
+  for (const Watch& w : watches_)
+    if (addr < w.hi && addr + len > w.lo) return true;
+  return false;
 }
 
 void SimHost::on_msi(uint64_t addr, uint32_t data) {
@@ -138,7 +149,14 @@ void SimHost::on_msi(uint64_t addr, uint32_t data) {
 
 bool SimHost::wait_write(uint64_t addr, size_t len, Tick timeout) {
   sc_core::sc_event ev;
-  for_each_phys(addr, len, [&](uint64_t pa, size_t n) { watches_.push_back(Watch{pa, pa + n, &ev}); });
+  Tick due = kTickNever;
+  for_each_phys(addr, len, [&](uint64_t pa, size_t n) {
+    watches_.push_back(Watch{pa, pa + n, &ev});
+    due = std::min(due, bridge_.pending_write_time(pa, n));
+  });
+  // A write already in flight to this memory was issued before anyone watched it: have the
+  // bridge deliver it at its completion time.
+  if (due != kTickNever) sim_.eq.at(std::max(due, now()), [this] { bridge_.sync(); });
   Tick t0 = now();
   sc_core::wait(ps(timeout), ev);
   bool fired = now() - t0 < timeout;

@@ -64,6 +64,7 @@ class SimHost : public pcie::HostObserver, public drv::DeviceAccess {
   // pcie::HostObserver
   void on_dma_write(uint64_t addr, uint64_t len) override;
   void on_msi(uint64_t addr, uint32_t data) override;
+  bool watching(uint64_t addr, uint64_t len) const override;
 
   // drv::DeviceAccess
   void mmio_write32(uint64_t offset, uint32_t value) override;

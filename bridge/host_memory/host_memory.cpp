@@ -7,6 +7,8 @@
 #include <sstream>
 #include <stdexcept>
 
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "pattern_fill stores words little-endian");
+
 namespace rn::hostmem {
 namespace {
 
@@ -20,8 +22,11 @@ inline uint64_t splitmix64(uint64_t x) {
 }
 
 // Eight pattern bytes at offsets 8*word .. 8*word+7 (little-endian in the word).
+inline uint64_t pattern_word_mixed(uint64_t mixed_seed, uint64_t word) {
+  return splitmix64(mixed_seed ^ (word * 0xd6e8feb86659fd93ULL));
+}
 inline uint64_t pattern_word(uint64_t seed, uint64_t word) {
-  return splitmix64(splitmix64(seed) ^ (word * 0xd6e8feb86659fd93ULL));
+  return pattern_word_mixed(splitmix64(seed), word);
 }
 
 // Bytes from addr to the end of its page, capped at remaining.
@@ -33,6 +38,21 @@ inline size_t chunk_len(uint64_t addr, uint64_t remaining) {
 
 uint8_t pattern_byte(uint64_t seed, uint64_t offset) {
   return static_cast<uint8_t>(pattern_word(seed, offset >> 3) >> ((offset & 7) * 8));
+}
+
+void pattern_fill(uint8_t* dst, size_t n, uint64_t seed, uint64_t offset) {
+  size_t i = 0;
+  // Head up to an 8-byte boundary of the offset, then whole words, then the tail.
+  while (i < n && ((offset + i) & 7)) {
+    dst[i] = pattern_byte(seed, offset + i);
+    ++i;
+  }
+  const uint64_t mixed = splitmix64(seed);
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w = pattern_word_mixed(mixed, (offset + i) >> 3);
+    std::memcpy(dst + i, &w, 8);  // little-endian host: byte b of the word at offset +b
+  }
+  for (; i < n; ++i) dst[i] = pattern_byte(seed, offset + i);
 }
 
 HostMemory::HostMemory() = default;
@@ -155,18 +175,7 @@ void HostMemory::fill_pattern(uint64_t addr, size_t len, uint64_t seed) {
   uint64_t off = 0;
   while (off < len) {
     size_t n = chunk_len(addr + off, len - off);
-    uint8_t* dst = page_ptr_for_write(addr + off);
-    size_t i = 0;
-    // Head up to an 8-byte boundary of the offset, then whole words.
-    while (i < n && ((off + i) & 7)) {
-      dst[i] = pattern_byte(seed, off + i);
-      ++i;
-    }
-    for (; i + 8 <= n; i += 8) {
-      uint64_t w = pattern_word(seed, (off + i) >> 3);
-      for (int b = 0; b < 8; ++b) dst[i + b] = static_cast<uint8_t>(w >> (8 * b));
-    }
-    for (; i < n; ++i) dst[i] = pattern_byte(seed, off + i);
+    pattern_fill(page_ptr_for_write(addr + off), n, seed, off);
     off += n;
   }
   bytes_written_ += len;

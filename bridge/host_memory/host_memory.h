@@ -22,6 +22,8 @@ constexpr uint64_t kPageMask = kPageSize - 1;
 // Deterministic pseudo-random byte number `offset` of the pattern `seed`
 // (what fill_pattern(addr, len, seed) stores at addr + offset).
 uint8_t pattern_byte(uint64_t seed, uint64_t offset);
+// dst[i] = pattern_byte(seed, offset + i) for i < n, eight bytes at a time.
+void pattern_fill(uint8_t* dst, size_t n, uint64_t seed, uint64_t offset);
 
 class HostMemory {
  public:

@@ -68,14 +68,13 @@ Tick LinkTiming::send(Dir& d, Tick ready, uint32_t wire, uint32_t payload) {
   }
   double t = static_cast<double>(wire) * ps_per_byte_;
   double exact = d.frac + t;
-  double whole = std::floor(exact);
-  d.busy += static_cast<Tick>(whole);
-  d.frac = exact - whole;
+  Tick whole = static_cast<Tick>(exact);  // exact >= 0: truncation is floor
+  d.busy += whole;
+  d.frac = exact - static_cast<double>(whole);
   d.busy_exact += t;
   d.stats.tlps++;
   d.stats.payload_bytes += payload;
   d.stats.wire_bytes += wire;
-  d.stats.busy_ps = static_cast<Tick>(std::llround(d.busy_exact));
   return d.busy_until();
 }
 

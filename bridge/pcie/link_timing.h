@@ -79,8 +79,8 @@ class LinkTiming {
     uint64_t credit_waits = 0;  // TLPs that waited for flow-control credits
     Tick credit_wait_ps = 0;
   };
-  const DirStats& up() const { return up_.stats; }      // device -> host
-  const DirStats& down() const { return down_.stats; }  // host -> device
+  const DirStats& up() const { return up_.snapshot(); }      // device -> host
+  const DirStats& down() const { return down_.snapshot(); }  // host -> device
   const Stalls& stalls() const { return stalls_; }
   Tick up_busy_until() const { return up_.busy_until(); }
   Tick down_busy_until() const { return down_.busy_until(); }
@@ -90,7 +90,12 @@ class LinkTiming {
     Tick busy = 0;      // busy-until = busy + frac picoseconds
     double frac = 0.0;  // in [0, 1): keeps sub-picosecond precision across TLPs
     double busy_exact = 0.0;
-    DirStats stats;
+    mutable DirStats stats;
+    // busy_ps is derived from busy_exact only when read: no rounding on the per-TLP path.
+    const DirStats& snapshot() const {
+      stats.busy_ps = static_cast<Tick>(busy_exact + 0.5);
+      return stats;
+    }
     // Credits advertised by the receiver of this direction.
     CreditPool ph, pd, nph, cplh, cpld;
     Tick busy_until() const { return busy + (frac > 1e-6 ? 1 : 0); }

@@ -70,6 +70,7 @@ Bridge::Job* Bridge::get_job() {
 
 void Bridge::put_job(Job* j) {
   j->done.reset();
+  j->has_event = false;
   j->n = 0;
   free_jobs_.push_back(j);
 }
@@ -122,6 +123,7 @@ void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, C
   dma_read_bytes_ += total;
   read_latency_.add(end - now());
   sim_.eq.at(end, [this, j] {
+    sync();  // the read sees every write that completed before it
     uint8_t* d = j->dst;
     for (int i = 0; i < j->n; ++i) {
       mem_.read(j->sg[i].addr, d, j->sg[i].len);
@@ -136,32 +138,79 @@ void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, C
 void Bridge::dma_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
                        Callback done) {
   check_sg(sg, n, "DMA write");
+  sync();
   Tick start = std::max(now(), not_before);
   Tick end = start;
   uint64_t total = 0;
   Job* j = get_job();
+  bool watched = false;
   for (int i = 0; i < n; ++i) {
     j->sg[i] = sg[i];
     total += sg[i].len;
     if (sg[i].len) end = std::max(end, timing_.dma_write(start, sg[i].addr, sg[i].len));
+    if (host_ && host_->watching(sg[i].addr, sg[i].len)) watched = true;
   }
   j->n = n;
+  if (total == 0) {  // nothing to write: complete now (keeps the in-flight FIFO in time order)
+    put_job(j);
+    if (done) sim_.eq.at(start, std::move(done));
+    return;
+  }
   j->data.assign(src, src + total);
   j->done = std::move(done);
+  j->when = end;
+  j->applied = false;
   ++dma_writes_;
   dma_write_bytes_ += total;
-  sim_.eq.at(end, [this, j] {
-    const uint8_t* s = j->data.data();
-    for (int i = 0; i < j->n; ++i) {
-      mem_.write(j->sg[i].addr, s, j->sg[i].len);
-      s += j->sg[i].len;
-    }
-    if (host_)
-      for (int i = 0; i < j->n; ++i) host_->on_dma_write(j->sg[i].addr, j->sg[i].len);
-    Callback cb = std::move(j->done);
-    put_job(j);
-    if (cb) cb();
-  });
+  // Posted writes complete in issue order (one direction, one latency): a FIFO.
+  pending_.push_back(j);
+  // An event only when someone needs the exact moment: a completion callback, or a host thread
+  // waiting for this memory. Otherwise the write is applied by the next sync().
+  j->has_event = j->done || watched;
+  if (j->has_event) {
+    sim_.eq.at(end, [this, j] {
+      sync();
+      Callback cb = std::move(j->done);
+      put_job(j);
+      if (cb) cb();
+    });
+  }
+}
+
+void Bridge::apply(Job* j) {
+  const uint8_t* s = j->data.data();
+  for (int i = 0; i < j->n; ++i) {
+    mem_.write(j->sg[i].addr, s, j->sg[i].len);
+    s += j->sg[i].len;
+  }
+  j->applied = true;
+  if (host_)
+    for (int i = 0; i < j->n; ++i) host_->on_dma_write(j->sg[i].addr, j->sg[i].len);
+}
+
+void Bridge::sync() { apply_until(now()); }
+
+void Bridge::sync_all() { apply_until(kTickNever); }
+
+void Bridge::apply_until(Tick t) {
+  while (pending_head_ < pending_.size() && pending_[pending_head_]->when <= t) {
+    Job* j = pending_[pending_head_++];
+    apply(j);
+    if (!j->has_event) put_job(j);  // else its event recycles it
+  }
+  if (pending_head_ == pending_.size()) {
+    pending_.clear();
+    pending_head_ = 0;
+  }
+}
+
+Tick Bridge::pending_write_time(uint64_t addr, uint64_t len) const {
+  for (size_t i = pending_head_; i < pending_.size(); ++i) {
+    const Job* j = pending_[i];
+    for (int k = 0; k < j->n; ++k)
+      if (addr < j->sg[k].addr + j->sg[k].len && j->sg[k].addr < addr + len) return j->when;
+  }
+  return kTickNever;
 }
 
 void Bridge::msi(uint64_t addr, uint32_t data, Tick not_before) {

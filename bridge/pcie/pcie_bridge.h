@@ -27,6 +27,9 @@ class HostObserver {
  public:
   virtual ~HostObserver() = default;
   virtual void on_dma_write(uint64_t addr, uint64_t len) = 0;
+  // True if a host thread waits for device writes into [addr, addr+len): the bridge then
+  // delivers such a write at its exact completion time.
+  virtual bool watching(uint64_t addr, uint64_t len) const = 0;
   virtual void on_msi(uint64_t addr, uint32_t data) = 0;
 };
 
@@ -84,6 +87,15 @@ class Bridge final : public DmaPort {
   using DmaPort::dma_read;
   using DmaPort::dma_write;
 
+  // DMA writes land in host memory at their computed completion time. Those nobody waits for
+  // are applied lazily, without an event of their own: sync() applies every write whose time
+  // has come. The host calls it before each CPU access to memory; the bridge before each DMA.
+  void sync();
+  // End of a run: applies every write still in flight.
+  void sync_all();
+  // Completion time of the earliest write in flight that overlaps the range, or kTickNever.
+  Tick pending_write_time(uint64_t addr, uint64_t len) const;
+
   const LinkTiming& timing() const { return timing_; }
   hostmem::HostMemory& memory() { return mem_; }
 
@@ -94,7 +106,14 @@ class Bridge final : public DmaPort {
     uint8_t* dst = nullptr;
     std::vector<uint8_t> data;  // keeps its capacity across reuse: no allocation once warm
     Callback done;
+    Tick when = 0;
+    bool has_event = false;
+    bool applied = false;
   };
+  void apply(Job* j);
+  void apply_until(Tick t);
+  std::vector<Job*> pending_;  // DMA writes in flight, in completion order
+  size_t pending_head_ = 0;
   Job* get_job();
   void put_job(Job* j);
   void check_sg(const SgEntry* sg, int n, const char* what) const;

@@ -1,6 +1,7 @@
 #include "model/core/stats.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace rn::stats {
@@ -34,7 +35,9 @@ uint64_t Histogram::percentile(double p) const {
   if (count_ == 0) return 0;
   if (p <= 0) return min_;
   if (p >= 100) return max_;
-  uint64_t rank = static_cast<uint64_t>(p / 100.0 * static_cast<double>(count_ - 1)) + 1;
+  // Nearest rank: the smallest value with at least p% of the samples at or below it.
+  uint64_t rank = static_cast<uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_)));
+  rank = std::clamp<uint64_t>(rank, 1, count_);
   uint64_t seen = 0;
   for (size_t b = 0; b < buckets_.size(); ++b) {
     seen += buckets_[b];

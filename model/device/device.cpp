@@ -129,10 +129,7 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
       c.eq_ci = ci;
       if (v & 0x80000000u) {
         c.eq_armed = true;
-        if (c.eq_pi != c.eq_ci && !c.msix_masked) {  // events already waiting: interrupt now
-          c.eq_armed = false;
-          s_.dma.msi(c.msix_addr, c.msix_data, now());
-        }
+        if (c.eq_pi != c.eq_ci) c.interrupt(now());  // events already waiting: interrupt now
       }
       return;
     }
@@ -264,8 +261,7 @@ Device::Result Device::execute(const dev::CmdIn& in, const std::vector<uint8_t>&
       r.vendor_part_id = static_cast<uint32_t>(dev::kVendorPartId);
       r.max_qp = p.max_qps;
       r.max_cq = p.max_cqs;
-      r.max_mr = static_cast<uint32_t>(s_.mrs.size() + 0);  // replaced below
-      r.max_mr = 0;
+      r.max_mr = s_.mrs.max_regions();
       r.max_pd = p.max_pds;
       r.max_qp_wr = p.max_qp_wr;
       r.max_cqe = p.max_cqe;
@@ -539,8 +535,9 @@ Device::Result Device::modify_qp(const dev::ModifyQpIn& a) {
     if (to == QpState::ERR && cur == QpState::RESET) return {CmdStatus::BAD_STATE, FIELD_OFF(M, qp_state)};
     if (attrs) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, attr_mask)};
     if (to == QpState::ERR) {
-      s_.req->enter_error(q);
+      s_.req->enter_error(q, false);
     } else {
+      ++q.epoch;
       s_.req->reset(q);
       s_.resp->reset(q);
       q.state = QpState::RESET;

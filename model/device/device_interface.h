@@ -4,6 +4,10 @@
 #include <cstddef>
 #include <cstdint>
 
+// The layouts below are the little-endian wire format of host memory and registers;
+// reading them through these structs assumes a little-endian host (x86-64, AArch64).
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian host required");
+
 namespace rn::dev {
 
 constexpr uint64_t kVersion = 1;
@@ -221,9 +225,8 @@ const char* to_string(CqeFlags v);
 // Event queue entry types.
 enum class EqeType : uint32_t {
   COMPLETION = 0,  // a completion arrived on an armed CQ (obj = CQN)
-  CQ_ERROR = 1,  // CQ overrun (obj = CQN)
-  QP_FATAL = 2,  // a QP entered ERR (obj = QPN, data = WcStatus)
-  CMD_DONE = 3,  // a command completed (obj = token)
+  CQ_ERROR = 1,  // CQ overrun: a CQE was dropped (obj = CQN)
+  QP_FATAL = 2,  // the NIC moved a QP to ERR after an error (obj = QPN)
 };
 const char* to_string(EqeType v);
 

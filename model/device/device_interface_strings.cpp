@@ -196,7 +196,6 @@ const char* to_string(EqeType v) {
     case EqeType::COMPLETION: return "COMPLETION";
     case EqeType::CQ_ERROR: return "CQ_ERROR";
     case EqeType::QP_FATAL: return "QP_FATAL";
-    case EqeType::CMD_DONE: return "CMD_DONE";
   }
   return "?";
 }

@@ -38,6 +38,8 @@ class Link {
   // How far ahead of now the direction leaving `side` is booked.
   Tick backlog(int side) const;
   Tick busy_until(int side) const { return dir_[side].busy_until; }
+  // Frames sent so far, both directions.
+  uint64_t frames() const { return *dir_[0].frames + *dir_[1].frames; }
   const LinkParams& params() const { return p_; }
   Tick frame_time(uint32_t len) const { return bytes_time(len + p_.overhead_bytes, p_.rate_bps); }
 

@@ -75,6 +75,10 @@ void Completion::post_eqe(dev::EqeType type, uint32_t obj, uint32_t data, Tick n
   ++eqes_;
   // Posted writes stay in order: the EQE lands after the CQE, the MSI-X after the EQE.
   s_.dma.dma_write(addr, reinterpret_cast<const uint8_t*>(&e), sizeof e, not_before, {});
+  interrupt(not_before);
+}
+
+void Completion::interrupt(Tick not_before) {
   if (eq_armed && !msix_masked) {
     eq_armed = false;
     ++msis_;

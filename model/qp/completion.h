@@ -26,6 +26,8 @@ class Completion {
   // Writes a CQE no earlier than `not_before` (after the data it reports, by PCIe ordering).
   void post_cqe(uint32_t cqn, const CqeInfo& c, Tick not_before);
   void post_eqe(dev::EqeType type, uint32_t obj, uint32_t data, Tick not_before);
+  // Sends the MSI-X message if the EQ is armed and the vector unmasked; disarms the EQ.
+  void interrupt(Tick not_before);
 
   // Event queue registers.
   uint64_t eq_addr = 0;

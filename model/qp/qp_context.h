@@ -136,6 +136,8 @@ struct QpCtx {
   uint32_t w_rkey = 0, w_len = 0;
   bool recv_active = false;  // the WQE at rq_ci holds the current SEND
 
+  // Bumped on every move to RESET: DMA completions of an earlier epoch are stale.
+  uint32_t epoch = 0;
   // Scheduler.
   bool in_ready = false;
   bool flushing = false;

@@ -87,9 +87,10 @@ void Requester::maybe_fetch(QpCtx& q) {
   uint32_t bytes = n << q.sq_shift;
   uint32_t qpn = q.qpn;
   RN_LOG(s_.sim, LogCat::kWqe, s_.name, "qp {} fetch {} send WQEs from index {}", qpn, n, q.sq_fetched);
-  s_.dma.dma_read(addr, q.sq_fetch_buf.data(), bytes, now(), [this, qpn, n] {
+  uint32_t epoch = q.epoch;
+  s_.dma.dma_read(addr, q.sq_fetch_buf.data(), bytes, now(), [this, qpn, n, epoch] {
     QpCtx* qq = s_.qp(qpn);
-    if (!qq) return;  // destroyed meanwhile
+    if (!qq || qq->epoch != epoch) return;  // destroyed or reset meanwhile: stale WQEs
     QpCtx& q2 = *qq;
     const uint32_t stride = 1u << q2.sq_shift;
     for (uint32_t i = 0; i < n; ++i) {
@@ -341,7 +342,7 @@ void Requester::complete(QpCtx& q, const Outstanding& e, WcStatus st, uint8_t ve
 
 void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
   if (q.state != dev::QpState::RTS && q.state != dev::QpState::SQD) return;
-  const uint8_t syn = h.aeth_syndrome;
+  uint8_t syn = h.aeth_syndrome;
   const uint32_t psn = h.psn;
   // The ACK must acknowledge a PSN that was sent and is not yet acknowledged.
   if (w::psn_cmp(psn, q.unacked_psn) < 0 || w::psn_cmp(psn, q.sq_psn) >= 0) {
@@ -390,6 +391,10 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
          w::aeth_syndrome_name(syn), psn, dev::to_string(st));
   if (q.out_head != q.out_tail) {
     Outstanding& e = q.outstanding[q.out_head % osize];
+    if (e.status != WcStatus::SUCCESS) {  // it had already failed locally: keep that status
+      st = e.status;
+      syn = e.vendor_err;
+    }
     complete(q, e, st, syn, when);
     ++q.out_head;
     ++q.sq_done;
@@ -422,10 +427,11 @@ void Requester::retire(QpCtx& q) {
   enter_error(q);
 }
 
-void Requester::enter_error(QpCtx& q) {
+void Requester::enter_error(QpCtx& q, bool async_event) {
   if (q.state == dev::QpState::ERR) return;
   RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} enters ERR", q.qpn);
   q.state = dev::QpState::ERR;
+  if (async_event) s_.comp->post_eqe(dev::EqeType::QP_FATAL, q.qpn, 0, now());
   flush(q);
   s_.resp->flush(q);
 }
@@ -467,6 +473,7 @@ void Requester::continue_flush(QpCtx& q) {
 
 void Requester::reset(QpCtx& q) {
   q.sq_pi = q.sq_fetched = q.sq_next = q.sq_done = 0;
+  q.sq_fetching = false;
   q.cur_active = q.sq_blocked = q.flushing = false;
   q.out_head = q.out_tail = 0;
   q.since_ackreq = 0;

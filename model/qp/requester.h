@@ -22,8 +22,9 @@ class Requester {
   void flush(QpCtx& q);
   // The QP went back to RESET.
   void reset(QpCtx& q);
-  // Moves QP to ERR and flushes both queues (used by requester and responder).
-  void enter_error(QpCtx& q);
+  // Moves QP to ERR and flushes both queues (used by requester and responder). An error found
+  // by the NIC (async_event) also reports QP_FATAL on the event queue; MODIFY_QP to ERR does not.
+  void enter_error(QpCtx& q, bool async_event = true);
   // Puts the QP on the scheduler's list if it can send, and runs the scheduler.
   void schedule(QpCtx& q);
 

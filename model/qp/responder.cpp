@@ -64,9 +64,13 @@ void Responder::maybe_fetch(QpCtx& q) {
   ++rwqe_fetches_;
   uint64_t addr = q.rq_addr + (uint64_t(pos) << q.rq_shift);
   uint32_t qpn = q.qpn;
-  s_.dma.dma_read(addr, q.rq_fetch_buf.data(), n << q.rq_shift, now(), [this, qpn, n] {
+  uint32_t epoch = q.epoch;
+  s_.dma.dma_read(addr, q.rq_fetch_buf.data(), n << q.rq_shift, now(), [this, qpn, n, epoch] {
     QpCtx* qq = s_.qp(qpn);
-    if (!qq) return;
+    if (!qq || qq->epoch != epoch) {  // destroyed or reset meanwhile: the WQEs are stale
+      if (stalled_) resume();
+      return;
+    }
     QpCtx& q2 = *qq;
     const uint32_t stride = 1u << q2.rq_shift;
     for (uint32_t i = 0; i < n; ++i) {
@@ -210,7 +214,8 @@ Responder::Result Responder::process(net::Frame* f) {
   int32_t d = w::psn_cmp(h.psn, q.epsn);
   if (d < 0) {
     ++duplicates_;
-    if (h.ack_req) send_ack(q, w::kAethSynAck, w::psn_add(q.epsn, 0xFFFFFF));
+    // Duplicates are acknowledged again (cumulatively, with the last PSN received), AckReq or not.
+    send_ack(q, w::kAethSynAck, w::psn_add(q.epsn, 0xFFFFFF));
     s_.pool.put(f);
     return Result::kDone;
   }
@@ -397,6 +402,7 @@ void Responder::continue_flush(QpCtx& q) {
 
 void Responder::reset(QpCtx& q) {
   q.rq_pi = q.rq_fetched = q.rq_ci = 0;
+  q.rq_fetching = false;
   q.epsn = 0;
   q.msn = 0;
   q.seq_nak_sent = false;

@@ -1,6 +1,7 @@
 #include "model/system/system.h"
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -209,13 +210,16 @@ RunReport System::run(const std::string& out_dir) {
     tests_.push_back(std::make_unique<host::Perftest>(*nodes_[0].host, *nodes_[0].driver, *nodes_[1].host,
                                                       *nodes_[1].driver, p, m0, nodes_[0].ipv4, m1,
                                                       nodes_[1].ipv4));
+    tests_.back()->set_packet_counter([this] { return link_->frames(); });
   }
   auto side = [this](int i) {
     return [this, i] {
       Node& n = nodes_[i];
       if (int e = n.driver->open()) {
-        for (auto& t : tests_) (void)t;
-        RN_LOG(*sim_, LogCat::kError, n.name, "driver open failed: {} ({})", e, n.driver->last_error());
+        std::string why = fmt::format("{}: driver open failed: {} ({})", n.name, std::strerror(e),
+                                      n.driver->last_error());
+        RN_LOG(*sim_, LogCat::kError, n.name, "{}", why);
+        for (auto& t : tests_) t->fail(why);
       } else {
         for (auto& t : tests_) {
           if (i == 0) {
@@ -253,14 +257,11 @@ RunReport System::run_custom(std::function<void()> fn0, std::function<void()> fn
   sc_core::sc_start(sc_core::sc_time::from_value(cfg_.time("sim.max_time")));
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   bool all_done = threads_done_ == threads_total_;
-  if (all_done && sc_core::sc_get_status() != sc_core::SC_STOPPED) {
-    // Drain what is still in flight (last ACKs, DMA writes) so memory is final.
-    sc_core::sc_start();
-  }
   return finish(out_dir, wall, all_done);
 }
 
 RunReport System::finish(const std::string& out_dir, double wall, bool all_done) {
+  for (auto& n : nodes_) n.bridge->sync_all();  // writes still in flight land
   RunReport r;
   r.sim_time = sim_->now();
   r.wall_seconds = wall;
@@ -293,6 +294,9 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
     j["start_ps"] = res.start;
     j["end_ps"] = res.end;
     j["verified_bytes"] = res.verified_bytes;
+    j["traffic_wall_seconds"] = res.wall_seconds;
+    j["traffic_packets"] = res.packets;
+    j["traffic_packets_per_wall_second"] = res.wall_seconds > 0 ? static_cast<double>(res.packets) / res.wall_seconds : 0.0;
     if (is_lat(res.params.kind)) {
       j["latency_ns"] = {{"min", res.percentile_ns(0)},      {"p50", res.percentile_ns(50)},
                          {"p90", res.percentile_ns(90)},     {"p99", res.percentile_ns(99)},

@@ -24,7 +24,9 @@ MrTable::MrTable(Sim& sim, const std::string& name, const Params& p)
       faults_key_(stats_.counter("faults_bad_key", "count", "refused: unknown or stale key")),
       faults_pd_(stats_.counter("faults_pd", "count", "refused: protection domain mismatch")),
       faults_access_(stats_.counter("faults_access", "count", "refused: access not granted")),
-      faults_bounds_(stats_.counter("faults_bounds", "count", "refused: outside the region")) {
+      faults_bounds_(stats_.counter("faults_bounds", "count", "refused: outside the region")),
+      faults_segments_(stats_.counter("faults_segments", "count",
+                                      "refused: one access spanning more pages than a DMA can carry")) {
   stats_.formula("regions", "count", "registered regions at the end of the run",
                  [this] { return double(live_); });
   // Index 0 is never used so that key 0 is always invalid.
@@ -112,7 +114,10 @@ Status MrTable::translate(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len,
   const uint64_t base = r->iova & ~(page - 1);
   uint64_t off = va - base;
   while (len > 0) {
-    if (out->n == SegList::kMax) return Status::kTooManySegments;
+    if (out->n == SegList::kMax) {
+      ++faults_segments_;
+      return Status::kTooManySegments;
+    }
     uint64_t pi = off >> r->page_shift;
     uint64_t in_page = off & (page - 1);
     uint64_t chunk = std::min(len, page - in_page);

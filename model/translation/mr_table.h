@@ -57,6 +57,7 @@ class MrTable {
   const Region* find(uint32_t key) const;
   size_t count_in_pd(uint32_t pdn) const;
   size_t size() const { return live_; }
+  uint32_t max_regions() const { return p_.max_mrs; }
 
   // Checks and translates [va, va+len) of the region named by key. `need` is a set of access
   // flags the region must grant (0 for local reads). Appends the bus segments to `out`, merging
@@ -78,6 +79,7 @@ class MrTable {
   uint64_t& faults_pd_;
   uint64_t& faults_access_;
   uint64_t& faults_bounds_;
+  uint64_t& faults_segments_;
 };
 
 }  // namespace rn::xlate

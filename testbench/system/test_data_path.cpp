@@ -45,6 +45,7 @@ TEST_CASE("WRITE of 4096 bytes", "[write]") { write_of(4096); }
 TEST_CASE("WRITE of 4097 bytes", "[write]") { write_of(4097); }
 TEST_CASE("WRITE of 1 MiB", "[write]") { write_of(1 << 20); }
 TEST_CASE("WRITE of 64 MiB", "[write]") { write_of(64ull << 20, 1); }
+TEST_CASE("WRITE of 1 GiB", "[write][large]") { write_of(1ull << 30, 1); }
 
 TEST_CASE("WRITE with every path MTU", "[write]") {
   // One simulation per process: run the MTUs as one workload sequence is not possible, so one
@@ -68,7 +69,7 @@ TEST_CASE("WRITE with immediate consumes receives and reports the immediate", "[
   CHECK(r.workloads[0].completions >= 50);  // the server checked 50 receive completions
 }
 
-TEST_CASE("SEND of 0, 1 and 9000 bytes", "[send]") {
+TEST_CASE("SEND of 9000 bytes", "[send]") {
   for (uint64_t size : {uint64_t(9000)}) {
     auto r = run({"run.workloads=send_bw", fmt::format("send_bw.size={}", size),
                   "send_bw.iterations=40", "send_bw.cq_mod=8", "send_bw.rx_depth=8", "capture.pcap=false"});

@@ -89,6 +89,9 @@ void print_report(const rn::system::RunReport& r, const std::string& cfg, const 
                  w.goodput_gbps, w.msg_rate_mpps, w.messages, w.bytes, ticks_to_ns(w.end - w.start) / 1e3);
     }
     if (p.verify) fmt::print("    verified: {} bytes received equal the bytes sent\n", w.verified_bytes);
+    if (w.wall_seconds > 0)
+      fmt::print("    simulator speed: {} packets in {:.3f} s wall = {:.0f} packets per wall-second\n", w.packets,
+                 w.wall_seconds, static_cast<double>(w.packets) / w.wall_seconds);
   }
   double pps = r.wall_seconds > 0 ? static_cast<double>(r.packets) / r.wall_seconds : 0;
   fmt::print("\n  simulated time {:.3f} us   wall time {:.3f} s   events {}   packets {}   {:.0f} simulated packets per wall-second\n",

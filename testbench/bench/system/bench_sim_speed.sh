@@ -1,0 +1,38 @@
+#!/bin/bash
+# Simulator speed: simulated packets per wall-second for write_bw, 64 KiB messages, 100 Gb/s,
+# with 1 QP and with 1000 QPs, on one core; and heap allocations per packet in steady state.
+# Results go to docs/performance.md by hand (with the machine they were measured on).
+#   testbench/bench/system/bench_sim_speed.sh [BUILD_DIR] [REPEATS]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../../.." && pwd)
+build=${1:-$root/build}
+repeats=${2:-3}
+export SC_COPYRIGHT_MESSAGE=DISABLE
+common=(--no-plots --set run.workloads=write_bw --set capture.pcap=false --set write_bw.size=64KiB
+        --set link.rate=100Gbps)
+run() {  # label, extra args...
+  local label=$1; shift
+  local best=0
+  for ((i = 0; i < repeats; i++)); do
+    local out
+    out=$(taskset -c 0 "$build/bin/rnicsim" run "$root/configs/default.toml" --out "$(mktemp -d)" "${common[@]}" "$@")
+    local pps
+    pps=$(echo "$out" | sed -n 's/.*= \([0-9]*\) packets per wall-second/\1/p' | head -1)
+    local gbps
+    gbps=$(echo "$out" | sed -n 's/.*goodput \([0-9.]*\) Gb\/s.*/\1/p')
+    [ "$pps" -gt "$best" ] && best=$pps
+    echo "  $label run $((i + 1)): $pps packets/wall-second, goodput $gbps Gb/s"
+  done
+  echo "$label: best $best simulated packets per wall-second"
+}
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+run "write_bw 1 QP" --set write_bw.qps=1 --set write_bw.iterations=20000
+run "write_bw 1000 QPs" --set write_bw.qps=1000 --set write_bw.iterations=20 --set write_bw.tx_depth=4 \
+    --set write_bw.cq_mod=4
+
+# Allocations per packet: the difference between two runs of different lengths.
+a1=$("$build/bin/bench_alloc" "$root/configs/default.toml" "${common[@]:1}" --set write_bw.iterations=1000)
+a2=$("$build/bin/bench_alloc" "$root/configs/default.toml" "${common[@]:1}" --set write_bw.iterations=3000)
+n1=$(echo "$a1" | awk '{print $2}'); p1=$(echo "$a1" | awk '{print $4}')
+n2=$(echo "$a2" | awk '{print $2}'); p2=$(echo "$a2" | awk '{print $4}')
+echo "allocations: $n1 for $p1 packets, $n2 for $p2 packets: $(( n2 - n1 )) for $(( p2 - p1 )) more packets"

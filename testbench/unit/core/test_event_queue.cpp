@@ -1,0 +1,233 @@
+// Unit tests of rn::EventQueue (model/core/event_queue.h) under sc_start. SystemC allows one
+// elaboration per process: each TEST_CASE builds its own queue and is its own ctest
+// (catch_discover_tests). Running the whole binary at once fails with a clear message.
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <systemc>
+
+#include "model/core/event_queue.h"
+
+using namespace rn;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// One simulation per process: a second one would die with E529 inside the kernel.
+void one_simulation_per_process() {
+  static int n = 0;
+  if (++n > 1)
+    FAIL("SystemC allows one elaboration per process: run each TEST_CASE on its own "
+         "(ctest does; or pass the test name to the binary)");
+}
+
+struct Record {
+  Tick when;
+  int id;
+  bool operator==(const Record& o) const { return when == o.when && id == o.id; }
+};
+std::ostream& operator<<(std::ostream& os, const Record& r) {
+  return os << "{" << r.when << " ps, #" << r.id << "}";
+}
+
+// A module whose SC_THREAD runs a test body inside the simulation (for scheduling from a process
+// that is not an EventQueue callback).
+class Driver : public sc_core::sc_module {
+ public:
+  Driver(sc_core::sc_module_name n, std::function<void()> body) : sc_module(n), body_(std::move(body)) {
+    SC_HAS_PROCESS(Driver);
+    SC_THREAD(main);
+  }
+
+ private:
+  void main() { body_(); }
+  std::function<void()> body_;
+};
+
+}  // namespace
+
+TEST_CASE("event_queue: callbacks run in time order, equal times in scheduling order",
+          "[event_queue]") {
+  one_simulation_per_process();
+  EventQueue eq("eq");
+  std::vector<Record> got;
+  auto rec = [&](int id) { return [&got, &eq, id] { got.push_back({eq.now(), id}); }; };
+  // Scheduled before sc_start, out of time order; ids 2, 3 and 6 share 10 ns, 4 and 7 share 1234 ps.
+  eq.at(30 * kNs, rec(1));
+  eq.at(10 * kNs, rec(2));
+  eq.at(10 * kNs, rec(3));
+  eq.at(1234, rec(4));
+  eq.at(0, rec(5));
+  eq.at(10 * kNs, rec(6));
+  eq.at(1234, rec(7));
+  eq.after(20 * kNs, rec(8));  // now() is 0 here
+  CHECK(eq.pending() == 8);
+  sc_core::sc_start();
+  std::vector<Record> want = {{0, 5},        {1234, 4},       {1234, 7},       {10 * kNs, 2},
+                              {10 * kNs, 3}, {10 * kNs, 6},   {20 * kNs, 8},   {30 * kNs, 1}};
+  CHECK(got == want);
+  CHECK(eq.pending() == 0);
+  CHECK(eq.events_executed() == 8);
+}
+
+TEST_CASE("event_queue: many callbacks at random times come out sorted and stable",
+          "[event_queue]") {
+  one_simulation_per_process();
+  EventQueue eq("eq");
+  std::vector<Record> got;
+  std::vector<Record> want;
+  uint64_t x = 88172645463325252ull;  // xorshift: deterministic
+  for (int i = 0; i < 5000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    Tick t = (x % 50) * kNs;  // many equal times
+    want.push_back({t, i});
+    eq.at(t, [&got, &eq, i] { got.push_back({eq.now(), i}); });
+  }
+  std::stable_sort(want.begin(), want.end(), [](const Record& a, const Record& b) { return a.when < b.when; });
+  sc_core::sc_start();
+  CHECK(got == want);
+  CHECK(eq.events_executed() == 5000);
+}
+
+TEST_CASE("event_queue: callbacks schedule more callbacks at the same time and later",
+          "[event_queue]") {
+  one_simulation_per_process();
+  EventQueue eq("eq");
+  std::vector<Record> got;
+  auto rec = [&](int id) { return [&got, &eq, id] { got.push_back({eq.now(), id}); }; };
+  eq.at(10 * kNs, [&] {
+    got.push_back({eq.now(), 1});
+    eq.at(eq.now(), rec(10));            // same time: after everything already due now
+    eq.after(0, rec(11));                // same time, scheduled after #10
+    eq.after(5 * kNs, rec(12));          // later
+    eq.at(40 * kNs, rec(13));            // earlier than #3 (50 ns), already pending
+    eq.after(0, [&] {                    // a same-time callback that schedules another
+      got.push_back({eq.now(), 14});
+      eq.after(0, rec(15));
+    });
+  });
+  eq.at(10 * kNs, rec(2));  // due at 10 ns too, scheduled before #10
+  eq.at(50 * kNs, rec(3));
+  sc_core::sc_start();
+  std::vector<Record> want = {{10 * kNs, 1},  {10 * kNs, 2},  {10 * kNs, 10}, {10 * kNs, 11},
+                              {10 * kNs, 14}, {10 * kNs, 15}, {15 * kNs, 12}, {40 * kNs, 13},
+                              {50 * kNs, 3}};
+  CHECK(got == want);
+  CHECK(eq.events_executed() == 9);
+}
+
+TEST_CASE("event_queue: a process outside the queue can schedule earlier than the armed time",
+          "[event_queue]") {
+  one_simulation_per_process();
+  EventQueue eq("eq");
+  std::vector<Record> got;
+  auto rec = [&](int id) { return [&got, &eq, id] { got.push_back({eq.now(), id}); }; };
+  eq.at(100 * kNs, rec(1));  // armed for 100 ns
+  Driver d("driver", [&] {
+    sc_core::wait(10, sc_core::SC_NS);
+    eq.at(50 * kNs, rec(2));   // earlier than the armed time: must re-arm
+    eq.after(0, rec(3));       // now, from outside a callback
+    sc_core::wait(60, sc_core::SC_NS);  // at 70 ns, after #2 ran
+    eq.at(80 * kNs, rec(4));
+    eq.at(200 * kNs, rec(5));  // later than everything pending
+  });
+  sc_core::sc_start();
+  std::vector<Record> want = {{10 * kNs, 3}, {50 * kNs, 2}, {80 * kNs, 4}, {100 * kNs, 1},
+                              {200 * kNs, 5}};
+  CHECK(got == want);
+  CHECK(eq.events_executed() == 5);
+}
+
+TEST_CASE("event_queue: at() in the past throws std::logic_error naming both times",
+          "[event_queue]") {
+  one_simulation_per_process();
+  EventQueue eq("eq");
+  std::string error;
+  bool late_ran = false, past_ran = false, ok_ran = false;
+  eq.at(100 * kNs, [&] {
+    try {
+      eq.at(99999, [&] { past_ran = true; });  // 1 ps in the past
+    } catch (const std::logic_error& e) {
+      error = e.what();
+    }
+    eq.at(eq.now(), [&] { ok_ran = true; });  // now is not the past
+  });
+  eq.at(200 * kNs, [&] { late_ran = true; });
+  sc_core::sc_start();
+  CHECK_THAT(error, Contains("99999") && Contains("100000") && Contains("past"));
+  CHECK_FALSE(past_ran);
+  CHECK(ok_ran);
+  CHECK(late_ran);  // the queue keeps working after the refusal
+  CHECK(eq.events_executed() == 3);
+  CHECK(eq.pending() == 0);
+  // After the run, now() is 200 ns: the past is still refused from outside a callback.
+  CHECK_THROWS_AS(eq.at(0, [] {}), std::logic_error);
+}
+
+TEST_CASE("event_queue: events_executed and pending across partial runs, clear drops pending",
+          "[event_queue]") {
+  one_simulation_per_process();
+  EventQueue eq("eq");
+  int ran = 0;
+  for (int i = 1; i <= 5; ++i) eq.at(i * 10 * kNs, [&] { ++ran; });
+  CHECK(eq.events_executed() == 0);
+  CHECK(eq.pending() == 5);
+  sc_core::sc_start(25, sc_core::SC_NS);  // runs 10 ns and 20 ns
+  CHECK(ran == 2);
+  CHECK(eq.events_executed() == 2);
+  CHECK(eq.pending() == 3);
+  CHECK(eq.now() == 25 * kNs);
+  sc_core::sc_start(10, sc_core::SC_NS);  // 30 ns
+  CHECK(eq.events_executed() == 3);
+  CHECK(eq.pending() == 2);
+  eq.clear();
+  CHECK(eq.pending() == 0);
+  sc_core::sc_start(100, sc_core::SC_NS);
+  CHECK(ran == 3);  // 40 ns and 50 ns were dropped
+  CHECK(eq.events_executed() == 3);
+  // The queue is usable after clear().
+  eq.after(5 * kNs, [&] { ++ran; });
+  sc_core::sc_start();
+  CHECK(ran == 4);
+  CHECK(eq.events_executed() == 4);
+  CHECK(eq.now() == 140 * kNs);
+}
+
+TEST_CASE("event_queue: captured state is destroyed once, after running or on clear",
+          "[event_queue]") {
+  one_simulation_per_process();
+  EventQueue eq("eq");
+  struct Token {
+    int* live;
+    bool owner = true;
+    explicit Token(int* l) : live(l) { ++*live; }
+    Token(Token&& o) noexcept : live(o.live), owner(o.owner) { o.owner = false; }
+    Token(const Token&) = delete;
+    ~Token() {
+      if (owner) --*live;
+    }
+  };
+  int live = 0;
+  int ran = 0;
+  for (int i = 0; i < 100; ++i) eq.at((i % 7) * kNs, [t = Token(&live), &ran] { (void)t; ++ran; });
+  for (int i = 0; i < 10; ++i) eq.at(1 * kSec, [t = Token(&live), &ran] { (void)t; ++ran; });
+  CHECK(live == 110);
+  sc_core::sc_start(1, sc_core::SC_US);
+  CHECK(ran == 100);
+  CHECK(live == 10);  // the 100 that ran were destroyed, once each (never negative)
+  eq.clear();
+  CHECK(live == 0);
+  // Slots are reused: schedule again, all run and are destroyed.
+  for (int i = 0; i < 50; ++i) eq.after(i * kNs, [t = Token(&live), &ran] { (void)t; ++ran; });
+  CHECK(live == 50);
+  sc_core::sc_start();
+  CHECK(ran == 150);
+  CHECK(live == 0);
+}
