@@ -128,7 +128,7 @@ std::optional<uint64_t> SimHost::app_check_pattern(uint64_t va, uint64_t len, ui
 
 void SimHost::on_dma_write(uint64_t addr, uint64_t len) {
   for (const Watch& w : watches_)
-    if (addr < w.hi && addr + len > w.lo) w.ev->notify(sc_core::SC_ZERO_TIME);
+    if (addr < w.hi && addr + len > w.lo) sim_.eq.notify(*w.ev);
 }
 
 bool SimHost::watching(uint64_t addr, uint64_t len) const {
@@ -144,7 +144,7 @@ void SimHost::on_msi(uint64_t addr, uint32_t data) {
   }
   ++interrupts_;
   ++irq_pending_;
-  irq_.notify(sc_core::SC_ZERO_TIME);
+  sim_.eq.notify(irq_);
 }
 
 bool SimHost::wait_write(uint64_t addr, size_t len, Tick timeout) {

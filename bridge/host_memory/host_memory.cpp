@@ -57,26 +57,23 @@ void pattern_fill(uint8_t* dst, size_t n, uint64_t seed, uint64_t offset) {
 
 HostMemory::HostMemory() = default;
 HostMemory::~HostMemory() = default;
-HostMemory::HostMemory(HostMemory&& o) noexcept
-    : pages_(std::move(o.pages_)),
-      last_page_no_(o.last_page_no_),
-      last_page_(o.last_page_),
-      bytes_read_(o.bytes_read_),
-      bytes_written_(o.bytes_written_) {
-  o.pages_.clear();
-  o.last_page_no_ = ~uint64_t(0);
-  o.last_page_ = nullptr;
-}
+HostMemory::HostMemory(HostMemory&& o) noexcept { *this = std::move(o); }
 HostMemory& HostMemory::operator=(HostMemory&& o) noexcept {
   if (this != &o) {
     pages_ = std::move(o.pages_);
+    slabs_ = std::move(o.slabs_);
+    slab_used_ = o.slab_used_;
     last_page_no_ = o.last_page_no_;
     last_page_ = o.last_page_;
+    cache_ = std::move(o.cache_);
     bytes_read_ = o.bytes_read_;
     bytes_written_ = o.bytes_written_;
     o.pages_.clear();
+    o.slabs_.clear();
+    o.slab_used_ = kSlabPages;
     o.last_page_no_ = ~uint64_t(0);
     o.last_page_ = nullptr;
+    o.cache_.reset(new CacheEntry[kCacheSize]);
   }
   return *this;
 }
@@ -93,22 +90,36 @@ void HostMemory::check_range(const char* op, uint64_t addr, size_t len) {
 
 const HostMemory::Page* HostMemory::find(uint64_t page_no) const {
   if (page_no == last_page_no_) return last_page_;
-  auto it = pages_.find(page_no);
-  if (it == pages_.end()) return nullptr;
+  CacheEntry& c = cache_[page_no & (kCacheSize - 1)];
+  if (c.page_no != page_no) {
+    auto it = pages_.find(page_no);
+    if (it == pages_.end()) return nullptr;  // not cached: the page may be allocated later
+    c.page_no = page_no;
+    c.page = it->second;
+  }
   last_page_no_ = page_no;
-  last_page_ = it->second.get();
+  last_page_ = c.page;
   return last_page_;
 }
 
 HostMemory::Page* HostMemory::get_or_alloc(uint64_t page_no) {
   if (page_no == last_page_no_) return last_page_;
-  auto& slot = pages_[page_no];
-  if (!slot) {
-    slot.reset(new Page);
-    std::memset(slot->bytes, 0, kPageSize);
+  CacheEntry& c = cache_[page_no & (kCacheSize - 1)];
+  if (c.page_no != page_no) {
+    Page*& slot = pages_[page_no];
+    if (!slot) {
+      if (slab_used_ == kSlabPages) {
+        slabs_.emplace_back(new Page[kSlabPages]);
+        slab_used_ = 0;
+      }
+      slot = &slabs_.back()[slab_used_++];
+      std::memset(slot->bytes, 0, kPageSize);
+    }
+    c.page_no = page_no;
+    c.page = slot;
   }
   last_page_no_ = page_no;
-  last_page_ = slot.get();
+  last_page_ = c.page;
   return last_page_;
 }
 

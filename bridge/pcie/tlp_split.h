@@ -12,8 +12,10 @@ constexpr uint64_t k4K = 4096;
 // max_size (a power of two; MPS-/MRRS-aligned splitting as DMA engines do) and
 // never cross a 4 KB boundary. len > 0.
 inline uint32_t first_tlp_len(uint64_t addr, uint64_t len, uint32_t max_size) {
-  uint64_t to_max = max_size - (addr % max_size);
-  uint64_t to_4k = k4K - (addr % k4K);
+  // Sizes are powers of two (Params::validate): masks instead of divisions, which would
+  // dominate the per-TLP cost.
+  uint64_t to_max = max_size - (addr & (max_size - 1));
+  uint64_t to_4k = k4K - (addr & (k4K - 1));
   return static_cast<uint32_t>(std::min({len, to_max, to_4k}));
 }
 
@@ -42,10 +44,10 @@ inline uint64_t count_tlps(uint64_t addr, uint64_t len, uint32_t max_size) {
 // otherwise the largest such completion (<= mps) is sent each time.
 inline uint32_t first_cpl_len(uint64_t addr, uint64_t len, uint32_t mps, uint32_t rcb,
                               bool rcb_chunks) {
-  if (rcb_chunks) return static_cast<uint32_t>(std::min<uint64_t>(len, rcb - (addr % rcb)));
+  if (rcb_chunks) return static_cast<uint32_t>(std::min<uint64_t>(len, rcb - (addr & (rcb - 1))));
   if (len <= mps) return static_cast<uint32_t>(len);
   uint64_t end = addr + mps;
-  end -= end % rcb;  // round down to an RCB boundary (> addr since mps >= rcb)
+  end &= ~uint64_t(rcb - 1);  // round down to an RCB boundary (> addr since mps >= rcb)
   return static_cast<uint32_t>(end - addr);
 }
 

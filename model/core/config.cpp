@@ -130,15 +130,27 @@ const Spec* Schema::find(const std::string& key) const {
 }
 
 std::string Schema::markdown() const {
-  std::string out = "| key | kind | default | description |\n|---|---|---|---|\n";
-  for (const auto& s : specs_) {
-    std::string desc = s.desc;
-    if (!s.choices.empty()) {
-      desc += " (one of:";
-      for (const auto& c : s.choices) desc += " `" + c + "`";
-      desc += ")";
+  std::string out = "| key | kind | default | allowed | description |\n|---|---|---|---|---|\n";
+  auto show = [](const Spec& s, double x) -> std::string {
+    switch (s.kind) {
+      case Kind::kTime: return format_time(static_cast<Tick>(x));
+      case Kind::kSize: return format_size(static_cast<uint64_t>(x));
+      case Kind::kBandwidth: return fmt::format("{}Gbps", x / 1e9);
+      default: return fmt::format("{}", x);
     }
-    out += fmt::format("| `{}` | {} | `{}` | {} |\n", s.key, kind_name(s.kind), s.def, desc);
+  };
+  for (const auto& s : specs_) {
+    std::string allowed;
+    if (!s.choices.empty()) {
+      for (const auto& c : s.choices) allowed += (allowed.empty() ? "" : ", ") + ("`" + c + "`");
+    } else if (s.kind != Kind::kBool && s.kind != Kind::kString) {
+      bool lo = s.min > -1e299, hi = s.max < 1e299;
+      if (lo && hi) allowed = show(s, s.min) + " .. " + show(s, s.max);
+      else if (lo) allowed = ">= " + show(s, s.min);
+      else if (hi) allowed = "<= " + show(s, s.max);
+    }
+    std::string def = s.def.empty() ? "(empty)" : "`" + s.def + "`";
+    out += fmt::format("| `{}` | {} | {} | {} | {} |\n", s.key, kind_name(s.kind), def, allowed, s.desc);
   }
   return out;
 }
@@ -232,8 +244,9 @@ void Config::set(const std::string& key, const std::string& text, const std::str
           default: return fmt::format("{}", x);
         }
       };
-      std::string range = sp->max >= 1e299 ? ">= " + show(sp->min)
-                                           : "in [" + show(sp->min) + ", " + show(sp->max) + "]";
+      std::string range = sp->max >= 1e299   ? ">= " + show(sp->min)
+                          : sp->min <= -1e299 ? "<= " + show(sp->max)
+                                              : "in [" + show(sp->min) + ", " + show(sp->max) + "]";
       throw fail("must be " + range);
     }
   }
@@ -261,6 +274,8 @@ void Config::load_file_rec(const std::string& path, int depth) {
       fs::path p = fs::path(*s).is_absolute() ? fs::path(*s) : dir / *s;
       if (!fs::exists(p))
         throw ConfigError(fmt::format("{}: key 'include': file '{}' does not exist", path, p.string()));
+      if (!fs::is_regular_file(p))
+        throw ConfigError(fmt::format("{}: key 'include': '{}' is not a regular file", path, p.string()));
       load_file_rec(p.string(), depth + 1);
     };
     if (auto* arr = inc->as_array()) {

@@ -17,8 +17,22 @@ class EventQueue : public sc_core::sc_module {
  public:
   explicit EventQueue(sc_core::sc_module_name name);
 
-  // Current simulated time in picoseconds.
-  Tick now() const { return static_cast<Tick>(sc_core::sc_time_stamp().value()); }
+  // Current simulated time in picoseconds: the time of the callback being run, or SystemC's time
+  // outside callbacks. While no other SystemC process has anything to do before the next
+  // callback, the queue runs callbacks ahead of SystemC's clock instead of waking SystemC for
+  // each of them (see run()); model code must read time through now(), never sc_time_stamp().
+  Tick now() const { return in_run_ ? now_ : sc_now(); }
+  static Tick sc_now() { return static_cast<Tick>(sc_core::sc_time_stamp().value()); }
+
+  // Runs the simulation for `duration` (sc_start), letting callbacks run ahead of SystemC's clock
+  // up to its end. With a plain sc_start() the queue never runs ahead: SystemC does not say
+  // where a run will stop.
+  void start(Tick duration);
+
+  // Notifies a SystemC event at now() (from a callback that may run ahead of SystemC's clock).
+  void notify(sc_core::sc_event& e) const;
+  // Latest time a callback has run at (may be ahead of SystemC's time at the end of a run).
+  Tick last_time() const { return last_time_; }
 
   // Runs `cb` at absolute time `when` (>= now). Callbacks at equal times run in scheduling order.
   void at(Tick when, Callback cb);
@@ -51,6 +65,14 @@ class EventQueue : public sc_core::sc_module {
   uint64_t executed_ = 0;
   Tick armed_for_ = kTickNever;
   bool in_run_ = false;
+  Tick now_ = 0;
+  Tick last_time_ = 0;
+  Tick run_ahead_limit_ = 0;  // callbacks at or after this time wait for SystemC's clock
+  uint64_t activations_ = 0;
+
+ public:
+  // SystemC activations of the queue (each may run many callbacks).
+  uint64_t activations() const { return activations_; }
 };
 
 }  // namespace rn

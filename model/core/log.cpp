@@ -28,6 +28,8 @@ void Logger::enable(const std::string& list) {
   std::stringstream ss(list);
   std::string item;
   while (std::getline(ss, item, ',')) {
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
     if (item.empty()) continue;
     if (item == "all") {
       mask_ = ~0u;

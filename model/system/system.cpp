@@ -17,6 +17,31 @@ using cfg::ConfigError;
 namespace {
 const char* kWorkloads[] = {"write_bw", "send_bw", "write_lat", "send_lat"};
 bool is_lat(const std::string& k) { return k == "write_lat" || k == "send_lat"; }
+pcie::Params pcie_params(const cfg::Config& c) {
+  pcie::Params p;
+  p.gen = static_cast<int>(c.integer("pcie.gen"));
+  p.lanes = static_cast<int>(c.integer("pcie.lanes"));
+  p.mps = static_cast<uint32_t>(c.size("pcie.mps"));
+  p.mrrs = static_cast<uint32_t>(c.size("pcie.mrrs"));
+  p.rcb = static_cast<uint32_t>(c.size("pcie.rcb"));
+  p.ecrc = c.boolean("pcie.ecrc");
+  p.ack_limit = static_cast<uint32_t>(c.size("pcie.ack_limit"));
+  p.fc_limit = static_cast<uint32_t>(c.size("pcie.fc_limit"));
+  p.read_latency = c.time("pcie.read_latency");
+  p.posted_write_latency = c.time("pcie.posted_write_latency");
+  p.link_latency = c.time("pcie.link_latency");
+  p.mmio_cpu_latency = c.time("pcie.mmio_cpu_latency");
+  p.mmio_read_device_latency = c.time("pcie.mmio_read_device_latency");
+  p.read_tags = static_cast<uint32_t>(c.integer("pcie.read_tags"));
+  p.ph_credits = static_cast<uint32_t>(c.integer("pcie.ph_credits"));
+  p.pd_credits = static_cast<uint32_t>(c.integer("pcie.pd_credits"));
+  p.nph_credits = static_cast<uint32_t>(c.integer("pcie.nph_credits"));
+  p.cplh_credits = static_cast<uint32_t>(c.integer("pcie.cplh_credits"));
+  p.cpld_credits = static_cast<uint32_t>(c.integer("pcie.cpld_credits"));
+  p.credit_return_latency = c.time("pcie.credit_return_latency");
+  return p;
+}
+
 }  // namespace
 
 std::vector<std::string> System::workload_list(const cfg::Config& c) {
@@ -60,21 +85,27 @@ host::WorkloadParams System::workload_params(const cfg::Config& c, const std::st
 
 void System::validate() const {
   const auto& c = cfg_;
+  auto value = [&](const std::string& key) { return c.to_json()[key].get<std::string>(); };
   auto bad = [&](const std::string& key, const std::string& why) {
-    return ConfigError(fmt::format("{}: key '{}': bad value '{}': {}", c.source(key), key,
-                                   c.to_json()[key].get<std::string>(), why));
+    return ConfigError(fmt::format("{}: key '{}': bad value '{}': {}", c.source(key), key, value(key), why));
   };
-  pcie::Params pp;
-  pp.gen = static_cast<int>(c.integer("pcie.gen"));
-  pp.lanes = static_cast<int>(c.integer("pcie.lanes"));
-  pp.mps = static_cast<uint32_t>(c.size("pcie.mps"));
-  pp.mrrs = static_cast<uint32_t>(c.size("pcie.mrrs"));
-  pp.rcb = static_cast<uint32_t>(c.size("pcie.rcb"));
-  std::string perr = pp.validate();
+  // A rule between two keys: blame the one the user set (the other may be a default), and name both.
+  auto conflict = [&](std::string a, std::string b, const std::string& why) {
+    if (c.source(a) == "default" && c.source(b) != "default") std::swap(a, b);
+    return ConfigError(fmt::format("{}: key '{}': bad value '{}': {} (key '{}' is '{}', from {})",
+                                   c.source(a), a, value(a), why, b, value(b), c.source(b)));
+  };
+  std::string perr = pcie_params(c).validate();
   if (!perr.empty()) {
     std::string key = perr.substr(0, perr.find(':'));
     if (c.schema().find(key)) throw bad(key, perr.substr(perr.find(':') + 2));
     throw ConfigError(perr);
+  }
+  try {
+    Logger probe;
+    probe.enable(c.str("sim.log"));
+  } catch (const std::invalid_argument& e) {
+    throw bad("sim.log", e.what());
   }
   for (const auto& k : workload_list(c)) {
     auto p = workload_params(c, k);
@@ -82,21 +113,24 @@ void System::validate() const {
       throw bad(k + ".mtu", "a path MTU is one of 256, 512, 1024, 2048, 4096 bytes");
     uint64_t largest_ip = 20 + 8 + 12 + 16 + 4 + p.mtu + 4;  // IP+UDP+BTH+RETH+ImmDt+payload+ICRC
     if (largest_ip > c.size("link.mtu"))
-      throw bad("link.mtu", fmt::format("smaller than the largest packet of {} ({} B for a {} B path MTU)",
-                                        k, largest_ip, p.mtu));
+      throw conflict("link.mtu", k + ".mtu",
+                     fmt::format("the link must carry the largest packet of {}: {} B of IP packet for a {} B "
+                                 "path MTU", k, largest_ip, p.mtu));
     if (p.cq_mod > p.tx_depth)
-      throw bad(k + ".cq_mod", fmt::format("larger than {}.tx_depth ({}): the send queue would fill "
-                                           "with no completion requested", k, p.tx_depth));
+      throw conflict(k + ".cq_mod", k + ".tx_depth",
+                     fmt::format("{}.cq_mod ({}) may not exceed {}.tx_depth ({}): the send queue would fill "
+                                 "with no completion requested", k, p.cq_mod, k, p.tx_depth));
     if (p.tx_depth > static_cast<uint64_t>(c.integer("nic.max_qp_wr")))
-      throw bad(k + ".tx_depth", fmt::format("more than nic.max_qp_wr ({})", c.integer("nic.max_qp_wr")));
+      throw conflict(k + ".tx_depth", "nic.max_qp_wr", "more WQEs than a queue of the NIC holds");
     if (p.rx_depth > static_cast<uint64_t>(c.integer("nic.max_qp_wr")))
-      throw bad(k + ".rx_depth", fmt::format("more than nic.max_qp_wr ({})", c.integer("nic.max_qp_wr")));
+      throw conflict(k + ".rx_depth", "nic.max_qp_wr", "more WQEs than a queue of the NIC holds");
     if (p.qps > static_cast<uint64_t>(c.integer("nic.max_qps")))
-      throw bad(k + ".qps", fmt::format("more than nic.max_qps ({})", c.integer("nic.max_qps")));
+      throw conflict(k + ".qps", "nic.max_qps", "more QPs than the NIC has");
     if (is_lat(k) && p.qps != 1) throw bad(k + ".qps", "latency tests use one QP");
     if (k == "write_lat" && p.size < 1)
       throw bad(k + ".size", "write_lat needs at least 1 byte (the receiver polls the last byte)");
-    if (p.size > c.size("nic.max_mr_size")) throw bad(k + ".size", "larger than nic.max_mr_size");
+    if (p.size > c.size("nic.max_mr_size"))
+      throw conflict(k + ".size", "nic.max_mr_size", "larger than the largest memory region");
     if (p.sges > 1 && p.size > 0 && p.sges > p.size)
       throw bad(k + ".sges", fmt::format("more SGEs than bytes in a {}-byte message", p.size));
     if (p.size > 0x80000000ull) throw bad(k + ".size", "a message is at most 2 GiB");
@@ -111,27 +145,7 @@ System::System(const cfg::Config& c, const std::string& config_name) : cfg_(c), 
   if (!c.str("sim.log").empty()) sim_->log.enable(c.str("sim.log"));
 
   pcie::BridgeParams bp;
-  pcie::Params& lp = bp.link;
-  lp.gen = static_cast<int>(c.integer("pcie.gen"));
-  lp.lanes = static_cast<int>(c.integer("pcie.lanes"));
-  lp.mps = static_cast<uint32_t>(c.size("pcie.mps"));
-  lp.mrrs = static_cast<uint32_t>(c.size("pcie.mrrs"));
-  lp.rcb = static_cast<uint32_t>(c.size("pcie.rcb"));
-  lp.ecrc = c.boolean("pcie.ecrc");
-  lp.ack_limit = static_cast<uint32_t>(c.size("pcie.ack_limit"));
-  lp.fc_limit = static_cast<uint32_t>(c.size("pcie.fc_limit"));
-  lp.read_latency = c.time("pcie.read_latency");
-  lp.posted_write_latency = c.time("pcie.posted_write_latency");
-  lp.link_latency = c.time("pcie.link_latency");
-  lp.mmio_cpu_latency = c.time("pcie.mmio_cpu_latency");
-  lp.mmio_read_device_latency = c.time("pcie.mmio_read_device_latency");
-  lp.read_tags = static_cast<uint32_t>(c.integer("pcie.read_tags"));
-  lp.ph_credits = static_cast<uint32_t>(c.integer("pcie.ph_credits"));
-  lp.pd_credits = static_cast<uint32_t>(c.integer("pcie.pd_credits"));
-  lp.nph_credits = static_cast<uint32_t>(c.integer("pcie.nph_credits"));
-  lp.cplh_credits = static_cast<uint32_t>(c.integer("pcie.cplh_credits"));
-  lp.cpld_credits = static_cast<uint32_t>(c.integer("pcie.cpld_credits"));
-  lp.credit_return_latency = c.time("pcie.credit_return_latency");
+  bp.link = pcie_params(c);
   bp.mem_read_latency = c.time("host.mem.read_latency");
   bp.mem_write_latency = c.time("host.mem.write_latency");
 
@@ -254,7 +268,7 @@ RunReport System::run_custom(std::function<void()> fn0, std::function<void()> fn
     } : std::function<void()>(fn1));
   }
   auto t0 = std::chrono::steady_clock::now();
-  sc_core::sc_start(sc_core::sc_time::from_value(cfg_.time("sim.max_time")));
+  eq_->start(cfg_.time("sim.max_time"));
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   bool all_done = threads_done_ == threads_total_;
   return finish(out_dir, wall, all_done);
@@ -263,7 +277,7 @@ RunReport System::run_custom(std::function<void()> fn0, std::function<void()> fn
 RunReport System::finish(const std::string& out_dir, double wall, bool all_done) {
   for (auto& n : nodes_) n.bridge->sync_all();  // writes still in flight land
   RunReport r;
-  r.sim_time = sim_->now();
+  r.sim_time = std::max(sim_->now(), eq_->last_time());
   r.wall_seconds = wall;
   r.events = eq_->events_executed();
   nlohmann::json stats = sim_->stats.to_json();
@@ -319,6 +333,7 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
   run["sim_time_ps"] = r.sim_time;
   run["wall_seconds"] = r.wall_seconds;
   run["events"] = r.events;
+  run["systemc_activations"] = eq_->activations();
   run["packets"] = r.packets;
   run["packets_per_wall_second"] = wall > 0 ? static_cast<double>(r.packets) / wall : 0.0;
   run["workloads"] = wl;

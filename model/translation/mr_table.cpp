@@ -39,6 +39,13 @@ MrTable::~MrTable() { sim_.stats.remove(&stats_); }
 uint32_t MrTable::add(uint32_t pdn, uint32_t access, uint64_t iova, uint64_t length,
                       uint8_t page_shift, std::vector<uint64_t> pages) {
   if (live_ >= p_.max_mrs) return 0;
+  // The page list must cover the region, or translate() would read past it.
+  if (page_shift < 12 || page_shift > 30) return 0;
+  if (length > 0) {
+    if (length - 1 > ~uint64_t(0) - iova) return 0;  // past 2^64
+    uint64_t needed = ((iova + length - 1) >> page_shift) - (iova >> page_shift) + 1;
+    if (pages.size() < needed) return 0;
+  }
   uint32_t idx;
   if (!free_.empty()) {
     idx = free_.back();
@@ -114,10 +121,6 @@ Status MrTable::translate(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len,
   const uint64_t base = r->iova & ~(page - 1);
   uint64_t off = va - base;
   while (len > 0) {
-    if (out->n == SegList::kMax) {
-      ++faults_segments_;
-      return Status::kTooManySegments;
-    }
     uint64_t pi = off >> r->page_shift;
     uint64_t in_page = off & (page - 1);
     uint64_t chunk = std::min(len, page - in_page);
@@ -126,6 +129,10 @@ Status MrTable::translate(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len,
         out->seg[out->n - 1].len + chunk <= 0xFFFFFFFFu) {
       out->seg[out->n - 1].len += static_cast<uint32_t>(chunk);  // physically contiguous: merge
     } else {
+      if (out->n == SegList::kMax) {
+        ++faults_segments_;
+        return Status::kTooManySegments;
+      }
       out->seg[out->n++] = Segment{pa, static_cast<uint32_t>(chunk)};
     }
     off += chunk;

@@ -49,7 +49,8 @@ class MrTable {
  public:
   MrTable(Sim& sim, const std::string& name, const Params& p);
   ~MrTable();
-  // Returns the new key, or 0 when the table is full. Keys are (index << 8) | variant; the variant
+  // Returns the new key, or 0 when the table is full or the page list does not cover the pages
+  // of [iova, iova+length). Keys are (index << 8) | variant; the variant
   // changes each time an index is reused, so a stale key never matches a new region.
   uint32_t add(uint32_t pdn, uint32_t access, uint64_t iova, uint64_t length, uint8_t page_shift,
                std::vector<uint64_t> pages);

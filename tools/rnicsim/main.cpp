@@ -126,6 +126,8 @@ int sc_main(int argc, char** argv) {
   try {
     rn::cfg::Config cfg(schema);
     if (!std::filesystem::exists(a.config)) throw rn::cfg::ConfigError(a.config + ": no such file");
+    if (!std::filesystem::is_regular_file(a.config))
+      throw rn::cfg::ConfigError(a.config + ": not a regular file (a configuration is a TOML file)");
     cfg.load_file(a.config);
     for (const auto& s : a.sets) cfg.apply_override(s);
     if (!a.log.empty()) cfg.apply_override("sim.log=" + a.log);

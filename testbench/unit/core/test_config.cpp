@@ -581,9 +581,10 @@ TEST_CASE("config: Schema::markdown has one row per parameter with kind, default
           "[config][markdown]") {
   Schema s = test_schema();
   std::string md = s.markdown();
-  CHECK_THAT(md, Contains("| key | kind | default | description |"));
-  CHECK_THAT(md, Contains("| `a.time` | time | `1us` | a time |"));
-  CHECK_THAT(md, Contains("| `a.mode` | string | `fast` | a choice (one of: `fast` `slow`) |"));
+  CHECK_THAT(md, Contains("| key | kind | default | allowed | description |"));
+  CHECK_THAT(md, Contains("| `a.time` | time | `1us` | 0ns .. 1s | a time |"));
+  CHECK_THAT(md, Contains("| `a.mode` | string | `fast` | `fast`, `slow` | a choice |"));
+  CHECK_THAT(md, Contains("| `c.lo` | integer | `5` | >= 2 |"));
   size_t rows = 0;
   for (size_t p = md.find("\n| `"); p != std::string::npos; p = md.find("\n| `", p + 1)) ++rows;
   CHECK(rows == s.all().size());

@@ -231,3 +231,68 @@ TEST_CASE("event_queue: captured state is destroyed once, after running or on cl
   CHECK(ran == 150);
   CHECK(live == 0);
 }
+
+TEST_CASE("event_queue: start() runs callbacks ahead of SystemC without overtaking other processes",
+          "[event_queue][start]") {
+  one_simulation_per_process();
+  EventQueue eq("eq");
+  sc_core::sc_event wake;
+  std::vector<Record> got;  // id < 100: callbacks (now() inside); 100+: the thread (sc time)
+  std::string past_error;
+  auto rec = [&](int id) { return [&got, &eq, id] { got.push_back({eq.now(), id}); }; };
+  eq.at(10 * kNs, rec(1));
+  eq.at(20 * kNs, rec(2));
+  eq.at(30 * kNs, [&] {
+    got.push_back({eq.now(), 3});
+    try {
+      eq.at(29 * kNs, [] {});  // before this callback's time, whatever SystemC's clock says
+    } catch (const std::logic_error& e) {
+      past_error = e.what();
+    }
+  });
+  eq.at(45 * kNs, [&] {
+    got.push_back({eq.now(), 5});
+    eq.notify(wake);  // wakes the thread at this callback's time
+  });
+  Driver d("driver", [&] {
+    sc_core::wait(25, sc_core::SC_NS);
+    got.push_back({EventQueue::sc_now(), 100});
+    got.push_back({eq.now(), 101});  // outside a callback, now() is SystemC's time
+    eq.at(eq.now() + 2 * kNs, rec(4));
+    sc_core::wait(wake);
+    got.push_back({EventQueue::sc_now(), 102});
+  });
+  eq.start(1 * kUs);
+  std::vector<Record> want = {{10 * kNs, 1},   {20 * kNs, 2}, {25 * kNs, 100}, {25 * kNs, 101},
+                              {27 * kNs, 4},   {30 * kNs, 3}, {45 * kNs, 5},   {45 * kNs, 102}};
+  CHECK(got == want);
+  CHECK_THAT(past_error, Contains("29000") && Contains("30000"));
+  CHECK(eq.events_executed() == 5);
+  CHECK(eq.last_time() == 45 * kNs);
+  CHECK(EventQueue::sc_now() == 1 * kUs);
+}
+
+TEST_CASE("event_queue: start(duration) leaves callbacks after the duration pending",
+          "[event_queue][start]") {
+  one_simulation_per_process();
+  EventQueue eq("eq");
+  std::vector<Record> got;
+  auto rec = [&](int id) { return [&got, &eq, id] { got.push_back({eq.now(), id}); }; };
+  eq.at(10 * kNs, rec(1));
+  eq.at(60 * kNs, rec(2));
+  eq.at(100 * kNs, [&] {
+    got.push_back({eq.now(), 3});
+    eq.after(1 * kNs, rec(4));
+  });
+  eq.start(50 * kNs);
+  CHECK(got == std::vector<Record>{{10 * kNs, 1}});
+  CHECK(eq.events_executed() == 1);
+  CHECK(eq.pending() == 2);
+  CHECK(eq.last_time() == 10 * kNs);
+  CHECK(eq.now() == 50 * kNs);
+  eq.start(100 * kNs);
+  std::vector<Record> want = {{10 * kNs, 1}, {60 * kNs, 2}, {100 * kNs, 3}, {101 * kNs, 4}};
+  CHECK(got == want);
+  CHECK(eq.pending() == 0);
+  CHECK(eq.last_time() == 101 * kNs);
+}

@@ -323,6 +323,8 @@ TEST_CASE("mr_table: 16 scattered pages fit one SegList, 17 do not", "[mr_table]
   CHECK(e.mr.translate(k, 1, 0, 17 * k4K, 0, &out) == Status::kTooManySegments);
   out.clear();
   CHECK(e.mr.translate(k, 1, 100, 16 * k4K, 0, &out) == Status::kTooManySegments);  // touches 17
+  CHECK(e.stat("faults_segments") == 2);
+  CHECK(e.stat("faults_bounds") == 0);
 }
 
 // KNOWN BUG (model/translation/mr_table.cpp, translate()): the loop tests
@@ -343,6 +345,7 @@ TEST_CASE("mr_table: a 17th page contiguous with the 16th merges instead of over
 
 TEST_CASE("mr_table: a full table returns key 0 until a region is removed", "[mr_table][keys]") {
   Env e(3);
+  CHECK(e.mr.max_regions() == 3);
   uint32_t a = e.mr.add(1, 0, 0, k4K, 12, {0});
   uint32_t b = e.mr.add(1, 0, 0, k4K, 12, {0});
   uint32_t c = e.mr.add(1, 0, 0, k4K, 12, {0});
