@@ -3,7 +3,7 @@
 # something is missing. docs/dependencies.md says why each package is here.
 set -euo pipefail
 PACKAGES=(
-  cmake g++ make pkg-config              # toolchain
+  cmake g++ make pkg-config clang-format # toolchain
   libsystemc-dev                         # simulation kernel (SystemC 2.3.4, built for C++17)
   catch2                                 # unit and system tests (v2.13)
   libboost-dev libboost-program-options-dev

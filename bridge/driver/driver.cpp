@@ -1,10 +1,10 @@
 #include "bridge/driver/driver.h"
 
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/core.h>
 
 namespace rn::drv {
 
@@ -23,20 +23,29 @@ uint8_t log2u(uint32_t v) {
 }
 int errno_for(dev::CmdStatus s) {
   switch (s) {
-    case dev::CmdStatus::OK: return 0;
-    case dev::CmdStatus::BAD_OPCODE: return ENOSYS;
-    case dev::CmdStatus::BAD_PARAM: return EINVAL;
-    case dev::CmdStatus::BAD_HANDLE: return ENOENT;
-    case dev::CmdStatus::BUSY: return EBUSY;
-    case dev::CmdStatus::NO_RESOURCES: return ENOMEM;
-    case dev::CmdStatus::BAD_STATE: return EINVAL;
-    case dev::CmdStatus::DMA_ERROR: return EIO;
+    case dev::CmdStatus::OK:
+      return 0;
+    case dev::CmdStatus::BAD_OPCODE:
+      return ENOSYS;
+    case dev::CmdStatus::BAD_PARAM:
+      return EINVAL;
+    case dev::CmdStatus::BAD_HANDLE:
+      return ENOENT;
+    case dev::CmdStatus::BUSY:
+      return EBUSY;
+    case dev::CmdStatus::NO_RESOURCES:
+      return ENOMEM;
+    case dev::CmdStatus::BAD_STATE:
+      return EINVAL;
+    case dev::CmdStatus::DMA_ERROR:
+      return EIO;
   }
   return EIO;
 }
 }  // namespace
 
-Driver::Driver(DeviceAccess& io, uint64_t cmd_timeout_ns) : io_(io), cmd_timeout_ns_(cmd_timeout_ns) {}
+Driver::Driver(DeviceAccess& io, uint64_t cmd_timeout_ns)
+    : io_(io), cmd_timeout_ns_(cmd_timeout_ns) {}
 
 Driver::~Driver() = default;
 
@@ -47,14 +56,17 @@ int Driver::fail(int err, std::string why) {
 
 int Driver::open() {
   uint32_t id = io_.mmio_read32(dev::reg::ID);
-  if (id != dev::kMagic) return fail(ENODEV, fmt::format("device ID {:#x}, expected {:#x}", id, dev::kMagic));
+  if (id != dev::kMagic)
+    return fail(ENODEV, fmt::format("device ID {:#x}, expected {:#x}", id, dev::kMagic));
   uint32_t ver = io_.mmio_read32(dev::reg::VERSION);
   if (ver != dev::kVersion)
-    return fail(ENODEV, fmt::format("device interface version {}, driver speaks {}", ver, dev::kVersion));
+    return fail(ENODEV,
+                fmt::format("device interface version {}, driver speaks {}", ver, dev::kVersion));
   cmd_block_ = io_.dma_alloc(dev::kCmdBlockBytes, 64);
   eq_size_ = 1u << kEqLog;
   eq_ = io_.dma_alloc(eq_size_ * sizeof(dev::Eqe), 64);
-  if (!cmd_block_ || !eq_) return fail(ENOMEM, "no DMA memory for the command block or event queue");
+  if (!cmd_block_ || !eq_)
+    return fail(ENOMEM, "no DMA memory for the command block or event queue");
   io_.mmio_write32(dev::reg::CMD_ADDR_LO, static_cast<uint32_t>(cmd_block_));
   io_.mmio_write32(dev::reg::CMD_ADDR_HI, static_cast<uint32_t>(cmd_block_ >> 32));
   io_.mmio_write32(dev::reg::EQ_ADDR_LO, static_cast<uint32_t>(eq_));
@@ -83,16 +95,17 @@ int Driver::exec(dev::CmdOp op, const void* in, size_t in_len, void* out, size_t
     if (co.token == token) break;
     if (!io_.wait_device_write(cmd_block_ + sizeof ci, sizeof co, cmd_timeout_ns_)) {
       uint32_t err = io_.mmio_read32(dev::reg::ERR_CODE);
-      return fail(ETIMEDOUT, fmt::format("command {} timed out (device ERR_CODE {})",
-                                         dev::to_string(op), dev::to_string(static_cast<dev::RegError>(err))));
+      return fail(ETIMEDOUT,
+                  fmt::format("command {} timed out (device ERR_CODE {})", dev::to_string(op),
+                              dev::to_string(static_cast<dev::RegError>(err))));
     }
   }
   last_status_ = static_cast<dev::CmdStatus>(co.status);
   last_syndrome_ = co.syndrome;
   if (co.status != 0)
-    return fail(errno_for(last_status_), fmt::format("command {} failed: {} (field at offset {})",
-                                                     dev::to_string(op), dev::to_string(last_status_),
-                                                     co.syndrome));
+    return fail(errno_for(last_status_),
+                fmt::format("command {} failed: {} (field at offset {})", dev::to_string(op),
+                            dev::to_string(last_status_), co.syndrome));
   if (out) std::memcpy(out, co.result, std::min(out_len, sizeof co.result));
   return 0;
 }
@@ -100,8 +113,8 @@ int Driver::exec(dev::CmdOp op, const void* in, size_t in_len, void* out, size_t
 int Driver::query_device(DeviceAttr* out) {
   dev::QueryDeviceOut r{};
   if (int e = exec(dev::CmdOp::QUERY_DEVICE, nullptr, 0, &r, sizeof r)) return e;
-  *out = DeviceAttr{r.fw_version, r.vendor_id,   r.vendor_part_id, r.max_qp,
-                    r.max_cq,     r.max_pd,      r.max_qp_wr,      r.max_cqe,
+  *out = DeviceAttr{r.fw_version, r.vendor_id,    r.vendor_part_id, r.max_qp,
+                    r.max_cq,     r.max_pd,       r.max_qp_wr,      r.max_cqe,
                     r.max_sge,    r.max_recv_sge, r.max_mr_size};
   return 0;
 }
@@ -166,7 +179,8 @@ int Driver::dereg_mr(const Mr& mr) {
 }
 
 int Driver::create_cq(int min_cqe, Cq** out) {
-  if (min_cqe < 1 || min_cqe > (1 << 22)) return fail(EINVAL, fmt::format("create_cq: cqe {}", min_cqe));
+  if (min_cqe < 1 || min_cqe > (1 << 22))
+    return fail(EINVAL, fmt::format("create_cq: cqe {}", min_cqe));
   uint32_t size = std::max<uint32_t>(2, round_pow2(static_cast<uint32_t>(min_cqe)));
   auto cq = std::make_unique<Cq>();
   cq->size = size;
@@ -203,7 +217,8 @@ int Driver::destroy_cq(Cq* cq) {
 int Driver::create_qp(uint32_t pdn, Cq* send_cq, Cq* recv_cq, const QpCap& cap, bool sq_sig_all,
                       Qp** out) {
   if (!send_cq || !recv_cq) return fail(EINVAL, "create_qp: missing CQ");
-  if (cap.max_send_wr < 1 || cap.max_send_wr > 32768 || cap.max_recv_wr < 1 || cap.max_recv_wr > 32768)
+  if (cap.max_send_wr < 1 || cap.max_send_wr > 32768 || cap.max_recv_wr < 1 ||
+      cap.max_recv_wr > 32768)
     return fail(EINVAL, fmt::format("create_qp: max_send_wr {} max_recv_wr {} (1..32768)",
                                     cap.max_send_wr, cap.max_recv_wr));
   if (cap.max_send_sge > 30 || cap.max_recv_sge > 31)
@@ -310,7 +325,8 @@ int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
   uint32_t posted = 0;
   for (; wr; wr = wr->next) {
     if (wr->num_sge < 0 || static_cast<uint32_t>(wr->num_sge) > qp->max_send_sge) {
-      err = fail(EINVAL, fmt::format("post_send: num_sge {} > max {}", wr->num_sge, qp->max_send_sge));
+      err = fail(EINVAL,
+                 fmt::format("post_send: num_sge {} > max {}", wr->num_sge, qp->max_send_sge));
     } else if (qp->sq_pi - qp->sq_ci >= qp->sq_size) {
       err = fail(ENOMEM, "post_send: send queue full");
     } else if (wr->send_flags & kSendInline) {
@@ -353,7 +369,8 @@ int Driver::post_recv(Qp* qp, const RecvWr* wr, const RecvWr** bad_wr) {
   uint32_t posted = 0;
   for (; wr; wr = wr->next) {
     if (wr->num_sge < 0 || static_cast<uint32_t>(wr->num_sge) > qp->max_recv_sge) {
-      err = fail(EINVAL, fmt::format("post_recv: num_sge {} > max {}", wr->num_sge, qp->max_recv_sge));
+      err = fail(EINVAL,
+                 fmt::format("post_recv: num_sge {} > max {}", wr->num_sge, qp->max_recv_sge));
     } else if (qp->rq_pi - qp->rq_ci >= qp->rq_size) {
       err = fail(ENOMEM, "post_recv: receive queue full");
     }
@@ -404,7 +421,8 @@ int Driver::poll_cq(Cq* cq, int n, Wc* wc) {
     w.imm_data = e.imm_data;
     w.qp_num = e.qpn;
     w.src_qp = e.src_qp;
-    w.wc_flags = (e.flags & static_cast<uint8_t>(dev::CqeFlags::WITH_IMM)) ? uint32_t(kWcWithImm) : 0u;
+    w.wc_flags =
+        (e.flags & static_cast<uint8_t>(dev::CqeFlags::WITH_IMM)) ? uint32_t(kWcWithImm) : 0u;
     ++cq->ci;
     auto it = qps_.find(e.qpn);
     if (it != qps_.end()) {

@@ -16,7 +16,12 @@
 namespace rn::drv {
 
 // ibv_send_flags values.
-enum SendFlags : uint32_t { kSendFence = 1, kSendSignaled = 2, kSendSolicited = 4, kSendInline = 8 };
+enum SendFlags : uint32_t {
+  kSendFence = 1,
+  kSendSignaled = 2,
+  kSendSolicited = 4,
+  kSendInline = 8
+};
 // ibv_wc_flags values.
 enum WcFlags : uint32_t { kWcWithImm = 2 };
 
@@ -95,8 +100,8 @@ struct Cq {
   uint64_t ring = 0;
   uint32_t size = 0;
   uint8_t log_size = 0;
-  uint32_t ci = 0;         // free-running consumer index
-  uint32_t db_ci = 0;      // last consumer index told to the device
+  uint32_t ci = 0;     // free-running consumer index
+  uint32_t db_ci = 0;  // last consumer index told to the device
   int users = 0;
 };
 struct Qp {
@@ -129,7 +134,8 @@ class Driver {
   int dereg_mr(const Mr& mr);
   int create_cq(int min_cqe, Cq** out);
   int destroy_cq(Cq* cq);
-  int create_qp(uint32_t pdn, Cq* send_cq, Cq* recv_cq, const QpCap& cap, bool sq_sig_all, Qp** out);
+  int create_qp(uint32_t pdn, Cq* send_cq, Cq* recv_cq, const QpCap& cap, bool sq_sig_all,
+                Qp** out);
   int modify_qp(Qp* qp, const QpAttr& attr, uint32_t attr_mask);
   int query_qp(Qp* qp, dev::QueryQpOut* out);
   int destroy_qp(Qp* qp);

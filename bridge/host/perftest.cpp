@@ -1,11 +1,11 @@
 #include "bridge/host/perftest.h"
 
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <optional>
-
-#include <fmt/core.h>
 
 namespace rn::host {
 
@@ -50,9 +50,9 @@ double WorkloadResult::percentile_ns(double p) const {
   return ticks_to_ns(v[rank - 1]);
 }
 
-Perftest::Perftest(SimHost& ch, drv::Driver& c, SimHost& sh, drv::Driver& s, const WorkloadParams& p,
-                   const std::vector<uint8_t>& cmac, uint32_t cip, const std::vector<uint8_t>& smac,
-                   uint32_t sip)
+Perftest::Perftest(SimHost& ch, drv::Driver& c, SimHost& sh, drv::Driver& s,
+                   const WorkloadParams& p, const std::vector<uint8_t>& cmac, uint32_t cip,
+                   const std::vector<uint8_t>& smac, uint32_t sip)
     : p_(p),
       c_(std::make_unique<Side>(ch, c, cmac, cip, 0)),
       s_(std::make_unique<Side>(sh, s, smac, sip, 1)),
@@ -70,7 +70,8 @@ void Perftest::traffic_begin() {
 
 void Perftest::traffic_end() {
   res_.end = sc_core::sc_time_stamp().value();
-  res_.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0_).count();
+  res_.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0_).count();
   res_.packets = (packets_ ? packets_() : 0) - packets0_;
 }
 
@@ -102,7 +103,8 @@ void poison(SimHost& h, uint64_t va, uint64_t len, uint64_t seed) {
 }
 
 // First offset in [va+from, va+to) that no longer holds the poison, if any.
-std::optional<uint64_t> poison_changed(SimHost& h, uint64_t va, uint64_t from, uint64_t to, uint64_t seed) {
+std::optional<uint64_t> poison_changed(SimHost& h, uint64_t va, uint64_t from, uint64_t to,
+                                       uint64_t seed) {
   std::vector<uint8_t> b(to - from);
   h.app_read(va + from, b.data(), b.size());
   auto want = poison_bytes(to - from, seed, from);
@@ -132,7 +134,9 @@ int make_sges(uint64_t addr, uint64_t len, uint32_t lkey, uint32_t n, drv::Sge* 
 bool Perftest::setup(Side& s, bool is_client) {
   drv::Driver& d = s.d;
   auto check = [&](int e, const char* what) {
-    if (e) set_error(fmt::format("{}: {} failed: {} ({})", s.h.name(), what, std::strerror(e), d.last_error()));
+    if (e)
+      set_error(fmt::format("{}: {} failed: {} ({})", s.h.name(), what, std::strerror(e),
+                            d.last_error()));
     return e == 0;
   };
   if (!check(d.alloc_pd(&s.pdn), "alloc_pd")) return false;
@@ -163,8 +167,8 @@ bool Perftest::setup(Side& s, bool is_client) {
     if (!check(d.reg_mr(s.pdn, dst, len, lw | rw, &m2), "reg_mr")) return false;
     s.src_mr.push_back(m1);
     s.dst_mr.push_back(m2);
-    x_->info[s.idx].push_back(ConnInfo{qp->qpn, (0x1000u * (i + 1) + (is_client ? 7u : 3u)) & 0xFFFFFF,
-                                       m2.rkey, dst});
+    x_->info[s.idx].push_back(
+        ConnInfo{qp->qpn, (0x1000u * (i + 1) + (is_client ? 7u : 3u)) & 0xFFFFFF, m2.rkey, dst});
   }
   return true;
 }
@@ -197,14 +201,15 @@ bool Perftest::connect(Side& s, bool is_client) {
       a.ah.dest_ipv4 = peer.ip;
       std::memcpy(a.ah.dest_mac, peer.mac.data(), 6);
       e = d.modify_qp(s.qps[i], a,
-                      m({A::STATE, A::AV, A::PATH_MTU, A::DEST_QPN, A::RQ_PSN, A::MAX_DEST_RD_ATOMIC,
-                         A::MIN_RNR_TIMER}));
+                      m({A::STATE, A::AV, A::PATH_MTU, A::DEST_QPN, A::RQ_PSN,
+                         A::MAX_DEST_RD_ATOMIC, A::MIN_RNR_TIMER}));
     }
     if (!e) {
       a.qp_state = dev::QpState::RTS;
       a.sq_psn = mine[i].psn;
-      e = d.modify_qp(s.qps[i], a,
-                      m({A::STATE, A::SQ_PSN, A::TIMEOUT, A::RETRY_CNT, A::RNR_RETRY, A::MAX_QP_RD_ATOMIC}));
+      e = d.modify_qp(
+          s.qps[i], a,
+          m({A::STATE, A::SQ_PSN, A::TIMEOUT, A::RETRY_CNT, A::RNR_RETRY, A::MAX_QP_RD_ATOMIC}));
     }
     if (e) {
       set_error(fmt::format("{}: modify_qp failed: {}", s.h.name(), d.last_error()));
@@ -241,8 +246,9 @@ bool Perftest::wait_cq(Side& s, drv::Cq* cq, drv::Wc* wc, int n, int* got) {
     uint64_t slot = cq->ring + uint64_t(cq->ci & (cq->size - 1)) * sizeof(dev::Cqe);
     if (!s.h.wait_write(slot, sizeof(dev::Cqe), s.h.params().driver_timeout)) {
       if (!x_->failed) {
-        set_error(fmt::format("{}: no completion within {} ns (CQ {}, {} polled so far)", s.h.name(),
-                              ticks_to_ns(s.h.params().driver_timeout), cq->cqn, cq->ci));
+        set_error(fmt::format("{}: no completion within {} ns (CQ {}, {} polled so far)",
+                              s.h.name(), ticks_to_ns(s.h.params().driver_timeout), cq->cqn,
+                              cq->ci));
         return false;
       }
     }
@@ -306,15 +312,16 @@ bool Perftest::verify() {
     auto bad = s.h.app_check_pattern(s.dst[q], n, seed_for(p_, 0, q));
     if (bad) {
       res_.ok = false;
-      res_.error = fmt::format("server QP {}: received byte {} of {} differs from the client's data", q,
-                               *bad, p_.size);
+      res_.error = fmt::format(
+          "server QP {}: received byte {} of {} differs from the client's data", q, *bad, p_.size);
       return false;
     }
     uint64_t len = std::max<uint64_t>(p_.size, 1);
     if (auto g = poison_changed(s.h, s.dst[q], p_.size, len + kGuard, seed_for(p_, 0, q))) {
       res_.ok = false;
-      res_.error = fmt::format("server QP {}: byte {} past the end of the {}-byte message was overwritten", q,
-                               *g, p_.size);
+      res_.error =
+          fmt::format("server QP {}: byte {} past the end of the {}-byte message was overwritten",
+                      q, *g, p_.size);
       return false;
     }
     res_.verified_bytes += n;
@@ -326,8 +333,9 @@ bool Perftest::verify() {
       auto bad = c.h.app_check_pattern(c.dst[q], n, seed_for(p_, 1, q));
       if (bad) {
         res_.ok = false;
-        res_.error = fmt::format("client QP {}: received byte {} of {} differs from the server's data",
-                                 q, *bad, p_.size);
+        res_.error =
+            fmt::format("client QP {}: received byte {} of {} differs from the server's data", q,
+                        *bad, p_.size);
         return false;
       }
       res_.verified_bytes += n;
@@ -354,8 +362,9 @@ void Perftest::client_bw() {
         wr.wr_id = (uint64_t(q) << 40) | posted[q];
         wr.num_sge = make_sges(s.src[q], p_.size, s.src_mr[q].lkey, p_.sges, sg);
         wr.sg_list = sg;
-        wr.opcode = send ? (p_.imm ? dev::WrOpcode::SEND_WITH_IMM : dev::WrOpcode::SEND)
-                         : (p_.imm ? dev::WrOpcode::RDMA_WRITE_WITH_IMM : dev::WrOpcode::RDMA_WRITE);
+        wr.opcode = send
+                        ? (p_.imm ? dev::WrOpcode::SEND_WITH_IMM : dev::WrOpcode::SEND)
+                        : (p_.imm ? dev::WrOpcode::RDMA_WRITE_WITH_IMM : dev::WrOpcode::RDMA_WRITE);
         wr.imm_data = static_cast<uint32_t>(0xA5000000u | (posted[q] & 0xFFFFFF));
         wr.remote_addr = peer[q].addr;
         wr.rkey = peer[q].rkey;
@@ -433,13 +442,18 @@ void Perftest::server_bw() {
         uint64_t expected_len = p_.size;
         dev::WcOpcode want = send ? dev::WcOpcode::RECV : dev::WcOpcode::RECV_RDMA_WITH_IMM;
         std::string bad;
-        if (q >= nq) bad = "unknown wr_id";
-        else if (w.opcode != want) bad = fmt::format("opcode {}", dev::to_string(w.opcode));
-        else if (w.byte_len != expected_len) bad = fmt::format("byte_len {}", w.byte_len);
+        if (q >= nq)
+          bad = "unknown wr_id";
+        else if (w.opcode != want)
+          bad = fmt::format("opcode {}", dev::to_string(w.opcode));
+        else if (w.byte_len != expected_len)
+          bad = fmt::format("byte_len {}", w.byte_len);
         else if (p_.imm && (!(w.wc_flags & drv::kWcWithImm) ||
                             w.imm_data != (0xA5000000u | (got_msgs[q] & 0xFFFFFF))))
-          bad = fmt::format("imm {:#x} (expected {:#x})", w.imm_data, 0xA5000000u | (got_msgs[q] & 0xFFFFFF));
-        else if (!p_.imm && (w.wc_flags & drv::kWcWithImm)) bad = "unexpected immediate";
+          bad = fmt::format("imm {:#x} (expected {:#x})", w.imm_data,
+                            0xA5000000u | (got_msgs[q] & 0xFFFFFF));
+        else if (!p_.imm && (w.wc_flags & drv::kWcWithImm))
+          bad = "unexpected immediate";
         if (!bad.empty()) {
           set_error(fmt::format("server: bad receive completion (QP {}, message {}): {}", w.qp_num,
                                 q < nq ? got_msgs[q] : 0, bad));
@@ -458,7 +472,6 @@ void Perftest::server_bw() {
     }
   }
 }
-
 
 namespace {
 uint8_t marker(uint64_t i) { return static_cast<uint8_t>(i % 255 + 1); }
@@ -500,14 +513,17 @@ void Perftest::client_lat() {
     wr.send_flags = drv::kSendSignaled;
     s.h.cpu(s.h.params().wqe_write_cost);
     const drv::SendWr* bad = nullptr;
-    if (s.d.post_send(s.qps[0], &wr, &bad)) return set_error("client: post_send failed: " + s.d.last_error());
+    if (s.d.post_send(s.qps[0], &wr, &bad))
+      return set_error("client: post_send failed: " + s.d.last_error());
     // The answer.
     if (send) {
       int got = 0;
       if (!wait_cq(s, s.rcq, wc, 1, &got)) return;
       if (wc[0].byte_len != len)
-        return set_error(fmt::format("client: received {} bytes, expected {}", wc[0].byte_len, len));
-      if (i + 1 < n && !post_recv()) return set_error("client: post_recv failed: " + s.d.last_error());
+        return set_error(
+            fmt::format("client: received {} bytes, expected {}", wc[0].byte_len, len));
+      if (i + 1 < n && !post_recv())
+        return set_error("client: post_recv failed: " + s.d.last_error());
     } else {
       uint64_t last = s.dst[0] + len - 1;
       for (;;) {
@@ -557,8 +573,10 @@ void Perftest::server_lat() {
       int got = 0;
       if (!wait_cq(s, s.rcq, wc, 1, &got)) return;
       if (wc[0].byte_len != len)
-        return set_error(fmt::format("server: received {} bytes, expected {}", wc[0].byte_len, len));
-      if (i + 1 < n && !post_recv()) return set_error("server: post_recv failed: " + s.d.last_error());
+        return set_error(
+            fmt::format("server: received {} bytes, expected {}", wc[0].byte_len, len));
+      if (i + 1 < n && !post_recv())
+        return set_error("server: post_recv failed: " + s.d.last_error());
     } else {
       uint64_t last = s.dst[0] + len - 1;
       for (;;) {
@@ -581,7 +599,8 @@ void Perftest::server_lat() {
     wr.send_flags = drv::kSendSignaled;
     s.h.cpu(s.h.params().wqe_write_cost);
     const drv::SendWr* bad = nullptr;
-    if (s.d.post_send(s.qps[0], &wr, &bad)) return set_error("server: post_send failed: " + s.d.last_error());
+    if (s.d.post_send(s.qps[0], &wr, &bad))
+      return set_error("server: post_send failed: " + s.d.last_error());
     int got = 0;
     if (!wait_cq(s, s.scq, wc, 16, &got)) return;
   }

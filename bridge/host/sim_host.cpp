@@ -1,10 +1,10 @@
 #include "bridge/host/sim_host.h"
 
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
-
-#include <fmt/core.h>
 
 namespace rn::host {
 
@@ -22,7 +22,8 @@ SimHost::SimHost(Sim& sim, const std::string& name, const HostParams& p, hostmem
       bridge_(bridge),
       stats_(sim.stats, name, "simulated host: OS memory, interrupts"),
       interrupts_(stats_.counter("interrupts", "count", "MSI-X messages received")),
-      bad_msi_(stats_.counter("stray_msi", "count", "MSI-X writes to an address nobody listens on")),
+      bad_msi_(
+          stats_.counter("stray_msi", "count", "MSI-X writes to an address nobody listens on")),
       app_pages_(stats_.counter("app_pages", "count", "application pages mapped")),
       dma_bytes_(stats_.counter("dma_alloc_bytes", "B", "DMA-coherent memory allocated")) {
   bridge_.attach_host(this);
@@ -161,8 +162,9 @@ bool SimHost::wait_write(uint64_t addr, size_t len, Tick timeout) {
   sc_core::wait(ps(timeout), ev);
   bool fired = now() - t0 < timeout;
   // Remove this wait's watches (others may have been added after them by other threads).
-  watches_.erase(std::remove_if(watches_.begin(), watches_.end(), [&](const Watch& w) { return w.ev == &ev; }),
-                 watches_.end());
+  watches_.erase(
+      std::remove_if(watches_.begin(), watches_.end(), [&](const Watch& w) { return w.ev == &ev; }),
+      watches_.end());
   if (fired) cpu(p_.wakeup_latency);
   return fired;
 }

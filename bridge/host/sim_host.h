@@ -7,10 +7,10 @@
 #ifndef SC_INCLUDE_DYNAMIC_PROCESSES
 #define SC_INCLUDE_DYNAMIC_PROCESSES
 #endif
-#include <systemc>
 #include <functional>
 #include <optional>
 #include <string>
+#include <systemc>
 #include <unordered_map>
 #include <vector>
 
@@ -22,20 +22,20 @@
 namespace rn::host {
 
 struct HostParams {
-  bool scatter_pages = true;           // application pages physically scattered (else contiguous)
-  Tick mmio_write_cost = 100 * kNs;    // CPU time of a posted MMIO write (doorbell)
-  Tick wqe_write_cost = 20 * kNs;      // CPU time to write one WQE
-  Tick poll_cost = 30 * kNs;           // CPU time of one poll of a CQ or buffer that finds work
-  Tick wakeup_latency = 50 * kNs;      // from a DMA write landing to the polling thread noticing it
-  Tick driver_timeout = 10 * kMs;      // longest wait for a command or event before giving up
+  bool scatter_pages = true;         // application pages physically scattered (else contiguous)
+  Tick mmio_write_cost = 100 * kNs;  // CPU time of a posted MMIO write (doorbell)
+  Tick wqe_write_cost = 20 * kNs;    // CPU time to write one WQE
+  Tick poll_cost = 30 * kNs;         // CPU time of one poll of a CQ or buffer that finds work
+  Tick wakeup_latency = 50 * kNs;    // from a DMA write landing to the polling thread noticing it
+  Tick driver_timeout = 10 * kMs;    // longest wait for a command or event before giving up
 };
 
 class SimHost : public pcie::HostObserver, public drv::DeviceAccess {
  public:
   // Application virtual addresses live here; everything below is physical (identity mapped).
   static constexpr uint64_t kAppBase = 0x7F0000000000ull;
-  static constexpr uint64_t kDmaBase = 0x100000000ull;   // DMA-coherent allocations
-  static constexpr uint64_t kPageBase = 0x4000000000ull; // application page frames
+  static constexpr uint64_t kDmaBase = 0x100000000ull;    // DMA-coherent allocations
+  static constexpr uint64_t kPageBase = 0x4000000000ull;  // application page frames
   static constexpr uint64_t kMsiAddr = 0xFEE00000ull;
 
   SimHost(Sim& sim, const std::string& name, const HostParams& p, hostmem::HostMemory& mem,

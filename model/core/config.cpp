@@ -1,15 +1,15 @@
 #include "model/core/config.h"
 
-#include <cctype>
-#include <cmath>
-#include <cerrno>
-#include <cstdlib>
-#include <functional>
-#include <filesystem>
-#include <sstream>
-
 #include <fmt/core.h>
 #include <toml++/toml.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <sstream>
 
 namespace rn::cfg {
 
@@ -31,7 +31,8 @@ void split_number(const std::string& s, double* num, std::string* unit) {
   std::string u(end);
   while (!u.empty() && std::isspace(static_cast<unsigned char>(u.front()))) u.erase(u.begin());
   while (!u.empty() && std::isspace(static_cast<unsigned char>(u.back()))) u.pop_back();
-  if (!std::isfinite(v) || v < 0) throw ConfigError("'" + s + "' is not a finite non-negative number");
+  if (!std::isfinite(v) || v < 0)
+    throw ConfigError("'" + s + "' is not a finite non-negative number");
   *num = v;
   *unit = u;
 }
@@ -51,12 +52,13 @@ double apply_unit(const std::string& s, const Unit* units, size_t n, const char*
     if (u == units[k].name) return v * units[k].scale;
   std::string all;
   for (size_t k = 0; k < n; ++k) all += std::string(k ? ", " : "") + units[k].name;
-  throw ConfigError("'" + s + "': unknown " + std::string(what) + " unit '" + u + "' (use " + all + ")");
+  throw ConfigError("'" + s + "': unknown " + std::string(what) + " unit '" + u + "' (use " + all +
+                    ")");
 }
 
 constexpr Unit kTimeUnits[] = {{"ps", 1}, {"ns", 1e3}, {"us", 1e6}, {"ms", 1e9}, {"s", 1e12}};
-constexpr Unit kBwUnits[] = {{"bps", 1},   {"Kbps", 1e3}, {"Mbps", 1e6},
-                             {"Gbps", 1e9}, {"Tbps", 1e12}};
+constexpr Unit kBwUnits[] = {
+    {"bps", 1}, {"Kbps", 1e3}, {"Mbps", 1e6}, {"Gbps", 1e9}, {"Tbps", 1e12}};
 constexpr Unit kSizeUnits[] = {{"B", 1},
                                {"KiB", 1024.0},
                                {"MiB", 1024.0 * 1024},
@@ -69,13 +71,20 @@ constexpr Unit kSizeUnits[] = {{"B", 1},
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::kTime: return "time";
-    case Kind::kBandwidth: return "bandwidth";
-    case Kind::kSize: return "size";
-    case Kind::kInt: return "integer";
-    case Kind::kReal: return "number";
-    case Kind::kBool: return "boolean";
-    case Kind::kString: return "string";
+    case Kind::kTime:
+      return "time";
+    case Kind::kBandwidth:
+      return "bandwidth";
+    case Kind::kSize:
+      return "size";
+    case Kind::kInt:
+      return "integer";
+    case Kind::kReal:
+      return "number";
+    case Kind::kBool:
+      return "boolean";
+    case Kind::kString:
+      return "string";
   }
   return "?";
 }
@@ -133,10 +142,14 @@ std::string Schema::markdown() const {
   std::string out = "| key | kind | default | allowed | description |\n|---|---|---|---|---|\n";
   auto show = [](const Spec& s, double x) -> std::string {
     switch (s.kind) {
-      case Kind::kTime: return format_time(static_cast<Tick>(x));
-      case Kind::kSize: return format_size(static_cast<uint64_t>(x));
-      case Kind::kBandwidth: return fmt::format("{}Gbps", x / 1e9);
-      default: return fmt::format("{}", x);
+      case Kind::kTime:
+        return format_time(static_cast<Tick>(x));
+      case Kind::kSize:
+        return format_size(static_cast<uint64_t>(x));
+      case Kind::kBandwidth:
+        return fmt::format("{}Gbps", x / 1e9);
+      default:
+        return fmt::format("{}", x);
     }
   };
   for (const auto& s : specs_) {
@@ -145,12 +158,16 @@ std::string Schema::markdown() const {
       for (const auto& c : s.choices) allowed += (allowed.empty() ? "" : ", ") + ("`" + c + "`");
     } else if (s.kind != Kind::kBool && s.kind != Kind::kString) {
       bool lo = s.min > -1e299, hi = s.max < 1e299;
-      if (lo && hi) allowed = show(s, s.min) + " .. " + show(s, s.max);
-      else if (lo) allowed = ">= " + show(s, s.min);
-      else if (hi) allowed = "<= " + show(s, s.max);
+      if (lo && hi)
+        allowed = show(s, s.min) + " .. " + show(s, s.max);
+      else if (lo)
+        allowed = ">= " + show(s, s.min);
+      else if (hi)
+        allowed = "<= " + show(s, s.max);
     }
     std::string def = s.def.empty() ? "(empty)" : "`" + s.def + "`";
-    out += fmt::format("| `{}` | {} | {} | {} | {} |\n", s.key, kind_name(s.kind), def, allowed, s.desc);
+    out += fmt::format("| `{}` | {} | {} | {} | {} |\n", s.key, kind_name(s.kind), def, allowed,
+                       s.desc);
   }
   return out;
 }
@@ -171,7 +188,8 @@ void Config::set(const std::string& key, const std::string& text, const std::str
     // Suggest keys sharing the last component, to catch typos in the section.
     std::string leaf = key.substr(key.rfind('.') + 1), hint;
     for (const auto& s : schema_.all())
-      if (s.key.size() > leaf.size() && s.key.compare(s.key.size() - leaf.size(), leaf.size(), leaf) == 0)
+      if (s.key.size() > leaf.size() &&
+          s.key.compare(s.key.size() - leaf.size(), leaf.size(), leaf) == 0)
         hint += (hint.empty() ? " (did you mean: " : ", ") + s.key;
     if (!hint.empty()) hint += ")";
     throw ConfigError(fmt::format("{}: unknown key '{}'{}", source, key, hint));
@@ -215,9 +233,12 @@ void Config::set(const std::string& key, const std::string& text, const std::str
         break;
       }
       case Kind::kBool:
-        if (text == "true" || text == "1") v.b = true;
-        else if (text == "false" || text == "0") v.b = false;
-        else throw ConfigError("not true or false");
+        if (text == "true" || text == "1")
+          v.b = true;
+        else if (text == "false" || text == "0")
+          v.b = false;
+        else
+          throw ConfigError("not true or false");
         break;
       case Kind::kString:
         if (!sp->choices.empty()) {
@@ -238,13 +259,17 @@ void Config::set(const std::string& key, const std::string& text, const std::str
     if (base < sp->min || base > sp->max) {
       auto show = [&](double x) -> std::string {
         switch (sp->kind) {
-          case Kind::kTime: return format_time(static_cast<Tick>(x));
-          case Kind::kSize: return format_size(static_cast<uint64_t>(x));
-          case Kind::kBandwidth: return fmt::format("{}Gbps", x / 1e9);
-          default: return fmt::format("{}", x);
+          case Kind::kTime:
+            return format_time(static_cast<Tick>(x));
+          case Kind::kSize:
+            return format_size(static_cast<uint64_t>(x));
+          case Kind::kBandwidth:
+            return fmt::format("{}Gbps", x / 1e9);
+          default:
+            return fmt::format("{}", x);
         }
       };
-      std::string range = sp->max >= 1e299   ? ">= " + show(sp->min)
+      std::string range = sp->max >= 1e299    ? ">= " + show(sp->min)
                           : sp->min <= -1e299 ? "<= " + show(sp->max)
                                               : "in [" + show(sp->min) + ", " + show(sp->max) + "]";
       throw fail("must be " + range);
@@ -273,9 +298,11 @@ void Config::load_file_rec(const std::string& path, int depth) {
       if (!s) throw ConfigError(path + ": key 'include': entries must be strings (file paths)");
       fs::path p = fs::path(*s).is_absolute() ? fs::path(*s) : dir / *s;
       if (!fs::exists(p))
-        throw ConfigError(fmt::format("{}: key 'include': file '{}' does not exist", path, p.string()));
+        throw ConfigError(
+            fmt::format("{}: key 'include': file '{}' does not exist", path, p.string()));
       if (!fs::is_regular_file(p))
-        throw ConfigError(fmt::format("{}: key 'include': '{}' is not a regular file", path, p.string()));
+        throw ConfigError(
+            fmt::format("{}: key 'include': '{}' is not a regular file", path, p.string()));
       load_file_rec(p.string(), depth + 1);
     };
     if (auto* arr = inc->as_array()) {
@@ -288,7 +315,8 @@ void Config::load_file_rec(const std::string& path, int depth) {
   std::function<void(const toml::table&, const std::string&)> walk =
       [&](const toml::table& t, const std::string& prefix) {
         for (const auto& [k, node] : t) {
-          std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+          std::string key =
+              prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
           if (prefix.empty() && key == "include") continue;
           std::string src = fmt::format("{}:{}", path, node.source().begin.line);
           if (const auto* sub = node.as_table()) {
@@ -303,7 +331,9 @@ void Config::load_file_rec(const std::string& path, int depth) {
             set(key, *b ? "true" : "false", src);
           } else {
             if (!schema_.find(key)) set(key, "", src);  // reports the unknown key
-            throw ConfigError(fmt::format("{}: key '{}': unsupported value type (use a string, number or boolean)", src, key));
+            throw ConfigError(fmt::format(
+                "{}: key '{}': unsupported value type (use a string, number or boolean)", src,
+                key));
           }
         }
       };
@@ -324,7 +354,8 @@ const Config::Value& Config::get(const std::string& key, Kind k) const {
   const Spec* sp = schema_.find(key);
   if (!sp) throw std::logic_error("parameter not declared: " + key);
   if (sp->kind != k)
-    throw std::logic_error("parameter " + key + " is a " + kind_name(sp->kind) + ", read as " + kind_name(k));
+    throw std::logic_error("parameter " + key + " is a " + kind_name(sp->kind) + ", read as " +
+                           kind_name(k));
   return values_.at(key);
 }
 
@@ -334,7 +365,9 @@ uint64_t Config::size(const std::string& key) const { return get(key, Kind::kSiz
 int64_t Config::integer(const std::string& key) const { return get(key, Kind::kInt).i; }
 double Config::real(const std::string& key) const { return get(key, Kind::kReal).d; }
 bool Config::boolean(const std::string& key) const { return get(key, Kind::kBool).b; }
-const std::string& Config::str(const std::string& key) const { return get(key, Kind::kString).text; }
+const std::string& Config::str(const std::string& key) const {
+  return get(key, Kind::kString).text;
+}
 const std::string& Config::source(const std::string& key) const { return values_.at(key).source; }
 
 nlohmann::json Config::to_json() const {

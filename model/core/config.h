@@ -4,11 +4,10 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "model/core/units.h"
 
@@ -20,14 +19,19 @@ const char* kind_name(Kind k);
 struct Spec {
   Spec(std::string k, Kind kd, std::string d, std::string ds, double mn = -1e300, double mx = 1e300,
        std::vector<std::string> ch = {})
-      : key(std::move(k)), kind(kd), def(std::move(d)), desc(std::move(ds)), min(mn), max(mx),
+      : key(std::move(k)),
+        kind(kd),
+        def(std::move(d)),
+        desc(std::move(ds)),
+        min(mn),
+        max(mx),
         choices(std::move(ch)) {}
-  std::string key;    // dotted: "nic.link.rate"
+  std::string key;  // dotted: "nic.link.rate"
   Kind kind;
-  std::string def;    // default, written as in a config file ("100Gbps", "4KiB", "16", "true")
+  std::string def;  // default, written as in a config file ("100Gbps", "4KiB", "16", "true")
   std::string desc;
-  double min, max;                     // inclusive bounds on the value in base units (ps, bit/s, B)
-  std::vector<std::string> choices;    // for strings: allowed values (empty = any)
+  double min, max;                   // inclusive bounds on the value in base units (ps, bit/s, B)
+  std::vector<std::string> choices;  // for strings: allowed values (empty = any)
 };
 
 class ConfigError : public std::runtime_error {
@@ -36,9 +40,9 @@ class ConfigError : public std::runtime_error {
 };
 
 // Parsers for unit-bearing values; throw ConfigError with `what` naming the problem.
-Tick parse_time(const std::string& s);           // "500ns", "1.5us", "0"
-double parse_bandwidth(const std::string& s);    // bits/s: "100Gbps", "25Gbps", "400Mbps"
-uint64_t parse_size(const std::string& s);       // bytes: "4KiB", "1MiB", "64", "1GiB", "9000B"
+Tick parse_time(const std::string& s);         // "500ns", "1.5us", "0"
+double parse_bandwidth(const std::string& s);  // bits/s: "100Gbps", "25Gbps", "400Mbps"
+uint64_t parse_size(const std::string& s);     // bytes: "4KiB", "1MiB", "64", "1GiB", "9000B"
 std::string format_time(Tick t);
 std::string format_size(uint64_t b);
 

@@ -20,12 +20,13 @@ void EventQueue::at(Tick when, Callback cb) {
   Tick t = now();
   if (!in_run_ && when < last_time_ && heap_.size() + executed_ > 0 && run_ahead_limit_ > 0) {
     throw std::logic_error("EventQueue::at: time " + std::to_string(when) +
-                           " ps is before callbacks already run ahead (up to " + std::to_string(last_time_) +
+                           " ps is before callbacks already run ahead (up to " +
+                           std::to_string(last_time_) +
                            " ps): a callback woke a SystemC process without EventQueue::notify");
   }
   if (when < t) {
-    throw std::logic_error("EventQueue::at: time " + std::to_string(when) + " ps is in the past (now " +
-                           std::to_string(t) + " ps)");
+    throw std::logic_error("EventQueue::at: time " + std::to_string(when) +
+                           " ps is in the past (now " + std::to_string(t) + " ps)");
   }
   uint32_t slot;
   if (!free_slots_.empty()) {

@@ -2,8 +2,8 @@
 // SystemC method. Blocks compute completion times and schedule one callback at that time instead
 // of ticking a clock, so a DMA of many TLPs or a frame's serialization costs one event.
 #pragma once
-#include <systemc>
 #include <cstdint>
+#include <systemc>
 #include <vector>
 
 #include "model/core/inplace_function.h"

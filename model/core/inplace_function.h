@@ -15,7 +15,8 @@ template <typename R, typename... Args, size_t Cap>
 class InplaceFunction<R(Args...), Cap> {
  public:
   InplaceFunction() = default;
-  template <typename F, typename = std::enable_if_t<!std::is_same_v<std::decay_t<F>, InplaceFunction>>>
+  template <typename F,
+            typename = std::enable_if_t<!std::is_same_v<std::decay_t<F>, InplaceFunction>>>
   InplaceFunction(F&& f) {  // NOLINT(google-explicit-constructor)
     using T = std::decay_t<F>;
     static_assert(sizeof(T) <= Cap, "callable too large for InplaceFunction: raise Cap");

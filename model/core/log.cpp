@@ -10,11 +10,11 @@ struct CatName {
   LogCat cat;
   const char* name;
 };
-constexpr CatName kCats[] = {{LogCat::kCmd, "cmd"},         {LogCat::kDoorbell, "doorbell"},
-                             {LogCat::kWqe, "wqe"},         {LogCat::kTx, "tx"},
-                             {LogCat::kRx, "rx"},           {LogCat::kCqe, "cqe"},
-                             {LogCat::kDma, "dma"},         {LogCat::kWire, "wire"},
-                             {LogCat::kDriver, "driver"},   {LogCat::kApp, "app"},
+constexpr CatName kCats[] = {{LogCat::kCmd, "cmd"},       {LogCat::kDoorbell, "doorbell"},
+                             {LogCat::kWqe, "wqe"},       {LogCat::kTx, "tx"},
+                             {LogCat::kRx, "rx"},         {LogCat::kCqe, "cqe"},
+                             {LogCat::kDma, "dma"},       {LogCat::kWire, "wire"},
+                             {LogCat::kDriver, "driver"}, {LogCat::kApp, "app"},
                              {LogCat::kError, "error"}};
 }  // namespace
 
@@ -49,7 +49,8 @@ void Logger::enable(const std::string& list) {
     if (!found) {
       std::string all;
       for (const auto& n : kCats) all += std::string(all.empty() ? "" : ",") + n.name;
-      throw std::invalid_argument("unknown log category '" + item + "' (known: " + all + ",all,none)");
+      throw std::invalid_argument("unknown log category '" + item + "' (known: " + all +
+                                  ",all,none)");
     }
   }
 }

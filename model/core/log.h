@@ -1,18 +1,18 @@
 // Runtime logging by category and instance name (no compile-time switches). A disabled category
 // costs one bit test; formatting happens only when enabled.
 #pragma once
+#include <fmt/core.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <string>
-
-#include <fmt/core.h>
 
 #include "model/core/units.h"
 
 namespace rn {
 
 enum class LogCat : uint32_t {
-  kCmd = 1u << 0,     // device command processing
+  kCmd = 1u << 0,  // device command processing
   kDoorbell = 1u << 1,
   kWqe = 1u << 2,     // WQE fetch and parsing
   kTx = 1u << 3,      // requester packet generation
@@ -43,7 +43,7 @@ class Logger {
 }  // namespace rn
 
 // RN_LOG(sim, LogCat::kTx, instance_name, "fmt {}", args...): `sim` is an rn::Sim.
-#define RN_LOG(sim, cat, who, ...)                                                  \
-  do {                                                                              \
+#define RN_LOG(sim, cat, who, ...)                                                           \
+  do {                                                                                       \
     if ((sim).log.on(cat)) (sim).log.print((sim).now(), cat, who, fmt::format(__VA_ARGS__)); \
   } while (0)

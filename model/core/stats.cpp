@@ -8,8 +8,8 @@ namespace rn::stats {
 
 size_t Histogram::bucket_of(uint64_t v) {
   if (v < kSub) return static_cast<size_t>(v);
-  int msb = 63 - __builtin_clzll(v);   // >= kSubBits
-  int shift = msb - kSubBits;          // keep kSubBits+1 significant bits
+  int msb = 63 - __builtin_clzll(v);  // >= kSubBits
+  int shift = msb - kSubBits;         // keep kSubBits+1 significant bits
   uint64_t sub = (v >> shift) & (kSub - 1);
   return static_cast<size_t>((shift + 1) * kSub + sub);
 }
@@ -57,7 +57,8 @@ Group::Group(Registry& reg, std::string name, std::string desc)
   reg.add(this);
 }
 
-uint64_t& Group::counter(const std::string& name, const std::string& unit, const std::string& desc) {
+uint64_t& Group::counter(const std::string& name, const std::string& unit,
+                         const std::string& desc) {
   auto& e = entries_.emplace_back();
   e.name = name;
   e.unit = unit;
@@ -102,9 +103,9 @@ nlohmann::json Group::to_json() const {
       }
       case Entry::kHistogram: {
         const Histogram& h = *e.hist;
-        v = {{"count", h.count()}, {"min", h.min()},          {"mean", h.mean()},
+        v = {{"count", h.count()},      {"min", h.min()},          {"mean", h.mean()},
              {"p50", h.percentile(50)}, {"p99", h.percentile(99)}, {"p999", h.percentile(99.9)},
-             {"max", h.max()},     {"unit", e.unit},          {"desc", e.desc}};
+             {"max", h.max()},          {"unit", e.unit},          {"desc", e.desc}};
         break;
       }
     }

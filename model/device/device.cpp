@@ -26,8 +26,10 @@ struct Transition {
 };
 const uint32_t kAv = bit(QpAttr::AV);
 const Transition kRcTransitions[] = {
-    {QpState::RESET, QpState::INIT, bit(QpAttr::PKEY_INDEX) | bit(QpAttr::PORT) | bit(QpAttr::ACCESS_FLAGS), 0},
-    {QpState::INIT, QpState::INIT, 0, bit(QpAttr::PKEY_INDEX) | bit(QpAttr::PORT) | bit(QpAttr::ACCESS_FLAGS)},
+    {QpState::RESET, QpState::INIT,
+     bit(QpAttr::PKEY_INDEX) | bit(QpAttr::PORT) | bit(QpAttr::ACCESS_FLAGS), 0},
+    {QpState::INIT, QpState::INIT, 0,
+     bit(QpAttr::PKEY_INDEX) | bit(QpAttr::PORT) | bit(QpAttr::ACCESS_FLAGS)},
     {QpState::INIT, QpState::RTR,
      kAv | bit(QpAttr::PATH_MTU) | bit(QpAttr::DEST_QPN) | bit(QpAttr::RQ_PSN) |
          bit(QpAttr::MAX_DEST_RD_ATOMIC) | bit(QpAttr::MIN_RNR_TIMER),
@@ -50,11 +52,13 @@ Device::Device(qp::NicState& s, uint64_t max_mr_size)
       max_mr_size_(max_mr_size),
       stats_(s.sim.stats, s.name + ".dev", "device interface: registers, doorbells, commands"),
       commands_(stats_.counter("commands", "count", "commands executed")),
-      command_errors_(stats_.counter("command_errors", "count", "commands completed with an error status")),
+      command_errors_(
+          stats_.counter("command_errors", "count", "commands completed with an error status")),
       sq_doorbells_(stats_.counter("sq_doorbells", "count", "send queue doorbells accepted")),
       rq_doorbells_(stats_.counter("rq_doorbells", "count", "receive queue doorbells accepted")),
       cq_doorbells_(stats_.counter("cq_doorbells", "count", "CQ doorbells accepted")),
-      reg_errors_(stats_.counter("register_errors", "count", "refused register and doorbell writes")) {
+      reg_errors_(
+          stats_.counter("register_errors", "count", "refused register and doorbell writes")) {
   cmd_buf_.resize(sizeof(dev::CmdIn));
 }
 
@@ -71,27 +75,42 @@ void Device::reg_error(RegError e, uint64_t offset) {
 
 uint32_t Device::mmio_read32(uint64_t off) {
   switch (off) {
-    case dev::reg::ID: return static_cast<uint32_t>(dev::kMagic);
-    case dev::reg::VERSION: return static_cast<uint32_t>(dev::kVersion);
-    case dev::reg::CMD_ADDR_LO: return static_cast<uint32_t>(cmd_addr_);
-    case dev::reg::CMD_ADDR_HI: return static_cast<uint32_t>(cmd_addr_ >> 32);
+    case dev::reg::ID:
+      return static_cast<uint32_t>(dev::kMagic);
+    case dev::reg::VERSION:
+      return static_cast<uint32_t>(dev::kVersion);
+    case dev::reg::CMD_ADDR_LO:
+      return static_cast<uint32_t>(cmd_addr_);
+    case dev::reg::CMD_ADDR_HI:
+      return static_cast<uint32_t>(cmd_addr_ >> 32);
     case dev::reg::CMD_STATUS:
-      return (cmd_busy_ ? 1u : 0u) | (cmd_last_status_ & 0xFF) << 8 | (cmd_last_token_ & 0xFFFF) << 16;
-    case dev::reg::EQ_ADDR_LO: return eq_addr_lo_;
-    case dev::reg::EQ_ADDR_HI: return eq_addr_hi_;
-    case dev::reg::EQ_LOG_SIZE: return s_.comp->eq_log_size;
+      return (cmd_busy_ ? 1u : 0u) | (cmd_last_status_ & 0xFF) << 8 |
+             (cmd_last_token_ & 0xFFFF) << 16;
+    case dev::reg::EQ_ADDR_LO:
+      return eq_addr_lo_;
+    case dev::reg::EQ_ADDR_HI:
+      return eq_addr_hi_;
+    case dev::reg::EQ_LOG_SIZE:
+      return s_.comp->eq_log_size;
     case dev::reg::ERR_CODE: {
       uint32_t v = err_code_;
       err_code_ = 0;
       return v;
     }
-    case dev::reg::ERR_INFO: return err_info_;
-    case dev::reg::ERR_COUNT: return err_count_;
-    case dev::reg::MSIX_ADDR_LO: return static_cast<uint32_t>(s_.comp->msix_addr);
-    case dev::reg::MSIX_ADDR_HI: return static_cast<uint32_t>(s_.comp->msix_addr >> 32);
-    case dev::reg::MSIX_DATA: return s_.comp->msix_data;
-    case dev::reg::MSIX_CTRL: return s_.comp->msix_masked ? 1u : 0u;
-    default: return 0;
+    case dev::reg::ERR_INFO:
+      return err_info_;
+    case dev::reg::ERR_COUNT:
+      return err_count_;
+    case dev::reg::MSIX_ADDR_LO:
+      return static_cast<uint32_t>(s_.comp->msix_addr);
+    case dev::reg::MSIX_ADDR_HI:
+      return static_cast<uint32_t>(s_.comp->msix_addr >> 32);
+    case dev::reg::MSIX_DATA:
+      return s_.comp->msix_data;
+    case dev::reg::MSIX_CTRL:
+      return s_.comp->msix_masked ? 1u : 0u;
+    default:
+      return 0;
   }
 }
 
@@ -103,9 +122,14 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
   if (off >= dev::kCqDbBase && off < dev::kCqDbBase + dev::kMaxCqDoorbells * dev::kCqDbStride)
     return cq_doorbell(off, v);
   switch (off) {
-    case dev::reg::CMD_ADDR_LO: cmd_addr_ = (cmd_addr_ & ~0xFFFFFFFFull) | v; return;
-    case dev::reg::CMD_ADDR_HI: cmd_addr_ = (cmd_addr_ & 0xFFFFFFFFull) | (uint64_t(v) << 32); return;
-    case dev::reg::CMD_DOORBELL: return start_command(v);
+    case dev::reg::CMD_ADDR_LO:
+      cmd_addr_ = (cmd_addr_ & ~0xFFFFFFFFull) | v;
+      return;
+    case dev::reg::CMD_ADDR_HI:
+      cmd_addr_ = (cmd_addr_ & 0xFFFFFFFFull) | (uint64_t(v) << 32);
+      return;
+    case dev::reg::CMD_DOORBELL:
+      return start_command(v);
     case dev::reg::EQ_ADDR_LO:
       if (v & 63) return reg_error(RegError::BAD_VALUE, off);
       eq_addr_lo_ = v;
@@ -137,8 +161,12 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
       if (v & 3) return reg_error(RegError::BAD_VALUE, off);
       c.msix_addr = (c.msix_addr & ~0xFFFFFFFFull) | v;
       return;
-    case dev::reg::MSIX_ADDR_HI: c.msix_addr = (c.msix_addr & 0xFFFFFFFFull) | (uint64_t(v) << 32); return;
-    case dev::reg::MSIX_DATA: c.msix_data = v; return;
+    case dev::reg::MSIX_ADDR_HI:
+      c.msix_addr = (c.msix_addr & 0xFFFFFFFFull) | (uint64_t(v) << 32);
+      return;
+    case dev::reg::MSIX_DATA:
+      c.msix_data = v;
+      return;
     case dev::reg::MSIX_CTRL:
       if (v & ~1u) return reg_error(RegError::BAD_VALUE, off);
       c.msix_masked = v & 1;
@@ -148,8 +176,10 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
     case dev::reg::CMD_STATUS:
     case dev::reg::ERR_CODE:
     case dev::reg::ERR_INFO:
-    case dev::reg::ERR_COUNT: return reg_error(RegError::READ_ONLY, off);
-    default: return reg_error(RegError::BAD_OFFSET, off);
+    case dev::reg::ERR_COUNT:
+      return reg_error(RegError::READ_ONLY, off);
+    default:
+      return reg_error(RegError::BAD_OFFSET, off);
   }
 }
 
@@ -239,7 +269,8 @@ void Device::finish_command(uint64_t addr) {
     if (r.status != CmdStatus::OK) ++command_errors_;
     cmd_last_status_ = out.status;
     RN_LOG(s_.sim, LogCat::kCmd, s_.name, "command {} -> {} (syndrome {})",
-           dev::to_string(static_cast<dev::CmdOp>(in.opcode)), dev::to_string(r.status), r.syndrome);
+           dev::to_string(static_cast<dev::CmdOp>(in.opcode)), dev::to_string(r.status),
+           r.syndrome);
     s_.dma.dma_write(addr + sizeof(dev::CmdIn), reinterpret_cast<const uint8_t*>(&out), sizeof out,
                      now(), [this] { cmd_busy_ = false; });
   });
@@ -324,7 +355,8 @@ Device::Result Device::execute(const dev::CmdIn& in, const std::vector<uint8_t>&
     case dev::CmdOp::DESTROY_MR: {
       dev::HandleIn a;
       arg(&a);
-      if (!s_.mrs.remove(a.handle)) return {CmdStatus::BAD_HANDLE, FIELD_OFF(dev::HandleIn, handle)};
+      if (!s_.mrs.remove(a.handle))
+        return {CmdStatus::BAD_HANDLE, FIELD_OFF(dev::HandleIn, handle)};
       return {};
     }
     case dev::CmdOp::CREATE_CQ: {
@@ -387,9 +419,10 @@ Device::Result Device::create_mr(const dev::CreateMrIn& a, const std::vector<uin
   if (a.pdn >= s_.pds.size() || !s_.pds[a.pdn]) return {CmdStatus::BAD_HANDLE, FIELD_OFF(M, pdn)};
   if (a.access & ~kKnownAccess) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, access)};
   const uint32_t lw = static_cast<uint32_t>(dev::Access::LOCAL_WRITE);
-  const uint32_t needs_lw =
-      static_cast<uint32_t>(dev::Access::REMOTE_WRITE) | static_cast<uint32_t>(dev::Access::REMOTE_ATOMIC);
-  if ((a.access & needs_lw) && !(a.access & lw)) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, access)};
+  const uint32_t needs_lw = static_cast<uint32_t>(dev::Access::REMOTE_WRITE) |
+                            static_cast<uint32_t>(dev::Access::REMOTE_ATOMIC);
+  if ((a.access & needs_lw) && !(a.access & lw))
+    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, access)};
   if (a.access & static_cast<uint32_t>(dev::Access::ZERO_BASED))
     return {CmdStatus::BAD_PARAM, FIELD_OFF(M, access)};  // zero-based MRs: not yet
   if (a.page_shift != 12) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, page_shift)};
@@ -418,7 +451,8 @@ Device::Result Device::create_cq(const dev::CreateCqIn& a, dev::CmdOut* out) {
   using C = dev::CreateCqIn;
   if (a.log_size < 1 || a.log_size > 22 || (1u << a.log_size) > s_.params.max_cqe)
     return {CmdStatus::BAD_PARAM, FIELD_OFF(C, log_size)};
-  if (a.ring_addr == 0 || (a.ring_addr & 63)) return {CmdStatus::BAD_PARAM, FIELD_OFF(C, ring_addr)};
+  if (a.ring_addr == 0 || (a.ring_addr & 63))
+    return {CmdStatus::BAD_PARAM, FIELD_OFF(C, ring_addr)};
   uint32_t cqn = 0;
   for (uint32_t i = 1; i < s_.cqs.size(); ++i)
     if (!s_.cqs[i].valid) {
@@ -445,15 +479,18 @@ Device::Result Device::create_cq(const dev::CreateCqIn& a, dev::CmdOut* out) {
 Device::Result Device::create_qp(const dev::CreateQpIn& a, dev::CmdOut* out) {
   using Q = dev::CreateQpIn;
   const auto& p = s_.params;
-  if (a.qp_type != static_cast<uint8_t>(dev::QpType::RC)) return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, qp_type)};
+  if (a.qp_type != static_cast<uint8_t>(dev::QpType::RC))
+    return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, qp_type)};
   if (a.sq_sig_all > 1) return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, sq_sig_all)};
   const uint32_t max_log = log2_floor(p.max_qp_wr);
   if (a.log_sq_size < 1 || a.log_sq_size > std::min<uint32_t>(15, max_log))
     return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, log_sq_size)};
   if (a.log_rq_size < 1 || a.log_rq_size > std::min<uint32_t>(15, max_log))
     return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, log_rq_size)};
-  if (a.sq_wqe_shift < 6 || a.sq_wqe_shift > 9) return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, sq_wqe_shift)};
-  if (a.rq_wqe_shift < 4 || a.rq_wqe_shift > 9) return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, rq_wqe_shift)};
+  if (a.sq_wqe_shift < 6 || a.sq_wqe_shift > 9)
+    return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, sq_wqe_shift)};
+  if (a.rq_wqe_shift < 4 || a.rq_wqe_shift > 9)
+    return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, rq_wqe_shift)};
   if (a.pdn >= s_.pds.size() || !s_.pds[a.pdn]) return {CmdStatus::BAD_HANDLE, FIELD_OFF(Q, pdn)};
   if (!s_.cq(a.send_cqn)) return {CmdStatus::BAD_HANDLE, FIELD_OFF(Q, send_cqn)};
   if (!s_.cq(a.recv_cqn)) return {CmdStatus::BAD_HANDLE, FIELD_OFF(Q, recv_cqn)};
@@ -523,7 +560,8 @@ Device::Result Device::modify_qp(const dev::ModifyQpIn& a) {
   QpState cur = q.state;
   if (mask & bit(QpAttr::CUR_STATE)) {
     if (a.cur_qp_state > 6) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, cur_qp_state)};
-    if (static_cast<QpState>(a.cur_qp_state) != cur) return {CmdStatus::BAD_STATE, FIELD_OFF(M, cur_qp_state)};
+    if (static_cast<QpState>(a.cur_qp_state) != cur)
+      return {CmdStatus::BAD_STATE, FIELD_OFF(M, cur_qp_state)};
   }
   QpState to = cur;
   if (mask & bit(QpAttr::STATE)) {
@@ -532,7 +570,8 @@ Device::Result Device::modify_qp(const dev::ModifyQpIn& a) {
   }
   const uint32_t attrs = mask & ~(bit(QpAttr::STATE) | bit(QpAttr::CUR_STATE));
   if (to == QpState::RESET || to == QpState::ERR) {
-    if (to == QpState::ERR && cur == QpState::RESET) return {CmdStatus::BAD_STATE, FIELD_OFF(M, qp_state)};
+    if (to == QpState::ERR && cur == QpState::RESET)
+      return {CmdStatus::BAD_STATE, FIELD_OFF(M, qp_state)};
     if (attrs) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, attr_mask)};
     if (to == QpState::ERR) {
       s_.req->enter_error(q, false);
@@ -555,18 +594,24 @@ Device::Result Device::modify_qp(const dev::ModifyQpIn& a) {
   // Validate every attribute given before changing anything.
   if ((attrs & bit(QpAttr::ACCESS_FLAGS)) && (a.access_flags & ~kKnownAccess))
     return {CmdStatus::BAD_PARAM, FIELD_OFF(M, access_flags)};
-  if ((attrs & bit(QpAttr::PORT)) && a.port_num != 1) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, port_num)};
+  if ((attrs & bit(QpAttr::PORT)) && a.port_num != 1)
+    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, port_num)};
   if ((attrs & bit(QpAttr::PKEY_INDEX)) && a.pkey_index != 0)
     return {CmdStatus::BAD_PARAM, FIELD_OFF(M, pkey_index)};
   if ((attrs & bit(QpAttr::PATH_MTU)) && qp::mtu_bytes(a.path_mtu) == 0)
     return {CmdStatus::BAD_PARAM, FIELD_OFF(M, path_mtu)};
   if ((attrs & bit(QpAttr::DEST_QPN)) && a.dest_qpn > 0xFFFFFF)
     return {CmdStatus::BAD_PARAM, FIELD_OFF(M, dest_qpn)};
-  if ((attrs & bit(QpAttr::RQ_PSN)) && a.rq_psn > 0xFFFFFF) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, rq_psn)};
-  if ((attrs & bit(QpAttr::SQ_PSN)) && a.sq_psn > 0xFFFFFF) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, sq_psn)};
-  if ((attrs & bit(QpAttr::TIMEOUT)) && a.timeout > 31) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, timeout)};
-  if ((attrs & bit(QpAttr::RETRY_CNT)) && a.retry_cnt > 7) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, retry_cnt)};
-  if ((attrs & bit(QpAttr::RNR_RETRY)) && a.rnr_retry > 7) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, rnr_retry)};
+  if ((attrs & bit(QpAttr::RQ_PSN)) && a.rq_psn > 0xFFFFFF)
+    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, rq_psn)};
+  if ((attrs & bit(QpAttr::SQ_PSN)) && a.sq_psn > 0xFFFFFF)
+    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, sq_psn)};
+  if ((attrs & bit(QpAttr::TIMEOUT)) && a.timeout > 31)
+    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, timeout)};
+  if ((attrs & bit(QpAttr::RETRY_CNT)) && a.retry_cnt > 7)
+    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, retry_cnt)};
+  if ((attrs & bit(QpAttr::RNR_RETRY)) && a.rnr_retry > 7)
+    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, rnr_retry)};
   if ((attrs & bit(QpAttr::MIN_RNR_TIMER)) && a.min_rnr_timer > 31)
     return {CmdStatus::BAD_PARAM, FIELD_OFF(M, min_rnr_timer)};
   if ((attrs & bit(QpAttr::MAX_QP_RD_ATOMIC)) && a.max_rd_atomic > 16)

@@ -13,7 +13,7 @@ namespace rn::net {
 struct Frame {
   static constexpr size_t kCapacity = 9216 + 64;  // jumbo frames and some headroom
   uint32_t len = 0;
-  Tick sent_at = 0;   // simulator metadata, never on the wire
+  Tick sent_at = 0;  // simulator metadata, never on the wire
   uint8_t data[kCapacity];
 };
 

@@ -5,14 +5,19 @@
 namespace rn::net {
 
 Link::Link(Sim& sim, const std::string& name, const LinkParams& p, FramePool& pool)
-    : sim_(sim), name_(name), p_(p), pool_(pool), stats_(sim.stats, name, "point-to-point Ethernet link") {
+    : sim_(sim),
+      name_(name),
+      p_(p),
+      pool_(pool),
+      stats_(sim.stats, name, "point-to-point Ethernet link") {
   tapped_ = &stats_.counter("pcap_frames", "count", "frames recorded into the pcap file");
   for (int s = 0; s < 2; ++s) {
     std::string d = s == 0 ? "a_to_b_" : "b_to_a_";
     dir_[s].frames = &stats_.counter(d + "frames", "count", "frames delivered");
     dir_[s].bytes = &stats_.counter(d + "bytes", "B", "frame bytes delivered (without FCS)");
     dir_[s].busy_ps = &stats_.counter(d + "busy", "ps", "time spent serialising, with overheads");
-    dir_[s].mtu_drops = &stats_.counter(d + "mtu_drops", "count", "frames dropped: larger than the MTU");
+    dir_[s].mtu_drops =
+        &stats_.counter(d + "mtu_drops", "count", "frames dropped: larger than the MTU");
     stats_.formula(d + "utilisation", "ratio", "busy time / simulated time", [this, s] {
       Tick t = sim_.now();
       return t ? static_cast<double>(*dir_[s].busy_ps) / static_cast<double>(t) : 0.0;

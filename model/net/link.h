@@ -17,8 +17,8 @@ namespace rn::net {
 struct LinkParams {
   double rate_bps = 100e9;
   Tick propagation_delay = 100 * kNs;
-  uint32_t mtu = 4200;          // largest IP packet (Ethernet payload), bytes
-  uint32_t overhead_bytes = 24; // preamble+SFD (8) + IFG (12) + FCS (4)
+  uint32_t mtu = 4200;           // largest IP packet (Ethernet payload), bytes
+  uint32_t overhead_bytes = 24;  // preamble+SFD (8) + IFG (12) + FCS (4)
 };
 
 class Link {

@@ -45,9 +45,8 @@ void Completion::post_cqe(uint32_t cqn, const CqeInfo& c, Tick not_before) {
   ++cqes_;
   if (c.status != dev::WcStatus::SUCCESS) ++error_cqes_;
   s_.dma.dma_write(addr, reinterpret_cast<const uint8_t*>(&e), sizeof e, not_before, {});
-  RN_LOG(s_.sim, LogCat::kCqe, s_.name,
-         "CQE cq {} qp {} wr_id {} op {} status {} len {}", cqn, c.qpn, c.wr_id,
-         dev::to_string(c.opcode), dev::to_string(c.status), c.byte_len);
+  RN_LOG(s_.sim, LogCat::kCqe, s_.name, "CQE cq {} qp {} wr_id {} op {} status {} len {}", cqn,
+         c.qpn, c.wr_id, dev::to_string(c.opcode), dev::to_string(c.status), c.byte_len);
   bool err = c.status != dev::WcStatus::SUCCESS;
   if (cq->armed && (!cq->solicited_only || c.solicited || err)) {
     cq->armed = false;

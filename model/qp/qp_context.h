@@ -22,20 +22,20 @@ struct NicParams {
   uint32_t max_qps = 16384;
   uint32_t max_cqs = 16384;
   uint32_t max_pds = 4096;
-  uint32_t max_qp_wr = 32768;         // ring entries per SQ/RQ
-  uint32_t max_cqe = 4194304;         // entries per CQ
-  Tick cmd_latency = 2 * kUs;         // firmware time to execute a command
-  uint32_t wqe_prefetch = 8;          // send WQEs the NIC fetches and caches per QP
-  uint32_t rq_prefetch = 8;           // receive WQEs the NIC fetches and caches per QP
-  uint32_t tx_pipeline_depth = 16;    // packets between payload DMA issue and the wire
+  uint32_t max_qp_wr = 32768;           // ring entries per SQ/RQ
+  uint32_t max_cqe = 4194304;           // entries per CQ
+  Tick cmd_latency = 2 * kUs;           // firmware time to execute a command
+  uint32_t wqe_prefetch = 8;            // send WQEs the NIC fetches and caches per QP
+  uint32_t rq_prefetch = 8;             // receive WQEs the NIC fetches and caches per QP
+  uint32_t tx_pipeline_depth = 16;      // packets between payload DMA issue and the wire
   Tick tx_pipeline_latency = 40 * kNs;  // header build, ICRC and MAC, per packet
   Tick rx_pipeline_latency = 40 * kNs;  // parse, checks and ICRC, per packet
-  uint32_t tx_queue_frames = 4;       // MTU frames the link may have queued before the scheduler waits
-  uint32_t max_unacked_psn = 128;     // PSNs in flight per QP before the requester waits for ACKs
-  uint32_t ack_req_every = 64;        // AckReq at least every N packets (and on each message's last)
-  uint32_t sched_quantum = 1;         // packets a QP sends per turn of the round-robin scheduler
-  std::array<uint8_t, 6> mac{};       // port MAC
-  uint32_t ipv4 = 0;                  // port IPv4 address (host order)
+  uint32_t tx_queue_frames = 4;    // MTU frames the link may have queued before the scheduler waits
+  uint32_t max_unacked_psn = 128;  // PSNs in flight per QP before the requester waits for ACKs
+  uint32_t ack_req_every = 64;     // AckReq at least every N packets (and on each message's last)
+  uint32_t sched_quantum = 1;      // packets a QP sends per turn of the round-robin scheduler
+  std::array<uint8_t, 6> mac{};    // port MAC
+  uint32_t ipv4 = 0;               // port IPv4 address (host order)
   double port_rate_bps = 100e9;
 };
 
@@ -51,7 +51,7 @@ struct RecvWqeCache {
 
 // A send WQE started but not yet acknowledged.
 struct Outstanding {
-  uint32_t idx;        // free-running WQE index
+  uint32_t idx;  // free-running WQE index
   uint32_t last_psn;
   uint64_t wr_id;
   uint32_t byte_len;
@@ -66,12 +66,12 @@ struct CqCtx {
   uint32_t cqn = 0;
   uint64_t ring = 0;
   uint8_t log_size = 0;
-  uint32_t pi = 0;        // next CQE index (free-running)
-  uint32_t ci = 0;        // consumer index from the doorbell (24-bit, extended)
+  uint32_t pi = 0;  // next CQE index (free-running)
+  uint32_t ci = 0;  // consumer index from the doorbell (24-bit, extended)
   bool armed = false;
   bool solicited_only = false;
   bool overrun = false;
-  uint32_t users = 0;     // QPs using it
+  uint32_t users = 0;  // QPs using it
 };
 
 enum class RxOp : uint8_t { kNone, kSend, kWrite };
@@ -105,18 +105,18 @@ struct QpCtx {
   uint32_t sq_next = 0;     // next to start sending
   uint32_t sq_done = 0;     // completed (acknowledged, or flushed)
   bool sq_fetching = false;
-  std::vector<SendWqeCache> sq_cache;      // wqe_prefetch slots, index % size
-  std::vector<uint8_t> sq_fetch_buf;       // DMA landing area for one fetch
+  std::vector<SendWqeCache> sq_cache;  // wqe_prefetch slots, index % size
+  std::vector<uint8_t> sq_fetch_buf;   // DMA landing area for one fetch
   // The WQE being sent (copied out of the cache when started; sq_next is already past it).
   SendWqeCache cur;
   uint32_t cur_idx = 0;
   bool cur_active = false;
-  bool sq_blocked = false;    // a local error stopped the send queue (pending ERR)
+  bool sq_blocked = false;  // a local error stopped the send queue (pending ERR)
   uint32_t cur_len = 0, cur_off = 0;
   uint32_t cur_sge = 0, cur_sge_off = 0;
-  uint32_t sq_psn = 0;        // next PSN to send
-  uint32_t unacked_psn = 0;   // oldest PSN not yet acknowledged
-  uint32_t since_ackreq = 0;  // packets sent since the last AckReq
+  uint32_t sq_psn = 0;                   // next PSN to send
+  uint32_t unacked_psn = 0;              // oldest PSN not yet acknowledged
+  uint32_t since_ackreq = 0;             // packets sent since the last AckReq
   std::vector<Outstanding> outstanding;  // ring of sq size
   uint32_t out_head = 0, out_tail = 0;   // free-running
 
@@ -127,11 +127,11 @@ struct QpCtx {
   std::vector<uint8_t> rq_fetch_buf;
 
   // Responder.
-  uint32_t epsn = 0;       // expected PSN
-  uint32_t msn = 0;        // messages completed
+  uint32_t epsn = 0;  // expected PSN
+  uint32_t msn = 0;   // messages completed
   bool seq_nak_sent = false;
   RxOp rx_op = RxOp::kNone;
-  uint32_t rx_off = 0;     // bytes of the current message received
+  uint32_t rx_off = 0;  // bytes of the current message received
   uint64_t w_va = 0;
   uint32_t w_rkey = 0, w_len = 0;
   bool recv_active = false;  // the WQE at rq_ci holds the current SEND

@@ -22,20 +22,22 @@ static_assert(sizeof(xlate::Segment) == sizeof(pcie::SgEntry) &&
                   offsetof(xlate::Segment, len) == offsetof(pcie::SgEntry, len),
               "translation segments are handed to the DMA engine as they are");
 
-uint32_t max_sge_for(uint8_t shift) { return ((1u << shift) - sizeof(dev::SendWqe)) / sizeof(dev::Sge); }
+uint32_t max_sge_for(uint8_t shift) {
+  return ((1u << shift) - sizeof(dev::SendWqe)) / sizeof(dev::Sge);
+}
 }  // namespace
 
-uint32_t mtu_bytes(uint8_t code) {
-  return (code >= 1 && code <= 5) ? (128u << code) : 0;
-}
+uint32_t mtu_bytes(uint8_t code) { return (code >= 1 && code <= 5) ? (128u << code) : 0; }
 
 Requester::Requester(NicState& s)
     : s_(s),
-      stats_(s.sim.stats, s.name + ".req", "RC requester: scheduler, WQE fetch, packet generation, ACKs"),
+      stats_(s.sim.stats, s.name + ".req",
+             "RC requester: scheduler, WQE fetch, packet generation, ACKs"),
       packets_(stats_.counter("packets", "count", "request packets sent")),
       payload_bytes_(stats_.counter("payload_bytes", "B", "payload bytes sent")),
       wqes_started_(stats_.counter("wqes_started", "count", "send WQEs started")),
-      wqes_completed_(stats_.counter("wqes_completed", "count", "send WQEs completed successfully")),
+      wqes_completed_(
+          stats_.counter("wqes_completed", "count", "send WQEs completed successfully")),
       wqe_fetches_(stats_.counter("wqe_fetches", "count", "DMA reads of send WQEs")),
       wqes_fetched_(stats_.counter("wqes_fetched", "count", "send WQEs fetched")),
       acks_(stats_.counter("acks", "count", "ACKs received")),
@@ -86,7 +88,8 @@ void Requester::maybe_fetch(QpCtx& q) {
   uint64_t addr = q.sq_addr + (uint64_t(pos) << q.sq_shift);
   uint32_t bytes = n << q.sq_shift;
   uint32_t qpn = q.qpn;
-  RN_LOG(s_.sim, LogCat::kWqe, s_.name, "qp {} fetch {} send WQEs from index {}", qpn, n, q.sq_fetched);
+  RN_LOG(s_.sim, LogCat::kWqe, s_.name, "qp {} fetch {} send WQEs from index {}", qpn, n,
+         q.sq_fetched);
   uint32_t epoch = q.epoch;
   s_.dma.dma_read(addr, q.sq_fetch_buf.data(), bytes, now(), [this, qpn, n, epoch] {
     QpCtx* qq = s_.qp(qpn);
@@ -139,7 +142,8 @@ void Requester::kick() {
       QpCtx* q = s_.qp(qpn);
       if (!q) continue;
       q->in_ready = false;
-      for (uint32_t k = 0; k < s_.params.sched_quantum && tx_tail_ - tx_head_ < depth && can_send(*q); ++k)
+      for (uint32_t k = 0;
+           k < s_.params.sched_quantum && tx_tail_ - tx_head_ < depth && can_send(*q); ++k)
         send_one(*q);
       if (can_send(*q)) {
         q->in_ready = true;
@@ -237,8 +241,7 @@ void Requester::send_one(QpCtx& q) {
       continue;
     }
     uint32_t take = std::min(avail, need);
-    xlate::Status st =
-        s_.mrs.translate(sg.lkey, q.pdn, sg.addr + q.cur_sge_off, take, 0, &segs);
+    xlate::Status st = s_.mrs.translate(sg.lkey, q.pdn, sg.addr + q.cur_sge_off, take, 0, &segs);
     if (st != xlate::Status::kOk) {
       RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} WQE {} lkey {:#x} addr {:#x} len {}: {}",
              q.qpn, q.cur_idx, sg.lkey, sg.addr + q.cur_sge_off, take, xlate::to_string(st));
@@ -253,17 +256,16 @@ void Requester::send_one(QpCtx& q) {
   if (write) {
     th.opcode = w::to_u8(first && last ? (imm ? w::Opcode::RC_RDMA_WRITE_ONLY_WITH_IMMEDIATE
                                               : w::Opcode::RC_RDMA_WRITE_ONLY)
-                         : first ? w::Opcode::RC_RDMA_WRITE_FIRST
-                         : last  ? (imm ? w::Opcode::RC_RDMA_WRITE_LAST_WITH_IMMEDIATE
-                                        : w::Opcode::RC_RDMA_WRITE_LAST)
-                                 : w::Opcode::RC_RDMA_WRITE_MIDDLE);
+                         : first       ? w::Opcode::RC_RDMA_WRITE_FIRST
+                         : last        ? (imm ? w::Opcode::RC_RDMA_WRITE_LAST_WITH_IMMEDIATE
+                                              : w::Opcode::RC_RDMA_WRITE_LAST)
+                                       : w::Opcode::RC_RDMA_WRITE_MIDDLE);
   } else {
-    th.opcode = w::to_u8(first && last ? (imm ? w::Opcode::RC_SEND_ONLY_WITH_IMMEDIATE
-                                              : w::Opcode::RC_SEND_ONLY)
-                         : first ? w::Opcode::RC_SEND_FIRST
-                         : last  ? (imm ? w::Opcode::RC_SEND_LAST_WITH_IMMEDIATE
-                                        : w::Opcode::RC_SEND_LAST)
-                                 : w::Opcode::RC_SEND_MIDDLE);
+    th.opcode = w::to_u8(
+        first && last ? (imm ? w::Opcode::RC_SEND_ONLY_WITH_IMMEDIATE : w::Opcode::RC_SEND_ONLY)
+        : first       ? w::Opcode::RC_SEND_FIRST
+        : last        ? (imm ? w::Opcode::RC_SEND_LAST_WITH_IMMEDIATE : w::Opcode::RC_SEND_LAST)
+                      : w::Opcode::RC_SEND_MIDDLE);
   }
   th.se = last && (h.flags & static_cast<uint8_t>(dev::WqeFlags::SOLICITED));
   th.pad_cnt = w::pad_for(plen);
@@ -326,7 +328,8 @@ void Requester::drain() {
   if (sent) kick();
 }
 
-void Requester::complete(QpCtx& q, const Outstanding& e, WcStatus st, uint8_t vendor_err, Tick when) {
+void Requester::complete(QpCtx& q, const Outstanding& e, WcStatus st, uint8_t vendor_err,
+                         Tick when) {
   if (st == WcStatus::SUCCESS && !e.signaled) return;
   CqeInfo c;
   c.wr_id = e.wr_id;
@@ -381,10 +384,18 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
     st = WcStatus::RNR_RETRY_EXC_ERR;  // RNR retry is not modelled yet: the first RNR NAK is final
   } else {
     switch (syn) {
-      case 0x60: st = WcStatus::RETRY_EXC_ERR; break;  // go-back-N is not modelled yet
-      case 0x61: st = WcStatus::REM_INV_REQ_ERR; break;
-      case 0x62: st = WcStatus::REM_ACCESS_ERR; break;
-      default: st = WcStatus::REM_OP_ERR; break;
+      case 0x60:
+        st = WcStatus::RETRY_EXC_ERR;
+        break;  // go-back-N is not modelled yet
+      case 0x61:
+        st = WcStatus::REM_INV_REQ_ERR;
+        break;
+      case 0x62:
+        st = WcStatus::REM_ACCESS_ERR;
+        break;
+      default:
+        st = WcStatus::REM_OP_ERR;
+        break;
     }
   }
   RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} {} psn {}: WQE fails with {}", q.qpn,
@@ -459,9 +470,10 @@ void Requester::continue_flush(QpCtx& q) {
     e.idx = q.sq_next;
     e.wr_id = c.hdr.wr_id;
     auto op = static_cast<WrOpcode>(c.hdr.opcode);
-    e.wc_opcode = static_cast<uint8_t>(
-        op == WrOpcode::RDMA_WRITE || op == WrOpcode::RDMA_WRITE_WITH_IMM ? dev::WcOpcode::RDMA_WRITE
-                                                                          : dev::WcOpcode::SEND);
+    e.wc_opcode =
+        static_cast<uint8_t>(op == WrOpcode::RDMA_WRITE || op == WrOpcode::RDMA_WRITE_WITH_IMM
+                                 ? dev::WcOpcode::RDMA_WRITE
+                                 : dev::WcOpcode::SEND);
     complete(q, e, WcStatus::WR_FLUSH_ERR, 0, when);
     ++flushed_;
     ++q.sq_next;

@@ -50,7 +50,7 @@ class Requester {
   NicState& s_;
   std::vector<uint32_t> ready_;  // ring of QPNs
   uint32_t ready_head_ = 0, ready_tail_ = 0;
-  std::vector<Slot> ring_;       // transmit pipeline
+  std::vector<Slot> ring_;  // transmit pipeline
   uint32_t tx_head_ = 0, tx_tail_ = 0;
   bool in_kick_ = false, kick_again_ = false, wake_pending_ = false;
   Tick backlog_limit_ = 0;

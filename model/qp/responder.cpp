@@ -25,18 +25,22 @@ Responder::Responder(NicState& s)
       frames_(stats_.counter("frames", "count", "frames received from the port")),
       bytes_(stats_.counter("bytes", "B", "frame bytes received")),
       drop_frame_(stats_.counter("drop_framing", "count", "dropped: bad Ethernet/IP/UDP or ICRC")),
-      drop_parse_(stats_.counter("drop_transport", "count", "dropped: bad BTH or extension headers")),
+      drop_parse_(
+          stats_.counter("drop_transport", "count", "dropped: bad BTH or extension headers")),
       drop_no_qp_(stats_.counter("drop_no_qp", "count", "dropped: destination QP does not exist")),
       drop_state_(stats_.counter("drop_qp_state", "count", "dropped: QP not able to receive")),
-      drop_unsupported_(stats_.counter("drop_unsupported", "count", "dropped: transport not modelled (UC, UD, CNP)")),
+      drop_unsupported_(stats_.counter("drop_unsupported", "count",
+                                       "dropped: transport not modelled (UC, UD, CNP)")),
       duplicates_(stats_.counter("duplicates", "count", "duplicate requests (PSN behind)")),
       seq_naks_(stats_.counter("seq_naks", "count", "PSN sequence error NAKs sent")),
-      naks_sent_(stats_.counter("naks", "count", "error NAKs sent (invalid request, access, operational)")),
+      naks_sent_(stats_.counter("naks", "count",
+                                "error NAKs sent (invalid request, access, operational)")),
       rnr_naks_(stats_.counter("rnr_naks", "count", "RNR NAKs sent: no receive WQE posted")),
       acks_sent_(stats_.counter("acks", "count", "ACKs sent")),
       placed_bytes_(stats_.counter("placed_bytes", "B", "payload bytes written to host memory")),
       messages_(stats_.counter("messages", "count", "messages received completely")),
-      stalls_(stats_.counter("stalls", "count", "receive pipeline stalls waiting for a receive WQE fetch")),
+      stalls_(stats_.counter("stalls", "count",
+                             "receive pipeline stalls waiting for a receive WQE fetch")),
       rwqe_fetches_(stats_.counter("rwqe_fetches", "count", "DMA reads of receive WQEs")),
       flushed_(stats_.counter("flushed", "count", "receive WQEs completed with WR_FLUSH_ERR")) {
   pending_.reserve(256);
@@ -142,8 +146,8 @@ void Responder::fail(QpCtx& q, uint8_t syn, uint32_t psn, const char* why) {
   s_.req->enter_error(q);
 }
 
-void Responder::recv_complete(QpCtx& q, WcStatus st, uint32_t byte_len, dev::WcOpcode op,
-                              bool imm, uint32_t imm_data, bool solicited, Tick when) {
+void Responder::recv_complete(QpCtx& q, WcStatus st, uint32_t byte_len, dev::WcOpcode op, bool imm,
+                              uint32_t imm_data, bool solicited, Tick when) {
   const RecvWqeCache& c = q.rq_cache[q.rq_ci % q.rq_cache.size()];
   CqeInfo e;
   e.wr_id = c.hdr.wr_id;
@@ -264,7 +268,8 @@ Responder::Result Responder::process(net::Frame* f) {
         return Result::kStall;  // keep the frame; resumed when the fetch lands
       }
       ++rnr_naks_;
-      RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} psn {}: no receive WQE -> RNR NAK", q.qpn, h.psn);
+      RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} psn {}: no receive WQE -> RNR NAK", q.qpn,
+             h.psn);
       send_ack(q, w::aeth_rnr_nak(q.min_rnr_timer), h.psn);
       s_.pool.put(f);
       return Result::kDone;
@@ -282,7 +287,8 @@ Responder::Result Responder::process(net::Frame* f) {
     uint64_t total = 0;
     for (uint32_t i = 0; i < nsge; ++i) total += c.sge[i].length;
     if (c.hdr.num_sge > max_rsge_for(q.rq_shift)) {
-      recv_complete(q, WcStatus::LOC_QP_OP_ERR, q.rx_off, dev::WcOpcode::RECV, false, 0, false, when);
+      recv_complete(q, WcStatus::LOC_QP_OP_ERR, q.rx_off, dev::WcOpcode::RECV, false, 0, false,
+                    when);
       fail(q, w::kAethSynNakRemOp, h.psn, "malformed receive WQE (too many SGEs)");
       s_.pool.put(f);
       return Result::kDone;
@@ -308,7 +314,8 @@ Responder::Result Responder::process(net::Frame* f) {
       if (st != xlate::Status::kOk) {
         RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} receive lkey {:#x}: {}", q.qpn, sg.lkey,
                xlate::to_string(st));
-        recv_complete(q, WcStatus::LOC_PROT_ERR, q.rx_off, dev::WcOpcode::RECV, false, 0, false, when);
+        recv_complete(q, WcStatus::LOC_PROT_ERR, q.rx_off, dev::WcOpcode::RECV, false, 0, false,
+                      when);
         fail(q, w::kAethSynNakRemOp, h.psn, "receive buffer not accessible");
         s_.pool.put(f);
         return Result::kDone;
@@ -328,8 +335,9 @@ Responder::Result Responder::process(net::Frame* f) {
       q.w_len = h.reth_len;
       q.rx_off = 0;
       if (q.w_len > 0) {
-        xlate::Status st = s_.mrs.translate(q.w_rkey, q.pdn, q.w_va, q.w_len,
-                                            static_cast<uint32_t>(dev::Access::REMOTE_WRITE), nullptr);
+        xlate::Status st =
+            s_.mrs.translate(q.w_rkey, q.pdn, q.w_va, q.w_len,
+                             static_cast<uint32_t>(dev::Access::REMOTE_WRITE), nullptr);
         if (st != xlate::Status::kOk) {
           RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} WRITE rkey {:#x} va {:#x} len {}: {}",
                  q.qpn, q.w_rkey, q.w_va, q.w_len, xlate::to_string(st));
@@ -339,8 +347,8 @@ Responder::Result Responder::process(net::Frame* f) {
         }
       }
     }
-    bool len_ok = info.is_last() ? q.rx_off + uint64_t(plen) == q.w_len
-                                 : q.rx_off + uint64_t(plen) < q.w_len;
+    bool len_ok =
+        info.is_last() ? q.rx_off + uint64_t(plen) == q.w_len : q.rx_off + uint64_t(plen) < q.w_len;
     if (!len_ok) {
       fail(q, w::kAethSynNakInvReq, h.psn, "WRITE payload does not match the RETH length");
       s_.pool.put(f);
@@ -371,8 +379,8 @@ Responder::Result Responder::process(net::Frame* f) {
     ++messages_;
     q.msn = (q.msn + 1) & 0xFFFFFF;
     if (is_send) {
-      recv_complete(q, WcStatus::SUCCESS, q.rx_off,
-                    dev::WcOpcode::RECV, has_imm, h.imm, h.se, when + s_.mrs.latency());
+      recv_complete(q, WcStatus::SUCCESS, q.rx_off, dev::WcOpcode::RECV, has_imm, h.imm, h.se,
+                    when + s_.mrs.latency());
     } else if (has_imm) {
       recv_complete(q, WcStatus::SUCCESS, q.w_len, dev::WcOpcode::RECV_RDMA_WITH_IMM, true, h.imm,
                     h.se, when + s_.mrs.latency());

@@ -8,17 +8,23 @@ using cfg::Spec;
 namespace {
 void add_workload(cfg::Schema& s, const std::string& k, const char* size, const char* iters,
                   const char* what) {
-  s.add({k + ".size", Kind::kSize, size, std::string("message size of ") + what, 0, 1024.0 * 1024 * 1024 * 4 - 1});
-  s.add({k + ".iterations", Kind::kInt, iters, "messages per QP (bandwidth) or counted round trips (latency)", 1, 1e9});
+  s.add({k + ".size", Kind::kSize, size, std::string("message size of ") + what, 0,
+         1024.0 * 1024 * 1024 * 4 - 1});
+  s.add({k + ".iterations", Kind::kInt, iters,
+         "messages per QP (bandwidth) or counted round trips (latency)", 1, 1e9});
   s.add({k + ".warmup", Kind::kInt, "0", "latency: round trips run before measuring", 0, 1e9});
-  s.add({k + ".qps", Kind::kInt, "1", "queue pairs (bandwidth tests; latency tests use 1)", 1, 65536});
+  s.add({k + ".qps", Kind::kInt, "1", "queue pairs (bandwidth tests; latency tests use 1)", 1,
+         65536});
   s.add({k + ".tx_depth", Kind::kInt, "128", "outstanding send WQEs per QP", 1, 32768});
   s.add({k + ".rx_depth", Kind::kInt, "512", "posted receive WQEs per QP (SEND tests)", 1, 32768});
-  s.add({k + ".cq_mod", Kind::kInt, "100", "bandwidth: request a completion every N WQEs (<= tx_depth)", 1, 32768});
+  s.add({k + ".cq_mod", Kind::kInt, "100",
+         "bandwidth: request a completion every N WQEs (<= tx_depth)", 1, 32768});
   s.add({k + ".mtu", Kind::kSize, "4096", "path MTU", 256, 4096, {}});
   s.add({k + ".sges", Kind::kInt, "1", "scatter/gather entries per message", 1, 30});
-  s.add({k + ".imm", Kind::kBool, "false", "use RDMA WRITE/SEND with immediate; the server checks each value"});
-  s.add({k + ".verify", Kind::kBool, "true", "check every received byte against the sender's data"});
+  s.add({k + ".imm", Kind::kBool, "false",
+         "use RDMA WRITE/SEND with immediate; the server checks each value"});
+  s.add(
+      {k + ".verify", Kind::kBool, "true", "check every received byte against the sender's data"});
 }
 }  // namespace
 
@@ -26,16 +32,28 @@ cfg::Schema make_schema() {
   cfg::Schema s;
   // Run.
   s.add({"run.workloads", Kind::kString, "write_bw,send_lat",
-         "comma-separated workloads run one after the other: write_bw, send_bw, write_lat, send_lat"});
-  s.add({"sim.max_time", Kind::kTime, "10s", "simulated time limit: a run not finished by then fails", 1e3, 1.8e19});
-  s.add({"sim.log", Kind::kString, "", "log categories (cmd,doorbell,wqe,tx,rx,cqe,dma,wire,driver,app,error or all)"});
+         "comma-separated workloads run one after the other: write_bw, send_bw, write_lat, "
+         "send_lat"});
+  s.add({"sim.max_time", Kind::kTime, "10s",
+         "simulated time limit: a run not finished by then fails", 1e3, 1.8e19});
+  s.add({"sim.log", Kind::kString, "",
+         "log categories (cmd,doorbell,wqe,tx,rx,cqe,dma,wire,driver,app,error or all)"});
   // Topology.
-  s.add({"topology.kind", Kind::kString, "back_to_back", "how hosts are connected", 0, 0, {"back_to_back"}});
+  s.add({"topology.kind",
+         Kind::kString,
+         "back_to_back",
+         "how hosts are connected",
+         0,
+         0,
+         {"back_to_back"}});
   // Ethernet link.
   s.add({"link.rate", Kind::kBandwidth, "100Gbps", "line rate of each direction", 1e6, 1.6e12});
-  s.add({"link.propagation_delay", Kind::kTime, "25ns", "cable and PHY latency (5 m of copper about 25 ns)", 0, 1e12});
-  s.add({"link.mtu", Kind::kSize, "4200B", "largest Ethernet payload (IP packet) the link carries", 576, 9216});
-  s.add({"link.overhead", Kind::kSize, "24B", "per-frame bytes on the wire besides the frame: preamble+SFD 8, IFG 12, FCS 4", 0, 64});
+  s.add({"link.propagation_delay", Kind::kTime, "25ns",
+         "cable and PHY latency (5 m of copper about 25 ns)", 0, 1e12});
+  s.add({"link.mtu", Kind::kSize, "4200B", "largest Ethernet payload (IP packet) the link carries",
+         576, 9216});
+  s.add({"link.overhead", Kind::kSize, "24B",
+         "per-frame bytes on the wire besides the frame: preamble+SFD 8, IFG 12, FCS 4", 0, 64});
   // PCIe.
   s.add({"pcie.gen", Kind::kInt, "3", "PCIe generation", 1, 5});
   s.add({"pcie.lanes", Kind::kInt, "16", "link width", 1, 32});
@@ -43,48 +61,81 @@ cfg::Schema make_schema() {
   s.add({"pcie.mrrs", Kind::kSize, "512B", "max read request size", 128, 4096});
   s.add({"pcie.rcb", Kind::kSize, "64B", "read completion boundary", 64, 128});
   s.add({"pcie.ecrc", Kind::kBool, "false", "TLP digest (ECRC) on every TLP"});
-  s.add({"pcie.ack_limit", Kind::kSize, "0B", "bytes between ACK DLLPs (0: from the PCIe spec table)", 0, 65536});
-  s.add({"pcie.fc_limit", Kind::kSize, "0B", "bytes between UpdateFC DLLPs (0: from the PCIe spec table)", 0, 65536});
-  s.add({"pcie.read_latency", Kind::kTime, "400ns", "root complex: read request in to first completion out, without memory time", 0, 1e12});
-  s.add({"pcie.posted_write_latency", Kind::kTime, "100ns", "root complex: posted write in to memory, without memory time", 0, 1e12});
+  s.add({"pcie.ack_limit", Kind::kSize, "0B",
+         "bytes between ACK DLLPs (0: from the PCIe spec table)", 0, 65536});
+  s.add({"pcie.fc_limit", Kind::kSize, "0B",
+         "bytes between UpdateFC DLLPs (0: from the PCIe spec table)", 0, 65536});
+  s.add({"pcie.read_latency", Kind::kTime, "400ns",
+         "root complex: read request in to first completion out, without memory time", 0, 1e12});
+  s.add({"pcie.posted_write_latency", Kind::kTime, "100ns",
+         "root complex: posted write in to memory, without memory time", 0, 1e12});
   s.add({"pcie.link_latency", Kind::kTime, "10ns", "one-way PHY and flight latency", 0, 1e12});
-  s.add({"pcie.mmio_cpu_latency", Kind::kTime, "250ns", "CPU core to root complex, each way of an MMIO access", 0, 1e12});
-  s.add({"pcie.mmio_read_device_latency", Kind::kTime, "500ns", "device time to answer an MMIO read", 0, 1e12});
-  s.add({"pcie.read_tags", Kind::kInt, "128", "outstanding read requests the device may have", 1, 1024});
+  s.add({"pcie.mmio_cpu_latency", Kind::kTime, "250ns",
+         "CPU core to root complex, each way of an MMIO access", 0, 1e12});
+  s.add({"pcie.mmio_read_device_latency", Kind::kTime, "500ns",
+         "device time to answer an MMIO read", 0, 1e12});
+  s.add({"pcie.read_tags", Kind::kInt, "128", "outstanding read requests the device may have", 1,
+         1024});
   s.add({"pcie.ph_credits", Kind::kInt, "64", "posted header credits (0 = infinite)", 0, 4096});
-  s.add({"pcie.pd_credits", Kind::kInt, "1024", "posted data credits, 16-byte units (0 = infinite)", 0, 65536});
-  s.add({"pcie.nph_credits", Kind::kInt, "64", "non-posted header credits (0 = infinite)", 0, 4096});
-  s.add({"pcie.cplh_credits", Kind::kInt, "0", "completion header credits (0 = infinite)", 0, 4096});
+  s.add({"pcie.pd_credits", Kind::kInt, "1024", "posted data credits, 16-byte units (0 = infinite)",
+         0, 65536});
+  s.add(
+      {"pcie.nph_credits", Kind::kInt, "64", "non-posted header credits (0 = infinite)", 0, 4096});
+  s.add(
+      {"pcie.cplh_credits", Kind::kInt, "0", "completion header credits (0 = infinite)", 0, 4096});
   s.add({"pcie.cpld_credits", Kind::kInt, "0", "completion data credits (0 = infinite)", 0, 65536});
-  s.add({"pcie.credit_return_latency", Kind::kTime, "100ns", "time until a consumed credit is usable again", 0, 1e12});
+  s.add({"pcie.credit_return_latency", Kind::kTime, "100ns",
+         "time until a consumed credit is usable again", 0, 1e12});
   // Host.
-  s.add({"host.mem.read_latency", Kind::kTime, "80ns", "DRAM access time added to every DMA read", 0, 1e12});
-  s.add({"host.mem.write_latency", Kind::kTime, "50ns", "time for a DMA write to become visible in memory", 0, 1e12});
-  s.add({"host.page_alloc", Kind::kString, "scattered", "physical placement of application pages", 0, 0, {"scattered", "contiguous"}});
-  s.add({"host.cpu.mmio_write", Kind::kTime, "100ns", "CPU time of a doorbell (posted MMIO write)", 0, 1e12});
+  s.add({"host.mem.read_latency", Kind::kTime, "80ns", "DRAM access time added to every DMA read",
+         0, 1e12});
+  s.add({"host.mem.write_latency", Kind::kTime, "50ns",
+         "time for a DMA write to become visible in memory", 0, 1e12});
+  s.add({"host.page_alloc",
+         Kind::kString,
+         "scattered",
+         "physical placement of application pages",
+         0,
+         0,
+         {"scattered", "contiguous"}});
+  s.add({"host.cpu.mmio_write", Kind::kTime, "100ns", "CPU time of a doorbell (posted MMIO write)",
+         0, 1e12});
   s.add({"host.cpu.wqe_write", Kind::kTime, "20ns", "CPU time to build one WQE", 0, 1e12});
-  s.add({"host.cpu.poll", Kind::kTime, "30ns", "CPU time of a poll that finds completions", 0, 1e12});
-  s.add({"host.cpu.wakeup", Kind::kTime, "50ns", "delay from a DMA write landing to the polling thread seeing it", 0, 1e12});
-  s.add({"host.driver_timeout", Kind::kTime, "100ms", "longest wait for a command, completion or event before failing", 1e6, 1e15});
+  s.add(
+      {"host.cpu.poll", Kind::kTime, "30ns", "CPU time of a poll that finds completions", 0, 1e12});
+  s.add({"host.cpu.wakeup", Kind::kTime, "50ns",
+         "delay from a DMA write landing to the polling thread seeing it", 0, 1e12});
+  s.add({"host.driver_timeout", Kind::kTime, "100ms",
+         "longest wait for a command, completion or event before failing", 1e6, 1e15});
   // NIC.
   s.add({"nic.max_qps", Kind::kInt, "16384", "queue pairs", 1, 131000});
   s.add({"nic.max_cqs", Kind::kInt, "16384", "completion queues", 1, 131000});
   s.add({"nic.max_pds", Kind::kInt, "4096", "protection domains", 1, 1e6});
   s.add({"nic.max_mrs", Kind::kInt, "65536", "memory regions", 1, 16e6});
-  s.add({"nic.max_mr_size", Kind::kSize, "64GiB", "largest memory region", 4096, 1.0 * (1ull << 40)});
+  s.add(
+      {"nic.max_mr_size", Kind::kSize, "64GiB", "largest memory region", 4096, 1.0 * (1ull << 40)});
   s.add({"nic.max_qp_wr", Kind::kInt, "32768", "WQEs per send or receive queue", 2, 32768});
   s.add({"nic.max_cqe", Kind::kInt, "4194304", "entries per CQ", 2, 4194304});
   s.add({"nic.cmd_latency", Kind::kTime, "2us", "firmware time to execute a command", 0, 1e12});
   s.add({"nic.wqe_prefetch", Kind::kInt, "8", "send WQEs fetched and cached per QP", 1, 256});
   s.add({"nic.rq_prefetch", Kind::kInt, "8", "receive WQEs fetched and cached per QP", 1, 256});
-  s.add({"nic.tx_pipeline_depth", Kind::kInt, "16", "packets between payload DMA and the wire", 1, 4096});
-  s.add({"nic.tx_pipeline_latency", Kind::kTime, "40ns", "per-packet transmit processing (headers, ICRC, MAC)", 0, 1e9});
-  s.add({"nic.rx_pipeline_latency", Kind::kTime, "40ns", "per-packet receive processing (parse, checks, ICRC)", 0, 1e9});
-  s.add({"nic.tx_queue_frames", Kind::kInt, "4", "MTU-sized frames the port may hold queued before the scheduler waits (must cover the payload DMA round trip)", 1, 1024});
-  s.add({"nic.max_unacked_psn", Kind::kInt, "128", "PSNs in flight per QP before the requester waits for an ACK", 1, 8388607});
-  s.add({"nic.ack_req_every", Kind::kInt, "64", "AckReq at least every N packets (and on every message's last)", 1, 1e6});
+  s.add({"nic.tx_pipeline_depth", Kind::kInt, "16", "packets between payload DMA and the wire", 1,
+         4096});
+  s.add({"nic.tx_pipeline_latency", Kind::kTime, "40ns",
+         "per-packet transmit processing (headers, ICRC, MAC)", 0, 1e9});
+  s.add({"nic.rx_pipeline_latency", Kind::kTime, "40ns",
+         "per-packet receive processing (parse, checks, ICRC)", 0, 1e9});
+  s.add({"nic.tx_queue_frames", Kind::kInt, "4",
+         "MTU-sized frames the port may hold queued before the scheduler waits (must cover the "
+         "payload DMA round trip)",
+         1, 1024});
+  s.add({"nic.max_unacked_psn", Kind::kInt, "128",
+         "PSNs in flight per QP before the requester waits for an ACK", 1, 8388607});
+  s.add({"nic.ack_req_every", Kind::kInt, "64",
+         "AckReq at least every N packets (and on every message's last)", 1, 1e6});
   s.add({"nic.sched_quantum", Kind::kInt, "1", "packets a QP sends per round-robin turn", 1, 1024});
-  s.add({"nic.translate_latency", Kind::kTime, "20ns", "key check and MTT lookup per access", 0, 1e9});
+  s.add({"nic.translate_latency", Kind::kTime, "20ns", "key check and MTT lookup per access", 0,
+         1e9});
   // Capture.
   s.add({"capture.pcap", Kind::kBool, "true", "record the wire into wire.pcap"});
   s.add({"capture.snaplen", Kind::kSize, "65535B", "bytes of each frame recorded", 64, 65535});

@@ -1,12 +1,12 @@
 #include "model/system/system.h"
 
+#include <fmt/core.h>
+
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <fmt/core.h>
 
 #include "model/system/schema.h"
 
@@ -55,9 +55,10 @@ std::vector<std::string> System::workload_list(const cfg::Config& c) {
     bool known = false;
     for (const char* k : kWorkloads) known |= item == k;
     if (!known)
-      throw ConfigError(fmt::format("{}: key 'run.workloads': bad value '{}': unknown workload '{}' "
-                                    "(known: write_bw, send_bw, write_lat, send_lat)",
-                                    c.source("run.workloads"), c.str("run.workloads"), item));
+      throw ConfigError(
+          fmt::format("{}: key 'run.workloads': bad value '{}': unknown workload '{}' "
+                      "(known: write_bw, send_bw, write_lat, send_lat)",
+                      c.source("run.workloads"), c.str("run.workloads"), item));
     out.push_back(item);
   }
   if (out.empty())
@@ -87,9 +88,11 @@ void System::validate() const {
   const auto& c = cfg_;
   auto value = [&](const std::string& key) { return c.to_json()[key].get<std::string>(); };
   auto bad = [&](const std::string& key, const std::string& why) {
-    return ConfigError(fmt::format("{}: key '{}': bad value '{}': {}", c.source(key), key, value(key), why));
+    return ConfigError(
+        fmt::format("{}: key '{}': bad value '{}': {}", c.source(key), key, value(key), why));
   };
-  // A rule between two keys: blame the one the user set (the other may be a default), and name both.
+  // A rule between two keys: blame the one the user set (the other may be a default), and name
+  // both.
   auto conflict = [&](std::string a, std::string b, const std::string& why) {
     if (c.source(a) == "default" && c.source(b) != "default") std::swap(a, b);
     return ConfigError(fmt::format("{}: key '{}': bad value '{}': {} (key '{}' is '{}', from {})",
@@ -113,13 +116,17 @@ void System::validate() const {
       throw bad(k + ".mtu", "a path MTU is one of 256, 512, 1024, 2048, 4096 bytes");
     uint64_t largest_ip = 20 + 8 + 12 + 16 + 4 + p.mtu + 4;  // IP+UDP+BTH+RETH+ImmDt+payload+ICRC
     if (largest_ip > c.size("link.mtu"))
-      throw conflict("link.mtu", k + ".mtu",
-                     fmt::format("the link must carry the largest packet of {}: {} B of IP packet for a {} B "
-                                 "path MTU", k, largest_ip, p.mtu));
+      throw conflict(
+          "link.mtu", k + ".mtu",
+          fmt::format("the link must carry the largest packet of {}: {} B of IP packet for a {} B "
+                      "path MTU",
+                      k, largest_ip, p.mtu));
     if (p.cq_mod > p.tx_depth)
-      throw conflict(k + ".cq_mod", k + ".tx_depth",
-                     fmt::format("{}.cq_mod ({}) may not exceed {}.tx_depth ({}): the send queue would fill "
-                                 "with no completion requested", k, p.cq_mod, k, p.tx_depth));
+      throw conflict(
+          k + ".cq_mod", k + ".tx_depth",
+          fmt::format("{}.cq_mod ({}) may not exceed {}.tx_depth ({}): the send queue would fill "
+                      "with no completion requested",
+                      k, p.cq_mod, k, p.tx_depth));
     if (p.tx_depth > static_cast<uint64_t>(c.integer("nic.max_qp_wr")))
       throw conflict(k + ".tx_depth", "nic.max_qp_wr", "more WQEs than a queue of the NIC holds");
     if (p.rx_depth > static_cast<uint64_t>(c.integer("nic.max_qp_wr")))
@@ -137,9 +144,11 @@ void System::validate() const {
   }
 }
 
-System::System(const cfg::Config& c, const std::string& config_name) : cfg_(c), config_name_(config_name) {
+System::System(const cfg::Config& c, const std::string& config_name)
+    : cfg_(c), config_name_(config_name) {
   validate();
-  sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
+  sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO,
+                                          sc_core::SC_DO_NOTHING);
   eq_ = std::make_unique<EventQueue>("eq");
   sim_ = std::make_unique<Sim>(*eq_);
   if (!c.str("sim.log").empty()) sim_->log.enable(c.str("sim.log"));
@@ -221,9 +230,9 @@ RunReport System::run(const std::string& out_dir) {
     auto p = workload_params(cfg_, k);
     std::vector<uint8_t> m0(nodes_[0].mac.begin(), nodes_[0].mac.end());
     std::vector<uint8_t> m1(nodes_[1].mac.begin(), nodes_[1].mac.end());
-    tests_.push_back(std::make_unique<host::Perftest>(*nodes_[0].host, *nodes_[0].driver, *nodes_[1].host,
-                                                      *nodes_[1].driver, p, m0, nodes_[0].ipv4, m1,
-                                                      nodes_[1].ipv4));
+    tests_.push_back(std::make_unique<host::Perftest>(*nodes_[0].host, *nodes_[0].driver,
+                                                      *nodes_[1].host, *nodes_[1].driver, p, m0,
+                                                      nodes_[0].ipv4, m1, nodes_[1].ipv4));
     tests_.back()->set_packet_counter([this] { return link_->frames(); });
   }
   auto side = [this](int i) {
@@ -249,7 +258,8 @@ RunReport System::run(const std::string& out_dir) {
   return run_custom(side(0), side(1), out_dir);
 }
 
-RunReport System::run_custom(std::function<void()> fn0, std::function<void()> fn1, const std::string& out_dir) {
+RunReport System::run_custom(std::function<void()> fn0, std::function<void()> fn1,
+                             const std::string& out_dir) {
   if (!out_dir.empty()) std::filesystem::create_directories(out_dir);
   open_pcap(out_dir);
   threads_total_ = 0;
@@ -285,8 +295,9 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
               stats["link0"]["b_to_a_frames"]["value"].get<uint64_t>();
   r.ok = all_done;
   if (!all_done)
-    r.error = fmt::format("the run did not finish within sim.max_time ({}): {} of {} host threads done",
-                          cfg::format_time(cfg_.time("sim.max_time")), threads_done_, threads_total_);
+    r.error =
+        fmt::format("the run did not finish within sim.max_time ({}): {} of {} host threads done",
+                    cfg::format_time(cfg_.time("sim.max_time")), threads_done_, threads_total_);
   nlohmann::json wl = nlohmann::json::object();
   for (auto& t : tests_) {
     t->verify();
@@ -310,11 +321,12 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
     j["verified_bytes"] = res.verified_bytes;
     j["traffic_wall_seconds"] = res.wall_seconds;
     j["traffic_packets"] = res.packets;
-    j["traffic_packets_per_wall_second"] = res.wall_seconds > 0 ? static_cast<double>(res.packets) / res.wall_seconds : 0.0;
+    j["traffic_packets_per_wall_second"] =
+        res.wall_seconds > 0 ? static_cast<double>(res.packets) / res.wall_seconds : 0.0;
     if (is_lat(res.params.kind)) {
-      j["latency_ns"] = {{"min", res.percentile_ns(0)},      {"p50", res.percentile_ns(50)},
-                         {"p90", res.percentile_ns(90)},     {"p99", res.percentile_ns(99)},
-                         {"p999", res.percentile_ns(99.9)},  {"max", res.percentile_ns(100)},
+      j["latency_ns"] = {{"min", res.percentile_ns(0)},     {"p50", res.percentile_ns(50)},
+                         {"p90", res.percentile_ns(90)},    {"p99", res.percentile_ns(99)},
+                         {"p999", res.percentile_ns(99.9)}, {"max", res.percentile_ns(100)},
                          {"samples", res.latencies.size()}};
       double avg = 0;
       for (Tick x : res.latencies) avg += ticks_to_ns(x);
@@ -346,7 +358,8 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
       if (res.latencies.empty()) continue;
       std::ofstream l(std::filesystem::path(out_dir) / ("latency_" + res.params.kind + ".csv"));
       l << "iteration,latency_ns\n";
-      for (size_t i = 0; i < res.latencies.size(); ++i) l << i << "," << ticks_to_ns(res.latencies[i]) << "\n";
+      for (size_t i = 0; i < res.latencies.size(); ++i)
+        l << i << "," << ticks_to_ns(res.latencies[i]) << "\n";
     }
   }
   return r;

@@ -3,10 +3,9 @@
 // One System per process (SystemC elaborates once per process).
 #pragma once
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "bridge/driver/driver.h"
 #include "bridge/host/perftest.h"
@@ -55,7 +54,8 @@ class System {
 
   // Runs custom host software instead of the configured workloads: fn0 on host 0, fn1 on host 1
   // (each may be empty). Used by tests.
-  RunReport run_custom(std::function<void()> fn0, std::function<void()> fn1, const std::string& out_dir = "");
+  RunReport run_custom(std::function<void()> fn0, std::function<void()> fn1,
+                       const std::string& out_dir = "");
 
   Sim& sim() { return *sim_; }
   Node& node(int i) { return nodes_.at(i); }

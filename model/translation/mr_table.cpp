@@ -6,12 +6,18 @@ namespace rn::xlate {
 
 const char* to_string(Status s) {
   switch (s) {
-    case Status::kOk: return "ok";
-    case Status::kBadKey: return "no region with this key";
-    case Status::kPdMismatch: return "region belongs to another protection domain";
-    case Status::kAccess: return "region does not grant the access";
-    case Status::kBounds: return "range outside the region";
-    case Status::kTooManySegments: return "range spans too many pages for one access";
+    case Status::kOk:
+      return "ok";
+    case Status::kBadKey:
+      return "no region with this key";
+    case Status::kPdMismatch:
+      return "region belongs to another protection domain";
+    case Status::kAccess:
+      return "region does not grant the access";
+    case Status::kBounds:
+      return "range outside the region";
+    case Status::kTooManySegments:
+      return "range spans too many pages for one access";
   }
   return "?";
 }
@@ -25,8 +31,9 @@ MrTable::MrTable(Sim& sim, const std::string& name, const Params& p)
       faults_pd_(stats_.counter("faults_pd", "count", "refused: protection domain mismatch")),
       faults_access_(stats_.counter("faults_access", "count", "refused: access not granted")),
       faults_bounds_(stats_.counter("faults_bounds", "count", "refused: outside the region")),
-      faults_segments_(stats_.counter("faults_segments", "count",
-                                      "refused: one access spanning more pages than a DMA can carry")) {
+      faults_segments_(
+          stats_.counter("faults_segments", "count",
+                         "refused: one access spanning more pages than a DMA can carry")) {
   stats_.formula("regions", "count", "registered regions at the end of the run",
                  [this] { return double(live_); });
   // Index 0 is never used so that key 0 is always invalid.
@@ -91,9 +98,9 @@ const Region* MrTable::find(uint32_t key) const {
 }
 
 size_t MrTable::count_in_pd(uint32_t pdn) const {
-  return static_cast<size_t>(std::count_if(regions_.begin(), regions_.end(), [pdn](const Region& r) {
-    return r.valid && r.pdn == pdn;
-  }));
+  return static_cast<size_t>(
+      std::count_if(regions_.begin(), regions_.end(),
+                    [pdn](const Region& r) { return r.valid && r.pdn == pdn; }));
 }
 
 Status MrTable::translate(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len, uint32_t need,

@@ -14,14 +14,16 @@ const cfg::Schema& schema() {
 std::unique_ptr<cfg::Config> make_config(const std::vector<std::string>& sets) {
   auto c = std::make_unique<cfg::Config>(schema());
   for (const auto& s : sets) c->apply_override(s);
-  if (const char* log = std::getenv("RNICSIM_TEST_LOG")) c->apply_override(std::string("sim.log=") + log);
+  if (const char* log = std::getenv("RNICSIM_TEST_LOG"))
+    c->apply_override(std::string("sim.log=") + log);
   return c;
 }
 
 std::unique_ptr<system::System> make_system(const cfg::Config& c) {
   static int built = 0;
   if (built++)
-    throw std::logic_error("one SystemC simulation per process: run each TEST_CASE on its own (ctest does)");
+    throw std::logic_error(
+        "one SystemC simulation per process: run each TEST_CASE on its own (ctest does)");
   return std::make_unique<system::System>(c, "test");
 }
 

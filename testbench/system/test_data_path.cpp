@@ -1,8 +1,8 @@
 // Two hosts, back to back: every byte sent arrives, nothing else is written, completions report
 // what happened. Each TEST_CASE is its own simulation (its own process under ctest).
-#include <catch2/catch.hpp>
-
 #include <fmt/core.h>
+
+#include <catch2/catch.hpp>
 
 #include "testbench/system/harness.h"
 
@@ -64,42 +64,45 @@ TEST_CASE("WRITE gathered from 3 SGEs into contiguous pages", "[write]") {
 
 TEST_CASE("WRITE with immediate consumes receives and reports the immediate", "[write][imm]") {
   auto r = run({"run.workloads=write_bw", "write_bw.size=5000", "write_bw.iterations=50",
-                "write_bw.imm=true", "write_bw.cq_mod=10", "write_bw.rx_depth=16", "capture.pcap=false"});
+                "write_bw.imm=true", "write_bw.cq_mod=10", "write_bw.rx_depth=16",
+                "capture.pcap=false"});
   check_ok(r, 5000, 1);
   CHECK(r.workloads[0].completions >= 50);  // the server checked 50 receive completions
 }
 
 TEST_CASE("SEND of 9000 bytes", "[send]") {
   for (uint64_t size : {uint64_t(9000)}) {
-    auto r = run({"run.workloads=send_bw", fmt::format("send_bw.size={}", size),
-                  "send_bw.iterations=40", "send_bw.cq_mod=8", "send_bw.rx_depth=8", "capture.pcap=false"});
+    auto r =
+        run({"run.workloads=send_bw", fmt::format("send_bw.size={}", size), "send_bw.iterations=40",
+             "send_bw.cq_mod=8", "send_bw.rx_depth=8", "capture.pcap=false"});
     check_ok(r, size, 1);
   }
 }
 
 TEST_CASE("SEND of 0 bytes", "[send]") {
-  auto r = run({"run.workloads=send_bw", "send_bw.size=0", "send_bw.iterations=10", "send_bw.cq_mod=1",
-                "capture.pcap=false"});
+  auto r = run({"run.workloads=send_bw", "send_bw.size=0", "send_bw.iterations=10",
+                "send_bw.cq_mod=1", "capture.pcap=false"});
   check_ok(r, 0, 1);
 }
 
 TEST_CASE("SEND of 1 byte", "[send]") {
-  auto r = run({"run.workloads=send_bw", "send_bw.size=1", "send_bw.iterations=10", "send_bw.cq_mod=1",
-                "capture.pcap=false"});
+  auto r = run({"run.workloads=send_bw", "send_bw.size=1", "send_bw.iterations=10",
+                "send_bw.cq_mod=1", "capture.pcap=false"});
   check_ok(r, 1, 1);
 }
 
 TEST_CASE("SEND with immediate scattered into 4 SGEs", "[send][imm]") {
-  auto r = run({"run.workloads=send_bw", "send_bw.size=12345", "send_bw.iterations=30", "send_bw.imm=true",
-                "send_bw.sges=4", "send_bw.cq_mod=5", "send_bw.rx_depth=4", "capture.pcap=false"});
+  auto r = run({"run.workloads=send_bw", "send_bw.size=12345", "send_bw.iterations=30",
+                "send_bw.imm=true", "send_bw.sges=4", "send_bw.cq_mod=5", "send_bw.rx_depth=4",
+                "capture.pcap=false"});
   check_ok(r, 12345, 1);
 }
 
 TEST_CASE("Several QPs at once, WRITE and SEND", "[multiqp]") {
   auto r = run({"run.workloads=write_bw,send_bw", "write_bw.qps=8", "write_bw.size=30000",
-                "write_bw.iterations=20", "write_bw.cq_mod=5", "write_bw.tx_depth=8", "send_bw.qps=5",
-                "send_bw.size=7000", "send_bw.iterations=20", "send_bw.cq_mod=4", "send_bw.tx_depth=8",
-                "send_bw.rx_depth=8", "capture.pcap=false"});
+                "write_bw.iterations=20", "write_bw.cq_mod=5", "write_bw.tx_depth=8",
+                "send_bw.qps=5", "send_bw.size=7000", "send_bw.iterations=20", "send_bw.cq_mod=4",
+                "send_bw.tx_depth=8", "send_bw.rx_depth=8", "capture.pcap=false"});
   INFO(r.error);
   REQUIRE(r.ok);
   REQUIRE(r.workloads.size() == 2);
@@ -108,8 +111,9 @@ TEST_CASE("Several QPs at once, WRITE and SEND", "[multiqp]") {
 }
 
 TEST_CASE("Latency workloads complete and report one-way latencies", "[lat]") {
-  auto r = run({"run.workloads=write_lat,send_lat", "write_lat.iterations=50", "send_lat.iterations=50",
-                "write_lat.size=100", "send_lat.size=3000", "capture.pcap=false"});
+  auto r =
+      run({"run.workloads=write_lat,send_lat", "write_lat.iterations=50", "send_lat.iterations=50",
+           "write_lat.size=100", "send_lat.size=3000", "capture.pcap=false"});
   INFO(r.error);
   REQUIRE(r.ok);
   for (const auto& w : r.workloads) {
@@ -125,7 +129,8 @@ TEST_CASE("Default scenario writes stats.json and a pcap of real frames", "[outp
   auto r = run({"write_bw.iterations=30", "send_lat.iterations=20", "capture.max_packets=0"}, out);
   REQUIRE(r.ok);
   const auto& run_j = r.json["run"];
-  for (const char* k : {"sim_time_ps", "wall_seconds", "events", "packets"}) CHECK(run_j.contains(k));
+  for (const char* k : {"sim_time_ps", "wall_seconds", "events", "packets"})
+    CHECK(run_j.contains(k));
   CHECK(run_j["workloads"]["write_bw"]["goodput_gbps"].get<double>() > 0);
   CHECK(run_j["workloads"]["send_lat"]["latency_ns"]["p50"].get<double>() > 0);
   CHECK(r.packets == r.json["stats"]["link0"]["pcap_frames"]["value"].get<uint64_t>());

@@ -1,10 +1,9 @@
 // The device interface through the driver: CQE contents and order, error completions, register
 // and command errors, completion events. One host thread drives both hosts' drivers.
-#include <catch2/catch.hpp>
-
-#include <cstring>
-
 #include <fmt/core.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
 
 #include "testbench/system/harness.h"
 
@@ -98,13 +97,15 @@ struct Bench {
     at.ah.dest_ipv4 = peer.n->ipv4;
     std::memcpy(at.ah.dest_mac, peer.n->mac.data(), 6);
     if (!e)
-      e = me.d->modify_qp(me.qp, at, mask({A::STATE, A::AV, A::PATH_MTU, A::DEST_QPN, A::RQ_PSN,
-                                             A::MAX_DEST_RD_ATOMIC, A::MIN_RNR_TIMER}));
+      e = me.d->modify_qp(me.qp, at,
+                          mask({A::STATE, A::AV, A::PATH_MTU, A::DEST_QPN, A::RQ_PSN,
+                                A::MAX_DEST_RD_ATOMIC, A::MIN_RNR_TIMER}));
     at.qp_state = dev::QpState::RTS;
     at.sq_psn = 100;
     if (!e)
-      e = me.d->modify_qp(me.qp, at, mask({A::STATE, A::SQ_PSN, A::TIMEOUT, A::RETRY_CNT, A::RNR_RETRY,
-                                             A::MAX_QP_RD_ATOMIC}));
+      e = me.d->modify_qp(
+          me.qp, at,
+          mask({A::STATE, A::SQ_PSN, A::TIMEOUT, A::RETRY_CNT, A::RNR_RETRY, A::MAX_QP_RD_ATOMIC}));
     if (e) failures.push_back("connect: " + me.d->last_error());
     return e == 0;
   }
@@ -154,7 +155,9 @@ struct Bench {
       if (x != 0xEE) return false;
     return true;
   }
-  void fill(Peer& p, uint64_t off, uint64_t len, uint64_t seed) { p.h->app_fill_pattern(p.buf + off, len, seed); }
+  void fill(Peer& p, uint64_t off, uint64_t len, uint64_t seed) {
+    p.h->app_fill_pattern(p.buf + off, len, seed);
+  }
   bool same(Peer& src, uint64_t soff, Peer& dst, uint64_t doff, uint64_t len) {
     std::vector<uint8_t> x(len), y(len);
     src.h->app_read(src.buf + soff, x.data(), len);
@@ -173,8 +176,8 @@ struct Bench {
 
 std::string wc_str(const drv::Wc& w) {
   return fmt::format("wr_id {} op {} status {} len {} imm {:#x} flags {} qp {} src {}", w.wr_id,
-                     dev::to_string(w.opcode), dev::to_string(w.status), w.byte_len, w.imm_data, w.wc_flags,
-                     w.qp_num, w.src_qp);
+                     dev::to_string(w.opcode), dev::to_string(w.status), w.byte_len, w.imm_data,
+                     w.wc_flags, w.qp_num, w.src_qp);
 }
 
 }  // namespace
@@ -200,7 +203,8 @@ TEST_CASE("CQEs carry the right contents, in posting order", "[cqe]") {
     t.expect(r.size() == 3, fmt::format("receive CQEs: {}", r.size()));
     if (s.size() != 4 || r.size() != 3) return;
     const uint64_t ids[] = {1, 3, 4, 5};
-    const WcOpcode ops[] = {WcOpcode::RDMA_WRITE, WcOpcode::SEND, WcOpcode::RDMA_WRITE, WcOpcode::SEND};
+    const WcOpcode ops[] = {WcOpcode::RDMA_WRITE, WcOpcode::SEND, WcOpcode::RDMA_WRITE,
+                            WcOpcode::SEND};
     for (int i = 0; i < 4; ++i) {
       t.expect(s[i].wr_id == ids[i] && s[i].opcode == ops[i] && s[i].status == WcStatus::SUCCESS &&
                    s[i].qp_num == t.a.qp->qpn && s[i].src_qp == t.b.qp->qpn,
@@ -210,11 +214,13 @@ TEST_CASE("CQEs carry the right contents, in posting order", "[cqe]") {
                  (r[0].wc_flags & drv::kWcWithImm) && r[0].imm_data == 0xCAFE0001 &&
                  r[0].qp_num == t.b.qp->qpn && r[0].src_qp == t.a.qp->qpn,
              "recv CQE 0: " + wc_str(r[0]));
-    t.expect(r[1].wr_id == 502 && r[1].opcode == WcOpcode::RECV_RDMA_WITH_IMM && r[1].byte_len == 3000 &&
-                 (r[1].wc_flags & drv::kWcWithImm) && r[1].imm_data == 0xCAFE0002,
+    t.expect(r[1].wr_id == 502 && r[1].opcode == WcOpcode::RECV_RDMA_WITH_IMM &&
+                 r[1].byte_len == 3000 && (r[1].wc_flags & drv::kWcWithImm) &&
+                 r[1].imm_data == 0xCAFE0002,
              "recv CQE 1: " + wc_str(r[1]));
-    t.expect(r[2].wr_id == 503 && r[2].opcode == WcOpcode::RECV && r[2].byte_len == 17 && !r[2].wc_flags,
-             "recv CQE 2: " + wc_str(r[2]));
+    t.expect(
+        r[2].wr_id == 503 && r[2].opcode == WcOpcode::RECV && r[2].byte_len == 17 && !r[2].wc_flags,
+        "recv CQE 2: " + wc_str(r[2]));
     // Data: WRITEs landed at their offsets, SENDs in the receive buffers; the 100-byte receive
     // buffer of the WRITE_WITH_IMM is untouched.
     t.expect(t.same(t.a, 0, t.b, 0, 2000), "WRITE data");
@@ -272,7 +278,8 @@ TEST_CASE("A WRITE to a QP without remote write access fails with REM_INV_REQ_ER
     if (!t.setup(kLW)) return;
     t.post(t.a, WrOpcode::RDMA_WRITE, 1, 0, 64, drv::kSendSignaled);
     auto s = t.poll(t.a, t.a.scq, 1);
-    t.expect(s.size() == 1 && s[0].status == WcStatus::REM_INV_REQ_ERR, s.empty() ? "no CQE" : wc_str(s[0]));
+    t.expect(s.size() == 1 && s[0].status == WcStatus::REM_INV_REQ_ERR,
+             s.empty() ? "no CQE" : wc_str(s[0]));
     t.expect(t.untouched(t.b, 0, 65536), "responder memory must be untouched");
   });
   t.report();
@@ -284,10 +291,47 @@ TEST_CASE("A WRITE into a region without REMOTE_WRITE fails with REM_ACCESS_ERR"
     if (!t.setup(kLW | kRW, kLW)) return;
     t.post(t.a, WrOpcode::RDMA_WRITE, 1, 0, 64, drv::kSendSignaled);
     auto s = t.poll(t.a, t.a.scq, 1);
-    t.expect(s.size() == 1 && s[0].status == WcStatus::REM_ACCESS_ERR, s.empty() ? "no CQE" : wc_str(s[0]));
+    t.expect(s.size() == 1 && s[0].status == WcStatus::REM_ACCESS_ERR,
+             s.empty() ? "no CQE" : wc_str(s[0]));
     t.expect(t.untouched(t.b, 0, 65536), "responder memory must be untouched");
   });
   t.report();
+}
+
+TEST_CASE("A WRITE into a region of another protection domain fails with REM_ACCESS_ERR",
+          "[error]") {
+  Bench t;
+  t.run([&] {
+    if (!t.setup()) return;
+    // The responder registers a second buffer in a PD of its own: the QP's PD does not match.
+    uint32_t other_pd = 0;
+    drv::Mr other;
+    uint64_t buf = t.b.h->alloc_buffer(8192);
+    std::vector<uint8_t> poison(8192, 0xEE);
+    t.b.h->app_write(buf, poison.data(), poison.size());
+    if (t.b.d->alloc_pd(&other_pd) || t.b.d->reg_mr(other_pd, buf, 8192, kLW | kRW, &other))
+      return t.expect(false, "second PD: " + t.b.d->last_error());
+    drv::Sge sg{t.a.buf, 512, t.a.mr.lkey};
+    drv::SendWr wr;
+    wr.wr_id = 1;
+    wr.sg_list = &sg;
+    wr.num_sge = 1;
+    wr.opcode = WrOpcode::RDMA_WRITE;
+    wr.send_flags = drv::kSendSignaled;
+    wr.remote_addr = buf;
+    wr.rkey = other.rkey;
+    const drv::SendWr* bad = nullptr;
+    t.a.d->post_send(t.a.qp, &wr, &bad);
+    auto s = t.poll(t.a, t.a.scq, 1);
+    t.expect(s.size() == 1 && s[0].status == WcStatus::REM_ACCESS_ERR,
+             s.empty() ? "no CQE" : wc_str(s[0]));
+    std::vector<uint8_t> after(8192);
+    t.b.h->app_read(buf, after.data(), after.size());
+    t.expect(after == poison, "the other PD's buffer must be untouched");
+  });
+  t.report();
+  auto st = t.sys->sim().stats.to_json();
+  CHECK(st["host1.nic.mr"]["faults_pd"]["value"] == 1);
 }
 
 TEST_CASE("A bad lkey fails locally with LOC_PROT_ERR and sends nothing", "[error]") {
@@ -296,7 +340,8 @@ TEST_CASE("A bad lkey fails locally with LOC_PROT_ERR and sends nothing", "[erro
     if (!t.setup()) return;
     t.post(t.a, WrOpcode::RDMA_WRITE, 1, 0, 64, drv::kSendSignaled, 0, 0, 0, t.a.mr.lkey ^ 0x100);
     auto s = t.poll(t.a, t.a.scq, 1);
-    t.expect(s.size() == 1 && s[0].status == WcStatus::LOC_PROT_ERR, s.empty() ? "no CQE" : wc_str(s[0]));
+    t.expect(s.size() == 1 && s[0].status == WcStatus::LOC_PROT_ERR,
+             s.empty() ? "no CQE" : wc_str(s[0]));
     t.expect(t.untouched(t.b, 0, 65536), "responder memory must be untouched");
   });
   t.report();
@@ -312,7 +357,8 @@ TEST_CASE("A SEND longer than the receive buffer: REM_INV_REQ_ERR and LOC_LEN_ER
     t.post(t.a, WrOpcode::SEND, 1, 0, 5000, drv::kSendSignaled);
     auto s = t.poll(t.a, t.a.scq, 1);
     auto r = t.poll(t.b, t.b.rcq, 1);
-    t.expect(s.size() == 1 && s[0].status == WcStatus::REM_INV_REQ_ERR, s.empty() ? "no send CQE" : wc_str(s[0]));
+    t.expect(s.size() == 1 && s[0].status == WcStatus::REM_INV_REQ_ERR,
+             s.empty() ? "no send CQE" : wc_str(s[0]));
     t.expect(r.size() == 1 && r[0].wr_id == 9 && r[0].status == WcStatus::LOC_LEN_ERR,
              r.empty() ? "no recv CQE" : wc_str(r[0]));
     t.expect(t.untouched(t.b, 1000, 64536), "nothing past the receive buffer");
@@ -326,7 +372,8 @@ TEST_CASE("A SEND with no receive posted gets an RNR NAK", "[error]") {
     if (!t.setup()) return;
     t.post(t.a, WrOpcode::SEND, 1, 0, 100, drv::kSendSignaled);
     auto s = t.poll(t.a, t.a.scq, 1);
-    t.expect(s.size() == 1 && s[0].status == WcStatus::RNR_RETRY_EXC_ERR, s.empty() ? "no CQE" : wc_str(s[0]));
+    t.expect(s.size() == 1 && s[0].status == WcStatus::RNR_RETRY_EXC_ERR,
+             s.empty() ? "no CQE" : wc_str(s[0]));
     t.expect(t.untouched(t.b, 0, 65536), "responder memory must be untouched");
   });
   t.report();
@@ -343,7 +390,8 @@ TEST_CASE("Refused register writes and doorbells set ERR_CODE and change nothing
       uint32_t code = io.mmio_read32(dev::reg::ERR_CODE);
       uint32_t info = io.mmio_read32(dev::reg::ERR_INFO);
       t.expect(code == static_cast<uint32_t>(want) && info == off,
-               fmt::format("{}: ERR_CODE {} ERR_INFO {:#x}", what, dev::to_string(static_cast<dev::RegError>(code)), info));
+               fmt::format("{}: ERR_CODE {} ERR_INFO {:#x}", what,
+                           dev::to_string(static_cast<dev::RegError>(code)), info));
     };
     io.mmio_write32(dev::reg::ID, 1);
     err(dev::RegError::READ_ONLY, dev::reg::ID, "write to ID");
@@ -389,17 +437,19 @@ TEST_CASE("Malformed commands complete with a status naming the field", "[comman
     uint64_t buf = t.a.h->alloc_buffer(8192);
     drv::Mr mr;
     int e = d.reg_mr(pdn, buf, 8192, kRW, &mr);
-    t.expect(e == EINVAL && d.last_status() == dev::CmdStatus::BAD_PARAM &&
-                 d.last_syndrome() == offsetof(dev::CmdIn, args) + offsetof(dev::CreateMrIn, access),
-             "REMOTE_WRITE without LOCAL_WRITE: " + d.last_error());
+    t.expect(
+        e == EINVAL && d.last_status() == dev::CmdStatus::BAD_PARAM &&
+            d.last_syndrome() == offsetof(dev::CmdIn, args) + offsetof(dev::CreateMrIn, access),
+        "REMOTE_WRITE without LOCAL_WRITE: " + d.last_error());
     // A QP on a CQ that does not exist.
     drv::Cq ghost = *cq;
     ghost.cqn = 77;
     drv::Qp* qp = nullptr;
     e = d.create_qp(pdn, &ghost, cq, drv::QpCap{}, false, &qp);
-    t.expect(e == ENOENT && d.last_status() == dev::CmdStatus::BAD_HANDLE &&
-                 d.last_syndrome() == offsetof(dev::CmdIn, args) + offsetof(dev::CreateQpIn, send_cqn),
-             "bad send CQ: " + d.last_error());
+    t.expect(
+        e == ENOENT && d.last_status() == dev::CmdStatus::BAD_HANDLE &&
+            d.last_syndrome() == offsetof(dev::CmdIn, args) + offsetof(dev::CreateQpIn, send_cqn),
+        "bad send CQ: " + d.last_error());
     // RESET -> RTR is not a transition.
     e = d.create_qp(pdn, cq, cq, drv::QpCap{}, false, &qp);
     t.expect(e == 0, "create_qp: " + d.last_error());
@@ -407,26 +457,33 @@ TEST_CASE("Malformed commands complete with a status naming the field", "[comman
     drv::QpAttr at;
     at.qp_state = dev::QpState::RTR;
     e = d.modify_qp(qp, at, mask({dev::QpAttr::STATE}));
-    t.expect(e == EINVAL && d.last_status() == dev::CmdStatus::BAD_STATE, "RESET->RTR: " + d.last_error());
+    t.expect(e == EINVAL && d.last_status() == dev::CmdStatus::BAD_STATE,
+             "RESET->RTR: " + d.last_error());
     // INIT -> RTR without the required attributes.
     at.qp_state = dev::QpState::INIT;
-    e = d.modify_qp(qp, at, mask({dev::QpAttr::STATE, dev::QpAttr::PKEY_INDEX, dev::QpAttr::PORT,
-                                  dev::QpAttr::ACCESS_FLAGS}));
+    e = d.modify_qp(qp, at,
+                    mask({dev::QpAttr::STATE, dev::QpAttr::PKEY_INDEX, dev::QpAttr::PORT,
+                          dev::QpAttr::ACCESS_FLAGS}));
     t.expect(e == 0, "RESET->INIT: " + d.last_error());
     at.qp_state = dev::QpState::RTR;
     e = d.modify_qp(qp, at, mask({dev::QpAttr::STATE, dev::QpAttr::PATH_MTU}));
-    t.expect(e == EINVAL && d.last_status() == dev::CmdStatus::BAD_STATE, "INIT->RTR missing attrs: " + d.last_error());
+    t.expect(e == EINVAL && d.last_status() == dev::CmdStatus::BAD_STATE,
+             "INIT->RTR missing attrs: " + d.last_error());
     // A path MTU code that does not exist.
     at.path_mtu = static_cast<dev::Mtu>(7);
     at.ah.dest_ipv4 = 0x0A000002;
-    e = d.modify_qp(qp, at, mask({dev::QpAttr::STATE, dev::QpAttr::AV, dev::QpAttr::PATH_MTU, dev::QpAttr::DEST_QPN,
-                                  dev::QpAttr::RQ_PSN, dev::QpAttr::MAX_DEST_RD_ATOMIC, dev::QpAttr::MIN_RNR_TIMER}));
-    t.expect(e == EINVAL && d.last_status() == dev::CmdStatus::BAD_PARAM &&
-                 d.last_syndrome() == offsetof(dev::CmdIn, args) + offsetof(dev::ModifyQpIn, path_mtu),
-             "path_mtu 7: " + d.last_error());
+    e = d.modify_qp(
+        qp, at,
+        mask({dev::QpAttr::STATE, dev::QpAttr::AV, dev::QpAttr::PATH_MTU, dev::QpAttr::DEST_QPN,
+              dev::QpAttr::RQ_PSN, dev::QpAttr::MAX_DEST_RD_ATOMIC, dev::QpAttr::MIN_RNR_TIMER}));
+    t.expect(
+        e == EINVAL && d.last_status() == dev::CmdStatus::BAD_PARAM &&
+            d.last_syndrome() == offsetof(dev::CmdIn, args) + offsetof(dev::ModifyQpIn, path_mtu),
+        "path_mtu 7: " + d.last_error());
     // A PD still in use cannot go; a CQ still in use cannot go.
     e = d.dealloc_pd(pdn);
-    t.expect(e == EBUSY && d.last_status() == dev::CmdStatus::BUSY, "dealloc busy PD: " + d.last_error());
+    t.expect(e == EBUSY && d.last_status() == dev::CmdStatus::BUSY,
+             "dealloc busy PD: " + d.last_error());
     e = d.destroy_cq(cq);
     t.expect(e == EBUSY, "destroy busy CQ: " + d.last_error());
     t.expect(d.destroy_qp(qp) == 0, "destroy_qp: " + d.last_error());

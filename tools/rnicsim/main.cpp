@@ -2,16 +2,15 @@
 //   rnicsim run CONFIG [--set key=value]... [--out DIR] [--log CATS] [--no-plots]
 //   rnicsim check CONFIG [--set key=value]...
 //   rnicsim params            (every parameter, as a Markdown table)
-#include <systemc>
+#include <fmt/core.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <systemc>
 #include <vector>
-
-#include <fmt/core.h>
 
 #include "model/system/schema.h"
 #include "model/system/system.h"
@@ -19,12 +18,14 @@
 namespace {
 
 void usage(FILE* f) {
-  fmt::print(f,
-             "usage:\n"
-             "  rnicsim run CONFIG [--set key=value]... [--out DIR] [--log CATEGORIES] [--no-plots]\n"
-             "  rnicsim check CONFIG [--set key=value]...\n"
-             "  rnicsim params\n"
-             "CONFIG is a TOML file (configs/default.toml is the default scenario); DIR defaults to out/.\n");
+  fmt::print(
+      f,
+      "usage:\n"
+      "  rnicsim run CONFIG [--set key=value]... [--out DIR] [--log CATEGORIES] [--no-plots]\n"
+      "  rnicsim check CONFIG [--set key=value]...\n"
+      "  rnicsim params\n"
+      "CONFIG is a TOML file (configs/default.toml is the default scenario); DIR defaults to "
+      "out/.\n");
 }
 
 struct Args {
@@ -81,22 +82,32 @@ void print_report(const rn::system::RunReport& r, const std::string& cfg, const 
       double avg = 0;
       for (auto x : w.latencies) avg += ticks_to_ns(x);
       avg /= static_cast<double>(w.latencies.size());
-      fmt::print("    latency (one way, ns): min {:.1f}  p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  p99.9 {:.1f}  max {:.1f}  avg {:.1f}\n",
-                 w.percentile_ns(0), w.percentile_ns(50), w.percentile_ns(90), w.percentile_ns(99),
-                 w.percentile_ns(99.9), w.percentile_ns(100), avg);
+      fmt::print(
+          "    latency (one way, ns): min {:.1f}  p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  p99.9 {:.1f} "
+          " max {:.1f}  avg {:.1f}\n",
+          w.percentile_ns(0), w.percentile_ns(50), w.percentile_ns(90), w.percentile_ns(99),
+          w.percentile_ns(99.9), w.percentile_ns(100), avg);
     } else {
-      fmt::print("    goodput {:.2f} Gb/s   message rate {:.4f} Mmsg/s   ({} messages, {} bytes in {:.1f} us)\n",
-                 w.goodput_gbps, w.msg_rate_mpps, w.messages, w.bytes, ticks_to_ns(w.end - w.start) / 1e3);
+      fmt::print(
+          "    goodput {:.2f} Gb/s   message rate {:.4f} Mmsg/s   ({} messages, {} bytes in {:.1f} "
+          "us)\n",
+          w.goodput_gbps, w.msg_rate_mpps, w.messages, w.bytes, ticks_to_ns(w.end - w.start) / 1e3);
     }
-    if (p.verify) fmt::print("    verified: {} bytes received equal the bytes sent\n", w.verified_bytes);
+    if (p.verify)
+      fmt::print("    verified: {} bytes received equal the bytes sent\n", w.verified_bytes);
     if (w.wall_seconds > 0)
-      fmt::print("    simulator speed: {} packets in {:.3f} s wall = {:.0f} packets per wall-second\n", w.packets,
-                 w.wall_seconds, static_cast<double>(w.packets) / w.wall_seconds);
+      fmt::print(
+          "    simulator speed: {} packets in {:.3f} s wall = {:.0f} packets per wall-second\n",
+          w.packets, w.wall_seconds, static_cast<double>(w.packets) / w.wall_seconds);
   }
   double pps = r.wall_seconds > 0 ? static_cast<double>(r.packets) / r.wall_seconds : 0;
-  fmt::print("\n  simulated time {:.3f} us   wall time {:.3f} s   events {}   packets {}   {:.0f} simulated packets per wall-second\n",
-             ticks_to_ns(r.sim_time) / 1e3, r.wall_seconds, r.events, r.packets, pps);
-  if (!out.empty()) fmt::print("  wrote {}/stats.json{}\n", out, std::filesystem::exists(out + "/wire.pcap") ? ", " + out + "/wire.pcap" : "");
+  fmt::print(
+      "\n  simulated time {:.3f} us   wall time {:.3f} s   events {}   packets {}   {:.0f} "
+      "simulated packets per wall-second\n",
+      ticks_to_ns(r.sim_time) / 1e3, r.wall_seconds, r.events, r.packets, pps);
+  if (!out.empty())
+    fmt::print("  wrote {}/stats.json{}\n", out,
+               std::filesystem::exists(out + "/wire.pcap") ? ", " + out + "/wire.pcap" : "");
   fmt::print("  result: {}\n", r.ok ? "OK" : "FAILED: " + r.error);
 }
 
@@ -127,14 +138,16 @@ int sc_main(int argc, char** argv) {
     rn::cfg::Config cfg(schema);
     if (!std::filesystem::exists(a.config)) throw rn::cfg::ConfigError(a.config + ": no such file");
     if (!std::filesystem::is_regular_file(a.config))
-      throw rn::cfg::ConfigError(a.config + ": not a regular file (a configuration is a TOML file)");
+      throw rn::cfg::ConfigError(a.config +
+                                 ": not a regular file (a configuration is a TOML file)");
     cfg.load_file(a.config);
     for (const auto& s : a.sets) cfg.apply_override(s);
     if (!a.log.empty()) cfg.apply_override("sim.log=" + a.log);
     if (a.cmd == "check") {
       rn::system::System::workload_list(cfg);
       rn::system::System sys(cfg, a.config);
-      fmt::print("{}: OK ({} parameters, workloads: {})\n", a.config, schema.all().size(), cfg.str("run.workloads"));
+      fmt::print("{}: OK ({} parameters, workloads: {})\n", a.config, schema.all().size(),
+                 cfg.str("run.workloads"));
       return 0;
     }
     rn::system::System sys(cfg, a.config);
@@ -145,7 +158,8 @@ int sc_main(int argc, char** argv) {
       if (std::filesystem::exists(script) && std::filesystem::exists("/usr/bin/python3")) {
         std::fflush(stdout);
         std::string cmd = "/usr/bin/python3 '" + script + "' '" + a.out + "'";
-        if (std::system(cmd.c_str()) != 0) fmt::print(stderr, "rnicsim: plotting failed (run {} by hand)\n", cmd);
+        if (std::system(cmd.c_str()) != 0)
+          fmt::print(stderr, "rnicsim: plotting failed (run {} by hand)\n", cmd);
       }
     }
     return r.ok ? 0 : 1;

@@ -2,13 +2,12 @@
 // different iteration counts (bench_sim_speed.sh does): the difference divided by the extra
 // packets is the number of allocations per packet in steady state, which must be 0.
 //   bench_alloc CONFIG [--set key=value]...
-#include <systemc>
-
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
 #include <string>
+#include <systemc>
 
 #include "model/system/schema.h"
 #include "model/system/system.h"

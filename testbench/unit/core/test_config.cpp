@@ -1,11 +1,10 @@
 // Unit tests of rn::cfg (model/core/config.h): unit parsing, range checks, unknown keys, TOML types
 // and syntax errors, includes and override order, --set parsing, sources, to_json.
 // Most tests use a small schema of their own; the TOML files go into a temp dir unique per test.
-#include <catch2/catch.hpp>
-
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -49,9 +48,9 @@ class TempDir {
 // A small schema with one parameter of every kind.
 Schema test_schema() {
   Schema s;
-  s.add({"a.time", Kind::kTime, "1us", "a time", 0, 1e12});                  // [0, 1s]
-  s.add({"a.bw", Kind::kBandwidth, "10Gbps", "a bandwidth", 1e6, 1e12});      // [1Mbps, 1Tbps]
-  s.add({"a.size", Kind::kSize, "4KiB", "a size", 64, 1024.0 * 1024});        // [64B, 1MiB]
+  s.add({"a.time", Kind::kTime, "1us", "a time", 0, 1e12});               // [0, 1s]
+  s.add({"a.bw", Kind::kBandwidth, "10Gbps", "a bandwidth", 1e6, 1e12});  // [1Mbps, 1Tbps]
+  s.add({"a.size", Kind::kSize, "4KiB", "a size", 64, 1024.0 * 1024});    // [64B, 1MiB]
   s.add({"a.count", Kind::kInt, "16", "an integer", 1, 1024});
   s.add({"a.ratio", Kind::kReal, "0.5", "a number", 0, 1});
   s.add({"a.flag", Kind::kBool, "false", "a boolean"});
@@ -106,8 +105,8 @@ TEST_CASE("config: parse_time rejects bad text, negatives, missing units and fra
   CHECK_THROWS_WITH(parse_time(""), Contains("number"));
   CHECK_THROWS_WITH(parse_time("100"), Contains("'100'") && Contains("no unit"));
   CHECK_THROWS_WITH(parse_time("1.5"), Contains("no unit"));
-  CHECK_THROWS_AS(parse_time("100NS"), ConfigError);  // units are case-sensitive
-  CHECK_THROWS_AS(parse_time("0.5ps"), ConfigError);  // not a whole number of ps
+  CHECK_THROWS_AS(parse_time("100NS"), ConfigError);    // units are case-sensitive
+  CHECK_THROWS_AS(parse_time("0.5ps"), ConfigError);    // not a whole number of ps
   CHECK_THROWS_AS(parse_time("1e400ns"), ConfigError);  // infinite
   CHECK_THROWS_AS(parse_time("nan ns"), ConfigError);
   CHECK_THROWS_AS(parse_time("1000000000s"), ConfigError);  // 1e24 ps does not fit a Tick
@@ -163,8 +162,7 @@ TEST_CASE("config: format_time and format_size pick the largest exact unit", "[c
   CHECK(format_size(3u << 20) == "3MiB");
   CHECK(format_size(1ull << 30) == "1GiB");
   // Round trips.
-  for (Tick t : {Tick(1), Tick(999), 1500 * kNs, 7 * kMs})
-    CHECK(parse_time(format_time(t)) == t);
+  for (Tick t : {Tick(1), Tick(999), 1500 * kNs, 7 * kMs}) CHECK(parse_time(format_time(t)) == t);
   for (uint64_t b : {uint64_t(1), uint64_t(1000), uint64_t(4096), uint64_t(5) << 30})
     CHECK(parse_size(format_size(b)) == b);
 }
@@ -288,7 +286,8 @@ TEST_CASE("config: bad values of each kind name the key, the value and the reaso
 // ---------------------------------------------------------------------------------------------
 // --set parsing
 
-TEST_CASE("config: --set parsing: key=value, quotes, '=' in the value, missing '='", "[config][set]") {
+TEST_CASE("config: --set parsing: key=value, quotes, '=' in the value, missing '='",
+          "[config][set]") {
   Schema s = test_schema();
   Config c(s);
   c.apply_override("a.mode=\"slow\"");  // the quotes of a shell-quoted TOML string are removed
@@ -380,7 +379,8 @@ TEST_CASE("config: unknown keys are refused with file:line and a did-you-mean hi
     // An unknown key whose value has an unsupported type is still reported as unknown.
     std::string f = d.write("unknown_array.toml", "[z]\nlist = [1, 2]\n");
     Config c(s);
-    CHECK_THAT(config_error([&] { c.load_file(f); }), Contains(f + ":2") && Contains("unknown key 'z.list'"));
+    CHECK_THAT(config_error([&] { c.load_file(f); }),
+               Contains(f + ":2") && Contains("unknown key 'z.list'"));
   }
   {
     Config c(s);
@@ -409,7 +409,8 @@ TEST_CASE("config: wrong TOML value types are refused naming file:line, key and 
   }
   {
     auto [f, m] = load_error("int_for_time.toml", "[a]\ntime = 5\n");
-    CHECK_THAT(m, Contains(f + ":2") && Contains("'a.time'") && Contains("'5'") && Contains("no unit"));
+    CHECK_THAT(
+        m, Contains(f + ":2") && Contains("'a.time'") && Contains("'5'") && Contains("no unit"));
   }
   {
     auto [f, m] = load_error("str_for_bool.toml", "[a]\nflag = \"yes\"\n");
@@ -421,7 +422,8 @@ TEST_CASE("config: wrong TOML value types are refused naming file:line, key and 
   }
   {
     auto [f, m] = load_error("array.toml", "[a]\ncount = [1, 2]\n");
-    CHECK_THAT(m, Contains(f + ":2") && Contains("'a.count'") && Contains("unsupported value type"));
+    CHECK_THAT(m,
+               Contains(f + ":2") && Contains("'a.count'") && Contains("unsupported value type"));
   }
   {
     auto [f, m] = load_error("date.toml", "[a]\ntime = 1979-05-27\n");
@@ -484,8 +486,8 @@ TEST_CASE("config: include composes presets, later files and the including file 
   std::string mid = d.write("presets/mid.toml",
                             "include = \"base.toml\"\n"  // a plain string works too
                             "[a]\n"
-                            "count = 2\n"                // 3: overridden by top.toml
-                            "mode = \"slow\"\n");        // 4: kept
+                            "count = 2\n"          // 3: overridden by top.toml
+                            "mode = \"slow\"\n");  // 4: kept
   std::string other = d.write("other.toml", "[a]\nsize = \"256B\"\ncount = 5\n");
   std::string top = d.write("top.toml",
                             "include = [\"presets/mid.toml\", \"other.toml\"]\n"

@@ -2,14 +2,12 @@
 // elaboration per process: each TEST_CASE builds its own queue and is its own ctest
 // (catch_discover_tests). Running the whole binary at once fails with a clear message.
 #include <catch2/catch.hpp>
-
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <systemc>
 #include <utility>
 #include <vector>
-
-#include <systemc>
 
 #include "model/core/event_queue.h"
 
@@ -22,8 +20,9 @@ namespace {
 void one_simulation_per_process() {
   static int n = 0;
   if (++n > 1)
-    FAIL("SystemC allows one elaboration per process: run each TEST_CASE on its own "
-         "(ctest does; or pass the test name to the binary)");
+    FAIL(
+        "SystemC allows one elaboration per process: run each TEST_CASE on its own "
+        "(ctest does; or pass the test name to the binary)");
 }
 
 struct Record {
@@ -39,7 +38,8 @@ std::ostream& operator<<(std::ostream& os, const Record& r) {
 // that is not an EventQueue callback).
 class Driver : public sc_core::sc_module {
  public:
-  Driver(sc_core::sc_module_name n, std::function<void()> body) : sc_module(n), body_(std::move(body)) {
+  Driver(sc_core::sc_module_name n, std::function<void()> body)
+      : sc_module(n), body_(std::move(body)) {
     SC_HAS_PROCESS(Driver);
     SC_THREAD(main);
   }
@@ -57,7 +57,8 @@ TEST_CASE("event_queue: callbacks run in time order, equal times in scheduling o
   EventQueue eq("eq");
   std::vector<Record> got;
   auto rec = [&](int id) { return [&got, &eq, id] { got.push_back({eq.now(), id}); }; };
-  // Scheduled before sc_start, out of time order; ids 2, 3 and 6 share 10 ns, 4 and 7 share 1234 ps.
+  // Scheduled before sc_start, out of time order; ids 2, 3 and 6 share 10 ns, 4 and 7 share 1234
+  // ps.
   eq.at(30 * kNs, rec(1));
   eq.at(10 * kNs, rec(2));
   eq.at(10 * kNs, rec(3));
@@ -68,8 +69,8 @@ TEST_CASE("event_queue: callbacks run in time order, equal times in scheduling o
   eq.after(20 * kNs, rec(8));  // now() is 0 here
   CHECK(eq.pending() == 8);
   sc_core::sc_start();
-  std::vector<Record> want = {{0, 5},        {1234, 4},       {1234, 7},       {10 * kNs, 2},
-                              {10 * kNs, 3}, {10 * kNs, 6},   {20 * kNs, 8},   {30 * kNs, 1}};
+  std::vector<Record> want = {{0, 5},        {1234, 4},     {1234, 7},     {10 * kNs, 2},
+                              {10 * kNs, 3}, {10 * kNs, 6}, {20 * kNs, 8}, {30 * kNs, 1}};
   CHECK(got == want);
   CHECK(eq.pending() == 0);
   CHECK(eq.events_executed() == 8);
@@ -90,7 +91,8 @@ TEST_CASE("event_queue: many callbacks at random times come out sorted and stabl
     want.push_back({t, i});
     eq.at(t, [&got, &eq, i] { got.push_back({eq.now(), i}); });
   }
-  std::stable_sort(want.begin(), want.end(), [](const Record& a, const Record& b) { return a.when < b.when; });
+  std::stable_sort(want.begin(), want.end(),
+                   [](const Record& a, const Record& b) { return a.when < b.when; });
   sc_core::sc_start();
   CHECK(got == want);
   CHECK(eq.events_executed() == 5000);
@@ -104,11 +106,11 @@ TEST_CASE("event_queue: callbacks schedule more callbacks at the same time and l
   auto rec = [&](int id) { return [&got, &eq, id] { got.push_back({eq.now(), id}); }; };
   eq.at(10 * kNs, [&] {
     got.push_back({eq.now(), 1});
-    eq.at(eq.now(), rec(10));            // same time: after everything already due now
-    eq.after(0, rec(11));                // same time, scheduled after #10
-    eq.after(5 * kNs, rec(12));          // later
-    eq.at(40 * kNs, rec(13));            // earlier than #3 (50 ns), already pending
-    eq.after(0, [&] {                    // a same-time callback that schedules another
+    eq.at(eq.now(), rec(10));    // same time: after everything already due now
+    eq.after(0, rec(11));        // same time, scheduled after #10
+    eq.after(5 * kNs, rec(12));  // later
+    eq.at(40 * kNs, rec(13));    // earlier than #3 (50 ns), already pending
+    eq.after(0, [&] {            // a same-time callback that schedules another
       got.push_back({eq.now(), 14});
       eq.after(0, rec(15));
     });
@@ -116,9 +118,9 @@ TEST_CASE("event_queue: callbacks schedule more callbacks at the same time and l
   eq.at(10 * kNs, rec(2));  // due at 10 ns too, scheduled before #10
   eq.at(50 * kNs, rec(3));
   sc_core::sc_start();
-  std::vector<Record> want = {{10 * kNs, 1},  {10 * kNs, 2},  {10 * kNs, 10}, {10 * kNs, 11},
-                              {10 * kNs, 14}, {10 * kNs, 15}, {15 * kNs, 12}, {40 * kNs, 13},
-                              {50 * kNs, 3}};
+  std::vector<Record> want = {{10 * kNs, 1},  {10 * kNs, 2},  {10 * kNs, 10},
+                              {10 * kNs, 11}, {10 * kNs, 14}, {10 * kNs, 15},
+                              {15 * kNs, 12}, {40 * kNs, 13}, {50 * kNs, 3}};
   CHECK(got == want);
   CHECK(eq.events_executed() == 9);
 }
@@ -132,15 +134,15 @@ TEST_CASE("event_queue: a process outside the queue can schedule earlier than th
   eq.at(100 * kNs, rec(1));  // armed for 100 ns
   Driver d("driver", [&] {
     sc_core::wait(10, sc_core::SC_NS);
-    eq.at(50 * kNs, rec(2));   // earlier than the armed time: must re-arm
-    eq.after(0, rec(3));       // now, from outside a callback
+    eq.at(50 * kNs, rec(2));            // earlier than the armed time: must re-arm
+    eq.after(0, rec(3));                // now, from outside a callback
     sc_core::wait(60, sc_core::SC_NS);  // at 70 ns, after #2 ran
     eq.at(80 * kNs, rec(4));
     eq.at(200 * kNs, rec(5));  // later than everything pending
   });
   sc_core::sc_start();
-  std::vector<Record> want = {{10 * kNs, 3}, {50 * kNs, 2}, {80 * kNs, 4}, {100 * kNs, 1},
-                              {200 * kNs, 5}};
+  std::vector<Record> want = {
+      {10 * kNs, 3}, {50 * kNs, 2}, {80 * kNs, 4}, {100 * kNs, 1}, {200 * kNs, 5}};
   CHECK(got == want);
   CHECK(eq.events_executed() == 5);
 }
@@ -216,8 +218,16 @@ TEST_CASE("event_queue: captured state is destroyed once, after running or on cl
   };
   int live = 0;
   int ran = 0;
-  for (int i = 0; i < 100; ++i) eq.at((i % 7) * kNs, [t = Token(&live), &ran] { (void)t; ++ran; });
-  for (int i = 0; i < 10; ++i) eq.at(1 * kSec, [t = Token(&live), &ran] { (void)t; ++ran; });
+  for (int i = 0; i < 100; ++i)
+    eq.at((i % 7) * kNs, [t = Token(&live), &ran] {
+      (void)t;
+      ++ran;
+    });
+  for (int i = 0; i < 10; ++i)
+    eq.at(1 * kSec, [t = Token(&live), &ran] {
+      (void)t;
+      ++ran;
+    });
   CHECK(live == 110);
   sc_core::sc_start(1, sc_core::SC_US);
   CHECK(ran == 100);
@@ -225,7 +235,11 @@ TEST_CASE("event_queue: captured state is destroyed once, after running or on cl
   eq.clear();
   CHECK(live == 0);
   // Slots are reused: schedule again, all run and are destroyed.
-  for (int i = 0; i < 50; ++i) eq.after(i * kNs, [t = Token(&live), &ran] { (void)t; ++ran; });
+  for (int i = 0; i < 50; ++i)
+    eq.after(i * kNs, [t = Token(&live), &ran] {
+      (void)t;
+      ++ran;
+    });
   CHECK(live == 50);
   sc_core::sc_start();
   CHECK(ran == 150);
@@ -263,8 +277,8 @@ TEST_CASE("event_queue: start() runs callbacks ahead of SystemC without overtaki
     got.push_back({EventQueue::sc_now(), 102});
   });
   eq.start(1 * kUs);
-  std::vector<Record> want = {{10 * kNs, 1},   {20 * kNs, 2}, {25 * kNs, 100}, {25 * kNs, 101},
-                              {27 * kNs, 4},   {30 * kNs, 3}, {45 * kNs, 5},   {45 * kNs, 102}};
+  std::vector<Record> want = {{10 * kNs, 1}, {20 * kNs, 2}, {25 * kNs, 100}, {25 * kNs, 101},
+                              {27 * kNs, 4}, {30 * kNs, 3}, {45 * kNs, 5},   {45 * kNs, 102}};
   CHECK(got == want);
   CHECK_THAT(past_error, Contains("29000") && Contains("30000"));
   CHECK(eq.events_executed() == 5);

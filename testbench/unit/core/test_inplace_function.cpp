@@ -1,7 +1,6 @@
 // Unit tests of rn::InplaceFunction (model/core/inplace_function.h): call results, moves, and that
 // the captured state is destroyed exactly once.
 #include <catch2/catch.hpp>
-
 #include <memory>
 #include <string>
 #include <utility>
@@ -15,8 +14,8 @@ namespace {
 // Counts the live copies of a captured object, and how many times the "real" one (not a
 // moved-from shell) was destroyed.
 struct Counts {
-  int constructed = 0;  // every constructor, moves included
-  int destroyed = 0;    // every destructor
+  int constructed = 0;      // every constructor, moves included
+  int destroyed = 0;        // every destructor
   int owner_destroyed = 0;  // destructors of an object that still owned the state
   int live() const { return constructed - destroyed; }
 };

@@ -1,20 +1,19 @@
 // Unit tests of rn::Logger (model/core/log.h): categories on and off, unknown names, output.
 #include <catch2/catch.hpp>
-
 #include <cstdio>
 #include <stdexcept>
 #include <string>
 
 #include "model/core/log.h"
 
+using Catch::Matchers::Contains;
 using rn::LogCat;
 using rn::Logger;
-using Catch::Matchers::Contains;
 
 namespace {
-constexpr LogCat kAll[] = {LogCat::kCmd, LogCat::kDoorbell, LogCat::kWqe,    LogCat::kTx,
-                           LogCat::kRx,  LogCat::kCqe,      LogCat::kDma,    LogCat::kWire,
-                           LogCat::kDriver, LogCat::kApp,   LogCat::kError};
+constexpr LogCat kAll[] = {LogCat::kCmd,    LogCat::kDoorbell, LogCat::kWqe,  LogCat::kTx,
+                           LogCat::kRx,     LogCat::kCqe,      LogCat::kDma,  LogCat::kWire,
+                           LogCat::kDriver, LogCat::kApp,      LogCat::kError};
 }  // namespace
 
 TEST_CASE("logger: only 'error' is on by default", "[log]") {
@@ -39,7 +38,7 @@ TEST_CASE("logger: enable a list of categories, all and none", "[log]") {
   for (LogCat c : kAll) CHECK(l.on(c));
   l.enable("none,wire");  // processed left to right
   for (LogCat c : kAll) CHECK(l.on(c) == (c == LogCat::kWire));
-  l.enable("");  // nothing
+  l.enable("");        // nothing
   l.enable(",,dma,");  // empty items are skipped
   CHECK(l.on(LogCat::kDma));
   CHECK(l.on(LogCat::kWire));
@@ -59,11 +58,12 @@ TEST_CASE("logger: every category can be enabled by its name", "[log]") {
 TEST_CASE("logger: an unknown category throws naming it and the known ones", "[log]") {
   Logger l;
   CHECK_THROWS_AS(l.enable("cmd,bogus"), std::invalid_argument);
-  CHECK_THROWS_WITH(l.enable("tx,bogus,rx"),
-                    Contains("unknown log category 'bogus'") && Contains("cmd") &&
-                        Contains("doorbell") && Contains("error") && Contains("all") && Contains("none"));
-  CHECK_THROWS_WITH(l.enable("TX"), Contains("'TX'"));  // names are lower case
-  CHECK_NOTHROW(l.enable("cmd, tx"));                         // blanks around names are trimmed
+  CHECK_THROWS_WITH(l.enable("tx,bogus,rx"), Contains("unknown log category 'bogus'") &&
+                                                 Contains("cmd") && Contains("doorbell") &&
+                                                 Contains("error") && Contains("all") &&
+                                                 Contains("none"));
+  CHECK_THROWS_WITH(l.enable("TX"), Contains("'TX'"));         // names are lower case
+  CHECK_NOTHROW(l.enable("cmd, tx"));                          // blanks around names are trimmed
   CHECK_THROWS_WITH(l.enable("cmd, t x"), Contains("'t x'"));  // but not inside them
 }
 

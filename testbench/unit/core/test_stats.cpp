@@ -1,8 +1,7 @@
 // Unit tests of rn::stats (model/core/stats.h): the log-linear Histogram against exact sorted
 // values, count/min/max/mean, reset; Group and Registry JSON.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -21,7 +20,8 @@ namespace {
 void check_percentiles(const Histogram& h, std::vector<uint64_t> v, double tol) {
   std::sort(v.begin(), v.end());
   const double n1 = static_cast<double>(v.size() - 1);
-  for (double p : {0.1, 1.0, 5.0, 10.0, 25.0, 33.3, 50.0, 66.6, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99}) {
+  for (double p :
+       {0.1, 1.0, 5.0, 10.0, 25.0, 33.3, 50.0, 66.6, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99}) {
     double x = p / 100.0 * n1;
     uint64_t lo = v[static_cast<size_t>(std::floor(x))];
     uint64_t hi = v[static_cast<size_t>(std::ceil(x))];
@@ -92,7 +92,8 @@ TEST_CASE("histogram: a percentile is the middle of its bucket, within 0.4% (mod
     h.add(uint64_t(1) << 50);
     uint64_t got = h.percentile(50);
     INFO("value " << v << ", median " << got);
-    CHECK(std::fabs(static_cast<double>(got) - static_cast<double>(v)) <= 0.004 * static_cast<double>(v));
+    CHECK(std::fabs(static_cast<double>(got) - static_cast<double>(v)) <=
+          0.004 * static_cast<double>(v));
   }
   // And over a dense random data set, against the sorted samples.
   auto dense = log_uniform(rng, 100000, 1000, 1e9);
@@ -178,7 +179,8 @@ TEST_CASE("stats: groups write counters, formulas and histograms to JSON", "[sta
   Group g(reg, "host0.nic", "a NIC");
   uint64_t& pkts = g.counter("packets", "count", "packets sent");
   double factor = 2.0;
-  g.formula("doubled", "count", "twice the packets", [&] { return factor * static_cast<double>(pkts); });
+  g.formula("doubled", "count", "twice the packets",
+            [&] { return factor * static_cast<double>(pkts); });
   Histogram& lat = g.histogram("latency", "ps", "per packet");
   pkts += 21;
   for (uint64_t x : {100, 200, 300}) lat.add(x);

@@ -3,7 +3,6 @@
 // MrTable needs a Sim, which needs an EventQueue (an sc_module): each TEST_CASE runs in its own
 // process (catch_discover_tests). No simulation is started: the table is used synchronously.
 #include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <set>
 #include <utility>
@@ -23,11 +22,14 @@ constexpr uint32_t kLocalWrite = 1, kRemoteWrite = 2, kRemoteRead = 4, kAtomic =
 constexpr uint64_t k4K = 4096;
 
 struct Env {
-  explicit Env(uint32_t max_mrs = 65536) : eq("eq"), sim(eq), mr(sim, "mr", Params{max_mrs, 20 * kNs}) {}
+  explicit Env(uint32_t max_mrs = 65536)
+      : eq("eq"), sim(eq), mr(sim, "mr", Params{max_mrs, 20 * kNs}) {}
   EventQueue eq;
   Sim sim;
   MrTable mr;
-  uint64_t stat(const char* name) { return sim.stats.to_json()["mr"][name]["value"].get<uint64_t>(); }
+  uint64_t stat(const char* name) {
+    return sim.stats.to_json()["mr"][name]["value"].get<uint64_t>();
+  }
 };
 
 using Segs = std::vector<std::pair<uint64_t, uint32_t>>;
@@ -46,8 +48,9 @@ std::vector<uint64_t> scattered(size_t n) {
 
 }  // namespace
 
-TEST_CASE("mr_table: keys are (index << 8) | variant, non-zero and distinct, find returns the region",
-          "[mr_table][keys]") {
+TEST_CASE(
+    "mr_table: keys are (index << 8) | variant, non-zero and distinct, find returns the region",
+    "[mr_table][keys]") {
   Env e;
   std::set<uint32_t> keys, indexes;
   for (uint32_t i = 0; i < 100; ++i) {
@@ -110,9 +113,11 @@ TEST_CASE("mr_table: a removed key stays refused after its index is reused", "[m
   CHECK(e.stat("faults_bad_key") == 4);
 }
 
-TEST_CASE("mr_table: checks in order: key, protection domain, access, bounds", "[mr_table][checks]") {
+TEST_CASE("mr_table: checks in order: key, protection domain, access, bounds",
+          "[mr_table][checks]") {
   Env e;
-  const uint32_t k = e.mr.add(7, kRemoteRead | kRemoteWrite, 0x20000, 2 * k4K, 12, {0x1000, 0x5000});
+  const uint32_t k =
+      e.mr.add(7, kRemoteRead | kRemoteWrite, 0x20000, 2 * k4K, 12, {0x1000, 0x5000});
   REQUIRE(k != 0);
   CHECK(e.mr.translate(k, 7, 0x20000, 16, kRemoteWrite, nullptr) == Status::kOk);
   // PD mismatch, even when everything else is fine.
@@ -145,12 +150,12 @@ TEST_CASE("mr_table: bounds are checked at both ends of the region", "[mr_table]
   const uint32_t k = e.mr.add(1, 0, iova, len, 12, {0x1000, 0x2000, 0x3000, 0x4000});
   REQUIRE(k != 0);
   auto t = [&](uint64_t va, uint64_t n) { return e.mr.translate(k, 1, va, n, 0, nullptr); };
-  CHECK(t(iova, len) == Status::kOk);          // the whole region
-  CHECK(t(iova, 1) == Status::kOk);            // first byte
-  CHECK(t(iova + len - 1, 1) == Status::kOk);  // last byte
-  CHECK(t(iova - 1, 1) == Status::kBounds);    // one byte before
-  CHECK(t(iova - 1, 2) == Status::kBounds);    // straddles the start
-  CHECK(t(iova + len, 1) == Status::kBounds);  // one byte after
+  CHECK(t(iova, len) == Status::kOk);              // the whole region
+  CHECK(t(iova, 1) == Status::kOk);                // first byte
+  CHECK(t(iova + len - 1, 1) == Status::kOk);      // last byte
+  CHECK(t(iova - 1, 1) == Status::kBounds);        // one byte before
+  CHECK(t(iova - 1, 2) == Status::kBounds);        // straddles the start
+  CHECK(t(iova + len, 1) == Status::kBounds);      // one byte after
   CHECK(t(iova + len - 1, 2) == Status::kBounds);  // straddles the end
   CHECK(t(iova, len + 1) == Status::kBounds);
   CHECK(t(iova + 1, len) == Status::kBounds);
@@ -166,9 +171,11 @@ TEST_CASE("mr_table: a region at the top of the 64-bit address space", "[mr_tabl
   const uint64_t iova = ~0ull - 2 * k4K + 1;  // the last two pages: ends exactly at 2^64
   const uint32_t k = e.mr.add(1, 0, iova, 2 * k4K, 12, {0x7000, 0x3000});
   REQUIRE(k != 0);
-  auto t = [&](uint64_t va, uint64_t n, SegList* out) { return e.mr.translate(k, 1, va, n, 0, out); };
+  auto t = [&](uint64_t va, uint64_t n, SegList* out) {
+    return e.mr.translate(k, 1, va, n, 0, out);
+  };
   CHECK(t(iova, 2 * k4K, nullptr) == Status::kOk);
-  CHECK(t(~0ull, 1, nullptr) == Status::kOk);  // the very last byte
+  CHECK(t(~0ull, 1, nullptr) == Status::kOk);      // the very last byte
   CHECK(t(~0ull, 2, nullptr) == Status::kBounds);  // would wrap to address 0
   CHECK(t(iova + k4K, k4K + 1, nullptr) == Status::kBounds);
   CHECK(t(iova - 1, 1, nullptr) == Status::kBounds);
@@ -217,7 +224,8 @@ TEST_CASE("mr_table: physically contiguous pages are merged into one segment",
   const uint64_t iova = 0x100000;
   // Pages 0-2 contiguous, 3 elsewhere, 4-5 contiguous with each other, 6 directly *below* 5
   // (adjacent, but in the wrong order: no merge).
-  std::vector<uint64_t> pages = {0x20000, 0x21000, 0x22000, 0x90000, 0x50000, 0x51000, 0x50000 - k4K};
+  std::vector<uint64_t> pages = {0x20000, 0x21000, 0x22000,      0x90000,
+                                 0x50000, 0x51000, 0x50000 - k4K};
   const uint32_t k = e.mr.add(1, 0, iova, pages.size() * k4K, 12, pages);
   REQUIRE(k != 0);
   SegList out;
@@ -386,7 +394,8 @@ TEST_CASE("mr_table: count_in_pd counts the live regions of a protection domain"
   CHECK(e.mr.size() == 7);
 }
 
-TEST_CASE("mr_table: the stats group is registered and removed with the table", "[mr_table][stats]") {
+TEST_CASE("mr_table: the stats group is registered and removed with the table",
+          "[mr_table][stats]") {
   EventQueue eq("eq");
   Sim sim(eq);
   {
