@@ -28,6 +28,8 @@ class CreditPool {
   // Take k units, returned at `release`.
   void consume(uint32_t k, Tick release);
   bool infinite() const { return limit_ == 0; }
+  // k units can be asked for at once (ready(k) is defined).
+  bool fits(uint64_t k) const { return limit_ == 0 || k <= limit_; }
 
  private:
   struct Entry {
