@@ -113,6 +113,9 @@ std::optional<uint64_t> poison_changed(SimHost& h, uint64_t va, uint64_t from, u
   return std::nullopt;
 }
 
+// Latency tests: the last byte of each message carries a marker the receiver polls for.
+uint8_t marker(uint64_t i) { return static_cast<uint8_t>(i % 255 + 1); }
+
 bool is_send(const std::string& k) { return k == "send_bw" || k == "send_lat"; }
 bool is_lat(const std::string& k) { return k == "write_lat" || k == "send_lat"; }
 // Splits [addr, addr+len) into n SGEs (the last takes the remainder).
@@ -473,69 +476,80 @@ void Perftest::server_bw() {
   }
 }
 
-namespace {
-uint8_t marker(uint64_t i) { return static_cast<uint8_t>(i % 255 + 1); }
-}  // namespace
-
 // Ping-pong: the client writes (or sends) to the server, which answers as soon as it sees the
 // message; one-way latency = round trip / 2, as perftest reports it.
+bool Perftest::lat_post_recv(Side& s, uint64_t id) {
+  drv::Sge sg[32];
+  drv::RecvWr wr;
+  wr.wr_id = id;
+  wr.num_sge = make_sges(s.dst[0], p_.size, s.dst_mr[0].lkey, p_.sges, sg);
+  wr.sg_list = sg;
+  const drv::RecvWr* bad = nullptr;
+  if (s.d.post_recv(s.qps[0], &wr, &bad) == 0) return true;
+  set_error(s.h.name() + ": post_recv failed: " + s.d.last_error());
+  return false;
+}
+
+bool Perftest::lat_send(Side& s, uint64_t i, const ConnInfo& peer) {
+  const bool send = is_send(p_.kind);
+  uint8_t m = marker(i);
+  if (p_.size > 0) s.h.app_write(s.src[0] + p_.size - 1, &m, 1);
+  drv::Sge sg[32];
+  drv::SendWr wr;
+  wr.wr_id = i;
+  wr.num_sge = make_sges(s.src[0], p_.size, s.src_mr[0].lkey, p_.sges, sg);
+  wr.sg_list = sg;
+  wr.opcode = send ? dev::WrOpcode::SEND : dev::WrOpcode::RDMA_WRITE;
+  wr.remote_addr = peer.addr;
+  wr.rkey = peer.rkey;
+  wr.send_flags = drv::kSendSignaled;
+  s.h.cpu(s.h.params().wqe_write_cost);
+  const drv::SendWr* bad = nullptr;
+  if (s.d.post_send(s.qps[0], &wr, &bad) == 0) return true;
+  set_error(s.h.name() + ": post_send failed: " + s.d.last_error());
+  return false;
+}
+
+// Waits for round trip i's message from the peer: a receive completion (SEND), or the marker
+// byte landing at the end of the buffer (WRITE). Reposts the receive if more are to come.
+bool Perftest::lat_await(Side& s, uint64_t i, uint64_t n, uint64_t* recv_posted) {
+  if (is_send(p_.kind)) {
+    drv::Wc wc[1];
+    int got = 0;
+    if (!wait_cq(s, s.rcq, wc, 1, &got)) return false;
+    if (wc[0].byte_len != p_.size) {
+      set_error(
+          fmt::format("{}: received {} bytes, expected {}", s.h.name(), wc[0].byte_len, p_.size));
+      return false;
+    }
+    return i + 1 >= n || lat_post_recv(s, (*recv_posted)++);
+  }
+  uint64_t last = s.dst[0] + p_.size - 1;
+  for (;;) {
+    uint8_t b = 0;
+    s.h.app_read(last, &b, 1);
+    if (b == marker(i)) break;
+    if (!s.h.wait_write(last, 1, s.h.params().driver_timeout)) {
+      set_error(fmt::format("{}: round trip {} did not arrive within {} ns", s.h.name(), i,
+                            ticks_to_ns(s.h.params().driver_timeout)));
+      return false;
+    }
+  }
+  s.h.cpu(s.h.params().poll_cost);
+  return true;
+}
+
 void Perftest::client_lat() {
   Side& s = *c_;
-  const bool send = is_send(p_.kind);
-  const auto& peer = x_->info[1];
-  drv::Sge sg[32];
   drv::Wc wc[16];
-  const uint64_t len = p_.size;
-  res_.latencies.reserve(p_.iterations);
-  uint64_t recv_posted = 0;
-  auto post_recv = [&]() {
-    drv::RecvWr wr;
-    wr.wr_id = recv_posted++;
-    wr.num_sge = make_sges(s.dst[0], len, s.dst_mr[0].lkey, p_.sges, sg);
-    wr.sg_list = sg;
-    const drv::RecvWr* bad = nullptr;
-    return s.d.post_recv(s.qps[0], &wr, &bad) == 0;
-  };
-  if (send && !post_recv()) return set_error("client: post_recv failed: " + s.d.last_error());
   const uint64_t n = p_.warmup + p_.iterations;
+  uint64_t recv_posted = 0;
+  res_.latencies.reserve(p_.iterations);
+  if (is_send(p_.kind) && !lat_post_recv(s, recv_posted++)) return;
   traffic_begin();
   for (uint64_t i = 0; i < n; ++i) {
-    uint8_t m = marker(i);
-    if (len > 0) s.h.app_write(s.src[0] + len - 1, &m, 1);
     Tick t0 = sc_core::sc_time_stamp().value();
-    drv::SendWr wr;
-    wr.wr_id = i;
-    wr.num_sge = make_sges(s.src[0], len, s.src_mr[0].lkey, p_.sges, sg);
-    wr.sg_list = sg;
-    wr.opcode = send ? dev::WrOpcode::SEND : dev::WrOpcode::RDMA_WRITE;
-    wr.remote_addr = peer[0].addr;
-    wr.rkey = peer[0].rkey;
-    wr.send_flags = drv::kSendSignaled;
-    s.h.cpu(s.h.params().wqe_write_cost);
-    const drv::SendWr* bad = nullptr;
-    if (s.d.post_send(s.qps[0], &wr, &bad))
-      return set_error("client: post_send failed: " + s.d.last_error());
-    // The answer.
-    if (send) {
-      int got = 0;
-      if (!wait_cq(s, s.rcq, wc, 1, &got)) return;
-      if (wc[0].byte_len != len)
-        return set_error(
-            fmt::format("client: received {} bytes, expected {}", wc[0].byte_len, len));
-      if (i + 1 < n && !post_recv())
-        return set_error("client: post_recv failed: " + s.d.last_error());
-    } else {
-      uint64_t last = s.dst[0] + len - 1;
-      for (;;) {
-        uint8_t b = 0;
-        s.h.app_read(last, &b, 1);
-        if (b == m) break;
-        if (!s.h.wait_write(last, 1, s.h.params().driver_timeout))
-          return set_error(fmt::format("client: no answer to round trip {} within {} ns", i,
-                                       ticks_to_ns(s.h.params().driver_timeout)));
-      }
-      s.h.cpu(s.h.params().poll_cost);
-    }
+    if (!lat_send(s, i, x_->info[1][0]) || !lat_await(s, i, n, &recv_posted)) return;
     Tick t1 = sc_core::sc_time_stamp().value();
     if (i >= p_.warmup) res_.latencies.push_back((t1 - t0) / 2);
     // Reap our send completion (it arrived before the answer could).
@@ -545,62 +559,18 @@ void Perftest::client_lat() {
   }
   traffic_end();
   res_.messages = p_.iterations;
-  res_.bytes = p_.iterations * len;
+  res_.bytes = p_.iterations * p_.size;
   res_.ok = true;
 }
 
 void Perftest::server_lat() {
   Side& s = *s_;
-  const bool send = is_send(p_.kind);
-  const auto& peer = x_->info[0];
-  drv::Sge sg[32];
   drv::Wc wc[16];
-  const uint64_t len = p_.size;
-  uint64_t recv_posted = 0;
-  auto post_recv = [&]() {
-    drv::RecvWr wr;
-    wr.wr_id = recv_posted++;
-    wr.num_sge = make_sges(s.dst[0], len, s.dst_mr[0].lkey, p_.sges, sg);
-    wr.sg_list = sg;
-    const drv::RecvWr* bad = nullptr;
-    return s.d.post_recv(s.qps[0], &wr, &bad) == 0;
-  };
   const uint64_t n = p_.warmup + p_.iterations;
-  if (send && !post_recv()) return set_error("server: post_recv failed: " + s.d.last_error());
+  uint64_t recv_posted = 0;
+  if (is_send(p_.kind) && !lat_post_recv(s, recv_posted++)) return;
   for (uint64_t i = 0; i < n; ++i) {
-    uint8_t m = marker(i);
-    if (send) {
-      int got = 0;
-      if (!wait_cq(s, s.rcq, wc, 1, &got)) return;
-      if (wc[0].byte_len != len)
-        return set_error(
-            fmt::format("server: received {} bytes, expected {}", wc[0].byte_len, len));
-      if (i + 1 < n && !post_recv())
-        return set_error("server: post_recv failed: " + s.d.last_error());
-    } else {
-      uint64_t last = s.dst[0] + len - 1;
-      for (;;) {
-        uint8_t b = 0;
-        s.h.app_read(last, &b, 1);
-        if (b == m) break;
-        if (!s.h.wait_write(last, 1, s.h.params().driver_timeout))
-          return set_error(fmt::format("server: round trip {} never arrived", i));
-      }
-      s.h.cpu(s.h.params().poll_cost);
-    }
-    if (len > 0) s.h.app_write(s.src[0] + len - 1, &m, 1);
-    drv::SendWr wr;
-    wr.wr_id = i;
-    wr.num_sge = make_sges(s.src[0], len, s.src_mr[0].lkey, p_.sges, sg);
-    wr.sg_list = sg;
-    wr.opcode = send ? dev::WrOpcode::SEND : dev::WrOpcode::RDMA_WRITE;
-    wr.remote_addr = peer[0].addr;
-    wr.rkey = peer[0].rkey;
-    wr.send_flags = drv::kSendSignaled;
-    s.h.cpu(s.h.params().wqe_write_cost);
-    const drv::SendWr* bad = nullptr;
-    if (s.d.post_send(s.qps[0], &wr, &bad))
-      return set_error("server: post_send failed: " + s.d.last_error());
+    if (!lat_await(s, i, n, &recv_posted) || !lat_send(s, i, x_->info[0][0])) return;
     int got = 0;
     if (!wait_cq(s, s.scq, wc, 16, &got)) return;
   }

@@ -47,6 +47,7 @@ struct WorkloadResult {
 
 // One connection's worth of shared out-of-band state between the two sides.
 struct Exchange;
+struct ConnInfo;
 
 class Perftest {
  public:
@@ -75,6 +76,9 @@ class Perftest {
   void client_lat();
   void server_bw();
   void server_lat();
+  bool lat_post_recv(Side& s, uint64_t id);
+  bool lat_send(Side& s, uint64_t i, const ConnInfo& peer);
+  bool lat_await(Side& s, uint64_t i, uint64_t n, uint64_t* recv_posted);
   bool sync(int me, int stage);
   bool wait_cq(Side& s, drv::Cq* cq, drv::Wc* wc, int n, int* got);
   void set_error(const std::string& e);

@@ -138,20 +138,25 @@ const Spec* Schema::find(const std::string& key) const {
   return it == index_.end() ? nullptr : &specs_[it->second];
 }
 
+namespace {
+// A bound of a parameter, in its unit.
+std::string show_bound(const Spec& s, double x) {
+  switch (s.kind) {
+    case Kind::kTime:
+      return format_time(static_cast<Tick>(x));
+    case Kind::kSize:
+      return format_size(static_cast<uint64_t>(x));
+    case Kind::kBandwidth:
+      return fmt::format("{}Gbps", x / 1e9);
+    default:
+      return fmt::format("{}", x);
+  }
+}
+}  // namespace
+
 std::string Schema::markdown() const {
   std::string out = "| key | kind | default | allowed | description |\n|---|---|---|---|---|\n";
-  auto show = [](const Spec& s, double x) -> std::string {
-    switch (s.kind) {
-      case Kind::kTime:
-        return format_time(static_cast<Tick>(x));
-      case Kind::kSize:
-        return format_size(static_cast<uint64_t>(x));
-      case Kind::kBandwidth:
-        return fmt::format("{}Gbps", x / 1e9);
-      default:
-        return fmt::format("{}", x);
-    }
-  };
+  auto show = show_bound;
   for (const auto& s : specs_) {
     std::string allowed;
     if (!s.choices.empty()) {
@@ -257,18 +262,7 @@ void Config::set(const std::string& key, const std::string& text, const std::str
   }
   if (sp->kind != Kind::kBool && sp->kind != Kind::kString) {
     if (base < sp->min || base > sp->max) {
-      auto show = [&](double x) -> std::string {
-        switch (sp->kind) {
-          case Kind::kTime:
-            return format_time(static_cast<Tick>(x));
-          case Kind::kSize:
-            return format_size(static_cast<uint64_t>(x));
-          case Kind::kBandwidth:
-            return fmt::format("{}Gbps", x / 1e9);
-          default:
-            return fmt::format("{}", x);
-        }
-      };
+      auto show = [&](double x) { return show_bound(*sp, x); };
       std::string range = sp->max >= 1e299    ? ">= " + show(sp->min)
                           : sp->min <= -1e299 ? "<= " + show(sp->max)
                                               : "in [" + show(sp->min) + ", " + show(sp->max) + "]";
