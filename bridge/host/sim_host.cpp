@@ -149,7 +149,15 @@ void SimHost::on_msi(uint64_t addr, uint32_t data) {
 }
 
 bool SimHost::wait_write(uint64_t addr, size_t len, Tick timeout) {
-  sc_core::sc_event ev;
+  // Events come from a pool: constructing an sc_event allocates (its generated name).
+  std::unique_ptr<sc_core::sc_event> owned;
+  if (event_pool_.empty()) {
+    owned = std::make_unique<sc_core::sc_event>();
+  } else {
+    owned = std::move(event_pool_.back());
+    event_pool_.pop_back();
+  }
+  sc_core::sc_event& ev = *owned;
   Tick due = kTickNever;
   for_each_phys(addr, len, [&](uint64_t pa, size_t n) {
     watches_.push_back(Watch{pa, pa + n, &ev});
@@ -165,6 +173,8 @@ bool SimHost::wait_write(uint64_t addr, size_t len, Tick timeout) {
   watches_.erase(
       std::remove_if(watches_.begin(), watches_.end(), [&](const Watch& w) { return w.ev == &ev; }),
       watches_.end());
+  ev.cancel();  // a notification still pending must not wake the next user
+  event_pool_.push_back(std::move(owned));
   if (fired) cpu(p_.wakeup_latency);
   return fired;
 }

@@ -8,6 +8,7 @@
 #define SC_INCLUDE_DYNAMIC_PROCESSES
 #endif
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <systemc>
@@ -101,6 +102,7 @@ class SimHost : public pcie::HostObserver, public drv::DeviceAccess {
   uint64_t frames_next_ = 0;
   std::unordered_map<uint64_t, uint64_t> page_table_;  // virtual page number -> physical address
   std::vector<Watch> watches_;
+  std::vector<std::unique_ptr<sc_core::sc_event>> event_pool_;
   sc_core::sc_event irq_;
   uint64_t irq_pending_ = 0;
   stats::Group stats_;
