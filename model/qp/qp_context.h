@@ -27,7 +27,7 @@ struct NicParams {
   Tick cmd_latency = 2 * kUs;           // firmware time to execute a command
   uint32_t wqe_prefetch = 8;            // send WQEs the NIC fetches and caches per QP
   uint32_t rq_prefetch = 8;             // receive WQEs the NIC fetches and caches per QP
-  uint32_t tx_pipeline_depth = 16;      // packets between payload DMA issue and the wire
+  uint32_t tx_pipeline_depth = 32;      // packets between payload DMA issue and the wire
   Tick tx_pipeline_latency = 40 * kNs;  // header build, ICRC and MAC, per packet
   Tick rx_pipeline_latency = 40 * kNs;  // parse, checks and ICRC, per packet
   uint32_t tx_queue_frames = 4;    // MTU frames the link may have queued before the scheduler waits

@@ -119,7 +119,7 @@ cfg::Schema make_schema() {
   s.add({"nic.cmd_latency", Kind::kTime, "2us", "firmware time to execute a command", 0, 1e12});
   s.add({"nic.wqe_prefetch", Kind::kInt, "8", "send WQEs fetched and cached per QP", 1, 256});
   s.add({"nic.rq_prefetch", Kind::kInt, "8", "receive WQEs fetched and cached per QP", 1, 256});
-  s.add({"nic.tx_pipeline_depth", Kind::kInt, "16", "packets between payload DMA and the wire", 1,
+  s.add({"nic.tx_pipeline_depth", Kind::kInt, "32", "packets between payload DMA and the wire", 1,
          4096});
   s.add({"nic.tx_pipeline_latency", Kind::kTime, "40ns",
          "per-packet transmit processing (headers, ICRC, MAC)", 0, 1e9});

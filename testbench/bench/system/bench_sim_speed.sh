@@ -31,8 +31,8 @@ run "write_bw 1000 QPs" --set write_bw.qps=1000 --set write_bw.iterations=20 --s
     --set write_bw.cq_mod=4
 
 # Allocations per packet: the difference between two runs of different lengths.
-a1=$("$build/bin/bench_alloc" "$root/configs/default.toml" "${common[@]:1}" --set write_bw.iterations=1000)
-a2=$("$build/bin/bench_alloc" "$root/configs/default.toml" "${common[@]:1}" --set write_bw.iterations=3000)
+a1=$("$build/bin/bench_alloc" "$root/configs/default.toml" "${common[@]:1}" --set write_bw.iterations=3000)
+a2=$("$build/bin/bench_alloc" "$root/configs/default.toml" "${common[@]:1}" --set write_bw.iterations=9000)
 n1=$(echo "$a1" | awk '{print $2}'); p1=$(echo "$a1" | awk '{print $4}')
 n2=$(echo "$a2" | awk '{print $2}'); p2=$(echo "$a2" | awk '{print $4}')
 echo "allocations: $n1 for $p1 packets, $n2 for $p2 packets: $(( n2 - n1 )) for $(( p2 - p1 )) more packets"
