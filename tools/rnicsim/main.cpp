@@ -66,10 +66,16 @@ bool parse(int argc, char** argv, Args* a) {
   return true;
 }
 
-void print_report(const rn::system::RunReport& r, const std::string& cfg, const std::string& out) {
+void print_report(const rn::system::RunReport& r, const std::string& cfg, const rn::cfg::Config& c,
+                  const std::string& out) {
   using rn::ticks_to_ns;
   fmt::print("\nrnicsim report: {}\n", cfg);
   fmt::print("  two hosts back to back, each a host model + PCIe bridge + NIC\n");
+  fmt::print(
+      "  link {} Gb/s, {} propagation; PCIe Gen{} x{}, MPS {}, MRRS {}; NIC pipeline {} packets\n",
+      c.bandwidth("link.rate") / 1e9, rn::cfg::format_time(c.time("link.propagation_delay")),
+      c.integer("pcie.gen"), c.integer("pcie.lanes"), rn::cfg::format_size(c.size("pcie.mps")),
+      rn::cfg::format_size(c.size("pcie.mrrs")), c.integer("nic.tx_pipeline_depth"));
   for (const auto& w : r.workloads) {
     const auto& p = w.params;
     fmt::print("\n  {}  (size {} B, {} x {} QP{}, path MTU {}{})\n", p.kind, p.size, p.iterations,
@@ -152,7 +158,7 @@ int sc_main(int argc, char** argv) {
     }
     rn::system::System sys(cfg, a.config);
     auto r = sys.run(a.out);
-    print_report(r, a.config, a.out);
+    print_report(r, a.config, cfg, a.out);
     if (a.plots && r.ok) {
       std::string script = std::string(RNICSIM_SOURCE_DIR) + "/tools/plot_run.py";
       if (std::filesystem::exists(script) && std::filesystem::exists("/usr/bin/python3")) {
