@@ -10,34 +10,12 @@ namespace rn::pcie {
 
 void CreditPool::reset(uint32_t limit) {
   limit_ = limit;
-  ring_.assign(limit, Entry{0, 0});  // at most `limit` batches can be outstanding
+  size_t cap = 1;
+  while (cap < limit) cap <<= 1;  // at most `limit` batches can be outstanding
+  ring_.assign(limit ? cap : 0, Entry{0, 0});
+  mask_ = cap - 1;
   head_ = count_ = 0;
   consumed_ = 0;
-}
-
-Tick CreditPool::ready(uint32_t k) {
-  if (limit_ == 0 || consumed_ + k <= limit_) return 0;
-  // Units consumed before `need` must have come back.
-  uint64_t need = consumed_ + k - limit_;
-  // Batches that end before `need` will never be waited for again (need only grows).
-  while (count_ && ring_[head_].cum_end < need) {
-    head_ = head_ + 1 == ring_.size() ? 0 : head_ + 1;
-    --count_;
-  }
-  return count_ ? ring_[head_].release : 0;
-}
-
-void CreditPool::consume(uint32_t k, Tick release) {
-  if (limit_ == 0) return;
-  consumed_ += k;
-  if (count_ == ring_.size()) {  // cannot happen if ready() was asked first; stay safe
-    head_ = head_ + 1 == ring_.size() ? 0 : head_ + 1;
-    --count_;
-  }
-  size_t tail = head_ + count_;
-  if (tail >= ring_.size()) tail -= ring_.size();
-  ring_[tail] = Entry{consumed_, release};
-  ++count_;
 }
 
 // ---------------------------------------------------------------- LinkTiming
@@ -96,8 +74,15 @@ Tick LinkTiming::dma_write(Tick now, uint64_t addr, uint64_t len) {
   // the link is free, no TLP can wait for one, and the per-TLP credit checks are skipped. (The
   // same timing as the general path but for a sub-picosecond tie at the credit's exact return.)
   uint64_t ntlp = count_tlps(addr, len, p_.mps);
+  // Data credits of all TLPs: a partial first TLP, full MPS ones, a partial last one (4 KB is a
+  // multiple of MPS, so MPS boundaries are the only cuts).
   uint64_t dc_total = 0;
-  for_each_tlp(addr, len, p_.mps, [&](uint64_t, uint32_t n) { dc_total += data_credits(n); });
+  if (len) {
+    uint32_t first = first_tlp_len(addr, len, p_.mps);
+    uint64_t rest = len - first;
+    dc_total = data_credits(first) + (rest / p_.mps) * data_credits(p_.mps) +
+               data_credits(static_cast<uint32_t>(rest % p_.mps));
+  }
   Tick free_at = std::max(now, up_.busy_until());
   bool fast = up_.ph.fits(ntlp) && up_.pd.fits(dc_total) && up_.ph.ready(ntlp) <= free_at &&
               up_.pd.ready(static_cast<uint32_t>(dc_total)) <= free_at;

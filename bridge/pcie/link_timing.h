@@ -24,9 +24,28 @@ class CreditPool {
  public:
   void reset(uint32_t limit);  // 0 = infinite
   // Earliest time at which k more units are available (0 if available now). k <= limit.
-  Tick ready(uint32_t k);
+  Tick ready(uint32_t k) {
+    if (limit_ == 0 || consumed_ + k <= limit_) return 0;
+    // Units consumed before `need` must have come back.
+    uint64_t need = consumed_ + k - limit_;
+    // Batches that end before `need` will never be waited for again (need only grows).
+    while (count_ && ring_[head_].cum_end < need) {
+      head_ = (head_ + 1) & mask_;
+      --count_;
+    }
+    return count_ ? ring_[head_].release : 0;
+  }
   // Take k units, returned at `release`.
-  void consume(uint32_t k, Tick release);
+  void consume(uint32_t k, Tick release) {
+    if (limit_ == 0) return;
+    consumed_ += k;
+    if (count_ > mask_) {  // full: cannot happen if ready() was asked first; stay safe
+      head_ = (head_ + 1) & mask_;
+      --count_;
+    }
+    ring_[(head_ + count_) & mask_] = Entry{consumed_, release};
+    ++count_;
+  }
   bool infinite() const { return limit_ == 0; }
   // k units can be asked for at once (ready(k) is defined).
   bool fits(uint64_t k) const { return limit_ == 0 || k <= limit_; }
@@ -36,7 +55,8 @@ class CreditPool {
     uint64_t cum_end;  // total units consumed up to and including this batch
     Tick release;
   };
-  std::vector<Entry> ring_;
+  std::vector<Entry> ring_;  // power-of-two capacity >= limit
+  size_t mask_ = 0;
   size_t head_ = 0, count_ = 0;
   uint64_t consumed_ = 0;
   uint32_t limit_ = 0;
