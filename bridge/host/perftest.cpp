@@ -249,9 +249,9 @@ bool Perftest::wait_cq(Side& s, drv::Cq* cq, drv::Wc* wc, int n, int* got) {
     uint64_t slot = cq->ring + uint64_t(cq->ci & (cq->size - 1)) * sizeof(dev::Cqe);
     if (!s.h.wait_write(slot, sizeof(dev::Cqe), s.h.params().driver_timeout)) {
       if (!x_->failed) {
-        set_error(fmt::format("{}: no completion within {} ns (CQ {}, {} polled so far)",
-                              s.h.name(), ticks_to_ns(s.h.params().driver_timeout), cq->cqn,
-                              cq->ci));
+        set_error(fmt::format(
+            "{}: no completion within {} ns (host.driver_timeout; CQ {}, {} polled so far)",
+            s.h.name(), ticks_to_ns(s.h.params().driver_timeout), cq->cqn, cq->ci));
         return false;
       }
     }

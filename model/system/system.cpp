@@ -134,6 +134,20 @@ void System::validate() const {
     if (p.qps > static_cast<uint64_t>(c.integer("nic.max_qps")))
       throw conflict(k + ".qps", "nic.max_qps", "more QPs than the NIC has");
     if (is_lat(k) && p.qps != 1) throw bad(k + ".qps", "latency tests use one QP");
+    if ((k == "send_bw" || p.imm) && !is_lat(k) && p.rx_depth < p.tx_depth)
+      throw conflict(
+          k + ".rx_depth", k + ".tx_depth",
+          fmt::format("{}.rx_depth ({}) is smaller than {}.tx_depth ({}): receivers would run "
+                      "out, and RNR retry is not modelled yet",
+                      k, p.rx_depth, k, p.tx_depth));
+    // A wait for one completion must not time out while a single message is on the wire.
+    double msg_ps = static_cast<double>(p.size) * 8.0 / c.bandwidth("link.rate") * 1e12;
+    if (msg_ps * 2 > static_cast<double>(c.time("host.driver_timeout")))
+      throw ConfigError(fmt::format(
+          "{}: key 'link.rate': value '{}': one {}-byte message of {} takes {:.3g} ms on the wire, "
+          "more than half of host.driver_timeout ('{}', from {}): raise host.driver_timeout",
+          c.source("link.rate"), value("link.rate"), p.size, k, msg_ps / 1e9,
+          value("host.driver_timeout"), c.source("host.driver_timeout")));
     if (k == "write_lat" && p.size < 1)
       throw bad(k + ".size", "write_lat needs at least 1 byte (the receiver polls the last byte)");
     if (p.size > c.size("nic.max_mr_size"))
