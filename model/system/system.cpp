@@ -140,12 +140,15 @@ void System::validate() const {
           fmt::format("{}.rx_depth ({}) is smaller than {}.tx_depth ({}): receivers would run "
                       "out, and RNR retry is not modelled yet",
                       k, p.rx_depth, k, p.tx_depth));
-    // A wait for one completion must not time out while a single message is on the wire.
-    double msg_ps = static_cast<double>(p.size) * 8.0 / c.bandwidth("link.rate") * 1e12;
-    if (msg_ps * 2 > static_cast<double>(c.time("host.driver_timeout")))
+    // A wait for one completion (every cq_mod messages) must not time out while those messages
+    // are on the wire.
+    double msg_ps = static_cast<double>(p.size) * 8.0 / c.bandwidth("link.rate") * 1e12 *
+                    static_cast<double>(std::min<uint64_t>(p.cq_mod, p.iterations));
+    if (msg_ps > static_cast<double>(c.time("host.driver_timeout")))
       throw ConfigError(fmt::format(
-          "{}: key 'link.rate': value '{}': one {}-byte message of {} takes {:.3g} ms on the wire, "
-          "more than half of host.driver_timeout ('{}', from {}): raise host.driver_timeout",
+          "{}: key 'link.rate': value '{}': the {}-byte messages of {} between two completions "
+          "take {:.3g} ms on the wire, more than host.driver_timeout ('{}', from {}): raise "
+          "host.driver_timeout",
           c.source("link.rate"), value("link.rate"), p.size, k, msg_ps / 1e9,
           value("host.driver_timeout"), c.source("host.driver_timeout")));
     if (k == "write_lat" && p.size < 1)

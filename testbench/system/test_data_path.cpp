@@ -65,7 +65,7 @@ TEST_CASE("WRITE gathered from 3 SGEs into contiguous pages", "[write]") {
 TEST_CASE("WRITE with immediate consumes receives and reports the immediate", "[write][imm]") {
   auto r = run({"run.workloads=write_bw", "write_bw.size=5000", "write_bw.iterations=50",
                 "write_bw.imm=true", "write_bw.cq_mod=10", "write_bw.rx_depth=16",
-                "capture.pcap=false"});
+                "write_bw.tx_depth=16", "capture.pcap=false"});
   check_ok(r, 5000, 1);
   CHECK(r.workloads[0].completions >= 50);  // the server checked 50 receive completions
 }
@@ -74,7 +74,7 @@ TEST_CASE("SEND of 9000 bytes", "[send]") {
   for (uint64_t size : {uint64_t(9000)}) {
     auto r =
         run({"run.workloads=send_bw", fmt::format("send_bw.size={}", size), "send_bw.iterations=40",
-             "send_bw.cq_mod=8", "send_bw.rx_depth=8", "capture.pcap=false"});
+             "send_bw.cq_mod=8", "send_bw.rx_depth=8", "send_bw.tx_depth=8", "capture.pcap=false"});
     check_ok(r, size, 1);
   }
 }
@@ -93,8 +93,8 @@ TEST_CASE("SEND of 1 byte", "[send]") {
 
 TEST_CASE("SEND with immediate scattered into 4 SGEs", "[send][imm]") {
   auto r = run({"run.workloads=send_bw", "send_bw.size=12345", "send_bw.iterations=30",
-                "send_bw.imm=true", "send_bw.sges=4", "send_bw.cq_mod=5", "send_bw.rx_depth=4",
-                "capture.pcap=false"});
+                "send_bw.imm=true", "send_bw.sges=4", "send_bw.cq_mod=4", "send_bw.rx_depth=4",
+                "send_bw.tx_depth=4", "capture.pcap=false"});
   check_ok(r, 12345, 1);
 }
 
