@@ -511,6 +511,7 @@ Device::Result Device::create_qp(const dev::CreateQpIn& a, dev::CmdOut* out) {
   auto q = std::make_unique<qp::QpCtx>();
   q->valid = true;
   q->qpn = qpn;
+  q->epoch = ++s_.epochs;  // a reused QPN must not accept the old QP's DMA completions
   q->type = a.qp_type;
   q->pdn = a.pdn;
   q->send_cqn = a.send_cqn;
@@ -525,9 +526,7 @@ Device::Result Device::create_qp(const dev::CreateQpIn& a, dev::CmdOut* out) {
   uint32_t sp = std::max<uint32_t>(1, std::min(p.wqe_prefetch, q->sq_size()));
   uint32_t rp = std::max<uint32_t>(1, std::min(p.rq_prefetch, q->rq_size()));
   q->sq_cache.resize(sp);
-  q->sq_fetch_buf.resize(size_t(sp) << q->sq_shift);
   q->rq_cache.resize(rp);
-  q->rq_fetch_buf.resize(size_t(rp) << q->rq_shift);
   q->outstanding.resize(q->sq_size());
   s_.qps[qpn] = std::move(q);
   s_.cqs[a.send_cqn].users++;
@@ -576,7 +575,7 @@ Device::Result Device::modify_qp(const dev::ModifyQpIn& a) {
     if (to == QpState::ERR) {
       s_.req->enter_error(q, false);
     } else {
-      ++q.epoch;
+      q.epoch = ++s_.epochs;
       s_.req->reset(q);
       s_.resp->reset(q);
       q.state = QpState::RESET;

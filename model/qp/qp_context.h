@@ -106,7 +106,6 @@ struct QpCtx {
   uint32_t sq_done = 0;     // completed (acknowledged, or flushed)
   bool sq_fetching = false;
   std::vector<SendWqeCache> sq_cache;  // wqe_prefetch slots, index % size
-  std::vector<uint8_t> sq_fetch_buf;   // DMA landing area for one fetch
   // The WQE being sent (copied out of the cache when started; sq_next is already past it).
   SendWqeCache cur;
   uint32_t cur_idx = 0;
@@ -124,7 +123,6 @@ struct QpCtx {
   uint32_t rq_pi = 0, rq_fetched = 0, rq_ci = 0;
   bool rq_fetching = false;
   std::vector<RecvWqeCache> rq_cache;
-  std::vector<uint8_t> rq_fetch_buf;
 
   // Responder.
   uint32_t epsn = 0;  // expected PSN
@@ -136,7 +134,8 @@ struct QpCtx {
   uint32_t w_rkey = 0, w_len = 0;
   bool recv_active = false;  // the WQE at rq_ci holds the current SEND
 
-  // Bumped on every move to RESET: DMA completions of an earlier epoch are stale.
+  // A NIC-wide unique number, renewed at creation and on every move to RESET: DMA completions
+  // captured under another epoch are stale.
   uint32_t epoch = 0;
   // Scheduler.
   bool in_ready = false;
@@ -169,6 +168,25 @@ struct NicState {
   std::vector<bool> pds;                    // index = PDN; 0 reserved
   std::vector<uint32_t> pd_users;
 
+  uint32_t epochs = 0;  // last QP epoch handed out
+
+  // Landing buffers for WQE fetches, owned by the NIC (not the QP): a QP destroyed while its
+  // fetch is in flight leaves the DMA writing into a live buffer, returned when the fetch lands.
+  std::vector<uint8_t>* get_fetch_buf(size_t bytes) {
+    std::vector<uint8_t>* b;
+    if (fetch_free.empty()) {
+      fetch_all.push_back(std::make_unique<std::vector<uint8_t>>());
+      b = fetch_all.back().get();
+    } else {
+      b = fetch_free.back();
+      fetch_free.pop_back();
+    }
+    if (b->size() < bytes) b->resize(bytes);
+    return b;
+  }
+  void put_fetch_buf(std::vector<uint8_t>* b) { fetch_free.push_back(b); }
+  std::vector<std::unique_ptr<std::vector<uint8_t>>> fetch_all;
+  std::vector<std::vector<uint8_t>*> fetch_free;
   Requester* req = nullptr;
   Responder* resp = nullptr;
   Completion* comp = nullptr;

@@ -91,18 +91,23 @@ void Requester::maybe_fetch(QpCtx& q) {
   RN_LOG(s_.sim, LogCat::kWqe, s_.name, "qp {} fetch {} send WQEs from index {}", qpn, n,
          q.sq_fetched);
   uint32_t epoch = q.epoch;
-  s_.dma.dma_read(addr, q.sq_fetch_buf.data(), bytes, now(), [this, qpn, n, epoch] {
+  std::vector<uint8_t>* buf = s_.get_fetch_buf(bytes);
+  s_.dma.dma_read(addr, buf->data(), bytes, now(), [this, qpn, n, epoch, buf] {
     QpCtx* qq = s_.qp(qpn);
-    if (!qq || qq->epoch != epoch) return;  // destroyed or reset meanwhile: stale WQEs
+    if (!qq || qq->epoch != epoch) {  // destroyed or reset meanwhile: stale WQEs
+      s_.put_fetch_buf(buf);
+      return;
+    }
     QpCtx& q2 = *qq;
     const uint32_t stride = 1u << q2.sq_shift;
     for (uint32_t i = 0; i < n; ++i) {
       SendWqeCache& c = q2.sq_cache[(q2.sq_fetched + i) % q2.sq_cache.size()];
-      const uint8_t* src = q2.sq_fetch_buf.data() + size_t(i) * stride;
+      const uint8_t* src = buf->data() + size_t(i) * stride;
       std::memcpy(&c.hdr, src, sizeof c.hdr);
       uint32_t ns = std::min<uint32_t>(c.hdr.num_sge, max_sge_for(q2.sq_shift));
       std::memcpy(c.sge, src + sizeof c.hdr, ns * sizeof(dev::Sge));
     }
+    s_.put_fetch_buf(buf);
     q2.sq_fetched += n;
     wqes_fetched_ += n;
     q2.sq_fetching = false;

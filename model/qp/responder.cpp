@@ -69,9 +69,11 @@ void Responder::maybe_fetch(QpCtx& q) {
   uint64_t addr = q.rq_addr + (uint64_t(pos) << q.rq_shift);
   uint32_t qpn = q.qpn;
   uint32_t epoch = q.epoch;
-  s_.dma.dma_read(addr, q.rq_fetch_buf.data(), n << q.rq_shift, now(), [this, qpn, n, epoch] {
+  std::vector<uint8_t>* buf = s_.get_fetch_buf(size_t(n) << q.rq_shift);
+  s_.dma.dma_read(addr, buf->data(), n << q.rq_shift, now(), [this, qpn, n, epoch, buf] {
     QpCtx* qq = s_.qp(qpn);
     if (!qq || qq->epoch != epoch) {  // destroyed or reset meanwhile: the WQEs are stale
+      s_.put_fetch_buf(buf);
       if (stalled_) resume();
       return;
     }
@@ -79,11 +81,12 @@ void Responder::maybe_fetch(QpCtx& q) {
     const uint32_t stride = 1u << q2.rq_shift;
     for (uint32_t i = 0; i < n; ++i) {
       RecvWqeCache& c = q2.rq_cache[(q2.rq_fetched + i) % q2.rq_cache.size()];
-      const uint8_t* src = q2.rq_fetch_buf.data() + size_t(i) * stride;
+      const uint8_t* src = buf->data() + size_t(i) * stride;
       std::memcpy(&c.hdr, src, sizeof c.hdr);
       uint32_t ns = std::min<uint32_t>(c.hdr.num_sge, max_rsge_for(q2.rq_shift));
       std::memcpy(c.sge, src + sizeof c.hdr, ns * sizeof(dev::Sge));
     }
+    s_.put_fetch_buf(buf);
     q2.rq_fetched += n;
     q2.rq_fetching = false;
     if (q2.state == dev::QpState::ERR) {
