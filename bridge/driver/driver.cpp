@@ -83,7 +83,7 @@ int Driver::open() {
 int Driver::exec(dev::CmdOp op, const void* in, size_t in_len, void* out, size_t out_len) {
   dev::CmdIn ci{};
   ci.opcode = static_cast<uint16_t>(op);
-  std::memcpy(ci.args, in, std::min(in_len, sizeof ci.args));
+  if (in && in_len) std::memcpy(ci.args, in, std::min(in_len, sizeof ci.args));
   dev::CmdOut co{};
   uint32_t token = ++token_;
   if (token == 0) token = ++token_;
