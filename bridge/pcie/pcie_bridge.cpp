@@ -70,6 +70,8 @@ Bridge::Job* Bridge::get_job() {
 
 void Bridge::put_job(Job* j) {
   j->done.reset();
+  j->release.reset();
+  j->borrowed = nullptr;
   j->has_event = false;
   j->n = 0;
   free_jobs_.push_back(j);
@@ -137,12 +139,21 @@ void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, C
 
 void Bridge::dma_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
                        Callback done) {
+  queue_write(get_job(), sg, n, src, not_before, std::move(done), {});
+}
+
+void Bridge::dma_write_borrowed(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
+                                Callback release) {
+  queue_write(get_job(), sg, n, src, not_before, {}, std::move(release));
+}
+
+void Bridge::queue_write(Job* j, const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
+                         Callback done, Callback release) {
   check_sg(sg, n, "DMA write");
   sync();
   Tick start = std::max(now(), not_before);
   Tick end = start;
   uint64_t total = 0;
-  Job* j = get_job();
   bool watched = false;
   for (int i = 0; i < n; ++i) {
     j->sg[i] = sg[i];
@@ -153,10 +164,16 @@ void Bridge::dma_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_be
   j->n = n;
   if (total == 0) {  // nothing to write: complete now (keeps the in-flight FIFO in time order)
     put_job(j);
+    if (release) release();
     if (done) sim_.eq.at(start, std::move(done));
     return;
   }
-  j->data.assign(src, src + total);
+  if (release) {
+    j->borrowed = src;
+    j->release = std::move(release);
+  } else {
+    j->data.assign(src, src + total);
+  }
   j->done = std::move(done);
   j->when = end;
   j->applied = false;
@@ -178,12 +195,17 @@ void Bridge::dma_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_be
 }
 
 void Bridge::apply(Job* j) {
-  const uint8_t* s = j->data.data();
+  const uint8_t* s = j->borrowed ? j->borrowed : j->data.data();
   for (int i = 0; i < j->n; ++i) {
     mem_.write(j->sg[i].addr, s, j->sg[i].len);
     s += j->sg[i].len;
   }
   j->applied = true;
+  if (j->release) {
+    Callback r = std::move(j->release);
+    j->borrowed = nullptr;
+    r();
+  }
   if (host_)
     for (int i = 0; i < j->n; ++i) host_->on_dma_write(j->sg[i].addr, j->sg[i].len);
 }

@@ -369,9 +369,13 @@ Responder::Result Responder::process(net::Frame* f) {
   }
 
   // Accepted: place the payload, advance the state, complete, acknowledge.
+  bool frame_lent = false;
   if (plen > 0) {
-    s_.dma.dma_write(reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload,
-                     when + s_.mrs.latency(), {});
+    // The payload goes to host memory straight from the frame, which returns to the pool once
+    // the write has landed.
+    s_.dma.dma_write_borrowed(reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload,
+                              when + s_.mrs.latency(), [this, f] { s_.pool.put(f); });
+    frame_lent = true;
     placed_bytes_ += plen;
   }
   q.rx_off += plen;
@@ -396,7 +400,7 @@ Responder::Result Responder::process(net::Frame* f) {
     ++acks_sent_;
     send_ack(q, w::kAethSynAck, h.psn);
   }
-  s_.pool.put(f);
+  if (!frame_lent) s_.pool.put(f);
   return Result::kDone;
 }
 
