@@ -84,8 +84,8 @@ Tick LinkTiming::dma_write(Tick now, uint64_t addr, uint64_t len) {
                data_credits(static_cast<uint32_t>(rest % p_.mps));
   }
   Tick free_at = std::max(now, up_.busy_until());
-  bool fast = up_.ph.fits(ntlp) && up_.pd.fits(dc_total) && up_.ph.ready(ntlp) <= free_at &&
-              up_.pd.ready(static_cast<uint32_t>(dc_total)) <= free_at;
+  bool fast = up_.ph.fits(ntlp) && up_.pd.fits(dc_total) && up_.ph.peek(ntlp) <= free_at &&
+              up_.pd.peek(static_cast<uint32_t>(dc_total)) <= free_at;
   for_each_tlp(addr, len, p_.mps, [&](uint64_t, uint32_t n) {
     uint32_t dc = data_credits(n);
     Tick ready = fast ? now : wait_credits(up_, now, up_.ph, &up_.pd, dc);
@@ -104,8 +104,8 @@ Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
   uint64_t nreq = count_tlps(addr, len, p_.mrrs);
   Tick free_at = std::max(now, up_.busy_until());
   bool fast = tags_.fits(nreq) && up_.nph.fits(nreq) &&
-              tags_.ready(static_cast<uint32_t>(nreq)) <= free_at &&
-              up_.nph.ready(static_cast<uint32_t>(nreq)) <= free_at;
+              tags_.peek(static_cast<uint32_t>(nreq)) <= free_at &&
+              up_.nph.peek(static_cast<uint32_t>(nreq)) <= free_at;
   const bool cpl_free = down_.cplh.infinite() && down_.cpld.infinite();
   for_each_tlp(addr, len, p_.mrrs, [&](uint64_t a, uint32_t n) {
     Tick ready = now;

@@ -35,6 +35,24 @@ class CreditPool {
     }
     return count_ ? ring_[head_].release : 0;
   }
+  // ready(k) without forgetting anything a later, smaller request may still need: only batches
+  // that no request of one unit or more can wait for again are dropped.
+  Tick peek(uint32_t k) {
+    if (limit_ == 0 || consumed_ + k <= limit_) return 0;
+    if (consumed_ + 1 > limit_) {
+      uint64_t need1 = consumed_ + 1 - limit_;
+      while (count_ && ring_[head_].cum_end < need1) {
+        head_ = (head_ + 1) & mask_;
+        --count_;
+      }
+    }
+    uint64_t need = consumed_ + k - limit_;
+    for (size_t i = 0; i < count_; ++i) {
+      const Entry& e = ring_[(head_ + i) & mask_];
+      if (e.cum_end >= need) return e.release;
+    }
+    return 0;
+  }
   // Take k units, returned at `release`.
   void consume(uint32_t k, Tick release) {
     if (limit_ == 0) return;
