@@ -80,6 +80,8 @@ class SimHost : public pcie::HostObserver, public drv::DeviceAccess {
   bool wait_interrupt(uint64_t timeout_ns) override;
 
   const HostParams& params() const { return p_; }
+  // Simulated time as this host's software sees it.
+  Tick now() const { return sim_.now(); }
   hostmem::HostMemory& memory() { return mem_; }
 
  private:
@@ -90,7 +92,6 @@ class SimHost : public pcie::HostObserver, public drv::DeviceAccess {
   // Calls fn(phys, len) for each physically contiguous piece of [addr, addr+len).
   template <typename F>
   void for_each_phys(uint64_t addr, size_t len, F&& fn) const;
-  Tick now() const { return sim_.now(); }
 
   Sim& sim_;
   std::string name_;

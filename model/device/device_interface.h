@@ -595,7 +595,7 @@ struct Eqe {
   uint8_t type;  // +0 EqeType
   uint8_t rsvd0[2];  // +1
   uint8_t owner;  // +3 bit 0: phase
-  uint32_t obj;  // +4 CQN, QPN or token
+  uint32_t obj;  // +4 CQN or QPN
   uint32_t data;  // +8
   uint32_t rsvd1;  // +12
 };

@@ -140,17 +140,28 @@ void System::validate() const {
           fmt::format("{}.rx_depth ({}) is smaller than {}.tx_depth ({}): receivers would run "
                       "out, and RNR retry is not modelled yet",
                       k, p.rx_depth, k, p.tx_depth));
-    // A wait for one completion (every cq_mod messages) must not time out while those messages
-    // are on the wire.
+    // A wait for one completion (every cq_mod messages; every message in latency tests) must
+    // not time out while those messages are on the wire.
+    uint64_t between = is_lat(k) ? 1 : std::min<uint64_t>(p.cq_mod, p.iterations);
     double msg_ps = static_cast<double>(p.size) * 8.0 / c.bandwidth("link.rate") * 1e12 *
-                    static_cast<double>(std::min<uint64_t>(p.cq_mod, p.iterations));
-    if (msg_ps > static_cast<double>(c.time("host.driver_timeout")))
+                    static_cast<double>(between);
+    if (msg_ps > static_cast<double>(c.time("host.driver_timeout"))) {
+      // Blame the first of the keys involved that the user set.
+      std::string blame = "link.rate";
+      for (const std::string& key : {std::string("link.rate"), k + ".size",
+                                     std::string("host.driver_timeout"), k + ".cq_mod"})
+        if (c.source(key) != "default") {
+          blame = key;
+          break;
+        }
       throw ConfigError(fmt::format(
-          "{}: key 'link.rate': value '{}': the {}-byte messages of {} between two completions "
-          "take {:.3g} ms on the wire, more than host.driver_timeout ('{}', from {}): raise "
+          "{}: key '{}': value '{}': the {} messages of {} B of {} between two completions take "
+          "{:.3g} ms on a {} Gb/s link, more than host.driver_timeout ('{}', from {}): raise "
           "host.driver_timeout",
-          c.source("link.rate"), value("link.rate"), p.size, k, msg_ps / 1e9,
-          value("host.driver_timeout"), c.source("host.driver_timeout")));
+          c.source(blame), blame, value(blame), between, p.size, k, msg_ps / 1e9,
+          c.bandwidth("link.rate") / 1e9, value("host.driver_timeout"),
+          c.source("host.driver_timeout")));
+    }
     if (k == "write_lat" && p.size < 1)
       throw bad(k + ".size", "write_lat needs at least 1 byte (the receiver polls the last byte)");
     if (p.size > c.size("nic.max_mr_size"))
