@@ -46,12 +46,18 @@ class CreditPool {
         --count_;
       }
     }
+    // The first batch ending at or after `need`: cum_end grows along the ring, binary search.
     uint64_t need = consumed_ + k - limit_;
-    for (size_t i = 0; i < count_; ++i) {
-      const Entry& e = ring_[(head_ + i) & mask_];
-      if (e.cum_end >= need) return e.release;
+    size_t lo = 0, hi = count_;
+    while (lo < hi) {
+      size_t mid = (lo + hi) / 2;
+      if (ring_[(head_ + mid) & mask_].cum_end < need) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
     }
-    return 0;
+    return lo < count_ ? ring_[(head_ + lo) & mask_].release : 0;
   }
   // Take k units, returned at `release`.
   void consume(uint32_t k, Tick release) {
