@@ -6,6 +6,7 @@ source, model/device/device_interface.toml.
   gen_device_interface.py --check    exit 1 if a checked-in generated file is stale
 """
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -192,11 +193,19 @@ def gen_md(spec):
     return "\n".join(o)
 
 
+def clang_format(text, name):
+    """The generated C++ follows .clang-format like every other file (check_format.sh)."""
+    r = subprocess.run(["clang-format", "--style=file", f"--assume-filename={ROOT / name}"],
+                       input=text, capture_output=True, text=True, check=True, cwd=ROOT)
+    return r.stdout
+
+
 def main():
     spec = tomllib.loads(SPEC.read_text())
     outputs = {
-        OUT_H: gen_header(spec),
-        ROOT / "model/device/device_interface_strings.cpp": gen_enum_strings(spec),
+        OUT_H: clang_format(gen_header(spec), "model/device/device_interface.h"),
+        ROOT / "model/device/device_interface_strings.cpp":
+            clang_format(gen_enum_strings(spec), "model/device/device_interface_strings.cpp"),
         OUT_MD: gen_md(spec),
     }
     if "--check" in sys.argv:

@@ -176,7 +176,6 @@ void Bridge::queue_write(Job* j, const SgEntry* sg, int n, const uint8_t* src, T
   }
   j->done = std::move(done);
   j->when = end;
-  j->applied = false;
   ++dma_writes_;
   dma_write_bytes_ += total;
   // Posted writes complete in issue order (one direction, one latency): a FIFO.
@@ -200,7 +199,6 @@ void Bridge::apply(Job* j) {
     mem_.write(j->sg[i].addr, s, j->sg[i].len);
     s += j->sg[i].len;
   }
-  j->applied = true;
   if (j->release) {
     Callback r = std::move(j->release);
     j->borrowed = nullptr;

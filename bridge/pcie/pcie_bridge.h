@@ -116,7 +116,6 @@ class Bridge final : public DmaPort {
     Callback release;                   // gives the caller's buffer back once applied
     Tick when = 0;
     bool has_event = false;
-    bool applied = false;
   };
   void apply(Job* j);
   void apply_until(Tick t);

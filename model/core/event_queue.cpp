@@ -18,7 +18,7 @@ EventQueue::EventQueue(sc_core::sc_module_name name) : sc_core::sc_module(name) 
 
 void EventQueue::at(Tick when, Callback cb) {
   Tick t = now();
-  if (!in_run_ && when < last_time_ && heap_.size() + executed_ > 0 && run_ahead_limit_ > 0) {
+  if (!in_run_ && run_ahead_limit_ > 0 && when < last_time_) {
     throw std::logic_error("EventQueue::at: time " + std::to_string(when) +
                            " ps is before callbacks already run ahead (up to " +
                            std::to_string(last_time_) +

@@ -26,70 +26,72 @@ constexpr uint64_t kPageShift = 12;
 
 // BAR0 register offsets.
 namespace reg {
-constexpr uint64_t ID = 0x0;  // RO
-constexpr uint64_t VERSION = 0x4;  // RO
-constexpr uint64_t CMD_ADDR_LO = 0x10;  // RW
-constexpr uint64_t CMD_ADDR_HI = 0x14;  // RW
-constexpr uint64_t CMD_DOORBELL = 0x18;  // WO
-constexpr uint64_t CMD_STATUS = 0x1c;  // RO
-constexpr uint64_t EQ_ADDR_LO = 0x20;  // RW
-constexpr uint64_t EQ_ADDR_HI = 0x24;  // RW
-constexpr uint64_t EQ_LOG_SIZE = 0x28;  // RW
-constexpr uint64_t EQ_DOORBELL = 0x2c;  // WO
-constexpr uint64_t ERR_CODE = 0x30;  // RO
-constexpr uint64_t ERR_INFO = 0x34;  // RO
-constexpr uint64_t ERR_COUNT = 0x38;  // RO
-constexpr uint64_t MSIX_ADDR_LO = 0x40;  // RW
-constexpr uint64_t MSIX_ADDR_HI = 0x44;  // RW
-constexpr uint64_t MSIX_DATA = 0x48;  // RW
-constexpr uint64_t MSIX_CTRL = 0x4c;  // RW
+constexpr uint64_t ID = 0x0;                // RO
+constexpr uint64_t VERSION = 0x4;           // RO
+constexpr uint64_t CMD_ADDR_LO = 0x10;      // RW
+constexpr uint64_t CMD_ADDR_HI = 0x14;      // RW
+constexpr uint64_t CMD_DOORBELL = 0x18;     // WO
+constexpr uint64_t CMD_STATUS = 0x1c;       // RO
+constexpr uint64_t EQ_ADDR_LO = 0x20;       // RW
+constexpr uint64_t EQ_ADDR_HI = 0x24;       // RW
+constexpr uint64_t EQ_LOG_SIZE = 0x28;      // RW
+constexpr uint64_t EQ_DOORBELL = 0x2c;      // WO
+constexpr uint64_t ERR_CODE = 0x30;         // RO
+constexpr uint64_t ERR_INFO = 0x34;         // RO
+constexpr uint64_t ERR_COUNT = 0x38;        // RO
+constexpr uint64_t MSIX_ADDR_LO = 0x40;     // RW
+constexpr uint64_t MSIX_ADDR_HI = 0x44;     // RW
+constexpr uint64_t MSIX_DATA = 0x48;        // RW
+constexpr uint64_t MSIX_CTRL = 0x4c;        // RW
 constexpr uint64_t QP_DOORBELL = 0x100000;  // WO
 constexpr uint64_t CQ_DOORBELL = 0x200000;  // WO
 }  // namespace reg
 
 // Register and doorbell write errors, reported in ERR_CODE.
 enum class RegError : uint32_t {
-  NONE = 0,  // no error
-  BAD_OFFSET = 1,  // write to an offset with no writable register
-  READ_ONLY = 2,  // write to a read-only register
-  CMD_BUSY = 3,  // CMD_DOORBELL while a command runs
+  NONE = 0,            // no error
+  BAD_OFFSET = 1,      // write to an offset with no writable register
+  READ_ONLY = 2,       // write to a read-only register
+  CMD_BUSY = 3,        // CMD_DOORBELL while a command runs
   CMD_ADDR_ALIGN = 4,  // CMD_DOORBELL with a command address not 64-byte aligned
-  NO_SUCH_QP = 5,  // doorbell for a QP number that does not exist
-  QP_STATE = 6,  // send doorbell for a QP not in RTS, or receive doorbell for a QP in RESET
-  DB_RANGE = 7,  // producer index behind the consumer or more than the ring size ahead
-  NO_SUCH_CQ = 8,  // doorbell for a CQ number that does not exist
-  BAD_VALUE = 9,  // value out of range for the register
-  WIDTH = 0xa,  // access that is not a 4-byte write at a 4-byte aligned offset
+  NO_SUCH_QP = 5,      // doorbell for a QP number that does not exist
+  QP_STATE = 6,        // send doorbell for a QP not in RTS, or receive doorbell for a QP in RESET
+  DB_RANGE = 7,        // producer index behind the consumer or more than the ring size ahead
+  NO_SUCH_CQ = 8,      // doorbell for a CQ number that does not exist
+  BAD_VALUE = 9,       // value out of range for the register
+  WIDTH = 0xa,         // access that is not a 4-byte write at a 4-byte aligned offset
 };
 const char* to_string(RegError v);
 
 // Command opcodes (CmdIn.opcode).
 enum class CmdOp : uint32_t {
-  QUERY_DEVICE = 1,  // device limits (out: QueryDeviceOut)
-  QUERY_PORT = 2,  // port attributes (in: QueryPortIn, out: QueryPortOut)
-  CREATE_PD = 0x10,  // allocate a protection domain (out: CreatePdOut)
+  QUERY_DEVICE = 1,   // device limits (out: QueryDeviceOut)
+  QUERY_PORT = 2,     // port attributes (in: QueryPortIn, out: QueryPortOut)
+  CREATE_PD = 0x10,   // allocate a protection domain (out: CreatePdOut)
   DESTROY_PD = 0x11,  // free a protection domain (in: HandleIn)
-  CREATE_MR = 0x20,  // register memory: key, region and page list (in: CreateMrIn, out: CreateMrOut)
+  CREATE_MR =
+      0x20,  // register memory: key, region and page list (in: CreateMrIn, out: CreateMrOut)
   DESTROY_MR = 0x21,  // deregister memory (in: HandleIn = lkey)
-  CREATE_CQ = 0x30,  // create a completion queue (in: CreateCqIn, out: CreateCqOut)
+  CREATE_CQ = 0x30,   // create a completion queue (in: CreateCqIn, out: CreateCqOut)
   DESTROY_CQ = 0x31,  // destroy a completion queue (in: HandleIn)
-  CREATE_QP = 0x40,  // create a queue pair in RESET (in: CreateQpIn, out: CreateQpOut)
-  MODIFY_QP = 0x41,  // change QP state and attributes (in: ModifyQpIn)
-  QUERY_QP = 0x42,  // read QP state and attributes (in: HandleIn, out: QueryQpOut)
+  CREATE_QP = 0x40,   // create a queue pair in RESET (in: CreateQpIn, out: CreateQpOut)
+  MODIFY_QP = 0x41,   // change QP state and attributes (in: ModifyQpIn)
+  QUERY_QP = 0x42,    // read QP state and attributes (in: HandleIn, out: QueryQpOut)
   DESTROY_QP = 0x43,  // destroy a queue pair (in: HandleIn)
 };
 const char* to_string(CmdOp v);
 
 // Command completion status (CmdOut.status).
 enum class CmdStatus : uint32_t {
-  OK = 0,  // success
-  BAD_OPCODE = 1,  // unknown command opcode
-  BAD_PARAM = 2,  // a field is out of range or inconsistent; CmdOut.syndrome names it (offset of the field in CmdIn)
-  BAD_HANDLE = 3,  // the PD, MR, CQ or QP named does not exist
-  BUSY = 4,  // the object is still in use (a PD with MRs or QPs, a CQ with QPs)
+  OK = 0,            // success
+  BAD_OPCODE = 1,    // unknown command opcode
+  BAD_PARAM = 2,     // a field is out of range or inconsistent; CmdOut.syndrome names it (offset of
+                     // the field in CmdIn)
+  BAD_HANDLE = 3,    // the PD, MR, CQ or QP named does not exist
+  BUSY = 4,          // the object is still in use (a PD with MRs or QPs, a CQ with QPs)
   NO_RESOURCES = 5,  // a device limit is reached
-  BAD_STATE = 6,  // illegal QP state transition, or a required attribute missing
-  DMA_ERROR = 7,  // a DMA the command needed failed
+  BAD_STATE = 6,     // illegal QP state transition, or a required attribute missing
+  DMA_ERROR = 7,     // a DMA the command needed failed
 };
 const char* to_string(CmdStatus v);
 
@@ -162,19 +164,19 @@ const char* to_string(Mtu v);
 
 // Send WQE opcodes (values of ibv_wr_opcode).
 enum class WrOpcode : uint32_t {
-  RDMA_WRITE = 0,  // RDMA WRITE
+  RDMA_WRITE = 0,           // RDMA WRITE
   RDMA_WRITE_WITH_IMM = 1,  // RDMA WRITE with immediate
-  SEND = 2,  // SEND
-  SEND_WITH_IMM = 3,  // SEND with immediate
-  RDMA_READ = 4,  // not yet supported: completes with LOC_QP_OP_ERR
+  SEND = 2,                 // SEND
+  SEND_WITH_IMM = 3,        // SEND with immediate
+  RDMA_READ = 4,            // not yet supported: completes with LOC_QP_OP_ERR
 };
 const char* to_string(WrOpcode v);
 
 // SendWqe.flags bits.
 enum class WqeFlags : uint32_t {
-  SIGNALED = 1,  // write a CQE when the WQE completes successfully
+  SIGNALED = 1,   // write a CQE when the WQE completes successfully
   SOLICITED = 2,  // set SE in the last packet
-  FENCE = 4,  // accepted, no effect yet (no READ/atomic)
+  FENCE = 4,      // accepted, no effect yet (no READ/atomic)
 };
 const char* to_string(WqeFlags v);
 
@@ -217,7 +219,7 @@ const char* to_string(WcStatus v);
 
 // Cqe.flags bits.
 enum class CqeFlags : uint32_t {
-  WITH_IMM = 1,  // imm_data is valid
+  WITH_IMM = 1,   // imm_data is valid
   SOLICITED = 2,  // the completed SEND had SE set
 };
 const char* to_string(CqeFlags v);
@@ -225,8 +227,8 @@ const char* to_string(CqeFlags v);
 // Event queue entry types.
 enum class EqeType : uint32_t {
   COMPLETION = 0,  // a completion arrived on an armed CQ (obj = CQN)
-  CQ_ERROR = 1,  // CQ overrun: a CQE was dropped (obj = CQN)
-  QP_FATAL = 2,  // the NIC moved a QP to ERR after an error (obj = QPN)
+  CQ_ERROR = 1,    // CQ overrun: a CQE was dropped (obj = CQN)
+  QP_FATAL = 2,    // the NIC moved a QP to ERR after an error (obj = QPN)
 };
 const char* to_string(EqeType v);
 
@@ -234,8 +236,9 @@ const char* to_string(EqeType v);
 // Command input: the first 64 bytes of the command block. `args` is interpreted per opcode.
 struct CmdIn {
   uint16_t opcode;  // +0 CmdOp
-  uint16_t rsvd0;  // +2
-  uint32_t token;  // +4 copied from the CMD_DOORBELL write (the device fills it; drivers may leave 0)
+  uint16_t rsvd0;   // +2
+  uint32_t
+      token;  // +4 copied from the CMD_DOORBELL write (the device fills it; drivers may leave 0)
   uint8_t args[56];  // +8 opcode-specific input (one of the *In layouts below)
 };
 static_assert(sizeof(CmdIn) == 64, "CmdIn size");
@@ -244,13 +247,14 @@ static_assert(offsetof(CmdIn, rsvd0) == 2, "CmdIn.rsvd0 offset");
 static_assert(offsetof(CmdIn, token) == 4, "CmdIn.token offset");
 static_assert(offsetof(CmdIn, args) == 8, "CmdIn.args offset");
 
-// Command output: the second 64 bytes of the command block, written by the device in one 64-byte DMA write when the command completes.
+// Command output: the second 64 bytes of the command block, written by the device in one 64-byte
+// DMA write when the command completes.
 struct CmdOut {
-  uint8_t status;  // +0 CmdStatus
-  uint8_t rsvd0[3];  // +1
-  uint32_t syndrome;  // +4 with BAD_PARAM: byte offset in CmdIn of the offending field
-  uint32_t token;  // +8 the CMD_DOORBELL token: the driver polls until it matches
-  uint32_t rsvd1;  // +12
+  uint8_t status;      // +0 CmdStatus
+  uint8_t rsvd0[3];    // +1
+  uint32_t syndrome;   // +4 with BAD_PARAM: byte offset in CmdIn of the offending field
+  uint32_t token;      // +8 the CMD_DOORBELL token: the driver polls until it matches
+  uint32_t rsvd1;      // +12
   uint8_t result[48];  // +16 opcode-specific output (one of the *Out layouts below)
 };
 static_assert(sizeof(CmdOut) == 64, "CmdOut size");
@@ -263,7 +267,7 @@ static_assert(offsetof(CmdOut, result) == 16, "CmdOut.result offset");
 
 // Input naming one object (PD number, lkey, CQN, QPN).
 struct HandleIn {
-  uint32_t handle;  // +0
+  uint32_t handle;   // +0
   uint8_t rsvd[52];  // +4
 };
 static_assert(sizeof(HandleIn) == 56, "HandleIn size");
@@ -272,23 +276,24 @@ static_assert(offsetof(HandleIn, rsvd) == 4, "HandleIn.rsvd offset");
 
 // Device limits.
 struct QueryDeviceOut {
-  uint32_t fw_version;  // +0 firmware (model) version
-  uint32_t vendor_id;  // +4
+  uint32_t fw_version;      // +0 firmware (model) version
+  uint32_t vendor_id;       // +4
   uint32_t vendor_part_id;  // +8
-  uint32_t max_qp;  // +12
-  uint32_t max_cq;  // +16
-  uint32_t max_mr;  // +20
-  uint32_t max_pd;  // +24
-  uint32_t max_qp_wr;  // +28 maximum WQEs per queue
-  uint32_t max_cqe;  // +32 maximum CQEs per CQ
-  uint16_t max_sge;  // +36 maximum scatter/gather entries per send WQE (largest stride)
-  uint16_t max_recv_sge;  // +38
-  uint64_t max_mr_size;  // +40 bytes
+  uint32_t max_qp;          // +12
+  uint32_t max_cq;          // +16
+  uint32_t max_mr;          // +20
+  uint32_t max_pd;          // +24
+  uint32_t max_qp_wr;       // +28 maximum WQEs per queue
+  uint32_t max_cqe;         // +32 maximum CQEs per CQ
+  uint16_t max_sge;         // +36 maximum scatter/gather entries per send WQE (largest stride)
+  uint16_t max_recv_sge;    // +38
+  uint64_t max_mr_size;     // +40 bytes
 };
 static_assert(sizeof(QueryDeviceOut) == 48, "QueryDeviceOut size");
 static_assert(offsetof(QueryDeviceOut, fw_version) == 0, "QueryDeviceOut.fw_version offset");
 static_assert(offsetof(QueryDeviceOut, vendor_id) == 4, "QueryDeviceOut.vendor_id offset");
-static_assert(offsetof(QueryDeviceOut, vendor_part_id) == 8, "QueryDeviceOut.vendor_part_id offset");
+static_assert(offsetof(QueryDeviceOut, vendor_part_id) == 8,
+              "QueryDeviceOut.vendor_part_id offset");
 static_assert(offsetof(QueryDeviceOut, max_qp) == 12, "QueryDeviceOut.max_qp offset");
 static_assert(offsetof(QueryDeviceOut, max_cq) == 16, "QueryDeviceOut.max_cq offset");
 static_assert(offsetof(QueryDeviceOut, max_mr) == 20, "QueryDeviceOut.max_mr offset");
@@ -301,7 +306,7 @@ static_assert(offsetof(QueryDeviceOut, max_mr_size) == 40, "QueryDeviceOut.max_m
 
 // QUERY_PORT input.
 struct QueryPortIn {
-  uint8_t port;  // +0 port number, 1
+  uint8_t port;      // +0 port number, 1
   uint8_t rsvd[55];  // +1
 };
 static_assert(sizeof(QueryPortIn) == 56, "QueryPortIn size");
@@ -310,15 +315,15 @@ static_assert(offsetof(QueryPortIn, rsvd) == 1, "QueryPortIn.rsvd offset");
 
 // Port attributes.
 struct QueryPortOut {
-  uint8_t state;  // +0 4 = ACTIVE (ibv_port_state)
-  uint8_t max_mtu;  // +1 Mtu
-  uint8_t active_mtu;  // +2 Mtu
-  uint8_t link_layer;  // +3 2 = Ethernet
+  uint8_t state;        // +0 4 = ACTIVE (ibv_port_state)
+  uint8_t max_mtu;      // +1 Mtu
+  uint8_t active_mtu;   // +2 Mtu
+  uint8_t link_layer;   // +3 2 = Ethernet
   uint32_t speed_mbps;  // +4 link rate in Mb/s
-  uint8_t mac[6];  // +8 port MAC address
-  uint16_t rsvd0;  // +14
-  uint32_t ipv4;  // +16 port IPv4 address (GID index 0 is ::ffff:ipv4)
-  uint8_t rsvd1[28];  // +20
+  uint8_t mac[6];       // +8 port MAC address
+  uint16_t rsvd0;       // +14
+  uint32_t ipv4;        // +16 port IPv4 address (GID index 0 is ::ffff:ipv4)
+  uint8_t rsvd1[28];    // +20
 };
 static_assert(sizeof(QueryPortOut) == 48, "QueryPortOut size");
 static_assert(offsetof(QueryPortOut, state) == 0, "QueryPortOut.state offset");
@@ -333,23 +338,25 @@ static_assert(offsetof(QueryPortOut, rsvd1) == 20, "QueryPortOut.rsvd1 offset");
 
 // CREATE_PD output.
 struct CreatePdOut {
-  uint32_t pdn;  // +0 protection domain number
+  uint32_t pdn;      // +0 protection domain number
   uint8_t rsvd[44];  // +4
 };
 static_assert(sizeof(CreatePdOut) == 48, "CreatePdOut size");
 static_assert(offsetof(CreatePdOut, pdn) == 0, "CreatePdOut.pdn offset");
 static_assert(offsetof(CreatePdOut, rsvd) == 4, "CreatePdOut.rsvd offset");
 
-// CREATE_MR input. The page list (MTT) is an array of n_pages little-endian u64 host physical page addresses at mtt_addr, page i holding bytes [i*page, (i+1)*page) of the region counted from the page containing iova.
+// CREATE_MR input. The page list (MTT) is an array of n_pages little-endian u64 host physical page
+// addresses at mtt_addr, page i holding bytes [i*page, (i+1)*page) of the region counted from the
+// page containing iova.
 struct CreateMrIn {
-  uint32_t pdn;  // +0
-  uint32_t access;  // +4 Access flags
-  uint64_t iova;  // +8 address the region starts at, as seen by the application
-  uint64_t length;  // +16 bytes
-  uint64_t mtt_addr;  // +24 host address of the page list
-  uint32_t n_pages;  // +32 entries in the page list
+  uint32_t pdn;        // +0
+  uint32_t access;     // +4 Access flags
+  uint64_t iova;       // +8 address the region starts at, as seen by the application
+  uint64_t length;     // +16 bytes
+  uint64_t mtt_addr;   // +24 host address of the page list
+  uint32_t n_pages;    // +32 entries in the page list
   uint8_t page_shift;  // +36 log2 page size (12)
-  uint8_t rsvd[19];  // +37
+  uint8_t rsvd[19];    // +37
 };
 static_assert(sizeof(CreateMrIn) == 56, "CreateMrIn size");
 static_assert(offsetof(CreateMrIn, pdn) == 0, "CreateMrIn.pdn offset");
@@ -363,8 +370,8 @@ static_assert(offsetof(CreateMrIn, rsvd) == 37, "CreateMrIn.rsvd offset");
 
 // CREATE_MR output: lkey == rkey = (index << 8) | variant.
 struct CreateMrOut {
-  uint32_t lkey;  // +0
-  uint32_t rkey;  // +4
+  uint32_t lkey;     // +0
+  uint32_t rkey;     // +4
   uint8_t rsvd[40];  // +8
 };
 static_assert(sizeof(CreateMrOut) == 48, "CreateMrOut size");
@@ -372,11 +379,12 @@ static_assert(offsetof(CreateMrOut, lkey) == 0, "CreateMrOut.lkey offset");
 static_assert(offsetof(CreateMrOut, rkey) == 4, "CreateMrOut.rkey offset");
 static_assert(offsetof(CreateMrOut, rsvd) == 8, "CreateMrOut.rsvd offset");
 
-// CREATE_CQ input. The ring is 2^log_size CQEs of 32 bytes, physically contiguous, zeroed by the driver.
+// CREATE_CQ input. The ring is 2^log_size CQEs of 32 bytes, physically contiguous, zeroed by the
+// driver.
 struct CreateCqIn {
   uint64_t ring_addr;  // +0
-  uint8_t log_size;  // +8 1..22
-  uint8_t rsvd[47];  // +9
+  uint8_t log_size;    // +8 1..22
+  uint8_t rsvd[47];    // +9
 };
 static_assert(sizeof(CreateCqIn) == 56, "CreateCqIn size");
 static_assert(offsetof(CreateCqIn, ring_addr) == 0, "CreateCqIn.ring_addr offset");
@@ -385,29 +393,30 @@ static_assert(offsetof(CreateCqIn, rsvd) == 9, "CreateCqIn.rsvd offset");
 
 // CREATE_CQ output.
 struct CreateCqOut {
-  uint32_t cqn;  // +0
+  uint32_t cqn;      // +0
   uint8_t rsvd[44];  // +4
 };
 static_assert(sizeof(CreateCqOut) == 48, "CreateCqOut size");
 static_assert(offsetof(CreateCqOut, cqn) == 0, "CreateCqOut.cqn offset");
 static_assert(offsetof(CreateCqOut, rsvd) == 4, "CreateCqOut.rsvd offset");
 
-// CREATE_QP input. Rings are physically contiguous: 2^log_sq_size WQEs of 2^sq_wqe_shift bytes, likewise for the RQ.
+// CREATE_QP input. Rings are physically contiguous: 2^log_sq_size WQEs of 2^sq_wqe_shift bytes,
+// likewise for the RQ.
 struct CreateQpIn {
-  uint8_t qp_type;  // +0 QpType
-  uint8_t sq_sig_all;  // +1 1: every send WQE is signaled
-  uint8_t log_sq_size;  // +2 1..15
-  uint8_t log_rq_size;  // +3 1..15
+  uint8_t qp_type;       // +0 QpType
+  uint8_t sq_sig_all;    // +1 1: every send WQE is signaled
+  uint8_t log_sq_size;   // +2 1..15
+  uint8_t log_rq_size;   // +3 1..15
   uint8_t sq_wqe_shift;  // +4 6..9 (64..512-byte send WQEs)
   uint8_t rq_wqe_shift;  // +5 4..9 (16..512-byte receive WQEs)
-  uint16_t rsvd0;  // +6
-  uint32_t pdn;  // +8
-  uint32_t send_cqn;  // +12
-  uint32_t recv_cqn;  // +16
-  uint32_t rsvd1;  // +20
-  uint64_t sq_addr;  // +24
-  uint64_t rq_addr;  // +32
-  uint8_t rsvd2[16];  // +40
+  uint16_t rsvd0;        // +6
+  uint32_t pdn;          // +8
+  uint32_t send_cqn;     // +12
+  uint32_t recv_cqn;     // +16
+  uint32_t rsvd1;        // +20
+  uint64_t sq_addr;      // +24
+  uint64_t rq_addr;      // +32
+  uint8_t rsvd2[16];     // +40
 };
 static_assert(sizeof(CreateQpIn) == 56, "CreateQpIn size");
 static_assert(offsetof(CreateQpIn, qp_type) == 0, "CreateQpIn.qp_type offset");
@@ -427,37 +436,38 @@ static_assert(offsetof(CreateQpIn, rsvd2) == 40, "CreateQpIn.rsvd2 offset");
 
 // CREATE_QP output.
 struct CreateQpOut {
-  uint32_t qpn;  // +0
+  uint32_t qpn;      // +0
   uint8_t rsvd[44];  // +4
 };
 static_assert(sizeof(CreateQpOut) == 48, "CreateQpOut size");
 static_assert(offsetof(CreateQpOut, qpn) == 0, "CreateQpOut.qpn offset");
 static_assert(offsetof(CreateQpOut, rsvd) == 4, "CreateQpOut.rsvd offset");
 
-// MODIFY_QP input: attributes selected by attr_mask (QpAttr), with the transition rules of the InfiniBand specification (required and optional attributes per transition).
+// MODIFY_QP input: attributes selected by attr_mask (QpAttr), with the transition rules of the
+// InfiniBand specification (required and optional attributes per transition).
 struct ModifyQpIn {
-  uint32_t qpn;  // +0
-  uint32_t attr_mask;  // +4 QpAttr bits
-  uint8_t qp_state;  // +8 QpState (with STATE)
-  uint8_t cur_qp_state;  // +9 QpState (with CUR_STATE)
-  uint8_t path_mtu;  // +10 Mtu (with PATH_MTU)
-  uint8_t timeout;  // +11 local ACK timeout code (with TIMEOUT)
-  uint8_t retry_cnt;  // +12 0..7
-  uint8_t rnr_retry;  // +13 0..7
-  uint8_t min_rnr_timer;  // +14 0..31
-  uint8_t max_rd_atomic;  // +15
+  uint32_t qpn;                // +0
+  uint32_t attr_mask;          // +4 QpAttr bits
+  uint8_t qp_state;            // +8 QpState (with STATE)
+  uint8_t cur_qp_state;        // +9 QpState (with CUR_STATE)
+  uint8_t path_mtu;            // +10 Mtu (with PATH_MTU)
+  uint8_t timeout;             // +11 local ACK timeout code (with TIMEOUT)
+  uint8_t retry_cnt;           // +12 0..7
+  uint8_t rnr_retry;           // +13 0..7
+  uint8_t min_rnr_timer;       // +14 0..31
+  uint8_t max_rd_atomic;       // +15
   uint8_t max_dest_rd_atomic;  // +16
-  uint8_t port_num;  // +17 1
-  uint16_t pkey_index;  // +18 0
-  uint32_t access_flags;  // +20 Access (REMOTE_WRITE etc.)
-  uint32_t dest_qpn;  // +24 24 bits
-  uint32_t rq_psn;  // +28 24 bits
-  uint32_t sq_psn;  // +32 24 bits
-  uint32_t dest_ipv4;  // +36 AV: remote IPv4 address
-  uint8_t dest_mac[6];  // +40 AV: remote MAC address
-  uint8_t traffic_class;  // +46 AV: IPv4 TOS
-  uint8_t hop_limit;  // +47 AV: IPv4 TTL (0 = 64)
-  uint8_t rsvd[8];  // +48
+  uint8_t port_num;            // +17 1
+  uint16_t pkey_index;         // +18 0
+  uint32_t access_flags;       // +20 Access (REMOTE_WRITE etc.)
+  uint32_t dest_qpn;           // +24 24 bits
+  uint32_t rq_psn;             // +28 24 bits
+  uint32_t sq_psn;             // +32 24 bits
+  uint32_t dest_ipv4;          // +36 AV: remote IPv4 address
+  uint8_t dest_mac[6];         // +40 AV: remote MAC address
+  uint8_t traffic_class;       // +46 AV: IPv4 TOS
+  uint8_t hop_limit;           // +47 AV: IPv4 TTL (0 = 64)
+  uint8_t rsvd[8];             // +48
 };
 static_assert(sizeof(ModifyQpIn) == 56, "ModifyQpIn size");
 static_assert(offsetof(ModifyQpIn, qpn) == 0, "ModifyQpIn.qpn offset");
@@ -470,7 +480,8 @@ static_assert(offsetof(ModifyQpIn, retry_cnt) == 12, "ModifyQpIn.retry_cnt offse
 static_assert(offsetof(ModifyQpIn, rnr_retry) == 13, "ModifyQpIn.rnr_retry offset");
 static_assert(offsetof(ModifyQpIn, min_rnr_timer) == 14, "ModifyQpIn.min_rnr_timer offset");
 static_assert(offsetof(ModifyQpIn, max_rd_atomic) == 15, "ModifyQpIn.max_rd_atomic offset");
-static_assert(offsetof(ModifyQpIn, max_dest_rd_atomic) == 16, "ModifyQpIn.max_dest_rd_atomic offset");
+static_assert(offsetof(ModifyQpIn, max_dest_rd_atomic) == 16,
+              "ModifyQpIn.max_dest_rd_atomic offset");
 static_assert(offsetof(ModifyQpIn, port_num) == 17, "ModifyQpIn.port_num offset");
 static_assert(offsetof(ModifyQpIn, pkey_index) == 18, "ModifyQpIn.pkey_index offset");
 static_assert(offsetof(ModifyQpIn, access_flags) == 20, "ModifyQpIn.access_flags offset");
@@ -485,20 +496,20 @@ static_assert(offsetof(ModifyQpIn, rsvd) == 48, "ModifyQpIn.rsvd offset");
 
 // QUERY_QP output.
 struct QueryQpOut {
-  uint8_t qp_state;  // +0 QpState
-  uint8_t path_mtu;  // +1 Mtu
-  uint8_t qp_type;  // +2 QpType
-  uint8_t rsvd0;  // +3
+  uint8_t qp_state;       // +0 QpState
+  uint8_t path_mtu;       // +1 Mtu
+  uint8_t qp_type;        // +2 QpType
+  uint8_t rsvd0;          // +3
   uint32_t access_flags;  // +4
-  uint32_t dest_qpn;  // +8
-  uint32_t rq_psn;  // +12 next expected PSN
-  uint32_t sq_psn;  // +16 next PSN to send
-  uint32_t dest_ipv4;  // +20
-  uint16_t sq_pi;  // +24
-  uint16_t sq_ci;  // +26 send WQEs completed
-  uint16_t rq_pi;  // +28
-  uint16_t rq_ci;  // +30 receive WQEs consumed
-  uint8_t rsvd1[16];  // +32
+  uint32_t dest_qpn;      // +8
+  uint32_t rq_psn;        // +12 next expected PSN
+  uint32_t sq_psn;        // +16 next PSN to send
+  uint32_t dest_ipv4;     // +20
+  uint16_t sq_pi;         // +24
+  uint16_t sq_ci;         // +26 send WQEs completed
+  uint16_t rq_pi;         // +28
+  uint16_t rq_ci;         // +30 receive WQEs consumed
+  uint8_t rsvd1[16];      // +32
 };
 static_assert(sizeof(QueryQpOut) == 48, "QueryQpOut size");
 static_assert(offsetof(QueryQpOut, qp_state) == 0, "QueryQpOut.qp_state offset");
@@ -518,26 +529,27 @@ static_assert(offsetof(QueryQpOut, rsvd1) == 32, "QueryQpOut.rsvd1 offset");
 
 // Scatter/gather entry.
 struct Sge {
-  uint64_t addr;  // +0 virtual address in the MR
+  uint64_t addr;    // +0 virtual address in the MR
   uint32_t length;  // +8 bytes
-  uint32_t lkey;  // +12
+  uint32_t lkey;    // +12
 };
 static_assert(sizeof(Sge) == 16, "Sge size");
 static_assert(offsetof(Sge, addr) == 0, "Sge.addr offset");
 static_assert(offsetof(Sge, length) == 8, "Sge.length offset");
 static_assert(offsetof(Sge, lkey) == 12, "Sge.lkey offset");
 
-// Send WQE header; followed by num_sge Sge entries, within the QP's send WQE stride (64 bytes: 2 SGEs).
+// Send WQE header; followed by num_sge Sge entries, within the QP's send WQE stride (64 bytes: 2
+// SGEs).
 struct SendWqe {
-  uint8_t opcode;  // +0 WrOpcode
-  uint8_t flags;  // +1 WqeFlags
-  uint8_t num_sge;  // +2
-  uint8_t rsvd0;  // +3
-  uint32_t imm_data;  // +4 ImmDt value, host order (sent big-endian)
-  uint64_t wr_id;  // +8 returned in the CQE
+  uint8_t opcode;        // +0 WrOpcode
+  uint8_t flags;         // +1 WqeFlags
+  uint8_t num_sge;       // +2
+  uint8_t rsvd0;         // +3
+  uint32_t imm_data;     // +4 ImmDt value, host order (sent big-endian)
+  uint64_t wr_id;        // +8 returned in the CQE
   uint64_t remote_addr;  // +16 RDMA: remote virtual address
-  uint32_t rkey;  // +24 RDMA: remote key
-  uint32_t rsvd1;  // +28
+  uint32_t rkey;         // +24 RDMA: remote key
+  uint32_t rsvd1;        // +28
 };
 static_assert(sizeof(SendWqe) == 32, "SendWqe size");
 static_assert(offsetof(SendWqe, opcode) == 0, "SendWqe.opcode offset");
@@ -552,7 +564,7 @@ static_assert(offsetof(SendWqe, rsvd1) == 28, "SendWqe.rsvd1 offset");
 
 // Receive WQE header; followed by num_sge Sge entries, within the QP's receive WQE stride.
 struct RecvWqe {
-  uint64_t wr_id;  // +0
+  uint64_t wr_id;   // +0
   uint8_t num_sge;  // +8
   uint8_t rsvd[7];  // +9
 };
@@ -561,20 +573,22 @@ static_assert(offsetof(RecvWqe, wr_id) == 0, "RecvWqe.wr_id offset");
 static_assert(offsetof(RecvWqe, num_sge) == 8, "RecvWqe.num_sge offset");
 static_assert(offsetof(RecvWqe, rsvd) == 9, "RecvWqe.rsvd offset");
 
-// Completion queue entry. Valid when (owner & 1) == ((index >> log_size) & 1) ^ 1 for the free-running index: the device writes phase 1 on its first pass through the ring, 0 on the second, and so on; the driver zeroes the ring at creation.
+// Completion queue entry. Valid when (owner & 1) == ((index >> log_size) & 1) ^ 1 for the
+// free-running index: the device writes phase 1 on its first pass through the ring, 0 on the
+// second, and so on; the driver zeroes the ring at creation.
 struct Cqe {
-  uint64_t wr_id;  // +0
-  uint32_t byte_len;  // +8 bytes received (receive completions)
-  uint32_t imm_data;  // +12 with WITH_IMM, host order
-  uint32_t qpn;  // +16 local QP
-  uint32_t src_qp;  // +20 remote QP
+  uint64_t wr_id;        // +0
+  uint32_t byte_len;     // +8 bytes received (receive completions)
+  uint32_t imm_data;     // +12 with WITH_IMM, host order
+  uint32_t qpn;          // +16 local QP
+  uint32_t src_qp;       // +20 remote QP
   uint16_t wqe_counter;  // +24 index (modulo 2^16) of the completed WQE in its queue
-  uint8_t opcode;  // +26 WcOpcode
-  uint8_t status;  // +27 WcStatus
-  uint8_t flags;  // +28 CqeFlags
-  uint8_t vendor_err;  // +29 detail for errors
-  uint8_t rsvd;  // +30
-  uint8_t owner;  // +31 bit 0: phase
+  uint8_t opcode;        // +26 WcOpcode
+  uint8_t status;        // +27 WcStatus
+  uint8_t flags;         // +28 CqeFlags
+  uint8_t vendor_err;    // +29 detail for errors
+  uint8_t rsvd;          // +30
+  uint8_t owner;         // +31 bit 0: phase
 };
 static_assert(sizeof(Cqe) == 32, "Cqe size");
 static_assert(offsetof(Cqe, wr_id) == 0, "Cqe.wr_id offset");
@@ -592,12 +606,12 @@ static_assert(offsetof(Cqe, owner) == 31, "Cqe.owner offset");
 
 // Event queue entry; valid under the same phase rule as Cqe.
 struct Eqe {
-  uint8_t type;  // +0 EqeType
+  uint8_t type;      // +0 EqeType
   uint8_t rsvd0[2];  // +1
-  uint8_t owner;  // +3 bit 0: phase
-  uint32_t obj;  // +4 CQN or QPN
-  uint32_t data;  // +8
-  uint32_t rsvd1;  // +12
+  uint8_t owner;     // +3 bit 0: phase
+  uint32_t obj;      // +4 CQN or QPN
+  uint32_t data;     // +8
+  uint32_t rsvd1;    // +12
 };
 static_assert(sizeof(Eqe) == 16, "Eqe size");
 static_assert(offsetof(Eqe, type) == 0, "Eqe.type offset");

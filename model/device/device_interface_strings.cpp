@@ -5,197 +5,310 @@ namespace rn::dev {
 
 const char* to_string(RegError v) {
   switch (v) {
-    case RegError::NONE: return "NONE";
-    case RegError::BAD_OFFSET: return "BAD_OFFSET";
-    case RegError::READ_ONLY: return "READ_ONLY";
-    case RegError::CMD_BUSY: return "CMD_BUSY";
-    case RegError::CMD_ADDR_ALIGN: return "CMD_ADDR_ALIGN";
-    case RegError::NO_SUCH_QP: return "NO_SUCH_QP";
-    case RegError::QP_STATE: return "QP_STATE";
-    case RegError::DB_RANGE: return "DB_RANGE";
-    case RegError::NO_SUCH_CQ: return "NO_SUCH_CQ";
-    case RegError::BAD_VALUE: return "BAD_VALUE";
-    case RegError::WIDTH: return "WIDTH";
+    case RegError::NONE:
+      return "NONE";
+    case RegError::BAD_OFFSET:
+      return "BAD_OFFSET";
+    case RegError::READ_ONLY:
+      return "READ_ONLY";
+    case RegError::CMD_BUSY:
+      return "CMD_BUSY";
+    case RegError::CMD_ADDR_ALIGN:
+      return "CMD_ADDR_ALIGN";
+    case RegError::NO_SUCH_QP:
+      return "NO_SUCH_QP";
+    case RegError::QP_STATE:
+      return "QP_STATE";
+    case RegError::DB_RANGE:
+      return "DB_RANGE";
+    case RegError::NO_SUCH_CQ:
+      return "NO_SUCH_CQ";
+    case RegError::BAD_VALUE:
+      return "BAD_VALUE";
+    case RegError::WIDTH:
+      return "WIDTH";
   }
   return "?";
 }
 
 const char* to_string(CmdOp v) {
   switch (v) {
-    case CmdOp::QUERY_DEVICE: return "QUERY_DEVICE";
-    case CmdOp::QUERY_PORT: return "QUERY_PORT";
-    case CmdOp::CREATE_PD: return "CREATE_PD";
-    case CmdOp::DESTROY_PD: return "DESTROY_PD";
-    case CmdOp::CREATE_MR: return "CREATE_MR";
-    case CmdOp::DESTROY_MR: return "DESTROY_MR";
-    case CmdOp::CREATE_CQ: return "CREATE_CQ";
-    case CmdOp::DESTROY_CQ: return "DESTROY_CQ";
-    case CmdOp::CREATE_QP: return "CREATE_QP";
-    case CmdOp::MODIFY_QP: return "MODIFY_QP";
-    case CmdOp::QUERY_QP: return "QUERY_QP";
-    case CmdOp::DESTROY_QP: return "DESTROY_QP";
+    case CmdOp::QUERY_DEVICE:
+      return "QUERY_DEVICE";
+    case CmdOp::QUERY_PORT:
+      return "QUERY_PORT";
+    case CmdOp::CREATE_PD:
+      return "CREATE_PD";
+    case CmdOp::DESTROY_PD:
+      return "DESTROY_PD";
+    case CmdOp::CREATE_MR:
+      return "CREATE_MR";
+    case CmdOp::DESTROY_MR:
+      return "DESTROY_MR";
+    case CmdOp::CREATE_CQ:
+      return "CREATE_CQ";
+    case CmdOp::DESTROY_CQ:
+      return "DESTROY_CQ";
+    case CmdOp::CREATE_QP:
+      return "CREATE_QP";
+    case CmdOp::MODIFY_QP:
+      return "MODIFY_QP";
+    case CmdOp::QUERY_QP:
+      return "QUERY_QP";
+    case CmdOp::DESTROY_QP:
+      return "DESTROY_QP";
   }
   return "?";
 }
 
 const char* to_string(CmdStatus v) {
   switch (v) {
-    case CmdStatus::OK: return "OK";
-    case CmdStatus::BAD_OPCODE: return "BAD_OPCODE";
-    case CmdStatus::BAD_PARAM: return "BAD_PARAM";
-    case CmdStatus::BAD_HANDLE: return "BAD_HANDLE";
-    case CmdStatus::BUSY: return "BUSY";
-    case CmdStatus::NO_RESOURCES: return "NO_RESOURCES";
-    case CmdStatus::BAD_STATE: return "BAD_STATE";
-    case CmdStatus::DMA_ERROR: return "DMA_ERROR";
+    case CmdStatus::OK:
+      return "OK";
+    case CmdStatus::BAD_OPCODE:
+      return "BAD_OPCODE";
+    case CmdStatus::BAD_PARAM:
+      return "BAD_PARAM";
+    case CmdStatus::BAD_HANDLE:
+      return "BAD_HANDLE";
+    case CmdStatus::BUSY:
+      return "BUSY";
+    case CmdStatus::NO_RESOURCES:
+      return "NO_RESOURCES";
+    case CmdStatus::BAD_STATE:
+      return "BAD_STATE";
+    case CmdStatus::DMA_ERROR:
+      return "DMA_ERROR";
   }
   return "?";
 }
 
 const char* to_string(QpType v) {
   switch (v) {
-    case QpType::RC: return "RC";
-    case QpType::UC: return "UC";
-    case QpType::UD: return "UD";
+    case QpType::RC:
+      return "RC";
+    case QpType::UC:
+      return "UC";
+    case QpType::UD:
+      return "UD";
   }
   return "?";
 }
 
 const char* to_string(QpState v) {
   switch (v) {
-    case QpState::RESET: return "RESET";
-    case QpState::INIT: return "INIT";
-    case QpState::RTR: return "RTR";
-    case QpState::RTS: return "RTS";
-    case QpState::SQD: return "SQD";
-    case QpState::SQE: return "SQE";
-    case QpState::ERR: return "ERR";
+    case QpState::RESET:
+      return "RESET";
+    case QpState::INIT:
+      return "INIT";
+    case QpState::RTR:
+      return "RTR";
+    case QpState::RTS:
+      return "RTS";
+    case QpState::SQD:
+      return "SQD";
+    case QpState::SQE:
+      return "SQE";
+    case QpState::ERR:
+      return "ERR";
   }
   return "?";
 }
 
 const char* to_string(QpAttr v) {
   switch (v) {
-    case QpAttr::STATE: return "STATE";
-    case QpAttr::CUR_STATE: return "CUR_STATE";
-    case QpAttr::EN_SQD_ASYNC_NOTIFY: return "EN_SQD_ASYNC_NOTIFY";
-    case QpAttr::ACCESS_FLAGS: return "ACCESS_FLAGS";
-    case QpAttr::PKEY_INDEX: return "PKEY_INDEX";
-    case QpAttr::PORT: return "PORT";
-    case QpAttr::QKEY: return "QKEY";
-    case QpAttr::AV: return "AV";
-    case QpAttr::PATH_MTU: return "PATH_MTU";
-    case QpAttr::TIMEOUT: return "TIMEOUT";
-    case QpAttr::RETRY_CNT: return "RETRY_CNT";
-    case QpAttr::RNR_RETRY: return "RNR_RETRY";
-    case QpAttr::RQ_PSN: return "RQ_PSN";
-    case QpAttr::MAX_QP_RD_ATOMIC: return "MAX_QP_RD_ATOMIC";
-    case QpAttr::ALT_PATH: return "ALT_PATH";
-    case QpAttr::MIN_RNR_TIMER: return "MIN_RNR_TIMER";
-    case QpAttr::SQ_PSN: return "SQ_PSN";
-    case QpAttr::MAX_DEST_RD_ATOMIC: return "MAX_DEST_RD_ATOMIC";
-    case QpAttr::PATH_MIG_STATE: return "PATH_MIG_STATE";
-    case QpAttr::CAP: return "CAP";
-    case QpAttr::DEST_QPN: return "DEST_QPN";
+    case QpAttr::STATE:
+      return "STATE";
+    case QpAttr::CUR_STATE:
+      return "CUR_STATE";
+    case QpAttr::EN_SQD_ASYNC_NOTIFY:
+      return "EN_SQD_ASYNC_NOTIFY";
+    case QpAttr::ACCESS_FLAGS:
+      return "ACCESS_FLAGS";
+    case QpAttr::PKEY_INDEX:
+      return "PKEY_INDEX";
+    case QpAttr::PORT:
+      return "PORT";
+    case QpAttr::QKEY:
+      return "QKEY";
+    case QpAttr::AV:
+      return "AV";
+    case QpAttr::PATH_MTU:
+      return "PATH_MTU";
+    case QpAttr::TIMEOUT:
+      return "TIMEOUT";
+    case QpAttr::RETRY_CNT:
+      return "RETRY_CNT";
+    case QpAttr::RNR_RETRY:
+      return "RNR_RETRY";
+    case QpAttr::RQ_PSN:
+      return "RQ_PSN";
+    case QpAttr::MAX_QP_RD_ATOMIC:
+      return "MAX_QP_RD_ATOMIC";
+    case QpAttr::ALT_PATH:
+      return "ALT_PATH";
+    case QpAttr::MIN_RNR_TIMER:
+      return "MIN_RNR_TIMER";
+    case QpAttr::SQ_PSN:
+      return "SQ_PSN";
+    case QpAttr::MAX_DEST_RD_ATOMIC:
+      return "MAX_DEST_RD_ATOMIC";
+    case QpAttr::PATH_MIG_STATE:
+      return "PATH_MIG_STATE";
+    case QpAttr::CAP:
+      return "CAP";
+    case QpAttr::DEST_QPN:
+      return "DEST_QPN";
   }
   return "?";
 }
 
 const char* to_string(Access v) {
   switch (v) {
-    case Access::LOCAL_WRITE: return "LOCAL_WRITE";
-    case Access::REMOTE_WRITE: return "REMOTE_WRITE";
-    case Access::REMOTE_READ: return "REMOTE_READ";
-    case Access::REMOTE_ATOMIC: return "REMOTE_ATOMIC";
-    case Access::MW_BIND: return "MW_BIND";
-    case Access::ZERO_BASED: return "ZERO_BASED";
+    case Access::LOCAL_WRITE:
+      return "LOCAL_WRITE";
+    case Access::REMOTE_WRITE:
+      return "REMOTE_WRITE";
+    case Access::REMOTE_READ:
+      return "REMOTE_READ";
+    case Access::REMOTE_ATOMIC:
+      return "REMOTE_ATOMIC";
+    case Access::MW_BIND:
+      return "MW_BIND";
+    case Access::ZERO_BASED:
+      return "ZERO_BASED";
   }
   return "?";
 }
 
 const char* to_string(Mtu v) {
   switch (v) {
-    case Mtu::MTU_256: return "MTU_256";
-    case Mtu::MTU_512: return "MTU_512";
-    case Mtu::MTU_1024: return "MTU_1024";
-    case Mtu::MTU_2048: return "MTU_2048";
-    case Mtu::MTU_4096: return "MTU_4096";
+    case Mtu::MTU_256:
+      return "MTU_256";
+    case Mtu::MTU_512:
+      return "MTU_512";
+    case Mtu::MTU_1024:
+      return "MTU_1024";
+    case Mtu::MTU_2048:
+      return "MTU_2048";
+    case Mtu::MTU_4096:
+      return "MTU_4096";
   }
   return "?";
 }
 
 const char* to_string(WrOpcode v) {
   switch (v) {
-    case WrOpcode::RDMA_WRITE: return "RDMA_WRITE";
-    case WrOpcode::RDMA_WRITE_WITH_IMM: return "RDMA_WRITE_WITH_IMM";
-    case WrOpcode::SEND: return "SEND";
-    case WrOpcode::SEND_WITH_IMM: return "SEND_WITH_IMM";
-    case WrOpcode::RDMA_READ: return "RDMA_READ";
+    case WrOpcode::RDMA_WRITE:
+      return "RDMA_WRITE";
+    case WrOpcode::RDMA_WRITE_WITH_IMM:
+      return "RDMA_WRITE_WITH_IMM";
+    case WrOpcode::SEND:
+      return "SEND";
+    case WrOpcode::SEND_WITH_IMM:
+      return "SEND_WITH_IMM";
+    case WrOpcode::RDMA_READ:
+      return "RDMA_READ";
   }
   return "?";
 }
 
 const char* to_string(WqeFlags v) {
   switch (v) {
-    case WqeFlags::SIGNALED: return "SIGNALED";
-    case WqeFlags::SOLICITED: return "SOLICITED";
-    case WqeFlags::FENCE: return "FENCE";
+    case WqeFlags::SIGNALED:
+      return "SIGNALED";
+    case WqeFlags::SOLICITED:
+      return "SOLICITED";
+    case WqeFlags::FENCE:
+      return "FENCE";
   }
   return "?";
 }
 
 const char* to_string(WcOpcode v) {
   switch (v) {
-    case WcOpcode::SEND: return "SEND";
-    case WcOpcode::RDMA_WRITE: return "RDMA_WRITE";
-    case WcOpcode::RDMA_READ: return "RDMA_READ";
-    case WcOpcode::RECV: return "RECV";
-    case WcOpcode::RECV_RDMA_WITH_IMM: return "RECV_RDMA_WITH_IMM";
+    case WcOpcode::SEND:
+      return "SEND";
+    case WcOpcode::RDMA_WRITE:
+      return "RDMA_WRITE";
+    case WcOpcode::RDMA_READ:
+      return "RDMA_READ";
+    case WcOpcode::RECV:
+      return "RECV";
+    case WcOpcode::RECV_RDMA_WITH_IMM:
+      return "RECV_RDMA_WITH_IMM";
   }
   return "?";
 }
 
 const char* to_string(WcStatus v) {
   switch (v) {
-    case WcStatus::SUCCESS: return "SUCCESS";
-    case WcStatus::LOC_LEN_ERR: return "LOC_LEN_ERR";
-    case WcStatus::LOC_QP_OP_ERR: return "LOC_QP_OP_ERR";
-    case WcStatus::LOC_EEC_OP_ERR: return "LOC_EEC_OP_ERR";
-    case WcStatus::LOC_PROT_ERR: return "LOC_PROT_ERR";
-    case WcStatus::WR_FLUSH_ERR: return "WR_FLUSH_ERR";
-    case WcStatus::MW_BIND_ERR: return "MW_BIND_ERR";
-    case WcStatus::BAD_RESP_ERR: return "BAD_RESP_ERR";
-    case WcStatus::LOC_ACCESS_ERR: return "LOC_ACCESS_ERR";
-    case WcStatus::REM_INV_REQ_ERR: return "REM_INV_REQ_ERR";
-    case WcStatus::REM_ACCESS_ERR: return "REM_ACCESS_ERR";
-    case WcStatus::REM_OP_ERR: return "REM_OP_ERR";
-    case WcStatus::RETRY_EXC_ERR: return "RETRY_EXC_ERR";
-    case WcStatus::RNR_RETRY_EXC_ERR: return "RNR_RETRY_EXC_ERR";
-    case WcStatus::LOC_RDD_VIOL_ERR: return "LOC_RDD_VIOL_ERR";
-    case WcStatus::REM_INV_RD_REQ_ERR: return "REM_INV_RD_REQ_ERR";
-    case WcStatus::REM_ABORT_ERR: return "REM_ABORT_ERR";
-    case WcStatus::INV_EECN_ERR: return "INV_EECN_ERR";
-    case WcStatus::INV_EEC_STATE_ERR: return "INV_EEC_STATE_ERR";
-    case WcStatus::FATAL_ERR: return "FATAL_ERR";
-    case WcStatus::RESP_TIMEOUT_ERR: return "RESP_TIMEOUT_ERR";
-    case WcStatus::GENERAL_ERR: return "GENERAL_ERR";
+    case WcStatus::SUCCESS:
+      return "SUCCESS";
+    case WcStatus::LOC_LEN_ERR:
+      return "LOC_LEN_ERR";
+    case WcStatus::LOC_QP_OP_ERR:
+      return "LOC_QP_OP_ERR";
+    case WcStatus::LOC_EEC_OP_ERR:
+      return "LOC_EEC_OP_ERR";
+    case WcStatus::LOC_PROT_ERR:
+      return "LOC_PROT_ERR";
+    case WcStatus::WR_FLUSH_ERR:
+      return "WR_FLUSH_ERR";
+    case WcStatus::MW_BIND_ERR:
+      return "MW_BIND_ERR";
+    case WcStatus::BAD_RESP_ERR:
+      return "BAD_RESP_ERR";
+    case WcStatus::LOC_ACCESS_ERR:
+      return "LOC_ACCESS_ERR";
+    case WcStatus::REM_INV_REQ_ERR:
+      return "REM_INV_REQ_ERR";
+    case WcStatus::REM_ACCESS_ERR:
+      return "REM_ACCESS_ERR";
+    case WcStatus::REM_OP_ERR:
+      return "REM_OP_ERR";
+    case WcStatus::RETRY_EXC_ERR:
+      return "RETRY_EXC_ERR";
+    case WcStatus::RNR_RETRY_EXC_ERR:
+      return "RNR_RETRY_EXC_ERR";
+    case WcStatus::LOC_RDD_VIOL_ERR:
+      return "LOC_RDD_VIOL_ERR";
+    case WcStatus::REM_INV_RD_REQ_ERR:
+      return "REM_INV_RD_REQ_ERR";
+    case WcStatus::REM_ABORT_ERR:
+      return "REM_ABORT_ERR";
+    case WcStatus::INV_EECN_ERR:
+      return "INV_EECN_ERR";
+    case WcStatus::INV_EEC_STATE_ERR:
+      return "INV_EEC_STATE_ERR";
+    case WcStatus::FATAL_ERR:
+      return "FATAL_ERR";
+    case WcStatus::RESP_TIMEOUT_ERR:
+      return "RESP_TIMEOUT_ERR";
+    case WcStatus::GENERAL_ERR:
+      return "GENERAL_ERR";
   }
   return "?";
 }
 
 const char* to_string(CqeFlags v) {
   switch (v) {
-    case CqeFlags::WITH_IMM: return "WITH_IMM";
-    case CqeFlags::SOLICITED: return "SOLICITED";
+    case CqeFlags::WITH_IMM:
+      return "WITH_IMM";
+    case CqeFlags::SOLICITED:
+      return "SOLICITED";
   }
   return "?";
 }
 
 const char* to_string(EqeType v) {
   switch (v) {
-    case EqeType::COMPLETION: return "COMPLETION";
-    case EqeType::CQ_ERROR: return "CQ_ERROR";
-    case EqeType::QP_FATAL: return "QP_FATAL";
+    case EqeType::COMPLETION:
+      return "COMPLETION";
+    case EqeType::CQ_ERROR:
+      return "CQ_ERROR";
+    case EqeType::QP_FATAL:
+      return "QP_FATAL";
   }
   return "?";
 }

@@ -139,7 +139,6 @@ struct QpCtx {
   uint32_t epoch = 0;
   // Scheduler.
   bool in_ready = false;
-  bool flushing = false;
   uint32_t sq_size() const { return 1u << log_sq; }
   uint32_t rq_size() const { return 1u << log_rq; }
 };

@@ -14,9 +14,6 @@ using dev::WrOpcode;
 namespace w = rn::wire;
 
 namespace {
-// Largest frame a 4096-byte MTU packet makes: Ethernet+IPv4+UDP (42) + BTH+RETH+ImmDt (32) +
-// payload + ICRC (4).
-constexpr uint32_t kMaxDataFrame = 42 + 32 + 4096 + 4;
 
 static_assert(sizeof(xlate::Segment) == sizeof(pcie::SgEntry) &&
                   offsetof(xlate::Segment, len) == offsetof(pcie::SgEntry, len),
@@ -127,7 +124,9 @@ void Requester::kick() {
   }
   in_kick_ = true;
   if (backlog_limit_ == 0 && s_.link)
-    backlog_limit_ = s_.params.tx_queue_frames * s_.link->frame_time(kMaxDataFrame);
+    backlog_limit_ =
+        s_.params.tx_queue_frames *
+        s_.link->frame_time(static_cast<uint32_t>(s_.framing.frame_len(w::largest_packet(4096))));
   const uint32_t depth = static_cast<uint32_t>(ring_.size());
   do {
     kick_again_ = false;
@@ -453,7 +452,6 @@ void Requester::enter_error(QpCtx& q, bool async_event) {
 }
 
 void Requester::flush(QpCtx& q) {
-  q.flushing = true;
   q.cur_active = false;
   continue_flush(q);
 }
@@ -491,7 +489,7 @@ void Requester::continue_flush(QpCtx& q) {
 void Requester::reset(QpCtx& q) {
   q.sq_pi = q.sq_fetched = q.sq_next = q.sq_done = 0;
   q.sq_fetching = false;
-  q.cur_active = q.sq_blocked = q.flushing = false;
+  q.cur_active = q.sq_blocked = false;
   q.out_head = q.out_tail = 0;
   q.since_ackreq = 0;
 }

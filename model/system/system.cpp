@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "model/system/schema.h"
+#include "model/wire/transport.h"
 
 namespace rn::system {
 
@@ -114,7 +115,8 @@ void System::validate() const {
     auto p = workload_params(c, k);
     if (p.mtu != 256 && p.mtu != 512 && p.mtu != 1024 && p.mtu != 2048 && p.mtu != 4096)
       throw bad(k + ".mtu", "a path MTU is one of 256, 512, 1024, 2048, 4096 bytes");
-    uint64_t largest_ip = 20 + 8 + 12 + 16 + 4 + p.mtu + 4;  // IP+UDP+BTH+RETH+ImmDt+payload+ICRC
+    uint64_t largest_ip =
+        wire::kIpv4HdrLen + wire::kUdpHdrLen + wire::largest_packet(p.mtu) + wire::kIcrcLen;
     if (largest_ip > c.size("link.mtu"))
       throw conflict(
           "link.mtu", k + ".mtu",

@@ -52,6 +52,12 @@ struct TransportHeader {
 // BTH + extension headers for this opcode; 0 if the opcode is not valid.
 inline size_t transport_header_len(uint8_t opcode) { return op_info(opcode).hdr_len; }
 
+// Transport bytes (BTH .. pad) of the largest request packet of a path MTU: a WRITE_ONLY with
+// immediate carries the most headers (RETH and ImmDt) with a full MTU of payload.
+inline size_t largest_packet(size_t mtu) {
+  return transport_header_len(to_u8(Opcode::RC_RDMA_WRITE_ONLY_WITH_IMMEDIATE)) + mtu;
+}
+
 // Pad bytes after a payload of payload_len bytes: (-len) & 3.
 inline uint8_t pad_for(size_t payload_len) { return static_cast<uint8_t>((0u - payload_len) & 3u); }
 
