@@ -12,7 +12,7 @@ void CreditPool::reset(uint32_t limit) {
   limit_ = limit;
   size_t cap = 1;
   while (cap < limit) cap <<= 1;  // at most `limit` batches can be outstanding
-  ring_.assign(limit ? cap : 0, Entry{0, 0});
+  ring_.assign(limit ? cap : 0, Entry{0, 0, 0, 0, 0, 0});
   mask_ = cap - 1;
   head_ = count_ = 0;
   consumed_ = 0;
@@ -20,12 +20,13 @@ void CreditPool::reset(uint32_t limit) {
 
 // ---------------------------------------------------------------- LinkTiming
 
-LinkTiming::LinkTiming(const Params& p) : p_(p) {
+LinkTiming::LinkTiming(const Params& p, bool batched) : p_(p), batched_(batched) {
   std::string err = p.validate();
   if (!err.empty()) throw std::invalid_argument(err);
   raw_gbps_ = pcie::raw_gbps(p.gen, p.lanes);
   tlp_gbps_ = pcie::tlp_gbps(p);
   ps_per_byte_ = 8.0 * 1e12 / (tlp_gbps_ * 1e9);
+  ps_per_byte_fx_ = static_cast<uint64_t>(std::llround(std::ldexp(ps_per_byte_, kFxBits)));
   for (Dir* d : {&up_, &down_}) {
     d->ph.reset(p.ph_credits);
     d->pd.reset(p.pd_credits);
@@ -39,21 +40,15 @@ LinkTiming::LinkTiming(const Params& p) : p_(p) {
 double LinkTiming::raw_gbps() const { return raw_gbps_; }
 double LinkTiming::tlp_gbps() const { return tlp_gbps_; }
 
-Tick LinkTiming::send(Dir& d, Tick ready, uint32_t wire, uint32_t payload) {
-  if (ready > d.busy) {  // link idle in between (busy + frac < busy + 1 <= ready)
-    d.busy = ready;
-    d.frac = 0.0;
-  }
-  double t = static_cast<double>(wire) * ps_per_byte_;
-  double exact = d.frac + t;
-  Tick whole = static_cast<Tick>(exact);  // exact >= 0: truncation is floor
-  d.busy += whole;
-  d.frac = exact - static_cast<double>(whole);
-  d.busy_exact += t;
-  d.stats.tlps++;
+FxTime LinkTiming::send(Dir& d, Tick ready, uint64_t k, uint64_t wire, uint64_t payload) {
+  FxTime start = std::max(to_fx(ready), d.busy);
+  uint64_t t = ser(wire);
+  d.busy = start + t;
+  d.busy_total += t;
+  d.stats.tlps += k;
   d.stats.payload_bytes += payload;
   d.stats.wire_bytes += wire;
-  return d.busy_until();
+  return start;
 }
 
 Tick LinkTiming::wait_credits(Dir& d, Tick ready, CreditPool& h, CreditPool* dpool,
@@ -69,27 +64,38 @@ Tick LinkTiming::wait_credits(Dir& d, Tick ready, CreditPool& h, CreditPool* dpo
 }
 
 Tick LinkTiming::dma_write(Tick now, uint64_t addr, uint64_t len) {
-  Tick visible = now;
-  // Fast path: when the credits for every TLP of this transfer are already back by the time
-  // the link is free, no TLP can wait for one, and the per-TLP credit checks are skipped. (The
-  // same timing as the general path but for a sub-picosecond tie at the credit's exact return.)
-  uint64_t ntlp = count_tlps(addr, len, p_.mps);
-  // Data credits of all TLPs: a partial first TLP, full MPS ones, a partial last one (4 KB is a
-  // multiple of MPS, so MPS boundaries are the only cuts).
-  uint64_t dc_total = 0;
-  if (len) {
-    uint32_t first = first_tlp_len(addr, len, p_.mps);
-    uint64_t rest = len - first;
-    dc_total = data_credits(first) + (rest / p_.mps) * data_credits(p_.mps) +
-               data_credits(static_cast<uint32_t>(rest % p_.mps));
+  if (len == 0) return now;
+  const Tick credit_back = p_.link_latency + p_.credit_return_latency;
+  // Batched: when the credits for every TLP of this transfer are back by the time the link is
+  // free, no TLP can wait for one; each run of equal TLPs is then timed in one step, and its
+  // credits are one entry of each pool. Same times as TLP by TLP.
+  if (batched_) {
+    uint64_t ntlp = count_tlps(addr, len, p_.mps);
+    // Data credits of all TLPs: a partial first TLP, full MPS ones, a partial last one.
+    uint64_t dc_total = 0;
+    for_each_tlp_run(addr, len, p_.mps,
+                     [&](uint64_t k, uint32_t n) { dc_total += k * data_credits(n); });
+    FxTime free_at = std::max(to_fx(now), up_.busy);
+    if (up_.ph.fits(ntlp) && up_.pd.fits(dc_total) &&
+        to_fx(up_.ph.peek(static_cast<uint32_t>(ntlp))) <= free_at &&
+        to_fx(up_.pd.peek(static_cast<uint32_t>(dc_total))) <= free_at) {
+      FxTime end = 0;
+      for_each_tlp_run(addr, len, p_.mps, [&](uint64_t k, uint32_t n) {
+        uint64_t w = mwr_wire_bytes(p_, n);
+        uint64_t t = ser(w);
+        FxTime start = send(up_, now, k, k * w, k * n);
+        up_.ph.consume_run(k, 1, start + t, t, credit_back);
+        up_.pd.consume_run(k, data_credits(n), start + t, t, credit_back);
+        end = start + static_cast<FxTime>(k) * t;
+      });
+      return ceil_fx(end) + p_.link_latency + p_.posted_write_latency;
+    }
   }
-  Tick free_at = std::max(now, up_.busy_until());
-  bool fast = up_.ph.fits(ntlp) && up_.pd.fits(dc_total) && up_.ph.peek(ntlp) <= free_at &&
-              up_.pd.peek(static_cast<uint32_t>(dc_total)) <= free_at;
+  Tick visible = now;
   for_each_tlp(addr, len, p_.mps, [&](uint64_t, uint32_t n) {
     uint32_t dc = data_credits(n);
-    Tick ready = fast ? now : wait_credits(up_, now, up_.ph, &up_.pd, dc);
-    Tick end = send(up_, ready, mwr_wire_bytes(p_, n), n);
+    Tick ready = wait_credits(up_, now, up_.ph, &up_.pd, dc);
+    Tick end = send1(up_, ready, mwr_wire_bytes(p_, n), n);
     Tick at_rc = end + p_.link_latency;
     up_.ph.consume(1, at_rc + p_.credit_return_latency);
     up_.pd.consume(dc, at_rc + p_.credit_return_latency);
@@ -98,43 +104,64 @@ Tick LinkTiming::dma_write(Tick now, uint64_t addr, uint64_t len) {
   return visible;
 }
 
-Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
-  Tick done = now;
-  // Fast path as in dma_write: tags and non-posted credits for every request already free.
-  uint64_t nreq = count_tlps(addr, len, p_.mrrs);
-  Tick free_at = std::max(now, up_.busy_until());
-  bool fast = tags_.fits(nreq) && up_.nph.fits(nreq) &&
-              tags_.peek(static_cast<uint32_t>(nreq)) <= free_at &&
-              up_.nph.peek(static_cast<uint32_t>(nreq)) <= free_at;
-  const bool cpl_free = down_.cplh.infinite() && down_.cpld.infinite();
-  for_each_tlp(addr, len, p_.mrrs, [&](uint64_t a, uint32_t n) {
-    Tick ready = now;
-    if (!fast) {
-      // A read tag, then a non-posted header credit of the root complex.
-      Tick tag_at = tags_.ready(1);
-      Tick link_free = std::max(now, up_.busy_until());
-      if (tag_at > link_free) {
-        stalls_.tag_waits++;
-        stalls_.tag_wait_ps += tag_at - link_free;
-      }
-      ready = wait_credits(up_, std::max(now, tag_at), up_.nph, nullptr, 0);
-    }
-    Tick end = send(up_, ready, mrd_wire_bytes(p_), 0);
-    Tick at_rc = end + p_.link_latency;
-    up_.nph.consume(1, at_rc + p_.credit_return_latency);
-    // Completions: data ready read_latency after the request; back-to-back downstream.
-    Tick data_at = at_rc + p_.read_latency;
-    Tick last = data_at;
+Tick LinkTiming::completions(uint64_t a, uint32_t n, Tick data_at) {
+  if (batched_ && down_.cplh.infinite() && down_.cpld.infinite()) {
+    // No credit to wait for: back to back from data_at (or once the link is free), one step.
+    uint64_t k = 0, wire = 0;
     for_each_cpl(a, n, p_.mps, p_.rcb, p_.cpl_rcb_chunks, [&](uint64_t, uint32_t cn) {
-      uint32_t dc = data_credits(cn);
-      Tick r = cpl_free ? data_at : wait_credits(down_, data_at, down_.cplh, &down_.cpld, dc);
-      Tick e = send(down_, r, cpld_wire_bytes(p_, cn), cn);
-      last = e + p_.link_latency;
-      down_.cplh.consume(1, last + p_.credit_return_latency);
-      down_.cpld.consume(dc, last + p_.credit_return_latency);
+      ++k;
+      wire += cpld_wire_bytes(p_, cn);
     });
-    tags_.consume(1, last);  // the tag is free once the last completion has arrived
-    done = last;
+    return ceil_fx(send(down_, data_at, k, wire, n) + ser(wire)) + p_.link_latency;
+  }
+  Tick last = data_at;
+  for_each_cpl(a, n, p_.mps, p_.rcb, p_.cpl_rcb_chunks, [&](uint64_t, uint32_t cn) {
+    uint32_t dc = data_credits(cn);
+    Tick r = wait_credits(down_, data_at, down_.cplh, &down_.cpld, dc);
+    last = send1(down_, r, cpld_wire_bytes(p_, cn), cn) + p_.link_latency;
+    down_.cplh.consume(1, last + p_.credit_return_latency);
+    down_.cpld.consume(dc, last + p_.credit_return_latency);
+  });
+  return last;
+}
+
+Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
+  if (len == 0) return now;
+  const uint32_t mrd = mrd_wire_bytes(p_);
+  Tick done = now;
+  // Batched as in dma_write when tags and non-posted credits for every request are free: the
+  // requests are one run upstream (and one entry of the NPH pool), then each request's
+  // completions are timed in one step.
+  if (batched_) {
+    uint64_t nreq = count_tlps(addr, len, p_.mrrs);
+    FxTime free_at = std::max(to_fx(now), up_.busy);
+    if (tags_.fits(nreq) && up_.nph.fits(nreq) &&
+        to_fx(tags_.peek(static_cast<uint32_t>(nreq))) <= free_at &&
+        to_fx(up_.nph.peek(static_cast<uint32_t>(nreq))) <= free_at) {
+      const uint64_t t = ser(mrd);
+      FxTime end = send(up_, now, nreq, nreq * mrd, 0);
+      up_.nph.consume_run(nreq, 1, end + t, t, p_.link_latency + p_.credit_return_latency);
+      for_each_tlp(addr, len, p_.mrrs, [&](uint64_t a, uint32_t n) {
+        end += t;
+        done = completions(a, n, ceil_fx(end) + p_.link_latency + p_.read_latency);
+        tags_.consume(1, done);  // the tag is free once the last completion has arrived
+      });
+      return done;
+    }
+  }
+  for_each_tlp(addr, len, p_.mrrs, [&](uint64_t a, uint32_t n) {
+    // A read tag, then a non-posted header credit of the root complex.
+    Tick tag_at = tags_.ready(1);
+    Tick link_free = std::max(now, up_.busy_until());
+    if (tag_at > link_free) {
+      stalls_.tag_waits++;
+      stalls_.tag_wait_ps += tag_at - link_free;
+    }
+    Tick ready = wait_credits(up_, std::max(now, tag_at), up_.nph, nullptr, 0);
+    Tick at_rc = send1(up_, ready, mrd, 0) + p_.link_latency;
+    up_.nph.consume(1, at_rc + p_.credit_return_latency);
+    done = completions(a, n, at_rc + p_.read_latency);
+    tags_.consume(1, done);
   });
   return done;
 }
@@ -145,7 +172,7 @@ Tick LinkTiming::mmio_write(Tick now, uint32_t len) {
   for_each_tlp(0, len, p_.mps, [&](uint64_t, uint32_t n) {
     uint32_t dc = data_credits(n);
     Tick ready = wait_credits(down_, t0, down_.ph, &down_.pd, dc);
-    Tick end = send(down_, ready, mwr_wire_bytes(p_, n), n);
+    Tick end = send1(down_, ready, mwr_wire_bytes(p_, n), n);
     arrive = end + p_.link_latency;
     down_.ph.consume(1, arrive + p_.credit_return_latency);
     down_.pd.consume(dc, arrive + p_.credit_return_latency);
@@ -157,7 +184,7 @@ Tick LinkTiming::mmio_read(Tick now, uint32_t len) {
   if (len == 0 || len > 4096) throw std::invalid_argument("pcie.mmio_read: len must be 1..4096");
   Tick t0 = now + p_.mmio_cpu_latency;
   Tick ready = wait_credits(down_, t0, down_.nph, nullptr, 0);
-  Tick end = send(down_, ready, mrd_wire_bytes(p_), 0);
+  Tick end = send1(down_, ready, mrd_wire_bytes(p_), 0);
   Tick at_dev = end + p_.link_latency;
   down_.nph.consume(1, at_dev + p_.credit_return_latency);
   Tick data_at = at_dev + p_.mmio_read_device_latency;
@@ -165,7 +192,7 @@ Tick LinkTiming::mmio_read(Tick now, uint32_t len) {
   for_each_cpl(0, len, p_.mps, p_.rcb, false, [&](uint64_t, uint32_t cn) {
     uint32_t dc = data_credits(cn);
     Tick r = wait_credits(up_, data_at, up_.cplh, &up_.cpld, dc);
-    Tick e = send(up_, r, cpld_wire_bytes(p_, cn), cn);
+    Tick e = send1(up_, r, cpld_wire_bytes(p_, cn), cn);
     last = e + p_.link_latency;
     up_.cplh.consume(1, last + p_.credit_return_latency);
     up_.cpld.consume(dc, last + p_.credit_return_latency);
@@ -175,7 +202,7 @@ Tick LinkTiming::mmio_read(Tick now, uint32_t len) {
 
 Tick LinkTiming::msi(Tick now) {
   Tick ready = wait_credits(up_, now, up_.ph, &up_.pd, 1);
-  Tick end = send(up_, ready, mwr_wire_bytes(p_, 4), 4);
+  Tick end = send1(up_, ready, mwr_wire_bytes(p_, 4), 4);
   Tick at_rc = end + p_.link_latency;
   up_.ph.consume(1, at_rc + p_.credit_return_latency);
   up_.pd.consume(1, at_rc + p_.credit_return_latency);

@@ -17,35 +17,38 @@
 
 namespace rn::pcie {
 
+// Time inside the link model is fixed point: picoseconds x 2^32. Sub-picosecond remainders are
+// carried exactly, so k back-to-back TLPs take exactly k times one TLP however they are grouped
+// (a transfer timed in one step gives the same times as TLP by TLP). 128 bits: no overflow.
+__extension__ typedef unsigned __int128 FxTime;
+constexpr int kFxBits = 32;
+inline FxTime to_fx(Tick t) { return static_cast<FxTime>(t) << kFxBits; }
+// Rounded up to the picosecond.
+inline Tick ceil_fx(FxTime f) {
+  return static_cast<Tick>((f + ((static_cast<FxTime>(1) << kFxBits) - 1)) >> kFxBits);
+}
+
 // A pool of `limit` units (credits or tags) whose consumed units come back in the
 // order they were consumed, each batch at a known release time (monotonic).
-// Fixed capacity: storage is allocated once by reset().
+// A run of equal items (k TLPs, u units each) is one entry: item j comes back at
+// ceil(base + j x step) + offset. Fixed capacity: storage is allocated once by reset().
 class CreditPool {
  public:
   void reset(uint32_t limit);  // 0 = infinite
   // Earliest time at which k more units are available (0 if available now). k <= limit.
+  // Forgets what no later call can wait for (calls alternate with consume of the same k).
   Tick ready(uint32_t k) {
     if (limit_ == 0 || consumed_ + k <= limit_) return 0;
     // Units consumed before `need` must have come back.
     uint64_t need = consumed_ + k - limit_;
-    // Batches that end before `need` will never be waited for again (need only grows).
-    while (count_ && ring_[head_].cum_end < need) {
-      head_ = (head_ + 1) & mask_;
-      --count_;
-    }
-    return count_ ? ring_[head_].release : 0;
+    while (count_ && ring_[head_].cum_end < need) pop();
+    return count_ ? release_of(ring_[head_], need) : 0;
   }
   // ready(k) without forgetting anything a later, smaller request may still need: only batches
   // that no request of one unit or more can wait for again are dropped.
   Tick peek(uint32_t k) {
     if (limit_ == 0 || consumed_ + k <= limit_) return 0;
-    if (consumed_ + 1 > limit_) {
-      uint64_t need1 = consumed_ + 1 - limit_;
-      while (count_ && ring_[head_].cum_end < need1) {
-        head_ = (head_ + 1) & mask_;
-        --count_;
-      }
-    }
+    drop_unneeded();
     // The first batch ending at or after `need`: cum_end grows along the ring, binary search.
     uint64_t need = consumed_ + k - limit_;
     size_t lo = 0, hi = count_;
@@ -57,17 +60,16 @@ class CreditPool {
         hi = mid;
       }
     }
-    return lo < count_ ? ring_[(head_ + lo) & mask_].release : 0;
+    return lo < count_ ? release_of(ring_[(head_ + lo) & mask_], need) : 0;
   }
   // Take k units, returned at `release`.
-  void consume(uint32_t k, Tick release) {
+  void consume(uint32_t k, Tick release) { consume_run(1, k, to_fx(release), 0, 0); }
+  // Take `items` x `units`; item j comes back at ceil(base + j x step) + offset.
+  void consume_run(uint64_t items, uint32_t units, FxTime base, uint64_t step, Tick offset) {
     if (limit_ == 0) return;
-    consumed_ += k;
-    if (count_ > mask_) {  // full: cannot happen if ready() was asked first; stay safe
-      head_ = (head_ + 1) & mask_;
-      --count_;
-    }
-    ring_[(head_ + count_) & mask_] = Entry{consumed_, release};
+    consumed_ += items * units;
+    drop_unneeded();  // then fewer than `limit` batches remain: room for one more
+    ring_[(head_ + count_) & mask_] = Entry{consumed_, items, units, base, step, offset};
     ++count_;
   }
   bool infinite() const { return limit_ == 0; }
@@ -77,8 +79,28 @@ class CreditPool {
  private:
   struct Entry {
     uint64_t cum_end;  // total units consumed up to and including this batch
-    Tick release;
+    uint64_t items;
+    uint32_t units;  // per item
+    FxTime base;
+    uint64_t step;
+    Tick offset;
   };
+  // Release time of the item holding unit number `need` (cumulative, from 1) of batch e.
+  static Tick release_of(const Entry& e, uint64_t need) {
+    uint64_t first = e.cum_end - e.items * e.units;  // units before the batch
+    uint64_t j = e.items == 1 ? 0 : (need - first - 1) / e.units;
+    return ceil_fx(e.base + static_cast<FxTime>(j) * e.step) + e.offset;
+  }
+  void pop() {
+    head_ = (head_ + 1) & mask_;
+    --count_;
+  }
+  // Batches whose units all lie before the oldest unit any request can wait for.
+  void drop_unneeded() {
+    if (consumed_ + 1 <= limit_) return;
+    uint64_t need1 = consumed_ + 1 - limit_;
+    while (count_ && ring_[head_].cum_end < need1) pop();
+  }
   std::vector<Entry> ring_;  // power-of-two capacity >= limit
   size_t mask_ = 0;
   size_t head_ = 0, count_ = 0;
@@ -89,7 +111,9 @@ class CreditPool {
 class LinkTiming {
  public:
   // Throws std::invalid_argument with Params::validate()'s message if invalid.
-  explicit LinkTiming(const Params& p);
+  // batched = false times every TLP on its own, even when no TLP of a transfer can wait for a
+  // credit or a tag (the reference the batched timing is tested against; same results).
+  explicit LinkTiming(const Params& p, bool batched = true);
 
   const Params& params() const { return p_; }
   double raw_gbps() const;  // GT/s x encoding x lanes
@@ -133,26 +157,38 @@ class LinkTiming {
 
  private:
   struct Dir {
-    Tick busy = 0;      // busy-until = busy + frac picoseconds
-    double frac = 0.0;  // in [0, 1): keeps sub-picosecond precision across TLPs
-    double busy_exact = 0.0;
+    FxTime busy = 0;  // busy-until
+    FxTime busy_total = 0;
     mutable DirStats stats;
-    // busy_ps is derived from busy_exact only when read: no rounding on the per-TLP path.
+    // busy_ps is derived from busy_total only when read.
     const DirStats& snapshot() const {
-      stats.busy_ps = static_cast<Tick>(busy_exact + 0.5);
+      stats.busy_ps =
+          static_cast<Tick>((busy_total + (static_cast<FxTime>(1) << (kFxBits - 1))) >> kFxBits);
       return stats;
     }
     // Credits advertised by the receiver of this direction.
     CreditPool ph, pd, nph, cplh, cpld;
-    Tick busy_until() const { return busy + (frac > 1e-6 ? 1 : 0); }
+    Tick busy_until() const { return ceil_fx(busy); }
   };
-  // Serialise one TLP no earlier than `ready`; returns the time its last byte left.
-  Tick send(Dir& d, Tick ready, uint32_t wire, uint32_t payload);
+  // Serialisation time of `wire` bytes.
+  uint64_t ser(uint64_t wire) const { return wire * ps_per_byte_fx_; }
+  // Serialise k TLPs (wire and payload bytes in total) back to back, the first no earlier than
+  // `ready`; returns the exact start of the first. The last ends at start + ser(wire).
+  FxTime send(Dir& d, Tick ready, uint64_t k, uint64_t wire, uint64_t payload);
+  // One TLP: returns the time its last byte left.
+  Tick send1(Dir& d, Tick ready, uint32_t wire, uint32_t payload) {
+    return ceil_fx(send(d, ready, 1, wire, payload) + ser(wire));
+  }
   // Earliest start for a TLP needing header credits from h and data credits from dc.
   Tick wait_credits(Dir& d, Tick ready, CreditPool& h, CreditPool* dpool, uint32_t dcred);
+  // The completions of one read request [a, a + n) whose data is ready at data_at: returns the
+  // time the last one has arrived at the device.
+  Tick completions(uint64_t a, uint32_t n, Tick data_at);
 
   Params p_;
+  bool batched_;
   double raw_gbps_, tlp_gbps_, ps_per_byte_;
+  uint64_t ps_per_byte_fx_;  // fixed point
   Dir up_, down_;
   CreditPool tags_;
   Stalls stalls_;

@@ -30,6 +30,25 @@ inline void for_each_tlp(uint64_t addr, uint64_t len, uint32_t max_size, F&& f) 
   }
 }
 
+// The TLPs of the transfer as runs of equal length, in address order: f(count, len) for a
+// partial first TLP, the full ones, a partial last one (at most three calls). max_size <= 4 KB, so
+// every TLP after the first starts on a max_size boundary. len > 0.
+template <class F>
+inline void for_each_tlp_run(uint64_t addr, uint64_t len, uint32_t max_size, F&& f) {
+  uint32_t first = first_tlp_len(addr, len, max_size);
+  uint64_t rest = len - first;
+  const int shift = __builtin_ctz(max_size);
+  uint64_t full = rest >> shift;
+  uint32_t tail = static_cast<uint32_t>(rest & (max_size - 1));
+  if (first == max_size) {
+    f(full + 1, first);
+  } else {
+    f(1, first);
+    if (full) f(full, max_size);
+  }
+  if (tail) f(1, tail);
+}
+
 // Number of TLPs of the transfer (closed form, O(1)).
 inline uint64_t count_tlps(uint64_t addr, uint64_t len, uint32_t max_size) {
   if (len == 0) return 0;
