@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <sstream>
 #include <stdexcept>
 
@@ -32,6 +35,31 @@ inline uint64_t pattern_word(uint64_t seed, uint64_t word) {
 // Bytes from addr to the end of its page, capped at remaining.
 inline size_t chunk_len(uint64_t addr, uint64_t remaining) {
   return static_cast<size_t>(std::min<uint64_t>(remaining, kPageSize - (addr & kPageMask)));
+}
+
+// memcpy with non-temporal stores (the destination lines are not loaded into the cache).
+void stream_copy(uint8_t* dst, const uint8_t* src, size_t n) {
+#if defined(__SSE2__)
+  size_t i = 0;
+  while (i < n && (reinterpret_cast<uintptr_t>(dst + i) & 15)) {
+    dst[i] = src[i];
+    ++i;
+  }
+  for (; i + 64 <= n; i += 64) {
+    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 16));
+    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 32));
+    __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 48));
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i), a);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 16), b);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 32), c);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 48), d);
+  }
+  _mm_sfence();
+  std::memcpy(dst + i, src + i, n - i);
+#else
+  std::memcpy(dst, src, n);
+#endif
 }
 
 }  // namespace
@@ -68,6 +96,7 @@ HostMemory& HostMemory::operator=(HostMemory&& o) noexcept {
     cache_ = std::move(o.cache_);
     bytes_read_ = o.bytes_read_;
     bytes_written_ = o.bytes_written_;
+    write_seq_ = o.write_seq_;
     o.pages_.clear();
     o.slabs_.clear();
     o.slab_used_ = kSlabPages;
@@ -96,6 +125,7 @@ const HostMemory::Page* HostMemory::find(uint64_t page_no) const {
     if (it == pages_.end()) return nullptr;  // not cached: the page may be allocated later
     c.page_no = page_no;
     c.page = it->second;
+    c.last_write = 0;
   }
   last_page_no_ = page_no;
   last_page_ = c.page;
@@ -117,6 +147,7 @@ HostMemory::Page* HostMemory::get_or_alloc(uint64_t page_no) {
     }
     c.page_no = page_no;
     c.page = slot;
+    c.last_write = 0;
   }
   last_page_no_ = page_no;
   last_page_ = c.page;
@@ -156,7 +187,20 @@ void HostMemory::write(uint64_t addr, const void* src, size_t len) {
   uint64_t remaining = len;
   while (remaining) {
     size_t n = chunk_len(addr, remaining);
-    std::memcpy(get_or_alloc(addr >> kPageBits)->bytes + (addr & kPageMask), in, n);
+    const uint64_t pn = addr >> kPageBits;
+    uint8_t* d = get_or_alloc(pn)->bytes + (addr & kPageMask);
+    bool hot = true;
+    if (n >= kStreamMin) {
+      CacheEntry& c = cache_[pn & (kCacheSize - 1)];  // filled by get_or_alloc
+      if (c.page_no == pn) {
+        hot = write_seq_ - c.last_write <= kHotWrites;
+        c.last_write = write_seq_++;
+      }
+    }
+    if (hot)
+      std::memcpy(d, in, n);
+    else
+      stream_copy(d, in, n);
     in += n;
     remaining -= n;
     addr += n;

@@ -14,6 +14,12 @@ struct Frame {
   static constexpr size_t kCapacity = 9216 + 64;  // jumbo frames and some headroom
   uint32_t len = 0;
   Tick sent_at = 0;  // simulator metadata, never on the wire
+  // Simulator metadata: the ICRC in the frame was computed by the framing layer over exactly
+  // these bytes, and nothing has changed them since. Set by the sender right after wrap(); a
+  // receiver then need not recompute the ICRC (same bytes, same function, same answer: it saves
+  // a CRC of every payload). Anything that changes a frame's bytes in flight (an error injector,
+  // a switch rewriting headers) must clear it, and the receiver's check then runs in full.
+  bool icrc_sealed = false;
   uint8_t data[kCapacity];
 };
 
@@ -30,6 +36,7 @@ class FramePool {
   }
   void put(Frame* f) {
     f->len = 0;
+    f->icrc_sealed = false;
     free_.push_back(f);
   }
   size_t allocated() const { return all_.size(); }

@@ -136,6 +136,7 @@ void Responder::send_ack(QpCtx& q, uint8_t syndrome, uint32_t psn) {
   h.aeth_msn = q.msn & 0xFFFFFF;
   size_t tl = w::encode_transport_header(h, f->data + s_.framing.headroom());
   f->len = static_cast<uint32_t>(s_.framing.wrap(f->data, tl, q.path));
+  f->icrc_sealed = f->len != 0;
   RN_LOG(s_.sim, LogCat::kRx, s_.name, "qp {} send {} psn {} msn {}", q.qpn,
          w::aeth_syndrome_name(syndrome), psn, h.aeth_msn);
   s_.send_frame(f, now() + s_.params.rx_pipeline_latency);
@@ -173,7 +174,7 @@ void Responder::recv_complete(QpCtx& q, WcStatus st, uint32_t byte_len, dev::WcO
 Responder::Result Responder::process(net::Frame* f) {
   size_t toff = 0, tlen = 0;
   w::PathInfo seen;
-  w::FrameError fe = s_.framing.unwrap(f->data, f->len, &toff, &tlen, &seen);
+  w::FrameError fe = s_.framing.unwrap(f->data, f->len, &toff, &tlen, &seen, f->icrc_sealed);
   if (fe != w::FrameError::None) {
     ++drop_frame_;
     RN_LOG(s_.sim, LogCat::kError, s_.name, "drop frame ({} B): {}", f->len, w::to_string(fe));

@@ -50,9 +50,11 @@ class Framing {
   // Validates a received frame (lengths, IPv4 checksum, UDP port 4791, ICRC) and locates the
   // transport bytes: frame + *t_off, *t_len bytes (BTH .. pad). `seen` (may be null) gets the
   // addresses, TOS, TTL, UDP source port and IP id of the frame. Bytes after the IP datagram
-  // (Ethernet padding) are ignored.
+  // (Ethernet padding) are ignored. icrc_sealed: the caller knows the ICRC field was computed by
+  // wrap() over exactly these bytes and nothing changed them since (net::Frame::icrc_sealed);
+  // recomputing it would give the same answer, so it is not recomputed. Every other check runs.
   virtual FrameError unwrap(const uint8_t* frame, size_t len, size_t* t_off, size_t* t_len,
-                            PathInfo* seen) const = 0;
+                            PathInfo* seen, bool icrc_sealed = false) const = 0;
 };
 
 // Ethernet II + IPv4 (DF, no options, real header checksum) + UDP (dport 4791, checksum 0)
@@ -70,8 +72,8 @@ class RoceV2Ipv4Framing final : public Framing {
     return n < kEthMinFrame ? kEthMinFrame : n;
   }
   size_t wrap(uint8_t* buf, size_t tlen, const PathInfo& path) const override;
-  FrameError unwrap(const uint8_t* frame, size_t len, size_t* t_off, size_t* t_len,
-                    PathInfo* seen) const override;
+  FrameError unwrap(const uint8_t* frame, size_t len, size_t* t_off, size_t* t_len, PathInfo* seen,
+                    bool icrc_sealed = false) const override;
 };
 
 // IPv4 header checksum (ones' complement of the ones' complement sum) of a 20-byte header

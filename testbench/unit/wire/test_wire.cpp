@@ -624,6 +624,15 @@ TEST_CASE("unwrap rejects bad frames", "[wire][framing]") {
     f.back() ^= 0x80;
     REQUIRE(unwrap(f) == FrameError::BadIcrc);
   }
+  SECTION("a sealed frame skips only the ICRC recomputation") {
+    // Sealed means the sender vouches the ICRC matches the bytes (net::Frame::icrc_sealed); a
+    // frame changed in flight must be unsealed by whoever changed it. Every other check runs.
+    auto f = good;
+    f.back() ^= 0x80;
+    REQUIRE(kV4.unwrap(f.data(), f.size(), &o, &l, nullptr, true) == FrameError::None);
+    f[24] ^= 0x01;
+    REQUIRE(kV4.unwrap(f.data(), f.size(), &o, &l, nullptr, true) == FrameError::BadIpChecksum);
+  }
   SECTION("not IPv4") {
     auto f = good;
     store_be16(f.data() + 12, kEtherTypeIpv6);
