@@ -4,6 +4,12 @@
 
 #include <algorithm>
 #include <cstring>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -96,7 +102,8 @@ HostMemory& HostMemory::operator=(HostMemory&& o) noexcept {
     cache_ = std::move(o.cache_);
     bytes_read_ = o.bytes_read_;
     bytes_written_ = o.bytes_written_;
-    write_seq_ = o.write_seq_;
+    access_seq_ = o.access_seq_;
+    access_seq_ = o.access_seq_;
     o.pages_.clear();
     o.slabs_.clear();
     o.slab_used_ = kSlabPages;
@@ -125,7 +132,7 @@ const HostMemory::Page* HostMemory::find(uint64_t page_no) const {
     if (it == pages_.end()) return nullptr;  // not cached: the page may be allocated later
     c.page_no = page_no;
     c.page = it->second;
-    c.last_write = 0;
+    c.last_read = c.last_write = 0;
   }
   last_page_no_ = page_no;
   last_page_ = c.page;
@@ -139,15 +146,21 @@ HostMemory::Page* HostMemory::get_or_alloc(uint64_t page_no) {
     Page*& slot = pages_[page_no];
     if (!slot) {
       if (slab_used_ == kSlabPages) {
-        slabs_.emplace_back(new Page[kSlabPages]);
+        constexpr size_t kSlabBytes = kSlabPages * kPageSize;
+        void* mem = std::aligned_alloc(kSlabBytes, kSlabBytes);
+        if (!mem) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+        madvise(mem, kSlabBytes, MADV_HUGEPAGE);  // a hint: failure changes nothing
+#endif
+        slabs_.emplace_back(static_cast<Page*>(mem));
         slab_used_ = 0;
       }
-      slot = &slabs_.back()[slab_used_++];
+      slot = slabs_.back().get() + slab_used_++;
       std::memset(slot->bytes, 0, kPageSize);
     }
     c.page_no = page_no;
     c.page = slot;
-    c.last_write = 0;
+    c.last_read = c.last_write = 0;
   }
   last_page_no_ = page_no;
   last_page_ = c.page;
@@ -169,11 +182,15 @@ void HostMemory::read(uint64_t addr, void* dst, size_t len) const {
   uint64_t remaining = len;
   while (remaining) {
     size_t n = chunk_len(addr, remaining);
-    const Page* p = find(addr >> kPageBits);
-    if (p)
+    const uint64_t pn = addr >> kPageBits;
+    const Page* p = find(pn);
+    if (p) {
       std::memcpy(out, p->bytes + (addr & kPageMask), n);
-    else
+      if (n >= kLargeAccess)
+        if (CacheEntry* c = entry_of(pn)) c->last_read = access_seq_++;
+    } else {
       std::memset(out, 0, n);
+    }
     out += n;
     remaining -= n;
     addr += n;  // wraps to 0 only after the last chunk
@@ -190,11 +207,11 @@ void HostMemory::write(uint64_t addr, const void* src, size_t len) {
     const uint64_t pn = addr >> kPageBits;
     uint8_t* d = get_or_alloc(pn)->bytes + (addr & kPageMask);
     bool hot = true;
-    if (n >= kStreamMin) {
-      CacheEntry& c = cache_[pn & (kCacheSize - 1)];  // filled by get_or_alloc
-      if (c.page_no == pn) {
-        hot = write_seq_ - c.last_write <= kHotWrites;
-        c.last_write = write_seq_++;
+    if (n >= kLargeAccess) {
+      if (CacheEntry* c = entry_of(pn)) {
+        hot = access_seq_ - c->last_write <= kHotAccesses ||
+              access_seq_ - c->last_read <= kHotAccesses;
+        c->last_write = access_seq_++;
       }
     }
     if (hot)
@@ -206,6 +223,25 @@ void HostMemory::write(uint64_t addr, const void* src, size_t len) {
     addr += n;
   }
   bytes_written_ += len;
+}
+
+void HostMemory::prefetch_for_read(uint64_t addr, size_t len) const {
+  if (len == 0 || addr > ~uint64_t(0) - (static_cast<uint64_t>(len) - 1)) return;
+  while (len) {
+    size_t n = chunk_len(addr, len);
+    const uint64_t pn = addr >> kPageBits;
+    const Page* p = find(pn);
+    const CacheEntry* c = p ? entry_of(pn) : nullptr;
+    if (c && access_seq_ - c->last_read > kHotAccesses &&
+        access_seq_ - c->last_write > kHotAccesses) {
+      // Into the level-2 cache, one touch per 64-byte line (pages are 64-byte aligned).
+      const uint8_t* line = p->bytes + (addr & kPageMask & ~uint64_t(63));
+      const uint8_t* end = p->bytes + (addr & kPageMask) + n;
+      for (; line < end; line += 64) __builtin_prefetch(line, 0, 1);
+    }
+    len -= n;
+    addr += n;
+  }
 }
 
 void HostMemory::fill(uint64_t addr, size_t len, uint8_t byte) {

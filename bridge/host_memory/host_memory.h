@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -65,6 +66,11 @@ class HostMemory {
     return static_cast<size_t>(kPageSize - (addr & kPageMask));
   }
 
+  // A hint, no effect on contents or counters: [addr, addr + len) will be read by read() soon.
+  // Starts loading pages not read recently into the simulator's CPU cache (a DMA read is issued
+  // well before its data is read: with many QPs the buffers are far larger than the cache).
+  void prefetch_for_read(uint64_t addr, size_t len) const;
+
   // Statistics.
   uint64_t pages_allocated() const { return pages_.size(); }
   uint64_t bytes_read() const { return bytes_read_; }        // by read()
@@ -83,9 +89,13 @@ class HostMemory {
   static void check_range(const char* op, uint64_t addr, size_t len);
 
   std::unordered_map<uint64_t, Page*> pages_;
-  // Pages come from 2 MiB slabs: fewer allocations, and neighbours in memory (TLB-friendly).
+  // Pages come from 2 MiB slabs, 2 MiB-aligned and advised as transparent huge pages: fewer
+  // allocations, and fewer TLB misses when many QPs touch many pages.
   static constexpr size_t kSlabPages = 512;
-  std::vector<std::unique_ptr<Page[]>> slabs_;
+  struct FreeSlab {
+    void operator()(Page* p) const { std::free(p); }
+  };
+  std::vector<std::unique_ptr<Page, FreeSlab>> slabs_;
   size_t slab_used_ = kSlabPages;
   // Last-page cache: the common case is many accesses to the same page.
   mutable uint64_t last_page_no_ = ~uint64_t(0);
@@ -96,18 +106,23 @@ class HostMemory {
   struct CacheEntry {
     uint64_t page_no = ~uint64_t(0);
     Page* page = nullptr;
-    uint64_t last_write = 0;  // write_seq_ at the last large write into the page (0: none seen)
+    // access_seq_ at the last large read and write of the page (mod 2^32; 0 with the entry new).
+    uint32_t last_read = 0, last_write = 0;
   };
   mutable std::unique_ptr<CacheEntry[]> cache_{new CacheEntry[kCacheSize]};
-  // Large writes (most of a page: a packet's payload) into a page not written for a long time go
-  // around the simulator's CPU cache (non-temporal stores): with many QPs the destination
-  // buffers are far larger than the cache, and loading each line before overwriting it would
-  // double the memory traffic. A page rewritten within the last kHotWrites large writes is
-  // assumed still cached and copied normally (one QP rewriting one 64 KiB buffer). Speed only:
-  // the bytes stored are the same either way.
-  static constexpr size_t kStreamMin = 2048;
-  static constexpr uint64_t kHotWrites = 2048;  // 8 MiB of pages
-  uint64_t write_seq_ = kHotWrites + 1;
+  // Large accesses (most of a page: a packet's payload) are counted. A page read or written among
+  // the last kHotAccesses of them is assumed to be in the simulator's CPU cache; others are
+  // not. A large write into a cold page uses non-temporal stores: loading each destination line
+  // before overwriting it would double the memory traffic. prefetch_for_read() skips hot pages.
+  // Speed only: the bytes stored and read are the same either way.
+  static constexpr size_t kLargeAccess = 2048;
+  static constexpr uint32_t kHotAccesses = 2048;  // 8 MiB of pages
+  mutable uint32_t access_seq_ = kHotAccesses + 1;
+  // The lookup entry of a page just found or allocated (for the marks above).
+  CacheEntry* entry_of(uint64_t page_no) const {
+    CacheEntry& c = cache_[page_no & (kCacheSize - 1)];
+    return c.page_no == page_no ? &c : nullptr;
+  }
   mutable uint64_t bytes_read_ = 0;
   uint64_t bytes_written_ = 0;
 };

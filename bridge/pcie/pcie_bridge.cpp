@@ -117,6 +117,7 @@ void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, C
     j->sg[i] = sg[i];
     total += sg[i].len;
     if (sg[i].len) end = std::max(end, timing_.dma_read(start, sg[i].addr, sg[i].len));
+    mem_.prefetch_for_read(sg[i].addr, sg[i].len);  // the data is read at `end`
   }
   j->n = n;
   j->dst = dst;
