@@ -18,6 +18,15 @@ void CreditPool::reset(uint32_t limit) {
   consumed_ = 0;
 }
 
+void TagRing::reset(uint32_t limit) {
+  limit_ = limit;
+  size_t cap = 1;
+  while (cap < limit) cap <<= 1;
+  ring_.assign(cap, 0);
+  mask_ = cap - 1;
+  head_ = count_ = 0;
+}
+
 // ---------------------------------------------------------------- LinkTiming
 
 LinkTiming::LinkTiming(const Params& p, bool batched) : p_(p), batched_(batched) {
@@ -35,6 +44,10 @@ LinkTiming::LinkTiming(const Params& p, bool batched) : p_(p), batched_(batched)
     d->cpld.reset(p.cpld_credits);
   }
   tags_.reset(p.read_tags);
+  for_each_cpl(0, p.mrrs, p.mps, p.rcb, p.cpl_rcb_chunks, [&](uint64_t, uint32_t cn) {
+    ++full_req_cpls_;
+    full_req_cpl_wire_ += cpld_wire_bytes(p, cn);
+  });
 }
 
 double LinkTiming::raw_gbps() const { return raw_gbps_; }
@@ -107,11 +120,14 @@ Tick LinkTiming::dma_write(Tick now, uint64_t addr, uint64_t len) {
 Tick LinkTiming::completions(uint64_t a, uint32_t n, Tick data_at) {
   if (batched_ && down_.cplh.infinite() && down_.cpld.infinite()) {
     // No credit to wait for: back to back from data_at (or once the link is free), one step.
-    uint64_t k = 0, wire = 0;
-    for_each_cpl(a, n, p_.mps, p_.rcb, p_.cpl_rcb_chunks, [&](uint64_t, uint32_t cn) {
-      ++k;
-      wire += cpld_wire_bytes(p_, cn);
-    });
+    uint64_t k = full_req_cpls_, wire = full_req_cpl_wire_;
+    if (n != p_.mrrs || (a & (p_.mrrs - 1)) != 0) {
+      k = wire = 0;
+      for_each_cpl(a, n, p_.mps, p_.rcb, p_.cpl_rcb_chunks, [&](uint64_t, uint32_t cn) {
+        ++k;
+        wire += cpld_wire_bytes(p_, cn);
+      });
+    }
     return ceil_fx(send(down_, data_at, k, wire, n) + ser(wire)) + p_.link_latency;
   }
   Tick last = data_at;
@@ -131,37 +147,40 @@ Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
   Tick done = now;
   // Batched as in dma_write when tags and non-posted credits for every request are free: the
   // requests are one run upstream (and one entry of the NPH pool), then each request's
-  // completions are timed in one step.
+  // completions are timed in one step. When only the NPH credits are all free, the requests wait
+  // for their tags one by one, without the NPH checks.
+  bool nph_free = false;
   if (batched_) {
     uint64_t nreq = count_tlps(addr, len, p_.mrrs);
     FxTime free_at = std::max(to_fx(now), up_.busy);
-    if (tags_.fits(nreq) && up_.nph.fits(nreq) &&
-        to_fx(tags_.peek(static_cast<uint32_t>(nreq))) <= free_at &&
-        to_fx(up_.nph.peek(static_cast<uint32_t>(nreq))) <= free_at) {
+    nph_free = up_.nph.fits(nreq) && to_fx(up_.nph.peek(static_cast<uint32_t>(nreq))) <= free_at;
+    if (nph_free && tags_.fits(nreq) &&
+        to_fx(tags_.ready(static_cast<uint32_t>(nreq))) <= free_at) {
       const uint64_t t = ser(mrd);
       FxTime end = send(up_, now, nreq, nreq * mrd, 0);
       up_.nph.consume_run(nreq, 1, end + t, t, p_.link_latency + p_.credit_return_latency);
       for_each_tlp(addr, len, p_.mrrs, [&](uint64_t a, uint32_t n) {
         end += t;
         done = completions(a, n, ceil_fx(end) + p_.link_latency + p_.read_latency);
-        tags_.consume(1, done);  // the tag is free once the last completion has arrived
+        tags_.take(done);  // the tag is free once the last completion has arrived
       });
       return done;
     }
   }
   for_each_tlp(addr, len, p_.mrrs, [&](uint64_t a, uint32_t n) {
     // A read tag, then a non-posted header credit of the root complex.
-    Tick tag_at = tags_.ready(1);
+    Tick tag_at = tags_.ready();
     Tick link_free = std::max(now, up_.busy_until());
     if (tag_at > link_free) {
       stalls_.tag_waits++;
       stalls_.tag_wait_ps += tag_at - link_free;
     }
-    Tick ready = wait_credits(up_, std::max(now, tag_at), up_.nph, nullptr, 0);
+    Tick ready = std::max(now, tag_at);
+    if (!nph_free) ready = wait_credits(up_, ready, up_.nph, nullptr, 0);
     Tick at_rc = send1(up_, ready, mrd, 0) + p_.link_latency;
     up_.nph.consume(1, at_rc + p_.credit_return_latency);
     done = completions(a, n, at_rc + p_.read_latency);
-    tags_.consume(1, done);
+    tags_.take(done);
   });
   return done;
 }

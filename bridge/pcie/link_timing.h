@@ -108,6 +108,33 @@ class CreditPool {
   uint32_t limit_ = 0;
 };
 
+// Read tags: `limit` (>= 1) single units, each back at a known time, in the order taken (a tag
+// is free once the last completion of its request has arrived, and completions arrive in
+// order). The same answers as a CreditPool of single units, with a plain ring of times.
+class TagRing {
+ public:
+  void reset(uint32_t limit);
+  // Earliest time at which k more tags are free (0: free now). k <= limit.
+  Tick ready(uint32_t k = 1) const {
+    return count_ + k <= limit_ ? 0 : ring_[(head_ + count_ + k - limit_ - 1) & mask_];
+  }
+  // Take one tag, free again at `release` (not earlier than any taken before).
+  void take(Tick release) {
+    if (count_ == limit_) {
+      head_ = (head_ + 1) & mask_;
+      --count_;
+    }
+    ring_[(head_ + count_) & mask_] = release;
+    ++count_;
+  }
+  bool fits(uint64_t k) const { return k <= limit_; }
+
+ private:
+  std::vector<Tick> ring_;  // the last `limit` tags taken, oldest first
+  size_t mask_ = 0, head_ = 0, count_ = 0;
+  uint32_t limit_ = 0;
+};
+
 class LinkTiming {
  public:
   // Throws std::invalid_argument with Params::validate()'s message if invalid.
@@ -190,7 +217,9 @@ class LinkTiming {
   double raw_gbps_, tlp_gbps_, ps_per_byte_;
   uint64_t ps_per_byte_fx_;  // fixed point
   Dir up_, down_;
-  CreditPool tags_;
+  TagRing tags_;
+  // Completions of a whole MRRS-aligned request of MRRS bytes: always cut the same way.
+  uint64_t full_req_cpls_ = 0, full_req_cpl_wire_ = 0;
   Stalls stalls_;
 };
 

@@ -64,7 +64,8 @@ void EventQueue::start(Tick duration) {
   run_ahead_limit_ = 0;
 }
 
-void EventQueue::notify(sc_core::sc_event& e) const {
+void EventQueue::notify(sc_core::sc_event& e) {
+  horizon_known_ = false;  // SystemC has new activity: ask again
   Tick t = sc_now();
   Tick n = now();
   if (n <= t) {
@@ -83,14 +84,18 @@ void EventQueue::run() {
   // as long as no other SystemC process has activity pending before them: nothing else in the
   // simulation can observe the difference, and each SystemC wake-up saved is worth several
   // callbacks. The horizon is re-read after each callback, since a callback may notify a
-  // SystemC event (a host thread's wake-up).
+  // SystemC event (a host thread's wake-up): only through notify(), which forgets it.
+  horizon_known_ = false;
   while (!heap_.empty()) {
     Tick when = heap_.front().when;
     if (when > t) {
       if (when >= run_ahead_limit_) break;
-      sc_core::sc_time gap = sc_core::sc_time_to_pending_activity();
-      Tick horizon = t + static_cast<Tick>(gap.value());
-      if (gap == sc_core::SC_ZERO_TIME || when >= horizon) break;
+      if (!horizon_known_) {
+        const Tick gap = static_cast<Tick>(sc_core::sc_time_to_pending_activity().value());
+        horizon_ = gap > kTickNever - t ? kTickNever : t + gap;
+        horizon_known_ = true;
+      }
+      if (when >= horizon_) break;
     }
     std::pop_heap(heap_.begin(), heap_.end(), Later{});
     uint32_t slot = heap_.back().slot;

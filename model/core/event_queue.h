@@ -30,7 +30,9 @@ class EventQueue : public sc_core::sc_module {
   void start(Tick duration);
 
   // Notifies a SystemC event at now() (from a callback that may run ahead of SystemC's clock).
-  void notify(sc_core::sc_event& e) const;
+  // Callbacks must notify SystemC events through this, never directly: the queue then knows how
+  // far it may run ahead.
+  void notify(sc_core::sc_event& e);
   // Latest time a callback has run at (may be ahead of SystemC's time at the end of a run).
   Tick last_time() const { return last_time_; }
 
@@ -68,6 +70,10 @@ class EventQueue : public sc_core::sc_module {
   Tick now_ = 0;
   Tick last_time_ = 0;
   Tick run_ahead_limit_ = 0;  // callbacks at or after this time wait for SystemC's clock
+  // Time of SystemC's next activity other than this queue's, as last asked (valid while
+  // horizon_known_). Only notify() can bring it closer while callbacks run.
+  Tick horizon_ = 0;
+  bool horizon_known_ = false;
   uint64_t activations_ = 0;
 
  public:

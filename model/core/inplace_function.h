@@ -2,6 +2,7 @@
 // hot path, where std::function could allocate.
 #pragma once
 #include <cstddef>
+#include <cstring>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -39,28 +40,38 @@ class InplaceFunction<R(Args...), Cap> {
   explicit operator bool() const { return ops_ != nullptr; }
   R operator()(Args... args) { return ops_->call(&buf_, std::forward<Args>(args)...); }
   void reset() {
-    if (ops_) ops_->destroy(&buf_);
+    if (ops_ && ops_->destroy) ops_->destroy(&buf_);
     ops_ = nullptr;
   }
 
  private:
+  // move and destroy are null for trivially copyable callables (most lambdas: they capture
+  // pointers and numbers): moving is then a copy of the bytes and destroying is nothing, with no
+  // indirect call (an event costs a move, a call and a destruction).
   struct Ops {
     R (*call)(void*, Args&&...);
     void (*move)(void* dst, void* src);
     void (*destroy)(void*);
   };
   template <typename T>
+  static constexpr bool kTrivial =
+      std::is_trivially_copyable_v<T>&& std::is_trivially_destructible_v<T>;
+  template <typename T>
   static constexpr Ops kOps = {
       [](void* p, Args&&... a) -> R { return (*static_cast<T*>(p))(std::forward<Args>(a)...); },
-      [](void* d, void* s) {
-        new (d) T(std::move(*static_cast<T*>(s)));
-        static_cast<T*>(s)->~T();
-      },
-      [](void* p) { static_cast<T*>(p)->~T(); }};
+      kTrivial<T> ? nullptr
+                  : +[](void* d, void* s) {
+                      new (d) T(std::move(*static_cast<T*>(s)));
+                      static_cast<T*>(s)->~T();
+                    },
+      kTrivial<T> ? nullptr : +[](void* p) { static_cast<T*>(p)->~T(); }};
 
   void move_from(InplaceFunction& o) {
     if (o.ops_) {
-      o.ops_->move(&buf_, &o.buf_);
+      if (o.ops_->move)
+        o.ops_->move(&buf_, &o.buf_);
+      else
+        std::memcpy(&buf_, &o.buf_, Cap);
       ops_ = o.ops_;
       o.ops_ = nullptr;
     }

@@ -200,3 +200,23 @@ TEST_CASE("inplace_function: a callable as large as the capacity fits", "[inplac
   InplaceFunction<long long()> g(std::move(f));
   CHECK(g() == 7);
 }
+
+TEST_CASE("inplace_function: trivially copyable captures survive moves into reused storage",
+          "[inplace_function]") {
+  // Captures of pointers and numbers are moved as bytes (no move or destroy function): the state
+  // must still arrive whole, through several moves and into storage that held another callable.
+  int target = 0;
+  int* p = &target;
+  const long long big = 0x1234567890LL;
+  InplaceFunction<long long()> f = [p, big, k = 3] {
+    *p += k;
+    return big + *p;
+  };
+  InplaceFunction<long long()> g = [] { return -1LL; };
+  g = std::move(f);
+  InplaceFunction<long long()> h(std::move(g));
+  CHECK(h() == big + 3);
+  CHECK(h() == big + 6);
+  CHECK(target == 6);
+  CHECK_FALSE(static_cast<bool>(g));  // NOLINT(bugprone-use-after-move)
+}
