@@ -2,6 +2,7 @@
 // through the link to the receiver, so no frame is copied on the way. Pooled: no allocation once
 // the pool is warm.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -10,7 +11,7 @@
 
 namespace rn::net {
 
-struct Frame {
+struct alignas(64) Frame {
   static constexpr size_t kCapacity = 9216 + 64;  // jumbo frames and some headroom
   uint32_t len = 0;
   Tick sent_at = 0;  // simulator metadata, never on the wire
@@ -20,8 +21,14 @@ struct Frame {
   // a CRC of every payload). Anything that changes a frame's bytes in flight (an error injector,
   // a switch rewriting headers) must clear it, and the receiver's check then runs in full.
   bool icrc_sealed = false;
+  // data starts 10 bytes past a 64-byte boundary, so that the payload of a RoCEv2 packet over
+  // IPv4 without extension headers (after Ethernet 14 + IPv4 20 + UDP 8 + BTH 12 = 54 bytes)
+  // starts on one: the copies of payloads from and to host memory run faster.
+  static constexpr size_t kDataAlign = 10;
+  uint8_t pad_[64 + kDataAlign - sizeof(uint32_t) - sizeof(Tick) - sizeof(bool) - 4];
   uint8_t data[kCapacity];
 };
+static_assert(offsetof(Frame, data) % 64 == Frame::kDataAlign, "payload alignment");
 
 class FramePool {
  public:
