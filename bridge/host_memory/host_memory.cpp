@@ -43,7 +43,9 @@ inline size_t chunk_len(uint64_t addr, uint64_t remaining) {
   return static_cast<size_t>(std::min<uint64_t>(remaining, kPageSize - (addr & kPageMask)));
 }
 
-// memcpy with non-temporal stores (the destination lines are not loaded into the cache).
+// memcpy with non-temporal stores (the destination lines are not loaded into the cache). No store
+// fence: the simulator is one thread, and a thread's own loads see its non-temporal stores in
+// program order; a fence would only stall later stores until the lines have reached DRAM.
 void stream_copy(uint8_t* dst, const uint8_t* src, size_t n) {
 #if defined(__SSE2__)
   size_t i = 0;
@@ -61,7 +63,6 @@ void stream_copy(uint8_t* dst, const uint8_t* src, size_t n) {
     _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 32), c);
     _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 48), d);
   }
-  _mm_sfence();
   std::memcpy(dst + i, src + i, n - i);
 #else
   std::memcpy(dst, src, n);
@@ -225,22 +226,33 @@ void HostMemory::write(uint64_t addr, const void* src, size_t len) {
   bytes_written_ += len;
 }
 
+void HostMemory::prefetch_lines(uint64_t pn) const {
+  const Page* p = find(pn);
+  const CacheEntry* c = p ? entry_of(pn) : nullptr;
+  if (c && access_seq_ - c->last_read > kHotAccesses &&
+      access_seq_ - c->last_write > kHotAccesses) {
+    // Into the level-2 cache, one touch per 64-byte line.
+    for (size_t off = 0; off < kPageSize; off += 64) __builtin_prefetch(p->bytes + off, 0, 1);
+  }
+}
+
 void HostMemory::prefetch_for_read(uint64_t addr, size_t len) const {
+  for (size_t i = 0; i < prefetch_count_; ++i) prefetch_lines(prefetch_pages_[i]);
+  prefetch_count_ = 0;
   if (len == 0 || addr > ~uint64_t(0) - (static_cast<uint64_t>(len) - 1)) return;
-  while (len) {
-    size_t n = chunk_len(addr, len);
-    const uint64_t pn = addr >> kPageBits;
-    const Page* p = find(pn);
-    const CacheEntry* c = p ? entry_of(pn) : nullptr;
-    if (c && access_seq_ - c->last_read > kHotAccesses &&
-        access_seq_ - c->last_write > kHotAccesses) {
-      // Into the level-2 cache, one touch per 64-byte line (pages are 64-byte aligned).
-      const uint8_t* line = p->bytes + (addr & kPageMask & ~uint64_t(63));
-      const uint8_t* end = p->bytes + (addr & kPageMask) + n;
-      for (; line < end; line += 64) __builtin_prefetch(line, 0, 1);
-    }
-    len -= n;
-    addr += n;
+  for (uint64_t pn = addr >> kPageBits, last = (addr + len - 1) >> kPageBits;; ++pn) {
+    if (prefetch_count_ == kPrefetchQueue) break;  // a hint: the rest is read without one
+    __builtin_prefetch(&cache_[pn & (kCacheSize - 1)], 0, 3);
+    prefetch_pages_[prefetch_count_++] = pn;
+    if (pn == last) break;
+  }
+}
+
+void HostMemory::prefetch_for_write(uint64_t addr, size_t len) const {
+  if (len == 0 || addr > ~uint64_t(0) - (static_cast<uint64_t>(len) - 1)) return;
+  for (uint64_t pn = addr >> kPageBits, last = (addr + len - 1) >> kPageBits;; ++pn) {
+    __builtin_prefetch(&cache_[pn & (kCacheSize - 1)], 1, 3);
+    if (pn == last) break;
   }
 }
 

@@ -66,10 +66,14 @@ class HostMemory {
     return static_cast<size_t>(kPageSize - (addr & kPageMask));
   }
 
-  // A hint, no effect on contents or counters: [addr, addr + len) will be read by read() soon.
-  // Starts loading pages not read recently into the simulator's CPU cache (a DMA read is issued
-  // well before its data is read: with many QPs the buffers are far larger than the cache).
+  // Hints, no effect on contents or counters (a DMA is issued well before its data moves; with
+  // many QPs the buffers are far larger than the simulator's CPU cache).
+  // [addr, addr + len) will be read by read() soon: starts loading the lookup entries of its
+  // pages now, and, at the next call, the lines of those pages not read recently (by then their
+  // entries are cached: no wait for them).
   void prefetch_for_read(uint64_t addr, size_t len) const;
+  // [addr, addr + len) will be written by write() soon: starts loading its pages' lookup entries.
+  void prefetch_for_write(uint64_t addr, size_t len) const;
 
   // Statistics.
   uint64_t pages_allocated() const { return pages_.size(); }
@@ -118,6 +122,12 @@ class HostMemory {
   static constexpr size_t kLargeAccess = 2048;
   static constexpr uint32_t kHotAccesses = 2048;  // 8 MiB of pages
   mutable uint32_t access_seq_ = kHotAccesses + 1;
+  // Pages whose lookup entries prefetch_for_read() has started loading; their lines are
+  // prefetched at its next call.
+  static constexpr size_t kPrefetchQueue = 8;
+  mutable uint64_t prefetch_pages_[kPrefetchQueue] = {};
+  mutable size_t prefetch_count_ = 0;
+  void prefetch_lines(uint64_t page_no) const;
   // The lookup entry of a page just found or allocated (for the marks above).
   CacheEntry* entry_of(uint64_t page_no) const {
     CacheEntry& c = cache_[page_no & (kCacheSize - 1)];

@@ -161,6 +161,7 @@ void Bridge::queue_write(Job* j, const SgEntry* sg, int n, const uint8_t* src, T
     total += sg[i].len;
     if (sg[i].len) end = std::max(end, timing_.dma_write(start, sg[i].addr, sg[i].len));
     if (host_ && host_->watching(sg[i].addr, sg[i].len)) watched = true;
+    mem_.prefetch_for_write(sg[i].addr, sg[i].len);  // applied at `end` or later
   }
   j->n = n;
   if (total == 0) {  // nothing to write: complete now (keeps the in-flight FIFO in time order)

@@ -30,6 +30,10 @@ run "write_bw 1 QP" --set write_bw.qps=1 --set write_bw.iterations=20000
 run "write_bw 1000 QPs" --set write_bw.qps=1000 --set write_bw.iterations=20 --set write_bw.tx_depth=4 \
     --set write_bw.cq_mod=4
 
+# What the payload bytes alone cost on this machine (host-memory model only, nothing simulated):
+# with 1000 QPs they stream from and to 128 MiB of buffers, far more than the CPU's caches.
+for q in 1 1000; do taskset -c 0 "$build/bin/bench_memory_floor" "$q"; done
+
 # Allocations per packet: the difference between two runs of different lengths.
 a1=$("$build/bin/bench_alloc" "$root/configs/default.toml" "${common[@]:1}" --set write_bw.iterations=3000)
 a2=$("$build/bin/bench_alloc" "$root/configs/default.toml" "${common[@]:1}" --set write_bw.iterations=9000)

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <stdexcept>
@@ -95,6 +96,34 @@ TEST_CASE("large writes, cold pages (non-temporal stores) and hot ones, store th
       REQUIRE(back.back() == 0);
     }
   }
+}
+
+TEST_CASE("prefetch hints change nothing and allocate nothing", "[hostmem]") {
+  HostMemory m;
+  std::vector<uint8_t> data(2 * kPageSize);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 31);
+  m.write(0x10000, data.data(), data.size());
+  const uint64_t pages = m.pages_allocated(), rd = m.bytes_read(), wr = m.bytes_written();
+  // Written pages, never-written pages, a range running to the end of the address space, a range
+  // that would wrap it, and more pages than the prefetch queue holds.
+  m.prefetch_for_read(0x10000, data.size());
+  m.prefetch_for_read(0x900000, 3 * kPageSize);
+  m.prefetch_for_read(~uint64_t(0) - 100, 101);
+  m.prefetch_for_read(~uint64_t(0) - 100, 200);
+  m.prefetch_for_read(0, 64 * kPageSize);
+  m.prefetch_for_read(0, 0);  // runs the queued line prefetches
+  m.prefetch_for_write(0x20000, 5 * kPageSize);
+  m.prefetch_for_write(~uint64_t(0) - 10, 11);
+  m.prefetch_for_write(~uint64_t(0) - 10, 50);
+  CHECK(m.pages_allocated() == pages);
+  CHECK(m.bytes_read() == rd);
+  CHECK(m.bytes_written() == wr);
+  std::vector<uint8_t> back(data.size());
+  m.read(0x10000, back.data(), back.size());
+  CHECK(back == data);
+  std::vector<uint8_t> zeros(kPageSize, 1);
+  m.read(0x900000, zeros.data(), zeros.size());
+  CHECK(std::all_of(zeros.begin(), zeros.end(), [](uint8_t b) { return b == 0; }));
 }
 
 TEST_CASE("fill and pattern", "[hostmem]") {
