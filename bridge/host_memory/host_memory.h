@@ -69,8 +69,8 @@ class HostMemory {
   // Hints, no effect on contents or counters (a DMA is issued well before its data moves; with
   // many QPs the buffers are far larger than the simulator's CPU cache).
   // [addr, addr + len) will be read by read() soon: starts loading the lookup entries of its
-  // pages now, and, at the next call, the lines of those pages not read recently (by then their
-  // entries are cached: no wait for them).
+  // pages now, and, at the next two calls, the lines of those pages not read recently (by then
+  // their entries are cached: no wait for them).
   void prefetch_for_read(uint64_t addr, size_t len) const;
   // [addr, addr + len) will be written by write() soon: starts loading its pages' lookup entries.
   void prefetch_for_write(uint64_t addr, size_t len) const;
@@ -122,11 +122,14 @@ class HostMemory {
   static constexpr size_t kLargeAccess = 2048;
   static constexpr uint32_t kHotAccesses = 2048;  // 8 MiB of pages
   mutable uint32_t access_seq_ = kHotAccesses + 1;
-  // Pages whose lookup entries prefetch_for_read() has started loading; their lines are
-  // prefetched at its next call.
+  // Pages whose lookup entries prefetch_for_read() has started loading; the first half of their
+  // lines is prefetched at its next call, the second half at the call after.
   static constexpr size_t kPrefetchQueue = 8;
   mutable uint64_t prefetch_pages_[kPrefetchQueue] = {};
   mutable size_t prefetch_count_ = 0;
+  mutable const uint8_t* second_half_[kPrefetchQueue] = {};  // lines prefetched at the next call
+  mutable size_t second_half_count_ = 0;
+  static void prefetch_half(const uint8_t* from);
   void prefetch_lines(uint64_t page_no) const;
   // The lookup entry of a page just found or allocated (for the marks above).
   CacheEntry* entry_of(uint64_t page_no) const {

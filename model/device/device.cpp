@@ -498,7 +498,7 @@ Device::Result Device::create_qp(const dev::CreateQpIn& a, dev::CmdOut* out) {
   if (a.rq_addr == 0 || (a.rq_addr & 63)) return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, rq_addr)};
   uint32_t qpn = 0;
   for (uint32_t i = 2; i < s_.qps.size(); ++i)
-    if (!s_.qps[i] || !s_.qps[i]->valid) {
+    if (!s_.qps[i]) {  // a destroyed QP leaves a null slot (no context to read: cheap scan)
       qpn = i;
       break;
     }
