@@ -18,11 +18,11 @@ void CreditPool::reset(uint32_t limit) {
   consumed_ = 0;
 }
 
-void TagRing::reset(uint32_t limit) {
+void UnitRing::reset(uint32_t limit) {
   limit_ = limit;
   size_t cap = 1;
   while (cap < limit) cap <<= 1;
-  ring_.assign(cap, 0);
+  ring_.assign(limit ? cap : 0, 0);
   mask_ = cap - 1;
   head_ = count_ = 0;
 }
@@ -68,6 +68,16 @@ Tick LinkTiming::wait_credits(Dir& d, Tick ready, CreditPool& h, CreditPool* dpo
                               uint32_t dcred) {
   Tick c = h.ready(1);
   if (dpool) c = std::max(c, dpool->ready(dcred));
+  Tick free_at = std::max(ready, d.busy_until());
+  if (c > free_at) {
+    stalls_.credit_waits++;
+    stalls_.credit_wait_ps += c - free_at;
+  }
+  return std::max(ready, c);
+}
+
+Tick LinkTiming::wait_nph(Dir& d, Tick ready) {
+  Tick c = d.nph.ready();
   Tick free_at = std::max(ready, d.busy_until());
   if (c > free_at) {
     stalls_.credit_waits++;
@@ -144,24 +154,23 @@ Tick LinkTiming::completions(uint64_t a, uint32_t n, Tick data_at) {
 Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
   if (len == 0) return now;
   const uint32_t mrd = mrd_wire_bytes(p_);
+  const Tick nph_back = p_.credit_return_latency;  // after the MRd's arrival at the root complex
   Tick done = now;
   // Batched as in dma_write when tags and non-posted credits for every request are free: the
-  // requests are one run upstream (and one entry of the NPH pool), then each request's
-  // completions are timed in one step. When only the NPH credits are all free, the requests wait
-  // for their tags one by one, without the NPH checks.
-  bool nph_free = false;
+  // requests are one run upstream, then each request's completions are timed in one step.
   if (batched_) {
     uint64_t nreq = count_tlps(addr, len, p_.mrrs);
     FxTime free_at = std::max(to_fx(now), up_.busy);
-    nph_free = up_.nph.fits(nreq) && to_fx(up_.nph.peek(static_cast<uint32_t>(nreq))) <= free_at;
-    if (nph_free && tags_.fits(nreq) &&
+    if (up_.nph.fits(nreq) && tags_.fits(nreq) &&
+        to_fx(up_.nph.ready(static_cast<uint32_t>(nreq))) <= free_at &&
         to_fx(tags_.ready(static_cast<uint32_t>(nreq))) <= free_at) {
       const uint64_t t = ser(mrd);
       FxTime end = send(up_, now, nreq, nreq * mrd, 0);
-      up_.nph.consume_run(nreq, 1, end + t, t, p_.link_latency + p_.credit_return_latency);
       for_each_tlp(addr, len, p_.mrrs, [&](uint64_t a, uint32_t n) {
         end += t;
-        done = completions(a, n, ceil_fx(end) + p_.link_latency + p_.read_latency);
+        Tick at_rc = ceil_fx(end) + p_.link_latency;
+        up_.nph.take(at_rc + nph_back);
+        done = completions(a, n, at_rc + p_.read_latency);
         tags_.take(done);  // the tag is free once the last completion has arrived
       });
       return done;
@@ -175,10 +184,9 @@ Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
       stalls_.tag_waits++;
       stalls_.tag_wait_ps += tag_at - link_free;
     }
-    Tick ready = std::max(now, tag_at);
-    if (!nph_free) ready = wait_credits(up_, ready, up_.nph, nullptr, 0);
+    Tick ready = wait_nph(up_, std::max(now, tag_at));
     Tick at_rc = send1(up_, ready, mrd, 0) + p_.link_latency;
-    up_.nph.consume(1, at_rc + p_.credit_return_latency);
+    up_.nph.take(at_rc + nph_back);
     done = completions(a, n, at_rc + p_.read_latency);
     tags_.take(done);
   });
@@ -202,10 +210,10 @@ Tick LinkTiming::mmio_write(Tick now, uint32_t len) {
 Tick LinkTiming::mmio_read(Tick now, uint32_t len) {
   if (len == 0 || len > 4096) throw std::invalid_argument("pcie.mmio_read: len must be 1..4096");
   Tick t0 = now + p_.mmio_cpu_latency;
-  Tick ready = wait_credits(down_, t0, down_.nph, nullptr, 0);
+  Tick ready = wait_nph(down_, t0);
   Tick end = send1(down_, ready, mrd_wire_bytes(p_), 0);
   Tick at_dev = end + p_.link_latency;
-  down_.nph.consume(1, at_dev + p_.credit_return_latency);
+  down_.nph.take(at_dev + p_.credit_return_latency);
   Tick data_at = at_dev + p_.mmio_read_device_latency;
   Tick last = data_at;
   for_each_cpl(0, len, p_.mps, p_.rcb, false, [&](uint64_t, uint32_t cn) {

@@ -108,18 +108,21 @@ class CreditPool {
   uint32_t limit_ = 0;
 };
 
-// Read tags: `limit` (>= 1) single units, each back at a known time, in the order taken (a tag
-// is free once the last completion of its request has arrived, and completions arrive in
-// order). The same answers as a CreditPool of single units, with a plain ring of times.
-class TagRing {
+// A pool of `limit` single units, each back at a known time, in the order taken: read tags (free
+// once the last completion of the request has arrived; completions arrive in order) and
+// non-posted header credits (one per MRd). The same answers as a CreditPool of single units,
+// with a plain ring of times. limit 0 = infinite.
+class UnitRing {
  public:
   void reset(uint32_t limit);
-  // Earliest time at which k more tags are free (0: free now). k <= limit.
+  // Earliest time at which k more units are free (0: free now). k <= limit.
   Tick ready(uint32_t k = 1) const {
-    return count_ + k <= limit_ ? 0 : ring_[(head_ + count_ + k - limit_ - 1) & mask_];
+    return limit_ == 0 || count_ + k <= limit_ ? 0
+                                               : ring_[(head_ + count_ + k - limit_ - 1) & mask_];
   }
-  // Take one tag, free again at `release` (not earlier than any taken before).
+  // Take one unit, free again at `release` (not earlier than any taken before).
   void take(Tick release) {
+    if (limit_ == 0) return;
     if (count_ == limit_) {
       head_ = (head_ + 1) & mask_;
       --count_;
@@ -127,10 +130,10 @@ class TagRing {
     ring_[(head_ + count_) & mask_] = release;
     ++count_;
   }
-  bool fits(uint64_t k) const { return k <= limit_; }
+  bool fits(uint64_t k) const { return limit_ == 0 || k <= limit_; }
 
  private:
-  std::vector<Tick> ring_;  // the last `limit` tags taken, oldest first
+  std::vector<Tick> ring_;  // the last `limit` units taken, oldest first
   size_t mask_ = 0, head_ = 0, count_ = 0;
   uint32_t limit_ = 0;
 };
@@ -194,7 +197,8 @@ class LinkTiming {
       return stats;
     }
     // Credits advertised by the receiver of this direction.
-    CreditPool ph, pd, nph, cplh, cpld;
+    CreditPool ph, pd, cplh, cpld;
+    UnitRing nph;
     Tick busy_until() const { return ceil_fx(busy); }
   };
   // Serialisation time of `wire` bytes.
@@ -208,6 +212,8 @@ class LinkTiming {
   }
   // Earliest start for a TLP needing header credits from h and data credits from dc.
   Tick wait_credits(Dir& d, Tick ready, CreditPool& h, CreditPool* dpool, uint32_t dcred);
+  // Earliest start for an MRd needing a non-posted header credit.
+  Tick wait_nph(Dir& d, Tick ready);
   // The completions of one read request [a, a + n) whose data is ready at data_at: returns the
   // time the last one has arrived at the device.
   Tick completions(uint64_t a, uint32_t n, Tick data_at);
@@ -217,7 +223,7 @@ class LinkTiming {
   double raw_gbps_, tlp_gbps_, ps_per_byte_;
   uint64_t ps_per_byte_fx_;  // fixed point
   Dir up_, down_;
-  TagRing tags_;
+  UnitRing tags_;
   // Completions of a whole MRRS-aligned request of MRRS bytes: always cut the same way.
   uint64_t full_req_cpls_ = 0, full_req_cpl_wire_ = 0;
   Stalls stalls_;

@@ -441,3 +441,24 @@ TEST_CASE("batched timing equals TLP-by-TLP timing, credits and tags binding or 
     CHECK(batched.up_busy_until() == reference.up_busy_until());
   }
 }
+
+TEST_CASE("UnitRing answers as a CreditPool of single units", "[pcie][credits]") {
+  for (uint32_t limit : {0u, 1u, 3u, 64u}) {
+    CreditPool pool;
+    UnitRing ring;
+    pool.reset(limit);
+    ring.reset(limit);
+    std::mt19937_64 rng(limit + 7);
+    Tick t = 0;
+    for (int i = 0; i < 5000; ++i) {
+      uint32_t k =
+          limit ? 1 + static_cast<uint32_t>(rng() % limit) : 1 + static_cast<uint32_t>(rng() % 8);
+      INFO("limit " << limit << ", step " << i << ", k " << k);
+      REQUIRE(ring.ready(k) == pool.peek(k));
+      REQUIRE(ring.ready() == pool.ready(1));
+      t += rng() % 1000;  // releases in the order taken
+      ring.take(t);
+      pool.consume(1, t);
+    }
+  }
+}
