@@ -60,6 +60,10 @@ class FrameSink {
  public:
   virtual ~FrameSink() = default;
   virtual void receive(Frame* f) = 0;
+  // A hint, called when a frame toward this sink starts out on the link (it arrives later): the
+  // receiver may start loading the simulator's own state it will need for it into the CPU cache.
+  // Must not change anything the model can observe.
+  virtual void on_the_way(const Frame*) {}
 };
 
 }  // namespace rn::net

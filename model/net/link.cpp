@@ -52,6 +52,7 @@ Tick Link::send(int side, Frame* f, Tick ready) {
     ++*tapped_;
   }
   FrameSink* sink = sink_[side ^ 1];
+  if (sink) sink->on_the_way(f);
   Tick arrive = d.busy_until + p_.propagation_delay;
   sim_.eq.at(arrive, [this, sink, f] {
     if (sink) {

@@ -31,6 +31,7 @@ class Nic : public pcie::MmioTarget, public net::FrameSink {
   void mmio_write32(uint64_t offset, uint32_t value) override { dev_->mmio_write32(offset, value); }
   uint32_t mmio_read32(uint64_t offset) override { return dev_->mmio_read32(offset); }
   void receive(net::Frame* f) override { resp_->receive(f); }
+  void on_the_way(const net::Frame* f) override { resp_->on_the_way(f); }
 
   const std::string& name() const { return state_.name; }
   qp::NicState& state() { return state_; }

@@ -37,6 +37,7 @@ class Requester {
   };
   bool can_send(const QpCtx& q) const;
   void kick();
+  void prefetch_upcoming() const;
   void drain();
   void maybe_fetch(QpCtx& q);
   bool start_wqe(QpCtx& q);

@@ -171,6 +171,22 @@ void Responder::recv_complete(QpCtx& q, WcStatus st, uint32_t byte_len, dev::WcO
   maybe_fetch(q);
 }
 
+void Responder::on_the_way(const net::Frame* f) {
+  if (hint_qpn_) {
+    const QpCtx* q = s_.qp_ptr(hint_qpn_);
+    uint32_t key = hint_rkey_ ? hint_rkey_ : (q ? q->w_rkey : 0);
+    if (key) s_.mrs.prefetch(key);
+  }
+  hint_qpn_ = hint_rkey_ = 0;
+  const size_t hr = s_.framing.headroom();
+  if (f->len < hr + w::kBthLen + w::kRethLen) return;
+  const uint8_t* t = f->data + hr;
+  hint_qpn_ = w::load_be24(t + 5);
+  if (const QpCtx* q = s_.qp_ptr(hint_qpn_)) prefetch_ctx(q);
+  const w::OpInfo& info = w::op_info(t[0]);
+  if (info.valid && (info.ext_mask & w::kExtReth)) hint_rkey_ = w::load_be32(t + w::kBthLen + 8);
+}
+
 Responder::Result Responder::process(net::Frame* f) {
   size_t toff = 0, tlen = 0;
   w::PathInfo seen;

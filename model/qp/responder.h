@@ -17,6 +17,9 @@ class Responder : public net::FrameSink {
   explicit Responder(NicState& s);
   ~Responder() override;
   void receive(net::Frame* f) override;
+  // Prefetch hints for a frame on its way here (net::FrameSink::on_the_way): this frame's QP
+  // context now; the memory region of the previous hinted frame, whose context is cached by now.
+  void on_the_way(const net::Frame* f) override;
   void rq_doorbell(QpCtx& q, uint32_t new_pi);
   void flush(QpCtx& q);
   void reset(QpCtx& q);
@@ -34,7 +37,8 @@ class Responder : public net::FrameSink {
   Tick now() const { return s_.now(); }
 
   NicState& s_;
-  std::vector<net::Frame*> pending_;  // frames waiting behind a stall, in arrival order
+  uint32_t hint_qpn_ = 0, hint_rkey_ = 0;  // the previous hinted frame's QP and RETH rkey (or 0)
+  std::vector<net::Frame*> pending_;       // frames waiting behind a stall, in arrival order
   size_t pending_head_ = 0;
   bool stalled_ = false;
 

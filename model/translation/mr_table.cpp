@@ -73,6 +73,8 @@ uint32_t MrTable::add(uint32_t pdn, uint32_t access, uint64_t iova, uint64_t len
   r.length = length;
   r.page_shift = page_shift;
   r.pages = std::move(pages);
+  for (size_t i = 0; i < Region::kInlinePages; ++i)
+    r.first_pages[i] = i < r.pages.size() ? r.pages[i] : 0;
   ++live_;
   return r.key;
 }
@@ -131,7 +133,7 @@ Status MrTable::translate(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len,
     uint64_t pi = off >> r->page_shift;
     uint64_t in_page = off & (page - 1);
     uint64_t chunk = std::min(len, page - in_page);
-    uint64_t pa = r->pages[pi] + in_page;
+    uint64_t pa = r->page(pi) + in_page;
     if (out->n > 0 && out->seg[out->n - 1].addr + out->seg[out->n - 1].len == pa &&
         out->seg[out->n - 1].len + chunk <= 0xFFFFFFFFu) {
       out->seg[out->n - 1].len += static_cast<uint32_t>(chunk);  // physically contiguous: merge
