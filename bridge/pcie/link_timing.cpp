@@ -55,7 +55,7 @@ double LinkTiming::tlp_gbps() const { return tlp_gbps_; }
 
 FxTime LinkTiming::send(Dir& d, Tick ready, uint64_t k, uint64_t wire, uint64_t payload) {
   FxTime start = std::max(to_fx(ready), d.busy);
-  uint64_t t = ser(wire);
+  FxTime t = ser(wire);
   d.busy = start + t;
   d.busy_total += t;
   d.stats.tlps += k;
@@ -104,8 +104,8 @@ Tick LinkTiming::dma_write(Tick now, uint64_t addr, uint64_t len) {
         to_fx(up_.pd.peek(static_cast<uint32_t>(dc_total))) <= free_at) {
       FxTime end = 0;
       for_each_tlp_run(addr, len, p_.mps, [&](uint64_t k, uint32_t n) {
-        uint64_t w = mwr_wire_bytes(p_, n);
-        uint64_t t = ser(w);
+        uint32_t w = mwr_wire_bytes(p_, n);
+        uint64_t t = ser1(w);
         FxTime start = send(up_, now, k, k * w, k * n);
         up_.ph.consume_run(k, 1, start + t, t, credit_back);
         up_.pd.consume_run(k, data_credits(n), start + t, t, credit_back);
@@ -164,7 +164,7 @@ Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
     if (up_.nph.fits(nreq) && tags_.fits(nreq) &&
         to_fx(up_.nph.ready(static_cast<uint32_t>(nreq))) <= free_at &&
         to_fx(tags_.ready(static_cast<uint32_t>(nreq))) <= free_at) {
-      const uint64_t t = ser(mrd);
+      const uint64_t t = ser1(mrd);
       FxTime end = send(up_, now, nreq, nreq * mrd, 0);
       for_each_tlp(addr, len, p_.mrrs, [&](uint64_t a, uint32_t n) {
         end += t;
@@ -175,6 +175,60 @@ Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
       });
       return done;
     }
+  }
+  if (batched_ && down_.cplh.infinite() && down_.cpld.infinite()) {
+    // Requests one by one (a tag or a non-posted credit may come back later), each request's
+    // completions in one step; link state and statistics in locals, written back once. The same
+    // arithmetic as the TLP-by-TLP path below.
+    const uint64_t t = ser1(mrd);
+    FxTime up = up_.busy, down = down_.busy;
+    uint64_t nreq = 0, ncpl = 0, cpl_wire = 0;
+    for_each_tlp(addr, len, p_.mrrs, [&](uint64_t a, uint32_t n) {
+      Tick tag_at = tags_.ready();
+      Tick ready = std::max(now, tag_at);
+      Tick nph_at = up_.nph.ready();
+      if (tag_at > now || nph_at > now) {  // stall accounting, as in the path below
+        Tick up_free = ceil_fx(up);
+        Tick link_free = std::max(now, up_free);
+        if (tag_at > link_free) {
+          stalls_.tag_waits++;
+          stalls_.tag_wait_ps += tag_at - link_free;
+        }
+        Tick free_at = std::max(ready, up_free);
+        if (nph_at > free_at) {
+          stalls_.credit_waits++;
+          stalls_.credit_wait_ps += nph_at - free_at;
+        }
+        ready = std::max(ready, nph_at);
+      }
+      up = std::max(to_fx(ready), up) + t;
+      ++nreq;
+      Tick at_rc = ceil_fx(up) + p_.link_latency;
+      up_.nph.take(at_rc + nph_back);
+      uint64_t k = full_req_cpls_, w = full_req_cpl_wire_;
+      if (n != p_.mrrs || (a & (p_.mrrs - 1)) != 0) {
+        k = w = 0;
+        for_each_cpl(a, n, p_.mps, p_.rcb, p_.cpl_rcb_chunks, [&](uint64_t, uint32_t cn) {
+          ++k;
+          w += cpld_wire_bytes(p_, cn);
+        });
+      }
+      down = std::max(to_fx(at_rc + p_.read_latency), down) + ser(w);
+      ncpl += k;
+      cpl_wire += w;
+      done = ceil_fx(down) + p_.link_latency;
+      tags_.take(done);
+    });
+    up_.busy = up;
+    up_.busy_total += static_cast<FxTime>(nreq) * t;
+    up_.stats.tlps += nreq;
+    up_.stats.wire_bytes += nreq * mrd;
+    down_.busy = down;
+    down_.busy_total += ser(cpl_wire);
+    down_.stats.tlps += ncpl;
+    down_.stats.wire_bytes += cpl_wire;
+    down_.stats.payload_bytes += len;
+    return done;
   }
   for_each_tlp(addr, len, p_.mrrs, [&](uint64_t a, uint32_t n) {
     // A read tag, then a non-posted header credit of the root complex.

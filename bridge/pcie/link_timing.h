@@ -202,7 +202,9 @@ class LinkTiming {
     Tick busy_until() const { return ceil_fx(busy); }
   };
   // Serialisation time of `wire` bytes.
-  uint64_t ser(uint64_t wire) const { return wire * ps_per_byte_fx_; }
+  FxTime ser(uint64_t wire) const { return static_cast<FxTime>(wire) * ps_per_byte_fx_; }
+  // Of one TLP (at most 4 KB of payload and its overheads: fits in 64 bits at any link rate).
+  uint64_t ser1(uint32_t wire) const { return static_cast<uint64_t>(wire) * ps_per_byte_fx_; }
   // Serialise k TLPs (wire and payload bytes in total) back to back, the first no earlier than
   // `ready`; returns the exact start of the first. The last ends at start + ser(wire).
   FxTime send(Dir& d, Tick ready, uint64_t k, uint64_t wire, uint64_t payload);
