@@ -7,17 +7,63 @@
 // As in the simulator, a packet's source is prefetched a few packets before it is read (the
 // PCIe bridge does so when the DMA read is issued).
 //   bench_memory_floor [QPS] [MESSAGE_BYTES] [PACKETS]
+//   bench_memory_floor bandwidth    the machine's own ceiling: streaming read and write bandwidth
+//                                   of one core over 256 MiB, and the packet rate it allows when
+//                                   every packet reads 4 KiB from and writes 4 KiB to DRAM
+#include <emmintrin.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "bridge/host_memory/host_memory.h"
 
 using rn::hostmem::HostMemory;
 
+namespace {
+
+int bandwidth() {
+  constexpr size_t kBytes = size_t(256) << 20, kChunk = 4096;
+  auto* buf = static_cast<uint8_t*>(std::aligned_alloc(kChunk, kBytes));
+  if (!buf) return 1;
+  std::memset(buf, 1, kBytes);  // fault every page in first
+  alignas(64) static uint8_t chunk[kChunk];
+  auto gbps = [&](auto&& body) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (size_t off = 0; off < kBytes; off += kChunk) body(buf + off);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return static_cast<double>(kBytes) / s / 1e9;
+  };
+  double rd = 0, wr = 0;
+  for (int rep = 0; rep < 3; ++rep) {  // best of three
+    rd = std::max(rd, gbps([&](uint8_t* p) { std::memcpy(chunk, p, kChunk); }));
+    wr = std::max(wr, gbps([&](uint8_t* p) {
+                    for (size_t i = 0; i < kChunk; i += 16)
+                      _mm_stream_si128(reinterpret_cast<__m128i*>(p + i),
+                                       _mm_load_si128(reinterpret_cast<const __m128i*>(chunk + i)));
+                  }));
+  }
+  volatile uint8_t sink = chunk[kChunk - 1];
+  (void)sink;
+  std::free(buf);
+  // One packet: 4 KiB read (the sender's payload) and 4 KiB written (the receiver's buffer).
+  const double ns = 4096 / rd + 4096 / wr;
+  std::printf(
+      "one core streams %.1f GB/s reading and %.1f GB/s writing (non-temporal): a packet "
+      "whose 4 KiB come from DRAM and go to DRAM needs %.0f ns of it = at most %.0f "
+      "packets per wall-second if nothing overlaps\n",
+      rd, wr, ns, 1e9 / ns);
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "bandwidth") == 0) return bandwidth();
   const uint64_t qps = argc > 1 ? std::strtoull(argv[1], nullptr, 0) : 1000;
   const uint64_t msg = argc > 2 ? std::strtoull(argv[2], nullptr, 0) : 65536;
   const uint64_t packets = argc > 3 ? std::strtoull(argv[3], nullptr, 0) : 320000;

@@ -33,6 +33,7 @@ run "write_bw 1000 QPs" --set write_bw.qps=1000 --set write_bw.iterations=20 --s
 # What the payload bytes alone cost on this machine (host-memory model only, nothing simulated):
 # with 1000 QPs they stream from and to 128 MiB of buffers, far more than the CPU's caches.
 for q in 1 1000; do taskset -c 0 "$build/bin/bench_memory_floor" "$q"; done
+taskset -c 0 "$build/bin/bench_memory_floor" bandwidth
 
 # Allocations per packet: the difference between two runs of different lengths.
 a1=$("$build/bin/bench_alloc" "$root/configs/default.toml" "${common[@]:1}" --set write_bw.iterations=3000)
