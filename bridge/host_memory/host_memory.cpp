@@ -10,9 +10,6 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 #include <sstream>
 #include <stdexcept>
 
@@ -104,7 +101,12 @@ HostMemory& HostMemory::operator=(HostMemory&& o) noexcept {
     bytes_read_ = o.bytes_read_;
     bytes_written_ = o.bytes_written_;
     access_seq_ = o.access_seq_;
-    access_seq_ = o.access_seq_;
+    // Queued prefetch hints point into the slabs that moved with the pages.
+    std::copy(std::begin(o.prefetch_pages_), std::end(o.prefetch_pages_), prefetch_pages_);
+    prefetch_count_ = o.prefetch_count_;
+    std::copy(std::begin(o.second_half_), std::end(o.second_half_), second_half_);
+    second_half_count_ = o.second_half_count_;
+    o.prefetch_count_ = o.second_half_count_ = 0;
     o.pages_.clear();
     o.slabs_.clear();
     o.slab_used_ = kSlabPages;
@@ -260,7 +262,8 @@ void HostMemory::prefetch_for_read(uint64_t addr, size_t len) const {
 
 void HostMemory::prefetch_for_write(uint64_t addr, size_t len) const {
   if (len == 0 || addr > ~uint64_t(0) - (static_cast<uint64_t>(len) - 1)) return;
-  for (uint64_t pn = addr >> kPageBits, last = (addr + len - 1) >> kPageBits;; ++pn) {
+  const uint64_t first = addr >> kPageBits, last = (addr + len - 1) >> kPageBits;
+  for (uint64_t pn = first; pn - first < kPrefetchQueue; ++pn) {  // a hint: the first pages
     __builtin_prefetch(&cache_[pn & (kCacheSize - 1)], 1, 3);
     if (pn == last) break;
   }

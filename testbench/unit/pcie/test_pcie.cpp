@@ -436,9 +436,11 @@ TEST_CASE("batched timing equals TLP-by-TLP timing, credits and tags binding or 
       CHECK(x.busy_ps == y.busy_ps);
     }
     CHECK(batched.stalls().tag_waits == reference.stalls().tag_waits);
+    CHECK(batched.stalls().tag_wait_ps == reference.stalls().tag_wait_ps);
     CHECK(batched.stalls().credit_waits == reference.stalls().credit_waits);
     CHECK(batched.stalls().credit_wait_ps == reference.stalls().credit_wait_ps);
     CHECK(batched.up_busy_until() == reference.up_busy_until());
+    CHECK(batched.down_busy_until() == reference.down_busy_until());
   }
 }
 
