@@ -23,6 +23,7 @@ Bridge::Bridge(Sim& sim, const std::string& name, const BridgeParams& p, hostmem
       p_(p),
       mem_(mem),
       timing_(with_memory(p)),
+      read_lane_(sim.eq.new_lane()),
       stats_(sim.stats, name, "PCIe link and root complex"),
       dma_reads_(stats_.counter("dma_reads", "count", "device DMA read requests")),
       dma_read_bytes_(stats_.counter("dma_read_bytes", "B", "bytes read from host memory")),
@@ -125,7 +126,7 @@ void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, C
   ++dma_reads_;
   dma_read_bytes_ += total;
   read_latency_.add(end - now());
-  sim_.eq.at(end, [this, j] {
+  sim_.eq.at(read_lane_, end, [this, j] {
     sync();  // the read sees every write that completed before it
     uint8_t* d = j->dst;
     for (int i = 0; i < j->n; ++i) {

@@ -133,6 +133,7 @@ class Bridge final : public DmaPort {
   BridgeParams p_;
   hostmem::HostMemory& mem_;
   LinkTiming timing_;
+  int read_lane_;  // DMA reads complete in order (completions share one direction): a lane
   MmioTarget* device_ = nullptr;
   HostObserver* host_ = nullptr;
   std::vector<std::unique_ptr<Job>> all_jobs_;

@@ -16,7 +16,7 @@ EventQueue::EventQueue(sc_core::sc_module_name name) : sc_core::sc_module(name) 
   dont_initialize();
 }
 
-void EventQueue::at(Tick when, Callback cb) {
+void EventQueue::check_time(Tick when) const {
   Tick t = now();
   if (!in_run_ && run_ahead_limit_ > 0 && when < last_time_) {
     throw std::logic_error("EventQueue::at: time " + std::to_string(when) +
@@ -28,6 +28,9 @@ void EventQueue::at(Tick when, Callback cb) {
     throw std::logic_error("EventQueue::at: time " + std::to_string(when) +
                            " ps is in the past (now " + std::to_string(t) + " ps)");
   }
+}
+
+uint32_t EventQueue::put_slot(Callback cb) {
   uint32_t slot;
   if (!free_slots_.empty()) {
     slot = free_slots_.back();
@@ -37,17 +40,72 @@ void EventQueue::at(Tick when, Callback cb) {
     slot = static_cast<uint32_t>(slots_.size());
     slots_.push_back(std::move(cb));
   }
-  heap_.push_back(Entry{when, seq_++, slot});
+  return slot;
+}
+
+void EventQueue::at(Tick when, Callback cb) {
+  check_time(when);
+  heap_.push_back(Entry{when, seq_++, put_slot(std::move(cb))});
   std::push_heap(heap_.begin(), heap_.end(), Later{});
   if (!in_run_ && when < armed_for_) arm();
 }
 
+int EventQueue::new_lane() {
+  lanes_.emplace_back();
+  lanes_.back().ring.resize(64);
+  return static_cast<int>(lanes_.size() - 1);
+}
+
+void EventQueue::at(int lane, Tick when, Callback cb) {
+  Lane& l = lanes_.at(static_cast<size_t>(lane));
+  if (l.count && when < l.last) {  // out of order for this lane: the heap keeps it right
+    at(when, std::move(cb));
+    return;
+  }
+  check_time(when);
+  if (l.count == l.ring.size()) {  // full: double, oldest first
+    std::vector<Entry> bigger(l.ring.size() * 2);
+    for (size_t i = 0; i < l.count; ++i) bigger[i] = l.ring[(l.head + i) & (l.ring.size() - 1)];
+    l.ring.swap(bigger);
+    l.head = 0;
+  }
+  l.ring[(l.head + l.count) & (l.ring.size() - 1)] = Entry{when, seq_++, put_slot(std::move(cb))};
+  ++l.count;
+  l.last = when;
+  if (!in_run_ && when < armed_for_) arm();
+}
+
+size_t EventQueue::pending() const {
+  size_t n = heap_.size();
+  for (const Lane& l : lanes_) n += l.count;
+  return n;
+}
+
+bool EventQueue::earliest(int* src, const Entry** e) const {
+  *src = -2;
+  *e = nullptr;
+  if (!heap_.empty()) {
+    *src = -1;
+    *e = &heap_.front();
+  }
+  for (size_t i = 0; i < lanes_.size(); ++i) {
+    const Lane& l = lanes_[i];
+    if (l.count && (!*e || Later{}(**e, l.front()))) {
+      *src = static_cast<int>(i);
+      *e = &l.front();
+    }
+  }
+  return *e != nullptr;
+}
+
 void EventQueue::arm() {
-  if (heap_.empty()) {
+  int src;
+  const Entry* e;
+  if (!earliest(&src, &e)) {
     armed_for_ = kTickNever;
     return;
   }
-  Tick when = heap_.front().when;
+  Tick when = e->when;
   Tick t = sc_now();
   armed_for_ = when;
   if (when <= t) {
@@ -83,11 +141,13 @@ void EventQueue::run() {
   // Callbacks due now run in any case. Later ones run at once too, ahead of SystemC's clock,
   // as long as no other SystemC process has activity pending before them: nothing else in the
   // simulation can observe the difference, and each SystemC wake-up saved is worth several
-  // callbacks. The horizon is re-read after each callback, since a callback may notify a
-  // SystemC event (a host thread's wake-up): only through notify(), which forgets it.
+  // callbacks. The horizon is asked again after a callback notified a SystemC event (a host
+  // thread's wake-up): callbacks do that only through notify(), which forgets it.
   horizon_known_ = false;
-  while (!heap_.empty()) {
-    Tick when = heap_.front().when;
+  int src;
+  const Entry* e;
+  while (earliest(&src, &e)) {
+    Tick when = e->when;
     if (when > t) {
       if (when >= run_ahead_limit_) break;
       if (!horizon_known_) {
@@ -97,9 +157,15 @@ void EventQueue::run() {
       }
       if (when >= horizon_) break;
     }
-    std::pop_heap(heap_.begin(), heap_.end(), Later{});
-    uint32_t slot = heap_.back().slot;
-    heap_.pop_back();
+    uint32_t slot = e->slot;
+    if (src < 0) {
+      std::pop_heap(heap_.begin(), heap_.end(), Later{});
+      heap_.pop_back();
+    } else {
+      Lane& l = lanes_[static_cast<size_t>(src)];
+      l.head = (l.head + 1) & (l.ring.size() - 1);
+      --l.count;
+    }
     Callback cb = std::move(slots_[slot]);
     free_slots_.push_back(slot);
     ++executed_;
@@ -113,6 +179,7 @@ void EventQueue::run() {
 
 void EventQueue::clear() {
   heap_.clear();
+  for (Lane& l : lanes_) l.head = l.count = 0;
   slots_.clear();
   free_slots_.clear();
   wake_.cancel();

@@ -13,6 +13,7 @@ Link::Link(Sim& sim, const std::string& name, const LinkParams& p, FramePool& po
   tapped_ = &stats_.counter("pcap_frames", "count", "frames recorded into the pcap file");
   for (int s = 0; s < 2; ++s) {
     std::string d = s == 0 ? "a_to_b_" : "b_to_a_";
+    dir_[s].lane = sim_.eq.new_lane();
     dir_[s].frames = &stats_.counter(d + "frames", "count", "frames delivered");
     dir_[s].bytes = &stats_.counter(d + "bytes", "B", "frame bytes delivered (without FCS)");
     dir_[s].busy_ps = &stats_.counter(d + "busy", "ps", "time spent serialising, with overheads");
@@ -54,7 +55,7 @@ Tick Link::send(int side, Frame* f, Tick ready) {
   FrameSink* sink = sink_[side ^ 1];
   if (sink) sink->on_the_way(f);
   Tick arrive = d.busy_until + p_.propagation_delay;
-  sim_.eq.at(arrive, [this, sink, f] {
+  sim_.eq.at(d.lane, arrive, [this, sink, f] {
     if (sink) {
       sink->receive(f);
     } else {

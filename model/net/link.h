@@ -46,6 +46,7 @@ class Link {
  private:
   struct Dir {
     Tick busy_until = 0;
+    int lane = 0;  // arrivals are in order: an event-queue lane
     uint64_t* frames;
     uint64_t* bytes;
     uint64_t* busy_ps;

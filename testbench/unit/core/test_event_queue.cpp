@@ -310,3 +310,54 @@ TEST_CASE("event_queue: start(duration) leaves callbacks after the duration pend
   CHECK(eq.pending() == 0);
   CHECK(eq.last_time() == 101 * kNs);
 }
+
+TEST_CASE("event_queue: lanes and the heap interleave by time, then scheduling order",
+          "[event_queue]") {
+  // Three lanes fed in time order (with many equal times, more entries than a lane's first ring,
+  // one out-of-order entry that must fall back to the heap) and the heap fed at random: every
+  // callback runs in (time, scheduling order), as if all had gone through at(when, cb).
+  one_simulation_per_process();
+  EventQueue eq("eq");
+  const int lanes[3] = {eq.new_lane(), eq.new_lane(), eq.new_lane()};
+  std::vector<Record> got, want;
+  Tick lane_t[3] = {0, 0, 0};
+  uint64_t x = 88172645463325252ull;
+  auto rnd = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  for (int i = 0; i < 3000; ++i) {
+    auto cb = [&got, &eq, i] { got.push_back({eq.now(), i}); };
+    uint64_t r = rnd();
+    Tick t;
+    if (r % 4 == 3) {
+      t = (rnd() % 400) * kNs;
+      eq.at(t, cb);
+    } else {
+      int k = static_cast<int>(r % 3);
+      if (i == 1500) {
+        t = lane_t[k] > 5 * kNs ? lane_t[k] - 5 * kNs : 0;  // earlier than the lane's last
+      } else {
+        lane_t[k] += (rnd() % 3) * kNs;  // often equal to the previous
+        t = lane_t[k];
+      }
+      eq.at(lanes[k], t, cb);
+    }
+    want.push_back({t, i});
+  }
+  CHECK(eq.pending() == 3000);
+  std::stable_sort(want.begin(), want.end(),
+                   [](const Record& a, const Record& b) { return a.when < b.when; });
+  sc_core::sc_start();
+  CHECK(got == want);
+  CHECK(eq.pending() == 0);
+  CHECK(eq.events_executed() == 3000);
+  // clear() empties the lanes too.
+  eq.at(lanes[0], eq.now() + kNs, [] {});
+  eq.at(eq.now() + kNs, [] {});
+  CHECK(eq.pending() == 2);
+  eq.clear();
+  CHECK(eq.pending() == 0);
+}
