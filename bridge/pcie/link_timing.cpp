@@ -48,6 +48,7 @@ LinkTiming::LinkTiming(const Params& p, bool batched) : p_(p), batched_(batched)
     ++full_req_cpls_;
     full_req_cpl_wire_ += cpld_wire_bytes(p, cn);
   });
+  full_req_cpl_ser_ = ser(full_req_cpl_wire_);
 }
 
 double LinkTiming::raw_gbps() const { return raw_gbps_; }
@@ -127,25 +128,26 @@ Tick LinkTiming::dma_write(Tick now, uint64_t addr, uint64_t len) {
   return visible;
 }
 
-void LinkTiming::cpl_cut(uint64_t a, uint32_t n, uint64_t* k, uint64_t* wire) const {
+FxTime LinkTiming::cpl_cut(uint64_t a, uint32_t n, uint64_t* k, uint64_t* wire) const {
   if (n == p_.mrrs && (a & (p_.mrrs - 1)) == 0) {  // a whole aligned request: computed once
     *k = full_req_cpls_;
     *wire = full_req_cpl_wire_;
-    return;
+    return full_req_cpl_ser_;
   }
   *k = *wire = 0;
   for_each_cpl(a, n, p_.mps, p_.rcb, p_.cpl_rcb_chunks, [&](uint64_t, uint32_t cn) {
     ++*k;
     *wire += cpld_wire_bytes(p_, cn);
   });
+  return ser(*wire);
 }
 
 Tick LinkTiming::completions(uint64_t a, uint32_t n, Tick data_at) {
   if (batched_ && down_.cplh.infinite() && down_.cpld.infinite()) {
     // No credit to wait for: back to back from data_at (or once the link is free), one step.
     uint64_t k, wire;
-    cpl_cut(a, n, &k, &wire);
-    return ceil_fx(send(down_, data_at, k, wire, n) + ser(wire)) + p_.link_latency;
+    const FxTime t = cpl_cut(a, n, &k, &wire);
+    return ceil_fx(send(down_, data_at, k, wire, n) + t) + p_.link_latency;
   }
   Tick last = data_at;
   for_each_cpl(a, n, p_.mps, p_.rcb, p_.cpl_rcb_chunks, [&](uint64_t, uint32_t cn) {
@@ -213,8 +215,8 @@ Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
       Tick at_rc = ceil_fx(up) + p_.link_latency;
       up_.nph.take(at_rc + nph_back);
       uint64_t k, w;
-      cpl_cut(a, n, &k, &w);
-      down = std::max(to_fx(at_rc + p_.read_latency), down) + ser(w);
+      const FxTime tw = cpl_cut(a, n, &k, &w);
+      down = std::max(to_fx(at_rc + p_.read_latency), down) + tw;
       ncpl += k;
       cpl_wire += w;
       done = ceil_fx(down) + p_.link_latency;

@@ -216,8 +216,9 @@ class LinkTiming {
   Tick wait_credits(Dir& d, Tick ready, CreditPool& h, CreditPool* dpool, uint32_t dcred);
   // Earliest start for an MRd needing a non-posted header credit.
   Tick wait_nph(Dir& d, Tick ready);
-  // How the root complex cuts the completions of read request [a, a + n): count and wire bytes.
-  void cpl_cut(uint64_t a, uint32_t n, uint64_t* k, uint64_t* wire) const;
+  // How the root complex cuts the completions of read request [a, a + n): count and wire bytes;
+  // returns their serialisation time.
+  FxTime cpl_cut(uint64_t a, uint32_t n, uint64_t* k, uint64_t* wire) const;
   // The completions of one read request [a, a + n) whose data is ready at data_at: returns the
   // time the last one has arrived at the device.
   Tick completions(uint64_t a, uint32_t n, Tick data_at);
@@ -230,6 +231,7 @@ class LinkTiming {
   UnitRing tags_;
   // Completions of a whole MRRS-aligned request of MRRS bytes: always cut the same way.
   uint64_t full_req_cpls_ = 0, full_req_cpl_wire_ = 0;
+  FxTime full_req_cpl_ser_ = 0;
   Stalls stalls_;
 };
 
