@@ -95,7 +95,8 @@ ParseError decode_transport(const uint8_t* buf, size_t len, TransportHeader* out
   if (pad > rest) return ParseError::BadPadding;
   if (!info.has_payload && rest != 0) return ParseError::UnexpectedPayload;
 
-  TransportHeader h;  // all fields zero except pkey: overwritten below
+  TransportHeader& h = *out;  // written only once every check above has passed
+  h = TransportHeader{};      // all fields zero except pkey: overwritten below
   h.opcode = opcode;
   h.se = (flags & kBthSe) != 0;
   h.mig_req = (flags & kBthMigReq) != 0;
@@ -146,7 +147,6 @@ ParseError decode_transport(const uint8_t* buf, size_t len, TransportHeader* out
   }
   if (m & kExtCnpRsvd) p += kCnpRsvdLen;  // reserved: ignored on receive
 
-  *out = h;
   *hdr_len = hlen;
   *payload_len = rest - pad;
   return ParseError::None;
