@@ -48,8 +48,9 @@ Tick Link::send(int side, Frame* f, Tick ready) {
   ++*d.frames;
   *d.bytes += f->len;
   f->sent_at = start;
-  if (tap_ && (tap_limit_ == 0 || *tapped_ < tap_limit_)) {
+  if (tap_ && (tap_limit_ == 0 || tap_count_ < tap_limit_)) {
     tap_->write(start, f->data, f->len);
+    ++tap_count_;
     ++*tapped_;
   }
   FrameSink* sink = sink_[side ^ 1];

@@ -27,16 +27,20 @@ class Link {
   ~Link();
   // side 0 and side 1 are the two ends.
   void connect(int side, FrameSink* sink) { sink_[side] = sink; }
-  // Records frames into `tap`, at most max_frames of them (0: all).
+  // Records frames into `tap`, at most max_frames of them (0: all) from now or from the last
+  // restart_capture().
   void set_tap(wire::PcapWriter* tap, uint64_t max_frames) {
     tap_ = tap;
     tap_limit_ = max_frames;
+    tap_count_ = 0;
   }
   // Sends a frame from `side`, no earlier than `ready` (the sender's pipeline latency), taking
   // ownership of it. Returns the time its last bit leaves.
   Tick send(int side, Frame* f, Tick ready);
   // How far ahead of now the direction leaving `side` is booked.
   Tick backlog(int side) const;
+  // The next max_frames frames are recorded again (a new workload starts).
+  void restart_capture() { tap_count_ = 0; }
   Tick busy_until(int side) const { return dir_[side].busy_until; }
   // Frames sent so far, both directions.
   uint64_t frames() const { return *dir_[0].frames + *dir_[1].frames; }
@@ -61,6 +65,7 @@ class Link {
   std::array<Dir, 2> dir_{};
   wire::PcapWriter* tap_ = nullptr;
   uint64_t tap_limit_ = 0;
+  uint64_t tap_count_ = 0;  // frames recorded since set_tap() or restart_capture()
   uint64_t* tapped_ = nullptr;
   stats::Group stats_;
 };

@@ -139,7 +139,8 @@ cfg::Schema make_schema() {
   // Capture.
   s.add({"capture.pcap", Kind::kBool, "true", "record the wire into wire.pcap"});
   s.add({"capture.snaplen", Kind::kSize, "65535B", "bytes of each frame recorded", 64, 65535});
-  s.add({"capture.max_packets", Kind::kInt, "100000", "frames recorded at most (0: all)", 0, 1e12});
+  s.add({"capture.max_packets", Kind::kInt, "100000",
+         "frames recorded at most per workload, its first ones (0: all)", 0, 1e12});
   // Workloads.
   add_workload(s, "write_bw", "64KiB", "5000", "each RDMA WRITE");
   add_workload(s, "send_bw", "64KiB", "5000", "each SEND");

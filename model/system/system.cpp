@@ -276,6 +276,7 @@ RunReport System::run(const std::string& out_dir) {
       } else {
         for (auto& t : tests_) {
           if (i == 0) {
+            link_->restart_capture();  // capture.max_packets counts per workload
             t->run_client();
           } else {
             t->run_server();

@@ -1,6 +1,7 @@
 // Two hosts, back to back: every byte sent arrives, nothing else is written, completions report
 // what happened. Each TEST_CASE is its own simulation (its own process under ctest).
 #include <fmt/core.h>
+#include <pcap/pcap.h>
 
 #include <catch2/catch.hpp>
 
@@ -134,6 +135,34 @@ TEST_CASE("Default scenario writes stats.json and a pcap of real frames", "[outp
   CHECK(run_j["workloads"]["write_bw"]["goodput_gbps"].get<double>() > 0);
   CHECK(run_j["workloads"]["send_lat"]["latency_ns"]["p50"].get<double>() > 0);
   CHECK(r.packets == r.json["stats"]["link0"]["pcap_frames"]["value"].get<uint64_t>());
+}
+
+TEST_CASE("capture.max_packets counts per workload: the pcap holds each workload's first frames",
+          "[output]") {
+  std::string out = test::out_dir("capture_per_workload");
+  auto r =
+      run({"write_bw.iterations=30", "send_lat.iterations=100", "capture.max_packets=100"}, out);
+  REQUIRE(r.ok);
+  // Both workloads put far more than 100 frames on the wire: 100 of each are recorded.
+  CHECK(r.json["stats"]["link0"]["pcap_frames"]["value"].get<uint64_t>() == 200);
+  char ebuf[PCAP_ERRBUF_SIZE];
+  pcap_t* p = pcap_open_offline_with_tstamp_precision((out + "/wire.pcap").c_str(),
+                                                      PCAP_TSTAMP_PRECISION_NANO, ebuf);
+  REQUIRE(p != nullptr);
+  pcap_pkthdr* hdr = nullptr;
+  const u_char* data = nullptr;
+  int frames = 0, writes = 0, sends = 0;
+  while (pcap_next_ex(p, &hdr, &data) == 1) {
+    ++frames;
+    REQUIRE(hdr->caplen > 42);
+    const uint8_t op = data[42];             // BTH opcode after Ethernet, IPv4 and UDP
+    if (op >= 0x06 && op <= 0x0B) ++writes;  // RC RDMA WRITE FIRST .. ONLY with immediate
+    if (op <= 0x05) ++sends;                 // RC SEND FIRST .. ONLY with immediate
+  }
+  pcap_close(p);
+  CHECK(frames == 200);
+  CHECK(writes > 0);
+  CHECK(sends > 0);
 }
 
 namespace {
