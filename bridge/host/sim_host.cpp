@@ -10,6 +10,8 @@ namespace rn::host {
 
 namespace {
 constexpr uint64_t kPage = 4096;
+// Bytes from va to the end of its (virtual) page.
+uint64_t page_rest(uint64_t va) { return kPage - (va % kPage); }
 sc_core::sc_time ps(Tick t) { return sc_core::sc_time::from_value(t); }
 }  // namespace
 
@@ -78,7 +80,7 @@ void SimHost::for_each_phys(uint64_t addr, size_t len, F&& fn) const {
     return;
   }
   while (len > 0) {
-    size_t chunk = std::min<size_t>(len, kPage - (addr % kPage));
+    size_t chunk = std::min<uint64_t>(len, page_rest(addr));
     fn(translate(addr), chunk);
     addr += chunk;
     len -= chunk;
@@ -106,7 +108,7 @@ void SimHost::app_read(uint64_t va, void* dst, size_t len) {
 void SimHost::app_fill_pattern(uint64_t va, uint64_t len, uint64_t seed) {
   std::vector<uint8_t> buf(kPage);
   for (uint64_t off = 0; off < len;) {
-    size_t n = std::min<uint64_t>(kPage - ((va + off) % kPage), len - off);
+    size_t n = std::min<uint64_t>(page_rest(va + off), len - off);
     hostmem::pattern_fill(buf.data(), n, seed, off);
     app_write(va + off, buf.data(), n);
     off += n;
@@ -116,7 +118,7 @@ void SimHost::app_fill_pattern(uint64_t va, uint64_t len, uint64_t seed) {
 std::optional<uint64_t> SimHost::app_check_pattern(uint64_t va, uint64_t len, uint64_t seed) {
   std::vector<uint8_t> buf(kPage), want(kPage);
   for (uint64_t off = 0; off < len;) {
-    size_t n = std::min<uint64_t>(kPage - ((va + off) % kPage), len - off);
+    size_t n = std::min<uint64_t>(page_rest(va + off), len - off);
     app_read(va + off, buf.data(), n);
     hostmem::pattern_fill(want.data(), n, seed, off);
     if (std::memcmp(buf.data(), want.data(), n) != 0)

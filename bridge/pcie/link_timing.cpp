@@ -143,12 +143,6 @@ FxTime LinkTiming::cpl_cut(uint64_t a, uint32_t n, uint64_t* k, uint64_t* wire) 
 }
 
 Tick LinkTiming::completions(uint64_t a, uint32_t n, Tick data_at) {
-  if (batched_ && down_.cplh.infinite() && down_.cpld.infinite()) {
-    // No credit to wait for: back to back from data_at (or once the link is free), one step.
-    uint64_t k, wire;
-    const FxTime t = cpl_cut(a, n, &k, &wire);
-    return ceil_fx(send(down_, data_at, k, wire, n) + t) + p_.link_latency;
-  }
   Tick last = data_at;
   for_each_cpl(a, n, p_.mps, p_.rcb, p_.cpl_rcb_chunks, [&](uint64_t, uint32_t cn) {
     uint32_t dc = data_credits(cn);
@@ -165,30 +159,11 @@ Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
   const uint32_t mrd = mrd_wire_bytes(p_);
   const Tick nph_back = p_.credit_return_latency;  // after the MRd's arrival at the root complex
   Tick done = now;
-  // Batched as in dma_write when tags and non-posted credits for every request are free: the
-  // requests are one run upstream, then each request's completions are timed in one step.
-  if (batched_) {
-    uint64_t nreq = count_tlps(addr, len, p_.mrrs);
-    FxTime free_at = std::max(to_fx(now), up_.busy);
-    if (up_.nph.fits(nreq) && tags_.fits(nreq) &&
-        to_fx(up_.nph.ready(static_cast<uint32_t>(nreq))) <= free_at &&
-        to_fx(tags_.ready(static_cast<uint32_t>(nreq))) <= free_at) {
-      const uint64_t t = ser1(mrd);
-      FxTime end = send(up_, now, nreq, nreq * mrd, 0);
-      for_each_tlp(addr, len, p_.mrrs, [&](uint64_t a, uint32_t n) {
-        end += t;
-        Tick at_rc = ceil_fx(end) + p_.link_latency;
-        up_.nph.take(at_rc + nph_back);
-        done = completions(a, n, at_rc + p_.read_latency);
-        tags_.take(done);  // the tag is free once the last completion has arrived
-      });
-      return done;
-    }
-  }
   if (batched_ && down_.cplh.infinite() && down_.cpld.infinite()) {
-    // Requests one by one (a tag or a non-posted credit may come back later), each request's
-    // completions in one step; link state and statistics in locals, written back once. The same
-    // arithmetic as the TLP-by-TLP path below.
+    // Batched: requests one by one (a tag or a non-posted credit may come back later, and no
+    // stall is counted when none does), each request's completions in one step; link state and
+    // statistics in locals, written back once. The same arithmetic as the TLP-by-TLP path below,
+    // which also serves finite completion credits.
     const uint64_t t = ser1(mrd);
     FxTime up = up_.busy, down = down_.busy;
     uint64_t nreq = 0, ncpl = 0, cpl_wire = 0;

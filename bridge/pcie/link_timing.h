@@ -219,7 +219,8 @@ class LinkTiming {
   // How the root complex cuts the completions of read request [a, a + n): count and wire bytes;
   // returns their serialisation time.
   FxTime cpl_cut(uint64_t a, uint32_t n, uint64_t* k, uint64_t* wire) const;
-  // The completions of one read request [a, a + n) whose data is ready at data_at: returns the
+  // The completions of one read request [a, a + n) whose data is ready at data_at, TLP by TLP with
+  // their credits: returns the
   // time the last one has arrived at the device.
   Tick completions(uint64_t a, uint32_t n, Tick data_at);
 

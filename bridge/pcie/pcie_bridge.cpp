@@ -141,15 +141,15 @@ void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, C
 
 void Bridge::dma_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
                        Callback done) {
-  queue_write(get_job(), sg, n, src, not_before, std::move(done), {});
+  queue_write(sg, n, src, not_before, std::move(done), {});
 }
 
 void Bridge::dma_write_borrowed(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
                                 Callback release) {
-  queue_write(get_job(), sg, n, src, not_before, {}, std::move(release));
+  queue_write(sg, n, src, not_before, {}, std::move(release));
 }
 
-void Bridge::queue_write(Job* j, const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
+void Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
                          Callback done, Callback release) {
   check_sg(sg, n, "DMA write");
   sync();
@@ -158,19 +158,19 @@ void Bridge::queue_write(Job* j, const SgEntry* sg, int n, const uint8_t* src, T
   uint64_t total = 0;
   bool watched = false;
   for (int i = 0; i < n; ++i) {
-    j->sg[i] = sg[i];
     total += sg[i].len;
     if (sg[i].len) end = std::max(end, timing_.dma_write(start, sg[i].addr, sg[i].len));
     if (host_ && host_->watching(sg[i].addr, sg[i].len)) watched = true;
     mem_.prefetch_for_write(sg[i].addr, sg[i].len);  // applied at `end` or later
   }
-  j->n = n;
   if (total == 0) {  // nothing to write: complete now (keeps the in-flight FIFO in time order)
-    put_job(j);
     if (release) release();
     if (done) sim_.eq.at(start, std::move(done));
     return;
   }
+  Job* j = get_job();
+  std::copy(sg, sg + n, j->sg);
+  j->n = n;
   if (release) {
     j->borrowed = src;
     j->release = std::move(release);

@@ -122,8 +122,8 @@ class Bridge final : public DmaPort {
   std::vector<Job*> pending_;  // DMA writes in flight, in completion order
   size_t pending_head_ = 0;
   Job* get_job();
-  void queue_write(Job* j, const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
-                   Callback done, Callback release);
+  void queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before, Callback done,
+                   Callback release);
   void put_job(Job* j);
   void check_sg(const SgEntry* sg, int n, const char* what) const;
   Tick now() const { return sim_.now(); }

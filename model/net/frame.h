@@ -14,7 +14,6 @@ namespace rn::net {
 struct alignas(64) Frame {
   static constexpr size_t kCapacity = 9216 + 64;  // jumbo frames and some headroom
   uint32_t len = 0;
-  Tick sent_at = 0;  // simulator metadata, never on the wire
   // Simulator metadata: the ICRC in the frame was computed by the framing layer over exactly
   // these bytes, and nothing has changed them since. Set by the sender right after wrap(); a
   // receiver then need not recompute the ICRC (same bytes, same function, same answer: it saves
@@ -25,7 +24,7 @@ struct alignas(64) Frame {
   // IPv4 without extension headers (after Ethernet 14 + IPv4 20 + UDP 8 + BTH 12 = 54 bytes)
   // starts on one: the copies of payloads from and to host memory run faster.
   static constexpr size_t kDataAlign = 10;
-  uint8_t pad_[64 + kDataAlign - sizeof(uint32_t) - sizeof(Tick) - sizeof(bool) - 4];
+  uint8_t pad_[64 + kDataAlign - sizeof(uint32_t) - sizeof(bool)];
   uint8_t data[kCapacity];
 };
 static_assert(offsetof(Frame, data) % 64 == Frame::kDataAlign, "payload alignment");

@@ -47,7 +47,6 @@ Tick Link::send(int side, Frame* f, Tick ready) {
   *d.busy_ps += ser;
   ++*d.frames;
   *d.bytes += f->len;
-  f->sent_at = start;
   if (tap_ && (tap_limit_ == 0 || tap_count_ < tap_limit_)) {
     tap_->write(start, f->data, f->len);
     ++tap_count_;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bridge/pcie/pcie_bridge.h"
+#include "model/core/prefetch.h"
 #include "model/core/sim.h"
 #include "model/device/device_interface.h"
 #include "model/net/frame.h"
@@ -145,10 +146,7 @@ struct QpCtx {
 
 // Starts loading a QP context into the CPU cache (a hint for the simulator's speed: with many QPs
 // the contexts do not all stay cached).
-inline void prefetch_ctx(const QpCtx* q) {
-  const char* p = reinterpret_cast<const char*>(q);
-  for (size_t off = 0; off < sizeof(QpCtx); off += 64) __builtin_prefetch(p + off, 1, 3);
-}
+inline void prefetch_ctx(const QpCtx* q) { prefetch_object(q, sizeof *q); }
 
 class Requester;
 class Responder;
@@ -204,6 +202,12 @@ struct NicState {
   // The context of a QPN without reading it (null if none): for prefetching.
   const QpCtx* qp_ptr(uint32_t qpn) const { return qpn < qps.size() ? qps[qpn].get() : nullptr; }
   CqCtx* cq(uint32_t cqn) { return (cqn < cqs.size() && cqs[cqn].valid) ? &cqs[cqn] : nullptr; }
+  // Frames f, whose transport bytes (tlen) are in place, and seals its ICRC for the receiver
+  // (net::Frame::icrc_sealed). f->len is 0 if tlen is too large for the framing.
+  void wrap(net::Frame* f, size_t tlen, const wire::PathInfo& path) {
+    f->len = static_cast<uint32_t>(framing.wrap(f->data, tlen, path));
+    f->icrc_sealed = f->len != 0;
+  }
   // Sends a control frame (ACK/NAK) built by the caller in f, at `ready` or later.
   void send_frame(net::Frame* f, Tick ready) { link->send(link_side, f, ready); }
 };

@@ -341,8 +341,7 @@ void Requester::drain() {
   while (tx_head_ != tx_tail_) {
     Slot& s = ring_[tx_head_ % ring_.size()];
     if (!s.ready) break;
-    s.f->len = static_cast<uint32_t>(s_.framing.wrap(s.f->data, s.tlen, s.path));
-    s.f->icrc_sealed = s.f->len != 0;
+    s_.wrap(s.f, s.tlen, s.path);
     s_.link->send(s_.link_side, s.f, now() + s_.params.tx_pipeline_latency);
     s.f = nullptr;
     s.ready = false;

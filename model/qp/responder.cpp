@@ -135,8 +135,7 @@ void Responder::send_ack(QpCtx& q, uint8_t syndrome, uint32_t psn) {
   h.aeth_syndrome = syndrome;
   h.aeth_msn = q.msn & 0xFFFFFF;
   size_t tl = w::encode_transport_header(h, f->data + s_.framing.headroom());
-  f->len = static_cast<uint32_t>(s_.framing.wrap(f->data, tl, q.path));
-  f->icrc_sealed = f->len != 0;
+  s_.wrap(f, tl, q.path);
   RN_LOG(s_.sim, LogCat::kRx, s_.name, "qp {} send {} psn {} msn {}", q.qpn,
          w::aeth_syndrome_name(syndrome), psn, h.aeth_msn);
   s_.send_frame(f, now() + s_.params.rx_pipeline_latency);
@@ -181,16 +180,16 @@ void Responder::on_the_way(const net::Frame* f) {
   const size_t hr = s_.framing.headroom();
   if (f->len < hr + w::kBthLen + w::kRethLen) return;
   const uint8_t* t = f->data + hr;
-  hint_qpn_ = w::load_be24(t + 5);
+  hint_qpn_ = w::load_be24(t + offsetof(w::Bth, dest_qp));
   if (const QpCtx* q = s_.qp_ptr(hint_qpn_)) prefetch_ctx(q);
   const w::OpInfo& info = w::op_info(t[0]);
-  if (info.valid && (info.ext_mask & w::kExtReth)) hint_rkey_ = w::load_be32(t + w::kBthLen + 8);
+  if (info.valid && (info.ext_mask & w::kExtReth))
+    hint_rkey_ = w::load_be32(t + w::kBthLen + offsetof(w::Reth, rkey));
 }
 
 Responder::Result Responder::process(net::Frame* f) {
   size_t toff = 0, tlen = 0;
-  w::PathInfo seen;
-  w::FrameError fe = s_.framing.unwrap(f->data, f->len, &toff, &tlen, &seen, f->icrc_sealed);
+  w::FrameError fe = s_.framing.unwrap(f->data, f->len, &toff, &tlen, nullptr, f->icrc_sealed);
   if (fe != w::FrameError::None) {
     ++drop_frame_;
     RN_LOG(s_.sim, LogCat::kError, s_.name, "drop frame ({} B): {}", f->len, w::to_string(fe));

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "model/core/prefetch.h"
 #include "model/core/sim.h"
 
 namespace rn::xlate {
@@ -74,11 +75,7 @@ class MrTable {
   // A hint, no effect: starts loading the entry of `key` into the CPU cache (speed only).
   void prefetch(uint32_t key) const {
     uint32_t idx = key >> 8;
-    if (idx < regions_.size()) {
-      const char* r = reinterpret_cast<const char*>(&regions_[idx]);
-      for (size_t off = 0; off < sizeof(Region); off += 64) __builtin_prefetch(r + off);
-      __builtin_prefetch(r + sizeof(Region) - 1);
-    }
+    if (idx < regions_.size()) prefetch_object(&regions_[idx], sizeof(Region));
   }
 
  private:

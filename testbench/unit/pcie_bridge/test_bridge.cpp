@@ -96,17 +96,19 @@ TEST_CASE("bridge: a watched DMA write lands exactly at its completion time", "[
 TEST_CASE("bridge: a DMA read sees the writes that landed before it, not later ones", "[bridge]") {
   Env e;
   std::vector<uint8_t> w1(64, 0x11), w2(64, 0x22), got(64, 0);
-  Tick read_done = 0;
+  Tick read_done = 0, w2_done = 0;
   e.eq.at(0, [&] { e.bridge.dma_write(0x4000, w1.data(), 64, 0, {}); });
   e.eq.at(5 * kUs, [&] {
     e.bridge.dma_read(0x4000, got.data(), 64, 0, [&] { read_done = e.sim.now(); });
     // Issued after the read, so it cannot land before the read's data was fetched... it lands
     // later than the read completes (the read takes a round trip, the write goes one way but
     // starts after it on the same link direction).
-    e.bridge.dma_write(0x4000, w2.data(), 64, e.sim.now() + 2 * kUs, {});
+    e.bridge.dma_write(0x4000, w2.data(), 64, e.sim.now() + 2 * kUs,
+                       [&] { w2_done = e.sim.now(); });
   });
   e.eq.start(20 * kUs);
   CHECK(read_done > 5 * kUs);
+  REQUIRE(w2_done > read_done);  // the premise: the second write lands after the read's data
   CHECK(got[0] == 0x11);
   e.bridge.sync_all();
   CHECK(read_byte(e.mem, 0x4000) == 0x22);
