@@ -29,6 +29,16 @@ SimHost::SimHost(Sim& sim, const std::string& name, const HostParams& p, hostmem
       app_pages_(stats_.counter("app_pages", "count", "application pages mapped")),
       dma_bytes_(stats_.counter("dma_alloc_bytes", "B", "DMA-coherent memory allocated")) {
   bridge_.attach_host(this);
+  // The memory model's own bookkeeping (simulator speed; the bytes are the same either way).
+  stats_.formula("mem_pages", "count", "4 KiB pages of physical memory written so far",
+                 [this] { return double(mem_.pages_allocated()); });
+  stats_.formula("mem_pages_mapped_shared", "count",
+                 "whole-page DMA writes done by mapping the page the bytes came from "
+                 "(sim.share_pages)",
+                 [this] { return double(mem_.pages_mapped_shared()); });
+  stats_.formula("mem_pages_copied_on_write", "count",
+                 "writes into a shared page that first copied it (sim.share_pages)",
+                 [this] { return double(mem_.pages_copied_on_write()); });
 }
 
 SimHost::~SimHost() { sim_.stats.remove(&stats_); }

@@ -87,34 +87,83 @@ void pattern_fill(uint8_t* dst, size_t n, uint64_t seed, uint64_t offset) {
   for (; i < n; ++i) dst[i] = pattern_byte(seed, offset + i);
 }
 
-HostMemory::HostMemory() = default;
-HostMemory::~HostMemory() = default;
+PagePool::~PagePool() {
+  for (Page* slab : slabs_) std::free(slab);
+}
+
+PagePool::Page* PagePool::alloc(bool zero) {
+  Page* p;
+  if (!free_.empty()) {
+    p = free_.back();
+    free_.pop_back();
+  } else {
+    if (slab_used_ == kSlabPages) {
+      slabs_.reserve(slabs_.size() + 1);  // no throw after the slab is allocated
+      void* mem = std::aligned_alloc(kSlabBytes, kSlabBytes);
+      if (!mem) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+      madvise(mem, kSlabBytes, MADV_HUGEPAGE);  // a hint: failure changes nothing
+#endif
+      slabs_.push_back(static_cast<Page*>(mem));
+      std::memset(mem, 0, sizeof(Page));  // the reference counts
+      slab_used_ = 1;
+    }
+    p = slabs_.back() + slab_used_++;
+  }
+  if (zero) std::memset(p->bytes, 0, kPageSize);
+  refs(p) = 1;
+  ++in_use_;
+  return p;
+}
+
+void PagePool::unref(const uint8_t* page) {
+  const auto* p = reinterpret_cast<const Page*>(page);
+  if (--refs(p) == 0) {
+    free_.push_back(const_cast<Page*>(p));
+    --in_use_;
+  }
+}
+
+HostMemory::HostMemory() : pool_(std::make_shared<PagePool>()) {}
+HostMemory::HostMemory(std::shared_ptr<PagePool> pool)
+    : pool_(pool ? std::move(pool) : std::make_shared<PagePool>()) {}
+HostMemory::~HostMemory() { release_pages(); }
 HostMemory::HostMemory(HostMemory&& o) noexcept { *this = std::move(o); }
 HostMemory& HostMemory::operator=(HostMemory&& o) noexcept {
   if (this != &o) {
+    release_pages();
+    pool_ = std::move(o.pool_);
     pages_ = std::move(o.pages_);
-    slabs_ = std::move(o.slabs_);
-    slab_used_ = o.slab_used_;
     last_page_no_ = o.last_page_no_;
     last_page_ = o.last_page_;
+    last_mine_ = o.last_mine_;
     cache_ = std::move(o.cache_);
     bytes_read_ = o.bytes_read_;
     bytes_written_ = o.bytes_written_;
+    pages_mapped_shared_ = o.pages_mapped_shared_;
+    pages_copied_on_write_ = o.pages_copied_on_write_;
     access_seq_ = o.access_seq_;
-    // Queued prefetch hints point into the slabs that moved with the pages.
+    // Queued prefetch hints point into pages that moved with the map.
     std::copy(std::begin(o.prefetch_pages_), std::end(o.prefetch_pages_), prefetch_pages_);
     prefetch_count_ = o.prefetch_count_;
     std::copy(std::begin(o.second_half_), std::end(o.second_half_), second_half_);
     second_half_count_ = o.second_half_count_;
     o.prefetch_count_ = o.second_half_count_ = 0;
     o.pages_.clear();
-    o.slabs_.clear();
-    o.slab_used_ = kSlabPages;
     o.last_page_no_ = ~uint64_t(0);
     o.last_page_ = nullptr;
-    o.cache_.reset(new CacheEntry[kCacheSize]);
+    o.last_mine_ = false;
+    o.cache_.reset(new CacheEntry[kCacheSize]);  // o.pool_ is made again when o next allocates
   }
   return *this;
+}
+
+void HostMemory::release_pages() {
+  // Pages shared with other memories of the pool go back to it when their last user lets go; with
+  // a pool of its own, the pool goes with the memory.
+  if (pool_ && pool_.use_count() > 1)
+    for (auto& kv : pages_) pool_->unref(kv.second->bytes);
+  pages_.clear();
 }
 
 void HostMemory::check_range(const char* op, uint64_t addr, size_t len) {
@@ -135,39 +184,81 @@ const HostMemory::Page* HostMemory::find(uint64_t page_no) const {
     if (it == pages_.end()) return nullptr;  // not cached: the page may be allocated later
     c.page_no = page_no;
     c.page = it->second;
+    c.slot = const_cast<Page**>(&it->second);
     c.last_read = c.last_write = 0;
   }
   last_page_no_ = page_no;
   last_page_ = c.page;
+  last_mine_ = false;
   return last_page_;
 }
 
-HostMemory::Page* HostMemory::get_or_alloc(uint64_t page_no) {
-  if (page_no == last_page_no_) return last_page_;
+HostMemory::Page* HostMemory::get_or_alloc(uint64_t page_no, bool overwrite) {
+  if (page_no == last_page_no_ && last_mine_) return last_page_;
   CacheEntry& c = cache_[page_no & (kCacheSize - 1)];
   if (c.page_no != page_no) {
     Page*& slot = pages_[page_no];
     if (!slot) {
-      if (slab_used_ == kSlabPages) {
-        constexpr size_t kSlabBytes = kSlabPages * kPageSize;
-        void* mem = std::aligned_alloc(kSlabBytes, kSlabBytes);
-        if (!mem) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-        madvise(mem, kSlabBytes, MADV_HUGEPAGE);  // a hint: failure changes nothing
-#endif
-        slabs_.emplace_back(static_cast<Page*>(mem));
-        slab_used_ = 0;
-      }
-      slot = slabs_.back().get() + slab_used_++;
-      std::memset(slot->bytes, 0, kPageSize);
+      if (!pool_) pool_ = std::make_shared<PagePool>();  // moved from
+      slot = pool_->alloc(!overwrite);
     }
     c.page_no = page_no;
     c.page = slot;
+    c.slot = &slot;
     c.last_read = c.last_write = 0;
   }
+  if (PagePool::refs(c.page) > 1) c.page = unshare(c.slot, overwrite);
   last_page_no_ = page_no;
   last_page_ = c.page;
+  last_mine_ = true;
   return last_page_;
+}
+
+HostMemory::Page* HostMemory::unshare(Page** slot, bool overwrite) {
+  Page* old = *slot;
+  Page* p = pool_->alloc(false);
+  if (!overwrite) std::memcpy(p->bytes, old->bytes, kPageSize);
+  pool_->unref(old->bytes);
+  *slot = p;
+  ++pages_copied_on_write_;
+  return p;
+}
+
+PageRef HostMemory::ref_page(uint64_t page_addr) {
+  if (page_addr & kPageMask) return {};
+  const Page* p = find(page_addr >> kPageBits);
+  if (!p) return {};
+  pool_->ref(p);
+  last_mine_ = false;  // the page is shared now: the next write checks it
+  return {pool_.get(), p->bytes};
+}
+
+bool HostMemory::map_shared(uint64_t page_addr, const PageRef& ref) {
+  if (!ref || !pool_ || ref.owner != pool_.get() || (page_addr & kPageMask)) return false;
+  const uint64_t pn = page_addr >> kPageBits;
+  auto* np = reinterpret_cast<Page*>(const_cast<uint8_t*>(ref.page));
+  CacheEntry& c = cache_[pn & (kCacheSize - 1)];
+  if (c.page_no != pn) {
+    Page*& slot = pages_[pn];
+    c.page_no = pn;
+    c.page = slot;
+    c.slot = &slot;
+    c.last_read = 0;
+  }
+  if (c.page != np) {
+    pool_->ref(np);
+    if (c.page) pool_->unref(c.page->bytes);
+    *c.slot = np;
+    c.page = np;
+  }
+  if (last_page_no_ == pn) {
+    last_page_ = np;
+    last_mine_ = false;
+  }
+  c.last_write = access_seq_++;  // the sender has just read it: in the CPU's cache
+  bytes_written_ += kPageSize;
+  ++pages_mapped_shared_;
+  return true;
 }
 
 uint8_t* HostMemory::page_ptr_for_write(uint64_t addr) {
@@ -208,7 +299,7 @@ void HostMemory::write(uint64_t addr, const void* src, size_t len) {
   while (remaining) {
     size_t n = chunk_len(addr, remaining);
     const uint64_t pn = addr >> kPageBits;
-    uint8_t* d = get_or_alloc(pn)->bytes + (addr & kPageMask);
+    uint8_t* d = get_or_alloc(pn, n == kPageSize)->bytes + (addr & kPageMask);
     bool hot = true;
     if (n >= kLargeAccess) {
       if (CacheEntry* c = entry_of(pn)) {
@@ -274,11 +365,12 @@ void HostMemory::fill(uint64_t addr, size_t len, uint8_t byte) {
   uint64_t remaining = len;
   while (remaining) {
     size_t n = chunk_len(addr, remaining);
-    if (byte == 0) {
-      Page* p = const_cast<Page*>(find(addr >> kPageBits));
-      if (p) std::memset(p->bytes + (addr & kPageMask), 0, n);
+    if (byte == 0) {  // zeros into a page never written: nothing to do
+      if (find(addr >> kPageBits))
+        std::memset(get_or_alloc(addr >> kPageBits)->bytes + (addr & kPageMask), 0, n);
     } else {
-      std::memset(get_or_alloc(addr >> kPageBits)->bytes + (addr & kPageMask), byte, n);
+      std::memset(get_or_alloc(addr >> kPageBits, n == kPageSize)->bytes + (addr & kPageMask), byte,
+                  n);
     }
     remaining -= n;
     addr += n;
@@ -291,7 +383,9 @@ void HostMemory::fill_pattern(uint64_t addr, size_t len, uint64_t seed) {
   uint64_t off = 0;
   while (off < len) {
     size_t n = chunk_len(addr + off, len - off);
-    pattern_fill(page_ptr_for_write(addr + off), n, seed, off);
+    const uint64_t a = addr + off;
+    pattern_fill(get_or_alloc(a >> kPageBits, n == kPageSize)->bytes + (a & kPageMask), n, seed,
+                 off);
     off += n;
   }
   bytes_written_ += len;

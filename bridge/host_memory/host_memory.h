@@ -15,6 +15,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "model/core/page_ref.h"
+
 namespace rn::hostmem {
 
 constexpr uint64_t kPageBits = 12;
@@ -27,9 +29,47 @@ uint8_t pattern_byte(uint64_t seed, uint64_t offset);
 // dst[i] = pattern_byte(seed, offset + i) for i < n, eight bytes at a time.
 void pattern_fill(uint8_t* dst, size_t n, uint64_t seed, uint64_t offset);
 
+class HostMemory;
+
+// Where pages come from. Memories built on one pool may share pages (map_shared below); each page
+// counts its references (the memories that map it, and the frames whose payload is a copy of it)
+// and is written only when it has one.
+class PagePool final : public PageOwner {
+ public:
+  PagePool() = default;
+  PagePool(const PagePool&) = delete;
+  PagePool& operator=(const PagePool&) = delete;
+  ~PagePool();
+  void unref(const uint8_t* page) override;
+  uint64_t pages_in_use() const { return in_use_; }
+
+ private:
+  friend class HostMemory;
+  struct alignas(64) Page {
+    uint8_t bytes[kPageSize];
+  };
+  // A slab is 2 MiB, 2 MiB-aligned: page 0 holds the reference counts of pages 1 to 511 (found
+  // from a page's address by masking it), the rest are handed out.
+  static constexpr size_t kSlabPages = 512;
+  static constexpr size_t kSlabBytes = kSlabPages * sizeof(Page);
+  static uint32_t& refs(const Page* p) {
+    const auto a = reinterpret_cast<uintptr_t>(p);
+    auto* counts = reinterpret_cast<uint32_t*>(a & ~(uintptr_t(kSlabBytes) - 1));
+    return counts[(a & (kSlabBytes - 1)) / sizeof(Page)];
+  }
+  Page* alloc(bool zero);  // one reference
+  void ref(const Page* p) { ++refs(p); }
+  std::vector<Page*> slabs_;
+  size_t slab_used_ = kSlabPages;
+  std::vector<Page*> free_;
+  uint64_t in_use_ = 0;
+};
+
 class HostMemory {
  public:
+  // A memory of its own pool, or one that may share pages with other memories of `pool`.
   HostMemory();
+  explicit HostMemory(std::shared_ptr<PagePool> pool);
   ~HostMemory();
   HostMemory(const HostMemory&) = delete;
   HostMemory& operator=(const HostMemory&) = delete;
@@ -56,11 +96,22 @@ class HostMemory {
   std::optional<uint64_t> first_mismatch_with_pattern(uint64_t addr, size_t len,
                                                       uint64_t seed) const;
 
+  // Page sharing (simulator speed: the bytes read are the same as with copies).
+  // A reference to the page that starts at page_addr, whose bytes then stay as they are now; an
+  // empty one if page_addr is not page-aligned or its page was never written.
+  PageRef ref_page(uint64_t page_addr);
+  // Makes the page at page_addr (aligned) the page `ref` refers to, as if its 4096 bytes had been
+  // written there; later writes to either copy it first. False (nothing done) if `ref` is empty,
+  // of another pool, or page_addr is not aligned: the caller then writes the bytes.
+  bool map_shared(uint64_t page_addr, const PageRef& ref);
+
   // Zero-copy helpers. page_ptr_for_write returns a pointer to the byte at addr,
-  // allocating its page; it is valid for span_in_page(addr) bytes, until this
-  // object is destroyed or moved from. Writes through it are not counted.
+  // allocating its page; it is valid for span_in_page(addr) bytes, until the next
+  // call of a non-const member or of ref_page (which may share the page). Writes
+  // through it are not counted.
   uint8_t* page_ptr_for_write(uint64_t addr);
-  // Pointer to the byte at addr, or nullptr if its page was never written (zeros).
+  // Pointer to the byte at addr, or nullptr if its page was never written (zeros); valid until the
+  // next non-const call.
   const uint8_t* page_ptr_for_read(uint64_t addr) const;
   static constexpr size_t span_in_page(uint64_t addr) {
     return static_cast<size_t>(kPageSize - (addr & kPageMask));
@@ -78,38 +129,41 @@ class HostMemory {
   // Statistics.
   uint64_t pages_allocated() const { return pages_.size(); }
   uint64_t bytes_read() const { return bytes_read_; }        // by read()
-  uint64_t bytes_written() const { return bytes_written_; }  // by write/fill/fill_pattern
+  uint64_t bytes_written() const { return bytes_written_; }  // by write/fill/fill_pattern/map
+  uint64_t pages_mapped_shared() const { return pages_mapped_shared_; }  // by map_shared
+  uint64_t pages_copied_on_write() const { return pages_copied_on_write_; }
   void reset_counters() {
     bytes_read_ = 0;
     bytes_written_ = 0;
+    pages_mapped_shared_ = 0;
+    pages_copied_on_write_ = 0;
   }
 
  private:
-  struct Page {
-    alignas(64) uint8_t bytes[kPageSize];
-  };
+  using Page = PagePool::Page;
+  static_assert(sizeof(Page) == kPageSize);
   const Page* find(uint64_t page_no) const;
-  Page* get_or_alloc(uint64_t page_no);
+  // The page to write at page_no: allocated if new, copied first if shared (not copied if
+  // `overwrite`: the caller writes all of it).
+  Page* get_or_alloc(uint64_t page_no, bool overwrite = false);
+  Page* unshare(Page** slot, bool overwrite);
+  void release_pages();
   static void check_range(const char* op, uint64_t addr, size_t len);
 
+  std::shared_ptr<PagePool> pool_;
   std::unordered_map<uint64_t, Page*> pages_;
-  // Pages come from 2 MiB slabs, 2 MiB-aligned and advised as transparent huge pages: fewer
-  // allocations, and fewer TLB misses when many QPs touch many pages.
-  static constexpr size_t kSlabPages = 512;
-  struct FreeSlab {
-    void operator()(Page* p) const { std::free(p); }
-  };
-  std::vector<std::unique_ptr<Page, FreeSlab>> slabs_;
-  size_t slab_used_ = kSlabPages;
-  // Last-page cache: the common case is many accesses to the same page.
+  // Last-page cache: the common case is many accesses to the same page. last_mine_: the page was
+  // found unshared when cached, and has not been referenced since (a write needs no check).
   mutable uint64_t last_page_no_ = ~uint64_t(0);
   mutable Page* last_page_ = nullptr;
+  mutable bool last_mine_ = false;
   // A direct-mapped cache of recent page lookups in front of the hash map (many QPs touch many
   // pages in turn).
   static constexpr size_t kCacheSize = 65536;
   struct CacheEntry {
     uint64_t page_no = ~uint64_t(0);
     Page* page = nullptr;
+    Page** slot = nullptr;  // the page's value in pages_ (node-based: stays put)
     // access_seq_ at the last large read and write of the page (mod 2^32; 0 with the entry new).
     uint32_t last_read = 0, last_write = 0;
   };
@@ -138,6 +192,8 @@ class HostMemory {
   }
   mutable uint64_t bytes_read_ = 0;
   uint64_t bytes_written_ = 0;
+  uint64_t pages_mapped_shared_ = 0;
+  uint64_t pages_copied_on_write_ = 0;
 };
 
 }  // namespace rn::hostmem

@@ -73,6 +73,8 @@ void Bridge::put_job(Job* j) {
   j->done.reset();
   j->release.reset();
   j->borrowed = nullptr;
+  j->share_out = nullptr;
+  j->share_in = nullptr;
   j->has_event = false;
   j->n = 0;
   free_jobs_.push_back(j);
@@ -108,7 +110,8 @@ uint32_t Bridge::mmio_read32(uint64_t offset) {
   return v;
 }
 
-void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, Callback done) {
+void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, Callback done,
+                      PageRef* share) {
   check_sg(sg, n, "DMA read");
   Tick start = std::max(now(), not_before);
   Tick end = start;
@@ -123,6 +126,7 @@ void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, C
   j->n = n;
   j->dst = dst;
   j->done = std::move(done);
+  j->share_out = p_.share_pages && share && whole_page(sg, n) ? share : nullptr;
   ++dma_reads_;
   dma_read_bytes_ += total;
   read_latency_.add(end - now());
@@ -133,6 +137,7 @@ void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, C
       mem_.read(j->sg[i].addr, d, j->sg[i].len);
       d += j->sg[i].len;
     }
+    if (j->share_out) *j->share_out = mem_.ref_page(j->sg[0].addr);
     Callback cb = std::move(j->done);
     put_job(j);
     if (cb) cb();
@@ -141,16 +146,16 @@ void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, C
 
 void Bridge::dma_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
                        Callback done) {
-  queue_write(sg, n, src, not_before, std::move(done), {});
+  queue_write(sg, n, src, not_before, std::move(done), {}, nullptr);
 }
 
 void Bridge::dma_write_borrowed(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
-                                Callback release) {
-  queue_write(sg, n, src, not_before, {}, std::move(release));
+                                Callback release, const PageRef* share) {
+  queue_write(sg, n, src, not_before, {}, std::move(release), share);
 }
 
 void Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
-                         Callback done, Callback release) {
+                         Callback done, Callback release, const PageRef* share) {
   check_sg(sg, n, "DMA write");
   sync();
   Tick start = std::max(now(), not_before);
@@ -174,6 +179,7 @@ void Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_
   if (release) {
     j->borrowed = src;
     j->release = std::move(release);
+    j->share_in = p_.share_pages && share && whole_page(sg, n) ? share : nullptr;
   } else {
     j->data.assign(src, src + total);
   }
@@ -198,9 +204,11 @@ void Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_
 
 void Bridge::apply(Job* j) {
   const uint8_t* s = j->borrowed ? j->borrowed : j->data.data();
-  for (int i = 0; i < j->n; ++i) {
-    mem_.write(j->sg[i].addr, s, j->sg[i].len);
-    s += j->sg[i].len;
+  if (!j->share_in || !mem_.map_shared(j->sg[0].addr, *j->share_in)) {
+    for (int i = 0; i < j->n; ++i) {
+      mem_.write(j->sg[i].addr, s, j->sg[i].len);
+      s += j->sg[i].len;
+    }
   }
   if (j->release) {
     Callback r = std::move(j->release);

@@ -44,15 +44,21 @@ class DmaPort {
  public:
   static constexpr int kMaxSg = 16;
   virtual ~DmaPort() = default;
-  // Reads the entries, concatenated, into dst (valid until done runs).
-  virtual void dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, Callback done) = 0;
+  // Reads the entries, concatenated, into dst (valid until done runs). With `share` not null and
+  // page sharing on, a read of exactly one whole page also stores into *share (empty before) a
+  // reference to that page, whose bytes dst then holds (see dma_write_borrowed).
+  virtual void dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, Callback done,
+                        PageRef* share = nullptr) = 0;
   // Writes src, scattered over the entries. src is copied at once: the caller may reuse it.
   virtual void dma_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
                          Callback done) = 0;
   // Like dma_write, without copying: src must stay valid until `release` runs, which happens
   // once the data is in host memory (no later than the end of the run). Saves a copy per packet.
+  // `share`, if not null, must stay valid as long as src, and if it refers to a page, that page's
+  // bytes must be src's first 4096: a write of exactly one whole page may then map that page
+  // (copy-on-write) instead of copying its bytes, if it is of the same page pool.
   virtual void dma_write_borrowed(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
-                                  Callback release) = 0;
+                                  Callback release, const PageRef* share = nullptr) = 0;
   // MSI-X message: a 4-byte posted write upstream.
   virtual void msi(uint64_t addr, uint32_t data, Tick not_before) = 0;
   void dma_read(uint64_t addr, uint8_t* dst, uint32_t len, Tick not_before, Callback done) {
@@ -69,6 +75,9 @@ struct BridgeParams {
   Params link;                 // PCIe link (generation, width, MPS, latencies, tags, credits)
   Tick mem_read_latency = 0;   // host memory access time added to every DMA read
   Tick mem_write_latency = 0;  // added to every DMA write before it is visible
+  // Simulator speed, no effect on results: whole-page DMA reads hand out page references, and
+  // whole-page DMA writes of bytes with one map the page instead of copying them.
+  bool share_pages = false;
 };
 
 class Bridge final : public DmaPort {
@@ -84,11 +93,12 @@ class Bridge final : public DmaPort {
   uint32_t mmio_read32(uint64_t offset);
 
   // Device side (DmaPort).
-  void dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, Callback done) override;
+  void dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, Callback done,
+                PageRef* share = nullptr) override;
   void dma_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
                  Callback done) override;
   void dma_write_borrowed(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
-                          Callback release) override;
+                          Callback release, const PageRef* share = nullptr) override;
   void msi(uint64_t addr, uint32_t data, Tick not_before) override;
   using DmaPort::dma_read;
   using DmaPort::dma_write;
@@ -114,6 +124,8 @@ class Bridge final : public DmaPort {
     Callback done;
     const uint8_t* borrowed = nullptr;  // data still in the caller's buffer (no copy)
     Callback release;                   // gives the caller's buffer back once applied
+    PageRef* share_out = nullptr;       // read: where to put a reference to the page read
+    const PageRef* share_in = nullptr;  // write: the page whose bytes are borrowed
     Tick when = 0;
     bool has_event = false;
   };
@@ -123,7 +135,11 @@ class Bridge final : public DmaPort {
   size_t pending_head_ = 0;
   Job* get_job();
   void queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before, Callback done,
-                   Callback release);
+                   Callback release, const PageRef* share);
+  // One whole, aligned page: what page sharing applies to.
+  static bool whole_page(const SgEntry* sg, int n) {
+    return n == 1 && sg[0].len == hostmem::kPageSize && (sg[0].addr & hostmem::kPageMask) == 0;
+  }
   void put_job(Job* j);
   void check_sg(const SgEntry* sg, int n, const char* what) const;
   Tick now() const { return sim_.now(); }

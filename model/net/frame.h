@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "model/core/page_ref.h"
 #include "model/core/units.h"
 
 namespace rn::net {
@@ -20,11 +21,16 @@ struct alignas(64) Frame {
   // a CRC of every payload). Anything that changes a frame's bytes in flight (an error injector,
   // a switch rewriting headers) must clear it, and the receiver's check then runs in full.
   bool icrc_sealed = false;
+  // Simulator metadata: if set, the frame's transport payload is exactly the 4096 bytes of this
+  // page of a host memory (the sender's DMA read took the reference with the bytes), and a
+  // receiver may map that page instead of copying the payload (sim.share_pages). Released when
+  // the frame returns to its pool. Anything that changes the payload in flight must release it.
+  PageRef payload_page;
   // data starts 10 bytes past a 64-byte boundary, so that the payload of a RoCEv2 packet over
   // IPv4 without extension headers (after Ethernet 14 + IPv4 20 + UDP 8 + BTH 12 = 54 bytes)
   // starts on one: the copies of payloads from and to host memory run faster.
   static constexpr size_t kDataAlign = 10;
-  uint8_t pad_[64 + kDataAlign - sizeof(uint32_t) - sizeof(bool)];
+  uint8_t pad_[128 + kDataAlign - 2 * sizeof(void*) - 2 * sizeof(uint32_t)];
   uint8_t data[kCapacity];
 };
 static_assert(offsetof(Frame, data) % 64 == Frame::kDataAlign, "payload alignment");
@@ -43,6 +49,7 @@ class FramePool {
   void put(Frame* f) {
     f->len = 0;
     f->icrc_sealed = false;
+    f->payload_page.release();
     free_.push_back(f);
   }
   size_t allocated() const { return all_.size(); }

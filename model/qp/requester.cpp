@@ -326,11 +326,13 @@ void Requester::send_one(QpCtx& q) {
   if (last) q.cur_active = false;
 
   if (plen > 0) {
-    s_.dma.dma_read(reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload,
-                    now() + s_.mrs.latency(), [this, slot_idx] {
-                      ring_[slot_idx].ready = true;
-                      drain();
-                    });
+    s_.dma.dma_read(
+        reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload, now() + s_.mrs.latency(),
+        [this, slot_idx] {
+          ring_[slot_idx].ready = true;
+          drain();
+        },
+        &f->payload_page);
   } else {
     drain();
   }

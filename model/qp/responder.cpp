@@ -389,8 +389,9 @@ Responder::Result Responder::process(net::Frame* f) {
   if (plen > 0) {
     // The payload goes to host memory straight from the frame, which returns to the pool once
     // the write has landed.
-    s_.dma.dma_write_borrowed(reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload,
-                              when + s_.mrs.latency(), [this, f] { s_.pool.put(f); });
+    s_.dma.dma_write_borrowed(
+        reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload, when + s_.mrs.latency(),
+        [this, f] { s_.pool.put(f); }, &f->payload_page);
     frame_lent = true;
     placed_bytes_ += plen;
   }

@@ -36,6 +36,10 @@ cfg::Schema make_schema() {
          "send_lat"});
   s.add({"sim.max_time", Kind::kTime, "10s",
          "simulated time limit: a run not finished by then fails", 1e3, 1.8e19});
+  s.add({"sim.share_pages", Kind::kBool, "true",
+         "simulator speed, no effect on results: a DMA write of one whole page whose bytes a "
+         "DMA read took from one whole page maps that page copy-on-write instead of copying "
+         "them"});
   s.add({"sim.log", Kind::kString, "",
          "log categories (cmd,doorbell,wqe,tx,rx,cqe,dma,wire,driver,app,error or all)"});
   // Topology.

@@ -187,6 +187,7 @@ System::System(const cfg::Config& c, const std::string& config_name)
   bp.link = pcie_params(c);
   bp.mem_read_latency = c.time("host.mem.read_latency");
   bp.mem_write_latency = c.time("host.mem.write_latency");
+  bp.share_pages = c.boolean("sim.share_pages");
 
   host::HostParams hp;
   hp.scatter_pages = c.str("host.page_alloc") == "scattered";
@@ -233,7 +234,7 @@ System::System(const cfg::Config& c, const std::string& config_name)
     n.ipv4 = 0x0A000001u + static_cast<uint32_t>(i);  // 10.0.0.1, 10.0.0.2
     np.mac = n.mac;
     np.ipv4 = n.ipv4;
-    n.mem = std::make_unique<hostmem::HostMemory>();
+    n.mem = std::make_unique<hostmem::HostMemory>(pages_);
     n.bridge = std::make_unique<pcie::Bridge>(*sim_, n.name + ".pcie", bp, *n.mem);
     n.nic = std::make_unique<nic::Nic>(*sim_, n.name + ".nic", nc, *n.bridge, pool_);
     n.bridge->attach_device(n.nic.get());

@@ -1,10 +1,16 @@
 // The device interface through the driver: CQE contents and order, error completions, register
 // and command errors, completion events. One host thread drives both hosts' drivers.
 #include <fmt/core.h>
+#include <pcap/pcap.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <set>
 
+#include "model/wire/framing.h"
+#include "model/wire/opcodes.h"
+#include "model/wire/transport.h"
 #include "testbench/system/harness.h"
 
 using namespace rn;
@@ -42,9 +48,11 @@ struct Bench {
   std::unique_ptr<system::System> sys;
   Peer a, b;
   std::vector<std::string> failures;  // collected inside the simulation, asserted after it
+  std::string out;                    // where the run writes stats.json and wire.pcap ("": none)
 
-  explicit Bench(std::vector<std::string> sets = {}) {
-    sets.push_back("capture.pcap=false");
+  explicit Bench(std::vector<std::string> sets = {}, std::string out_dir = "")
+      : out(std::move(out_dir)) {
+    sets.push_back(out.empty() ? "capture.pcap=false" : "capture.max_packets=0");
     cfg = test::make_config(sets);
     sys = test::make_system(*cfg);
     for (int i = 0; i < 2; ++i) {
@@ -164,9 +172,11 @@ struct Bench {
     dst.h->app_read(dst.buf + doff, y.data(), len);
     return x == y;
   }
+  nlohmann::json stats;  // of the last run
   void run(std::function<void()> body) {
-    auto r = sys->run_custom(std::move(body), nullptr);
+    auto r = sys->run_custom(std::move(body), nullptr, out);
     if (!r.ok) failures.push_back("run: " + r.error);
+    stats = r.json["stats"];
   }
   void report() {
     for (const auto& f : failures) FAIL_CHECK(f);
@@ -527,4 +537,108 @@ TEST_CASE("Completion events arrive as MSI-X interrupts when the CQ is armed", "
   t.report();
   auto st = t.sys->sim().stats.to_json();
   CHECK(st["host1"]["interrupts"]["value"] == 1);
+}
+
+namespace {
+
+// The payloads of the RDMA WRITE packets toward QP `qpn` recorded in a pcap, in wire order,
+// decoded by the wire library (framing, then transport headers).
+std::vector<uint8_t> written_on_wire(const std::string& pcap_path, uint32_t qpn) {
+  std::vector<uint8_t> out;
+  char ebuf[PCAP_ERRBUF_SIZE];
+  pcap_t* p = pcap_open_offline(pcap_path.c_str(), ebuf);
+  if (!p) {
+    FAIL_CHECK("cannot open " << pcap_path << ": " << ebuf);
+    return out;
+  }
+  wire::RoceV2Ipv4Framing framing;
+  pcap_pkthdr* hdr = nullptr;
+  const u_char* data = nullptr;
+  while (pcap_next_ex(p, &hdr, &data) == 1) {
+    size_t toff = 0, tlen = 0, hlen = 0, plen = 0;
+    wire::TransportHeader th;
+    if (framing.unwrap(data, hdr->caplen, &toff, &tlen, nullptr) != wire::FrameError::None ||
+        wire::decode_transport(data + toff, tlen, &th, &hlen, &plen) != wire::ParseError::None)
+      continue;
+    if (th.dest_qp == qpn && wire::op_info(th.opcode).kind == wire::OpInfo::Kind::Write)
+      out.insert(out.end(), data + toff + hlen, data + toff + hlen + plen);
+  }
+  pcap_close(p);
+  return out;
+}
+
+// A 64 KiB RDMA WRITE (with immediate) while the sender rewrites its buffer three times: each
+// packet carries the bytes its DMA read found, and the receiver must hold exactly what the wire
+// carried, with page sharing (sim.share_pages) or without. Afterwards, neither side's writes reach
+// the other.
+void rewrite_during_write(bool share) {
+  Bench t({fmt::format("sim.share_pages={}", share)},
+          test::out_dir(share ? "rewrite_share_on" : "rewrite_share_off"));
+  std::vector<uint8_t> got;
+  t.run([&] {
+    if (!t.setup()) return;
+    t.fill(t.a, 0, t.a.len, 7);
+    t.recv(t.b, 2, 0, 16);  // consumed by the immediate: the receiver's completion
+    t.post(t.a, WrOpcode::RDMA_WRITE_WITH_IMM, 1, 0, static_cast<uint32_t>(t.a.len),
+           drv::kSendSignaled, 0x1234);
+    for (uint64_t seed : {8, 9, 10}) {
+      t.a.h->cpu(1500 * kNs);
+      t.fill(t.a, 0, t.a.len, seed);
+    }
+    // The receiver's completion comes after the data (PCIe posted writes stay in order).
+    auto r = t.poll(t.b, t.b.rcq, 1);
+    t.expect(r.size() == 1 && r[0].status == WcStatus::SUCCESS, "the WRITE completes");
+    got.resize(t.b.len);
+    t.b.h->app_read(t.b.buf, got.data(), got.size());
+    t.fill(t.a, 0, t.a.len, 11);
+    std::vector<uint8_t> again(t.b.len);
+    t.b.h->app_read(t.b.buf, again.data(), again.size());
+    t.expect(again == got, "the sender's later writes do not reach the receiver's memory");
+    std::vector<uint8_t> junk(t.b.len, 0x5A);
+    t.b.h->app_write(t.b.buf, junk.data(), junk.size());
+    t.expect(!t.a.h->app_check_pattern(t.a.buf, t.a.len, 11),
+             "the receiver's writes do not reach the sender's memory");
+  });
+  t.report();
+  REQUIRE(got.size() == 65536);
+  std::vector<uint8_t> wire = written_on_wire(t.out + "/wire.pcap", t.b.qp->qpn);
+  REQUIRE(wire.size() == got.size());
+  auto diff = std::mismatch(wire.begin(), wire.end(), got.begin());
+  INFO("first byte where the receiver's memory differs from the wire: "
+       << (diff.first - wire.begin()));
+  CHECK(diff.first == wire.end());
+  // The premise: the rewrites happened while the data was on its way (the received pages hold
+  // more than one of the patterns).
+  std::set<uint64_t> seeds;
+  for (size_t off = 0; off < got.size(); off += 4096)
+    for (uint64_t seed = 7; seed <= 10; ++seed) {
+      bool match = true;
+      for (size_t i = 0; i < 4096 && match; ++i)
+        match = got[off + i] == hostmem::pattern_byte(seed, off + i);
+      if (match) seeds.insert(seed);
+    }
+  INFO("patterns among the received pages: " << seeds.size());
+  CHECK(seeds.size() >= 2);
+  auto value = [&](const char* host, const char* k) {
+    return t.stats[host][k]["value"].get<double>();
+  };
+  if (share) {
+    CHECK(value("host1", "mem_pages_mapped_shared") > 0);    // pages were shared...
+    CHECK(value("host0", "mem_pages_copied_on_write") > 0);  // ...and rewritten while shared
+  } else {
+    CHECK(value("host1", "mem_pages_mapped_shared") == 0);
+    CHECK(value("host0", "mem_pages_copied_on_write") == 0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("Page sharing on: the receiver holds what the wire carried, the sides stay apart",
+          "[sharing]") {
+  rewrite_during_write(true);
+}
+
+TEST_CASE("Page sharing off: the receiver holds what the wire carried, the sides stay apart",
+          "[sharing]") {
+  rewrite_during_write(false);
 }

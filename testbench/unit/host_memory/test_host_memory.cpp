@@ -214,3 +214,154 @@ TEST_CASE("accesses past 2^64 throw out_of_range naming addr and len", "[hostmem
   }
   REQUIRE(m.pages_allocated() == 1);
 }
+
+TEST_CASE("shared pages: each memory sees its own writes only, references keep their bytes",
+          "[hostmem][sharing]") {
+  auto pool = std::make_shared<rn::hostmem::PagePool>();
+  HostMemory a(pool), b(pool);
+  const uint64_t pa = 0x10000, pb = 0x7000;
+  a.fill_pattern(pa, kPageSize, 1);
+  rn::PageRef r = a.ref_page(pa);
+  REQUIRE(r);
+  REQUIRE(b.map_shared(pb, r));
+  CHECK(b.first_mismatch_with_pattern(pb, kPageSize, 1) == std::nullopt);
+  CHECK(b.pages_mapped_shared() == 1);
+  CHECK(b.bytes_written() == kPageSize);
+  CHECK(pool->pages_in_use() == 1);  // one page, mapped twice and referenced once
+  // a writes one byte: a gets a copy; b and the reference keep the old bytes.
+  uint8_t x = static_cast<uint8_t>(pattern_byte(1, 100) ^ 0xFF);
+  a.write(pa + 100, &x, 1);
+  CHECK(a.pages_copied_on_write() == 1);
+  CHECK(a.first_mismatch_with_pattern(pa, kPageSize, 1) == std::optional<uint64_t>(100));
+  CHECK(b.first_mismatch_with_pattern(pb, kPageSize, 1) == std::nullopt);
+  for (size_t i = 0; i < kPageSize; ++i) REQUIRE(r.page[i] == pattern_byte(1, i));
+  CHECK(pool->pages_in_use() == 2);
+  // b overwrites all of it: a new page without a copy; the reference still holds the old bytes.
+  b.fill(pb, kPageSize, 0x33);
+  CHECK(b.pages_copied_on_write() == 1);
+  for (size_t i = 0; i < kPageSize; ++i) REQUIRE(r.page[i] == pattern_byte(1, i));
+  CHECK(pool->pages_in_use() == 3);
+  r.release();  // nobody maps the original page any more: back to the pool
+  CHECK(pool->pages_in_use() == 2);
+  CHECK(!r);
+  // Zeros into a shared page copy it too (fill with 0 must not touch the other side).
+  rn::PageRef r2 = b.ref_page(pb);
+  REQUIRE(a.map_shared(pa + kPageSize, r2));
+  r2.release();
+  a.fill(pa + kPageSize + 10, 20, 0);
+  uint8_t v[2];
+  b.read(pb + 10, v, 1);
+  a.read(pa + kPageSize + 10, v + 1, 1);
+  CHECK(v[0] == 0x33);
+  CHECK(v[1] == 0);
+}
+
+TEST_CASE("map_shared refuses what it cannot share, and changes nothing then",
+          "[hostmem][sharing]") {
+  auto pool = std::make_shared<rn::hostmem::PagePool>();
+  HostMemory a(pool), b(pool), other;  // `other` has a pool of its own
+  a.fill(0x1000, kPageSize, 0x11);
+  b.fill(0x2000, kPageSize, 0x22);
+  CHECK(!a.ref_page(0x1001));  // not page-aligned
+  CHECK(!a.ref_page(0x5000));  // never written
+  rn::PageRef r = a.ref_page(0x1000);
+  CHECK(!b.map_shared(0x2001, r));      // destination not aligned
+  CHECK(!other.map_shared(0x2000, r));  // another pool
+  CHECK(!b.map_shared(0x2000, rn::PageRef{}));
+  uint8_t v = 0;
+  b.read(0x2000, &v, 1);
+  CHECK(v == 0x22);
+  CHECK(other.pages_allocated() == 0);
+  CHECK(b.pages_mapped_shared() == 0);
+  r.release();
+}
+
+TEST_CASE("random writes, fills, shares and references against a flat model",
+          "[hostmem][sharing]") {
+  // Two memories of one pool and a reference model of each (plain byte arrays over 16 pages).
+  // Random operations; after each, every byte of both memories and of every held reference
+  // must equal the model.
+  constexpr size_t kPages = 16;
+  auto pool = std::make_shared<rn::hostmem::PagePool>();
+  std::vector<HostMemory> mem;
+  mem.emplace_back(pool);
+  mem.emplace_back(pool);
+  std::vector<std::vector<uint8_t>> model(2, std::vector<uint8_t>(kPages * kPageSize, 0));
+  struct Held {
+    rn::PageRef ref;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<Held> held;
+  uint64_t s = 12345;
+  auto rnd = [&](uint64_t n) {
+    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (s >> 33) % n;
+  };
+  for (int step = 0; step < 3000; ++step) {
+    const int m = static_cast<int>(rnd(2));
+    switch (rnd(6)) {
+      case 0: {  // write a random range (may span pages, may be a whole page)
+        size_t len = rnd(3) == 0 ? kPageSize : 1 + rnd(6000);
+        uint64_t addr = rnd(kPages * kPageSize - len + 1);
+        if (rnd(3) == 0) addr &= ~(kPageSize - 1);  // page-aligned (still inside)
+        std::vector<uint8_t> src(len);
+        for (auto& c : src) c = static_cast<uint8_t>(rnd(256));
+        mem[m].write(addr, src.data(), len);
+        std::copy(src.begin(), src.end(), model[m].begin() + static_cast<long>(addr));
+        break;
+      }
+      case 1: {  // fill with a byte (0 included)
+        size_t len = 1 + rnd(9000);
+        uint64_t addr = rnd(kPages * kPageSize - len + 1);
+        uint8_t byte = static_cast<uint8_t>(rnd(2) ? 0 : rnd(256));
+        mem[m].fill(addr, len, byte);
+        std::fill_n(model[m].begin() + static_cast<long>(addr), len, byte);
+        break;
+      }
+      case 2:
+      case 3: {  // a reference from one memory, mapped into either (maybe the same one)
+        uint64_t from = rnd(kPages) * kPageSize, to = rnd(kPages) * kPageSize;
+        const int dst = static_cast<int>(rnd(2));
+        rn::PageRef r = mem[m].ref_page(from);
+        if (!r) break;  // never written
+        REQUIRE(mem[dst].map_shared(to, r));
+        std::copy_n(model[m].begin() + static_cast<long>(from), kPageSize,
+                    model[dst].begin() + static_cast<long>(to));
+        if (rnd(2)) {
+          held.push_back({r, std::vector<uint8_t>(model[m].begin() + static_cast<long>(from),
+                                                  model[m].begin() + static_cast<long>(from) +
+                                                      static_cast<long>(kPageSize))});
+        } else {
+          r.release();
+        }
+        break;
+      }
+      case 4:  // let a held reference go
+        if (!held.empty()) {
+          size_t k = rnd(held.size());
+          held[k].ref.release();
+          held.erase(held.begin() + static_cast<long>(k));
+        }
+        break;
+      case 5: {  // pattern fill of a whole page
+        uint64_t addr = rnd(kPages) * kPageSize;
+        uint64_t seed = rnd(1000);
+        mem[m].fill_pattern(addr, kPageSize, seed);
+        for (size_t i = 0; i < kPageSize; ++i) model[m][addr + i] = pattern_byte(seed, i);
+        break;
+      }
+    }
+    std::vector<uint8_t> got(kPages * kPageSize);
+    for (int k = 0; k < 2; ++k) {
+      mem[k].read(0, got.data(), got.size());
+      INFO("step " << step << " memory " << k);
+      REQUIRE(got == model[k]);
+    }
+    for (const auto& h : held) REQUIRE(std::equal(h.bytes.begin(), h.bytes.end(), h.ref.page));
+  }
+  for (auto& h : held) h.ref.release();
+  // Every page in use is mapped by one of the memories: none is lost, none kept for nothing.
+  CHECK(pool->pages_in_use() <= mem[0].pages_allocated() + mem[1].pages_allocated());
+  mem.clear();
+  CHECK(pool->pages_in_use() == 0);
+}

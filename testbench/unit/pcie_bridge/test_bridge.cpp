@@ -33,14 +33,20 @@ struct Dev : pcie::MmioTarget {
   uint32_t mmio_read32(uint64_t) override { return 0x1234; }
 };
 
+pcie::BridgeParams sharing(bool on) {
+  pcie::BridgeParams p;
+  p.share_pages = on;
+  return p;
+}
+
 struct Env {
   EventQueue eq{"eq"};
   Sim sim{eq};
   hostmem::HostMemory mem;
-  pcie::Bridge bridge{sim, "pcie", pcie::BridgeParams{}, mem};
+  pcie::Bridge bridge;
   Host host;
   Dev dev;
-  Env() {
+  explicit Env(const pcie::BridgeParams& p = {}) : bridge{sim, "pcie", p, mem} {
     host.sim = &sim;
     dev.sim = &sim;
     bridge.attach_host(&host);
@@ -142,4 +148,68 @@ TEST_CASE("bridge: a posted MMIO write reaches the device after the link, in ord
   CHECK(e.dev.writes[1].first == 0x14);
   CHECK(e.dev.writes[0].second > 0);
   CHECK(e.dev.writes[1].second > e.dev.writes[0].second);
+}
+
+namespace {
+// Three DMA reads (a whole page, part of a page, a whole page at an unaligned address) asking
+// for page references, then a whole-page borrowed write of the first one's bytes with its
+// reference. Returns which reads got references and how the write was done.
+struct ShareResult {
+  bool whole = false, part = false, unaligned = false;
+  uint64_t mapped = 0;
+  bool bytes_ok = false;
+};
+ShareResult share_run(bool on) {
+  Env e(sharing(on));
+  e.mem.fill_pattern(0x10000, 3 * hostmem::kPageSize, 5);
+  struct {
+    std::vector<uint8_t> d1 = std::vector<uint8_t>(4096), d2 = std::vector<uint8_t>(100),
+                         d3 = std::vector<uint8_t>(4096);
+    PageRef r1, r2, r3;
+  } st;
+  e.eq.at(0, [&e, &st] {
+    e.bridge.dma_read(0x10000, st.d1.data(), 4096, 0, {});  // no reference asked for
+    pcie::SgEntry a{0x10000, 4096}, b{0x11000, 100}, c{0x11010, 4096};
+    e.bridge.dma_read(&a, 1, st.d1.data(), 0, {}, &st.r1);
+    e.bridge.dma_read(&b, 1, st.d2.data(), 0, {}, &st.r2);
+    e.bridge.dma_read(&c, 1, st.d3.data(), 0, {}, &st.r3);
+  });
+  e.eq.at(5 * kUs, [&e, &st] {
+    pcie::SgEntry w{0x40000, 4096};
+    e.bridge.dma_write_borrowed(
+        &w, 1, st.d1.data(), 0, [] {}, &st.r1);
+  });
+  e.eq.start(20 * kUs);
+  e.bridge.sync_all();
+  ShareResult res;
+  res.whole = bool(st.r1);
+  res.part = bool(st.r2);
+  res.unaligned = bool(st.r3);
+  res.mapped = e.mem.pages_mapped_shared();
+  res.bytes_ok = e.mem.equals(0x40000, e.mem, 0x10000, 4096);
+  st.r1.release();
+  st.r2.release();
+  st.r3.release();
+  return res;
+}
+}  // namespace
+
+TEST_CASE("bridge: with share_pages, whole-page reads hand out references, writes map them",
+          "[bridge][sharing]") {
+  ShareResult r = share_run(true);
+  CHECK(r.whole);
+  CHECK(!r.part);
+  CHECK(!r.unaligned);
+  CHECK(r.mapped == 1);
+  CHECK(r.bytes_ok);
+}
+
+TEST_CASE("bridge: without share_pages, no references and every write copies",
+          "[bridge][sharing]") {
+  ShareResult r = share_run(false);
+  CHECK(!r.whole);
+  CHECK(!r.part);
+  CHECK(!r.unaligned);
+  CHECK(r.mapped == 0);
+  CHECK(r.bytes_ok);
 }

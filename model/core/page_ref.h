@@ -1,0 +1,29 @@
+// A counted reference to one 4 KiB page of simulated host memory, held by whatever must keep
+// that page's bytes as they are now (a frame whose payload is a copy of the page). While any
+// reference is held, a write to the page by its memory copies it first (copy-on-write), so the
+// referenced bytes never change. Simulator bookkeeping: no effect on any result.
+#pragma once
+#include <cstdint>
+
+namespace rn {
+
+class PageOwner {
+ public:
+  virtual void unref(const uint8_t* page) = 0;
+
+ protected:
+  ~PageOwner() = default;
+};
+
+struct PageRef {
+  PageOwner* owner = nullptr;
+  const uint8_t* page = nullptr;  // the page's first byte; 4096 bytes
+  explicit operator bool() const { return page != nullptr; }
+  void release() {
+    if (owner) owner->unref(page);
+    owner = nullptr;
+    page = nullptr;
+  }
+};
+
+}  // namespace rn
