@@ -132,12 +132,14 @@ void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, C
   read_latency_.add(end - now());
   sim_.eq.at(read_lane_, end, [this, j] {
     sync();  // the read sees every write that completed before it
-    uint8_t* d = j->dst;
-    for (int i = 0; i < j->n; ++i) {
-      mem_.read(j->sg[i].addr, d, j->sg[i].len);
-      d += j->sg[i].len;
-    }
     if (j->share_out) *j->share_out = mem_.ref_page(j->sg[0].addr);
+    if (!j->share_out || !*j->share_out) {  // no reference (never written): the bytes
+      uint8_t* d = j->dst;
+      for (int i = 0; i < j->n; ++i) {
+        mem_.read(j->sg[i].addr, d, j->sg[i].len);
+        d += j->sg[i].len;
+      }
+    }
     Callback cb = std::move(j->done);
     put_job(j);
     if (cb) cb();
@@ -168,6 +170,9 @@ void Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_
     if (host_ && host_->watching(sg[i].addr, sg[i].len)) watched = true;
     mem_.prefetch_for_write(sg[i].addr, sg[i].len);  // applied at `end` or later
   }
+  if (share && *share && total != hostmem::kPageSize)
+    throw std::logic_error(
+        fmt::format("{}: DMA write of {} bytes from a page reference (4096)", name_, total));
   if (total == 0) {  // nothing to write: complete now (keeps the in-flight FIFO in time order)
     if (release) release();
     if (done) sim_.eq.at(start, std::move(done));
@@ -179,7 +184,7 @@ void Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_
   if (release) {
     j->borrowed = src;
     j->release = std::move(release);
-    j->share_in = p_.share_pages && share && whole_page(sg, n) ? share : nullptr;
+    j->share_in = share && *share ? share : nullptr;
   } else {
     j->data.assign(src, src + total);
   }
@@ -204,7 +209,9 @@ void Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_
 
 void Bridge::apply(Job* j) {
   const uint8_t* s = j->borrowed ? j->borrowed : j->data.data();
-  if (!j->share_in || !mem_.map_shared(j->sg[0].addr, *j->share_in)) {
+  if (j->share_in) s = j->share_in->page;
+  if (!j->share_in || !p_.share_pages || !whole_page(j->sg, j->n) ||
+      !mem_.map_shared(j->sg[0].addr, *j->share_in)) {
     for (int i = 0; i < j->n; ++i) {
       mem_.write(j->sg[i].addr, s, j->sg[i].len);
       s += j->sg[i].len;

@@ -45,8 +45,9 @@ class DmaPort {
   static constexpr int kMaxSg = 16;
   virtual ~DmaPort() = default;
   // Reads the entries, concatenated, into dst (valid until done runs). With `share` not null and
-  // page sharing on, a read of exactly one whole page also stores into *share (empty before) a
-  // reference to that page, whose bytes dst then holds (see dma_write_borrowed).
+  // page sharing on, a read of exactly one whole page of memory written before stores into
+  // *share (empty before) a reference to that page instead, and leaves dst as it is: the bytes
+  // read are the page's, frozen while the reference is held (see dma_write_borrowed).
   virtual void dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, Callback done,
                         PageRef* share = nullptr) = 0;
   // Writes src, scattered over the entries. src is copied at once: the caller may reuse it.
@@ -54,9 +55,9 @@ class DmaPort {
                          Callback done) = 0;
   // Like dma_write, without copying: src must stay valid until `release` runs, which happens
   // once the data is in host memory (no later than the end of the run). Saves a copy per packet.
-  // `share`, if not null, must stay valid as long as src, and if it refers to a page, that page's
-  // bytes must be src's first 4096: a write of exactly one whole page may then map that page
-  // (copy-on-write) instead of copying its bytes, if it is of the same page pool.
+  // `share`, if not null, must stay valid as long as src; if it refers to a page, the data are
+  // that page's 4096 bytes and src is not read. A write of exactly one whole page then maps that
+  // page (copy-on-write) instead of copying, if sharing is on and the page is of the same pool.
   virtual void dma_write_borrowed(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
                                   Callback release, const PageRef* share = nullptr) = 0;
   // MSI-X message: a 4-byte posted write upstream.

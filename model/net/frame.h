@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -26,13 +27,23 @@ struct alignas(64) Frame {
   // receiver may map that page instead of copying the payload (sim.share_pages). Released when
   // the frame returns to its pool. Anything that changes the payload in flight must release it.
   PageRef payload_page;
+  // If not 0: the payload's 4096 bytes were never copied into `data` (they would start at
+  // data[ext_off]): they are payload_page's. Who needs them in `data` calls materialize().
+  uint16_t ext_off = 0;
+  bool payload_external() const { return ext_off != 0; }
+  void materialize() {
+    if (ext_off) std::memcpy(data + ext_off, payload_page.page, 4096);
+    ext_off = 0;
+  }
   // data starts 10 bytes past a 64-byte boundary, so that the payload of a RoCEv2 packet over
   // IPv4 without extension headers (after Ethernet 14 + IPv4 20 + UDP 8 + BTH 12 = 54 bytes)
   // starts on one: the copies of payloads from and to host memory run faster.
   static constexpr size_t kDataAlign = 10;
-  uint8_t pad_[128 + kDataAlign - 2 * sizeof(void*) - 2 * sizeof(uint32_t)];
+  static constexpr size_t kMetaBytes = 26;  // the fields above (checked below)
+  uint8_t pad_[128 + kDataAlign - kMetaBytes];
   uint8_t data[kCapacity];
 };
+static_assert(offsetof(Frame, pad_) == Frame::kMetaBytes, "Frame::kMetaBytes");
 static_assert(offsetof(Frame, data) % 64 == Frame::kDataAlign, "payload alignment");
 
 class FramePool {
@@ -50,6 +61,7 @@ class FramePool {
     f->len = 0;
     f->icrc_sealed = false;
     f->payload_page.release();
+    f->ext_off = 0;
     free_.push_back(f);
   }
   size_t allocated() const { return all_.size(); }

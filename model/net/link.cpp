@@ -48,6 +48,7 @@ Tick Link::send(int side, Frame* f, Tick ready) {
   ++*d.frames;
   *d.bytes += f->len;
   if (tap_ && (tap_limit_ == 0 || tap_count_ < tap_limit_)) {
+    f->materialize();  // the recorded bytes are the frame's, payload included
     tap_->write(start, f->data, f->len);
     ++tap_count_;
     ++*tapped_;

@@ -205,7 +205,9 @@ struct NicState {
   // Frames f, whose transport bytes (tlen) are in place, and seals its ICRC for the receiver
   // (net::Frame::icrc_sealed). f->len is 0 if tlen is too large for the framing.
   void wrap(net::Frame* f, size_t tlen, const wire::PathInfo& path) {
-    f->len = static_cast<uint32_t>(framing.wrap(f->data, tlen, path));
+    wire::ExtPayload ext;
+    if (f->payload_external()) ext = {f->payload_page.page, f->ext_off, 4096};
+    f->len = static_cast<uint32_t>(framing.wrap(f->data, tlen, path, ext));
     f->icrc_sealed = f->len != 0;
   }
   // Sends a control frame (ACK/NAK) built by the caller in f, at `ready` or later.

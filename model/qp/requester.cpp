@@ -329,7 +329,11 @@ void Requester::send_one(QpCtx& q) {
     s_.dma.dma_read(
         reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload, now() + s_.mrs.latency(),
         [this, slot_idx] {
-          ring_[slot_idx].ready = true;
+          Slot& s = ring_[slot_idx];
+          // A whole page read by reference: its bytes stay in the page (4096, no pad, last).
+          if (s.f->payload_page)
+            s.f->ext_off = static_cast<uint16_t>(s_.framing.headroom() + s.tlen - 4096);
+          s.ready = true;
           drain();
         },
         &f->payload_page);

@@ -49,8 +49,11 @@ uint16_t ipv4_header_checksum(const uint8_t* ip) {
   return static_cast<uint16_t>(~fold(sum));
 }
 
-size_t RoceV2Ipv4Framing::wrap(uint8_t* buf, size_t tlen, const PathInfo& path) const {
+size_t RoceV2Ipv4Framing::wrap(uint8_t* buf, size_t tlen, const PathInfo& path,
+                               const ExtPayload& ext) const {
   if (tlen > kMaxTransportLen) return 0;
+  if (ext.bytes && (ext.off < kHeadroom + kBthLen || ext.off + ext.len > kHeadroom + tlen))
+    return 0;  // the headers the ICRC masks must be in the buffer
   const uint16_t ip_total = static_cast<uint16_t>(kIpv4HdrLen + kUdpHdrLen + tlen + kIcrcLen);
   const uint16_t udp_len = static_cast<uint16_t>(kUdpHdrLen + tlen + kIcrcLen);
 
@@ -79,7 +82,15 @@ size_t RoceV2Ipv4Framing::wrap(uint8_t* buf, size_t tlen, const PathInfo& path) 
   store_be16(udp + offsetof(UdpHdr, checksum), 0);
 
   const size_t icrc_off = kHeadroom + tlen;
-  store_le32(buf + icrc_off, icrc_roce_v2(ip, kIpv4HdrLen + kUdpHdrLen + tlen, false));
+  uint32_t icrc;
+  if (ext.bytes) {  // the CRC runs over the headers, the outside bytes, then the rest
+    icrc = icrc_roce_v2(ip, ext.off - kOffIpv4, false);
+    icrc = crc32_refl(icrc, ext.bytes, ext.len);
+    icrc = crc32_refl(icrc, buf + ext.off + ext.len, icrc_off - ext.off - ext.len);
+  } else {
+    icrc = icrc_roce_v2(ip, kIpv4HdrLen + kUdpHdrLen + tlen, false);
+  }
+  store_le32(buf + icrc_off, icrc);
   size_t n = icrc_off + kIcrcLen;
   if (n < kEthMinFrame) {
     std::memset(buf + n, 0, kEthMinFrame - n);

@@ -35,6 +35,14 @@ enum class FrameError : uint8_t {
 };
 const char* to_string(FrameError e);
 
+// Transport bytes kept outside the frame buffer: `len` bytes at `bytes` stand for the buffer's
+// [off, off + len) (counted from the buffer's start), which wrap() does not read.
+struct ExtPayload {
+  const uint8_t* bytes = nullptr;
+  size_t off = 0;
+  size_t len = 0;
+};
+
 class Framing {
  public:
   virtual ~Framing() = default;
@@ -45,8 +53,10 @@ class Framing {
   virtual size_t frame_len(size_t tlen) const = 0;
   // buf: a frame buffer whose transport bytes (BTH .. pad, tlen bytes) are already at
   // buf + headroom(). Writes the headers in front and the ICRC after; returns the frame length
-  // (no Ethernet FCS), or 0 if tlen is too large for the framing.
-  virtual size_t wrap(uint8_t* buf, size_t tlen, const PathInfo& path) const = 0;
+  // (no Ethernet FCS), or 0 if tlen is too large for the framing. With `ext`, the part of the
+  // transport bytes it names is read from ext.bytes instead of the buffer.
+  virtual size_t wrap(uint8_t* buf, size_t tlen, const PathInfo& path,
+                      const ExtPayload& ext = {}) const = 0;
   // Validates a received frame (lengths, IPv4 checksum, UDP port 4791, ICRC) and locates the
   // transport bytes: frame + *t_off, *t_len bytes (BTH .. pad). `seen` (may be null) gets the
   // addresses, TOS, TTL, UDP source port and IP id of the frame. Bytes after the IP datagram
@@ -71,7 +81,8 @@ class RoceV2Ipv4Framing final : public Framing {
     const size_t n = kHeadroom + tlen + kTailroom;
     return n < kEthMinFrame ? kEthMinFrame : n;
   }
-  size_t wrap(uint8_t* buf, size_t tlen, const PathInfo& path) const override;
+  size_t wrap(uint8_t* buf, size_t tlen, const PathInfo& path,
+              const ExtPayload& ext = {}) const override;
   FrameError unwrap(const uint8_t* frame, size_t len, size_t* t_off, size_t* t_len, PathInfo* seen,
                     bool icrc_sealed = false) const override;
 };
