@@ -111,14 +111,23 @@ PagePool::Page* PagePool::alloc(bool zero) {
     p = slabs_.back() + slab_used_++;
   }
   if (zero) std::memset(p->bytes, 0, kPageSize);
-  refs(p) = 1;
+  word(p) = 1;  // one reference, no CRC
   ++in_use_;
   return p;
 }
 
+uint32_t PagePool::crc(const Page* p) {
+  uint32_t& w = word(p);
+  if (!(w & kCrcValid)) {
+    meta(p).crc[index(p)] = crc32_gzip_refl(0, p->bytes, kPageSize);
+    w |= kCrcValid;
+  }
+  return meta(p).crc[index(p)];
+}
+
 void PagePool::unref(const uint8_t* page) {
   const auto* p = reinterpret_cast<const Page*>(page);
-  if (--refs(p) == 0) {
+  if ((--word(p) & kCount) == 0) {
     free_.push_back(const_cast<Page*>(p));
     --in_use_;
   }
@@ -207,7 +216,11 @@ HostMemory::Page* HostMemory::get_or_alloc(uint64_t page_no, bool overwrite) {
     c.slot = &slot;
     c.last_read = c.last_write = 0;
   }
-  if (PagePool::refs(c.page) > 1) c.page = unshare(c.slot, overwrite);
+  uint32_t& w = PagePool::word(c.page);
+  if ((w & PagePool::kCount) > 1)
+    c.page = unshare(c.slot, overwrite);
+  else
+    w &= PagePool::kCount;  // about to be written: its CRC goes
   last_page_no_ = page_no;
   last_page_ = c.page;
   last_mine_ = true;
@@ -230,7 +243,7 @@ PageRef HostMemory::ref_page(uint64_t page_addr) {
   if (!p) return {};
   pool_->ref(p);
   last_mine_ = false;  // the page is shared now: the next write checks it
-  return {pool_.get(), p->bytes};
+  return {pool_.get(), p->bytes, PagePool::crc(p)};
 }
 
 bool HostMemory::map_shared(uint64_t page_addr, const PageRef& ref) {

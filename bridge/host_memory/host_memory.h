@@ -48,17 +48,32 @@ class PagePool final : public PageOwner {
   struct alignas(64) Page {
     uint8_t bytes[kPageSize];
   };
-  // A slab is 2 MiB, 2 MiB-aligned: page 0 holds the reference counts of pages 1 to 511 (found
-  // from a page's address by masking it), the rest are handed out.
+  // A slab is 2 MiB, 2 MiB-aligned: page 0 holds the metadata of pages 1 to 511 (found from a
+  // page's address by masking it), the rest are handed out. A page's word: its reference count,
+  // and in bit 31 whether crc holds the CRC-32 of its bytes (cleared whenever a memory may
+  // write the page: when one finds it unshared, or allocates it).
   static constexpr size_t kSlabPages = 512;
   static constexpr size_t kSlabBytes = kSlabPages * sizeof(Page);
-  static uint32_t& refs(const Page* p) {
-    const auto a = reinterpret_cast<uintptr_t>(p);
-    auto* counts = reinterpret_cast<uint32_t*>(a & ~(uintptr_t(kSlabBytes) - 1));
-    return counts[(a & (kSlabBytes - 1)) / sizeof(Page)];
+  static constexpr uint32_t kCrcValid = 1u << 31, kCount = kCrcValid - 1;
+  struct SlabMeta {
+    uint32_t word[kSlabPages];
+    uint32_t crc[kSlabPages];
+  };
+  static_assert(sizeof(SlabMeta) <= sizeof(Page));
+  static SlabMeta& meta(const Page* p) {
+    return *reinterpret_cast<SlabMeta*>(reinterpret_cast<uintptr_t>(p) &
+                                        ~(uintptr_t(kSlabBytes) - 1));
   }
+  static size_t index(const Page* p) {
+    return (reinterpret_cast<uintptr_t>(p) & (kSlabBytes - 1)) / sizeof(Page);
+  }
+  static uint32_t& word(const Page* p) { return meta(p).word[index(p)]; }
+  static uint32_t refs(const Page* p) { return word(p) & kCount; }
+  // The CRC-32 of the page's bytes (crc32_gzip_refl(0, page, 4096)), computed once while no
+  // memory may write the page.
+  static uint32_t crc(const Page* p);
   Page* alloc(bool zero);  // one reference
-  void ref(const Page* p) { ++refs(p); }
+  void ref(const Page* p) { ++word(p); }
   std::vector<Page*> slabs_;
   size_t slab_used_ = kSlabPages;
   std::vector<Page*> free_;
@@ -97,8 +112,9 @@ class HostMemory {
                                                       uint64_t seed) const;
 
   // Page sharing (simulator speed: the bytes read are the same as with copies).
-  // A reference to the page that starts at page_addr, whose bytes then stay as they are now; an
-  // empty one if page_addr is not page-aligned or its page was never written.
+  // A reference to the page that starts at page_addr, whose bytes then stay as they are now, with
+  // their CRC-32 (computed once per page while no memory writes it); an empty one if page_addr
+  // is not page-aligned or its page was never written.
   PageRef ref_page(uint64_t page_addr);
   // Makes the page at page_addr (aligned) the page `ref` refers to, as if its 4096 bytes had been
   // written there; later writes to either copy it first. False (nothing done) if `ref` is empty,
@@ -125,6 +141,11 @@ class HostMemory {
   void prefetch_for_read(uint64_t addr, size_t len) const;
   // [addr, addr + len) will be written by write() soon: starts loading its pages' lookup entries.
   void prefetch_for_write(uint64_t addr, size_t len) const;
+  // ref_page(page_addr) will be called soon: starts loading the page's lookup entry (its bytes
+  // are not read when their CRC is known).
+  void prefetch_for_ref(uint64_t page_addr) const {
+    __builtin_prefetch(&cache_[(page_addr >> kPageBits) & (kCacheSize - 1)], 0, 3);
+  }
 
   // Statistics.
   uint64_t pages_allocated() const { return pages_.size(); }

@@ -121,12 +121,16 @@ void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, C
     j->sg[i] = sg[i];
     total += sg[i].len;
     if (sg[i].len) end = std::max(end, timing_.dma_read(start, sg[i].addr, sg[i].len));
-    mem_.prefetch_for_read(sg[i].addr, sg[i].len);  // the data is read at `end`
   }
   j->n = n;
   j->dst = dst;
   j->done = std::move(done);
   j->share_out = p_.share_pages && share && whole_page(sg, n) ? share : nullptr;
+  if (j->share_out) {
+    mem_.prefetch_for_ref(sg[0].addr);  // referenced at `end`
+  } else {
+    for (int i = 0; i < n; ++i) mem_.prefetch_for_read(sg[i].addr, sg[i].len);  // read at `end`
+  }
   ++dma_reads_;
   dma_read_bytes_ += total;
   read_latency_.add(end - now());

@@ -18,11 +18,13 @@ class PageOwner {
 struct PageRef {
   PageOwner* owner = nullptr;
   const uint8_t* page = nullptr;  // the page's first byte; 4096 bytes
+  uint32_t crc = 0;               // CRC-32 of the 4096 bytes (zlib's crc32(0, page, 4096))
   explicit operator bool() const { return page != nullptr; }
   void release() {
     if (owner) owner->unref(page);
     owner = nullptr;
     page = nullptr;
+    crc = 0;
   }
 };
 

@@ -39,7 +39,7 @@ struct alignas(64) Frame {
   // IPv4 without extension headers (after Ethernet 14 + IPv4 20 + UDP 8 + BTH 12 = 54 bytes)
   // starts on one: the copies of payloads from and to host memory run faster.
   static constexpr size_t kDataAlign = 10;
-  static constexpr size_t kMetaBytes = 26;  // the fields above (checked below)
+  static constexpr size_t kMetaBytes = 34;  // the fields above (checked below)
   uint8_t pad_[128 + kDataAlign - kMetaBytes];
   uint8_t data[kCapacity];
 };

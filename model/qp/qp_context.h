@@ -206,7 +206,8 @@ struct NicState {
   // (net::Frame::icrc_sealed). f->len is 0 if tlen is too large for the framing.
   void wrap(net::Frame* f, size_t tlen, const wire::PathInfo& path) {
     wire::ExtPayload ext;
-    if (f->payload_external()) ext = {f->payload_page.page, f->ext_off, 4096};
+    if (f->payload_external())
+      ext = {f->payload_page.page, f->ext_off, 4096, true, f->payload_page.crc};
     f->len = static_cast<uint32_t>(framing.wrap(f->data, tlen, path, ext));
     f->icrc_sealed = f->len != 0;
   }

@@ -85,7 +85,8 @@ size_t RoceV2Ipv4Framing::wrap(uint8_t* buf, size_t tlen, const PathInfo& path,
   uint32_t icrc;
   if (ext.bytes) {  // the CRC runs over the headers, the outside bytes, then the rest
     icrc = icrc_roce_v2(ip, ext.off - kOffIpv4, false);
-    icrc = crc32_refl(icrc, ext.bytes, ext.len);
+    icrc =
+        ext.has_crc ? crc32_combine(icrc, ext.crc, ext.len) : crc32_refl(icrc, ext.bytes, ext.len);
     icrc = crc32_refl(icrc, buf + ext.off + ext.len, icrc_off - ext.off - ext.len);
   } else {
     icrc = icrc_roce_v2(ip, kIpv4HdrLen + kUdpHdrLen + tlen, false);

@@ -36,11 +36,14 @@ enum class FrameError : uint8_t {
 const char* to_string(FrameError e);
 
 // Transport bytes kept outside the frame buffer: `len` bytes at `bytes` stand for the buffer's
-// [off, off + len) (counted from the buffer's start), which wrap() does not read.
+// [off, off + len) (counted from the buffer's start), which wrap() does not read. With has_crc,
+// `crc` is crc32_refl(0, bytes, len), and wrap() does not read `bytes` either.
 struct ExtPayload {
   const uint8_t* bytes = nullptr;
   size_t off = 0;
   size_t len = 0;
+  bool has_crc = false;
+  uint32_t crc = 0;
 };
 
 class Framing {

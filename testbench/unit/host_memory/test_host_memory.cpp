@@ -256,6 +256,32 @@ TEST_CASE("shared pages: each memory sees its own writes only, references keep t
   CHECK(v[1] == 0);
 }
 
+TEST_CASE("a page reference carries the CRC of the bytes it holds, also after rewrites",
+          "[hostmem][sharing]") {
+  HostMemory m;
+  std::vector<uint8_t> page(kPageSize);
+  for (size_t i = 0; i < kPageSize; ++i) page[i] = static_cast<uint8_t>(i * 7);
+  m.write(0x3000, page.data(), page.size());
+  for (int round = 0; round < 3; ++round) {
+    rn::PageRef r = m.ref_page(0x3000);
+    REQUIRE(r);
+    CHECK(r.crc == ref_crc32(page.data(), kPageSize));
+    rn::PageRef again = m.ref_page(0x3000);  // the CRC known: same answer
+    CHECK(again.crc == r.crc);
+    again.release();
+    r.release();
+    // Unshared again: written in place, and the next reference has the new CRC.
+    page[100 + round] ^= 0x5A;
+    m.write(0x3000 + 100 + round, &page[100 + round], 1);
+    page[4000] = static_cast<uint8_t>(round);
+    m.write(0x3000 + 4000, &page[4000], 1);  // a second write to the page: its fast path
+  }
+  CHECK(m.pages_copied_on_write() == 0);
+  rn::PageRef last = m.ref_page(0x3000);
+  CHECK(last.crc == ref_crc32(page.data(), kPageSize));
+  last.release();
+}
+
 TEST_CASE("map_shared refuses what it cannot share, and changes nothing then",
           "[hostmem][sharing]") {
   auto pool = std::make_shared<rn::hostmem::PagePool>();
@@ -324,6 +350,7 @@ TEST_CASE("random writes, fills, shares and references against a flat model",
         const int dst = static_cast<int>(rnd(2));
         rn::PageRef r = mem[m].ref_page(from);
         if (!r) break;  // never written
+        REQUIRE(r.crc == ref_crc32(model[m].data() + from, kPageSize));
         REQUIRE(mem[dst].map_shared(to, r));
         std::copy_n(model[m].begin() + static_cast<long>(from), kPageSize,
                     model[dst].begin() + static_cast<long>(to));
@@ -357,7 +384,10 @@ TEST_CASE("random writes, fills, shares and references against a flat model",
       INFO("step " << step << " memory " << k);
       REQUIRE(got == model[k]);
     }
-    for (const auto& h : held) REQUIRE(std::equal(h.bytes.begin(), h.bytes.end(), h.ref.page));
+    for (const auto& h : held) {
+      REQUIRE(std::equal(h.bytes.begin(), h.bytes.end(), h.ref.page));
+      REQUIRE(h.ref.crc == ref_crc32(h.bytes.data(), kPageSize));
+    }
   }
   for (auto& h : held) h.ref.release();
   // Every page in use is mapped by one of the memories: none is lost, none kept for nothing.
