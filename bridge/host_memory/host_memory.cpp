@@ -380,7 +380,8 @@ void HostMemory::fill(uint64_t addr, size_t len, uint8_t byte) {
     size_t n = chunk_len(addr, remaining);
     if (byte == 0) {  // zeros into a page never written: nothing to do
       if (find(addr >> kPageBits))
-        std::memset(get_or_alloc(addr >> kPageBits)->bytes + (addr & kPageMask), 0, n);
+        std::memset(get_or_alloc(addr >> kPageBits, n == kPageSize)->bytes + (addr & kPageMask), 0,
+                    n);
     } else {
       std::memset(get_or_alloc(addr >> kPageBits, n == kPageSize)->bytes + (addr & kPageMask), byte,
                   n);

@@ -68,7 +68,6 @@ class PagePool final : public PageOwner {
     return (reinterpret_cast<uintptr_t>(p) & (kSlabBytes - 1)) / sizeof(Page);
   }
   static uint32_t& word(const Page* p) { return meta(p).word[index(p)]; }
-  static uint32_t refs(const Page* p) { return word(p) & kCount; }
   // The CRC-32 of the page's bytes (crc32_gzip_refl(0, page, 4096)), computed once while no
   // memory may write the page.
   static uint32_t crc(const Page* p);

@@ -1,7 +1,9 @@
 // A counted reference to one 4 KiB page of simulated host memory, held by whatever must keep
 // that page's bytes as they are now (a frame whose payload is a copy of the page). While any
 // reference is held, a write to the page by its memory copies it first (copy-on-write), so the
-// referenced bytes never change. Simulator bookkeeping: no effect on any result.
+// referenced bytes never change. Simulator bookkeeping: no effect on any result. A reference must
+// be released before the memories and pool it comes from are destroyed (or never: dropping a
+// PageRef without release() only keeps its page in use).
 #pragma once
 #include <cstdint>
 

@@ -23,9 +23,10 @@ struct alignas(64) Frame {
   // a switch rewriting headers) must clear it, and the receiver's check then runs in full.
   bool icrc_sealed = false;
   // Simulator metadata: if set, the frame's transport payload is exactly the 4096 bytes of this
-  // page of a host memory (the sender's DMA read took the reference with the bytes), and a
-  // receiver may map that page instead of copying the payload (sim.share_pages). Released when
-  // the frame returns to its pool. Anything that changes the payload in flight must release it.
+  // page of a host memory (the sender's DMA read took the reference instead of the bytes), and
+  // a receiver may map that page instead of copying the payload (sim.share_pages). Released when
+  // the frame returns to its pool. Anything that changes the payload in flight must
+  // materialize() the frame, then release it.
   PageRef payload_page;
   // If not 0: the payload's 4096 bytes were never copied into `data` (they would start at
   // data[ext_off]): they are payload_page's. Who needs them in `data` calls materialize().

@@ -74,8 +74,9 @@ class System {
   std::unique_ptr<EventQueue> eq_;
   std::unique_ptr<Sim> sim_;
   net::FramePool pool_;
-  // The pages of both hosts' memories (they may share pages: sim.share_pages). Frames in flight
-  // may hold references to its pages, so it goes after them.
+  // The pages of both hosts' memories (they may share pages: sim.share_pages). Frames still in
+  // flight when the system goes hold references to its pages; frames never release them when
+  // destroyed, so the order does not matter.
   std::shared_ptr<hostmem::PagePool> pages_ = std::make_shared<hostmem::PagePool>();
   std::vector<Node> nodes_;
   std::unique_ptr<net::Link> link_;
