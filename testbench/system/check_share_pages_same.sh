@@ -1,0 +1,40 @@
+#!/bin/sh
+# Page sharing (sim.share_pages) is simulator bookkeeping: a run with it and a run without must
+# give the same wire (byte-identical pcap) and the same stats.json, except wall-clock times, the
+# setting itself and the counters of the sharing.
+#   check_share_pages_same.sh RNICSIM CONFIG
+set -eu
+rnicsim=$1
+config=$2
+out=$(mktemp -d /tmp/rnicsim-share-XXXXXX)
+trap 'rm -rf "$out"' EXIT
+for share in true false; do
+  "$rnicsim" run "$config" --out "$out/$share" --no-plots --set sim.share_pages=$share \
+    --set run.workloads=write_bw,send_bw,write_lat,send_lat --set write_bw.iterations=60 \
+    --set send_bw.iterations=60 --set write_lat.iterations=30 --set send_lat.iterations=30 \
+    --set write_bw.qps=3 --set send_bw.sges=2 --set capture.max_packets=0 >"$out/$share.txt"
+  grep -q "result: OK" "$out/$share.txt"
+done
+cmp "$out/true/wire.pcap" "$out/false/wire.pcap"
+/usr/bin/python3 - "$out/true/stats.json" "$out/false/stats.json" <<'PY'
+import json, sys
+def flat(o, p=""):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            yield from flat(v, p + "." + k)
+    elif isinstance(o, list):
+        for i, v in enumerate(o):
+            yield from flat(v, f"{p}[{i}]")
+    else:
+        yield p, o
+on, off = (dict(flat(json.load(open(f)))) for f in sys.argv[1:3])
+skip = ("wall_second", "config.sim.share_pages", "mem_pages_mapped_shared", "mem_pages_copied_on_write")
+diff = sorted(k for k in set(on) | set(off) if on.get(k) != off.get(k) and not any(s in k for s in skip))
+shared = sum(v for k, v in on.items() if k.endswith("mem_pages_mapped_shared.value"))
+print(f"check_share_pages_same: {len(on)} values, {len(diff)} differ; {int(shared)} pages mapped shared")
+for k in diff[:20]:
+    print(f"  {k}: {on.get(k)} with sharing, {off.get(k)} without")
+if diff or shared == 0:  # the premise: sharing happened in the run with it
+    sys.exit(1)
+PY
+echo "check_share_pages_same: OK (same pcap, same statistics)"
