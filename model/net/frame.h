@@ -36,6 +36,14 @@ struct alignas(64) Frame {
     if (ext_off) std::memcpy(data + ext_off, payload_page.page, 4096);
     ext_off = 0;
   }
+  // Before anything changes a frame's bytes in flight (an error injector, a switch rewriting
+  // headers, a link carrying it out of the process): its payload into `data`, its page reference
+  // and its seal dropped. The receiver then checks the ICRC in full and copies the payload.
+  void unseal() {
+    materialize();
+    payload_page.release();
+    icrc_sealed = false;
+  }
   // data starts 10 bytes past a 64-byte boundary, so that the payload of a RoCEv2 packet over
   // IPv4 without extension headers (after Ethernet 14 + IPv4 20 + UDP 8 + BTH 12 = 54 bytes)
   // starts on one: the copies of payloads from and to host memory run faster.
