@@ -3,6 +3,7 @@
 #include <isa-l/crc.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -93,9 +94,9 @@ PagePool::~PagePool() {
 
 PagePool::Page* PagePool::alloc(bool zero) {
   Page* p;
-  if (!free_.empty()) {
-    p = free_.back();
-    free_.pop_back();
+  if (free_) {
+    p = free_;
+    std::memcpy(&free_, p->bytes, sizeof(Page*));
   } else {
     if (slab_used_ == kSlabPages) {
       slabs_.reserve(slabs_.size() + 1);  // no throw after the slab is allocated
@@ -126,9 +127,11 @@ uint32_t PagePool::crc(const Page* p) {
 }
 
 void PagePool::unref(const uint8_t* page) {
-  const auto* p = reinterpret_cast<const Page*>(page);
+  auto* p = reinterpret_cast<Page*>(const_cast<uint8_t*>(page));
+  assert((word(p) & kCount) > 0 && "PagePool::unref of a page nobody refers to");
   if ((--word(p) & kCount) == 0) {
-    free_.push_back(const_cast<Page*>(p));
+    std::memcpy(p->bytes, &free_, sizeof(Page*));
+    free_ = p;
     --in_use_;
   }
 }
@@ -206,14 +209,20 @@ HostMemory::Page* HostMemory::get_or_alloc(uint64_t page_no, bool overwrite) {
   if (page_no == last_page_no_ && last_mine_) return last_page_;
   CacheEntry& c = cache_[page_no & (kCacheSize - 1)];
   if (c.page_no != page_no) {
-    Page*& slot = pages_[page_no];
-    if (!slot) {
+    auto it = pages_.find(page_no);
+    if (it == pages_.end()) {  // a new page: allocated before it enters the map
       if (!pool_) pool_ = std::make_shared<PagePool>();  // moved from
-      slot = pool_->alloc(!overwrite);
+      Page* p = pool_->alloc(!overwrite);
+      try {
+        it = pages_.emplace(page_no, p).first;
+      } catch (...) {
+        pool_->unref(p->bytes);
+        throw;
+      }
     }
     c.page_no = page_no;
-    c.page = slot;
-    c.slot = &slot;
+    c.page = it->second;
+    c.slot = &it->second;
     c.last_read = c.last_write = 0;
   }
   uint32_t& w = PagePool::word(c.page);

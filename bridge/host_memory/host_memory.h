@@ -7,6 +7,7 @@
 // Not thread-safe: const readers update a last-page cache and counters.
 #pragma once
 
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -72,10 +73,14 @@ class PagePool final : public PageOwner {
   // memory may write the page.
   static uint32_t crc(const Page* p);
   Page* alloc(bool zero);  // one reference
-  void ref(const Page* p) { ++word(p); }
+  void ref(const Page* p) {
+    assert((word(p) & kCount) < kCount && "PagePool: reference count overflow");
+    ++word(p);
+  }
   std::vector<Page*> slabs_;
   size_t slab_used_ = kSlabPages;
-  std::vector<Page*> free_;
+  // Pages nobody refers to: a list threaded through their first bytes (unref never allocates).
+  Page* free_ = nullptr;
   uint64_t in_use_ = 0;
 };
 
@@ -151,6 +156,8 @@ class HostMemory {
   uint64_t bytes_read() const { return bytes_read_; }        // by read()
   uint64_t bytes_written() const { return bytes_written_; }  // by write/fill/fill_pattern/map
   uint64_t pages_mapped_shared() const { return pages_mapped_shared_; }  // by map_shared
+  // Writes that found their page shared and took a page of their own (a copy of it, unless the
+  // write covers all of it).
   uint64_t pages_copied_on_write() const { return pages_copied_on_write_; }
   void reset_counters() {
     bytes_read_ = 0;

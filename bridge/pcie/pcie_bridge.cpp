@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <stdexcept>
 
@@ -125,6 +126,7 @@ void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, C
   j->n = n;
   j->dst = dst;
   j->done = std::move(done);
+  assert((!share || !*share) && "DMA read into a page reference already held");
   j->share_out = p_.share_pages && share && whole_page(sg, n) ? share : nullptr;
   if (j->share_out) {
     mem_.prefetch_for_ref(sg[0].addr);  // referenced at `end`

@@ -73,11 +73,10 @@ class System {
   std::string config_name_;
   std::unique_ptr<EventQueue> eq_;
   std::unique_ptr<Sim> sim_;
-  net::FramePool pool_;
-  // The pages of both hosts' memories (they may share pages: sim.share_pages). Frames still in
-  // flight when the system goes hold references to its pages; frames never release them when
-  // destroyed, so the order does not matter.
+  // The pages of both hosts' memories (they may share pages: sim.share_pages). Declared before
+  // the frame pool and the hosts: frames and memories holding references to its pages go first.
   std::shared_ptr<hostmem::PagePool> pages_ = std::make_shared<hostmem::PagePool>();
+  net::FramePool pool_;
   std::vector<Node> nodes_;
   std::unique_ptr<net::Link> link_;
   std::unique_ptr<wire::PcapWriter> pcap_;

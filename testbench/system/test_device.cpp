@@ -633,6 +633,29 @@ void rewrite_during_write(bool share) {
 
 }  // namespace
 
+TEST_CASE("Whole-page payloads into unaligned or scattered buffers arrive intact (no pcap)",
+          "[sharing]") {
+  // Without a pcap nothing copies the payloads into the frames: the receiver's bridge must take
+  // them from the pages the frames refer to, where it cannot map them.
+  Bench t;
+  t.run([&] {
+    if (!t.setup()) return;
+    t.fill(t.a, 0, 16384, 21);
+    t.recv(t.b, 11, 40000 + 100, 4096);  // an unaligned receive buffer
+    t.post(t.a, WrOpcode::SEND, 1, 0, 4096, drv::kSendSignaled);
+    t.post(t.a, WrOpcode::RDMA_WRITE, 2, 4096, 8192, drv::kSendSignaled, 0, 0, 100);
+    auto s = t.poll(t.a, t.a.scq, 2);
+    auto r = t.poll(t.b, t.b.rcq, 1);
+    t.expect(s.size() == 2 && r.size() == 1, "two send and one receive completions");
+    t.b.h->cpu(2 * kUs);  // the WRITE's last bytes land after the sender's completion
+    t.expect(t.same(t.a, 0, t.b, 40100, 4096), "SEND data in the unaligned receive buffer");
+    t.expect(t.same(t.a, 4096, t.b, 100, 8192), "WRITE data at an unaligned address");
+    t.expect(t.untouched(t.b, 0, 100) && t.untouched(t.b, 8292, 100), "nothing around the WRITE");
+  });
+  t.report();
+  CHECK(t.stats["host1"]["mem_pages_mapped_shared"]["value"].get<double>() == 0);
+}
+
 TEST_CASE("Page sharing on: the receiver holds what the wire carried, the sides stay apart",
           "[sharing]") {
   rewrite_during_write(true);

@@ -213,3 +213,36 @@ TEST_CASE("bridge: without share_pages, no references and every write copies",
   CHECK(r.mapped == 0);
   CHECK(r.bytes_ok);
 }
+
+TEST_CASE("bridge: a write given a page reference takes the page's bytes, also where it cannot map",
+          "[bridge][sharing]") {
+  // The frame's own bytes (src) are junk, as in a frame whose payload stayed in the page: an
+  // unaligned destination and one split over two entries must both get the page's bytes.
+  Env e(sharing(true));
+  e.mem.fill_pattern(0x10000, hostmem::kPageSize, 6);
+  struct {
+    std::vector<uint8_t> junk = std::vector<uint8_t>(4096, 0xEE);
+    PageRef ref;
+  } st;
+  st.ref = e.mem.ref_page(0x10000);
+  REQUIRE(st.ref);
+  e.eq.at(0, [&e, &st] {
+    pcie::SgEntry unaligned{0x20010, 4096};
+    e.bridge.dma_write_borrowed(
+        &unaligned, 1, st.junk.data(), 0, [] {}, &st.ref);
+    pcie::SgEntry split[2] = {{0x30000, 1000}, {0x40000, 3096}};
+    e.bridge.dma_write_borrowed(
+        split, 2, st.junk.data(), 0, [] {}, &st.ref);
+  });
+  e.eq.start(20 * kUs);
+  e.bridge.sync_all();
+  CHECK(e.mem.pages_mapped_shared() == 0);
+  CHECK(e.mem.first_mismatch_with_pattern(0x20010, 4096, 6) == std::nullopt);
+  std::vector<uint8_t> got(4096);
+  e.mem.read(0x30000, got.data(), 1000);
+  e.mem.read(0x40000, got.data() + 1000, 3096);
+  bool same = true;
+  for (size_t i = 0; i < got.size(); ++i) same = same && got[i] == hostmem::pattern_byte(6, i);
+  CHECK(same);
+  st.ref.release();
+}
