@@ -2,7 +2,9 @@
 // structs), no process per QP, so thousands of QPs cost memory, not events. Shared by the
 // requester, the responder, the completion engine and the command processor.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +51,20 @@ struct RecvWqeCache {
   dev::RecvWqe hdr;
   dev::Sge sge[(512 - 16) / 16];
 };
+
+// Copies n fetched WQEs (2^shift bytes each, back to back at `buf`) into a WQE cache ring from
+// index `first` on: the header, then at most max_sge of the scatter/gather entries it announces.
+template <typename Cache, typename Ring>
+void unpack_wqes(const uint8_t* buf, uint32_t n, uint8_t shift, Ring& ring, uint32_t first,
+                 uint32_t max_sge) {
+  for (uint32_t i = 0; i < n; ++i) {
+    Cache& c = ring[(first + i) % ring.size()];
+    const uint8_t* src = buf + (size_t(i) << shift);
+    std::memcpy(&c.hdr, src, sizeof c.hdr);
+    const uint32_t ns = std::min<uint32_t>(c.hdr.num_sge, max_sge);
+    std::memcpy(c.sge, src + sizeof c.hdr, ns * sizeof(dev::Sge));
+  }
+}
 
 // A send WQE started but not yet acknowledged.
 struct Outstanding {

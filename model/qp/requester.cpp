@@ -96,14 +96,8 @@ void Requester::maybe_fetch(QpCtx& q) {
       return;
     }
     QpCtx& q2 = *qq;
-    const uint32_t stride = 1u << q2.sq_shift;
-    for (uint32_t i = 0; i < n; ++i) {
-      SendWqeCache& c = q2.sq_cache[(q2.sq_fetched + i) % q2.sq_cache.size()];
-      const uint8_t* src = buf->data() + size_t(i) * stride;
-      std::memcpy(&c.hdr, src, sizeof c.hdr);
-      uint32_t ns = std::min<uint32_t>(c.hdr.num_sge, max_sge_for(q2.sq_shift));
-      std::memcpy(c.sge, src + sizeof c.hdr, ns * sizeof(dev::Sge));
-    }
+    unpack_wqes<SendWqeCache>(buf->data(), n, q2.sq_shift, q2.sq_cache, q2.sq_fetched,
+                              max_sge_for(q2.sq_shift));
     s_.put_fetch_buf(buf);
     q2.sq_fetched += n;
     wqes_fetched_ += n;

@@ -78,14 +78,8 @@ void Responder::maybe_fetch(QpCtx& q) {
       return;
     }
     QpCtx& q2 = *qq;
-    const uint32_t stride = 1u << q2.rq_shift;
-    for (uint32_t i = 0; i < n; ++i) {
-      RecvWqeCache& c = q2.rq_cache[(q2.rq_fetched + i) % q2.rq_cache.size()];
-      const uint8_t* src = buf->data() + size_t(i) * stride;
-      std::memcpy(&c.hdr, src, sizeof c.hdr);
-      uint32_t ns = std::min<uint32_t>(c.hdr.num_sge, max_rsge_for(q2.rq_shift));
-      std::memcpy(c.sge, src + sizeof c.hdr, ns * sizeof(dev::Sge));
-    }
+    unpack_wqes<RecvWqeCache>(buf->data(), n, q2.rq_shift, q2.rq_cache, q2.rq_fetched,
+                              max_rsge_for(q2.rq_shift));
     s_.put_fetch_buf(buf);
     q2.rq_fetched += n;
     q2.rq_fetching = false;

@@ -19,19 +19,27 @@ bool payload_is_pattern(const Frame& f, size_t off, uint64_t seed) {
     if (f.data[off + i] != pattern_byte(seed, i)) return false;
   return true;
 }
+
+// A frame from `pool` whose payload (at data[ext_off]) stays in m's page at `addr`, which holds
+// pattern `seed`; sealed as a sender leaves it.
+Frame* frame_on_page(FramePool& pool, HostMemory& m, uint64_t addr, uint64_t seed,
+                     uint16_t ext_off) {
+  m.fill_pattern(addr, kPageSize, seed);
+  Frame* f = pool.get();
+  f->payload_page = m.ref_page(addr);
+  REQUIRE(f->payload_page);
+  f->ext_off = ext_off;
+  f->icrc_sealed = true;
+  return f;
+}
 }  // namespace
 
 TEST_CASE("a payload kept in a page: materialize copies the bytes the reference froze",
           "[net][frame]") {
   auto pages = std::make_shared<PagePool>();
   HostMemory m(pages);
-  m.fill_pattern(0x1000, kPageSize, 3);
   FramePool pool;
-  Frame* f = pool.get();
-  f->payload_page = m.ref_page(0x1000);
-  REQUIRE(f->payload_page);
-  f->ext_off = 100;
-  f->icrc_sealed = true;
+  Frame* f = frame_on_page(pool, m, 0x1000, 3, 100);
   CHECK(f->payload_external());
   m.fill_pattern(0x1000, kPageSize, 4);  // the memory moves on: its page is copied first
   CHECK(pages->pages_in_use() == 2);
@@ -49,12 +57,8 @@ TEST_CASE("a payload kept in a page: materialize copies the bytes the reference 
 TEST_CASE("unseal: bytes in the frame, no page reference, no seal", "[net][frame]") {
   auto pages = std::make_shared<PagePool>();
   HostMemory m(pages);
-  m.fill_pattern(0x8000, kPageSize, 9);
   FramePool pool;
-  Frame* f = pool.get();
-  f->payload_page = m.ref_page(0x8000);
-  f->ext_off = 54;
-  f->icrc_sealed = true;
+  Frame* f = frame_on_page(pool, m, 0x8000, 9, 54);
   f->unseal();
   CHECK(payload_is_pattern(*f, 54, 9));
   CHECK(!f->payload_external());
