@@ -99,7 +99,12 @@ void print_report(const rn::system::RunReport& r, const std::string& cfg, const 
           "us)\n",
           w.goodput_gbps, w.msg_rate_mpps, w.messages, w.bytes, ticks_to_ns(w.end - w.start) / 1e3);
     }
-    if (p.verify)
+    if (p.verify && !w.latencies.empty())  // ping-pong: both sides' buffers checked
+      fmt::print(
+          "    verified: {} bytes received equal the bytes sent (both directions; the last byte of "
+          "each message is the round-trip marker)\n",
+          w.verified_bytes);
+    else if (p.verify)
       fmt::print("    verified: {} bytes received equal the bytes sent\n", w.verified_bytes);
     if (w.wall_seconds > 0)
       fmt::print(
