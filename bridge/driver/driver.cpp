@@ -312,6 +312,10 @@ int Driver::destroy_qp(Qp* qp) {
   io_.dma_free(qp->rq, size_t(qp->rq_size) << qp->rq_shift);
   qp->send_cq->users--;
   qp->recv_cq->users--;
+  // Its completions not yet polled go with it: a later QP given the same number must not be
+  // credited with them.
+  clean_cq(qp->send_cq, qp->qpn);
+  if (qp->recv_cq != qp->send_cq) clean_cq(qp->recv_cq, qp->qpn);
   qps_.erase(qp->qpn);
   qp_store_.erase(std::remove_if(qp_store_.begin(), qp_store_.end(),
                                  [qp](const auto& p) { return p.get() == qp; }),
@@ -324,7 +328,13 @@ int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
   int err = 0;
   uint32_t posted = 0;
   for (; wr; wr = wr->next) {
-    if (wr->num_sge < 0 || static_cast<uint32_t>(wr->num_sge) > qp->max_send_sge) {
+    // As verbs: a send queue takes work from RTS on (in ERR, it is flushed); before that the
+    // device would refuse the doorbell and the WQE would run later, unasked.
+    if (qp->state == dev::QpState::RESET || qp->state == dev::QpState::INIT ||
+        qp->state == dev::QpState::RTR) {
+      err = fail(EINVAL, fmt::format("post_send: QP {} is in state {} (needs RTS, SQD or ERR)",
+                                     qp->qpn, dev::to_string(qp->state)));
+    } else if (wr->num_sge < 0 || static_cast<uint32_t>(wr->num_sge) > qp->max_send_sge) {
       err = fail(EINVAL,
                  fmt::format("post_send: num_sge {} > max {}", wr->num_sge, qp->max_send_sge));
     } else if (qp->sq_pi - qp->sq_ci >= qp->sq_size) {
@@ -368,7 +378,9 @@ int Driver::post_recv(Qp* qp, const RecvWr* wr, const RecvWr** bad_wr) {
   int err = 0;
   uint32_t posted = 0;
   for (; wr; wr = wr->next) {
-    if (wr->num_sge < 0 || static_cast<uint32_t>(wr->num_sge) > qp->max_recv_sge) {
+    if (qp->state == dev::QpState::RESET) {
+      err = fail(EINVAL, fmt::format("post_recv: QP {} is in state RESET", qp->qpn));
+    } else if (wr->num_sge < 0 || static_cast<uint32_t>(wr->num_sge) > qp->max_recv_sge) {
       err = fail(EINVAL,
                  fmt::format("post_recv: num_sge {} > max {}", wr->num_sge, qp->max_recv_sge));
     } else if (qp->rq_pi - qp->rq_ci >= qp->rq_size) {
@@ -395,6 +407,33 @@ int Driver::post_recv(Qp* qp, const RecvWr* wr, const RecvWr** bad_wr) {
   }
   if (posted) io_.mmio_write32(dev::kQpDbBase + dev::kQpDbStride * qp->qpn + 4, qp->rq_pi & 0xFFFF);
   return err;
+}
+
+void Driver::clean_cq(Cq* cq, uint32_t qpn) {
+  // As mlx5's cq clean: walk the unpolled CQEs from the newest down, drop the QP's, and move the
+  // others up by the number dropped, so that the ring stays dense; then skip the freed slots.
+  auto slot = [cq](uint32_t i) {
+    return cq->ring + uint64_t(i & (cq->size - 1)) * sizeof(dev::Cqe);
+  };
+  auto owner = [cq](uint32_t i) { return static_cast<uint8_t>(((i >> cq->log_size) & 1) ^ 1); };
+  uint32_t prod = cq->ci;
+  for (dev::Cqe e; prod - cq->ci < cq->size; ++prod) {
+    io_.mem_read(slot(prod), &e, sizeof e);
+    if ((e.owner & 1) != owner(prod)) break;
+  }
+  uint32_t freed = 0;
+  for (uint32_t k = prod - cq->ci; k-- > 0;) {
+    const uint32_t i = cq->ci + k;
+    dev::Cqe e;
+    io_.mem_read(slot(i), &e, sizeof e);
+    if (e.qpn == qpn) {
+      ++freed;
+    } else if (freed) {
+      e.owner = owner(i + freed);
+      io_.mem_write(slot(i + freed), &e, sizeof e);
+    }
+  }
+  cq->ci += freed;
 }
 
 void Driver::update_cq_db(Cq* cq, bool arm, bool solicited) {

@@ -166,6 +166,8 @@ class Driver {
  private:
   int exec(dev::CmdOp op, const void* in, size_t in_len, void* out, size_t out_len);
   void update_cq_db(Cq* cq, bool arm, bool solicited);
+  // Removes the CQEs of QP qpn not yet polled from cq (at destroy_qp).
+  void clean_cq(Cq* cq, uint32_t qpn);
   int fail(int err, std::string why);
 
   DeviceAccess& io_;

@@ -219,11 +219,14 @@ bool SimHost::pin_pages(uint64_t va, uint64_t len, std::vector<uint64_t>* pages)
   pages->clear();
   if (len == 0 || va + len < va) return false;
   uint64_t first = va / kPage, last = (va + len - 1) / kPage;
+  if (va < kAppBase) {
+    // Below the application's space: only DMA memory this host allocated is the process's own
+    // (identity mapped); everything else is not mapped, as for reg_mr of a stray pointer.
+    if (va < kDmaBase || va + len > dma_next_ || va + len > kAppBase) return false;
+    for (uint64_t p = first; p <= last; ++p) pages->push_back(p * kPage);
+    return true;
+  }
   for (uint64_t p = first; p <= last; ++p) {
-    if (va < kAppBase) {
-      pages->push_back(p * kPage);
-      continue;
-    }
     auto it = page_table_.find(p);
     if (it == page_table_.end()) return false;
     pages->push_back(it->second);

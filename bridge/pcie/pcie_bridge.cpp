@@ -34,6 +34,8 @@ Bridge::Bridge(Sim& sim, const std::string& name, const BridgeParams& p, hostmem
           stats_.counter("mmio_writes", "count", "host MMIO writes (doorbells, registers)")),
       mmio_reads_(stats_.counter("mmio_reads", "count", "host MMIO reads")),
       msis_(stats_.counter("msi", "count", "MSI-X messages sent upstream")),
+      dma_errors_(stats_.counter("dma_errors", "count",
+                                 "DMA requests refused: range past the end of the address space")),
       read_latency_(
           stats_.histogram("dma_read_latency", "ps", "issue to last byte at the device")) {
   auto util = [this](bool up) {
@@ -81,14 +83,22 @@ void Bridge::put_job(Job* j) {
   free_jobs_.push_back(j);
 }
 
-void Bridge::check_sg(const SgEntry* sg, int n, const char* what) const {
-  if (n < 0 || n > kMaxSg)
+bool Bridge::check_sg(const SgEntry* sg, int n, const char* what) {
+  if (n < 0 || n > kMaxSg)  // a model bug, not something a driver can cause
     throw std::logic_error(
         fmt::format("{}: {} with {} scatter/gather entries (max {})", name_, what, n, int(kMaxSg)));
   for (int i = 0; i < n; ++i)
-    if (sg[i].addr + sg[i].len < sg[i].addr)
-      throw std::logic_error(fmt::format("{}: {} wraps the address space at {:#x}+{}", name_, what,
-                                         sg[i].addr, sg[i].len));
+    if (!in_address_space(sg[i].addr, sg[i].len)) {
+      // Devices check what drivers give them before they DMA; should one not, the root complex
+      // refuses the request (Unsupported Request) and the simulation goes on.
+      ++dma_errors_;
+      RN_LOG(sim_, LogCat::kError, name_,
+             "{} at {:#x}+{} runs past the end of the address space: "
+             "refused",
+             what, sg[i].addr, sg[i].len);
+      return false;
+    }
+  return true;
 }
 
 void Bridge::mmio_write32(uint64_t offset, uint32_t value) {
@@ -113,7 +123,14 @@ uint32_t Bridge::mmio_read32(uint64_t offset) {
 
 void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, Callback done,
                       PageRef* share) {
-  check_sg(sg, n, "DMA read");
+  if (!check_sg(sg, n, "DMA read")) {  // refused: all ones, as a failed completion reads
+    for (int i = 0; i < n; ++i) {
+      std::memset(dst, 0xFF, sg[i].len);
+      dst += sg[i].len;
+    }
+    if (done) sim_.eq.at(std::max(now(), not_before), std::move(done));
+    return;
+  }
   Tick start = std::max(now(), not_before);
   Tick end = start;
   uint64_t total = 0;
@@ -157,14 +174,19 @@ void Bridge::dma_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_be
   queue_write(sg, n, src, not_before, std::move(done), {}, nullptr);
 }
 
-void Bridge::dma_write_borrowed(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
+Tick Bridge::dma_write_borrowed(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
                                 Callback release, const PageRef* share) {
-  queue_write(sg, n, src, not_before, {}, std::move(release), share);
+  return queue_write(sg, n, src, not_before, {}, std::move(release), share);
 }
 
-void Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
+Tick Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
                          Callback done, Callback release, const PageRef* share) {
-  check_sg(sg, n, "DMA write");
+  if (!check_sg(sg, n, "DMA write")) {  // refused: nothing is written
+    const Tick t = std::max(now(), not_before);
+    if (release) release();
+    if (done) sim_.eq.at(t, std::move(done));
+    return t;
+  }
   sync();
   Tick start = std::max(now(), not_before);
   Tick end = start;
@@ -182,7 +204,7 @@ void Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_
   if (total == 0) {  // nothing to write: complete now (keeps the in-flight FIFO in time order)
     if (release) release();
     if (done) sim_.eq.at(start, std::move(done));
-    return;
+    return start;
   }
   Job* j = get_job();
   std::copy(sg, sg + n, j->sg);
@@ -211,6 +233,7 @@ void Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_
       if (cb) cb();
     });
   }
+  return end;
 }
 
 void Bridge::apply(Job* j) {

@@ -38,11 +38,16 @@ struct SgEntry {
   uint32_t len;
 };
 
+// True if [addr, addr+len) lies inside the 64-bit address space; a range may end exactly at 2^64.
+constexpr bool in_address_space(uint64_t addr, uint64_t len) {
+  return len == 0 || addr <= ~uint64_t(0) - (len - 1);
+}
+
 // What a device uses to reach host memory. `not_before` lets a caller add its own pipeline
 // latency without an event of its own. Completion callbacks run at the computed completion time.
 class DmaPort {
  public:
-  static constexpr int kMaxSg = 16;
+  static constexpr int kMaxSg = 64;  // every segment of one packet (xlate::SegList)
   virtual ~DmaPort() = default;
   // Reads the entries, concatenated, into dst (valid until done runs). With `share` not null and
   // page sharing on, a read of exactly one whole page of memory written before stores into
@@ -58,7 +63,9 @@ class DmaPort {
   // `share`, if not null, must stay valid as long as src; if it refers to a page, the data are
   // that page's 4096 bytes and src is not read. A write of exactly one whole page then maps that
   // page (copy-on-write) instead of copying, if sharing is on and the page is of the same pool.
-  virtual void dma_write_borrowed(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
+  // Returns the time the data is in host memory (`release` may run later: writes nobody waits
+  // for are applied lazily).
+  virtual Tick dma_write_borrowed(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
                                   Callback release, const PageRef* share = nullptr) = 0;
   // MSI-X message: a 4-byte posted write upstream.
   virtual void msi(uint64_t addr, uint32_t data, Tick not_before) = 0;
@@ -98,7 +105,7 @@ class Bridge final : public DmaPort {
                 PageRef* share = nullptr) override;
   void dma_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
                  Callback done) override;
-  void dma_write_borrowed(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
+  Tick dma_write_borrowed(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
                           Callback release, const PageRef* share = nullptr) override;
   void msi(uint64_t addr, uint32_t data, Tick not_before) override;
   using DmaPort::dma_read;
@@ -135,14 +142,15 @@ class Bridge final : public DmaPort {
   std::vector<Job*> pending_;  // DMA writes in flight, in completion order
   size_t pending_head_ = 0;
   Job* get_job();
-  void queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before, Callback done,
+  Tick queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before, Callback done,
                    Callback release, const PageRef* share);
   // One whole, aligned page: what page sharing applies to.
   static bool whole_page(const SgEntry* sg, int n) {
     return n == 1 && sg[0].len == hostmem::kPageSize && (sg[0].addr & hostmem::kPageMask) == 0;
   }
   void put_job(Job* j);
-  void check_sg(const SgEntry* sg, int n, const char* what) const;
+  // False (counted, logged) if an entry runs past the end of the address space.
+  bool check_sg(const SgEntry* sg, int n, const char* what);
   Tick now() const { return sim_.now(); }
 
   Sim& sim_;
@@ -163,6 +171,7 @@ class Bridge final : public DmaPort {
   uint64_t& mmio_writes_;
   uint64_t& mmio_reads_;
   uint64_t& msis_;
+  uint64_t& dma_errors_;
   stats::Histogram& read_latency_;
 };
 

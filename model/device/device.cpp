@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <deque>
 
 #include "model/wire/framing.h"
 
@@ -45,6 +46,15 @@ const Transition kRcTransitions[] = {
 };
 
 uint32_t log2_floor(uint64_t v) { return v ? 63 - static_cast<uint32_t>(__builtin_clzll(v)) : 0; }
+
+// The oldest freed number of a table (0 if none): a destroyed object's number is reused as late as
+// possible, so that late packets and completions meant for it are less likely to meet a new one.
+uint32_t take_free(std::deque<uint32_t>& free) {
+  if (free.empty()) return 0;
+  uint32_t n = free.front();
+  free.pop_front();
+  return n;
+}
 }  // namespace
 
 Device::Device(qp::NicState& s, uint64_t max_mr_size)
@@ -141,6 +151,8 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
       return;
     case dev::reg::EQ_LOG_SIZE:
       if (v > 16) return reg_error(RegError::BAD_VALUE, off);
+      if (v && !pcie::in_address_space(c.eq_addr, (uint64_t(1) << v) * sizeof(dev::Eqe)))
+        return reg_error(RegError::ADDR_RANGE, off);
       c.eq_log_size = static_cast<uint8_t>(v);
       c.eq_pi = c.eq_ci = 0;
       c.eq_armed = false;
@@ -233,6 +245,8 @@ void Device::cq_doorbell(uint64_t off, uint32_t v) {
 void Device::start_command(uint32_t token) {
   if (cmd_busy_) return reg_error(RegError::CMD_BUSY, dev::reg::CMD_DOORBELL);
   if (cmd_addr_ & 63) return reg_error(RegError::CMD_ADDR_ALIGN, dev::reg::CMD_DOORBELL);
+  if (!pcie::in_address_space(cmd_addr_, dev::kCmdBlockBytes))
+    return reg_error(RegError::ADDR_RANGE, dev::reg::CMD_DOORBELL);
   cmd_busy_ = true;
   cmd_last_token_ = token;
   uint64_t addr = cmd_addr_;
@@ -240,16 +254,17 @@ void Device::start_command(uint32_t token) {
     dev::CmdIn& in = cmd_in_;
     std::memcpy(&in, cmd_buf_.data(), sizeof in);
     in.token = token;
-    mtt_buf_.clear();
+    mr_pages_.clear();
+    mr_pages_.shrink_to_fit();  // a page list is handed to its region, never kept here
     if (in.opcode == static_cast<uint16_t>(dev::CmdOp::CREATE_MR)) {
       dev::CreateMrIn a;
       std::memcpy(&a, in.args, sizeof a);
-      // Read the page list only if its size is plausible; execute() reports the details.
-      uint64_t max_pages = (max_mr_size_ >> 12) + 1;
-      if (a.n_pages > 0 && a.n_pages <= max_pages && (a.mtt_addr & 7) == 0) {
-        mtt_buf_.resize(size_t(a.n_pages) * 8);
-        s_.dma.dma_read(a.mtt_addr, mtt_buf_.data(), static_cast<uint32_t>(mtt_buf_.size()), now(),
-                        [this, addr] { finish_command(addr); });
+      // The page list is read only once everything else about the region checks out: its length
+      // then follows from the region, and execute() finds the list complete.
+      if (check_mr(a).status == CmdStatus::OK) {
+        mr_pages_.resize(a.n_pages);
+        s_.dma.dma_read(a.mtt_addr, reinterpret_cast<uint8_t*>(mr_pages_.data()), a.n_pages * 8u,
+                        now(), [this, addr] { finish_command(addr); });
         return;
       }
     }
@@ -261,7 +276,7 @@ void Device::finish_command(uint64_t addr) {
   s_.sim.eq.after(s_.params.cmd_latency, [this, addr] {
     const dev::CmdIn& in = cmd_in_;
     dev::CmdOut out{};
-    Result r = execute(in, mtt_buf_, &out);
+    Result r = execute(in, &out);
     out.status = static_cast<uint8_t>(r.status);
     out.syndrome = r.syndrome;
     out.token = in.token;
@@ -276,8 +291,7 @@ void Device::finish_command(uint64_t addr) {
   });
 }
 
-Device::Result Device::execute(const dev::CmdIn& in, const std::vector<uint8_t>& mtt,
-                               dev::CmdOut* out) {
+Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
   auto arg = [&in](auto* a) { std::memcpy(a, in.args, sizeof *a); };
   auto result = [out](const auto& r) {
     static_assert(sizeof r <= sizeof out->result);
@@ -318,17 +332,12 @@ Device::Result Device::execute(const dev::CmdIn& in, const std::vector<uint8_t>&
       return {};
     }
     case dev::CmdOp::CREATE_PD: {
-      uint32_t pdn = 0;
-      for (uint32_t i = 1; i < s_.pds.size(); ++i)
-        if (!s_.pds[i]) {
-          pdn = i;
-          break;
-        }
+      uint32_t pdn = take_free(free_pds_);
       if (pdn == 0) {
         if (s_.pds.size() > p.max_pds) return {CmdStatus::NO_RESOURCES, 0};
-        pdn = static_cast<uint32_t>(s_.pds.size());
-        s_.pds.push_back(false);
-        s_.pd_users.push_back(0);
+        pdn = static_cast<uint32_t>(std::max<size_t>(1, s_.pds.size()));  // 0 is reserved
+        s_.pds.resize(pdn + 1, false);
+        s_.pd_users.resize(pdn + 1, 0);
       }
       s_.pds[pdn] = true;
       s_.pd_users[pdn] = 0;
@@ -345,12 +354,13 @@ Device::Result Device::execute(const dev::CmdIn& in, const std::vector<uint8_t>&
       if (s_.pd_users[a.handle] || s_.mrs.count_in_pd(a.handle))
         return {CmdStatus::BUSY, FIELD_OFF(dev::HandleIn, handle)};
       s_.pds[a.handle] = false;
+      free_pds_.push_back(a.handle);
       return {};
     }
     case dev::CmdOp::CREATE_MR: {
       dev::CreateMrIn a;
       arg(&a);
-      return create_mr(a, mtt, out);
+      return create_mr(a, out);
     }
     case dev::CmdOp::DESTROY_MR: {
       dev::HandleIn a;
@@ -371,6 +381,7 @@ Device::Result Device::execute(const dev::CmdIn& in, const std::vector<uint8_t>&
       if (!cq) return {CmdStatus::BAD_HANDLE, FIELD_OFF(dev::HandleIn, handle)};
       if (cq->users) return {CmdStatus::BUSY, FIELD_OFF(dev::HandleIn, handle)};
       *cq = qp::CqCtx{};
+      free_cqs_.push_back(a.handle);
       return {};
     }
     case dev::CmdOp::CREATE_QP: {
@@ -413,8 +424,7 @@ Device::Result Device::execute(const dev::CmdIn& in, const std::vector<uint8_t>&
   return {CmdStatus::BAD_OPCODE, static_cast<uint32_t>(offsetof(dev::CmdIn, opcode))};
 }
 
-Device::Result Device::create_mr(const dev::CreateMrIn& a, const std::vector<uint8_t>& mtt,
-                                 dev::CmdOut* out) {
+Device::Result Device::check_mr(const dev::CreateMrIn& a) const {
   using M = dev::CreateMrIn;
   if (a.pdn >= s_.pds.size() || !s_.pds[a.pdn]) return {CmdStatus::BAD_HANDLE, FIELD_OFF(M, pdn)};
   if (a.access & ~kKnownAccess) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, access)};
@@ -427,19 +437,28 @@ Device::Result Device::create_mr(const dev::CreateMrIn& a, const std::vector<uin
     return {CmdStatus::BAD_PARAM, FIELD_OFF(M, access)};  // zero-based MRs: not yet
   if (a.page_shift != 12) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, page_shift)};
   if (a.length == 0 || a.length > max_mr_size_) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, length)};
-  if (a.iova + a.length < a.iova) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, iova)};
+  if (!pcie::in_address_space(a.iova, a.length)) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, iova)};
   const uint64_t page = uint64_t(1) << a.page_shift;
   uint64_t first = a.iova & ~(page - 1);
   uint64_t last = (a.iova + a.length - 1) & ~(page - 1);
   uint64_t need = (last - first) / page + 1;
   if (a.n_pages != need) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, n_pages)};
   if (a.mtt_addr & 7) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, mtt_addr)};
-  if (mtt.size() != size_t(a.n_pages) * 8) return {CmdStatus::DMA_ERROR, FIELD_OFF(M, mtt_addr)};
-  std::vector<uint64_t> pages(a.n_pages);
-  std::memcpy(pages.data(), mtt.data(), mtt.size());
-  for (uint64_t pa : pages)
+  if (!pcie::in_address_space(a.mtt_addr, uint64_t(a.n_pages) * 8))
+    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, mtt_addr)};
+  return {};
+}
+
+Device::Result Device::create_mr(const dev::CreateMrIn& a, dev::CmdOut* out) {
+  using M = dev::CreateMrIn;
+  if (Result r = check_mr(a); r.status != CmdStatus::OK) return r;
+  // The page list was read by start_command (check_mr passed there too: nothing has changed).
+  if (mr_pages_.size() != a.n_pages) return {CmdStatus::DMA_ERROR, FIELD_OFF(M, mtt_addr)};
+  const uint64_t page = uint64_t(1) << a.page_shift;
+  for (uint64_t pa : mr_pages_)
     if (pa & (page - 1)) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, mtt_addr)};
-  uint32_t key = s_.mrs.add(a.pdn, a.access, a.iova, a.length, a.page_shift, std::move(pages));
+  uint32_t key = s_.mrs.add(a.pdn, a.access, a.iova, a.length, a.page_shift, std::move(mr_pages_));
+  mr_pages_.clear();
   if (key == 0) return {CmdStatus::NO_RESOURCES, 0};
   dev::CreateMrOut r{};
   r.lkey = r.rkey = key;
@@ -451,18 +470,14 @@ Device::Result Device::create_cq(const dev::CreateCqIn& a, dev::CmdOut* out) {
   using C = dev::CreateCqIn;
   if (a.log_size < 1 || a.log_size > 22 || (1u << a.log_size) > s_.params.max_cqe)
     return {CmdStatus::BAD_PARAM, FIELD_OFF(C, log_size)};
-  if (a.ring_addr == 0 || (a.ring_addr & 63))
+  if (a.ring_addr == 0 || (a.ring_addr & 63) ||
+      !pcie::in_address_space(a.ring_addr, (uint64_t(1) << a.log_size) * sizeof(dev::Cqe)))
     return {CmdStatus::BAD_PARAM, FIELD_OFF(C, ring_addr)};
-  uint32_t cqn = 0;
-  for (uint32_t i = 1; i < s_.cqs.size(); ++i)
-    if (!s_.cqs[i].valid) {
-      cqn = i;
-      break;
-    }
+  uint32_t cqn = take_free(free_cqs_);
   if (cqn == 0) {
     if (s_.cqs.size() > s_.params.max_cqs) return {CmdStatus::NO_RESOURCES, 0};
-    cqn = static_cast<uint32_t>(s_.cqs.size());
-    s_.cqs.emplace_back();
+    cqn = static_cast<uint32_t>(std::max<size_t>(1, s_.cqs.size()));  // 0 is reserved
+    s_.cqs.resize(cqn + 1);
   }
   qp::CqCtx& cq = s_.cqs[cqn];
   cq = qp::CqCtx{};
@@ -494,14 +509,13 @@ Device::Result Device::create_qp(const dev::CreateQpIn& a, dev::CmdOut* out) {
   if (a.pdn >= s_.pds.size() || !s_.pds[a.pdn]) return {CmdStatus::BAD_HANDLE, FIELD_OFF(Q, pdn)};
   if (!s_.cq(a.send_cqn)) return {CmdStatus::BAD_HANDLE, FIELD_OFF(Q, send_cqn)};
   if (!s_.cq(a.recv_cqn)) return {CmdStatus::BAD_HANDLE, FIELD_OFF(Q, recv_cqn)};
-  if (a.sq_addr == 0 || (a.sq_addr & 63)) return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, sq_addr)};
-  if (a.rq_addr == 0 || (a.rq_addr & 63)) return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, rq_addr)};
-  uint32_t qpn = 0;
-  for (uint32_t i = 2; i < s_.qps.size(); ++i)
-    if (!s_.qps[i]) {  // a destroyed QP leaves a null slot (no context to read: cheap scan)
-      qpn = i;
-      break;
-    }
+  if (a.sq_addr == 0 || (a.sq_addr & 63) ||
+      !pcie::in_address_space(a.sq_addr, uint64_t(1) << (a.log_sq_size + a.sq_wqe_shift)))
+    return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, sq_addr)};
+  if (a.rq_addr == 0 || (a.rq_addr & 63) ||
+      !pcie::in_address_space(a.rq_addr, uint64_t(1) << (a.log_rq_size + a.rq_wqe_shift)))
+    return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, rq_addr)};
+  uint32_t qpn = take_free(free_qps_);
   if (qpn == 0) {
     uint32_t n = static_cast<uint32_t>(std::max<size_t>(2, s_.qps.size()));
     if (n >= p.max_qps + 2 || n >= dev::kMaxQpDoorbells) return {CmdStatus::NO_RESOURCES, 0};
@@ -545,6 +559,7 @@ Device::Result Device::destroy_qp(uint32_t qpn) {
   s_.cqs[q->recv_cqn].users--;
   s_.pd_users[q->pdn]--;
   s_.qps[qpn].reset();
+  free_qps_.push_back(qpn);
   return {};
 }
 

@@ -3,6 +3,7 @@
 // register write or doorbell is refused and reported in ERR_CODE; a malformed command completes
 // with an error status naming the offending field. Neither touches host memory or crashes.
 #pragma once
+#include <deque>
 #include <vector>
 
 #include "bridge/pcie/pcie_bridge.h"
@@ -30,8 +31,10 @@ class Device : public pcie::MmioTarget {
   void cq_doorbell(uint64_t offset, uint32_t value);
   void start_command(uint32_t token);
   void finish_command(uint64_t addr);
-  Result execute(const dev::CmdIn& in, const std::vector<uint8_t>& mtt, dev::CmdOut* out);
-  Result create_mr(const dev::CreateMrIn& a, const std::vector<uint8_t>& mtt, dev::CmdOut* out);
+  Result execute(const dev::CmdIn& in, dev::CmdOut* out);
+  // Every check of a CREATE_MR but the page list's contents (read only once these pass).
+  Result check_mr(const dev::CreateMrIn& a) const;
+  Result create_mr(const dev::CreateMrIn& a, dev::CmdOut* out);
   Result create_cq(const dev::CreateCqIn& a, dev::CmdOut* out);
   Result create_qp(const dev::CreateQpIn& a, dev::CmdOut* out);
   Result modify_qp(const dev::ModifyQpIn& a);
@@ -47,7 +50,10 @@ class Device : public pcie::MmioTarget {
   uint32_t err_code_ = 0, err_info_ = 0, err_count_ = 0;
   std::vector<uint8_t> cmd_buf_;
   dev::CmdIn cmd_in_{};  // the command being executed (one at a time)
-  std::vector<uint8_t> mtt_buf_;
+  std::vector<uint64_t> mr_pages_;
+  // Numbers freed by DESTROY_*, oldest first: creation takes one in O(1).
+  std::deque<uint32_t> free_pds_, free_cqs_,
+      free_qps_;  // the page list of the CREATE_MR being executed
 
   stats::Group stats_;
   uint64_t& commands_;

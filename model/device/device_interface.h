@@ -60,6 +60,8 @@ enum class RegError : uint32_t {
   NO_SUCH_CQ = 8,      // doorbell for a CQ number that does not exist
   BAD_VALUE = 9,       // value out of range for the register
   WIDTH = 0xa,         // access that is not a 4-byte write at a 4-byte aligned offset
+  ADDR_RANGE = 0xb,    // a host memory range (command block, event queue) that runs past the end of
+                       // the 64-bit address space
 };
 const char* to_string(RegError v);
 

@@ -27,6 +27,8 @@ const char* to_string(RegError v) {
       return "BAD_VALUE";
     case RegError::WIDTH:
       return "WIDTH";
+    case RegError::ADDR_RANGE:
+      return "ADDR_RANGE";
   }
   return "?";
 }

@@ -11,7 +11,8 @@ Completion::Completion(NicState& s)
       error_cqes_(stats_.counter("error_cqes", "count", "CQEs with a status other than SUCCESS")),
       overruns_(stats_.counter("cq_overruns", "count", "CQEs dropped: CQ full")),
       eqes_(stats_.counter("eqes", "count", "EQEs written")),
-      eq_overruns_(stats_.counter("eq_overruns", "count", "EQEs dropped: EQ full or not set up")),
+      eq_overruns_(stats_.counter("eq_overruns", "count",
+                                  "EQEs dropped: EQ full, not set up, or past the end of memory")),
       msis_(stats_.counter("interrupts", "count", "MSI-X messages sent")) {}
 
 Completion::~Completion() { s_.sim.stats.remove(&stats_); }
@@ -55,11 +56,12 @@ void Completion::post_cqe(uint32_t cqn, const CqeInfo& c, Tick not_before) {
 }
 
 void Completion::post_eqe(dev::EqeType type, uint32_t obj, uint32_t data, Tick not_before) {
-  if (eq_log_size == 0) {
+  const uint32_t size = 1u << eq_log_size;
+  // Not set up, or its ring moved past the end of the address space since EQ_LOG_SIZE was set.
+  if (eq_log_size == 0 || !pcie::in_address_space(eq_addr, uint64_t(size) * sizeof(dev::Eqe))) {
     ++eq_overruns_;
     return;
   }
-  const uint32_t size = 1u << eq_log_size;
   if (eq_pi - eq_ci >= size) {
     ++eq_overruns_;
     return;

@@ -37,8 +37,9 @@ struct NicParams {
   uint32_t max_unacked_psn = 128;  // PSNs in flight per QP before the requester waits for ACKs
   uint32_t ack_req_every = 64;     // AckReq at least every N packets (and on each message's last)
   uint32_t sched_quantum = 1;      // packets a QP sends per turn of the round-robin scheduler
-  std::array<uint8_t, 6> mac{};    // port MAC
-  uint32_t ipv4 = 0;               // port IPv4 address (host order)
+  uint64_t rx_buffer_bytes = 256 << 10;  // receive buffer: frames held until placed in memory
+  std::array<uint8_t, 6> mac{};          // port MAC
+  uint32_t ipv4 = 0;                     // port IPv4 address (host order)
   double port_rate_bps = 100e9;
 };
 

@@ -18,6 +18,8 @@ namespace {
 static_assert(sizeof(xlate::Segment) == sizeof(pcie::SgEntry) &&
                   offsetof(xlate::Segment, len) == offsetof(pcie::SgEntry, len),
               "translation segments are handed to the DMA engine as they are");
+static_assert(xlate::SegList::kMax <= pcie::DmaPort::kMaxSg,
+              "every segment of a packet fits in one DMA request");
 
 uint32_t max_sge_for(uint8_t shift) {
   return ((1u << shift) - sizeof(dev::SendWqe)) / sizeof(dev::Sge);
@@ -40,6 +42,9 @@ Requester::Requester(NicState& s)
       acks_(stats_.counter("acks", "count", "ACKs received")),
       naks_(stats_.counter("naks", "count", "NAKs and RNR NAKs received")),
       stale_acks_(stats_.counter("stale_acks", "count", "ACKs for no outstanding PSN, ignored")),
+      ghost_responses_(stats_.counter(
+          "ghost_responses", "count",
+          "READ responses and atomic acknowledgements for nothing outstanding, discarded")),
       local_errors_(stats_.counter("local_errors", "count", "WQEs failed locally (bad WQE, lkey)")),
       flushed_(stats_.counter("flushed", "count", "send WQEs completed with WR_FLUSH_ERR")),
       stalls_window_(stats_.counter("stalls_window", "count", "scheduler skips: PSN window full")),
@@ -290,7 +295,12 @@ void Requester::send_one(QpCtx& q) {
   th.dest_qp = q.dest_qpn;
   th.psn = q.sq_psn;
   ++q.since_ackreq;
-  th.ack_req = last || q.since_ackreq >= s_.params.ack_req_every;
+  // AckReq on a message's last packet, every ack_req_every packets, and on the packet that fills
+  // the PSN window: without it, a window smaller than both the message and ack_req_every would
+  // fill with packets that ask for no ACK, and the QP would wait forever.
+  const bool fills_window =
+      static_cast<uint32_t>(w::psn_diff(q.sq_psn, q.unacked_psn)) + 1 >= s_.params.max_unacked_psn;
+  th.ack_req = last || q.since_ackreq >= s_.params.ack_req_every || fills_window;
   if (th.ack_req) q.since_ackreq = 0;
   if (write && first) {
     th.reth_va = h.remote_addr;
@@ -434,6 +444,12 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
     ++q.sq_done;
   }
   enter_error(q);
+}
+
+void Requester::on_response(QpCtx& q, const w::TransportHeader& h) {
+  ++ghost_responses_;
+  RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} {} psn {}: nothing outstanding, discarded", q.qpn,
+         w::op_info(h.opcode).name, h.psn);
 }
 
 void Requester::local_error(QpCtx& q, WcStatus st, uint8_t vendor_err) {

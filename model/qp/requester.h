@@ -18,6 +18,9 @@ class Requester {
   void sq_doorbell(QpCtx& q, uint32_t new_pi);
   // An ACKNOWLEDGE packet (ACK, NAK or RNR NAK) for this QP.
   void on_ack(QpCtx& q, const wire::TransportHeader& h);
+  // A READ response or ATOMIC ACKNOWLEDGE for this QP. None is ever expected yet (no READ or
+  // atomic is outstanding): each is a ghost response, counted and discarded; the QP carries on.
+  void on_response(QpCtx& q, const wire::TransportHeader& h);
   // The QP entered ERR: complete everything outstanding or posted with WR_FLUSH_ERR.
   void flush(QpCtx& q);
   // The QP went back to RESET.
@@ -66,6 +69,7 @@ class Requester {
   uint64_t& acks_;
   uint64_t& naks_;
   uint64_t& stale_acks_;
+  uint64_t& ghost_responses_;
   uint64_t& local_errors_;
   uint64_t& flushed_;
   uint64_t& stalls_window_;

@@ -42,8 +42,46 @@ Responder::Responder(NicState& s)
       stalls_(stats_.counter("stalls", "count",
                              "receive pipeline stalls waiting for a receive WQE fetch")),
       rwqe_fetches_(stats_.counter("rwqe_fetches", "count", "DMA reads of receive WQEs")),
-      flushed_(stats_.counter("flushed", "count", "receive WQEs completed with WR_FLUSH_ERR")) {
+      flushed_(stats_.counter("flushed", "count", "receive WQEs completed with WR_FLUSH_ERR")),
+      unsupported_ops_(stats_.counter(
+          "unsupported_requests", "count",
+          "requests refused with NAK_INV_REQ: READ, atomics, SEND with invalidate (not modelled)")),
+      rx_buffer_drops_(stats_.counter("rx_buffer_drops", "count",
+                                      "frames dropped on arrival: the receive buffer was full")),
+      rx_buffer_drop_bytes_(
+          stats_.counter("rx_buffer_drop_bytes", "B", "bytes of the frames dropped so")),
+      rx_buffer_peak_(
+          stats_.counter("rx_buffer_peak", "B", "most bytes held in the receive buffer at once")) {
   pending_.reserve(256);
+  held_.resize(256);
+}
+
+void Responder::hold_until(Tick until, uint32_t bytes) {
+  if (held_count_ == held_.size()) {  // grows while warming up; no allocation once large enough
+    std::vector<Held> bigger(held_.size() * 2);
+    for (size_t i = 0; i < held_count_; ++i) bigger[i] = held_[(held_head_ + i) % held_.size()];
+    held_.swap(bigger);
+    held_head_ = 0;
+  }
+  // DMA writes land in issue order; max() keeps the ring in time order should one not.
+  placed_until_ = std::max(placed_until_, until);
+  held_[(held_head_ + held_count_++) % held_.size()] = Held{placed_until_, bytes};
+  rx_held_ += bytes;
+  rx_buffer_peak_ = std::max(rx_buffer_peak_, rx_held_);
+}
+
+void Responder::stall_hold(const net::Frame* f) {
+  rx_held_ += f->len;
+  rx_buffer_peak_ = std::max(rx_buffer_peak_, rx_held_);
+}
+
+void Responder::release_landed() {
+  const Tick t = now();
+  while (held_count_ && held_[held_head_].until <= t) {
+    rx_held_ -= held_[held_head_].bytes;
+    held_head_ = (held_head_ + 1) % held_.size();
+    --held_count_;
+  }
 }
 
 Responder::~Responder() { s_.sim.stats.remove(&stats_); }
@@ -95,13 +133,26 @@ void Responder::maybe_fetch(QpCtx& q) {
 void Responder::receive(net::Frame* f) {
   ++frames_;
   bytes_ += f->len;
+  release_landed();
+  if (rx_held_ + f->len > s_.params.rx_buffer_bytes) {
+    // No room: the frame is lost, as at a port without flow control (PFC comes later). RC
+    // recovers from it only once retransmission is modelled; until then the sender's QP fails.
+    ++rx_buffer_drops_;
+    rx_buffer_drop_bytes_ += f->len;
+    RN_LOG(s_.sim, LogCat::kError, s_.name, "receive buffer full ({} of {} B held): frame dropped",
+           rx_held_, s_.params.rx_buffer_bytes);
+    s_.pool.put(f);
+    return;
+  }
   if (stalled_) {
+    stall_hold(f);
     pending_.push_back(f);
     return;
   }
   if (process(f) == Result::kStall) {
     stalled_ = true;
     ++stalls_;
+    stall_hold(f);
     pending_.push_back(f);
   }
 }
@@ -109,7 +160,10 @@ void Responder::receive(net::Frame* f) {
 void Responder::resume() {
   stalled_ = false;
   while (pending_head_ < pending_.size()) {
-    if (process(pending_[pending_head_]) == Result::kStall) {
+    net::Frame* f = pending_[pending_head_];
+    rx_held_ -= f->len;  // out of the stall queue (held again if its payload is placed)
+    if (process(f) == Result::kStall) {
+      stall_hold(f);
       stalled_ = true;
       return;
     }
@@ -219,6 +273,11 @@ Responder::Result Responder::process(net::Frame* f) {
     s_.pool.put(f);
     return Result::kDone;
   }
+  if (info.kind == Kind::ReadResp || info.kind == Kind::AtomicAck) {
+    s_.req->on_response(q, h);  // a response, never a request: the requester's
+    s_.pool.put(f);
+    return Result::kDone;
+  }
   if (q.state != dev::QpState::RTR && q.state != dev::QpState::RTS &&
       q.state != dev::QpState::SQD) {
     ++drop_state_;
@@ -251,7 +310,15 @@ Responder::Result Responder::process(net::Frame* f) {
   const bool is_send = info.kind == Kind::Send;
   const bool is_write = info.kind == Kind::Write;
   if (!is_send && !is_write) {
+    ++unsupported_ops_;
     fail(q, w::kAethSynNakInvReq, h.psn, "READ and atomic requests are not modelled yet");
+    s_.pool.put(f);
+    return Result::kDone;
+  }
+  if (info.has(w::kExtIeth)) {
+    ++unsupported_ops_;
+    fail(q, w::kAethSynNakInvReq, h.psn,
+         "SEND with invalidate is not modelled yet (the rkey would stay valid)");
     s_.pool.put(f);
     return Result::kDone;
   }
@@ -384,9 +451,10 @@ Responder::Result Responder::process(net::Frame* f) {
   if (plen > 0) {
     // The payload goes to host memory straight from the frame, which returns to the pool once
     // the write has landed.
-    s_.dma.dma_write_borrowed(
+    const Tick landed = s_.dma.dma_write_borrowed(
         reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload, when + s_.mrs.latency(),
         [this, f] { s_.pool.put(f); }, &f->payload_page);
+    hold_until(landed, f->len);
     frame_lent = true;
     placed_bytes_ += plen;
   }

@@ -26,6 +26,15 @@ class Responder : public net::FrameSink {
 
  private:
   enum class Result { kDone, kStall };
+  // The receive buffer: frames count from their arrival until their payload is in host memory
+  // (or until they are processed, for frames without payload to place).
+  struct Held {
+    Tick until;  // the payload's DMA write lands
+    uint32_t bytes;
+  };
+  void hold_until(Tick until, uint32_t bytes);
+  void stall_hold(const net::Frame* f);
+  void release_landed();
   Result process(net::Frame* f);
   void resume();
   void maybe_fetch(QpCtx& q);
@@ -41,6 +50,10 @@ class Responder : public net::FrameSink {
   std::vector<net::Frame*> pending_;       // frames waiting behind a stall, in arrival order
   size_t pending_head_ = 0;
   bool stalled_ = false;
+  uint64_t rx_held_ = 0;    // bytes of the receive buffer in use
+  std::vector<Held> held_;  // frames whose payload is on its way to memory, a ring
+  size_t held_head_ = 0, held_count_ = 0;
+  Tick placed_until_ = 0;  // the last hold's landing time
 
   stats::Group stats_;
   uint64_t& frames_;
@@ -60,6 +73,10 @@ class Responder : public net::FrameSink {
   uint64_t& stalls_;
   uint64_t& rwqe_fetches_;
   uint64_t& flushed_;
+  uint64_t& unsupported_ops_;
+  uint64_t& rx_buffer_drops_;
+  uint64_t& rx_buffer_drop_bytes_;
+  uint64_t& rx_buffer_peak_;
 };
 
 }  // namespace rn::qp

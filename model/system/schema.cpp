@@ -138,6 +138,10 @@ cfg::Schema make_schema() {
   s.add({"nic.ack_req_every", Kind::kInt, "64",
          "AckReq at least every N packets (and on every message's last)", 1, 1e6});
   s.add({"nic.sched_quantum", Kind::kInt, "1", "packets a QP sends per round-robin turn", 1, 1024});
+  s.add({"nic.rx_buffer", Kind::kSize, "256KiB",
+         "receive buffer: frames held from arrival until their payload is in host memory; a "
+         "frame that does not fit is dropped (rx_buffer_drops)",
+         16384, 1024.0 * 1024 * 1024});
   s.add({"nic.translate_latency", Kind::kTime, "20ns", "key check and MTT lookup per access", 0,
          1e9});
   // Capture.

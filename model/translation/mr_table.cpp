@@ -76,6 +76,7 @@ uint32_t MrTable::add(uint32_t pdn, uint32_t access, uint64_t iova, uint64_t len
   for (size_t i = 0; i < Region::kInlinePages; ++i)
     r.first_pages[i] = i < r.pages.size() ? r.pages[i] : 0;
   ++live_;
+  ++per_pd_[pdn];
   return r.key;
 }
 
@@ -85,6 +86,7 @@ bool MrTable::remove(uint32_t key) {
   Region& r = regions_[idx];
   if (!r.valid || r.key != key) return false;
   r.valid = false;
+  if (--per_pd_[r.pdn] == 0) per_pd_.erase(r.pdn);
   r.pages.clear();
   r.pages.shrink_to_fit();
   free_.push_back(idx);
@@ -100,9 +102,8 @@ const Region* MrTable::find(uint32_t key) const {
 }
 
 size_t MrTable::count_in_pd(uint32_t pdn) const {
-  return static_cast<size_t>(
-      std::count_if(regions_.begin(), regions_.end(),
-                    [pdn](const Region& r) { return r.valid && r.pdn == pdn; }));
+  auto it = per_pd_.find(pdn);
+  return it == per_pd_.end() ? 0 : it->second;
 }
 
 Status MrTable::translate(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len, uint32_t need,

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "model/core/prefetch.h"
@@ -22,9 +23,11 @@ struct Segment {
   uint32_t len;
 };
 
-// A fixed-capacity list of physical segments: no allocation on the per-packet path.
+// A fixed-capacity list of physical segments: no allocation on the per-packet path. One packet
+// carries at most 4096 bytes from at most 31 SGEs (a 512-byte receive WQE); the piece of each
+// SGE in it is at most 4096 bytes and so crosses at most one page boundary: at most 62 segments.
 struct SegList {
-  static constexpr int kMax = 16;
+  static constexpr int kMax = 64;
   Segment seg[kMax];
   int n = 0;
   void clear() { n = 0; }
@@ -85,6 +88,7 @@ class MrTable {
   std::vector<uint8_t> variant_;
   std::vector<uint32_t> free_;
   size_t live_ = 0;
+  std::unordered_map<uint32_t, size_t> per_pd_;  // live regions of each PD
   stats::Group stats_;
   uint64_t& lookups_;
   uint64_t& faults_key_;

@@ -246,3 +246,35 @@ TEST_CASE("bridge: a write given a page reference takes the page's bytes, also w
   CHECK(same);
   st.ref.release();
 }
+
+TEST_CASE("bridge: DMA that ends exactly at 2^64 works; one past it is refused, counted, survived",
+          "[bridge][range]") {
+  Env e;
+  struct State {
+    std::vector<uint8_t> out = std::vector<uint8_t>(64, 0x5A), in = std::vector<uint8_t>(64, 0),
+                         wrapped = std::vector<uint8_t>(64, 0);
+    bool wrote = false, read = false, bad_read = false, bad_write = false;
+  } st;
+  const uint64_t top = ~uint64_t(0) - 63;  // the last 64 bytes of the address space
+  State* s = &st;
+  pcie::Bridge* b = &e.bridge;
+  e.eq.at(0, [s, b, top] {
+    b->dma_write(top, s->out.data(), 64, 0, [s, b, top] {
+      s->wrote = true;
+      b->dma_read(top, s->in.data(), 64, 0, [s] { s->read = true; });
+    });
+    // 64 bytes from 32 bytes below the top wrap around to address 0: refused, all ones read.
+    b->dma_read(top + 32, s->wrapped.data(), 64, 0, [s] { s->bad_read = true; });
+    b->dma_write(top + 32, s->out.data(), 64, 0, [s] { s->bad_write = true; });
+  });
+  REQUIRE_NOTHROW(e.eq.start(100 * kUs));
+  e.bridge.sync_all();
+  CHECK(st.wrote);
+  CHECK(st.read);
+  CHECK(st.in == st.out);
+  CHECK(st.bad_read);
+  CHECK(st.bad_write);
+  CHECK(st.wrapped == std::vector<uint8_t>(64, 0xFF));
+  CHECK(read_byte(e.mem, 0) == 0);  // the refused write did not wrap to address 0
+  CHECK(e.sim.stats.to_json()["pcie"]["dma_errors"]["value"] == 2);
+}

@@ -313,7 +313,7 @@ TEST_CASE("mr_table: zero-length accesses inside the region succeed with no segm
 TEST_CASE("mr_table: out == nullptr only checks, even across more pages than a SegList holds",
           "[mr_table][translate]") {
   Env e;
-  const size_t n = 40;
+  const size_t n = SegList::kMax + 24;
   const uint32_t k = e.mr.add(1, 0, 0, n * k4K, 12, scattered(n));
   CHECK(e.mr.translate(k, 1, 0, n * k4K, 0, nullptr) == Status::kOk);
   CHECK(e.mr.translate(k, 1, 0, n * k4K + 1, 0, nullptr) == Status::kBounds);
@@ -321,16 +321,18 @@ TEST_CASE("mr_table: out == nullptr only checks, even across more pages than a S
   CHECK(e.mr.translate(k, 1, 0, n * k4K, 0, &out) == Status::kTooManySegments);
 }
 
-TEST_CASE("mr_table: 16 scattered pages fit one SegList, 17 do not", "[mr_table][translate]") {
+TEST_CASE("mr_table: SegList::kMax scattered pages fit one SegList, one more does not",
+          "[mr_table][translate]") {
   Env e;
-  const uint32_t k = e.mr.add(1, 0, 0, 17 * k4K, 12, scattered(17));
+  const uint64_t m = SegList::kMax;
+  const uint32_t k = e.mr.add(1, 0, 0, (m + 1) * k4K, 12, scattered(m + 1));
   SegList out;
-  REQUIRE(e.mr.translate(k, 1, 0, 16 * k4K, 0, &out) == Status::kOk);
+  REQUIRE(e.mr.translate(k, 1, 0, m * k4K, 0, &out) == Status::kOk);
   CHECK(out.n == SegList::kMax);
   out.clear();
-  CHECK(e.mr.translate(k, 1, 0, 17 * k4K, 0, &out) == Status::kTooManySegments);
+  CHECK(e.mr.translate(k, 1, 0, (m + 1) * k4K, 0, &out) == Status::kTooManySegments);
   out.clear();
-  CHECK(e.mr.translate(k, 1, 100, 16 * k4K, 0, &out) == Status::kTooManySegments);  // touches 17
+  CHECK(e.mr.translate(k, 1, 100, m * k4K, 0, &out) == Status::kTooManySegments);  // touches m+1
   CHECK(e.stat("faults_segments") == 2);
   CHECK(e.stat("faults_bounds") == 0);
 }

@@ -1,0 +1,194 @@
+// A two-host bench for device-interface tests: each host's driver, a PD, CQs, a QP and a
+// registered buffer per side, helpers to connect, post, poll and compare memory. Failures found
+// inside the simulation are collected and asserted after it (REQUIRE inside an SC_THREAD would
+// throw through the kernel).
+#pragma once
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "testbench/system/harness.h"
+
+namespace rn::test {
+
+using dev::WcOpcode;
+using dev::WcStatus;
+using dev::WrOpcode;
+
+inline constexpr uint32_t kLW = static_cast<uint32_t>(dev::Access::LOCAL_WRITE);
+inline constexpr uint32_t kRW = static_cast<uint32_t>(dev::Access::REMOTE_WRITE);
+
+inline uint32_t mask(std::initializer_list<dev::QpAttr> l) {
+  uint32_t v = 0;
+  for (auto a : l) v |= static_cast<uint32_t>(a);
+  return v;
+}
+
+struct Peer {
+  system::Node* n = nullptr;
+  drv::Driver* d = nullptr;
+  host::SimHost* h = nullptr;
+  uint32_t pdn = 0;
+  drv::Cq* scq = nullptr;
+  drv::Cq* rcq = nullptr;
+  drv::Qp* qp = nullptr;
+  uint64_t buf = 0;
+  uint64_t len = 0;
+  drv::Mr mr;
+};
+
+// Everything a test body sees: two peers, connected or not.
+struct Bench {
+  std::unique_ptr<cfg::Config> cfg;
+  std::unique_ptr<system::System> sys;
+  Peer a, b;
+  std::vector<std::string> failures;  // collected inside the simulation, asserted after it
+  std::string out;                    // where the run writes stats.json and wire.pcap ("": none)
+
+  explicit Bench(std::vector<std::string> sets = {}, std::string out_dir = "")
+      : out(std::move(out_dir)) {
+    sets.push_back(out.empty() ? "capture.pcap=false" : "capture.max_packets=0");
+    cfg = test::make_config(sets);
+    sys = test::make_system(*cfg);
+    for (int i = 0; i < 2; ++i) {
+      Peer& p = i ? b : a;
+      p.n = &sys->node(i);
+      p.d = p.n->driver.get();
+      p.h = p.n->host.get();
+    }
+  }
+  void expect(bool cond, const std::string& what) {
+    if (!cond) failures.push_back(what);
+  }
+  // Opens both drivers and creates PD, CQs, a QP and a 64 KiB buffer on each side.
+  bool setup(uint32_t qp_access = kLW | kRW, uint32_t mr_access = kLW | kRW, uint32_t depth = 16,
+             uint32_t sges = 2, uint64_t buf_len = 65536) {
+    for (Peer* p : {&a, &b}) {
+      if (p->d->open() || p->d->alloc_pd(&p->pdn) || p->d->create_cq(64, &p->scq) ||
+          p->d->create_cq(64, &p->rcq)) {
+        failures.push_back("setup: " + p->d->last_error());
+        return false;
+      }
+      drv::QpCap cap;
+      cap.max_send_wr = depth;
+      cap.max_recv_wr = depth;
+      cap.max_send_sge = std::min<uint32_t>(sges, 30);
+      cap.max_recv_sge = sges;
+      if (p->d->create_qp(p->pdn, p->scq, p->rcq, cap, false, &p->qp)) {
+        failures.push_back("create_qp: " + p->d->last_error());
+        return false;
+      }
+      p->len = buf_len;
+      p->buf = p->h->alloc_buffer(p->len);
+      std::vector<uint8_t> poison(p->len, 0xEE);
+      p->h->app_write(p->buf, poison.data(), p->len);
+      if (p->d->reg_mr(p->pdn, p->buf, p->len, mr_access, &p->mr)) {
+        failures.push_back("reg_mr: " + p->d->last_error());
+        return false;
+      }
+    }
+    return connect(a, b, qp_access) && connect(b, a, qp_access);
+  }
+  bool connect(Peer& me, Peer& peer, uint32_t access) {
+    drv::QpAttr at;
+    at.qp_state = dev::QpState::INIT;
+    at.qp_access_flags = access;
+    using A = dev::QpAttr;
+    int e = me.d->modify_qp(me.qp, at, mask({A::STATE, A::PKEY_INDEX, A::PORT, A::ACCESS_FLAGS}));
+    at.qp_state = dev::QpState::RTR;
+    at.dest_qp_num = peer.qp->qpn;
+    at.rq_psn = 100;
+    at.ah.dest_ipv4 = peer.n->ipv4;
+    std::memcpy(at.ah.dest_mac, peer.n->mac.data(), 6);
+    if (!e)
+      e = me.d->modify_qp(me.qp, at,
+                          mask({A::STATE, A::AV, A::PATH_MTU, A::DEST_QPN, A::RQ_PSN,
+                                A::MAX_DEST_RD_ATOMIC, A::MIN_RNR_TIMER}));
+    at.qp_state = dev::QpState::RTS;
+    at.sq_psn = 100;
+    if (!e)
+      e = me.d->modify_qp(
+          me.qp, at,
+          mask({A::STATE, A::SQ_PSN, A::TIMEOUT, A::RETRY_CNT, A::RNR_RETRY, A::MAX_QP_RD_ATOMIC}));
+    if (e) failures.push_back("connect: " + me.d->last_error());
+    return e == 0;
+  }
+  // Polls until n completions arrive or nothing comes for 1 ms of simulated time.
+  std::vector<drv::Wc> poll(Peer& p, drv::Cq* cq, size_t n) {
+    std::vector<drv::Wc> out;
+    drv::Wc wc[16];
+    while (out.size() < n) {
+      int got = p.d->poll_cq(cq, 16, wc);
+      for (int i = 0; i < got; ++i) out.push_back(wc[i]);
+      if (got == 0) {
+        uint64_t slot = cq->ring + uint64_t(cq->ci & (cq->size - 1)) * sizeof(dev::Cqe);
+        if (!p.h->wait_write(slot, sizeof(dev::Cqe), 1 * kMs)) break;
+      }
+    }
+    return out;
+  }
+  int post(Peer& p, WrOpcode op, uint64_t wr_id, uint64_t off, uint32_t len, uint32_t flags,
+           uint32_t imm = 0, int64_t rkey_delta = 0, uint64_t remote_off = 0, uint32_t lkey = 0) {
+    Peer& peer = (&p == &a) ? b : a;
+    drv::Sge sg{p.buf + off, len, lkey ? lkey : p.mr.lkey};
+    drv::SendWr wr;
+    wr.wr_id = wr_id;
+    wr.sg_list = &sg;
+    wr.num_sge = 1;
+    wr.opcode = op;
+    wr.send_flags = flags;
+    wr.imm_data = imm;
+    wr.remote_addr = peer.buf + remote_off;
+    wr.rkey = static_cast<uint32_t>(peer.mr.rkey + rkey_delta);
+    const drv::SendWr* bad = nullptr;
+    return p.d->post_send(p.qp, &wr, &bad);
+  }
+  int recv(Peer& p, uint64_t wr_id, uint64_t off, uint32_t len) {
+    drv::Sge sg{p.buf + off, len, p.mr.lkey};
+    drv::RecvWr wr;
+    wr.wr_id = wr_id;
+    wr.sg_list = &sg;
+    wr.num_sge = 1;
+    const drv::RecvWr* bad = nullptr;
+    return p.d->post_recv(p.qp, &wr, &bad);
+  }
+  bool untouched(Peer& p, uint64_t off, uint64_t len) {
+    std::vector<uint8_t> v(len);
+    p.h->app_read(p.buf + off, v.data(), len);
+    for (uint8_t x : v)
+      if (x != 0xEE) return false;
+    return true;
+  }
+  void fill(Peer& p, uint64_t off, uint64_t len, uint64_t seed) {
+    p.h->app_fill_pattern(p.buf + off, len, seed);
+  }
+  bool same(Peer& src, uint64_t soff, Peer& dst, uint64_t doff, uint64_t len) {
+    std::vector<uint8_t> x(len), y(len);
+    src.h->app_read(src.buf + soff, x.data(), len);
+    dst.h->app_read(dst.buf + doff, y.data(), len);
+    return x == y;
+  }
+  nlohmann::json stats;  // of the last run
+  void run(std::function<void()> body) {
+    auto r = sys->run_custom(std::move(body), nullptr, out);
+    if (!r.ok) failures.push_back("run: " + r.error);
+    stats = r.json["stats"];
+  }
+  void report() {
+    for (const auto& f : failures) FAIL_CHECK(f);
+    CHECK(failures.empty());
+  }
+};
+
+inline std::string wc_str(const drv::Wc& w) {
+  return fmt::format("wr_id {} op {} status {} len {} imm {:#x} flags {} qp {} src {}", w.wr_id,
+                     dev::to_string(w.opcode), dev::to_string(w.status), w.byte_len, w.imm_data,
+                     w.wc_flags, w.qp_num, w.src_qp);
+}
+
+}  // namespace rn::test
