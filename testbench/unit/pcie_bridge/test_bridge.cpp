@@ -247,7 +247,7 @@ TEST_CASE("bridge: a write given a page reference takes the page's bytes, also w
   st.ref.release();
 }
 
-TEST_CASE("bridge: DMA that ends exactly at 2^64 works; one past it is refused, counted, survived",
+TEST_CASE("bridge: DMA that ends exactly at 2^64 works and one past it is refused and counted",
           "[bridge][range]") {
   Env e;
   struct State {
