@@ -44,7 +44,16 @@ and the bad value. `rnicsim check CONFIG` validates a configuration without runn
 without a unit is in bytes, and `0` needs no unit. Integers, numbers and booleans are plain TOML
 values (`gen = 3`, `ecrc = false`). The kind column gives each key's kind. Some rules involve
 several keys, for example `link.mtu` must carry the largest packet of each workload's path MTU,
-and `cq_mod` must not exceed `tx_depth`. `rnicsim check` applies them too.
+and `cq_mod` must not exceed `tx_depth`. `rnicsim check` applies them too, and every rule a run
+would fail on: what the driver and the NIC refuse (CQ entries, QPs, MRs, queue sizes), waits
+longer than `host.driver_timeout` and runs longer than `sim.max_time` (from lower bounds of the
+latencies on the path), and more memory than the machine has (an estimate). Such an error blames
+the key changed most specifically: one set by `--set`, then one set in the configuration file
+itself, then one set in a file it includes, then a default.
+
+**Per-host PCIe.** Both hosts take the `pcie.*` keys. A `host0.pcie.*` or `host1.pcie.*` key
+that is set replaces its `pcie.*` key for that host alone (its default is then unused): for
+example `--set host1.pcie.gen=5` gives host 1 a Gen5 link and leaves host 0 on `pcie.gen`.
 
 **Includes.** A top-level `include = ["presets/cx5.toml", "presets/back_to_back.toml"]` loads
 those files first, in order, with paths relative to the including file. Later files override

@@ -1,7 +1,6 @@
 #!/usr/bin/python3
-"""Plots of one rnicsim run: reads OUT/stats.json (and OUT/latency_*.csv), writes PNG files into
-OUT. Called by `rnicsim run` at the end; can be run by hand: plot_run.py OUT"""
-import csv
+"""Plots of one rnicsim run: reads OUT/stats.json, writes PNG files into OUT. Called by
+`rnicsim run` at the end; can be run by hand: plot_run.py OUT"""
 import json
 import sys
 from pathlib import Path
@@ -20,21 +19,24 @@ def main():
     run = stats["run"]
     written = []
 
-    # One-way latency distribution of each latency workload.
+    # One-way latency distribution of each latency workload: every sample, from the histogram in
+    # stats.json (latency_<name>.csv holds only the first capture.latency_csv of them).
     for name, w in run["workloads"].items():
-        f = out / f"latency_{name}.csv"
-        if not f.exists():
+        bins = w.get("latency_histogram", {}).get("bins_ns", [])
+        total = sum(n for _, n in bins)
+        if not total:
             continue
-        with f.open() as fh:
-            lat = sorted(float(r["latency_ns"]) for r in csv.DictReader(fh))
-        if not lat:
-            continue
+        xs, ys, seen = [], [], 0
+        for lo, n in bins:
+            seen += n
+            xs.append(lo)
+            ys.append(seen / total)
         fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot(lat, [(i + 1) / len(lat) for i in range(len(lat))], drawstyle="steps-post")
-        ax.set_xlabel("one-way latency (ns)")
+        ax.plot(xs, ys, drawstyle="steps-post")
+        ax.set_xlabel("one-way latency (ns; bins of 1 ns, 1/65536 of the value above 131 us)")
         ax.set_ylabel("fraction of round trips")
         ax.set_title(f"{name}: {w['size_bytes']} B, p50 {w['latency_ns']['p50']:.0f} ns, "
-                     f"p99 {w['latency_ns']['p99']:.0f} ns")
+                     f"p99 {w['latency_ns']['p99']:.0f} ns ({total} round trips)")
         ax.grid(True, alpha=0.3)
         p = out / f"latency_{name}.png"
         fig.tight_layout()

@@ -197,8 +197,7 @@ int Driver::create_cq(int min_cqe, Cq** out) {
   }
   cq->cqn = r.cqn;
   *out = cq.get();
-  cqs_[cq->cqn] = cq.get();
-  cq_store_.push_back(std::move(cq));
+  cqs_[cq->cqn] = std::move(cq);
   return 0;
 }
 
@@ -207,10 +206,8 @@ int Driver::destroy_cq(Cq* cq) {
   in.handle = cq->cqn;
   if (int e = exec(dev::CmdOp::DESTROY_CQ, &in, sizeof in, nullptr, 0)) return e;
   io_.dma_free(cq->ring, size_t(cq->size) * sizeof(dev::Cqe));
-  cqs_.erase(cq->cqn);
-  cq_store_.erase(std::remove_if(cq_store_.begin(), cq_store_.end(),
-                                 [cq](const auto& p) { return p.get() == cq; }),
-                  cq_store_.end());
+  const uint32_t cqn = cq->cqn;  // a copy: the key must outlive the erase
+  cqs_.erase(cqn);               // frees *cq
   return 0;
 }
 
@@ -262,8 +259,7 @@ int Driver::create_qp(uint32_t pdn, Cq* send_cq, Cq* recv_cq, const QpCap& cap, 
   send_cq->users++;
   recv_cq->users++;
   *out = qp.get();
-  qps_[qp->qpn] = qp.get();
-  qp_store_.push_back(std::move(qp));
+  qps_[qp->qpn] = std::move(qp);
   return 0;
 }
 
@@ -316,11 +312,19 @@ int Driver::destroy_qp(Qp* qp) {
   // credited with them.
   clean_cq(qp->send_cq, qp->qpn);
   if (qp->recv_cq != qp->send_cq) clean_cq(qp->recv_cq, qp->qpn);
-  qps_.erase(qp->qpn);
-  qp_store_.erase(std::remove_if(qp_store_.begin(), qp_store_.end(),
-                                 [qp](const auto& p) { return p.get() == qp; }),
-                  qp_store_.end());
+  const uint32_t qpn = qp->qpn;  // a copy: the key must outlive the erase
+  qps_.erase(qpn);               // frees *qp
   return 0;
+}
+
+Qp* Driver::find_qp(uint32_t qpn) const {
+  auto it = qps_.find(qpn);
+  return it == qps_.end() ? nullptr : it->second.get();
+}
+
+Cq* Driver::find_cq(uint32_t cqn) const {
+  auto it = cqs_.find(cqn);
+  return it == cqs_.end() ? nullptr : it->second.get();
 }
 
 int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
@@ -465,7 +469,7 @@ int Driver::poll_cq(Cq* cq, int n, Wc* wc) {
     ++cq->ci;
     auto it = qps_.find(e.qpn);
     if (it != qps_.end()) {
-      Qp* qp = it->second;
+      Qp* qp = it->second.get();
       bool recv = e.opcode >= static_cast<uint8_t>(dev::WcOpcode::RECV);
       uint32_t& ci = recv ? qp->rq_ci : qp->sq_ci;
       // wqe_counter is the low 16 bits of the completed WQE's index: everything up to it is done.
@@ -495,7 +499,7 @@ int Driver::get_cq_event(Cq** out, uint64_t timeout_ns) {
       if (e.type == static_cast<uint8_t>(dev::EqeType::COMPLETION)) {
         auto it = cqs_.find(e.obj);
         if (it != cqs_.end()) {
-          *out = it->second;
+          *out = it->second.get();
           return 0;
         }
       }

@@ -163,6 +163,12 @@ class Driver {
   const std::string& last_error() const { return last_error_; }
   DeviceAccess& io() { return io_; }
 
+  // The live QPs and CQs, by number (nullptr if none), and how many there are.
+  Qp* find_qp(uint32_t qpn) const;
+  Cq* find_cq(uint32_t cqn) const;
+  size_t qp_count() const { return qps_.size(); }
+  size_t cq_count() const { return cqs_.size(); }
+
  private:
   int exec(dev::CmdOp op, const void* in, size_t in_len, void* out, size_t out_len);
   void update_cq_db(Cq* cq, bool arm, bool solicited);
@@ -180,10 +186,9 @@ class Driver {
   uint32_t last_syndrome_ = 0;
   std::string last_error_;
   std::vector<AsyncEvent> async_events_;
-  std::unordered_map<uint32_t, Qp*> qps_;
-  std::unordered_map<uint32_t, Cq*> cqs_;
-  std::vector<std::unique_ptr<Qp>> qp_store_;
-  std::vector<std::unique_ptr<Cq>> cq_store_;
+  // The live QPs and CQs, owned, by number: creation and destruction are O(1).
+  std::unordered_map<uint32_t, std::unique_ptr<Qp>> qps_;
+  std::unordered_map<uint32_t, std::unique_ptr<Cq>> cqs_;
 };
 
 }  // namespace rn::drv

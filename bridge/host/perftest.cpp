@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <numeric>
 #include <optional>
 
 namespace rn::host {
@@ -34,21 +36,15 @@ struct Perftest::Side {
   drv::Cq* scq = nullptr;
   drv::Cq* rcq = nullptr;
   std::vector<drv::Qp*> qps;
+  // Per QP; 0 (and an empty Mr) where this side has no such buffer: a bandwidth client only
+  // sends from src, its server only receives into dst.
   std::vector<uint64_t> src, dst;
   std::vector<drv::Mr> src_mr, dst_mr;
+  uint64_t buf_len = 0;  // bytes of each src buffer; dst buffers have kGuard more
+  bool checked = false;  // the received bytes were checked (see check_received)
   Side(SimHost& host, drv::Driver& drv, std::vector<uint8_t> m, uint32_t i, int x)
       : h(host), d(drv), mac(std::move(m)), ip(i), idx(x) {}
 };
-
-double WorkloadResult::percentile_ns(double p) const {
-  if (latencies.empty()) return 0;
-  std::vector<Tick> v = latencies;
-  std::sort(v.begin(), v.end());
-  // Nearest rank: the smallest sample with at least p% of the samples at or below it.
-  size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
-  rank = std::clamp<size_t>(rank, 1, v.size());
-  return ticks_to_ns(v[rank - 1]);
-}
 
 Perftest::Perftest(SimHost& ch, drv::Driver& c, SimHost& sh, drv::Driver& s,
                    const WorkloadParams& p, const std::vector<uint8_t>& cmac, uint32_t cip,
@@ -87,29 +83,37 @@ namespace {
 uint64_t seed_for(const WorkloadParams& p, int side, uint32_t qp) {
   return uint64_t(p.pattern_seed) * 1000003ull + uint64_t(side) * 65537ull + qp;
 }
-constexpr uint64_t kGuard = 64;
+constexpr uint64_t kGuard = kGuardBytes;
 
 // The complement of the pattern: differs from the expected data at every byte.
-std::vector<uint8_t> poison_bytes(uint64_t len, uint64_t seed, uint64_t offset) {
-  std::vector<uint8_t> b(len);
-  hostmem::pattern_fill(b.data(), len, seed, offset);
-  for (auto& x : b) x = static_cast<uint8_t>(~x);
-  return b;
+void poison_bytes(uint8_t* b, uint64_t len, uint64_t seed, uint64_t offset) {
+  hostmem::pattern_fill(b, len, seed, offset);
+  for (uint64_t i = 0; i < len; ++i) b[i] = static_cast<uint8_t>(~b[i]);
 }
 
+// Writes and reads buffers a page at a time: no copy of a whole message.
+constexpr uint64_t kChunk = 4096;
+
 void poison(SimHost& h, uint64_t va, uint64_t len, uint64_t seed) {
-  auto b = poison_bytes(len, seed, 0);
-  h.app_write(va, b.data(), len);
+  uint8_t b[kChunk];
+  for (uint64_t off = 0; off < len; off += kChunk) {
+    uint64_t n = std::min(kChunk, len - off);
+    poison_bytes(b, n, seed, off);
+    h.app_write(va + off, b, n);
+  }
 }
 
 // First offset in [va+from, va+to) that no longer holds the poison, if any.
 std::optional<uint64_t> poison_changed(SimHost& h, uint64_t va, uint64_t from, uint64_t to,
                                        uint64_t seed) {
-  std::vector<uint8_t> b(to - from);
-  h.app_read(va + from, b.data(), b.size());
-  auto want = poison_bytes(to - from, seed, from);
-  for (uint64_t i = 0; i < b.size(); ++i)
-    if (b[i] != want[i]) return from + i;
+  uint8_t b[kChunk], want[kChunk];
+  for (uint64_t off = from; off < to; off += kChunk) {
+    uint64_t n = std::min(kChunk, to - off);
+    h.app_read(va + off, b, n);
+    poison_bytes(want, n, seed, off);
+    for (uint64_t i = 0; i < n; ++i)
+      if (b[i] != want[i]) return off + i;
+  }
   return std::nullopt;
 }
 
@@ -134,6 +138,16 @@ int make_sges(uint64_t addr, uint64_t len, uint32_t lkey, uint32_t n, drv::Sge* 
 }
 }  // namespace
 
+uint64_t cq_entries(const WorkloadParams& p) {
+  return uint64_t(p.qps) * std::max(p.tx_depth, p.rx_depth) * 2;
+}
+// Latency tests send both ways; a bandwidth client only sends, its server only receives.
+bool sends_from(const WorkloadParams& p, bool client) { return is_lat(p.kind) || client; }
+bool receives_into(const WorkloadParams& p, bool client) { return is_lat(p.kind) || !client; }
+uint32_t mrs_per_qp(const WorkloadParams& p, bool client) {
+  return (sends_from(p, client) ? 1 : 0) + (receives_into(p, client) ? 1 : 0);
+}
+
 bool Perftest::setup(Side& s, bool is_client) {
   drv::Driver& d = s.d;
   auto check = [&](int e, const char* what) {
@@ -143,12 +157,19 @@ bool Perftest::setup(Side& s, bool is_client) {
     return e == 0;
   };
   if (!check(d.alloc_pd(&s.pdn), "alloc_pd")) return false;
-  int cqe = static_cast<int>(p_.qps * std::max(p_.tx_depth, p_.rx_depth) * 2);
-  if (!check(d.create_cq(cqe, &s.scq), "create_cq")) return false;
-  if (!check(d.create_cq(cqe, &s.rcq), "create_cq")) return false;
+  // System::validate keeps this within the driver's and the NIC's CQ sizes.
+  const uint64_t cqe = cq_entries(p_);
+  if (cqe > uint64_t(std::numeric_limits<int>::max())) {
+    set_error(fmt::format("{}: a CQ of {} entries is too large", s.h.name(), cqe));
+    return false;
+  }
+  if (!check(d.create_cq(static_cast<int>(cqe), &s.scq), "create_cq")) return false;
+  if (!check(d.create_cq(static_cast<int>(cqe), &s.rcq), "create_cq")) return false;
   uint64_t len = std::max<uint64_t>(p_.size, 1);
+  s.buf_len = len;
   const uint32_t lw = static_cast<uint32_t>(dev::Access::LOCAL_WRITE);
   const uint32_t rw = static_cast<uint32_t>(dev::Access::REMOTE_WRITE);
+  const bool need_src = sends_from(p_, is_client), need_dst = receives_into(p_, is_client);
   for (uint32_t i = 0; i < p_.qps; ++i) {
     drv::QpCap cap;
     cap.max_send_wr = p_.tx_depth;
@@ -158,20 +179,25 @@ bool Perftest::setup(Side& s, bool is_client) {
     drv::Qp* qp = nullptr;
     if (!check(d.create_qp(s.pdn, s.scq, s.rcq, cap, false, &qp), "create_qp")) return false;
     s.qps.push_back(qp);
-    uint64_t src = s.h.alloc_buffer(len), dst = s.h.alloc_buffer(len + kGuard);
-    s.h.app_fill_pattern(src, len, seed_for(p_, s.idx, i));
-    // Poison the destination and a guard zone after it with the complement of the expected
-    // bytes: every byte the NIC must write has to change, and the guard must not.
-    poison(s.h, dst, len + kGuard, seed_for(p_, 1 - s.idx, i));
-    s.src.push_back(src);
-    s.dst.push_back(dst);
-    drv::Mr m1, m2;
-    if (!check(d.reg_mr(s.pdn, src, len, lw, &m1), "reg_mr")) return false;
-    if (!check(d.reg_mr(s.pdn, dst, len, lw | rw, &m2), "reg_mr")) return false;
-    s.src_mr.push_back(m1);
-    s.dst_mr.push_back(m2);
-    x_->info[s.idx].push_back(
-        ConnInfo{qp->qpn, (0x1000u * (i + 1) + (is_client ? 7u : 3u)) & 0xFFFFFF, m2.rkey, dst});
+    s.src.push_back(0);
+    s.dst.push_back(0);
+    s.src_mr.emplace_back();
+    s.dst_mr.emplace_back();
+    if (need_src) {
+      s.src[i] = s.h.alloc_buffer(len);
+      s.h.app_fill_pattern(s.src[i], len, seed_for(p_, s.idx, i));
+      if (!check(d.reg_mr(s.pdn, s.src[i], len, lw, &s.src_mr[i]), "reg_mr")) return false;
+    }
+    if (need_dst) {
+      // Poison the destination and a guard zone after it with the complement of the expected
+      // bytes: every byte the NIC must write has to change, and the guard must not.
+      s.dst[i] = s.h.alloc_buffer(len + kGuard);
+      poison(s.h, s.dst[i], len + kGuard, seed_for(p_, 1 - s.idx, i));
+      if (!check(d.reg_mr(s.pdn, s.dst[i], len, lw | rw, &s.dst_mr[i]), "reg_mr")) return false;
+    }
+    x_->info[s.idx].push_back(ConnInfo{qp->qpn,
+                                       (0x1000u * (i + 1) + (is_client ? 7u : 3u)) & 0xFFFFFF,
+                                       s.dst_mr[i].rkey, s.dst[i]});
   }
   return true;
 }
@@ -224,11 +250,20 @@ bool Perftest::connect(Side& s, bool is_client) {
 
 void Perftest::teardown(Side& s) {
   for (auto* qp : s.qps) s.d.destroy_qp(qp);
-  for (auto& m : s.src_mr) s.d.dereg_mr(m);
-  for (auto& m : s.dst_mr) s.d.dereg_mr(m);
+  for (auto& m : s.src_mr)
+    if (m.length) s.d.dereg_mr(m);
+  for (auto& m : s.dst_mr)
+    if (m.length) s.d.dereg_mr(m);
   if (s.scq) s.d.destroy_cq(s.scq);
   if (s.rcq) s.d.destroy_cq(s.rcq);
   if (s.pdn) s.d.dealloc_pd(s.pdn);
+  // The workload is over (its received bytes checked): its buffers go back before the next one.
+  for (uint64_t va : s.src)
+    if (va) s.h.free_buffer(va, s.buf_len);
+  for (uint64_t va : s.dst)
+    if (va) s.h.free_buffer(va, s.buf_len + kGuard);
+  s.src.clear();
+  s.dst.clear();
 }
 
 bool Perftest::wait_cq(Side& s, drv::Cq* cq, drv::Wc* wc, int n, int* got) {
@@ -275,6 +310,7 @@ void Perftest::run_client() {
     } else {
       client_bw();
     }
+    if (is_lat(p_.kind) && res_.ok && p_.verify) check_received(*c_);
     sync(0, 3);
     sync(0, 4);
   }
@@ -292,7 +328,7 @@ void Perftest::run_server() {
     } else {
       server_bw();
     }
-    sync(1, 3);
+    if (sync(1, 3) && res_.ok && p_.verify) check_received(*s_);
     sync(1, 4);
   }
   teardown(*s_);
@@ -305,46 +341,41 @@ void Perftest::fail(const std::string& why) { set_error(why); }
 
 bool Perftest::verify() {
   if (res_.error.empty() && !res_.ok) res_.error = "the workload did not run to its end";
+  if (res_.error.empty() && p_.verify && (!s_->checked || (is_lat(p_.kind) && !c_->checked)))
+    res_.error = "the run stopped before the received bytes were checked";
   if (!res_.error.empty()) res_.ok = false;
-  if (!res_.ok || !p_.verify) return res_.ok;
-  // After the simulation has drained, every DMA write has landed.
-  Side& s = *s_;
+  return res_.ok;
+}
+
+// In the side's thread, once its last message has arrived: every DMA write in flight lands, then
+// each received buffer must hold the peer's pattern, and its guard zone the poison.
+void Perftest::check_received(Side& s) {
+  s.checked = true;
+  const char* who = s.idx == 0 ? "client" : "server";
+  const char* peer = s.idx == 0 ? "server" : "client";
   for (uint32_t q = 0; q < s.dst.size(); ++q) {
+    if (!s.dst[q]) continue;
+    const uint64_t seed = seed_for(p_, 1 - s.idx, q);
+    s.h.wait_writes_landed(s.dst[q], s.buf_len + kGuard);
     // Latency tests: the last byte carries the round-trip marker, not the pattern.
     uint64_t n = is_lat(p_.kind) ? (p_.size ? p_.size - 1 : 0) : p_.size;
-    auto bad = s.h.app_check_pattern(s.dst[q], n, seed_for(p_, 0, q));
-    if (bad) {
+    if (auto bad = s.h.app_check_pattern(s.dst[q], n, seed)) {
       res_.ok = false;
-      res_.error = fmt::format(
-          "server QP {}: received byte {} of {} differs from the client's data", q, *bad, p_.size);
-      return false;
+      if (res_.error.empty())
+        res_.error = fmt::format("{} QP {}: received byte {} of {} differs from the {}'s data", who,
+                                 q, *bad, p_.size, peer);
+      return;
     }
-    uint64_t len = std::max<uint64_t>(p_.size, 1);
-    if (auto g = poison_changed(s.h, s.dst[q], p_.size, len + kGuard, seed_for(p_, 0, q))) {
+    if (auto g = poison_changed(s.h, s.dst[q], p_.size, s.buf_len + kGuard, seed)) {
       res_.ok = false;
-      res_.error =
-          fmt::format("server QP {}: byte {} past the end of the {}-byte message was overwritten",
-                      q, *g, p_.size);
-      return false;
+      if (res_.error.empty())
+        res_.error =
+            fmt::format("{} QP {}: byte {} past the end of the {}-byte message was overwritten",
+                        who, q, *g, p_.size);
+      return;
     }
     res_.verified_bytes += n;
   }
-  if (is_lat(p_.kind)) {
-    Side& c = *c_;
-    for (uint32_t q = 0; q < c.dst.size(); ++q) {
-      uint64_t n = p_.size ? p_.size - 1 : 0;
-      auto bad = c.h.app_check_pattern(c.dst[q], n, seed_for(p_, 1, q));
-      if (bad) {
-        res_.ok = false;
-        res_.error =
-            fmt::format("client QP {}: received byte {} of {} differs from the server's data", q,
-                        *bad, p_.size);
-        return false;
-      }
-      res_.verified_bytes += n;
-    }
-  }
-  return true;
 }
 
 void Perftest::client_bw() {
@@ -357,9 +388,16 @@ void Perftest::client_bw() {
   std::vector<drv::Wc> wc(64);
   drv::Sge sg[32];
   const auto& peer = x_->info[1];
+  // The QPs that may have room for more WQEs: every QP at first, then those that got a
+  // completion, in QP order (the order a scan of every QP would post them in). The others are
+  // full or done: no scan of every QP per batch of completions.
+  std::vector<uint32_t> ready(nq);
+  std::iota(ready.begin(), ready.end(), 0u);
+  std::vector<uint8_t> queued(nq, 1);
   traffic_begin();
   while (done < total) {
-    for (uint32_t q = 0; q < nq; ++q) {
+    for (uint32_t q : ready) {
+      queued[q] = 0;
       while (posted[q] < p_.iterations && posted[q] - completed[q] < p_.tx_depth) {
         drv::SendWr wr;
         wr.wr_id = (uint64_t(q) << 40) | posted[q];
@@ -383,6 +421,7 @@ void Perftest::client_bw() {
         ++posted[q];
       }
     }
+    ready.clear();
     int got = 0;
     if (!wait_cq(s, s.scq, wc.data(), static_cast<int>(wc.size()), &got)) return;
     for (int i = 0; i < got; ++i) {
@@ -395,7 +434,12 @@ void Perftest::client_bw() {
       done += n - completed[q];
       completed[q] = n;
       ++res_.completions;
+      if (!queued[q] && posted[q] < p_.iterations) {
+        queued[q] = 1;
+        ready.push_back(q);
+      }
     }
+    std::sort(ready.begin(), ready.end());
   }
   traffic_end();
   res_.messages = total;
@@ -544,14 +588,18 @@ void Perftest::client_lat() {
   drv::Wc wc[16];
   const uint64_t n = p_.warmup + p_.iterations;
   uint64_t recv_posted = 0;
-  res_.latencies.reserve(p_.iterations);
+  res_.latency_samples.reserve(std::min(p_.keep_samples, p_.iterations));
   if (is_send(p_.kind) && !lat_post_recv(s, recv_posted++)) return;
   traffic_begin();
   for (uint64_t i = 0; i < n; ++i) {
     Tick t0 = s.h.now();
     if (!lat_send(s, i, x_->info[1][0]) || !lat_await(s, i, n, &recv_posted)) return;
     Tick t1 = s.h.now();
-    if (i >= p_.warmup) res_.latencies.push_back((t1 - t0) / 2);
+    if (i >= p_.warmup) {
+      res_.latency.add((t1 - t0) / 2);
+      if (res_.latency_samples.size() < p_.keep_samples)
+        res_.latency_samples.push_back((t1 - t0) / 2);
+    }
     // Reap our send completion (it arrived before the answer could).
     int got = 0;
     if (!wait_cq(s, s.scq, wc, 16, &got)) return;

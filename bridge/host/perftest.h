@@ -10,6 +10,7 @@
 
 #include "bridge/driver/driver.h"
 #include "bridge/host/sim_host.h"
+#include "model/core/latency_histogram.h"
 
 namespace rn::host {
 
@@ -27,6 +28,7 @@ struct WorkloadParams {
   bool imm = false;         // use the WITH_IMM opcodes; the server checks every value
   bool verify = true;       // check every received byte against the sender's pattern
   uint32_t pattern_seed = 1;
+  uint64_t keep_samples = 0;  // latency: the first samples kept one by one (for a CSV)
 };
 
 struct WorkloadResult {
@@ -36,14 +38,26 @@ struct WorkloadResult {
   Tick start = 0, end = 0;
   uint64_t messages = 0, bytes = 0;
   double goodput_gbps = 0, msg_rate_mpps = 0;
-  std::vector<Tick> latencies;  // one-way (half round trip) per counted iteration
+  // Latency tests: one-way latency (half a round trip) of every counted iteration, and the first
+  // params.keep_samples of them in order.
+  LatencyHistogram latency;
+  std::vector<Tick> latency_samples;
   uint64_t verified_bytes = 0;
   uint64_t completions = 0;
   // The traffic phase in wall-clock terms: how fast the simulator ran it.
   double wall_seconds = 0;
   uint64_t packets = 0;  // frames on the wire during the traffic phase
-  double percentile_ns(double p) const;
+  double percentile_ns(double p) const { return latency.percentile_ns(p); }
 };
+
+// What one side of a workload holds on its NIC and in its memory at once (System::validate checks
+// these against the NIC's limits before a run, and estimates memory from them).
+uint64_t cq_entries(const WorkloadParams& p);  // entries asked for each of the side's two CQs
+bool sends_from(const WorkloadParams& p, bool client);     // the side has a source buffer per QP
+bool receives_into(const WorkloadParams& p, bool client);  // ... a destination buffer per QP
+uint32_t mrs_per_qp(const WorkloadParams& p, bool client);
+constexpr uint32_t kCqsPerSide = 2, kPdsPerSide = 1;
+constexpr uint64_t kGuardBytes = 64;  // after each destination buffer, checked unchanged
 
 // One connection's worth of shared out-of-band state between the two sides.
 struct Exchange;
@@ -60,7 +74,9 @@ class Perftest {
   void run_server();
   // Marks the workload failed before it could run (e.g. the driver did not open).
   void fail(const std::string& why);
-  // After the simulation has drained: checks every received byte against the sender's pattern.
+  // After the run: marks the workload failed if it did not run to its end, or (with
+  // params.verify) if the run stopped before its received bytes were checked. Each side checks
+  // them itself, as soon as its last message has arrived and before its buffers are freed.
   bool verify();
   const WorkloadResult& result() const { return res_; }
   // Counts frames on the wire (both directions), sampled when the traffic starts and ends.
@@ -72,6 +88,7 @@ class Perftest {
   bool setup(Side& s, bool is_client);
   bool connect(Side& s, bool is_client);
   void teardown(Side& s);
+  void check_received(Side& s);
   void client_bw();
   void client_lat();
   void server_bw();

@@ -75,6 +75,30 @@ uint64_t SimHost::alloc_buffer(uint64_t len) {
   return va;
 }
 
+void SimHost::free_buffer(uint64_t va, uint64_t len) {
+  if (len == 0) len = 1;
+  const uint64_t n = (len + kPage - 1) / kPage;
+  bridge_.sync();  // writes that have landed go first: none may land in a page given back
+  for (uint64_t i = 0; i < n; ++i) {
+    auto it = page_table_.find(va / kPage + i);
+    if (it == page_table_.end()) continue;
+    mem_.discard(it->second, kPage);
+    page_table_.erase(it);
+  }
+}
+
+void SimHost::wait_writes_landed(uint64_t va, uint64_t len) {
+  for (;;) {
+    Tick due = kTickNever;
+    for_each_phys(va, len, [&](uint64_t pa, size_t n) {
+      due = std::min(due, bridge_.pending_write_time(pa, n));
+    });
+    if (due == kTickNever) return;
+    if (due > now()) cpu(due - now());
+    bridge_.sync();
+  }
+}
+
 uint64_t SimHost::translate(uint64_t va) const {
   if (va < kAppBase) return va;
   auto it = page_table_.find(va / kPage);
@@ -116,22 +140,22 @@ void SimHost::app_read(uint64_t va, void* dst, size_t len) {
 }
 
 void SimHost::app_fill_pattern(uint64_t va, uint64_t len, uint64_t seed) {
-  std::vector<uint8_t> buf(kPage);
+  uint8_t buf[kPage];  // a page at a time, on the stack: no allocation per buffer
   for (uint64_t off = 0; off < len;) {
     size_t n = std::min<uint64_t>(page_rest(va + off), len - off);
-    hostmem::pattern_fill(buf.data(), n, seed, off);
-    app_write(va + off, buf.data(), n);
+    hostmem::pattern_fill(buf, n, seed, off);
+    app_write(va + off, buf, n);
     off += n;
   }
 }
 
 std::optional<uint64_t> SimHost::app_check_pattern(uint64_t va, uint64_t len, uint64_t seed) {
-  std::vector<uint8_t> buf(kPage), want(kPage);
+  uint8_t buf[kPage], want[kPage];
   for (uint64_t off = 0; off < len;) {
     size_t n = std::min<uint64_t>(page_rest(va + off), len - off);
-    app_read(va + off, buf.data(), n);
-    hostmem::pattern_fill(want.data(), n, seed, off);
-    if (std::memcmp(buf.data(), want.data(), n) != 0)
+    app_read(va + off, buf, n);
+    hostmem::pattern_fill(want, n, seed, off);
+    if (std::memcmp(buf, want, n) != 0)
       for (size_t i = 0; i < n; ++i)
         if (buf[i] != want[i]) return off + i;
     off += n;
@@ -208,8 +232,12 @@ uint64_t SimHost::dma_alloc(size_t len, size_t align) {
   return a;
 }
 
-void SimHost::dma_free(uint64_t, size_t) {
-  // Bump allocator: freed DMA memory is not reused (the address space is 64-bit and sparse).
+void SimHost::dma_free(uint64_t bus_addr, size_t len) {
+  // Bump allocator: freed DMA addresses are not reused (the address space is 64-bit and sparse),
+  // but the pages wholly inside the allocation go back.
+  if (len == 0) return;
+  bridge_.sync();
+  mem_.discard(bus_addr, len);
 }
 
 void SimHost::mem_write(uint64_t addr, const void* src, size_t len) { app_write(addr, src, len); }

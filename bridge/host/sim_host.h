@@ -51,6 +51,11 @@ class SimHost : public pcie::HostObserver, public drv::DeviceAccess {
 
   // Application memory: page-aligned virtual buffers.
   uint64_t alloc_buffer(uint64_t len);
+  // Unmaps a buffer of alloc_buffer(len) and gives its pages back (its frames are not reused:
+  // the frame numbers are plentiful).
+  void free_buffer(uint64_t va, uint64_t len);
+  // Waits until every DMA write in flight to [va, va+len) has landed in memory.
+  void wait_writes_landed(uint64_t va, uint64_t len);
   void app_write(uint64_t va, const void* src, size_t len);
   void app_read(uint64_t va, void* dst, size_t len);
   void app_fill_pattern(uint64_t va, uint64_t len, uint64_t seed);

@@ -401,6 +401,47 @@ void HostMemory::fill(uint64_t addr, size_t len, uint8_t byte) {
   bytes_written_ += len;
 }
 
+uint64_t HostMemory::discard(uint64_t addr, uint64_t len) {
+  if (len == 0 || addr > ~uint64_t(0) - (len - 1)) return 0;
+  const uint64_t first = (addr >> kPageBits) + ((addr & kPageMask) ? 1 : 0);  // first whole page
+  const uint64_t last_byte = addr + (len - 1);
+  // One past the last whole page (the page holding last_byte counts if it ends there).
+  const uint64_t end = (last_byte >> kPageBits) + ((last_byte & kPageMask) == kPageMask ? 1 : 0);
+  if (first >= end) return 0;
+  auto drop = [&](std::unordered_map<uint64_t, Page*>::iterator it) {
+    const uint64_t pn = it->first;
+    CacheEntry& c = cache_[pn & (kCacheSize - 1)];
+    if (c.page_no == pn) c = CacheEntry{};
+    if (last_page_no_ == pn) {
+      last_page_no_ = ~uint64_t(0);
+      last_page_ = nullptr;
+      last_mine_ = false;
+    }
+    pool_->unref(it->second->bytes);
+    return pages_.erase(it);
+  };
+  uint64_t freed = 0;
+  if (end - first <= pages_.size()) {
+    for (uint64_t pn = first; pn < end; ++pn) {
+      auto it = pages_.find(pn);
+      if (it == pages_.end()) continue;
+      drop(it);
+      ++freed;
+    }
+  } else {  // a range wider than the memory: walk the pages instead
+    for (auto it = pages_.begin(); it != pages_.end();) {
+      if (it->first >= first && it->first < end) {
+        it = drop(it);
+        ++freed;
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (freed) prefetch_count_ = second_half_count_ = 0;  // hints may name pages given back
+  return freed;
+}
+
 void HostMemory::fill_pattern(uint64_t addr, size_t len, uint64_t seed) {
   check_range("fill_pattern", addr, len);
   uint64_t off = 0;

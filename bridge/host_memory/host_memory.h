@@ -104,6 +104,11 @@ class HostMemory {
   // Byte addr + i becomes pattern_byte(seed, i).
   void fill_pattern(uint64_t addr, size_t len, uint64_t seed);
 
+  // Gives back the pages lying wholly inside [addr, addr + len): they read as zeros again, and a
+  // page shared with another memory or a frame stays with them. Partial pages at either end are
+  // kept. Returns the number of pages given back.
+  uint64_t discard(uint64_t addr, uint64_t len);
+
   // CRC-32 (reflected IEEE, same as zlib crc32(0, ...)) of [addr, addr + len).
   uint32_t checksum(uint64_t addr, size_t len) const;
   // Compares [a, a + len) of this memory with [b, b + len) of `other` (which may

@@ -6,7 +6,24 @@
 
 namespace rn {
 
-EventQueue::EventQueue(sc_core::sc_module_name name) : sc_core::sc_module(name) {
+void use_picosecond_resolution() {
+  static bool done = false;
+  if (done) return;
+  try {
+    sc_core::sc_set_time_resolution(1, sc_core::SC_PS);
+  } catch (const sc_core::sc_report&) {
+    // Already fixed (an sc_time was made first): fine if it is 1 ps, checked below.
+  }
+  if (sc_core::sc_get_time_resolution() != sc_core::sc_time(1, sc_core::SC_PS))
+    throw std::logic_error("SystemC's time resolution is " +
+                           sc_core::sc_get_time_resolution().to_string() +
+                           ", the model counts picoseconds: an sc_time was made before "
+                           "rn::use_picosecond_resolution()");
+  done = true;
+}
+
+EventQueue::EventQueue(sc_core::sc_module_name name)
+    : sc_core::sc_module((use_picosecond_resolution(), name)) {
   heap_.reserve(4096);
   slots_.reserve(4096);
   free_slots_.reserve(4096);

@@ -13,6 +13,11 @@ namespace rn {
 
 using Callback = InplaceFunction<void(), 48>;
 
+// Sets SystemC's time resolution to 1 ps (one Tick), once per process, before any sc_time is
+// made; throws std::logic_error if SystemC's resolution is another one (an sc_time was made
+// before with another resolution). EventQueue's constructor calls it.
+void use_picosecond_resolution();
+
 class EventQueue : public sc_core::sc_module {
  public:
   explicit EventQueue(sc_core::sc_module_name name);

@@ -1,5 +1,8 @@
 #include "model/system/schema.h"
 
+#include <string>
+#include <vector>
+
 namespace rn::system {
 
 using cfg::Kind;
@@ -9,7 +12,7 @@ namespace {
 void add_workload(cfg::Schema& s, const std::string& k, const char* size, const char* iters,
                   const char* what) {
   s.add({k + ".size", Kind::kSize, size, std::string("message size of ") + what, 0,
-         1024.0 * 1024 * 1024 * 4 - 1});
+         1024.0 * 1024 * 1024 * 2});
   s.add({k + ".iterations", Kind::kInt, iters,
          "messages per QP (bandwidth) or counted round trips (latency)", 1, 1e9});
   s.add({k + ".warmup", Kind::kInt, "0", "latency: round trips run before measuring", 0, 1e9});
@@ -90,6 +93,17 @@ cfg::Schema make_schema() {
   s.add({"pcie.cpld_credits", Kind::kInt, "0", "completion data credits (0 = infinite)", 0, 65536});
   s.add({"pcie.credit_return_latency", Kind::kTime, "100ns",
          "time until a consumed credit is usable again", 0, 1e12});
+  // Per-host PCIe: hostN.pcie.X, where set, replaces pcie.X for host N alone.
+  std::vector<Spec> shared;
+  for (const auto& sp : s.all())
+    if (sp.key.rfind("pcie.", 0) == 0) shared.push_back(sp);
+  for (int h = 0; h < 2; ++h)
+    for (Spec sp : shared) {
+      const std::string leaf = sp.key.substr(5);
+      sp.desc = "host" + std::to_string(h) + " only, where set (else " + sp.key + "): " + sp.desc;
+      sp.key = "host" + std::to_string(h) + ".pcie." + leaf;
+      s.add(sp);
+    }
   // Host.
   s.add({"host.mem.read_latency", Kind::kTime, "80ns", "DRAM access time added to every DMA read",
          0, 1e12});
@@ -149,6 +163,11 @@ cfg::Schema make_schema() {
   s.add({"capture.snaplen", Kind::kSize, "65535B", "bytes of each frame recorded", 64, 65535});
   s.add({"capture.max_packets", Kind::kInt, "100000",
          "frames recorded at most per workload, its first ones (0: all)", 0, 1e12});
+  s.add({"capture.latency_csv", Kind::kInt, "100000",
+         "rows of latency_<workload>.csv: the first N one-way latencies of each latency workload "
+         "(0: no CSV). stats.json has them all, as a histogram with 1 ns bins up to 131 us and "
+         "bins of 1/65536 of the value above",
+         0, 1e8});
   // Workloads.
   add_workload(s, "write_bw", "64KiB", "5000", "each RDMA WRITE");
   add_workload(s, "send_bw", "64KiB", "5000", "each SEND");

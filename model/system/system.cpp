@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "model/system/bounds.h"
 #include "model/system/schema.h"
 #include "model/wire/transport.h"
 
@@ -18,32 +19,38 @@ using cfg::ConfigError;
 namespace {
 const char* kWorkloads[] = {"write_bw", "send_bw", "write_lat", "send_lat"};
 bool is_lat(const std::string& k) { return k == "write_lat" || k == "send_lat"; }
-pcie::Params pcie_params(const cfg::Config& c) {
-  pcie::Params p;
-  p.gen = static_cast<int>(c.integer("pcie.gen"));
-  p.lanes = static_cast<int>(c.integer("pcie.lanes"));
-  p.mps = static_cast<uint32_t>(c.size("pcie.mps"));
-  p.mrrs = static_cast<uint32_t>(c.size("pcie.mrrs"));
-  p.rcb = static_cast<uint32_t>(c.size("pcie.rcb"));
-  p.ecrc = c.boolean("pcie.ecrc");
-  p.ack_limit = static_cast<uint32_t>(c.size("pcie.ack_limit"));
-  p.fc_limit = static_cast<uint32_t>(c.size("pcie.fc_limit"));
-  p.read_latency = c.time("pcie.read_latency");
-  p.posted_write_latency = c.time("pcie.posted_write_latency");
-  p.link_latency = c.time("pcie.link_latency");
-  p.mmio_cpu_latency = c.time("pcie.mmio_cpu_latency");
-  p.mmio_read_device_latency = c.time("pcie.mmio_read_device_latency");
-  p.read_tags = static_cast<uint32_t>(c.integer("pcie.read_tags"));
-  p.ph_credits = static_cast<uint32_t>(c.integer("pcie.ph_credits"));
-  p.pd_credits = static_cast<uint32_t>(c.integer("pcie.pd_credits"));
-  p.nph_credits = static_cast<uint32_t>(c.integer("pcie.nph_credits"));
-  p.cplh_credits = static_cast<uint32_t>(c.integer("pcie.cplh_credits"));
-  p.cpld_credits = static_cast<uint32_t>(c.integer("pcie.cpld_credits"));
-  p.credit_return_latency = c.time("pcie.credit_return_latency");
-  return p;
+}  // namespace
+
+std::string System::pcie_key(const cfg::Config& c, int host, const std::string& leaf) {
+  std::string k = fmt::format("host{}.pcie.{}", host, leaf);
+  return c.source(k) != "default" ? k : "pcie." + leaf;
 }
 
-}  // namespace
+pcie::Params System::host_pcie(const cfg::Config& c, int h) {
+  auto key = [&](const char* leaf) { return pcie_key(c, h, leaf); };
+  pcie::Params p;
+  p.gen = static_cast<int>(c.integer(key("gen")));
+  p.lanes = static_cast<int>(c.integer(key("lanes")));
+  p.mps = static_cast<uint32_t>(c.size(key("mps")));
+  p.mrrs = static_cast<uint32_t>(c.size(key("mrrs")));
+  p.rcb = static_cast<uint32_t>(c.size(key("rcb")));
+  p.ecrc = c.boolean(key("ecrc"));
+  p.ack_limit = static_cast<uint32_t>(c.size(key("ack_limit")));
+  p.fc_limit = static_cast<uint32_t>(c.size(key("fc_limit")));
+  p.read_latency = c.time(key("read_latency"));
+  p.posted_write_latency = c.time(key("posted_write_latency"));
+  p.link_latency = c.time(key("link_latency"));
+  p.mmio_cpu_latency = c.time(key("mmio_cpu_latency"));
+  p.mmio_read_device_latency = c.time(key("mmio_read_device_latency"));
+  p.read_tags = static_cast<uint32_t>(c.integer(key("read_tags")));
+  p.ph_credits = static_cast<uint32_t>(c.integer(key("ph_credits")));
+  p.pd_credits = static_cast<uint32_t>(c.integer(key("pd_credits")));
+  p.nph_credits = static_cast<uint32_t>(c.integer(key("nph_credits")));
+  p.cplh_credits = static_cast<uint32_t>(c.integer(key("cplh_credits")));
+  p.cpld_credits = static_cast<uint32_t>(c.integer(key("cpld_credits")));
+  p.credit_return_latency = c.time(key("credit_return_latency"));
+  return p;
+}
 
 std::vector<std::string> System::workload_list(const cfg::Config& c) {
   std::vector<std::string> out;
@@ -82,6 +89,7 @@ host::WorkloadParams System::workload_params(const cfg::Config& c, const std::st
   p.sges = static_cast<uint32_t>(c.integer(k + ".sges"));
   p.imm = c.boolean(k + ".imm");
   p.verify = c.boolean(k + ".verify");
+  if (is_lat(k)) p.keep_samples = static_cast<uint64_t>(c.integer("capture.latency_csv"));
   return p;
 }
 
@@ -92,18 +100,47 @@ void System::validate() const {
     return ConfigError(
         fmt::format("{}: key '{}': bad value '{}': {}", c.source(key), key, value(key), why));
   };
-  // A rule between two keys: blame the one the user set (the other may be a default), and name
-  // both.
+  // A rule involving several keys blames the one the user changed most recently and most
+  // specifically: set by --set, then in the configuration file itself, then in a file it
+  // includes, then a default; the first listed among equals.
+  auto rank = [&](const std::string& key) {
+    const std::string& src = c.source(key);
+    if (src == "--set") return 3;
+    if (src == "default") return 0;
+    if (!config_name_.empty() && src.rfind(config_name_ + ":", 0) == 0) return 2;
+    return 1;
+  };
+  auto blame = [&](const std::vector<std::string>& keys) {
+    std::string best = keys.front();
+    for (const auto& k : keys)
+      if (rank(k) > rank(best)) best = k;
+    return best;
+  };
+  // A rule between two keys: blame one (above), and name both.
   auto conflict = [&](std::string a, std::string b, const std::string& why) {
-    if (c.source(a) == "default" && c.source(b) != "default") std::swap(a, b);
+    if (blame({a, b}) == b) std::swap(a, b);
     return ConfigError(fmt::format("{}: key '{}': bad value '{}': {} (key '{}' is '{}', from {})",
                                    c.source(a), a, value(a), why, b, value(b), c.source(b)));
   };
-  std::string perr = pcie_params(c).validate();
-  if (!perr.empty()) {
-    std::string key = perr.substr(0, perr.find(':'));
-    if (c.schema().find(key)) throw bad(key, perr.substr(perr.find(':') + 2));
-    throw ConfigError(perr);
+  // A lower bound over a limit: blame one of the keys the bound grows with, or the limit.
+  auto exceeds = [&](const Bound& b, const std::string& limit, const std::string& what,
+                     const std::string& fix) {
+    std::vector<std::string> keys = b.keys();
+    keys.push_back(limit);
+    const std::string k = blame(keys);
+    return ConfigError(fmt::format(
+        "{}: key '{}': value '{}': {} takes at least {} ({}), more than {} ('{}', from {}): {}",
+        c.source(k), k, value(k), what, human_time(b.value), b.describe(3), limit, value(limit),
+        c.source(limit), fix));
+  };
+  for (int h = 0; h < 2; ++h) {
+    std::string perr = host_pcie(c, h).validate();
+    if (!perr.empty()) {
+      std::string key = perr.substr(0, perr.find(':'));
+      if (key.rfind("pcie.", 0) == 0) key = pcie_key(c, h, key.substr(5));
+      if (c.schema().find(key)) throw bad(key, perr.substr(perr.find(':') + 2));
+      throw ConfigError(perr);
+    }
   }
   try {
     Logger probe;
@@ -111,7 +148,22 @@ void System::validate() const {
   } catch (const std::invalid_argument& e) {
     throw bad("sim.log", e.what());
   }
-  for (const auto& k : workload_list(c)) {
+  // What every workload creates on each host's NIC.
+  if (host::kCqsPerSide > static_cast<uint64_t>(c.integer("nic.max_cqs")))
+    throw bad("nic.max_cqs", fmt::format("every workload creates {} CQs on each NIC (its send and "
+                                         "receive completion queues)",
+                                         host::kCqsPerSide));
+  if (host::kPdsPerSide > static_cast<uint64_t>(c.integer("nic.max_pds")))
+    throw bad("nic.max_pds", "every workload creates a protection domain on each NIC");
+  const Bounds bounds(c, &System::pcie_key);
+  for (int h = 0; h < 2; ++h) {
+    Bound w = bounds.command_wait(h);
+    if (w.value >= static_cast<double>(c.time("host.driver_timeout")))
+      throw exceeds(w, "host.driver_timeout", fmt::format("a driver command of host{}", h),
+                    "raise host.driver_timeout or lower those latencies");
+  }
+  const auto workloads = workload_list(c);
+  for (const auto& k : workloads) {
     auto p = workload_params(c, k);
     if (p.mtu != 256 && p.mtu != 512 && p.mtu != 1024 && p.mtu != 2048 && p.mtu != 4096)
       throw bad(k + ".mtu", "a path MTU is one of 256, 512, 1024, 2048, 4096 bytes");
@@ -129,10 +181,23 @@ void System::validate() const {
           fmt::format("{}.cq_mod ({}) may not exceed {}.tx_depth ({}): the send queue would fill "
                       "with no completion requested",
                       k, p.cq_mod, k, p.tx_depth));
-    if (p.tx_depth > static_cast<uint64_t>(c.integer("nic.max_qp_wr")))
-      throw conflict(k + ".tx_depth", "nic.max_qp_wr", "more WQEs than a queue of the NIC holds");
-    if (p.rx_depth > static_cast<uint64_t>(c.integer("nic.max_qp_wr")))
-      throw conflict(k + ".rx_depth", "nic.max_qp_wr", "more WQEs than a queue of the NIC holds");
+    // The driver rounds a queue up to a power of two; the NIC takes up to the largest power of
+    // two within nic.max_qp_wr.
+    const uint64_t max_wr = static_cast<uint64_t>(c.integer("nic.max_qp_wr"));
+    uint64_t max_queue = 1;
+    while (max_queue * 2 <= max_wr) max_queue *= 2;
+    for (const char* leaf : {"tx_depth", "rx_depth"}) {
+      const uint64_t d = static_cast<uint64_t>(c.integer(k + "." + leaf));
+      uint64_t q = 2;
+      while (q < d) q *= 2;
+      if (d > max_wr)
+        throw conflict(k + "." + leaf, "nic.max_qp_wr", "more WQEs than a queue of the NIC holds");
+      if (q > max_queue)
+        throw conflict(k + "." + leaf, "nic.max_qp_wr",
+                       fmt::format("the driver makes a queue of {} WQEs (a power of two), more "
+                                   "than the NIC's largest ({})",
+                                   q, max_queue));
+    }
     if (p.qps > static_cast<uint64_t>(c.integer("nic.max_qps")))
       throw conflict(k + ".qps", "nic.max_qps", "more QPs than the NIC has");
     if (is_lat(k) && p.qps != 1) throw bad(k + ".qps", "latency tests use one QP");
@@ -142,27 +207,30 @@ void System::validate() const {
           fmt::format("{}.rx_depth ({}) is smaller than {}.tx_depth ({}): receivers would run "
                       "out, and RNR retry is not modelled yet",
                       k, p.rx_depth, k, p.tx_depth));
-    // A wait for one completion (every cq_mod messages; every message in latency tests) must
-    // not time out while those messages are on the wire.
-    uint64_t between = is_lat(k) ? 1 : std::min<uint64_t>(p.cq_mod, p.iterations);
-    double msg_ps = static_cast<double>(p.size) * 8.0 / c.bandwidth("link.rate") * 1e12 *
-                    static_cast<double>(between);
-    if (msg_ps > static_cast<double>(c.time("host.driver_timeout"))) {
-      // Blame the first of the keys involved that the user set.
-      std::string blame = "link.rate";
-      for (const std::string& key : {std::string("link.rate"), k + ".size",
-                                     std::string("host.driver_timeout"), k + ".cq_mod"})
-        if (c.source(key) != "default") {
-          blame = key;
-          break;
-        }
+    // Each host's two CQs take qps x max(tx_depth, rx_depth) x 2 entries, rounded up to a power
+    // of two by the driver.
+    const std::string depth = k + (p.rx_depth > p.tx_depth ? ".rx_depth" : ".tx_depth");
+    const uint64_t cqe = host::cq_entries(p);
+    uint64_t cq_size = 2;
+    while (cq_size < cqe) cq_size *= 2;
+    const uint64_t max_cqe = static_cast<uint64_t>(c.integer("nic.max_cqe"));
+    if (cq_size > max_cqe) {
+      std::vector<std::string> keys = {k + ".qps", depth, "nic.max_cqe"};
+      const std::string key = blame(keys);
       throw ConfigError(fmt::format(
-          "{}: key '{}': value '{}': the {} messages of {} B of {} between two completions take "
-          "{:.3g} ms on a {} Gb/s link, more than host.driver_timeout ('{}', from {}): raise "
-          "host.driver_timeout",
-          c.source(blame), blame, value(blame), between, p.size, k, msg_ps / 1e9,
-          c.bandwidth("link.rate") / 1e9, value("host.driver_timeout"),
-          c.source("host.driver_timeout")));
+          "{}: key '{}': bad value '{}': {} makes CQs of {}.qps x max(tx_depth, rx_depth) x 2 = "
+          "{} x {} x 2 = {} entries ({} as a power of two), more than a CQ of the NIC holds "
+          "(nic.max_cqe '{}', from {}): lower {}.qps or {}",
+          c.source(key), key, value(key), k, k, p.qps, std::max(p.tx_depth, p.rx_depth), cqe,
+          cq_size, value("nic.max_cqe"), c.source("nic.max_cqe"), k, depth));
+    }
+    for (int side = 0; side < 2; ++side) {
+      const uint64_t mrs = uint64_t(p.qps) * host::mrs_per_qp(p, side == 0);
+      if (mrs > static_cast<uint64_t>(c.integer("nic.max_mrs")))
+        throw conflict(k + ".qps", "nic.max_mrs",
+                       fmt::format("{} registers {} memory regions on host{} ({} per QP: one per "
+                                   "buffer), more than the NIC has",
+                                   k, mrs, side, host::mrs_per_qp(p, side == 0)));
     }
     if (k == "write_lat" && p.size < 1)
       throw bad(k + ".size", "write_lat needs at least 1 byte (the receiver polls the last byte)");
@@ -170,12 +238,44 @@ void System::validate() const {
       throw conflict(k + ".size", "nic.max_mr_size", "larger than the largest memory region");
     if (p.sges > 1 && p.size > 0 && p.sges > p.size)
       throw bad(k + ".sges", fmt::format("more SGEs than bytes in a {}-byte message", p.size));
-    if (p.size > 0x80000000ull) throw bad(k + ".size", "a message is at most 2 GiB");
+    // Every wait for a completion or a message must end within host.driver_timeout.
+    Bound wait = bounds.longest_wait(p);
+    if (wait.value >= static_cast<double>(c.time("host.driver_timeout")))
+      throw exceeds(wait, "host.driver_timeout",
+                    is_lat(k) ? fmt::format("a round trip of {}", k)
+                              : fmt::format("a wait for a completion of {}", k),
+                    "raise host.driver_timeout, or lower the others");
+  }
+  // The whole run must fit in sim.max_time, and in this machine's memory.
+  Bound run_time, peak;
+  for (const auto& k : workloads) {
+    auto p = workload_params(c, k);
+    for (const auto& part : bounds.workload_time(p).parts)
+      run_time.add(part.what, part.keys, part.value);
+    Bound m = bounds.workload_memory(p);
+    if (m.value > peak.value) peak = m;  // one workload at a time: its buffers go before the next
+  }
+  if (run_time.value > static_cast<double>(c.time("sim.max_time")))
+    throw exceeds(run_time, "sim.max_time", "the run", "raise sim.max_time, or lower the others");
+  const uint64_t phys = Bounds::physical_memory();
+  const double need = peak.value + Bounds::kBaseMemory;
+  if (phys && need > static_cast<double>(phys)) {
+    std::vector<std::string> keys = peak.keys();
+    const std::string k = blame(keys);
+    std::string others;
+    for (const auto& x : keys)
+      if (x != k) others += (others.empty() ? "" : ", ") + x;
+    throw ConfigError(fmt::format(
+        "{}: key '{}': value '{}': the run needs about {} of memory ({}), more than this "
+        "machine's {}: lower {}{}{}",
+        c.source(k), k, value(k), human_bytes(need), peak.describe(3, true),
+        human_bytes(static_cast<double>(phys)), k, others.empty() ? "" : ", or one of ", others));
   }
 }
 
 System::System(const cfg::Config& c, const std::string& config_name)
     : cfg_(c), config_name_(config_name) {
+  use_picosecond_resolution();  // before any sc_time: one Tick is one SystemC time unit
   validate();
   sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO,
                                           sc_core::SC_DO_NOTHING);
@@ -184,7 +284,6 @@ System::System(const cfg::Config& c, const std::string& config_name)
   if (!c.str("sim.log").empty()) sim_->log.enable(c.str("sim.log"));
 
   pcie::BridgeParams bp;
-  bp.link = pcie_params(c);
   bp.mem_read_latency = c.time("host.mem.read_latency");
   bp.mem_write_latency = c.time("host.mem.write_latency");
   bp.share_pages = c.boolean("sim.share_pages");
@@ -236,6 +335,7 @@ System::System(const cfg::Config& c, const std::string& config_name)
     np.mac = n.mac;
     np.ipv4 = n.ipv4;
     n.mem = std::make_unique<hostmem::HostMemory>(pages_);
+    bp.link = host_pcie(c, i);
     n.bridge = std::make_unique<pcie::Bridge>(*sim_, n.name + ".pcie", bp, *n.mem);
     n.nic = std::make_unique<nic::Nic>(*sim_, n.name + ".nic", nc, *n.bridge, pool_);
     n.bridge->attach_device(n.nic.get());
@@ -357,14 +457,20 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
     j["traffic_packets_per_wall_second"] =
         res.wall_seconds > 0 ? static_cast<double>(res.packets) / res.wall_seconds : 0.0;
     if (is_lat(res.params.kind)) {
-      j["latency_ns"] = {{"min", res.percentile_ns(0)},     {"p50", res.percentile_ns(50)},
-                         {"p90", res.percentile_ns(90)},    {"p99", res.percentile_ns(99)},
-                         {"p999", res.percentile_ns(99.9)}, {"max", res.percentile_ns(100)},
-                         {"samples", res.latencies.size()}};
-      double avg = 0;
-      for (Tick x : res.latencies) avg += ticks_to_ns(x);
-      if (!res.latencies.empty()) avg /= static_cast<double>(res.latencies.size());
-      j["latency_ns"]["avg"] = avg;
+      const auto& h = res.latency;
+      j["latency_ns"] = {{"min", h.min_ns()},
+                         {"p50", h.percentile_ns(50)},
+                         {"p90", h.percentile_ns(90)},
+                         {"p99", h.percentile_ns(99)},
+                         {"p999", h.percentile_ns(99.9)},
+                         {"max", h.max_ns()},
+                         {"samples", h.count()},
+                         {"avg", h.mean_ns()}};
+      // Every sample, binned (model/core/latency_histogram.h): [lower edge in ns, samples].
+      nlohmann::json bins = nlohmann::json::array();
+      for (const auto& [lo, n] : h.bins()) bins.push_back({lo, n});
+      j["latency_histogram"] = {{"resolution", "1 ns below 131072 ns, 1/65536 of the value above"},
+                                {"bins_ns", std::move(bins)}};
     } else {
       j["goodput_gbps"] = res.goodput_gbps;
       j["msg_rate_mpps"] = res.msg_rate_mpps;
@@ -388,11 +494,17 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
     std::ofstream f(std::filesystem::path(out_dir) / "stats.json");
     f << r.json.dump(2) << "\n";
     for (const auto& res : r.workloads) {
-      if (res.latencies.empty()) continue;
-      std::ofstream l(std::filesystem::path(out_dir) / ("latency_" + res.params.kind + ".csv"));
+      // The first capture.latency_csv samples; none: no file (nor one left from an earlier run).
+      auto csv = std::filesystem::path(out_dir) / ("latency_" + res.params.kind + ".csv");
+      if (res.latency_samples.empty()) {
+        std::error_code ec;
+        std::filesystem::remove(csv, ec);
+        continue;
+      }
+      std::ofstream l(csv);
       l << "iteration,latency_ns\n";
-      for (size_t i = 0; i < res.latencies.size(); ++i)
-        l << i << "," << ticks_to_ns(res.latencies[i]) << "\n";
+      for (size_t i = 0; i < res.latency_samples.size(); ++i)
+        l << i << "," << ticks_to_ns(res.latency_samples[i]) << "\n";
     }
   }
   return r;

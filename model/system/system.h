@@ -63,6 +63,10 @@ class System {
   const cfg::Config& config() const { return cfg_; }
   static std::vector<std::string> workload_list(const cfg::Config& c);
   static host::WorkloadParams workload_params(const cfg::Config& c, const std::string& kind);
+  // Host `host`'s PCIe link: each hostN.pcie.X set in the configuration, else pcie.X.
+  static pcie::Params host_pcie(const cfg::Config& c, int host);
+  // The key host `host` takes PCIe parameter `leaf` ("gen", "lanes", ...) from.
+  static std::string pcie_key(const cfg::Config& c, int host, const std::string& leaf);
 
  private:
   void validate() const;

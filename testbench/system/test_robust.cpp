@@ -356,7 +356,7 @@ void inject(Bench& t, wire::Opcode op, uint32_t psn, const std::vector<uint8_t>&
   h.ieth_rkey = ieth_rkey;
   uint8_t* tp = f->data + s.framing.headroom();
   size_t hl = wire::encode_transport_header(h, tp);
-  std::memcpy(tp + hl, payload.data(), payload.size());
+  if (!payload.empty()) std::memcpy(tp + hl, payload.data(), payload.size());
   std::memset(tp + hl + payload.size(), 0, h.pad_cnt);
   s.wrap(f, hl + payload.size() + h.pad_cnt, q->path);
   s.send_frame(f, s.now());

@@ -71,11 +71,15 @@ void print_report(const rn::system::RunReport& r, const std::string& cfg, const 
   using rn::ticks_to_ns;
   fmt::print("\nrnicsim report: {}\n", cfg);
   fmt::print("  two hosts back to back, each a host model + PCIe bridge + NIC\n");
-  fmt::print(
-      "  link {} Gb/s, {} propagation; PCIe Gen{} x{}, MPS {}, MRRS {}; NIC pipeline {} packets\n",
-      c.bandwidth("link.rate") / 1e9, rn::cfg::format_time(c.time("link.propagation_delay")),
-      c.integer("pcie.gen"), c.integer("pcie.lanes"), rn::cfg::format_size(c.size("pcie.mps")),
-      rn::cfg::format_size(c.size("pcie.mrrs")), c.integer("nic.tx_pipeline_depth"));
+  auto pcie = [](const rn::pcie::Params& p) {
+    return fmt::format("Gen{} x{}, MPS {}, MRRS {}", p.gen, p.lanes, rn::cfg::format_size(p.mps),
+                       rn::cfg::format_size(p.mrrs));
+  };
+  std::string p0 = pcie(rn::system::System::host_pcie(c, 0));
+  std::string p1 = pcie(rn::system::System::host_pcie(c, 1));
+  fmt::print("  link {} Gb/s, {} propagation; PCIe {}; NIC pipeline {} packets\n",
+             c.bandwidth("link.rate") / 1e9, rn::cfg::format_time(c.time("link.propagation_delay")),
+             p0 == p1 ? p0 : "host0 " + p0 + ", host1 " + p1, c.integer("nic.tx_pipeline_depth"));
   for (const auto& w : r.workloads) {
     const auto& p = w.params;
     fmt::print("\n  {}  (size {} B, {} x {} QP{}, path MTU {}{})\n", p.kind, p.size, p.iterations,
@@ -84,22 +88,19 @@ void print_report(const rn::system::RunReport& r, const std::string& cfg, const 
       fmt::print("    FAILED: {}\n", w.error);
       continue;
     }
-    if (!w.latencies.empty()) {
-      double avg = 0;
-      for (auto x : w.latencies) avg += ticks_to_ns(x);
-      avg /= static_cast<double>(w.latencies.size());
+    if (w.latency.count()) {
       fmt::print(
           "    latency (one way, ns): min {:.1f}  p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  p99.9 {:.1f} "
           " max {:.1f}  avg {:.1f}\n",
           w.percentile_ns(0), w.percentile_ns(50), w.percentile_ns(90), w.percentile_ns(99),
-          w.percentile_ns(99.9), w.percentile_ns(100), avg);
+          w.percentile_ns(99.9), w.percentile_ns(100), w.latency.mean_ns());
     } else {
       fmt::print(
           "    goodput {:.2f} Gb/s   message rate {:.4f} Mmsg/s   ({} messages, {} bytes in {:.1f} "
           "us)\n",
           w.goodput_gbps, w.msg_rate_mpps, w.messages, w.bytes, ticks_to_ns(w.end - w.start) / 1e3);
     }
-    if (p.verify && !w.latencies.empty())  // ping-pong: both sides' buffers checked
+    if (p.verify && w.latency.count())  // ping-pong: both sides' buffers checked
       fmt::print(
           "    verified: {} bytes received equal the bytes sent (both directions; the last byte of "
           "each message is the round-trip marker)\n",

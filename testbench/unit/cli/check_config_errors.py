@@ -9,6 +9,8 @@ exit status (2 for a configuration error) and that stderr names the file, the li
 one, the key and the bad value. Exit 0: pass, 1: fail, 77: a known issue of the code under test
 still present (ctest reports the test as skipped, see SKIP_RETURN_CODE in CMakeLists.txt).
 """
+import csv
+import json
 import os
 import re
 import shutil
@@ -287,6 +289,181 @@ def bad_set(d):
     p = run(["check", cfg, "--set"], d)
     if p.returncode != 2 or "--set needs a value" not in p.stderr:
         raise Failure(f"--set without a value: exit {p.returncode}, expected 2 and 'needs a value'")
+
+
+def expect_ok(d, args, what):
+    """rnicsim exits 0 (check: prints OK; run: the report ends with result: OK)."""
+    p = run(args, d)
+    if p.returncode != 0:
+        raise Failure(f"{what}: exit {p.returncode}, expected 0")
+    return p
+
+
+def default_cfg():
+    return os.path.join(REPO, "configs/default.toml")
+
+
+def sets(*kv):
+    out = []
+    for x in kv:
+        out += ["--set", x]
+    return out
+
+
+# Rules that `run` enforces (the driver or the NIC refuses, a wait times out, the run outlasts
+# sim.max_time): `check` refuses them first, naming the keys.
+
+@case
+def runtime_cq_size(d):
+    # The perftest's CQs take qps x max(tx_depth, rx_depth) x 2 entries: more than 4096 QPs at
+    # the default depths do not fit a CQ (the driver refused: "create_cq: cqe 4195328").
+    cfg = default_cfg()
+    bw = sets("run.workloads=write_bw", "write_bw.iterations=1")
+    expect_error(d, ["check", cfg, *bw, *sets("write_bw.qps=4097")], "'write_bw.qps'", "'4097'",
+                 "write_bw.rx_depth", "nic.max_cqe", "4195328")
+    # 65536 x 32768 x 2 overflows 32 bits (the driver saw "cqe 0" or "cqe -2147483648").
+    err = expect_error(d, ["check", cfg, *bw, *sets("write_bw.qps=65536", "write_bw.tx_depth=32768",
+                                                    "write_bw.rx_depth=32768", "nic.max_qps=65536")],
+                       "'write_bw.", "nic.max_cqe", "4294967296")
+    if "-2147483648" in err or "cqe 0" in err:
+        raise Failure("the CQ size overflowed")
+    expect_error(d, ["check", cfg, *bw, *sets("nic.max_cqe=512")], "'nic.max_cqe'", "'512'",
+                 "write_bw.qps", "write_bw.rx_depth")
+    # Corrected: CQs of 2 x 256 x 2 entries fit 1024.
+    expect_ok(d, ["run", cfg, "--no-plots", "--out", os.path.join(d, "out"), *bw,
+                  *sets("nic.max_cqe=1024", "write_bw.qps=2", "write_bw.rx_depth=256",
+                        "capture.pcap=false")], "corrected CQ size")
+
+
+@case
+def runtime_nic_object_limits(d):
+    cfg = default_cfg()
+    expect_error(d, ["check", cfg, *sets("nic.max_cqs=1")], "'nic.max_cqs'", "'1'", "2 CQs")
+    # A latency test registers two MRs per QP on each host (its send and receive buffers).
+    expect_error(d, ["check", cfg, *sets("run.workloads=send_lat", "nic.max_mrs=1")],
+                 "'nic.max_mrs'", "'1'", "send_lat.qps", "2 memory regions")
+    # A bandwidth test one per QP (the client's source, the server's destination).
+    expect_error(d, ["check", cfg, *sets("run.workloads=write_bw", "write_bw.qps=3",
+                                         "nic.max_mrs=2")], "'write_bw.qps'", "nic.max_mrs", "3")
+    expect_ok(d, ["run", cfg, "--no-plots", "--out", os.path.join(d, "out"),
+                  *sets("run.workloads=write_bw", "write_bw.qps=2", "nic.max_mrs=2",
+                        "write_bw.iterations=10", "nic.max_cqs=2", "capture.pcap=false")],
+              "2 QPs in 2 MRs")
+    # The driver rounds a queue up to a power of two; the NIC's largest is within nic.max_qp_wr.
+    expect_error(d, ["check", cfg, *sets("run.workloads=write_bw", "write_bw.tx_depth=20000",
+                                         "nic.max_qp_wr=20000")],
+                 "'write_bw.tx_depth'", "'20000'", "32768", "nic.max_qp_wr")
+
+
+@case
+def runtime_latency_over_driver_timeout(d):
+    cfg = default_cfg()
+    for key, val, wl in [("link.propagation_delay", "200ms", "write_bw"),
+                         ("link.propagation_delay", "60ms", "send_lat"),
+                         ("pcie.link_latency", "200ms", "write_bw"),
+                         ("host1.pcie.link_latency", "200ms", "send_lat"),
+                         ("nic.cmd_latency", "200ms", "write_bw")]:
+        expect_error(d, ["check", cfg, *sets("run.workloads=" + wl, f"{key}={val}")],
+                     "--set", f"'{key}'", f"'{val}'", "host.driver_timeout")
+    # The timeout set in the file is blamed when nothing else was changed.
+    path = write(d, "t.toml", '[host]\ndriver_timeout = "2us"\n')
+    expect_error(d, ["check", path], path + ":2", "'host.driver_timeout'", "'2us'")
+    # Corrected: a timeout above the round trip.
+    expect_ok(d, ["run", cfg, "--no-plots", "--out", os.path.join(d, "out"),
+                  *sets("run.workloads=send_lat", "link.propagation_delay=60ms",
+                        "host.driver_timeout=1s", "send_lat.iterations=3", "send_lat.warmup=0",
+                        "capture.pcap=false")], "60 ms propagation, 1 s timeout")
+
+
+@case
+def runtime_sim_max_time(d):
+    cfg = default_cfg()
+    # 1e7 round trips of at least 3 us: more than the default 10 s.
+    expect_error(d, ["check", cfg, *sets("run.workloads=send_lat", "send_lat.iterations=10000000")],
+                 "'send_lat.iterations'", "'10000000'", "sim.max_time", "round trips")
+    # 1e9 one-byte WRITEs: the client's CPU alone takes 120 s to post them.
+    expect_error(d, ["check", cfg, *sets("run.workloads=write_bw", "write_bw.size=1",
+                                         "write_bw.iterations=1000000000")],
+                 "'write_bw.iterations'", "sim.max_time")
+    # The limit set by --set is blamed when the workload comes from the file.
+    expect_error(d, ["check", cfg, *sets("sim.max_time=1ms")], "'sim.max_time'", "'1ms'",
+                 "write_bw")
+    expect_ok(d, ["check", cfg, *sets("run.workloads=send_lat", "send_lat.iterations=10000000",
+                                      "sim.max_time=60s")], "1e7 round trips in 60 s")
+
+
+@case
+def blame_the_key_the_user_changed(d):
+    # presets/cx5.toml sets link.rate; --set names the message size: the size is blamed.
+    expect_error(d, ["check", default_cfg(), *sets("write_bw.size=1GiB")], "--set",
+                 "'write_bw.size'", "'1GiB'", "host.driver_timeout")
+    # A key of the top file over one of a preset it includes.
+    write(d, "p/slow.toml", '[link]\nmtu = "1500B"\n')
+    top = write(d, "top.toml", 'include = ["p/slow.toml"]\n[run]\nworkloads = "write_bw"\n'
+                '[write_bw]\nmtu = "2048B"\n')
+    expect_error(d, ["check", top], top + ":5", "'write_bw.mtu'", "'2048B'", "'link.mtu'",
+                 "slow.toml:2")
+    # A preset's key over a default.
+    only = write(d, "only.toml", 'include = ["p/slow.toml"]\n')
+    expect_error(d, ["check", only], "slow.toml:2", "'link.mtu'", "'1500B'")
+    # --set over the top file.
+    expect_error(d, ["check", top, *sets("link.mtu=1400B")], "--set", "'link.mtu'", "'1400B'",
+                 top + ":5")
+
+
+@case
+def size_at_most_2gib(d):
+    cfg = default_cfg()
+    expect_error(d, ["check", cfg, *sets("write_bw.size=3GiB")], "'write_bw.size'", "'3GiB'",
+                 "[0B, 2GiB]")
+    doc = open(os.path.join(REPO, "docs/configuration.md")).read()
+    row = [l for l in doc.splitlines() if l.startswith("| `send_lat.size`")]
+    if not row or "2GiB" not in row[0]:
+        raise Failure(f"docs/configuration.md: send_lat.size row does not say 2GiB: {row}")
+
+
+@case
+def memory_over_the_machine(d):
+    # 65536 QPs of 2 GiB messages: far more memory than any machine has. Time limits raised so
+    # that memory is what is refused.
+    err = expect_error(d, ["check", default_cfg(), *sets(
+        "run.workloads=write_bw", "write_bw.size=2GiB", "write_bw.qps=65536", "nic.max_qps=65536",
+        "nic.max_mrs=1000000", "write_bw.tx_depth=16", "write_bw.rx_depth=16",
+        "write_bw.cq_mod=1", "write_bw.iterations=1", "host.driver_timeout=1000s",
+        "sim.max_time=10000000s")], "'write_bw.", "write_bw.size", "write_bw.qps", "memory")
+    if "bad_alloc" in err:
+        raise Failure("bad_alloc")
+
+
+@case
+def latency_histogram_and_capped_csv(d):
+    cfg = default_cfg()
+    out = os.path.join(d, "out")
+    base = ["run", cfg, "--no-plots", "--out", out,
+            *sets("run.workloads=write_lat,send_lat", "write_lat.iterations=300",
+                  "send_lat.iterations=200", "capture.pcap=false")]
+    expect_ok(d, base + sets("capture.latency_csv=50"), "latency run")
+    stats = json.load(open(os.path.join(out, "stats.json")))
+    for name, n in [("write_lat", 300), ("send_lat", 200)]:
+        w = stats["run"]["workloads"][name]
+        lat = w["latency_ns"]
+        if set(lat) != {"min", "p50", "p90", "p99", "p999", "max", "avg", "samples"}:
+            raise Failure(f"{name}: latency_ns keys {sorted(lat)}")
+        if lat["samples"] != n:
+            raise Failure(f"{name}: {lat['samples']} samples, expected {n}")
+        if not lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"]:
+            raise Failure(f"{name}: percentiles out of order: {lat}")
+        bins = w["latency_histogram"]["bins_ns"]
+        if sum(c for _, c in bins) != n:
+            raise Failure(f"{name}: histogram holds {sum(c for _, c in bins)} samples")
+        with open(os.path.join(out, f"latency_{name}.csv")) as f:
+            rows = list(csv.DictReader(f))
+        if len(rows) != 50:
+            raise Failure(f"latency_{name}.csv has {len(rows)} rows, expected capture.latency_csv=50")
+    # No CSV at all, and none left from the run before.
+    expect_ok(d, base + sets("capture.latency_csv=0"), "latency run without CSV")
+    if any(f.endswith(".csv") for f in os.listdir(out)):
+        raise Failure(f"capture.latency_csv=0 left CSV files: {os.listdir(out)}")
 
 
 def main():

@@ -434,3 +434,42 @@ TEST_CASE("random writes, fills, shares and references against a flat model",
   mem.clear();
   CHECK(pool->pages_in_use() == 0);
 }
+
+TEST_CASE("discard gives back whole pages only and leaves shared pages to their other users",
+          "[hostmem][discard]") {
+  auto pool = std::make_shared<rn::hostmem::PagePool>();
+  HostMemory a(pool), b(pool);
+  const uint64_t base = 0x40000;
+  a.fill_pattern(base, 4 * kPageSize, 9);  // pages 0..3
+  REQUIRE(a.pages_allocated() == 4);
+  // [base + 100, base + 3 pages + 100): only pages 1 and 2 lie wholly inside.
+  CHECK(a.discard(base + 100, 3 * kPageSize) == 2);
+  CHECK(a.pages_allocated() == 2);
+  CHECK(pool->pages_in_use() == 2);
+  CHECK(a.first_mismatch_with_pattern(base, 100, 9) == std::nullopt);
+  uint8_t z[2 * kPageSize];
+  a.read(base + kPageSize, z, sizeof z);  // zeros again, and reading allocates nothing
+  CHECK(std::all_of(z, z + sizeof z, [](uint8_t x) { return x == 0; }));
+  a.read(base + 3 * kPageSize, z, kPageSize);  // page 3 kept
+  bool kept = true;
+  for (size_t i = 0; i < kPageSize; ++i) kept &= z[i] == pattern_byte(9, 3 * kPageSize + i);
+  CHECK(kept);
+  // A page given back can be written again (the last-page cache must not keep the old one).
+  a.fill(base + kPageSize + 5, 3, 0x77);
+  a.read(base + kPageSize + 4, z, 5);
+  CHECK((z[0] == 0 && z[1] == 0x77 && z[3] == 0x77 && z[4] == 0));
+  CHECK(pool->pages_in_use() == 3);
+  // A page shared with b: a's discard drops a's mapping, b keeps its bytes.
+  rn::PageRef r = a.ref_page(base);
+  REQUIRE(b.map_shared(0x9000, r));
+  r.release();
+  CHECK(a.discard(base, kPageSize) == 1);
+  CHECK(b.first_mismatch_with_pattern(0x9000, kPageSize, 9) == std::nullopt);
+  CHECK(pool->pages_in_use() == 3);  // b's page, a's page 1, a's page 3
+  // Empty and partial ranges give nothing back; a range wider than the memory walks its pages.
+  CHECK(a.discard(base + 3 * kPageSize + 1, kPageSize - 1) == 0);
+  CHECK(a.discard(base, 0) == 0);
+  CHECK(a.discard(0, ~uint64_t(0)) == 2);
+  CHECK(a.pages_allocated() == 0);
+  CHECK(pool->pages_in_use() == 1);
+}
