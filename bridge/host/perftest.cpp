@@ -62,6 +62,7 @@ void Perftest::traffic_begin() {
   res_.start = c_->h.now();
   wall0_ = std::chrono::steady_clock::now();
   packets0_ = packets_ ? packets_() : 0;
+  progress_.started = true;
 }
 
 void Perftest::traffic_end() {
@@ -394,6 +395,7 @@ void Perftest::client_bw() {
   std::vector<uint32_t> ready(nq);
   std::iota(ready.begin(), ready.end(), 0u);
   std::vector<uint8_t> queued(nq, 1);
+  progress_.total = total;
   traffic_begin();
   while (done < total) {
     for (uint32_t q : ready) {
@@ -433,6 +435,7 @@ void Perftest::client_bw() {
       }
       done += n - completed[q];
       completed[q] = n;
+      progress_.done = done;
       ++res_.completions;
       if (!queued[q] && posted[q] < p_.iterations) {
         queued[q] = 1;
@@ -590,8 +593,10 @@ void Perftest::client_lat() {
   uint64_t recv_posted = 0;
   res_.latency_samples.reserve(std::min(p_.keep_samples, p_.iterations));
   if (is_send(p_.kind) && !lat_post_recv(s, recv_posted++)) return;
+  progress_.total = n;
   traffic_begin();
   for (uint64_t i = 0; i < n; ++i) {
+    progress_.done = i;
     Tick t0 = s.h.now();
     if (!lat_send(s, i, x_->info[1][0]) || !lat_await(s, i, n, &recv_posted)) return;
     Tick t1 = s.h.now();

@@ -82,6 +82,13 @@ class Perftest {
   // Counts frames on the wire (both directions), sampled when the traffic starts and ends.
   void set_packet_counter(std::function<uint64_t()> f) { packets_ = std::move(f); }
   bool finished() const;
+  // How far the client is: messages completed (round trips, for latency tests, warm-up
+  // included) of `total`, and whether its traffic has started. For progress displays only.
+  struct Progress {
+    uint64_t done = 0, total = 0;
+    bool started = false;
+  };
+  const Progress& progress() const { return progress_; }
 
  private:
   struct Side;
@@ -107,6 +114,7 @@ class Perftest {
   std::function<uint64_t()> packets_;
   std::chrono::steady_clock::time_point wall0_;
   uint64_t packets0_ = 0;
+  Progress progress_;
   std::unique_ptr<Side> c_, s_;
   std::unique_ptr<Exchange> x_;
 };

@@ -17,6 +17,9 @@ namespace rn::system {
 using cfg::ConfigError;
 
 namespace {
+double wall_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 const char* kWorkloads[] = {"write_bw", "send_bw", "write_lat", "send_lat"};
 bool is_lat(const std::string& k) { return k == "write_lat" || k == "send_lat"; }
 }  // namespace
@@ -391,6 +394,41 @@ RunReport System::run(const std::string& out_dir) {
   return run_custom(side(0), side(1), out_dir);
 }
 
+void System::progress_tick() {
+  ++progress_ticks_;
+  const double t = wall_now();
+  // About one tick per 50 ms of wall time, whatever the simulation's speed.
+  const double dt = t - progress_last_tick_;
+  progress_last_tick_ = t;
+  if (dt < 0.02 && progress_interval_ < kSec) progress_interval_ *= 2;
+  if (dt > 0.1 && progress_interval_ > kNs) progress_interval_ /= 2;
+  if (t - progress_last_print_ >= 0.25) {
+    progress_last_print_ = t;
+    for (const auto& w : tests_) {
+      const host::Perftest::Progress& p = w->progress();
+      if (!p.started || p.done >= p.total) continue;  // not yet, or finished: the next one
+      const double share = p.total ? static_cast<double>(p.done) / static_cast<double>(p.total) : 0;
+      if (w.get() != progress_w_) {  // a new workload: rates from here
+        progress_w_ = w.get();
+        progress_frames0_ = link_->frames();
+        progress_wall0_ = t;
+      }
+      const double spent = t - progress_wall0_;
+      const double pps =
+          spent > 0 ? static_cast<double>(link_->frames() - progress_frames0_) / spent : 0;
+      std::string left = share > 0.01 ? fmt::format("{:.0f} s left", spent * (1 - share) / share)
+                                      : std::string("time left: estimating");
+      fmt::print(progress_out_,
+                 "\r\033[K  {}  simulated {}  {:.1f}% done ({} of {})  {:.2f} M packets/s  {}",
+                 w->result().params.kind, cfg::format_time(sim_->now() / kNs * kNs), 100 * share,
+                 p.done, p.total, pps / 1e6, left);
+      std::fflush(progress_out_);
+      break;
+    }
+  }
+  if (threads_done_ < threads_total_) eq_->after(progress_interval_, [this] { progress_tick(); });
+}
+
 RunReport System::run_custom(std::function<void()> fn0, std::function<void()> fn1,
                              const std::string& out_dir) {
   if (!out_dir.empty()) std::filesystem::create_directories(out_dir);
@@ -411,7 +449,15 @@ RunReport System::run_custom(std::function<void()> fn0, std::function<void()> fn
     } : std::function<void()>(fn1));
   }
   auto t0 = std::chrono::steady_clock::now();
+  if (progress_out_ && !tests_.empty()) {
+    progress_last_tick_ = progress_last_print_ = wall_now();
+    eq_->at(progress_interval_, [this] { progress_tick(); });
+  }
   eq_->start(cfg_.time("sim.max_time"));
+  if (progress_out_ && progress_ticks_) {
+    std::fputs("\r\033[K", progress_out_);  // erase the progress line
+    std::fflush(progress_out_);
+  }
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   bool all_done = threads_done_ == threads_total_;
   return finish(out_dir, wall, all_done);
@@ -422,7 +468,7 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
   RunReport r;
   r.sim_time = std::max(sim_->now(), eq_->last_time());
   r.wall_seconds = wall;
-  r.events = eq_->events_executed();
+  r.events = eq_->events_executed() - progress_ticks_;
   nlohmann::json stats = sim_->stats.to_json();
   r.packets = stats["link0"]["a_to_b_frames"]["value"].get<uint64_t>() +
               stats["link0"]["b_to_a_frames"]["value"].get<uint64_t>();
