@@ -1,8 +1,9 @@
 // A full-duplex point-to-point Ethernet link. Each direction serialises frames at the line rate,
 // counting preamble, start delimiter and inter-frame gap (20 B) and the FCS (4 B) on top of the
 // frame bytes, then delivers them after the propagation delay: one event per frame, at its
-// computed arrival time. Frames larger than the MTU are dropped and counted. An optional pcap tap
-// records every frame at the time its first bit leaves the sender.
+// computed arrival time. Frames larger than the MTU (mtu_drops) or shorter than an Ethernet header
+// (runt_drops) are dropped and counted. An optional pcap tap records every frame at the time its
+// first bit leaves the sender.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -55,6 +56,7 @@ class Link {
     uint64_t* bytes;
     uint64_t* busy_ps;
     uint64_t* mtu_drops;
+    uint64_t* runt_drops;
   };
   Tick now() const { return sim_.now(); }
   Sim& sim_;
