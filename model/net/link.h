@@ -15,11 +15,12 @@
 
 namespace rn::net {
 
+// The defaults are the configuration's defaults too (link.*): the schema takes them from here.
 struct LinkParams {
   double rate_bps = 100e9;
-  Tick propagation_delay = 100 * kNs;
-  uint32_t mtu = 4200;           // largest IP packet (Ethernet payload), bytes
-  uint32_t overhead_bytes = 24;  // preamble+SFD (8) + IFG (12) + FCS (4)
+  Tick propagation_delay = 25 * kNs;  // about 5 m of copper
+  uint32_t mtu = 4200;                // largest IP packet (Ethernet payload), bytes
+  uint32_t overhead_bytes = 24;       // preamble+SFD (8) + IFG (12) + FCS (4)
 };
 
 class Link {
