@@ -1,13 +1,16 @@
 #!/usr/bin/python3
-"""Configuration errors seen from the command line: `rnicsim check CONFIG [--set k=v]`.
+"""rnicsim as a user runs it: configuration errors seen from `rnicsim check CONFIG [--set k=v]`,
+the command line itself (--help, unknown options, missing CONFIG), and short `rnicsim run`s
+(the --out folder given to the plotter, output files that cannot be written).
 
 usage: check_config_errors.py RNICSIM REPO_ROOT CASE      (one case; ctest registers each)
        check_config_errors.py RNICSIM REPO_ROOT --list    (the case names)
 
-Each case writes its config files into a temp dir of its own, runs `rnicsim check` and checks the
-exit status (2 for a configuration error) and that stderr names the file, the line where there is
-one, the key and the bad value. Exit 0: pass, 1: fail, 77: a known issue of the code under test
-still present (ctest reports the test as skipped, see SKIP_RETURN_CODE in CMakeLists.txt).
+Each case writes its config files into a temp dir of its own (also rnicsim's working directory),
+runs rnicsim and checks the exit status (2 for a usage or configuration error, 1 for a failed run)
+and that stderr names the file, the line where there is one, the key and the bad value.
+Exit 0: pass, 1: fail, 77: a known issue of the code under test still present (ctest reports the
+test as skipped, see SKIP_RETURN_CODE in CMakeLists.txt).
 """
 import os
 import re
