@@ -41,8 +41,11 @@ and the bad value. `rnicsim check CONFIG` validates a configuration without runn
 `ps`, `ns`, `us`, `ms`, `s` (a whole number of picoseconds, for example `"1.5us"`); bandwidths in
 `bps`, `Kbps`, `Mbps`, `Gbps`, `Tbps` (`"100Gbps"`); sizes in `B`, `KiB`, `MiB`, `GiB` (powers of
 1024) or `KB`, `MB`, `GB` (powers of 1000), a whole number of bytes (`"4KiB"`, `"9000B"`). A size
-without a unit is in bytes, and `0` needs no unit. Integers, numbers and booleans are plain TOML
-values (`gen = 3`, `ecrc = false`). The kind column gives each key's kind. Some rules involve
+without a unit is in bytes, and `0` needs no unit. The number is plain decimal: digits without a
+leading zero, an optional fraction and exponent (`"1.5e3ns"`); no sign, no hexadecimal, no `inf`
+or `nan`. Integers, numbers and booleans are plain TOML values (`gen = 3`, `ecrc = false`); an
+integer written as text (`--set`, or a TOML string) is decimal, as in TOML: `010` and `0x10` are
+refused. The kind column gives each key's kind. Some rules involve
 several keys, for example `link.mtu` must carry the largest packet of each workload's path MTU,
 and `cq_mod` must not exceed `tx_depth`. `rnicsim check` applies them too, and every rule a run
 would fail on: what the driver and the NIC refuse (CQ entries, QPs, MRs, queue sizes), waits
@@ -58,11 +61,13 @@ example `--set host1.pcie.gen=5` gives host 1 a Gen5 link and leaves host 0 on `
 **Includes.** A top-level `include = ["presets/cx5.toml", "presets/back_to_back.toml"]` loads
 those files first, in order, with paths relative to the including file. Later files override
 earlier ones, and the including file overrides everything it includes. Includes may nest (at most
-8 deep).
+8 deep, at most 100 files loaded in all). A file that includes itself, directly or through
+others, is an error naming both include entries.
 
 **Overrides.** `--set key=value` on the command line (repeatable, also `--set=key=value`)
-overrides every file. The value is written as in a file, and surrounding double quotes are
-removed: `--set link.rate=25Gbps`, `--set 'run.workloads="send_lat"'`.
+overrides every file. The value is written as in a file; spaces around the key and the value and
+surrounding double quotes are removed: `--set link.rate=25Gbps`, `--set 'run.workloads="send_lat"'`,
+`--set 'link.rate = 25Gbps'`.
 
 HEADER
   "$rnicsim" params

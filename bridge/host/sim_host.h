@@ -22,13 +22,14 @@
 
 namespace rn::host {
 
+// The defaults are the configuration's defaults too (host.*): the schema takes them from here.
 struct HostParams {
   bool scatter_pages = true;         // application pages physically scattered (else contiguous)
   Tick mmio_write_cost = 100 * kNs;  // CPU time of a posted MMIO write (doorbell)
   Tick wqe_write_cost = 20 * kNs;    // CPU time to write one WQE
   Tick poll_cost = 30 * kNs;         // CPU time of one poll of a CQ or buffer that finds work
   Tick wakeup_latency = 50 * kNs;    // from a DMA write landing to the polling thread noticing it
-  Tick driver_timeout = 10 * kMs;    // longest wait for a command or event before giving up
+  Tick driver_timeout = 100 * kMs;   // longest wait for a command or event before giving up
 };
 
 class SimHost : public pcie::HostObserver, public drv::DeviceAccess {

@@ -92,20 +92,24 @@ std::string Params::validate() const {
     m << "pcie.ack_limit: " << ack_limit << " is below 32 bytes (0 = spec table)";
   } else if (fc_limit != 0 && fc_limit < 32) {
     m << "pcie.fc_limit: " << fc_limit << " is below 32 bytes (0 = spec table)";
-  } else if (read_tags < 1 || read_tags > 65536) {
-    m << "pcie.read_tags: " << read_tags << " is not in 1..65536";
-  } else if (ph_credits > 65536) {
-    m << "pcie.ph_credits: " << ph_credits << " is not in 0..65536 (0 = infinite)";
-  } else if (nph_credits > 65536) {
-    m << "pcie.nph_credits: " << nph_credits << " is not in 0..65536 (0 = infinite)";
-  } else if (cplh_credits > 65536) {
-    m << "pcie.cplh_credits: " << cplh_credits << " is not in 0..65536 (0 = infinite)";
-  } else if (pd_credits != 0 && (pd_credits < data_credits(mps) || pd_credits > 1048576)) {
+  } else if (read_tags < 1 || read_tags > kMaxReadTags) {
+    m << "pcie.read_tags: " << read_tags << " is not in 1.." << kMaxReadTags;
+  } else if (ph_credits > kMaxHeaderCredits) {
+    m << "pcie.ph_credits: " << ph_credits << " is not in 0.." << kMaxHeaderCredits
+      << " (0 = infinite)";
+  } else if (nph_credits > kMaxHeaderCredits) {
+    m << "pcie.nph_credits: " << nph_credits << " is not in 0.." << kMaxHeaderCredits
+      << " (0 = infinite)";
+  } else if (cplh_credits > kMaxHeaderCredits) {
+    m << "pcie.cplh_credits: " << cplh_credits << " is not in 0.." << kMaxHeaderCredits
+      << " (0 = infinite)";
+  } else if (pd_credits != 0 && (pd_credits < data_credits(mps) || pd_credits > kMaxDataCredits)) {
     m << "pcie.pd_credits: " << pd_credits << " is not 0 (infinite) or in " << data_credits(mps)
-      << "..1048576 (one MPS TLP needs " << data_credits(mps) << ")";
-  } else if (cpld_credits != 0 && (cpld_credits < data_credits(mps) || cpld_credits > 1048576)) {
+      << ".." << kMaxDataCredits << " (one MPS TLP needs " << data_credits(mps) << ")";
+  } else if (cpld_credits != 0 &&
+             (cpld_credits < data_credits(mps) || cpld_credits > kMaxDataCredits)) {
     m << "pcie.cpld_credits: " << cpld_credits << " is not 0 (infinite) or in " << data_credits(mps)
-      << "..1048576 (one MPS completion needs " << data_credits(mps) << ")";
+      << ".." << kMaxDataCredits << " (one MPS completion needs " << data_credits(mps) << ")";
   }
   return m.str();
 }

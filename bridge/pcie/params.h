@@ -9,6 +9,13 @@
 
 namespace rn::pcie {
 
+// Upper bounds of the counts below; the configuration schema (model/system/schema.cpp) uses
+// them too, so that `validate()` and the schema give one range.
+constexpr uint32_t kMaxReadTags = 1024;       // 10-bit tags
+constexpr uint32_t kMaxHeaderCredits = 4096;  // ph, nph, cplh
+constexpr uint32_t kMaxDataCredits = 65536;   // pd, cpld (16-byte units)
+
+// The defaults below are the configuration's defaults too: the schema takes them from here.
 struct Params {
   int gen = 3;                               // 1..5
   int lanes = 16;                            // 1,2,4,8,16,32
@@ -19,8 +26,8 @@ struct Params {
                                   // chipsets); false: MPS-sized ones ending on RCB boundaries
   uint32_t ack_limit = 0;         // bytes between ACK DLLPs; 0 = PCIe spec table by gen/width/MPS
   uint32_t fc_limit = 0;          // bytes between UpdateFC DLLPs; 0 = PCIe spec table
-  Tick read_latency = 500 * kNs;  // end of MRd at the root complex -> first CplD byte leaves it
-  Tick posted_write_latency = 150 * kNs;  // end of MWr at the root complex -> visible in memory
+  Tick read_latency = 400 * kNs;  // end of MRd at the root complex -> first CplD byte leaves it
+  Tick posted_write_latency = 100 * kNs;  // end of MWr at the root complex -> visible in memory
   Tick link_latency = 10 * kNs;           // one-way flight/PHY latency per direction
   Tick mmio_cpu_latency = 250 * kNs;  // CPU core <-> root complex, once each way of an MMIO access
   Tick mmio_read_device_latency = 500 * kNs;  // MMIO MRd arrival at device -> its CplD starts

@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -20,19 +21,55 @@ struct Unit {
   double scale;
 };
 
-// Splits "1.5us" into 1.5 and "us". Throws ConfigError if there is no number.
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Length of the plain decimal number at s[i..]: digits with no leading zero, then an optional
+// fraction (".5") and exponent ("e3", "E-2"). Throws ConfigError (the reason only) for a leading
+// zero, hexadecimal, or a point with no digit after it; returns 0 if s[i] is not a digit.
+size_t decimal_length(const std::string& s, size_t i) {
+  const size_t start = i;
+  if (i >= s.size() || !is_digit(s[i])) return 0;
+  if (s[i] == '0' && i + 1 < s.size() && (s[i + 1] == 'x' || s[i + 1] == 'X'))
+    throw ConfigError("hexadecimal is not allowed (numbers are decimal)");
+  if (s[i] == '0' && i + 1 < s.size() && is_digit(s[i + 1]))
+    throw ConfigError("a leading zero is not allowed (numbers are decimal, as in TOML)");
+  while (i < s.size() && is_digit(s[i])) ++i;
+  if (i < s.size() && s[i] == '.') {
+    if (i + 1 >= s.size() || !is_digit(s[i + 1]))
+      throw ConfigError("a decimal point needs a digit after it");
+    ++i;
+    while (i < s.size() && is_digit(s[i])) ++i;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    size_t j = i + 1;
+    if (j < s.size() && (s[j] == '+' || s[j] == '-')) ++j;
+    if (j < s.size() && is_digit(s[j])) {
+      while (j < s.size() && is_digit(s[j])) ++j;
+      i = j;
+    }
+  }
+  return i - start;
+}
+
+// Splits "1.5us" into 1.5 and "us". Throws ConfigError if there is no plain decimal number.
 void split_number(const std::string& s, double* num, std::string* unit) {
   size_t i = 0;
   while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-  const char* begin = s.c_str() + i;
-  char* end = nullptr;
-  double v = std::strtod(begin, &end);
-  if (end == begin) throw ConfigError("'" + s + "' does not start with a number");
-  std::string u(end);
+  if (i < s.size() && s[i] == '-') throw ConfigError("'" + excerpt(s) + "' is negative");
+  if (i < s.size() && s[i] == '+')
+    throw ConfigError("'" + excerpt(s) + "': no '+' sign: write the number alone");
+  size_t n = 0;
+  try {
+    n = decimal_length(s, i);
+  } catch (const ConfigError& e) {
+    throw ConfigError("'" + excerpt(s) + "': " + e.what());
+  }
+  if (n == 0) throw ConfigError("'" + excerpt(s) + "' does not start with a decimal number");
+  double v = std::strtod(s.substr(i, n).c_str(), nullptr);
+  std::string u = s.substr(i + n);
   while (!u.empty() && std::isspace(static_cast<unsigned char>(u.front()))) u.erase(u.begin());
   while (!u.empty() && std::isspace(static_cast<unsigned char>(u.back()))) u.pop_back();
-  if (!std::isfinite(v) || v < 0)
-    throw ConfigError("'" + s + "' is not a finite non-negative number");
+  if (!std::isfinite(v)) throw ConfigError("'" + excerpt(s) + "' is not a finite number");
   *num = v;
   *unit = u;
 }
@@ -46,14 +83,15 @@ double apply_unit(const std::string& s, const Unit* units, size_t n, const char*
     if (unitless_ok || v == 0) return v;
     std::string all;
     for (size_t k = 0; k < n; ++k) all += std::string(k ? ", " : "") + units[k].name;
-    throw ConfigError("'" + s + "' has no unit (a " + what + " needs one of: " + all + ")");
+    throw ConfigError("'" + excerpt(s) + "' has no unit (a " + what + " needs one of: " + all +
+                      ")");
   }
   for (size_t k = 0; k < n; ++k)
     if (u == units[k].name) return v * units[k].scale;
   std::string all;
   for (size_t k = 0; k < n; ++k) all += std::string(k ? ", " : "") + units[k].name;
-  throw ConfigError("'" + s + "': unknown " + std::string(what) + " unit '" + u + "' (use " + all +
-                    ")");
+  throw ConfigError("'" + excerpt(s) + "': unknown " + std::string(what) + " unit '" + excerpt(u) +
+                    "' (use " + all + ")");
 }
 
 constexpr Unit kTimeUnits[] = {{"ps", 1}, {"ns", 1e3}, {"us", 1e6}, {"ms", 1e9}, {"s", 1e12}};
@@ -91,23 +129,23 @@ const char* kind_name(Kind k) {
 
 Tick parse_time(const std::string& s) {
   double ps = apply_unit(s, kTimeUnits, std::size(kTimeUnits), "time", false);
-  if (ps > 1.8e19) throw ConfigError("'" + s + "' is too long a time");
+  if (ps > 1.8e19) throw ConfigError("'" + excerpt(s) + "' is too long a time");
   double r = std::round(ps);
   if (std::fabs(r - ps) > 1e-6 * std::max(1.0, ps))
-    throw ConfigError("'" + s + "' is not a whole number of picoseconds");
+    throw ConfigError("'" + excerpt(s) + "' is not a whole number of picoseconds");
   return static_cast<Tick>(r);
 }
 
 double parse_bandwidth(const std::string& s) {
   double v = apply_unit(s, kBwUnits, std::size(kBwUnits), "bandwidth", false);
-  if (v <= 0) throw ConfigError("'" + s + "': a bandwidth must be positive");
+  if (v <= 0) throw ConfigError("'" + excerpt(s) + "': a bandwidth must be positive");
   return v;
 }
 
 uint64_t parse_size(const std::string& s) {
   double v = apply_unit(s, kSizeUnits, std::size(kSizeUnits), "size", true);
-  if (v > 1.8e19) throw ConfigError("'" + s + "' is too large");
-  if (v != std::floor(v)) throw ConfigError("'" + s + "' is not a whole number of bytes");
+  if (v > 1.8e19) throw ConfigError("'" + excerpt(s) + "' is too large");
+  if (v != std::floor(v)) throw ConfigError("'" + excerpt(s) + "' is not a whole number of bytes");
   return static_cast<uint64_t>(v);
 }
 
@@ -118,6 +156,20 @@ std::string format_time(Tick t) {
   if (t % kUs == 0) return fmt::format("{}us", t / kUs);
   if (t % kNs == 0) return fmt::format("{}ns", t / kNs);
   return fmt::format("{}ps", t);
+}
+
+std::string format_bandwidth(double bps) {
+  for (const auto& u : {kBwUnits[4], kBwUnits[3], kBwUnits[2], kBwUnits[1]})
+    if (bps >= u.scale && std::fmod(bps, u.scale) == 0)
+      return fmt::format("{}{}", bps / u.scale, u.name);
+  return fmt::format("{}bps", bps);
+}
+
+std::string excerpt(const std::string& s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // UTF-8 start
+  return s.substr(0, cut) + fmt::format("… ({} bytes)", s.size());
 }
 
 std::string format_size(uint64_t b) {
@@ -197,13 +249,14 @@ void Config::set(const std::string& key, const std::string& text, const std::str
           s.key.compare(s.key.size() - leaf.size(), leaf.size(), leaf) == 0)
         hint += (hint.empty() ? " (did you mean: " : ", ") + s.key;
     if (!hint.empty()) hint += ")";
-    throw ConfigError(fmt::format("{}: unknown key '{}'{}", source, key, hint));
+    throw ConfigError(fmt::format("{}: unknown key '{}'{}", source, excerpt(key), hint));
   }
   Value v;
   v.text = text;
   v.source = source;
   auto fail = [&](const std::string& why) {
-    return ConfigError(fmt::format("{}: key '{}': bad value '{}': {}", source, key, text, why));
+    return ConfigError(
+        fmt::format("{}: key '{}': bad value '{}': {}", source, key, excerpt(text), why));
   };
   double base = 0;
   try {
@@ -221,18 +274,40 @@ void Config::set(const std::string& key, const std::string& text, const std::str
         base = static_cast<double>(v.u);
         break;
       case Kind::kInt: {
-        char* end = nullptr;
+        // Decimal, as in TOML: an optional '-', digits, no leading zero, no hexadecimal.
+        const size_t sign = !text.empty() && text[0] == '-' ? 1 : 0;
+        size_t n = 0;
+        try {
+          n = decimal_length(text, sign);
+        } catch (const ConfigError& e) {
+          throw ConfigError(std::string("not a decimal integer: ") + e.what());
+        }
+        if (!text.empty() && text[0] == '+')
+          throw ConfigError("not an integer: no '+' sign: write the number alone");
+        if (n == 0 || sign + n != text.size() ||
+            text.find_first_of(".eE", sign) != std::string::npos)
+          throw ConfigError("not an integer");
         errno = 0;
-        long long x = std::strtoll(text.c_str(), &end, 0);
-        if (text.empty() || *end != '\0' || errno) throw ConfigError("not an integer");
+        long long x = std::strtoll(text.c_str(), nullptr, 10);
+        if (errno) throw ConfigError("not an integer of at most 64 bits");
         v.i = x;
         base = static_cast<double>(x);
         break;
       }
       case Kind::kReal: {
-        char* end = nullptr;
-        double x = std::strtod(text.c_str(), &end);
-        if (text.empty() || *end != '\0' || !std::isfinite(x)) throw ConfigError("not a number");
+        // Plain decimal: an optional '-', digits (no leading zero), fraction, exponent.
+        const size_t sign = !text.empty() && text[0] == '-' ? 1 : 0;
+        size_t n = 0;
+        try {
+          n = decimal_length(text, sign);
+        } catch (const ConfigError& e) {
+          throw ConfigError(std::string("not a decimal number: ") + e.what());
+        }
+        if (!text.empty() && text[0] == '+')
+          throw ConfigError("not a number: no '+' sign: write the number alone");
+        if (n == 0 || sign + n != text.size()) throw ConfigError("not a number");
+        double x = std::strtod(text.c_str(), nullptr);
+        if (!std::isfinite(x)) throw ConfigError("not a finite number");
         v.d = x;
         base = x;
         break;
@@ -272,10 +347,40 @@ void Config::set(const std::string& key, const std::string& text, const std::str
   values_[key] = std::move(v);
 }
 
-void Config::load_file(const std::string& path) { load_file_rec(path, 0); }
+// The files being loaded, from the top file to the current one, and how many were loaded in all.
+struct Config::IncludeState {
+  struct Open {
+    std::string canonical;  // to recognise a file under another name
+    std::string site;       // "file:line" of the include entry that loads it, "" for the top file
+  };
+  std::vector<Open> open;
+  int loaded = 0;
+};
 
-void Config::load_file_rec(const std::string& path, int depth) {
-  if (depth > 8) throw ConfigError(path + ": includes nested too deeply (loop?)");
+void Config::load_file(const std::string& path) {
+  IncludeState st;
+  load_file_rec(path, "", st);
+}
+
+void Config::load_file_rec(const std::string& path, const std::string& site, IncludeState& st) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::string canonical = fs::canonical(path, ec).string();
+  if (ec) canonical = fs::absolute(path).lexically_normal().string();
+  for (const auto& o : st.open)
+    if (o.canonical == canonical)
+      throw ConfigError(fmt::format(
+          "{}: key 'include': include cycle: '{}' is already being loaded ({}), and is included "
+          "again here",
+          site, path, o.site.empty() ? "it is the top file" : "included at " + o.site));
+  if (++st.loaded > kMaxFilesLoaded)
+    throw ConfigError(fmt::format(
+        "{}: key 'include': '{}': more than {} files to load in all, counting every include "
+        "(a file included twice is loaded twice): too many includes",
+        site, path, kMaxFilesLoaded));
+  if (static_cast<int>(st.open.size()) > kMaxIncludeDepth)
+    throw ConfigError(fmt::format("{}: key 'include': '{}': includes nested more than {} deep",
+                                  site, path, kMaxIncludeDepth));
   toml::table tbl;
   try {
     tbl = toml::parse_file(path);
@@ -284,20 +389,21 @@ void Config::load_file_rec(const std::string& path, int depth) {
     throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", path, b.line, b.column,
                                   std::string(e.description())));
   }
-  namespace fs = std::filesystem;
+  st.open.push_back({canonical, site});
   fs::path dir = fs::path(path).parent_path();
   if (auto* inc = tbl.get("include")) {
     auto load_one = [&](const toml::node& n) {
+      std::string at = fmt::format("{}:{}", path, n.source().begin.line);
       auto s = n.value<std::string>();
-      if (!s) throw ConfigError(path + ": key 'include': entries must be strings (file paths)");
+      if (!s) throw ConfigError(at + ": key 'include': entries must be strings (file paths)");
       fs::path p = fs::path(*s).is_absolute() ? fs::path(*s) : dir / *s;
       if (!fs::exists(p))
-        throw ConfigError(
-            fmt::format("{}: key 'include': file '{}' does not exist", path, p.string()));
+        throw ConfigError(fmt::format("{}: key 'include': file '{}' does not exist", at,
+                                      excerpt(p.string(), 1024)));
       if (!fs::is_regular_file(p))
-        throw ConfigError(
-            fmt::format("{}: key 'include': '{}' is not a regular file", path, p.string()));
-      load_file_rec(p.string(), depth + 1);
+        throw ConfigError(fmt::format("{}: key 'include': '{}' is not a regular file", at,
+                                      excerpt(p.string(), 1024)));
+      load_file_rec(p.string(), at, st);
     };
     if (auto* arr = inc->as_array()) {
       for (const auto& n : *arr) load_one(n);
@@ -305,6 +411,7 @@ void Config::load_file_rec(const std::string& path, int depth) {
       load_one(*inc);
     }
   }
+  st.open.pop_back();
   // Flatten nested tables into dotted keys.
   std::function<void(const toml::table&, const std::string&)> walk =
       [&](const toml::table& t, const std::string& prefix) {
@@ -327,7 +434,7 @@ void Config::load_file_rec(const std::string& path, int depth) {
             if (!schema_.find(key)) set(key, "", src);  // reports the unknown key
             throw ConfigError(fmt::format(
                 "{}: key '{}': unsupported value type (use a string, number or boolean)", src,
-                key));
+                excerpt(key)));
           }
         }
       };
@@ -336,9 +443,16 @@ void Config::load_file_rec(const std::string& path, int depth) {
 
 void Config::apply_override(const std::string& assignment) {
   auto eq = assignment.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw ConfigError("--set '" + assignment + "': expected key=value");
-  std::string key = assignment.substr(0, eq), value = assignment.substr(eq + 1);
+  auto trim = [](std::string t) {
+    const char* ws = " \t";
+    t.erase(0, std::min(t.find_first_not_of(ws), t.size()));
+    t.erase(t.find_last_not_of(ws) + 1);
+    return t;
+  };
+  std::string key = trim(assignment.substr(0, eq));
+  if (eq == std::string::npos || key.empty())
+    throw ConfigError("--set '" + excerpt(assignment) + "': expected key=value");
+  std::string value = trim(assignment.substr(eq + 1));
   if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
     value = value.substr(1, value.size() - 2);
   set(key, value, "--set");

@@ -39,12 +39,18 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Parsers for unit-bearing values; throw ConfigError with `what` naming the problem.
+// Parsers for unit-bearing values; throw ConfigError with `what` naming the problem. The number is
+// plain decimal: digits (no leading zero), an optional fraction and exponent ("1.5e3ns"); no
+// sign, no hexadecimal, no "inf" or "nan".
 Tick parse_time(const std::string& s);         // "500ns", "1.5us", "0"
 double parse_bandwidth(const std::string& s);  // bits/s: "100Gbps", "25Gbps", "400Mbps"
 uint64_t parse_size(const std::string& s);     // bytes: "4KiB", "1MiB", "64", "1GiB", "9000B"
 std::string format_time(Tick t);
 std::string format_size(uint64_t b);
+std::string format_bandwidth(double bps);  // "100Gbps", "2500Mbps"
+// A value or key as error messages quote it: itself, or if longer than `max` bytes its first
+// `max` bytes and "… (N bytes)".
+std::string excerpt(const std::string& s, size_t max = 60);
 
 class Schema {
  public:
@@ -63,9 +69,14 @@ class Config {
  public:
   explicit Config(const Schema& schema);
   // Loads a TOML file. A top-level `include = ["a.toml", ...]` (paths relative to the including
-  // file) is loaded first, so presets compose; later values override earlier ones.
+  // file) is loaded first, so presets compose; later values override earlier ones. Includes nest
+  // at most kMaxIncludeDepth deep, at most kMaxFilesLoaded files are loaded in all (a file
+  // included twice counts twice), and a file that includes itself (directly or not) is an error.
   void load_file(const std::string& path);
-  // "key=value" from the command line; value written as in a file.
+  static constexpr int kMaxIncludeDepth = 8;
+  static constexpr int kMaxFilesLoaded = 100;
+  // "key=value" from the command line; value written as in a file. Spaces around the key and
+  // the value are ignored ("key = value").
   void apply_override(const std::string& assignment);
 
   Tick time(const std::string& key) const;
@@ -94,7 +105,8 @@ class Config {
   };
   void set(const std::string& key, const std::string& text, const std::string& source);
   const Value& get(const std::string& key, Kind k) const;
-  void load_file_rec(const std::string& path, int depth);
+  struct IncludeState;
+  void load_file_rec(const std::string& path, const std::string& site, IncludeState& st);
 
   const Schema& schema_;
   std::map<std::string, Value> values_;

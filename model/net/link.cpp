@@ -19,6 +19,8 @@ Link::Link(Sim& sim, const std::string& name, const LinkParams& p, FramePool& po
     dir_[s].busy_ps = &stats_.counter(d + "busy", "ps", "time spent serialising, with overheads");
     dir_[s].mtu_drops =
         &stats_.counter(d + "mtu_drops", "count", "frames dropped: larger than the MTU");
+    dir_[s].runt_drops = &stats_.counter(d + "runt_drops", "count",
+                                         "frames dropped: shorter than an Ethernet header (14 B)");
     stats_.formula(d + "utilisation", "ratio", "busy time / simulated time", [this, s] {
       Tick t = sim_.now();
       return t ? static_cast<double>(*dir_[s].busy_ps) / static_cast<double>(t) : 0.0;
@@ -37,7 +39,7 @@ Tick Link::send(int side, Frame* f, Tick ready) {
   Dir& d = dir_[side];
   // Ethernet payload = frame minus the 14-byte header.
   if (f->len < 14 || f->len - 14 > p_.mtu) {
-    ++*d.mtu_drops;
+    ++*(f->len < 14 ? d.runt_drops : d.mtu_drops);
     pool_.put(f);
     return now();
   }

@@ -1,8 +1,9 @@
 // A full-duplex point-to-point Ethernet link. Each direction serialises frames at the line rate,
 // counting preamble, start delimiter and inter-frame gap (20 B) and the FCS (4 B) on top of the
 // frame bytes, then delivers them after the propagation delay: one event per frame, at its
-// computed arrival time. Frames larger than the MTU are dropped and counted. An optional pcap tap
-// records every frame at the time its first bit leaves the sender.
+// computed arrival time. Frames larger than the MTU (mtu_drops) or shorter than an Ethernet header
+// (runt_drops) are dropped and counted. An optional pcap tap records every frame at the time its
+// first bit leaves the sender.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -14,11 +15,12 @@
 
 namespace rn::net {
 
+// The defaults are the configuration's defaults too (link.*): the schema takes them from here.
 struct LinkParams {
   double rate_bps = 100e9;
-  Tick propagation_delay = 100 * kNs;
-  uint32_t mtu = 4200;           // largest IP packet (Ethernet payload), bytes
-  uint32_t overhead_bytes = 24;  // preamble+SFD (8) + IFG (12) + FCS (4)
+  Tick propagation_delay = 25 * kNs;  // about 5 m of copper
+  uint32_t mtu = 4200;                // largest IP packet (Ethernet payload), bytes
+  uint32_t overhead_bytes = 24;       // preamble+SFD (8) + IFG (12) + FCS (4)
 };
 
 class Link {
@@ -55,6 +57,7 @@ class Link {
     uint64_t* bytes;
     uint64_t* busy_ps;
     uint64_t* mtu_drops;
+    uint64_t* runt_drops;
   };
   Tick now() const { return sim_.now(); }
   Sim& sim_;

@@ -3,36 +3,60 @@
 #include <string>
 #include <vector>
 
+#include "bridge/host/perftest.h"
+#include "bridge/host/sim_host.h"
+#include "bridge/pcie/params.h"
+#include "model/net/link.h"
+#include "model/nic/nic.h"
+
 namespace rn::system {
 
 using cfg::Kind;
 using cfg::Spec;
 
 namespace {
+// Defaults of parameters that a block's parameter struct declares are taken from the struct (one
+// place for each default), written as in a file.
+std::string def(bool b) { return b ? "true" : "false"; }
+std::string def_int(int64_t i) { return std::to_string(i); }
+std::string def_time(Tick t) { return cfg::format_time(t); }
+std::string def_size(uint64_t b) { return cfg::format_size(b); }
+
+// Message size and iterations differ per workload; the other defaults are the generic
+// host::WorkloadParams ones.
 void add_workload(cfg::Schema& s, const std::string& k, const char* size, const char* iters,
                   const char* what) {
+  const host::WorkloadParams w{};
   s.add({k + ".size", Kind::kSize, size, std::string("message size of ") + what, 0,
          1024.0 * 1024 * 1024 * 2});
   s.add({k + ".iterations", Kind::kInt, iters,
          "messages per QP (bandwidth) or counted round trips (latency)", 1, 1e9});
-  s.add({k + ".warmup", Kind::kInt, "0", "latency: round trips run before measuring", 0, 1e9});
-  s.add({k + ".qps", Kind::kInt, "1", "queue pairs (bandwidth tests; latency tests use 1)", 1,
-         65536});
-  s.add({k + ".tx_depth", Kind::kInt, "128", "outstanding send WQEs per QP", 1, 32768});
-  s.add({k + ".rx_depth", Kind::kInt, "512", "posted receive WQEs per QP (SEND tests)", 1, 32768});
-  s.add({k + ".cq_mod", Kind::kInt, "100",
-         "bandwidth: request a completion every N WQEs (<= tx_depth)", 1, 32768});
-  s.add({k + ".mtu", Kind::kSize, "4096", "path MTU", 256, 4096, {}});
-  s.add({k + ".sges", Kind::kInt, "1", "scatter/gather entries per message", 1, 30});
-  s.add({k + ".imm", Kind::kBool, "false",
-         "use RDMA WRITE/SEND with immediate; the server checks each value"});
+  s.add({k + ".warmup", Kind::kInt, def_int(w.warmup), "latency: round trips run before measuring",
+         0, 1e9});
+  s.add({k + ".qps", Kind::kInt, def_int(w.qps),
+         "queue pairs (bandwidth tests; latency tests use 1)", 1, 65536});
   s.add(
-      {k + ".verify", Kind::kBool, "true", "check every received byte against the sender's data"});
+      {k + ".tx_depth", Kind::kInt, def_int(w.tx_depth), "outstanding send WQEs per QP", 1, 32768});
+  s.add({k + ".rx_depth", Kind::kInt, def_int(w.rx_depth),
+         "posted receive WQEs per QP (SEND tests)", 1, 32768});
+  s.add({k + ".cq_mod", Kind::kInt, def_int(w.cq_mod),
+         "bandwidth: request a completion every N WQEs (<= tx_depth)", 1, 32768});
+  s.add({k + ".mtu", Kind::kSize, std::to_string(w.mtu), "path MTU", 256, 4096, {}});
+  s.add({k + ".sges", Kind::kInt, def_int(w.sges), "scatter/gather entries per message", 1, 30});
+  s.add({k + ".imm", Kind::kBool, def(w.imm),
+         "use RDMA WRITE/SEND with immediate; the server checks each value"});
+  s.add({k + ".verify", Kind::kBool, def(w.verify),
+         "check every received byte against the sender's data"});
 }
 }  // namespace
 
 cfg::Schema make_schema() {
   cfg::Schema s;
+  const net::LinkParams lk{};
+  const pcie::Params pp{};
+  const host::HostParams hp{};
+  const nic::NicConfig nc{};
+  const qp::NicParams& np = nc.nic;
   // Run.
   s.add({"run.workloads", Kind::kString, "write_bw,send_lat",
          "comma-separated workloads run one after the other: write_bw, send_bw, write_lat, "
@@ -54,44 +78,50 @@ cfg::Schema make_schema() {
          0,
          {"back_to_back"}});
   // Ethernet link.
-  s.add({"link.rate", Kind::kBandwidth, "100Gbps", "line rate of each direction", 1e6, 1.6e12});
-  s.add({"link.propagation_delay", Kind::kTime, "25ns",
+  s.add({"link.rate", Kind::kBandwidth, cfg::format_bandwidth(lk.rate_bps),
+         "line rate of each direction", 1e6, 1.6e12});
+  s.add({"link.propagation_delay", Kind::kTime, def_time(lk.propagation_delay),
          "cable and PHY latency (5 m of copper about 25 ns)", 0, 1e12});
-  s.add({"link.mtu", Kind::kSize, "4200B", "largest Ethernet payload (IP packet) the link carries",
-         576, 9216});
-  s.add({"link.overhead", Kind::kSize, "24B",
+  s.add({"link.mtu", Kind::kSize, def_size(lk.mtu),
+         "largest Ethernet payload (IP packet) the link carries", 576, 9216});
+  s.add({"link.overhead", Kind::kSize, def_size(lk.overhead_bytes),
          "per-frame bytes on the wire besides the frame: preamble+SFD 8, IFG 12, FCS 4", 0, 64});
   // PCIe.
-  s.add({"pcie.gen", Kind::kInt, "3", "PCIe generation", 1, 5});
-  s.add({"pcie.lanes", Kind::kInt, "16", "link width", 1, 32});
-  s.add({"pcie.mps", Kind::kSize, "256B", "max payload size", 128, 4096});
-  s.add({"pcie.mrrs", Kind::kSize, "512B", "max read request size", 128, 4096});
-  s.add({"pcie.rcb", Kind::kSize, "64B", "read completion boundary", 64, 128});
-  s.add({"pcie.ecrc", Kind::kBool, "false", "TLP digest (ECRC) on every TLP"});
-  s.add({"pcie.ack_limit", Kind::kSize, "0B",
+  s.add({"pcie.gen", Kind::kInt, def_int(pp.gen), "PCIe generation", 1, 5});
+  s.add({"pcie.lanes", Kind::kInt, def_int(pp.lanes), "link width", 1, 32});
+  s.add({"pcie.mps", Kind::kSize, def_size(pp.mps), "max payload size", 128, 4096});
+  s.add({"pcie.mrrs", Kind::kSize, def_size(pp.mrrs), "max read request size", 128, 4096});
+  s.add({"pcie.rcb", Kind::kSize, def_size(pp.rcb), "read completion boundary", 64, 128});
+  s.add({"pcie.ecrc", Kind::kBool, def(pp.ecrc), "TLP digest (ECRC) on every TLP"});
+  s.add({"pcie.ack_limit", Kind::kSize, def_size(pp.ack_limit),
          "bytes between ACK DLLPs (0: from the PCIe spec table)", 0, 65536});
-  s.add({"pcie.fc_limit", Kind::kSize, "0B",
+  s.add({"pcie.fc_limit", Kind::kSize, def_size(pp.fc_limit),
          "bytes between UpdateFC DLLPs (0: from the PCIe spec table)", 0, 65536});
-  s.add({"pcie.read_latency", Kind::kTime, "400ns",
+  s.add({"pcie.read_latency", Kind::kTime, def_time(pp.read_latency),
          "root complex: read request in to first completion out, without memory time", 0, 1e12});
-  s.add({"pcie.posted_write_latency", Kind::kTime, "100ns",
+  s.add({"pcie.posted_write_latency", Kind::kTime, def_time(pp.posted_write_latency),
          "root complex: posted write in to memory, without memory time", 0, 1e12});
-  s.add({"pcie.link_latency", Kind::kTime, "10ns", "one-way PHY and flight latency", 0, 1e12});
-  s.add({"pcie.mmio_cpu_latency", Kind::kTime, "250ns",
+  s.add({"pcie.link_latency", Kind::kTime, def_time(pp.link_latency),
+         "one-way PHY and flight latency", 0, 1e12});
+  s.add({"pcie.mmio_cpu_latency", Kind::kTime, def_time(pp.mmio_cpu_latency),
          "CPU core to root complex, each way of an MMIO access", 0, 1e12});
-  s.add({"pcie.mmio_read_device_latency", Kind::kTime, "500ns",
+  s.add({"pcie.mmio_read_device_latency", Kind::kTime, def_time(pp.mmio_read_device_latency),
          "device time to answer an MMIO read", 0, 1e12});
-  s.add({"pcie.read_tags", Kind::kInt, "128", "outstanding read requests the device may have", 1,
-         1024});
-  s.add({"pcie.ph_credits", Kind::kInt, "64", "posted header credits (0 = infinite)", 0, 4096});
-  s.add({"pcie.pd_credits", Kind::kInt, "1024", "posted data credits, 16-byte units (0 = infinite)",
-         0, 65536});
-  s.add(
-      {"pcie.nph_credits", Kind::kInt, "64", "non-posted header credits (0 = infinite)", 0, 4096});
-  s.add(
-      {"pcie.cplh_credits", Kind::kInt, "0", "completion header credits (0 = infinite)", 0, 4096});
-  s.add({"pcie.cpld_credits", Kind::kInt, "0", "completion data credits (0 = infinite)", 0, 65536});
-  s.add({"pcie.credit_return_latency", Kind::kTime, "100ns",
+  s.add({"pcie.read_tags", Kind::kInt, def_int(pp.read_tags),
+         "outstanding read requests the device may have", 1, pcie::kMaxReadTags});
+  s.add({"pcie.ph_credits", Kind::kInt, def_int(pp.ph_credits),
+         "posted header credits (0 = infinite)", 0, pcie::kMaxHeaderCredits});
+  s.add({"pcie.pd_credits", Kind::kInt, def_int(pp.pd_credits),
+         "posted data credits, 16-byte units (0 = infinite; else at least pcie.mps / 16)", 0,
+         pcie::kMaxDataCredits});
+  s.add({"pcie.nph_credits", Kind::kInt, def_int(pp.nph_credits),
+         "non-posted header credits (0 = infinite)", 0, pcie::kMaxHeaderCredits});
+  s.add({"pcie.cplh_credits", Kind::kInt, def_int(pp.cplh_credits),
+         "completion header credits (0 = infinite)", 0, pcie::kMaxHeaderCredits});
+  s.add({"pcie.cpld_credits", Kind::kInt, def_int(pp.cpld_credits),
+         "completion data credits, 16-byte units (0 = infinite; else at least pcie.mps / 16)", 0,
+         pcie::kMaxDataCredits});
+  s.add({"pcie.credit_return_latency", Kind::kTime, def_time(pp.credit_return_latency),
          "time until a consumed credit is usable again", 0, 1e12});
   // Per-host PCIe: hostN.pcie.X, where set, replaces pcie.X for host N alone.
   std::vector<Spec> shared;
@@ -111,53 +141,59 @@ cfg::Schema make_schema() {
          "time for a DMA write to become visible in memory", 0, 1e12});
   s.add({"host.page_alloc",
          Kind::kString,
-         "scattered",
+         hp.scatter_pages ? "scattered" : "contiguous",
          "physical placement of application pages",
          0,
          0,
          {"scattered", "contiguous"}});
-  s.add({"host.cpu.mmio_write", Kind::kTime, "100ns", "CPU time of a doorbell (posted MMIO write)",
-         0, 1e12});
-  s.add({"host.cpu.wqe_write", Kind::kTime, "20ns", "CPU time to build one WQE", 0, 1e12});
-  s.add(
-      {"host.cpu.poll", Kind::kTime, "30ns", "CPU time of a poll that finds completions", 0, 1e12});
-  s.add({"host.cpu.wakeup", Kind::kTime, "50ns",
+  s.add({"host.cpu.mmio_write", Kind::kTime, def_time(hp.mmio_write_cost),
+         "CPU time of a doorbell (posted MMIO write)", 0, 1e12});
+  s.add({"host.cpu.wqe_write", Kind::kTime, def_time(hp.wqe_write_cost),
+         "CPU time to build one WQE", 0, 1e12});
+  s.add({"host.cpu.poll", Kind::kTime, def_time(hp.poll_cost),
+         "CPU time of a poll that finds completions", 0, 1e12});
+  s.add({"host.cpu.wakeup", Kind::kTime, def_time(hp.wakeup_latency),
          "delay from a DMA write landing to the polling thread seeing it", 0, 1e12});
-  s.add({"host.driver_timeout", Kind::kTime, "100ms",
+  s.add({"host.driver_timeout", Kind::kTime, def_time(hp.driver_timeout),
          "longest wait for a command, completion or event before failing", 1e6, 1e15});
   // NIC.
-  s.add({"nic.max_qps", Kind::kInt, "16384", "queue pairs", 1, 131000});
-  s.add({"nic.max_cqs", Kind::kInt, "16384", "completion queues", 1, 131000});
-  s.add({"nic.max_pds", Kind::kInt, "4096", "protection domains", 1, 1e6});
-  s.add({"nic.max_mrs", Kind::kInt, "65536", "memory regions", 1, 16e6});
-  s.add(
-      {"nic.max_mr_size", Kind::kSize, "64GiB", "largest memory region", 4096, 1.0 * (1ull << 40)});
-  s.add({"nic.max_qp_wr", Kind::kInt, "32768", "WQEs per send or receive queue", 2, 32768});
-  s.add({"nic.max_cqe", Kind::kInt, "4194304", "entries per CQ", 2, 4194304});
-  s.add({"nic.cmd_latency", Kind::kTime, "2us", "firmware time to execute a command", 0, 1e12});
-  s.add({"nic.wqe_prefetch", Kind::kInt, "8", "send WQEs fetched and cached per QP", 1, 256});
-  s.add({"nic.rq_prefetch", Kind::kInt, "8", "receive WQEs fetched and cached per QP", 1, 256});
-  s.add({"nic.tx_pipeline_depth", Kind::kInt, "32", "packets between payload DMA and the wire", 1,
-         4096});
-  s.add({"nic.tx_pipeline_latency", Kind::kTime, "40ns",
+  s.add({"nic.max_qps", Kind::kInt, def_int(np.max_qps), "queue pairs", 1, 131000});
+  s.add({"nic.max_cqs", Kind::kInt, def_int(np.max_cqs), "completion queues", 1, 131000});
+  s.add({"nic.max_pds", Kind::kInt, def_int(np.max_pds), "protection domains", 1, 1e6});
+  s.add({"nic.max_mrs", Kind::kInt, def_int(nc.xlate.max_mrs), "memory regions", 1, 16e6});
+  s.add({"nic.max_mr_size", Kind::kSize, def_size(nc.max_mr_size), "largest memory region", 4096,
+         1.0 * (1ull << 40)});
+  s.add({"nic.max_qp_wr", Kind::kInt, def_int(np.max_qp_wr), "WQEs per send or receive queue", 2,
+         32768});
+  s.add({"nic.max_cqe", Kind::kInt, def_int(np.max_cqe), "entries per CQ", 2, 4194304});
+  s.add({"nic.cmd_latency", Kind::kTime, def_time(np.cmd_latency),
+         "firmware time to execute a command", 0, 1e12});
+  s.add({"nic.wqe_prefetch", Kind::kInt, def_int(np.wqe_prefetch),
+         "send WQEs fetched and cached per QP", 1, 256});
+  s.add({"nic.rq_prefetch", Kind::kInt, def_int(np.rq_prefetch),
+         "receive WQEs fetched and cached per QP", 1, 256});
+  s.add({"nic.tx_pipeline_depth", Kind::kInt, def_int(np.tx_pipeline_depth),
+         "packets between payload DMA and the wire", 1, 4096});
+  s.add({"nic.tx_pipeline_latency", Kind::kTime, def_time(np.tx_pipeline_latency),
          "per-packet transmit processing (headers, ICRC, MAC)", 0, 1e9});
-  s.add({"nic.rx_pipeline_latency", Kind::kTime, "40ns",
+  s.add({"nic.rx_pipeline_latency", Kind::kTime, def_time(np.rx_pipeline_latency),
          "per-packet receive processing (parse, checks, ICRC)", 0, 1e9});
-  s.add({"nic.tx_queue_frames", Kind::kInt, "4",
+  s.add({"nic.tx_queue_frames", Kind::kInt, def_int(np.tx_queue_frames),
          "MTU-sized frames the port may hold queued before the scheduler waits (must cover the "
          "payload DMA round trip)",
          1, 1024});
-  s.add({"nic.max_unacked_psn", Kind::kInt, "128",
+  s.add({"nic.max_unacked_psn", Kind::kInt, def_int(np.max_unacked_psn),
          "PSNs in flight per QP before the requester waits for an ACK", 1, 8388607});
-  s.add({"nic.ack_req_every", Kind::kInt, "64",
+  s.add({"nic.ack_req_every", Kind::kInt, def_int(np.ack_req_every),
          "AckReq at least every N packets (and on every message's last)", 1, 1e6});
-  s.add({"nic.sched_quantum", Kind::kInt, "1", "packets a QP sends per round-robin turn", 1, 1024});
-  s.add({"nic.rx_buffer", Kind::kSize, "256KiB",
+  s.add({"nic.sched_quantum", Kind::kInt, def_int(np.sched_quantum),
+         "packets a QP sends per round-robin turn", 1, 1024});
+  s.add({"nic.rx_buffer", Kind::kSize, def_size(np.rx_buffer_bytes),
          "receive buffer: frames held from arrival until their payload is in host memory; a "
          "frame that does not fit is dropped (rx_buffer_drops)",
          16384, 1024.0 * 1024 * 1024});
-  s.add({"nic.translate_latency", Kind::kTime, "20ns", "key check and MTT lookup per access", 0,
-         1e9});
+  s.add({"nic.translate_latency", Kind::kTime, def_time(nc.xlate.lookup_latency),
+         "key check and MTT lookup per access", 0, 1e9});
   // Capture.
   s.add({"capture.pcap", Kind::kBool, "true", "record the wire into wire.pcap"});
   s.add({"capture.snaplen", Kind::kSize, "65535B", "bytes of each frame recorded", 64, 65535});

@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -55,6 +57,26 @@ pcie::Params System::host_pcie(const cfg::Config& c, int h) {
   return p;
 }
 
+namespace {
+// An output file of a run; close_output() says whether everything reached it.
+std::ofstream open_output(const std::filesystem::path& path) {
+  errno = 0;
+  return std::ofstream(path);
+}
+
+void close_output(std::ofstream& f, const std::filesystem::path& path, RunReport* r) {
+  if (f.is_open()) f.close();
+  if (f.good()) {
+    r->outputs.push_back(path.string());
+    return;
+  }
+  const int e = errno;
+  r->output_errors.push_back(fmt::format("cannot write {}: {}", path.string(),
+                                         e != 0 ? std::strerror(e) : "write failed"));
+}
+
+}  // namespace
+
 std::vector<std::string> System::workload_list(const cfg::Config& c) {
   std::vector<std::string> out;
   std::stringstream ss(c.str("run.workloads"));
@@ -66,10 +88,15 @@ std::vector<std::string> System::workload_list(const cfg::Config& c) {
     bool known = false;
     for (const char* k : kWorkloads) known |= item == k;
     if (!known)
-      throw ConfigError(
-          fmt::format("{}: key 'run.workloads': bad value '{}': unknown workload '{}' "
-                      "(known: write_bw, send_bw, write_lat, send_lat)",
-                      c.source("run.workloads"), c.str("run.workloads"), item));
+      throw ConfigError(fmt::format(
+          "{}: key 'run.workloads': bad value '{}': unknown workload '{}' "
+          "(known: write_bw, send_bw, write_lat, send_lat)",
+          c.source("run.workloads"), cfg::excerpt(c.str("run.workloads")), cfg::excerpt(item)));
+    if (std::find(out.begin(), out.end(), item) != out.end())
+      throw ConfigError(fmt::format(
+          "{}: key 'run.workloads': bad value '{}': workload '{}' is listed twice (each workload "
+          "runs once; its result in stats.json is named after it)",
+          c.source("run.workloads"), cfg::excerpt(c.str("run.workloads")), item));
     out.push_back(item);
   }
   if (out.empty())
@@ -98,7 +125,9 @@ host::WorkloadParams System::workload_params(const cfg::Config& c, const std::st
 
 void System::validate() const {
   const auto& c = cfg_;
-  auto value = [&](const std::string& key) { return c.to_json()[key].get<std::string>(); };
+  auto value = [&](const std::string& key) {
+    return cfg::excerpt(c.to_json()[key].get<std::string>());
+  };
   auto bad = [&](const std::string& key, const std::string& why) {
     return ConfigError(
         fmt::format("{}: key '{}': bad value '{}': {}", c.source(key), key, value(key), why));
@@ -535,10 +564,17 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
   run["packets_per_wall_second"] = wall > 0 ? static_cast<double>(r.packets) / wall : 0.0;
   run["workloads"] = wl;
   r.json = {{"run", run}, {"config", cfg_.to_json()}, {"stats", stats}};
-  if (pcap_) pcap_->close();
+  if (pcap_) {
+    std::string err, path = (std::filesystem::path(out_dir) / "wire.pcap").string();
+    if (pcap_->close(&err))
+      r.outputs.push_back(path);
+    else
+      r.output_errors.push_back("cannot write " + path + ": " + err);
+  }
   if (!out_dir.empty()) {
-    std::ofstream f(std::filesystem::path(out_dir) / "stats.json");
+    std::ofstream f = open_output(std::filesystem::path(out_dir) / "stats.json");
     f << r.json.dump(2) << "\n";
+    close_output(f, std::filesystem::path(out_dir) / "stats.json", &r);
     for (const auto& res : r.workloads) {
       // The first capture.latency_csv samples; none: no file (nor one left from an earlier run).
       auto csv = std::filesystem::path(out_dir) / ("latency_" + res.params.kind + ".csv");
@@ -547,11 +583,19 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
         std::filesystem::remove(csv, ec);
         continue;
       }
-      std::ofstream l(csv);
-      l << "iteration,latency_ns\n";
-      for (size_t i = 0; i < res.latency_samples.size(); ++i)
-        l << i << "," << ticks_to_ns(res.latency_samples[i]) << "\n";
+      std::ofstream l = open_output(csv);
+      l << "iteration,latency_ns
+           ";
+          for (size_t i = 0; i < res.latency_samples.size(); ++i) l
+        << i << "," << ticks_to_ns(res.latency_samples[i])
+        << "
+           ";
+          close_output(l, csv, &r);
     }
+  }
+  if (!r.output_errors.empty()) {
+    r.ok = false;
+    for (const auto& e : r.output_errors) r.error += (r.error.empty() ? "" : "; ") + e;
   }
   return r;
 }

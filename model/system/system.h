@@ -39,6 +39,10 @@ struct RunReport {
   uint64_t packets = 0;
   std::vector<host::WorkloadResult> workloads;
   nlohmann::json json;  // the whole stats.json document
+  // Files written into out_dir, and one message (naming the path) per file that could not be
+  // written: a run with any is not ok.
+  std::vector<std::string> outputs;
+  std::vector<std::string> output_errors;
 };
 
 class System {
@@ -49,7 +53,9 @@ class System {
   ~System();
 
   // Runs the configured workloads to completion (or sim.max_time). Writes stats.json and, if
-  // enabled, wire.pcap into out_dir ("" = write nothing).
+  // enabled, wire.pcap into out_dir ("" = write nothing). A file that cannot be written makes
+  // the report not ok (RunReport::output_errors); one that cannot be opened before the run
+  // starts throws std::runtime_error naming it.
   RunReport run(const std::string& out_dir);
   // Shows the run's progress on `out` (a terminal) while run() runs: the workload, simulated
   // time, share done, packets per wall-second and time left, on one line redrawn in place about

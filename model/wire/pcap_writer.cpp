@@ -27,7 +27,8 @@ struct PcapWriter::Impl {
   std::condition_variable cv;
   std::deque<std::vector<uint8_t>> full;  // handed over, not yet written
   std::vector<std::vector<uint8_t>> spare;
-  size_t busy = 0;  // chunks handed over and not yet written (queued or being written)
+  size_t busy = 0;      // chunks handed over and not yet written (queued or being written)
+  int write_errno = 0;  // errno of the first failed write of the writer thread, 0 if none
   bool stop = false;
   std::thread thread;
 
@@ -74,6 +75,8 @@ struct PcapWriter::Impl {
         pcap_dump(reinterpret_cast<u_char*>(dumper), &h, chunk.data() + off);
         off += h.caplen;
       }
+      if (write_errno == 0 && std::ferror(pcap_dump_file(dumper)))
+        write_errno = errno != 0 ? errno : EIO;
       chunk.clear();
       l.lock();
       spare.push_back(std::move(chunk));
@@ -156,10 +159,21 @@ void PcapWriter::flush() {
   if (impl_ != nullptr) impl_->flush();
 }
 
-void PcapWriter::close() {
-  if (impl_ == nullptr) return;
+bool PcapWriter::close(std::string* err) {
+  if (impl_ == nullptr) return true;
   impl_->hand_over();
-  impl_.reset();  // the writer thread writes what is left, then the file is closed
+  {
+    std::unique_lock<std::mutex> l(impl_->m);
+    impl_->cv.wait(l, [this] { return impl_->busy == 0; });  // the writer thread wrote all
+  }
+  FILE* f = pcap_dump_file(impl_->dumper);
+  errno = 0;
+  const bool flushed = std::fflush(f) == 0;
+  const int e = !flushed && errno != 0 ? errno : impl_->write_errno;
+  const bool ok = flushed && !std::ferror(f);
+  if (!ok && err) *err = std::strerror(e != 0 ? e : EIO);
+  impl_.reset();  // stops the writer thread, closes the file
+  return ok;
 }
 
 }  // namespace rn::wire

@@ -31,7 +31,9 @@ class PcapWriter {
   void write(uint64_t time_ps, const uint8_t* frame, size_t len);
   // Returns once every frame written so far is in the file.
   void flush();
-  void close();
+  // Writes what is left and closes the file. Returns false and sets *err (if err is not null) if
+  // a write failed (disk full, I/O error): the file is then incomplete. Nothing open: true.
+  bool close(std::string* err = nullptr);
   bool is_open() const { return impl_ != nullptr; }
   uint64_t packets() const { return packets_; }
 

@@ -1,13 +1,23 @@
-// rnicsim: the command line.
+// rnicsim: the command line (Boost.Program_options, one options table per command).
 //   rnicsim run CONFIG [--set key=value]... [--out DIR] [--log CATS] [--no-plots]
-//   rnicsim check CONFIG [--set key=value]...
+//   rnicsim check CONFIG [--set key=value]... [--log CATS]
 //   rnicsim params            (every parameter, as a Markdown table)
+//   rnicsim --help, rnicsim COMMAND --help
+// Exit status: 0 done, 1 the run failed (or an output file could not be written), 2 a usage or
+// configuration error.
 #include <fmt/core.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <boost/program_options.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <systemc>
 #include <vector>
@@ -15,55 +25,162 @@
 #include "model/system/schema.h"
 #include "model/system/system.h"
 
+extern char** environ;
+
 namespace {
 
-void usage(FILE* f) {
-  fmt::print(
-      f,
-      "usage:\n"
-      "  rnicsim run CONFIG [--set key=value]... [--out DIR] [--log CATEGORIES] [--no-plots]\n"
-      "  rnicsim check CONFIG [--set key=value]...\n"
-      "  rnicsim params\n"
-      "CONFIG is a TOML file (configs/default.toml is the default scenario); DIR defaults to "
-      "out/.\n");
+namespace po = boost::program_options;
+
+struct Command {
+  const char* name;
+  const char* args;  // after "rnicsim NAME"
+  const char* what;
+};
+
+// `what` is wrapped for a terminal: its lines are indented under the command in the usage.
+constexpr Command kCommands[] = {
+    {"run", "CONFIG [options]",
+     "run the scenario of CONFIG: a report on screen;\nstats.json, wire.pcap, latency CSVs "
+     "and plots in\nthe --out folder"},
+    {"check", "CONFIG [options]",
+     "validate CONFIG (every key, unit, range and\ncross-parameter rule) and exit"},
+    {"params", "",
+     "print every parameter: key, kind, default, allowed\nvalues and meaning (a Markdown "
+     "table)"},
+};
+
+const Command* find_command(const std::string& name) {
+  for (const auto& c : kCommands)
+    if (name == c.name) return &c;
+  return nullptr;
+}
+
+std::string indented(const std::string& text, size_t indent) {
+  std::string out;
+  for (char ch : text) out += ch == '\n' ? "\n" + std::string(indent, ' ') : std::string(1, ch);
+  return out;
+}
+
+std::string synopsis(const Command& c) {
+  return fmt::format("rnicsim {}{}{}", c.name, *c.args ? " " : "", c.args);
+}
+
+void general_usage(FILE* f) {
+  fmt::print(f, "usage: rnicsim COMMAND [options]\n\ncommands:\n");
+  for (const auto& c : kCommands)
+    fmt::print(f, "  {:<24}{}\n", synopsis(c).substr(8), indented(c.what, 26));
+  fmt::print(f,
+             "\n`rnicsim COMMAND --help` lists the options of a command. CONFIG is a TOML file\n"
+             "(configs/default.toml is the default scenario; docs/configuration.md lists every\n"
+             "key). Exit status: 0 done, 1 the run failed, 2 a usage or configuration error.\n");
 }
 
 struct Args {
   std::string cmd, config, out = "out", log;
-  std::vector<std::string> sets;
+  std::vector<std::string> sets, positional;
   bool plots = true;
+  bool help = false;
 };
 
-bool parse(int argc, char** argv, Args* a) {
-  if (argc < 2) return false;
-  a->cmd = argv[1];
-  for (int i = 2; i < argc; ++i) {
-    std::string s = argv[i];
-    auto value = [&](const char* opt) -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument(std::string(opt) + " needs a value");
-      return argv[++i];
-    };
-    if (s == "--set") {
-      a->sets.push_back(value("--set"));
-    } else if (s.rfind("--set=", 0) == 0) {
-      a->sets.push_back(s.substr(6));
-    } else if (s == "--out") {
-      a->out = value("--out");
-    } else if (s == "--log") {
-      a->log = value("--log");
-    } else if (s == "--no-plots") {
-      a->plots = false;
-    } else if (s == "-h" || s == "--help") {
-      return false;
-    } else if (!s.empty() && s[0] == '-') {
-      throw std::invalid_argument("unknown option " + s);
-    } else if (a->config.empty()) {
-      a->config = s;
-    } else {
-      throw std::invalid_argument("unexpected argument " + s);
-    }
+// The options of one command; `positional` collects its plain arguments.
+po::options_description options_of(const std::string& cmd, Args* a) {
+  po::options_description d("options");
+  d.add_options()("help,h", po::bool_switch(&a->help), "print this help and exit");
+  if (cmd == "run" || cmd == "check")
+    d.add_options()(
+        "set", po::value(&a->sets)->value_name("KEY=VALUE"),
+        "set a configuration key, over CONFIG (repeatable; also --set=KEY=VALUE; the value is "
+        "written as in a file, e.g. --set link.rate=25Gbps)")(
+        "log", po::value(&a->log)->value_name("CATEGORIES"),
+        "trace blocks at run time (sets sim.log): comma-separated, from cmd doorbell wqe tx rx "
+        "cqe dma wire driver app error, or all");
+  if (cmd == "run")
+    d.add_options()("out", po::value(&a->out)->value_name("DIR")->default_value("out"),
+                    "folder for stats.json, wire.pcap, latency CSVs and plots (created)")(
+        "no-plots", po::bool_switch(), "do not run tools/plot_run.py at the end");
+  return d;
+}
+
+void command_usage(FILE* f, const Command& c, const po::options_description& d) {
+  std::ostringstream o;
+  o << d;
+  fmt::print(f, "usage: {}\n{}\n\n{}", synopsis(c), c.what, o.str());
+}
+
+// Parses argv into *a. Returns -1 to go on, else the exit status (help printed: 0; usage error,
+// reported on stderr: 2).
+int parse(int argc, char** argv, Args* a) {
+  if (argc < 2) {
+    general_usage(stderr);
+    return 2;
   }
-  return true;
+  a->cmd = argv[1];
+  if (a->cmd == "--help" || a->cmd == "-h") {
+    general_usage(stdout);
+    return 0;
+  }
+  const Command* cmd = find_command(a->cmd);
+  if (cmd == nullptr) {
+    fmt::print(stderr, "rnicsim: unknown command '{}' (commands: run, check, params)\n",
+               rn::cfg::excerpt(a->cmd));
+    general_usage(stderr);
+    return 2;
+  }
+  po::options_description visible = options_of(a->cmd, a);
+  po::options_description all;
+  all.add(visible).add_options()("positional", po::value(&a->positional));
+  po::positional_options_description pos;
+  pos.add("positional", -1);
+  po::variables_map vm;
+  auto usage_error = [&](const std::string& why) {
+    fmt::print(stderr, "rnicsim {}: {}\nusage: {} (rnicsim {} --help lists the options)\n",
+               cmd->name, why, synopsis(*cmd), cmd->name);
+    return 2;
+  };
+  try {
+    using namespace po::command_line_style;
+    po::store(po::command_line_parser(std::vector<std::string>(argv + 2, argv + argc))
+                  .options(all)
+                  .positional(pos)
+                  .style(default_style & ~allow_guessing)
+                  .run(),
+              vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return usage_error(rn::cfg::excerpt(e.what()));
+  }
+  if (a->help) {
+    command_usage(stdout, *cmd, visible);
+    return 0;
+  }
+  if (vm.count("no-plots") && vm["no-plots"].as<bool>()) a->plots = false;
+  const size_t wanted = a->cmd == "params" ? 0 : 1;
+  if (a->positional.size() > wanted)
+    return usage_error(fmt::format("unexpected argument '{}'{}",
+                                   rn::cfg::excerpt(a->positional[wanted]),
+                                   wanted == 0 ? " (params takes none)" : ""));
+  if (a->positional.size() < wanted)
+    return usage_error("missing CONFIG (a TOML file, e.g. configs/default.toml)");
+  if (wanted) a->config = a->positional[0];
+  return -1;
+}
+
+// Runs `/usr/bin/python3 script out_dir` as a child process (no shell: the arguments are passed
+// as they are) and waits for it. Returns "" on success, else what went wrong.
+std::string run_plotter(const std::string& script, const std::string& out_dir) {
+  std::vector<std::string> args = {"/usr/bin/python3", script, out_dir};
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  int e = posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ);
+  if (e != 0) return fmt::format("cannot start {}: {}", args[0], std::strerror(e));
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return fmt::format("waitpid: {}", std::strerror(errno));
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
+  if (WIFEXITED(status)) return fmt::format("exit status {}", WEXITSTATUS(status));
+  return fmt::format("killed by signal {}", WTERMSIG(status));
 }
 
 void print_report(const rn::system::RunReport& r, const std::string& cfg, const rn::cfg::Config& c,
@@ -117,9 +234,11 @@ void print_report(const rn::system::RunReport& r, const std::string& cfg, const 
       "\n  simulated time {:.3f} us   wall time {:.3f} s   events {}   packets {}   {:.0f} "
       "simulated packets per wall-second\n",
       ticks_to_ns(r.sim_time) / 1e3, r.wall_seconds, r.events, r.packets, pps);
-  if (!out.empty())
-    fmt::print("  wrote {}/stats.json{}\n", out,
-               std::filesystem::exists(out + "/wire.pcap") ? ", " + out + "/wire.pcap" : "");
+  if (!out.empty() && !r.outputs.empty()) {
+    std::string files;
+    for (const auto& f : r.outputs) files += (files.empty() ? "" : ", ") + f;
+    fmt::print("  wrote {}\n", files);
+  }
   fmt::print("  result: {}\n", r.ok ? "OK" : "FAILED: " + r.error);
 }
 
@@ -127,24 +246,11 @@ void print_report(const rn::system::RunReport& r, const std::string& cfg, const 
 
 int sc_main(int argc, char** argv) {
   Args a;
-  try {
-    if (!parse(argc, argv, &a)) {
-      usage(stderr);
-      return 2;
-    }
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "rnicsim: {}\n", e.what());
-    usage(stderr);
-    return 2;
-  }
+  if (int status = parse(argc, argv, &a); status >= 0) return status;
   rn::cfg::Schema schema = rn::system::make_schema();
   if (a.cmd == "params") {
     fmt::print("{}", schema.markdown());
     return 0;
-  }
-  if ((a.cmd != "run" && a.cmd != "check") || a.config.empty()) {
-    usage(stderr);
-    return 2;
   }
   try {
     rn::cfg::Config cfg(schema);
@@ -163,15 +269,18 @@ int sc_main(int argc, char** argv) {
       return 0;
     }
     rn::system::System sys(cfg, a.config);
+    if (isatty(STDOUT_FILENO)) sys.show_progress(stdout);  // a terminal: show how far the run is
     auto r = sys.run(a.out);
     print_report(r, a.config, cfg, a.out);
+    for (const auto& e : r.output_errors) fmt::print(stderr, "rnicsim: error: {}\n", e);
     if (a.plots && r.ok) {
       std::string script = std::string(RNICSIM_SOURCE_DIR) + "/tools/plot_run.py";
       if (std::filesystem::exists(script) && std::filesystem::exists("/usr/bin/python3")) {
         std::fflush(stdout);
-        std::string cmd = "/usr/bin/python3 '" + script + "' '" + a.out + "'";
-        if (std::system(cmd.c_str()) != 0)
-          fmt::print(stderr, "rnicsim: plotting failed (run {} by hand)\n", cmd);
+        std::string why = run_plotter(script, a.out);
+        if (!why.empty())
+          fmt::print(stderr, "rnicsim: plotting failed: {} (run /usr/bin/python3 {} DIR by hand)\n",
+                     why, script);
       }
     }
     return r.ok ? 0 : 1;

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   if (argc > 3) p.lanes = std::atoi(argv[3]);
   if (argc > 4) p.mps = static_cast<uint32_t>(std::atoi(argv[4]));
   if (argc > 5) p.mrrs = static_cast<uint32_t>(std::atoi(argv[5]));
-  p.read_tags = 4096;  // the link, not tags or credits, is the bottleneck
+  p.read_tags = kMaxReadTags;  // the link, not tags or credits, is the bottleneck
   p.ph_credits = p.pd_credits = p.nph_credits = 0;
   if (std::string err = p.validate(); !err.empty()) {
     std::fprintf(stderr, "%s\n", err.c_str());

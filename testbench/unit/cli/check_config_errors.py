@@ -1,13 +1,16 @@
 #!/usr/bin/python3
-"""Configuration errors seen from the command line: `rnicsim check CONFIG [--set k=v]`.
+"""rnicsim as a user runs it: configuration errors seen from `rnicsim check CONFIG [--set k=v]`,
+the command line itself (--help, unknown options, missing CONFIG), and short `rnicsim run`s
+(the --out folder given to the plotter, output files that cannot be written).
 
 usage: check_config_errors.py RNICSIM REPO_ROOT CASE      (one case; ctest registers each)
        check_config_errors.py RNICSIM REPO_ROOT --list    (the case names)
 
-Each case writes its config files into a temp dir of its own, runs `rnicsim check` and checks the
-exit status (2 for a configuration error) and that stderr names the file, the line where there is
-one, the key and the bad value. Exit 0: pass, 1: fail, 77: a known issue of the code under test
-still present (ctest reports the test as skipped, see SKIP_RETURN_CODE in CMakeLists.txt).
+Each case writes its config files into a temp dir of its own (also rnicsim's working directory),
+runs rnicsim and checks the exit status (2 for a usage or configuration error, 1 for a failed run)
+and that stderr names the file, the line where there is one, the key and the bad value.
+Exit 0: pass, 1: fail, 77: a known issue of the code under test still present (ctest reports the
+test as skipped, see SKIP_RETURN_CODE in CMakeLists.txt).
 """
 import csv
 import json
@@ -68,6 +71,29 @@ def expect_error(d, args, *needles, pattern=None, status=2):
     if p.stdout.strip():
         raise Failure("a failed check printed to stdout")
     return err
+
+
+def expect_usage_error(d, args, *needles):
+    """rnicsim exits 2 with a usage error (not a configuration error) naming every needle and
+    the usage of the command, and prints nothing on stdout."""
+    p = run(args, d)
+    if p.returncode != 2:
+        raise Failure(f"rnicsim {' '.join(args)}: exit status {p.returncode}, expected 2")
+    missing = [n for n in needles if n not in p.stderr]
+    if missing:
+        raise Failure(f"stderr does not name: {missing}")
+    if "usage: rnicsim" not in p.stderr:
+        raise Failure("stderr lacks the usage")
+    if p.stdout.strip():
+        raise Failure("a usage error printed to stdout")
+    return p.stderr
+
+
+def quick_run(out, *extra):
+    """`rnicsim run` of the default scenario cut to a few messages (well under a second)."""
+    return ["run", os.path.join(REPO, "configs/default.toml"), "--out", out,
+            "--set", "run.workloads=write_bw,send_lat", "--set", "write_bw.iterations=2",
+            "--set", "write_bw.size=4KiB", "--set", "send_lat.iterations=3", *extra]
 
 
 def check_file(d, name, text, *needles, pattern=None, extra=()):
@@ -262,7 +288,7 @@ def include_errors(d):
     expect_error(d, ["check", path], path, "'include'", "presets/nope.toml", "does not exist")
     a = write(d, "a.toml", 'include = ["b.toml"]\n')
     write(d, "b.toml", 'include = ["a.toml"]\n')
-    expect_error(d, ["check", a], "loop")
+    expect_error(d, ["check", a], "b.toml:1", "include cycle")
     # An error inside an included file names that file and its line.
     inner = write(d, "p/inner.toml", "[pcie]\n\ngen = 0\n")
     outer = write(d, "outer.toml", 'include = ["p/inner.toml"]\n')
@@ -286,9 +312,253 @@ def bad_set(d):
     # --set wins over the file, and a cross-parameter error then names --set.
     expect_error(d, ["check", cfg, "--set", 'link.mtu="1500B"'], "--set", "'link.mtu'", "'1500B'")
     # --set with no value at all is a usage error.
-    p = run(["check", cfg, "--set"], d)
-    if p.returncode != 2 or "--set needs a value" not in p.stderr:
-        raise Failure(f"--set without a value: exit {p.returncode}, expected 2 and 'needs a value'")
+    expect_usage_error(d, ["check", cfg, "--set"], "'--set'", "missing")
+
+
+@case
+def help_of_each_command(d):
+    for args in (["--help"], ["-h"]):
+        p = run(args, d)
+        if p.returncode != 0:
+            raise Failure(f"rnicsim {args[0]}: exit {p.returncode}, expected 0")
+        for cmd in ("run CONFIG", "check CONFIG", "params", "--help"):
+            if cmd not in p.stdout:
+                raise Failure(f"rnicsim {args[0]}: stdout does not list {cmd!r}")
+    options = {"run": ["--set", "--out", "--log", "--no-plots", "--help"],
+               "check": ["--set", "--log", "--help"],
+               "params": ["--help"]}
+    for cmd, opts in options.items():
+        for h in ("--help", "-h"):
+            p = run([cmd, h], d)
+            if p.returncode != 0:
+                raise Failure(f"rnicsim {cmd} {h}: exit {p.returncode}, expected 0")
+            if f"usage: rnicsim {cmd}" not in p.stdout:
+                raise Failure(f"rnicsim {cmd} {h}: no usage line on stdout")
+            missing = [o for o in opts if o not in p.stdout]
+            if missing:
+                raise Failure(f"rnicsim {cmd} {h}: options not described: {missing}")
+            if p.stderr.strip():
+                raise Failure(f"rnicsim {cmd} {h}: printed to stderr")
+    # --help wins over a missing CONFIG; it runs nothing.
+    p = run(["run", "--help", "--out", "o"], d)
+    if p.returncode != 0 or os.path.exists(os.path.join(d, "o")):
+        raise Failure("rnicsim run --help --out o: did not just print the help")
+    # No command at all: the usage on stderr, exit 2.
+    p = run([], d)
+    if p.returncode != 2 or "usage: rnicsim COMMAND" not in p.stderr:
+        raise Failure(f"rnicsim alone: exit {p.returncode}, expected 2 and the usage on stderr")
+
+
+@case
+def unknown_options_and_commands(d):
+    cfg = os.path.join(REPO, "configs/default.toml")
+    expect_usage_error(d, ["run", cfg, "--bogus"], "'--bogus'")
+    expect_usage_error(d, ["check", cfg, "--out", "x"], "'--out'")  # run's option only
+    expect_usage_error(d, ["check", cfg, "--no-plots"], "'--no-plots'")
+    expect_usage_error(d, ["run", cfg, "--ou", "x"], "'--ou'")  # no abbreviations
+    expect_usage_error(d, ["params", "--set", "pcie.gen=3"], "'--set'")
+    expect_usage_error(d, ["frob", cfg], "unknown command 'frob'")
+    expect_usage_error(d, ["--set", "pcie.gen=3", "check", cfg], "'--set'")
+    expect_usage_error(d, ["run", cfg, "--out"], "'--out'", "missing")
+    if os.listdir(d):
+        raise Failure(f"a refused command line wrote {os.listdir(d)}")
+
+
+@case
+def missing_config(d):
+    expect_usage_error(d, ["run"], "missing CONFIG")
+    expect_usage_error(d, ["check"], "missing CONFIG")
+    expect_usage_error(d, ["run", "--out", "o", "--set", "pcie.gen=3"], "missing CONFIG")
+    cfg = os.path.join(REPO, "configs/default.toml")
+    expect_usage_error(d, ["check", cfg, cfg], "unexpected argument '" + cfg + "'")
+
+
+@case
+def params_takes_no_argument(d):
+    expect_usage_error(d, ["params", "extra"], "unexpected argument 'extra'")
+    p = run(["params"], d)
+    if p.returncode != 0 or "| `pcie.gen` |" not in p.stdout:
+        raise Failure(f"rnicsim params: exit {p.returncode}, expected 0 and the table")
+
+
+@case
+def out_dir_is_not_run_by_a_shell(d):
+    # Before: the plot step ran `/usr/bin/python3 'plot_run.py' 'OUT'` through a shell.
+    out = "o'; touch PWNED; echo '"
+    p = run(quick_run(out), d)
+    if p.returncode != 0:
+        raise Failure(f"exit {p.returncode}, expected 0")
+    if os.path.exists(os.path.join(d, "PWNED")):
+        raise Failure("the --out value ran as a shell command (PWNED created)")
+    made = sorted(os.listdir(d))
+    if made != [out]:
+        raise Failure(f"files created in the working directory: {made}, expected only {out!r}")
+    for f in ("stats.json", "wire.pcap"):
+        if not os.path.isfile(os.path.join(d, out, f)):
+            raise Failure(f"{f} not written into {out!r}")
+    # The plotter ran on that folder: with matplotlib its PNGs are there, without it it failed.
+    has_mpl = subprocess.run(["/usr/bin/python3", "-c", "import matplotlib"],
+                             capture_output=True).returncode == 0
+    if has_mpl:
+        if not os.path.isfile(os.path.join(d, out, "goodput.png")):  # the write_bw plot
+            raise Failure(f"plot goodput.png not written into {out!r}")
+    elif "plotting failed" not in p.stderr:
+        raise Failure("no matplotlib, and no 'plotting failed' message")
+    # An --out that looks like an option reaches the plotter as a plain argument too.
+    p = run(quick_run("-x"), d)
+    if p.returncode != 0 or "plotting failed" in p.stderr:
+        raise Failure(f"--out -x: exit {p.returncode}, expected 0 and the plots")
+
+
+@case
+def output_write_errors(d):
+    # A good run first: every file it writes is named in the report.
+    ok = os.path.join(d, "ok")
+    p = run(quick_run(ok, "--no-plots"), d)
+    if p.returncode != 0:
+        raise Failure(f"a good run: exit {p.returncode}")
+    files = sorted(os.listdir(ok))
+    for f in ("stats.json", "wire.pcap"):
+        if f not in files:
+            raise Failure(f"a good run did not write {f}")
+    wrote = [l for l in p.stdout.splitlines() if "wrote" in l]
+    for f in files:
+        if not any(os.path.join(ok, f) in l for l in wrote):
+            raise Failure(f"a good run: the report does not name {f}: {wrote}")
+    # Then each of those files in turn cannot be written (/dev/full: no space left; a directory).
+    cases = [(f, "full") for f in files] + [("stats.json", "dir")]
+    for name, how in cases:
+        out = os.path.join(d, f"{name}-{how}")
+        os.makedirs(out)
+        path = os.path.join(out, name)
+        if how == "full":
+            os.symlink("/dev/full", path)
+        else:
+            os.makedirs(path)
+        p = run(quick_run(out, "--no-plots"), d)
+        if p.returncode != 1:
+            raise Failure(f"{name} ({how}): exit {p.returncode}, expected 1")
+        if f"cannot write {path}" not in p.stderr:
+            raise Failure(f"{name} ({how}): stderr does not say 'cannot write {path}'")
+        wrote = [l for l in p.stdout.splitlines() if "wrote" in l]
+        if any(path in l for l in wrote):
+            raise Failure(f"{name} ({how}): the report says it wrote {path}: {wrote}")
+        if "result: FAILED" not in p.stdout:
+            raise Failure(f"{name} ({how}): the report does not say FAILED")
+    # The output folder cannot be created.
+    blocker = write(d, "afile", "")
+    p = run(quick_run(os.path.join(blocker, "sub"), "--no-plots"), d)
+    if p.returncode != 1 or blocker not in p.stderr:
+        raise Failure(f"--out under a file: exit {p.returncode}, expected 1 naming {blocker}")
+
+
+@case
+def duplicate_workload(d):
+    cfg = os.path.join(REPO, "configs/default.toml")
+    expect_error(d, ["check", cfg, "--set", "run.workloads=write_bw,write_bw"], "--set",
+                 "'run.workloads'", "'write_bw,write_bw'", "'write_bw' is listed twice")
+    check_file(d, "c.toml", '[run]\nworkloads = "send_lat, write_bw ,send_lat"\n', "c.toml:2",
+               "'run.workloads'", "'send_lat' is listed twice")
+
+
+@case
+def integers_and_numbers_are_decimal(d):
+    cfg = os.path.join(REPO, "configs/default.toml")
+    # strtoll(.., 0) and strtod read these as 8, 16 and 100 Gb/s.
+    expect_error(d, ["check", cfg, "--set", "write_bw.qps=010"], "--set", "'write_bw.qps'",
+                 "'010'", "leading zero")
+    expect_error(d, ["check", cfg, "--set", "write_bw.qps=0x10"], "'write_bw.qps'", "'0x10'",
+                 "hexadecimal")
+    expect_error(d, ["check", cfg, "--set", 'link.rate="0x64Gbps"'], "'link.rate'", "'0x64Gbps'",
+                 "hexadecimal")
+    expect_error(d, ["check", cfg, "--set", "sim.max_time=infs"], "'sim.max_time'", "'infs'")
+    expect_error(d, ["check", cfg, "--set", "pcie.mps=+256B"], "'pcie.mps'", "'+256B'")
+    check_file(d, "c.toml", '[write_bw]\nqps = "010"\n', "c.toml:2", "'write_bw.qps'", "'010'")
+    # TOML's own hexadecimal integers are TOML's business: a file's 0x10 is the integer 16.
+    path = write(d, "hex.toml", '[run]\nworkloads = "write_bw"\n[write_bw]\nqps = 0x10\n')
+    p = run(["check", path], d)
+    if p.returncode != 0:
+        raise Failure(f"TOML integer 0x10: exit {p.returncode}, expected 0")
+
+
+@case
+def set_with_spaces(d):
+    cfg = os.path.join(REPO, "configs/default.toml")
+    p = run(["check", cfg, "--set", "link.rate = 25Gbps", "--set", " run.workloads = send_bw "], d)
+    if p.returncode != 0 or "workloads: send_bw)" not in p.stdout:
+        raise Failure(f"--set 'k = v': exit {p.returncode}, expected 0 and workloads send_bw")
+    expect_error(d, ["check", cfg, "--set", "link.rate = 25Gbs"], "--set", "'link.rate'",
+                 "'25Gbs'")
+
+
+@case
+def long_values_are_cut(d):
+    cfg = os.path.join(REPO, "configs/default.toml")
+    big = "9" * 100000  # one argument may hold at most 128 KiB
+    for s in ["link.rate=" + big + "Gbps", "pcie.gen=" + big, "run.workloads=" + big,
+              "host.page_alloc=" + big, big + "=1"]:
+        err = expect_error(d, ["check", cfg, "--set", s], "bytes)")
+        if len(err) > 500 or "9" * 61 in err:
+            raise Failure(f"--set {s[:20]}...: a {len(err)}-byte message quotes the value whole")
+    huge = "x" * (10 * 1000 * 1000)
+    path, err = check_file(d, "c.toml", '[host]\npage_alloc = "%s"\n' % huge, "c.toml:2",
+                           "'host.page_alloc'", "(10000000 bytes)")
+    if len(err) > 500:
+        raise Failure(f"a 10 MB value gave a {len(err)}-byte message")
+
+
+@case
+def include_cycle_names_both_includes(d):
+    write(d, "x/a.toml", 'include = ["b.toml"]\n')
+    b = write(d, "x/b.toml", '[pcie]\ngen = 3\n\ninclude_is_top_level = 0\n')
+    b = write(d, "x/b.toml", '\n\ninclude = ["../x/a.toml"]\n')
+    top = write(d, "top.toml", '# top\ninclude = ["x/a.toml"]\n')
+    expect_error(d, ["check", top], b + ":3", top + ":2", "include cycle")
+    # The top file included again.
+    a = write(d, "self.toml", '[pcie]\ngen = 3\n')
+    a = write(d, "self.toml", 'include = ["self.toml"]\n')
+    expect_error(d, ["check", a], a + ":1", "include cycle", "top file")
+
+
+@case
+def include_fan_out_is_bounded(d):
+    # f0 includes f1 ten times, ..., f7 includes f8 ten times: 10^8 loads without a bound.
+    for i in range(8):
+        write(d, f"f{i}.toml", "include = [%s]\n" % ", ".join([f'"f{i + 1}.toml"'] * 10))
+    write(d, "f8.toml", "[pcie]\ngen = 3\n")
+    expect_error(d, ["check", os.path.join(d, "f0.toml")], "key 'include'", "files to load",
+                 pattern=r"f\d\.toml:1: key 'include'")
+
+
+@case
+def include_errors_name_the_line(d):
+    path = write(d, "c.toml", '# presets\ninclude = [\n  "nope.toml",\n]\n')
+    expect_error(d, ["check", path], path + ":3", "'include'", "nope.toml", "does not exist")
+    os.makedirs(os.path.join(d, "adir.toml"))
+    path = write(d, "dir.toml", '\ninclude = "adir.toml"\n')
+    expect_error(d, ["check", path], path + ":2", "'include'", "not a regular file")
+
+
+@case
+def pcie_credit_ranges_agree_with_the_schema(d):
+    cfg = os.path.join(REPO, "configs/default.toml")
+    p = run(["params"], d)
+    rows = {l.split("|")[1].strip(" `"): l.split("|")[4].strip() for l in p.stdout.splitlines()
+            if l.startswith("| `pcie.")}
+    for key in ("pd_credits", "cpld_credits"):
+        # Below one MPS TLP (256 B = 16 credits): refused by the cross check, whose range must end
+        # where the schema's does.
+        err = expect_error(d, ["check", cfg, "--set", f"pcie.{key}=8"], f"'pcie.{key}'", "'8'")
+        hi = rows[f"pcie.{key}"].split("..")[1].strip()
+        m = re.search(r"in (\d+)\.\.(\d+)", err)
+        if not m or m.group(2) != hi:
+            raise Failure(f"pcie.{key}: message range {m and m.group(0)!r}, schema allows up to {hi}")
+        err = expect_error(d, ["check", cfg, "--set", f"pcie.{key}={int(hi) + 1}"], f"'pcie.{key}'")
+        if hi not in err:
+            raise Failure(f"pcie.{key}={int(hi) + 1}: the message does not give the bound {hi}")
+        p = run(["check", cfg, "--set", f"pcie.{key}={hi}"], d)
+        if p.returncode != 0:
+            raise Failure(f"pcie.{key}={hi} (the schema's bound): exit {p.returncode}")
 
 
 def expect_ok(d, args, what):

@@ -1,6 +1,7 @@
 // Unit tests of rn::cfg (model/core/config.h): unit parsing, range checks, unknown keys, TOML types
 // and syntax errors, includes and override order, --set parsing, sources, to_json.
 // Most tests use a small schema of their own; the TOML files go into a temp dir unique per test.
+#include <fmt/core.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -150,7 +151,8 @@ TEST_CASE("config: parse_size accepts every unit, bare bytes and whole-byte deci
   CHECK_THROWS_AS(parse_size("100000000000GiB"), ConfigError);  // > 2^64
 }
 
-TEST_CASE("config: format_time and format_size pick the largest exact unit", "[config][units]") {
+TEST_CASE("config: format_time, format_size and format_bandwidth pick the largest exact unit",
+          "[config][units]") {
   CHECK(format_time(0) == "0ns");
   CHECK(format_time(1) == "1ps");
   CHECK(format_time(1500 * kNs) == "1500ns");
@@ -161,8 +163,15 @@ TEST_CASE("config: format_time and format_size pick the largest exact unit", "[c
   CHECK(format_size(4096) == "4KiB");
   CHECK(format_size(3u << 20) == "3MiB");
   CHECK(format_size(1ull << 30) == "1GiB");
+  CHECK(format_bandwidth(100e9) == "100Gbps");
+  CHECK(format_bandwidth(2.5e9) == "2500Mbps");
+  CHECK(format_bandwidth(1.6e12) == "1600Gbps");
+  CHECK(format_bandwidth(2e12) == "2Tbps");
+  CHECK(format_bandwidth(10) == "10bps");
   // Round trips.
   for (Tick t : {Tick(1), Tick(999), 1500 * kNs, 7 * kMs}) CHECK(parse_time(format_time(t)) == t);
+  for (double b : {1.0, 999.0, 25e9, 2.5e9, 100e9, 1.6e12, 123456789.0})
+    CHECK(parse_bandwidth(format_bandwidth(b)) == b);
   for (uint64_t b : {uint64_t(1), uint64_t(1000), uint64_t(4096), uint64_t(5) << 30})
     CHECK(parse_size(format_size(b)) == b);
 }
@@ -220,11 +229,60 @@ TEST_CASE("config: --set values of every kind", "[config][set]") {
   CHECK_FALSE(c.boolean("a.flag"));
   c.apply_override("a.flag=1");
   CHECK(c.boolean("a.flag"));
-  // Integers are read with strtoll(.., 0), as documented in model/core/README.md.
-  c.apply_override("a.count=0x10");
-  CHECK(c.integer("a.count") == 16);
-  c.apply_override("a.count=010");
-  CHECK(c.integer("a.count") == 8);
+}
+
+TEST_CASE("config: integers are decimal, as in TOML: leading zeros and hexadecimal are refused",
+          "[config][numbers]") {
+  Schema s = test_schema();
+  Config c(s);
+  c.apply_override("a.count=10");
+  CHECK(c.integer("a.count") == 10);
+  c.apply_override("b.nested.depth=0");
+  CHECK(c.integer("b.nested.depth") == 0);
+  // strtoll(.., 0) read these as 8 and 16.
+  std::string m = config_error([&] { c.apply_override("a.count=010"); });
+  CHECK_THAT(m, Contains("--set") && Contains("'a.count'") && Contains("'010'") &&
+                    Contains("leading zero"));
+  m = config_error([&] { c.apply_override("a.count=0x10"); });
+  CHECK_THAT(m, Contains("'a.count'") && Contains("'0x10'") && Contains("hexadecimal"));
+  CHECK_THAT(config_error([&] { c.apply_override("a.count=0X1F"); }), Contains("hexadecimal"));
+  CHECK_THAT(config_error([&] { c.apply_override("a.count=00"); }), Contains("leading zero"));
+  CHECK_THAT(config_error([&] { c.apply_override("a.count=+5"); }), Contains("'+'"));
+  CHECK_THAT(config_error([&] { c.apply_override("a.count=1e2"); }), Contains("not an integer"));
+  CHECK_THAT(config_error([&] { c.apply_override("a.count=5 5"); }), Contains("not an integer"));
+  CHECK(c.integer("a.count") == 10);  // every refused value left it alone
+  // A negative integer is read as such and meets the bounds check.
+  CHECK_THAT(config_error([&] { c.apply_override("c.lo=-3"); }),
+             Contains("'-3'") && Contains("must be >= 2"));
+}
+
+TEST_CASE("config: numbers and the numbers of unit values are plain decimal", "[config][numbers]") {
+  Schema s = test_schema();
+  Config c(s);
+  c.apply_override("a.ratio=0.25");
+  CHECK(c.real("a.ratio") == Approx(0.25));
+  c.apply_override("a.ratio=2.5e-1");
+  CHECK(c.real("a.ratio") == Approx(0.25));
+  for (const char* bad : {"0x0.8p0", "inf", "nan", "+0.5", ".5", "5.", "00.5", "0.5x"})
+    CHECK_THAT(config_error([&] { c.apply_override(std::string("a.ratio=") + bad); }),
+               Contains("'a.ratio'") && Contains(std::string("'") + bad + "'"));
+  // strtod read "0x64Gbps" as 100 Gb/s.
+  std::string m = config_error([&] { c.apply_override("a.bw=0x64Gbps"); });
+  CHECK_THAT(m, Contains("'a.bw'") && Contains("'0x64Gbps'") && Contains("hexadecimal"));
+  CHECK_THAT(config_error([&] { c.apply_override("a.time=010ns"); }),
+             Contains("'010ns'") && Contains("leading zero"));
+  CHECK_THAT(config_error([&] { c.apply_override("a.size=0x100"); }), Contains("hexadecimal"));
+  CHECK_THAT(config_error([&] { c.apply_override("a.time=infns"); }), Contains("decimal number"));
+  CHECK_THAT(config_error([&] { c.apply_override("a.bw=+10Gbps"); }), Contains("'+'"));
+  CHECK_THAT(config_error([&] { c.apply_override("a.time=1.ns"); }), Contains("decimal point"));
+  CHECK_THROWS_WITH(parse_time("nanns"), Contains("decimal number"));
+  CHECK_THROWS_WITH(parse_size("0b101"), Contains("'0b101'"));
+  // Decimal forms that stay accepted: a fraction, an exponent, a space before the unit, 0.
+  CHECK(parse_time("1.5e3ns") == 1500 * kNs);
+  CHECK(parse_time("0.5 us") == 500 * kNs);
+  CHECK(parse_bandwidth("1E1Gbps") == Approx(10e9));
+  CHECK(parse_size("0") == 0);
+  CHECK(parse_size("0.5KiB") == 512);
 }
 
 TEST_CASE("config: values outside [min, max] are refused with the range in the key's unit",
@@ -307,6 +365,47 @@ TEST_CASE("config: --set parsing: key=value, quotes, '=' in the value, missing '
   CHECK_THAT(config_error([&] { c.apply_override("a.count="); }), Contains("not an integer"));
   CHECK_THAT(config_error([&] { c.apply_override("nope=1"); }),
              Contains("--set") && Contains("unknown key 'nope'"));
+}
+
+TEST_CASE("config: --set ignores spaces around the key and the value", "[config][set]") {
+  Schema s = test_schema();
+  Config c(s);
+  c.apply_override("a.bw = 25Gbps");
+  CHECK(c.bandwidth("a.bw") == Approx(25e9));
+  c.apply_override(" a.count\t=\t12 ");
+  CHECK(c.integer("a.count") == 12);
+  c.apply_override("a.mode = \"slow\"");  // quotes inside the spaces are removed too
+  CHECK(c.str("a.mode") == "slow");
+  c.apply_override("b.name = two words ");  // spaces inside the value stay
+  CHECK(c.str("b.name") == "two words");
+  CHECK_THAT(config_error([&] { c.apply_override(" = 5"); }), Contains("expected key=value"));
+  CHECK_THAT(config_error([&] { c.apply_override("a.count = "); }), Contains("not an integer"));
+}
+
+TEST_CASE("config: long values and keys are cut in error messages", "[config][long]") {
+  CHECK(excerpt("short") == "short");
+  CHECK(excerpt(std::string(60, 'x')) == std::string(60, 'x'));
+  CHECK(excerpt(std::string(61, 'x')) == std::string(60, 'x') + "\u2026 (61 bytes)");
+  // A cut never splits a UTF-8 character: 59 ASCII bytes, then 2-byte characters.
+  std::string utf = std::string(59, 'a') + "\u00e9\u00e9\u00e9";
+  CHECK(excerpt(utf) == std::string(59, 'a') + "\u2026 (65 bytes)");
+
+  TempDir d("long");
+  Schema s = test_schema();
+  Config c(s);
+  const std::string big(10 * 1000 * 1000, '7');
+  for (const std::string& set : {"a.count=" + big, "a.size=" + big + "B", "a.mode=" + big,
+                                 "a.time=" + big + "x", big + "=1", big}) {
+    std::string m = config_error([&] { c.apply_override(set); });
+    CHECK(m.size() < 400);
+    CHECK_THAT(
+        m, Contains("\u2026 (1000000") && Contains(" bytes)") && !Contains(std::string(61, '7')));
+  }
+  // The same from a file.
+  std::string f = d.write("big.toml", "[a]\nmode = \"" + big + "\"\n");
+  std::string m = config_error([&] { c.load_file(f); });
+  CHECK(m.size() < 400);
+  CHECK_THAT(m, Contains(f + ":2") && Contains("'a.mode'") && Contains("(10000000 bytes)"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -548,9 +647,10 @@ TEST_CASE("config: include errors: missing file, non-string entry, loop, error i
   }
   {
     std::string f = d.write("loop_a.toml", "include = [\"loop_b.toml\"]\n");
-    d.write("loop_b.toml", "include = [\"loop_a.toml\"]\n");
+    std::string b = d.write("loop_b.toml", "\ninclude = [\"loop_a.toml\"]\n");
     Config c(s);
-    CHECK_THAT(config_error([&] { c.load_file(f); }), Contains("loop"));
+    CHECK_THAT(config_error([&] { c.load_file(f); }),
+               Contains(b + ":2") && Contains("include cycle") && Contains("top file"));
   }
   {
     std::string inner = d.write("inner.toml", "[a]\n\ncount = 0\n");
@@ -559,6 +659,93 @@ TEST_CASE("config: include errors: missing file, non-string entry, loop, error i
     CHECK_THAT(config_error([&] { c.load_file(f); }),
                Contains(inner + ":3") && Contains("'a.count'") && Contains("'0'"));
   }
+}
+
+TEST_CASE("config: include errors name the file and line of the include entry",
+          "[config][file][include]") {
+  TempDir d("includeline");
+  Schema s = test_schema();
+  d.write("ok.toml", "[a]\ncount = 2\n");
+  {
+    std::string f = d.write("missing.toml", "[a]\n# x\n\ninclude_not = 1\n");
+    f = d.write("missing2.toml", "include = [\n  \"ok.toml\",\n  \"nope.toml\",\n]\n");
+    Config c(s);
+    CHECK_THAT(config_error([&] { c.load_file(f); }), Contains(f + ":3: key 'include'") &&
+                                                          Contains("nope.toml") &&
+                                                          Contains("does not exist"));
+  }
+  {
+    std::string f = d.write("notstring.toml", "\n\ninclude = [\"ok.toml\", 5]\n");
+    Config c(s);
+    CHECK_THAT(config_error([&] { c.load_file(f); }), Contains(f + ":3: key 'include'"));
+  }
+  {
+    d.write("sub/dir.toml/x", "");
+    std::string f = d.write("dir.toml", "include = \"sub/dir.toml\"\n");
+    Config c(s);
+    CHECK_THAT(config_error([&] { c.load_file(f); }),
+               Contains(f + ":1: key 'include'") && Contains("not a regular file"));
+  }
+}
+
+TEST_CASE("config: a file included twice on one include path is a cycle naming both includes",
+          "[config][file][include]") {
+  TempDir d("cycle");
+  Schema s = test_schema();
+  // top -> a (top:2) -> b (a:1) -> a (b:3): a is included at top:2 and again at b:3.
+  std::string top = d.write("top.toml", "[a]\ninclude_ok = 0\n");
+  top = d.write("top.toml", "\ninclude = [\"x/a.toml\"]\n");
+  std::string a = d.write("x/a.toml", "include = [\"b.toml\"]\n");
+  std::string b = d.write("x/b.toml", "[a]\n\n\n");
+  b = d.write("x/b.toml", "\n\ninclude = [\"../x/./a.toml\"]\n");  // another name of a.toml
+  Config c(s);
+  std::string m = config_error([&] { c.load_file(top); });
+  CHECK_THAT(m, Contains(b + ":3") && Contains(top + ":2") && Contains("include cycle") &&
+                    Contains("a.toml"));
+  // A file included twice on two different paths (a diamond) is no cycle.
+  std::string leaf = d.write("d/leaf.toml", "[a]\ncount = 4\n");
+  d.write("d/l.toml", "include = \"leaf.toml\"\n");
+  d.write("d/r.toml", "include = \"leaf.toml\"\n");
+  std::string diamond =
+      d.write("d/top.toml", "include = [\"l.toml\", \"r.toml\", \"leaf.toml\"]\n");
+  Config c2(s);
+  c2.load_file(diamond);
+  CHECK(c2.integer("a.count") == 4);
+  CHECK(c2.source("a.count") == leaf + ":2");
+}
+
+TEST_CASE("config: include fan-out is bounded: many includes of includes are an error, not a hang",
+          "[config][file][include]") {
+  TempDir d("fanout");
+  Schema s = test_schema();
+  // f0 includes f1 ten times, f1 includes f2 ten times, ...: 10^k loads at depth k. Unbounded,
+  // four levels are 1111 parses (eight are 10^7, which never finishes).
+  auto make = [&](int levels) {
+    for (int i = 0; i < levels; ++i) {
+      std::string inc;
+      for (int k = 0; k < 10; ++k) inc += fmt::format("{}\"f{}.toml\"", k ? ", " : "", i + 1);
+      d.write(fmt::format("f{}.toml", i), "include = [" + inc + "]\n");
+    }
+    d.write(fmt::format("f{}.toml", levels), "[a]\ncount = 3\n");
+    return d.file("f0.toml");
+  };
+  std::string f0 = make(3);
+  Config c(s);
+  std::string m = config_error([&] { c.load_file(f0); });
+  CHECK_THAT(m, Contains("key 'include'") && Contains("f3.toml") &&
+                    Contains(std::to_string(Config::kMaxFilesLoaded)));
+  // 2 levels of 10: 111 loads is too many as well, 1 level of 10 (11 loads) is fine.
+  d.write("g0.toml", "include = [\"f2.toml\", \"f2.toml\"]\n");
+  Config c2(s);
+  c2.load_file(d.file("g0.toml"));
+  CHECK(c2.integer("a.count") == 3);
+  // Nesting is limited as well: a chain of 10 files is refused, naming the include entry.
+  for (int i = 0; i < 10; ++i)
+    d.write(fmt::format("chain{}.toml", i), fmt::format("include = \"chain{}.toml\"\n", i + 1));
+  d.write("chain10.toml", "");
+  Config c3(s);
+  CHECK_THAT(config_error([&] { c3.load_file(d.file("chain0.toml")); }),
+             Contains(d.file("chain8.toml") + ":1") && Contains("nested more than 8 deep"));
 }
 
 TEST_CASE("config: to_json lists every key with its effective value as text", "[config][json]") {

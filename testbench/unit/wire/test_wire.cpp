@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -895,4 +896,39 @@ TEST_CASE("PcapWriter: many frames through the writer thread, in order, byte for
   w.close();
   check(6000);
   std::remove(path);
+}
+
+TEST_CASE("PcapWriter: close reports a failed write (disk full) instead of a short file",
+          "[wire][pcap]") {
+  std::vector<uint8_t> frame(1500, 0xA5);
+  std::string err;
+  {
+    // /dev/full takes the open and refuses every write with ENOSPC.
+    PcapWriter w;
+    REQUIRE(w.open("/dev/full", 65535, &err));
+    for (int i = 0; i < 10; ++i) w.write(uint64_t(i) * 1000, frame.data(), frame.size());
+    CHECK_FALSE(w.close(&err));
+    CHECK(err == std::strerror(ENOSPC));
+    CHECK(w.close(&err));  // closed: nothing left to fail
+  }
+  {
+    // Past the writer thread's chunks too (several MiB).
+    PcapWriter w;
+    REQUIRE(w.open("/dev/full", 65535, &err));
+    for (int i = 0; i < 5000; ++i) w.write(uint64_t(i) * 1000, frame.data(), frame.size());
+    err.clear();
+    CHECK_FALSE(w.close(&err));
+    CHECK(err == std::strerror(ENOSPC));
+  }
+  {
+    char path[] = "/tmp/rnicsim_pcap_ok_XXXXXX";
+    int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    ::close(fd);
+    PcapWriter w;
+    REQUIRE(w.open(path, 65535, &err));
+    w.write(0, frame.data(), frame.size());
+    CHECK(w.close(&err));
+    std::remove(path);
+  }
 }
