@@ -431,29 +431,35 @@ void System::progress_tick() {
   progress_last_tick_ = t;
   if (dt < 0.02 && progress_interval_ < kSec) progress_interval_ *= 2;
   if (dt > 0.1 && progress_interval_ > kNs) progress_interval_ /= 2;
-  if (t - progress_last_print_ >= 0.25) {
-    progress_last_print_ = t;
-    for (const auto& w : tests_) {
-      const host::Perftest::Progress& p = w->progress();
-      if (!p.started || p.done >= p.total) continue;  // not yet, or finished: the next one
-      const double share = p.total ? static_cast<double>(p.done) / static_cast<double>(p.total) : 0;
-      if (w.get() != progress_w_) {  // a new workload: rates from here
-        progress_w_ = w.get();
-        progress_frames0_ = link_->frames();
-        progress_wall0_ = t;
-      }
-      const double spent = t - progress_wall0_;
-      const double pps =
-          spent > 0 ? static_cast<double>(link_->frames() - progress_frames0_) / spent : 0;
-      std::string left = share > 0.01 ? fmt::format("{:.0f} s left", spent * (1 - share) / share)
-                                      : std::string("time left: estimating");
-      fmt::print(progress_out_,
-                 "\r\033[K  {}  simulated {}  {:.1f}% done ({} of {})  {:.2f} M packets/s  {}",
-                 w->result().params.kind, cfg::format_time(sim_->now() / kNs * kNs), 100 * share,
-                 p.done, p.total, pps / 1e6, left);
-      std::fflush(progress_out_);
+  // The workload under way: the first whose traffic has started and not ended.
+  const host::Perftest* w = nullptr;
+  for (const auto& x : tests_)
+    if (x->progress().started && x->progress().done < x->progress().total) {
+      w = x.get();
       break;
     }
+  if (w && w != progress_w_) {  // a new workload: its rates count from here
+    progress_w_ = w;
+    progress_frames0_ = link_->frames();
+    progress_done0_ = w->progress().done;
+    progress_wall0_ = t;
+  }
+  if (w && t - progress_last_print_ >= 0.25) {
+    progress_last_print_ = t;
+    const host::Perftest::Progress& p = w->progress();
+    const double spent = t - progress_wall0_;
+    std::string rate = "measuring", left = "time left: estimating";
+    if (spent >= 0.2 && p.done > progress_done0_) {
+      rate = fmt::format("{:.2f} M packets per wall-second",
+                         static_cast<double>(link_->frames() - progress_frames0_) / spent / 1e6);
+      left = fmt::format("{:.1f} s left", spent * static_cast<double>(p.total - p.done) /
+                                              static_cast<double>(p.done - progress_done0_));
+    }
+    fmt::print(progress_out_, "\r\033[K  {}  simulated {:.3f} ms  {:.1f}% done ({} of {})  {}  {}",
+               w->result().params.kind, static_cast<double>(sim_->now()) / kMs,
+               100.0 * static_cast<double>(p.done) / static_cast<double>(p.total), p.done, p.total,
+               rate, left);
+    std::fflush(progress_out_);
   }
   if (threads_done_ < threads_total_) eq_->after(progress_interval_, [this] { progress_tick(); });
 }
@@ -584,13 +590,10 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
         continue;
       }
       std::ofstream l = open_output(csv);
-      l << "iteration,latency_ns
-           ";
-          for (size_t i = 0; i < res.latency_samples.size(); ++i) l
-        << i << "," << ticks_to_ns(res.latency_samples[i])
-        << "
-           ";
-          close_output(l, csv, &r);
+      l << "iteration,latency_ns\n";
+      for (size_t i = 0; i < res.latency_samples.size(); ++i)
+        l << i << "," << ticks_to_ns(res.latency_samples[i]) << "\n";
+      close_output(l, csv, &r);
     }
   }
   if (!r.output_errors.empty()) {

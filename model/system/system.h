@@ -103,7 +103,7 @@ class System {
   uint64_t progress_ticks_ = 0;
   double progress_last_tick_ = 0, progress_last_print_ = 0;  // wall-clock seconds
   const host::Perftest* progress_w_ = nullptr;               // the workload shown, and since when
-  uint64_t progress_frames0_ = 0;
+  uint64_t progress_frames0_ = 0, progress_done0_ = 0;
   double progress_wall0_ = 0;
   int threads_done_ = 0;
   int threads_total_ = 0;

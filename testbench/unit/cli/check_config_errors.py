@@ -736,6 +736,46 @@ def latency_histogram_and_capped_csv(d):
         raise Failure(f"capture.latency_csv=0 left CSV files: {os.listdir(out)}")
 
 
+@case
+def progress_on_a_terminal_only(d):
+    # A run of a few wall-seconds: on a terminal (a pseudo-terminal here) it shows a progress line
+    # redrawn in place and erased before the report; into a pipe, nothing of it.
+    import pty
+    args = [RNICSIM, "run", os.path.join(REPO, "configs/default.toml"), "--no-plots", "--out",
+            os.path.join(d, "o"), "--set", "run.workloads=write_bw", "--set",
+            "write_bw.iterations=200000", "--set", "capture.pcap=false"]
+    env = dict(os.environ, SC_COPYRIGHT_MESSAGE="DISABLE")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(RNICSIM, args, env)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    print(f"$ rnicsim {' '.join(args[1:])}   (on a terminal)\n  exit {status >> 8}\n"
+          f"  output: {text[-600:]!r}")
+    if status != 0:
+        raise Failure(f"on a terminal: exit status {status >> 8}")
+    if not re.search(r"write_bw  simulated [0-9.]+ ms  [0-9.]+% done \([0-9]+ of 200000\)", text):
+        raise Failure("on a terminal: no progress line (workload, simulated time, share done)")
+    if "packets per wall-second" not in text or " s left" not in text:
+        raise Failure("on a terminal: the progress line lacks the speed or the time left")
+    if not re.search(r"left\r\x1b\[K(\r?\n)+rnicsim report", text):
+        raise Failure("on a terminal: the progress line is not erased before the report")
+    p = run(args[1:], d)
+    if p.returncode != 0:
+        raise Failure(f"into a pipe: exit {p.returncode}")
+    if "% done" in p.stdout or "\x1b[K" in p.stdout or "\r" in p.stdout:
+        raise Failure("into a pipe: progress output appeared")
+
+
 def main():
     global RNICSIM, REPO
     if len(sys.argv) != 4:
