@@ -8,6 +8,10 @@
 
 namespace rn::drv {
 
+// How long a driver waits for a command or an event by default: the default of
+// host.driver_timeout (host::HostParams), declared once here.
+inline constexpr uint64_t kDefaultTimeoutNs = 100'000'000;
+
 class DeviceAccess {
  public:
   virtual ~DeviceAccess() = default;

@@ -121,7 +121,7 @@ struct Qp {
 
 class Driver {
  public:
-  explicit Driver(DeviceAccess& io, uint64_t cmd_timeout_ns = 10'000'000);
+  explicit Driver(DeviceAccess& io, uint64_t cmd_timeout_ns = kDefaultTimeoutNs);
   ~Driver();
   // Checks the device identity, sets up the command block, the event queue and MSI-X.
   int open();

@@ -29,7 +29,7 @@ struct HostParams {
   Tick wqe_write_cost = 20 * kNs;    // CPU time to write one WQE
   Tick poll_cost = 30 * kNs;         // CPU time of one poll of a CQ or buffer that finds work
   Tick wakeup_latency = 50 * kNs;    // from a DMA write landing to the polling thread noticing it
-  Tick driver_timeout = 100 * kMs;   // longest wait for a command or event before giving up
+  Tick driver_timeout = drv::kDefaultTimeoutNs * kNs;  // longest wait for a command or event
 };
 
 class SimHost : public pcie::HostObserver, public drv::DeviceAccess {
