@@ -68,6 +68,12 @@ struct Bench {
   // Opens both drivers and creates PD, CQs, a QP and a 64 KiB buffer on each side.
   bool setup(uint32_t qp_access = kLW | kRW, uint32_t mr_access = kLW | kRW, uint32_t depth = 16,
              uint32_t sges = 2, uint64_t buf_len = 65536) {
+    return create(mr_access, depth, sges, buf_len) && connect(a, b, qp_access) &&
+           connect(b, a, qp_access);
+  }
+  // The objects of setup() on both sides, the QPs left in RESET.
+  bool create(uint32_t mr_access = kLW | kRW, uint32_t depth = 16, uint32_t sges = 2,
+              uint64_t buf_len = 65536) {
     for (Peer* p : {&a, &b}) {
       if (p->d->open() || p->d->alloc_pd(&p->pdn) || p->d->create_cq(64, &p->scq) ||
           p->d->create_cq(64, &p->rcq)) {
@@ -92,7 +98,7 @@ struct Bench {
         return false;
       }
     }
-    return connect(a, b, qp_access) && connect(b, a, qp_access);
+    return true;
   }
   bool connect(Peer& me, Peer& peer, uint32_t access) {
     drv::QpAttr at;

@@ -250,19 +250,7 @@ TEST_CASE("Posting before RTS fails with EINVAL, and nothing posted then runs la
   Bench t;
   t.run([&] {
     Peer &a = t.a, &b = t.b;
-    for (Peer* p : {&a, &b}) {
-      drv::QpCap cap;
-      if (p->d->open() || p->d->alloc_pd(&p->pdn) || p->d->create_cq(64, &p->scq) ||
-          p->d->create_cq(64, &p->rcq) ||
-          p->d->create_qp(p->pdn, p->scq, p->rcq, cap, false, &p->qp))
-        return t.expect(false, "setup: " + p->d->last_error());
-      p->len = 65536;
-      p->buf = p->h->alloc_buffer(p->len);
-      std::vector<uint8_t> poison(p->len, 0xEE);
-      p->h->app_write(p->buf, poison.data(), p->len);
-      if (p->d->reg_mr(p->pdn, p->buf, p->len, kLW | kRW, &p->mr))
-        return t.expect(false, "reg_mr: " + p->d->last_error());
-    }
+    if (!t.create()) return;
     t.fill(a, 0, 8192, 1);
     auto try_post = [&](const char* state) {
       int e = t.post(a, WrOpcode::RDMA_WRITE, 66, 4096, 512, drv::kSendSignaled, 0, 0, 4096);
