@@ -149,8 +149,8 @@ TEST_CASE("Driver: QPs created and destroyed in random order keep valid numbers"
       live.pop_back();
     }
     verify("all destroyed");
-    expect(d.destroy_cq(cq) == 0 && d.find_cq(cq->cqn) == nullptr && d.cq_count() == 0,
-           "destroy_cq");
+    const uint32_t cqn = cq->cqn;  // destroy_cq frees *cq
+    expect(d.destroy_cq(cq) == 0 && d.find_cq(cqn) == nullptr && d.cq_count() == 0, "destroy_cq");
   };
   auto r = sys->run_custom(body, {});
   INFO(r.error);
