@@ -93,9 +93,8 @@ bool Bridge::check_sg(const SgEntry* sg, int n, const char* what) {
       // refuses the request (Unsupported Request) and the simulation goes on.
       ++dma_errors_;
       RN_LOG(sim_, LogCat::kError, name_,
-             "{} at {:#x}+{} runs past the end of the address space: "
-             "refused",
-             what, sg[i].addr, sg[i].len);
+             "{} at {:#x}+{} runs past the end of the address space: refused", what, sg[i].addr,
+             sg[i].len);
       return false;
     }
   return true;

@@ -48,8 +48,8 @@ Responder::Responder(NicState& s)
           "requests refused with NAK_INV_REQ: READ, atomics, SEND with invalidate (not modelled)")),
       rx_buffer_drops_(stats_.counter("rx_buffer_drops", "count",
                                       "frames dropped on arrival: the receive buffer was full")),
-      rx_buffer_drop_bytes_(
-          stats_.counter("rx_buffer_drop_bytes", "B", "bytes of the frames dropped so")),
+      rx_buffer_drop_bytes_(stats_.counter("rx_buffer_drop_bytes", "B",
+                                           "bytes of the frames dropped for want of room")),
       rx_buffer_peak_(
           stats_.counter("rx_buffer_peak", "B", "most bytes held in the receive buffer at once")) {
   pending_.reserve(256);
@@ -59,13 +59,14 @@ Responder::Responder(NicState& s)
 void Responder::hold_until(Tick until, uint32_t bytes) {
   if (held_count_ == held_.size()) {  // grows while warming up; no allocation once large enough
     std::vector<Held> bigger(held_.size() * 2);
-    for (size_t i = 0; i < held_count_; ++i) bigger[i] = held_[(held_head_ + i) % held_.size()];
+    for (size_t i = 0; i < held_count_; ++i)
+      bigger[i] = held_[(held_head_ + i) & (held_.size() - 1)];
     held_.swap(bigger);
     held_head_ = 0;
   }
   // DMA writes land in issue order; max() keeps the ring in time order should one not.
   placed_until_ = std::max(placed_until_, until);
-  held_[(held_head_ + held_count_++) % held_.size()] = Held{placed_until_, bytes};
+  held_[(held_head_ + held_count_++) & (held_.size() - 1)] = Held{placed_until_, bytes};
   rx_held_ += bytes;
   rx_buffer_peak_ = std::max(rx_buffer_peak_, rx_held_);
 }
@@ -79,7 +80,7 @@ void Responder::release_landed() {
   const Tick t = now();
   while (held_count_ && held_[held_head_].until <= t) {
     rx_held_ -= held_[held_head_].bytes;
-    held_head_ = (held_head_ + 1) % held_.size();
+    held_head_ = (held_head_ + 1) & (held_.size() - 1);
     --held_count_;
   }
 }

@@ -51,7 +51,7 @@ class Responder : public net::FrameSink {
   size_t pending_head_ = 0;
   bool stalled_ = false;
   uint64_t rx_held_ = 0;    // bytes of the receive buffer in use
-  std::vector<Held> held_;  // frames whose payload is on its way to memory, a ring
+  std::vector<Held> held_;  // frames whose payload is on its way to memory: a ring of 2^k
   size_t held_head_ = 0, held_count_ = 0;
   Tick placed_until_ = 0;  // the last hold's landing time
 
