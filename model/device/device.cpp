@@ -10,57 +10,22 @@
 namespace rn::device {
 
 using dev::CmdStatus;
-using dev::QpAttr;
 using dev::QpState;
 using dev::RegError;
+using qp::kKnownAccess;
 
-namespace {
-constexpr uint32_t bit(QpAttr a) { return static_cast<uint32_t>(a); }
-// Offset of field `f` of args struct T inside CmdIn, for CmdOut.syndrome.
-#define FIELD_OFF(T, f) static_cast<uint32_t>(offsetof(dev::CmdIn, args) + offsetof(T, f))
+namespace {}  // namespace
 
-constexpr uint32_t kKnownAccess = 0x3F;
-
-struct Transition {
-  QpState from, to;
-  uint32_t required, optional;
-};
-const uint32_t kAv = bit(QpAttr::AV);
-const Transition kRcTransitions[] = {
-    {QpState::RESET, QpState::INIT,
-     bit(QpAttr::PKEY_INDEX) | bit(QpAttr::PORT) | bit(QpAttr::ACCESS_FLAGS), 0},
-    {QpState::INIT, QpState::INIT, 0,
-     bit(QpAttr::PKEY_INDEX) | bit(QpAttr::PORT) | bit(QpAttr::ACCESS_FLAGS)},
-    {QpState::INIT, QpState::RTR,
-     kAv | bit(QpAttr::PATH_MTU) | bit(QpAttr::DEST_QPN) | bit(QpAttr::RQ_PSN) |
-         bit(QpAttr::MAX_DEST_RD_ATOMIC) | bit(QpAttr::MIN_RNR_TIMER),
-     bit(QpAttr::ALT_PATH) | bit(QpAttr::ACCESS_FLAGS) | bit(QpAttr::PKEY_INDEX)},
-    {QpState::RTR, QpState::RTS,
-     bit(QpAttr::SQ_PSN) | bit(QpAttr::TIMEOUT) | bit(QpAttr::RETRY_CNT) | bit(QpAttr::RNR_RETRY) |
-         bit(QpAttr::MAX_QP_RD_ATOMIC),
-     bit(QpAttr::CUR_STATE) | bit(QpAttr::ACCESS_FLAGS) | bit(QpAttr::MIN_RNR_TIMER) |
-         bit(QpAttr::ALT_PATH) | bit(QpAttr::PATH_MIG_STATE)},
-    {QpState::RTS, QpState::RTS, 0,
-     bit(QpAttr::CUR_STATE) | bit(QpAttr::ACCESS_FLAGS) | bit(QpAttr::MIN_RNR_TIMER) |
-         bit(QpAttr::ALT_PATH) | bit(QpAttr::PATH_MIG_STATE)},
-};
-
-uint32_t log2_floor(uint64_t v) { return v ? 63 - static_cast<uint32_t>(__builtin_clzll(v)) : 0; }
-
-// The oldest freed number of a table (0 if none): a destroyed object's number is reused as late as
-// possible, so that late packets and completions meant for it are less likely to meet a new one.
-uint32_t take_free(std::deque<uint32_t>& free) {
-  if (free.empty()) return 0;
-  uint32_t n = free.front();
-  free.pop_front();
-  return n;
-}
-}  // namespace
-
-Device::Device(qp::NicState& s, uint64_t max_mr_size)
-    : s_(s),
+Device::Device(const qp::NicEnv& env, qp::QpTable& t, xlate::MrTable& mrs, qp::Completion& comp,
+               qp::QpEngine& qps, pcie::DmaPort& dma, uint64_t max_mr_size)
+    : env_(env),
+      t_(t),
+      mrs_(mrs),
+      comp_(comp),
+      qps_(qps),
+      dma_(dma),
       max_mr_size_(max_mr_size),
-      stats_(s.sim.stats, s.name + ".dev", "device interface: registers, doorbells, commands"),
+      stats_(env.sim.stats, env.name + ".dev", "device interface: registers, doorbells, commands"),
       commands_(stats_.counter("commands", "count", "commands executed")),
       command_errors_(
           stats_.counter("command_errors", "count", "commands completed with an error status")),
@@ -72,14 +37,14 @@ Device::Device(qp::NicState& s, uint64_t max_mr_size)
   cmd_buf_.resize(sizeof(dev::CmdIn));
 }
 
-Device::~Device() { s_.sim.stats.remove(&stats_); }
+Device::~Device() { env_.sim.stats.remove(&stats_); }
 
 void Device::reg_error(RegError e, uint64_t offset) {
   err_code_ = static_cast<uint32_t>(e);
   err_info_ = static_cast<uint32_t>(offset);
   ++err_count_;
   ++reg_errors_;
-  RN_LOG(s_.sim, LogCat::kError, s_.name, "register write at {:#x} refused: {}", offset,
+  RN_LOG(env_.sim, LogCat::kError, env_.name, "register write at {:#x} refused: {}", offset,
          dev::to_string(e));
 }
 
@@ -101,7 +66,7 @@ uint32_t Device::mmio_read32(uint64_t off) {
     case dev::reg::EQ_ADDR_HI:
       return eq_addr_hi_;
     case dev::reg::EQ_LOG_SIZE:
-      return s_.comp->eq_log_size;
+      return comp_.eq_log_size();
     case dev::reg::ERR_CODE: {
       uint32_t v = err_code_;
       err_code_ = 0;
@@ -112,13 +77,13 @@ uint32_t Device::mmio_read32(uint64_t off) {
     case dev::reg::ERR_COUNT:
       return err_count_;
     case dev::reg::MSIX_ADDR_LO:
-      return static_cast<uint32_t>(s_.comp->msix_addr);
+      return static_cast<uint32_t>(comp_.msix_addr);
     case dev::reg::MSIX_ADDR_HI:
-      return static_cast<uint32_t>(s_.comp->msix_addr >> 32);
+      return static_cast<uint32_t>(comp_.msix_addr >> 32);
     case dev::reg::MSIX_DATA:
-      return s_.comp->msix_data;
+      return comp_.msix_data;
     case dev::reg::MSIX_CTRL:
-      return s_.comp->msix_masked ? 1u : 0u;
+      return comp_.msix_masked ? 1u : 0u;
     default:
       return 0;
   }
@@ -126,7 +91,7 @@ uint32_t Device::mmio_read32(uint64_t off) {
 
 void Device::mmio_write32(uint64_t off, uint32_t v) {
   if (off & 3) return reg_error(RegError::WIDTH, off);
-  qp::Completion& c = *s_.comp;
+  qp::Completion& c = comp_;
   if (off >= dev::kQpDbBase && off < dev::kQpDbBase + dev::kMaxQpDoorbells * dev::kQpDbStride)
     return qp_doorbell(off, v);
   if (off >= dev::kCqDbBase && off < dev::kCqDbBase + dev::kMaxCqDoorbells * dev::kCqDbStride)
@@ -143,30 +108,23 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
     case dev::reg::EQ_ADDR_LO:
       if (v & 63) return reg_error(RegError::BAD_VALUE, off);
       eq_addr_lo_ = v;
-      c.eq_addr = (uint64_t(eq_addr_hi_) << 32) | eq_addr_lo_;
+      c.set_eq_addr((uint64_t(eq_addr_hi_) << 32) | eq_addr_lo_);
       return;
     case dev::reg::EQ_ADDR_HI:
       eq_addr_hi_ = v;
-      c.eq_addr = (uint64_t(eq_addr_hi_) << 32) | eq_addr_lo_;
+      c.set_eq_addr((uint64_t(eq_addr_hi_) << 32) | eq_addr_lo_);
       return;
     case dev::reg::EQ_LOG_SIZE:
       if (v > 16) return reg_error(RegError::BAD_VALUE, off);
-      if (v && !pcie::in_address_space(c.eq_addr, (uint64_t(1) << v) * sizeof(dev::Eqe)))
+      if (v && !pcie::in_address_space(c.eq_addr(), (uint64_t(1) << v) * sizeof(dev::Eqe)))
         return reg_error(RegError::ADDR_RANGE, off);
-      c.eq_log_size = static_cast<uint8_t>(v);
-      c.eq_pi = c.eq_ci = 0;
-      c.eq_armed = false;
+      c.start_eq(static_cast<uint8_t>(v));
       return;
     case dev::reg::EQ_DOORBELL: {
-      if (c.eq_log_size == 0) return reg_error(RegError::BAD_VALUE, off);
+      if (c.eq_log_size() == 0) return reg_error(RegError::BAD_VALUE, off);
       if (v & 0x7F000000u) return reg_error(RegError::BAD_VALUE, off);
-      uint32_t ci = c.eq_ci + (((v & 0xFFFFFF) - c.eq_ci) & 0xFFFFFF);
-      if (ci - c.eq_ci > c.eq_pi - c.eq_ci) return reg_error(RegError::DB_RANGE, off);
-      c.eq_ci = ci;
-      if (v & 0x80000000u) {
-        c.eq_armed = true;
-        if (c.eq_pi != c.eq_ci) c.interrupt(now());  // events already waiting: interrupt now
-      }
+      if (!c.eq_doorbell(v & 0xFFFFFF, (v & 0x80000000u) != 0))
+        return reg_error(RegError::DB_RANGE, off);
       return;
     }
     case dev::reg::MSIX_ADDR_LO:
@@ -199,24 +157,24 @@ void Device::qp_doorbell(uint64_t off, uint32_t v) {
   uint64_t rel = off - dev::kQpDbBase;
   uint32_t qpn = static_cast<uint32_t>(rel / dev::kQpDbStride);
   bool rq = (rel % dev::kQpDbStride) == 4;
-  qp::QpCtx* q = s_.qp(qpn);
+  qp::QpCtx* q = t_.qp(qpn);
   if (!q) return reg_error(RegError::NO_SUCH_QP, off);
   if (v > 0xFFFF) return reg_error(RegError::BAD_VALUE, off);
   if (rq) {
     if (q->state == QpState::RESET) return reg_error(RegError::QP_STATE, off);
-    uint32_t pi = q->rq_pi + ((v - q->rq_pi) & 0xFFFF);
-    if (pi - q->rq_ci > q->rq_size()) return reg_error(RegError::DB_RANGE, off);
+    uint32_t pi = q->rq.pi + ((v - q->rq.pi) & 0xFFFF);
+    if (pi - q->rq.ci > q->rq_size()) return reg_error(RegError::DB_RANGE, off);
     ++rq_doorbells_;
-    RN_LOG(s_.sim, LogCat::kDoorbell, s_.name, "qp {} RQ doorbell pi {}", qpn, pi);
-    s_.resp->rq_doorbell(*q, pi);
+    RN_LOG(env_.sim, LogCat::kDoorbell, env_.name, "qp {} RQ doorbell pi {}", qpn, pi);
+    qps_.rq_doorbell(*q, pi);
   } else {
     if (q->state != QpState::RTS && q->state != QpState::SQD && q->state != QpState::ERR)
       return reg_error(RegError::QP_STATE, off);
-    uint32_t pi = q->sq_pi + ((v - q->sq_pi) & 0xFFFF);
-    if (pi - q->sq_done > q->sq_size()) return reg_error(RegError::DB_RANGE, off);
+    uint32_t pi = q->sq.pi + ((v - q->sq.pi) & 0xFFFF);
+    if (pi - q->sq.done > q->sq_size()) return reg_error(RegError::DB_RANGE, off);
     ++sq_doorbells_;
-    RN_LOG(s_.sim, LogCat::kDoorbell, s_.name, "qp {} SQ doorbell pi {}", qpn, pi);
-    s_.req->sq_doorbell(*q, pi);
+    RN_LOG(env_.sim, LogCat::kDoorbell, env_.name, "qp {} SQ doorbell pi {}", qpn, pi);
+    qps_.sq_doorbell(*q, pi);
   }
 }
 
@@ -224,7 +182,7 @@ void Device::cq_doorbell(uint64_t off, uint32_t v) {
   uint64_t rel = off - dev::kCqDbBase;
   if (rel % dev::kCqDbStride) return reg_error(RegError::BAD_OFFSET, off);
   uint32_t cqn = static_cast<uint32_t>(rel / dev::kCqDbStride);
-  qp::CqCtx* cq = s_.cq(cqn);
+  qp::CqCtx* cq = t_.cq(cqn);
   if (!cq) return reg_error(RegError::NO_SUCH_CQ, off);
   if (v & 0x3F000000u) return reg_error(RegError::BAD_VALUE, off);
   uint32_t ci = cq->ci + (((v & 0xFFFFFF) - cq->ci) & 0xFFFFFF);
@@ -237,7 +195,7 @@ void Device::cq_doorbell(uint64_t off, uint32_t v) {
     cq->solicited_only = (v & 0x40000000u) != 0;
     if (cq->pi != cq->ci && !cq->solicited_only) {  // completions already waiting
       cq->armed = false;
-      s_.comp->post_eqe(dev::EqeType::COMPLETION, cqn, 0, now());
+      comp_.post_eqe(dev::EqeType::COMPLETION, cqn, 0, now());
     }
   }
 }
@@ -250,7 +208,7 @@ void Device::start_command(uint32_t token) {
   cmd_busy_ = true;
   cmd_last_token_ = token;
   uint64_t addr = cmd_addr_;
-  s_.dma.dma_read(addr, cmd_buf_.data(), sizeof(dev::CmdIn), now(), [this, addr, token] {
+  dma_.dma_read(addr, cmd_buf_.data(), sizeof(dev::CmdIn), now(), [this, addr, token] {
     dev::CmdIn& in = cmd_in_;
     std::memcpy(&in, cmd_buf_.data(), sizeof in);
     in.token = token;
@@ -263,8 +221,8 @@ void Device::start_command(uint32_t token) {
       // then follows from the region, and execute() finds the list complete.
       if (check_mr(a).status == CmdStatus::OK) {
         mr_pages_.resize(a.n_pages);
-        s_.dma.dma_read(a.mtt_addr, reinterpret_cast<uint8_t*>(mr_pages_.data()), a.n_pages * 8u,
-                        now(), [this, addr] { finish_command(addr); });
+        dma_.dma_read(a.mtt_addr, reinterpret_cast<uint8_t*>(mr_pages_.data()), a.n_pages * 8u,
+                      now(), [this, addr] { finish_command(addr); });
         return;
       }
     }
@@ -273,7 +231,7 @@ void Device::start_command(uint32_t token) {
 }
 
 void Device::finish_command(uint64_t addr) {
-  s_.sim.eq.after(s_.params.cmd_latency, [this, addr] {
+  env_.sim.eq.after(env_.params.cmd_latency, [this, addr] {
     const dev::CmdIn& in = cmd_in_;
     dev::CmdOut out{};
     Result r = execute(in, &out);
@@ -283,11 +241,11 @@ void Device::finish_command(uint64_t addr) {
     ++commands_;
     if (r.status != CmdStatus::OK) ++command_errors_;
     cmd_last_status_ = out.status;
-    RN_LOG(s_.sim, LogCat::kCmd, s_.name, "command {} -> {} (syndrome {})",
+    RN_LOG(env_.sim, LogCat::kCmd, env_.name, "command {} -> {} (syndrome {})",
            dev::to_string(static_cast<dev::CmdOp>(in.opcode)), dev::to_string(r.status),
            r.syndrome);
-    s_.dma.dma_write(addr + sizeof(dev::CmdIn), reinterpret_cast<const uint8_t*>(&out), sizeof out,
-                     now(), [this] { cmd_busy_ = false; });
+    dma_.dma_write(addr + sizeof(dev::CmdIn), reinterpret_cast<const uint8_t*>(&out), sizeof out,
+                   now(), [this] { cmd_busy_ = false; });
   });
 }
 
@@ -297,7 +255,7 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
     static_assert(sizeof r <= sizeof out->result);
     std::memcpy(out->result, &r, sizeof r);
   };
-  const auto& p = s_.params;
+  const auto& p = env_.params;
   switch (static_cast<dev::CmdOp>(in.opcode)) {
     case dev::CmdOp::QUERY_DEVICE: {
       dev::QueryDeviceOut r{};
@@ -306,7 +264,7 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
       r.vendor_part_id = static_cast<uint32_t>(dev::kVendorPartId);
       r.max_qp = p.max_qps;
       r.max_cq = p.max_cqs;
-      r.max_mr = s_.mrs.max_regions();
+      r.max_mr = mrs_.max_regions();
       r.max_pd = p.max_pds;
       r.max_qp_wr = p.max_qp_wr;
       r.max_cqe = p.max_cqe;
@@ -319,7 +277,7 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
     case dev::CmdOp::QUERY_PORT: {
       dev::QueryPortIn a;
       arg(&a);
-      if (a.port != 1) return {CmdStatus::BAD_PARAM, FIELD_OFF(dev::QueryPortIn, port)};
+      if (a.port != 1) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(dev::QueryPortIn, port)};
       dev::QueryPortOut r{};
       r.state = 4;
       r.max_mtu = static_cast<uint8_t>(dev::Mtu::MTU_4096);
@@ -332,15 +290,15 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
       return {};
     }
     case dev::CmdOp::CREATE_PD: {
-      uint32_t pdn = take_free(free_pds_);
+      uint32_t pdn = qp::take_oldest(free_pds_);
       if (pdn == 0) {
-        if (s_.pds.size() > p.max_pds) return {CmdStatus::NO_RESOURCES, 0};
-        pdn = static_cast<uint32_t>(std::max<size_t>(1, s_.pds.size()));  // 0 is reserved
-        s_.pds.resize(pdn + 1, false);
-        s_.pd_users.resize(pdn + 1, 0);
+        if (t_.pds.size() > p.max_pds) return {CmdStatus::NO_RESOURCES, 0};
+        pdn = static_cast<uint32_t>(std::max<size_t>(1, t_.pds.size()));  // 0 is reserved
+        t_.pds.resize(pdn + 1, false);
+        t_.pd_users.resize(pdn + 1, 0);
       }
-      s_.pds[pdn] = true;
-      s_.pd_users[pdn] = 0;
+      t_.pds[pdn] = true;
+      t_.pd_users[pdn] = 0;
       dev::CreatePdOut r{};
       r.pdn = pdn;
       result(r);
@@ -349,11 +307,11 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
     case dev::CmdOp::DESTROY_PD: {
       dev::HandleIn a;
       arg(&a);
-      if (a.handle >= s_.pds.size() || !s_.pds[a.handle])
-        return {CmdStatus::BAD_HANDLE, FIELD_OFF(dev::HandleIn, handle)};
-      if (s_.pd_users[a.handle] || s_.mrs.count_in_pd(a.handle))
-        return {CmdStatus::BUSY, FIELD_OFF(dev::HandleIn, handle)};
-      s_.pds[a.handle] = false;
+      if (a.handle >= t_.pds.size() || !t_.pds[a.handle])
+        return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(dev::HandleIn, handle)};
+      if (t_.pd_users[a.handle] || mrs_.count_in_pd(a.handle))
+        return {CmdStatus::BUSY, RN_FIELD_OFF(dev::HandleIn, handle)};
+      t_.pds[a.handle] = false;
       free_pds_.push_back(a.handle);
       return {};
     }
@@ -365,8 +323,8 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
     case dev::CmdOp::DESTROY_MR: {
       dev::HandleIn a;
       arg(&a);
-      if (!s_.mrs.remove(a.handle))
-        return {CmdStatus::BAD_HANDLE, FIELD_OFF(dev::HandleIn, handle)};
+      if (!mrs_.remove(a.handle))
+        return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(dev::HandleIn, handle)};
       return {};
     }
     case dev::CmdOp::CREATE_CQ: {
@@ -377,9 +335,9 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
     case dev::CmdOp::DESTROY_CQ: {
       dev::HandleIn a;
       arg(&a);
-      qp::CqCtx* cq = s_.cq(a.handle);
-      if (!cq) return {CmdStatus::BAD_HANDLE, FIELD_OFF(dev::HandleIn, handle)};
-      if (cq->users) return {CmdStatus::BUSY, FIELD_OFF(dev::HandleIn, handle)};
+      qp::CqCtx* cq = t_.cq(a.handle);
+      if (!cq) return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(dev::HandleIn, handle)};
+      if (cq->users) return {CmdStatus::BUSY, RN_FIELD_OFF(dev::HandleIn, handle)};
       *cq = qp::CqCtx{};
       free_cqs_.push_back(a.handle);
       return {};
@@ -387,38 +345,28 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
     case dev::CmdOp::CREATE_QP: {
       dev::CreateQpIn a;
       arg(&a);
-      return create_qp(a, out);
+      dev::CreateQpOut r{};
+      Result res = qps_.create(a, &r.qpn);
+      if (res.status == CmdStatus::OK) result(r);
+      return res;
     }
     case dev::CmdOp::MODIFY_QP: {
       dev::ModifyQpIn a;
       arg(&a);
-      return modify_qp(a);
+      return qps_.modify(a);
     }
     case dev::CmdOp::QUERY_QP: {
       dev::HandleIn a;
       arg(&a);
-      qp::QpCtx* q = s_.qp(a.handle);
-      if (!q) return {CmdStatus::BAD_HANDLE, FIELD_OFF(dev::HandleIn, handle)};
       dev::QueryQpOut r{};
-      r.qp_state = static_cast<uint8_t>(q->state);
-      r.path_mtu = q->mtu_code;
-      r.qp_type = q->type;
-      r.access_flags = q->access;
-      r.dest_qpn = q->dest_qpn;
-      r.rq_psn = q->epsn;
-      r.sq_psn = q->sq_psn;
-      r.dest_ipv4 = q->dest_ipv4;
-      r.sq_pi = static_cast<uint16_t>(q->sq_pi);
-      r.sq_ci = static_cast<uint16_t>(q->sq_done);
-      r.rq_pi = static_cast<uint16_t>(q->rq_pi);
-      r.rq_ci = static_cast<uint16_t>(q->rq_ci);
-      result(r);
-      return {};
+      Result res = qps_.query(a.handle, &r);
+      if (res.status == CmdStatus::OK) result(r);
+      return res;
     }
     case dev::CmdOp::DESTROY_QP: {
       dev::HandleIn a;
       arg(&a);
-      return destroy_qp(a.handle);
+      return qps_.destroy(a.handle);
     }
   }
   return {CmdStatus::BAD_OPCODE, static_cast<uint32_t>(offsetof(dev::CmdIn, opcode))};
@@ -426,26 +374,28 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
 
 Device::Result Device::check_mr(const dev::CreateMrIn& a) const {
   using M = dev::CreateMrIn;
-  if (a.pdn >= s_.pds.size() || !s_.pds[a.pdn]) return {CmdStatus::BAD_HANDLE, FIELD_OFF(M, pdn)};
-  if (a.access & ~kKnownAccess) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, access)};
+  if (!t_.pd_valid(a.pdn)) return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(M, pdn)};
+  if (a.access & ~kKnownAccess) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, access)};
   const uint32_t lw = static_cast<uint32_t>(dev::Access::LOCAL_WRITE);
   const uint32_t needs_lw = static_cast<uint32_t>(dev::Access::REMOTE_WRITE) |
                             static_cast<uint32_t>(dev::Access::REMOTE_ATOMIC);
   if ((a.access & needs_lw) && !(a.access & lw))
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, access)};
+    return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, access)};
   if (a.access & static_cast<uint32_t>(dev::Access::ZERO_BASED))
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, access)};  // zero-based MRs: not yet
-  if (a.page_shift != 12) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, page_shift)};
-  if (a.length == 0 || a.length > max_mr_size_) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, length)};
-  if (!pcie::in_address_space(a.iova, a.length)) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, iova)};
+    return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, access)};  // zero-based MRs: not yet
+  if (a.page_shift != 12) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, page_shift)};
+  if (a.length == 0 || a.length > max_mr_size_)
+    return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, length)};
+  if (!pcie::in_address_space(a.iova, a.length))
+    return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, iova)};
   const uint64_t page = uint64_t(1) << a.page_shift;
   uint64_t first = a.iova & ~(page - 1);
   uint64_t last = (a.iova + a.length - 1) & ~(page - 1);
   uint64_t need = (last - first) / page + 1;
-  if (a.n_pages != need) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, n_pages)};
-  if (a.mtt_addr & 7) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, mtt_addr)};
+  if (a.n_pages != need) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, n_pages)};
+  if (a.mtt_addr & 7) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, mtt_addr)};
   if (!pcie::in_address_space(a.mtt_addr, uint64_t(a.n_pages) * 8))
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, mtt_addr)};
+    return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, mtt_addr)};
   return {};
 }
 
@@ -453,11 +403,11 @@ Device::Result Device::create_mr(const dev::CreateMrIn& a, dev::CmdOut* out) {
   using M = dev::CreateMrIn;
   if (Result r = check_mr(a); r.status != CmdStatus::OK) return r;
   // The page list was read by start_command (check_mr passed there too: nothing has changed).
-  if (mr_pages_.size() != a.n_pages) return {CmdStatus::DMA_ERROR, FIELD_OFF(M, mtt_addr)};
+  if (mr_pages_.size() != a.n_pages) return {CmdStatus::DMA_ERROR, RN_FIELD_OFF(M, mtt_addr)};
   const uint64_t page = uint64_t(1) << a.page_shift;
   for (uint64_t pa : mr_pages_)
-    if (pa & (page - 1)) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, mtt_addr)};
-  uint32_t key = s_.mrs.add(a.pdn, a.access, a.iova, a.length, a.page_shift, std::move(mr_pages_));
+    if (pa & (page - 1)) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, mtt_addr)};
+  uint32_t key = mrs_.add(a.pdn, a.access, a.iova, a.length, a.page_shift, std::move(mr_pages_));
   mr_pages_.clear();
   if (key == 0) return {CmdStatus::NO_RESOURCES, 0};
   dev::CreateMrOut r{};
@@ -468,18 +418,18 @@ Device::Result Device::create_mr(const dev::CreateMrIn& a, dev::CmdOut* out) {
 
 Device::Result Device::create_cq(const dev::CreateCqIn& a, dev::CmdOut* out) {
   using C = dev::CreateCqIn;
-  if (a.log_size < 1 || a.log_size > 22 || (1u << a.log_size) > s_.params.max_cqe)
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(C, log_size)};
+  if (a.log_size < 1 || a.log_size > 22 || (1u << a.log_size) > env_.params.max_cqe)
+    return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(C, log_size)};
   if (a.ring_addr == 0 || (a.ring_addr & 63) ||
       !pcie::in_address_space(a.ring_addr, (uint64_t(1) << a.log_size) * sizeof(dev::Cqe)))
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(C, ring_addr)};
-  uint32_t cqn = take_free(free_cqs_);
+    return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(C, ring_addr)};
+  uint32_t cqn = qp::take_oldest(free_cqs_);
   if (cqn == 0) {
-    if (s_.cqs.size() > s_.params.max_cqs) return {CmdStatus::NO_RESOURCES, 0};
-    cqn = static_cast<uint32_t>(std::max<size_t>(1, s_.cqs.size()));  // 0 is reserved
-    s_.cqs.resize(cqn + 1);
+    if (t_.cqs.size() > env_.params.max_cqs) return {CmdStatus::NO_RESOURCES, 0};
+    cqn = static_cast<uint32_t>(std::max<size_t>(1, t_.cqs.size()));  // 0 is reserved
+    t_.cqs.resize(cqn + 1);
   }
-  qp::CqCtx& cq = s_.cqs[cqn];
+  qp::CqCtx& cq = t_.cqs[cqn];
   cq = qp::CqCtx{};
   cq.valid = true;
   cq.cqn = cqn;
@@ -488,182 +438,6 @@ Device::Result Device::create_cq(const dev::CreateCqIn& a, dev::CmdOut* out) {
   dev::CreateCqOut r{};
   r.cqn = cqn;
   std::memcpy(out->result, &r, sizeof r);
-  return {};
-}
-
-Device::Result Device::create_qp(const dev::CreateQpIn& a, dev::CmdOut* out) {
-  using Q = dev::CreateQpIn;
-  const auto& p = s_.params;
-  if (a.qp_type != static_cast<uint8_t>(dev::QpType::RC))
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, qp_type)};
-  if (a.sq_sig_all > 1) return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, sq_sig_all)};
-  const uint32_t max_log = log2_floor(p.max_qp_wr);
-  if (a.log_sq_size < 1 || a.log_sq_size > std::min<uint32_t>(15, max_log))
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, log_sq_size)};
-  if (a.log_rq_size < 1 || a.log_rq_size > std::min<uint32_t>(15, max_log))
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, log_rq_size)};
-  if (a.sq_wqe_shift < 6 || a.sq_wqe_shift > 9)
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, sq_wqe_shift)};
-  if (a.rq_wqe_shift < 4 || a.rq_wqe_shift > 9)
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, rq_wqe_shift)};
-  if (a.pdn >= s_.pds.size() || !s_.pds[a.pdn]) return {CmdStatus::BAD_HANDLE, FIELD_OFF(Q, pdn)};
-  if (!s_.cq(a.send_cqn)) return {CmdStatus::BAD_HANDLE, FIELD_OFF(Q, send_cqn)};
-  if (!s_.cq(a.recv_cqn)) return {CmdStatus::BAD_HANDLE, FIELD_OFF(Q, recv_cqn)};
-  if (a.sq_addr == 0 || (a.sq_addr & 63) ||
-      !pcie::in_address_space(a.sq_addr, uint64_t(1) << (a.log_sq_size + a.sq_wqe_shift)))
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, sq_addr)};
-  if (a.rq_addr == 0 || (a.rq_addr & 63) ||
-      !pcie::in_address_space(a.rq_addr, uint64_t(1) << (a.log_rq_size + a.rq_wqe_shift)))
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, rq_addr)};
-  uint32_t qpn = take_free(free_qps_);
-  if (qpn == 0) {
-    uint32_t n = static_cast<uint32_t>(std::max<size_t>(2, s_.qps.size()));
-    if (n >= p.max_qps + 2 || n >= dev::kMaxQpDoorbells) return {CmdStatus::NO_RESOURCES, 0};
-    s_.qps.resize(n + 1);
-    qpn = n;
-  }
-  auto q = std::make_unique<qp::QpCtx>();
-  q->valid = true;
-  q->qpn = qpn;
-  q->epoch = ++s_.epochs;  // a reused QPN must not accept the old QP's DMA completions
-  q->type = a.qp_type;
-  q->pdn = a.pdn;
-  q->send_cqn = a.send_cqn;
-  q->recv_cqn = a.recv_cqn;
-  q->sig_all = a.sq_sig_all;
-  q->sq_addr = a.sq_addr;
-  q->rq_addr = a.rq_addr;
-  q->log_sq = a.log_sq_size;
-  q->log_rq = a.log_rq_size;
-  q->sq_shift = a.sq_wqe_shift;
-  q->rq_shift = a.rq_wqe_shift;
-  uint32_t sp = std::max<uint32_t>(1, std::min(p.wqe_prefetch, q->sq_size()));
-  uint32_t rp = std::max<uint32_t>(1, std::min(p.rq_prefetch, q->rq_size()));
-  q->sq_cache.resize(sp);
-  q->rq_cache.resize(rp);
-  q->outstanding.resize(q->sq_size());
-  s_.qps[qpn] = std::move(q);
-  s_.cqs[a.send_cqn].users++;
-  s_.cqs[a.recv_cqn].users++;
-  s_.pd_users[a.pdn]++;
-  dev::CreateQpOut r{};
-  r.qpn = qpn;
-  std::memcpy(out->result, &r, sizeof r);
-  return {};
-}
-
-Device::Result Device::destroy_qp(uint32_t qpn) {
-  qp::QpCtx* q = s_.qp(qpn);
-  if (!q) return {CmdStatus::BAD_HANDLE, FIELD_OFF(dev::HandleIn, handle)};
-  s_.cqs[q->send_cqn].users--;
-  s_.cqs[q->recv_cqn].users--;
-  s_.pd_users[q->pdn]--;
-  s_.qps[qpn].reset();
-  free_qps_.push_back(qpn);
-  return {};
-}
-
-Device::Result Device::modify_qp(const dev::ModifyQpIn& a) {
-  using M = dev::ModifyQpIn;
-  qp::QpCtx* qq = s_.qp(a.qpn);
-  if (!qq) return {CmdStatus::BAD_HANDLE, FIELD_OFF(M, qpn)};
-  qp::QpCtx& q = *qq;
-  const uint32_t mask = a.attr_mask;
-  const uint32_t known = (bit(QpAttr::DEST_QPN) << 1) - 1;
-  if (mask & ~known) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, attr_mask)};
-  QpState cur = q.state;
-  if (mask & bit(QpAttr::CUR_STATE)) {
-    if (a.cur_qp_state > 6) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, cur_qp_state)};
-    if (static_cast<QpState>(a.cur_qp_state) != cur)
-      return {CmdStatus::BAD_STATE, FIELD_OFF(M, cur_qp_state)};
-  }
-  QpState to = cur;
-  if (mask & bit(QpAttr::STATE)) {
-    if (a.qp_state > 6) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, qp_state)};
-    to = static_cast<QpState>(a.qp_state);
-  }
-  const uint32_t attrs = mask & ~(bit(QpAttr::STATE) | bit(QpAttr::CUR_STATE));
-  if (to == QpState::RESET || to == QpState::ERR) {
-    if (to == QpState::ERR && cur == QpState::RESET)
-      return {CmdStatus::BAD_STATE, FIELD_OFF(M, qp_state)};
-    if (attrs) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, attr_mask)};
-    if (to == QpState::ERR) {
-      s_.req->enter_error(q, false);
-    } else {
-      q.epoch = ++s_.epochs;
-      s_.req->reset(q);
-      s_.resp->reset(q);
-      q.state = QpState::RESET;
-      q.sq_psn = q.unacked_psn = 0;
-    }
-    return {};
-  }
-  const Transition* t = nullptr;
-  for (const auto& tr : kRcTransitions)
-    if (tr.from == cur && tr.to == to) t = &tr;
-  if (!t) return {CmdStatus::BAD_STATE, FIELD_OFF(M, qp_state)};
-  if ((attrs & t->required) != t->required) return {CmdStatus::BAD_STATE, FIELD_OFF(M, attr_mask)};
-  if (attrs & ~(t->required | t->optional)) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, attr_mask)};
-
-  // Validate every attribute given before changing anything.
-  if ((attrs & bit(QpAttr::ACCESS_FLAGS)) && (a.access_flags & ~kKnownAccess))
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, access_flags)};
-  if ((attrs & bit(QpAttr::PORT)) && a.port_num != 1)
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, port_num)};
-  if ((attrs & bit(QpAttr::PKEY_INDEX)) && a.pkey_index != 0)
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, pkey_index)};
-  if ((attrs & bit(QpAttr::PATH_MTU)) && qp::mtu_bytes(a.path_mtu) == 0)
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, path_mtu)};
-  if ((attrs & bit(QpAttr::DEST_QPN)) && a.dest_qpn > 0xFFFFFF)
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, dest_qpn)};
-  if ((attrs & bit(QpAttr::RQ_PSN)) && a.rq_psn > 0xFFFFFF)
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, rq_psn)};
-  if ((attrs & bit(QpAttr::SQ_PSN)) && a.sq_psn > 0xFFFFFF)
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, sq_psn)};
-  if ((attrs & bit(QpAttr::TIMEOUT)) && a.timeout > 31)
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, timeout)};
-  if ((attrs & bit(QpAttr::RETRY_CNT)) && a.retry_cnt > 7)
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, retry_cnt)};
-  if ((attrs & bit(QpAttr::RNR_RETRY)) && a.rnr_retry > 7)
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, rnr_retry)};
-  if ((attrs & bit(QpAttr::MIN_RNR_TIMER)) && a.min_rnr_timer > 31)
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, min_rnr_timer)};
-  if ((attrs & bit(QpAttr::MAX_QP_RD_ATOMIC)) && a.max_rd_atomic > 16)
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, max_rd_atomic)};
-  if ((attrs & bit(QpAttr::MAX_DEST_RD_ATOMIC)) && a.max_dest_rd_atomic > 16)
-    return {CmdStatus::BAD_PARAM, FIELD_OFF(M, max_dest_rd_atomic)};
-  if ((attrs & kAv) && (a.dest_mac[0] & 1)) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, dest_mac)};
-  if ((attrs & kAv) && a.dest_ipv4 == 0) return {CmdStatus::BAD_PARAM, FIELD_OFF(M, dest_ipv4)};
-
-  if (attrs & bit(QpAttr::ACCESS_FLAGS)) q.access = a.access_flags;
-  if (attrs & bit(QpAttr::PATH_MTU)) {
-    q.mtu_code = a.path_mtu;
-    q.mtu = qp::mtu_bytes(a.path_mtu);
-  }
-  if (attrs & bit(QpAttr::DEST_QPN)) q.dest_qpn = a.dest_qpn;
-  if (attrs & bit(QpAttr::RQ_PSN)) q.epsn = a.rq_psn;
-  if (attrs & bit(QpAttr::SQ_PSN)) q.sq_psn = q.unacked_psn = a.sq_psn;
-  if (attrs & bit(QpAttr::TIMEOUT)) q.timeout = a.timeout;
-  if (attrs & bit(QpAttr::RETRY_CNT)) q.retry_cnt = a.retry_cnt;
-  if (attrs & bit(QpAttr::RNR_RETRY)) q.rnr_retry = a.rnr_retry;
-  if (attrs & bit(QpAttr::MIN_RNR_TIMER)) q.min_rnr_timer = a.min_rnr_timer;
-  if (attrs & bit(QpAttr::MAX_QP_RD_ATOMIC)) q.max_rd_atomic = a.max_rd_atomic;
-  if (attrs & bit(QpAttr::MAX_DEST_RD_ATOMIC)) q.max_dest_rd_atomic = a.max_dest_rd_atomic;
-  if (attrs & kAv) {
-    q.dest_ipv4 = a.dest_ipv4;
-    std::memcpy(q.dest_mac.data(), a.dest_mac, 6);
-    q.tos = a.traffic_class;
-    q.ttl = a.hop_limit ? a.hop_limit : 64;
-    q.path.src_mac = s_.params.mac;
-    q.path.dst_mac = q.dest_mac;
-    q.path.src_ip = s_.params.ipv4;
-    q.path.dst_ip = q.dest_ipv4;
-    q.path.tos = q.tos;
-    q.path.ttl = q.ttl;
-    q.path.udp_sport = wire::roce_udp_sport(q.qpn);
-  }
-  q.state = to;
-  if (to == QpState::RTS) s_.req->schedule(q);
   return {};
 }
 

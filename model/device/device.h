@@ -8,24 +8,22 @@
 
 #include "bridge/pcie/pcie_bridge.h"
 #include "model/qp/completion.h"
-#include "model/qp/qp_context.h"
-#include "model/qp/requester.h"
-#include "model/qp/responder.h"
+#include "model/qp/qp_engine.h"
+#include "model/qp/qp_table.h"
+#include "model/translation/mr_table.h"
 
 namespace rn::device {
 
 class Device : public pcie::MmioTarget {
  public:
-  Device(qp::NicState& s, uint64_t max_mr_size);
+  Device(const qp::NicEnv& env, qp::QpTable& t, xlate::MrTable& mrs, qp::Completion& comp,
+         qp::QpEngine& qps, pcie::DmaPort& dma, uint64_t max_mr_size);
   ~Device() override;
   void mmio_write32(uint64_t offset, uint32_t value) override;
   uint32_t mmio_read32(uint64_t offset) override;
 
  private:
-  struct Result {
-    dev::CmdStatus status = dev::CmdStatus::OK;
-    uint32_t syndrome = 0;
-  };
+  using Result = qp::CmdResult;
   void reg_error(dev::RegError e, uint64_t offset);
   void qp_doorbell(uint64_t offset, uint32_t value);
   void cq_doorbell(uint64_t offset, uint32_t value);
@@ -36,12 +34,14 @@ class Device : public pcie::MmioTarget {
   Result check_mr(const dev::CreateMrIn& a) const;
   Result create_mr(const dev::CreateMrIn& a, dev::CmdOut* out);
   Result create_cq(const dev::CreateCqIn& a, dev::CmdOut* out);
-  Result create_qp(const dev::CreateQpIn& a, dev::CmdOut* out);
-  Result modify_qp(const dev::ModifyQpIn& a);
-  Result destroy_qp(uint32_t qpn);
-  Tick now() const { return s_.now(); }
+  Tick now() const { return env_.now(); }
 
-  qp::NicState& s_;
+  const qp::NicEnv& env_;
+  qp::QpTable& t_;
+  xlate::MrTable& mrs_;
+  qp::Completion& comp_;
+  qp::QpEngine& qps_;
+  pcie::DmaPort& dma_;
   uint64_t max_mr_size_;
   uint64_t cmd_addr_ = 0;
   bool cmd_busy_ = false;
@@ -49,11 +49,10 @@ class Device : public pcie::MmioTarget {
   uint32_t eq_addr_lo_ = 0, eq_addr_hi_ = 0;
   uint32_t err_code_ = 0, err_info_ = 0, err_count_ = 0;
   std::vector<uint8_t> cmd_buf_;
-  dev::CmdIn cmd_in_{};  // the command being executed (one at a time)
-  std::vector<uint64_t> mr_pages_;
-  // Numbers freed by DESTROY_*, oldest first: creation takes one in O(1).
-  std::deque<uint32_t> free_pds_, free_cqs_,
-      free_qps_;  // the page list of the CREATE_MR being executed
+  dev::CmdIn cmd_in_{};             // the command being executed (one at a time)
+  std::vector<uint64_t> mr_pages_;  // the page list of the CREATE_MR being executed
+  // Numbers freed by DESTROY_PD and DESTROY_CQ, oldest first: creation takes one in O(1).
+  std::deque<uint32_t> free_pds_, free_cqs_;
 
   stats::Group stats_;
   uint64_t& commands_;

@@ -4,25 +4,24 @@ namespace rn::nic {
 
 Nic::Nic(Sim& sim, const std::string& name, const NicConfig& cfg, pcie::DmaPort& dma,
          net::FramePool& pool)
-    : state_(sim, name, cfg.nic, dma, pool, cfg.xlate) {
-  comp_ = std::make_unique<qp::Completion>(state_);
-  req_ = std::make_unique<qp::Requester>(state_);
-  resp_ = std::make_unique<qp::Responder>(state_);
-  state_.comp = comp_.get();
-  state_.req = req_.get();
-  state_.resp = resp_.get();
-  dev_ = std::make_unique<device::Device>(state_, cfg.max_mr_size);
-  state_.qps.resize(2);
-  state_.cqs.resize(1);
-  state_.pds.resize(1, false);
-  state_.pd_users.resize(1, 0);
+    : env_{sim, name, cfg.nic}, mrs_(sim, name + ".mr", cfg.xlate) {
+  comp_ = std::make_unique<qp::Completion>(env_, table_, dma);
+  port_ = std::make_unique<qp::TxPort>(env_, pool, framing_);
+  rxbuf_ = std::make_unique<qp::RxBuffer>(env_);
+  req_ = std::make_unique<qp::Requester>(env_, table_, dma, mrs_, *port_, *comp_);
+  resp_ = std::make_unique<qp::Responder>(env_, table_, dma, mrs_, *port_, *comp_, *rxbuf_, pool);
+  demux_ =
+      std::make_unique<qp::RxDemux>(env_, table_, framing_, pool, *rxbuf_, *req_, *resp_, mrs_);
+  qps_ = std::make_unique<qp::QpEngine>(env_, table_, *req_, *resp_, *comp_);
+  req_->bind(*qps_);
+  resp_->bind(*qps_);
+  dev_ = std::make_unique<device::Device>(env_, table_, mrs_, *comp_, *qps_, dma, cfg.max_mr_size);
 }
 
 Nic::~Nic() = default;
 
 void Nic::attach_link(net::Link* link, int side) {
-  state_.link = link;
-  state_.link_side = side;
+  port_->attach(link, side);
   link->connect(side, this);
 }
 

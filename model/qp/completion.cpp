@@ -4,9 +4,11 @@
 
 namespace rn::qp {
 
-Completion::Completion(NicState& s)
-    : s_(s),
-      stats_(s.sim.stats, s.name + ".cq", "completion and event queues"),
+Completion::Completion(const NicEnv& env, QpTable& t, pcie::DmaPort& dma)
+    : env_(env),
+      t_(t),
+      dma_(dma),
+      stats_(env.sim.stats, env.name + ".cq", "completion and event queues"),
       cqes_(stats_.counter("cqes", "count", "CQEs written")),
       error_cqes_(stats_.counter("error_cqes", "count", "CQEs with a status other than SUCCESS")),
       overruns_(stats_.counter("cq_overruns", "count", "CQEs dropped: CQ full")),
@@ -15,10 +17,10 @@ Completion::Completion(NicState& s)
                                   "EQEs dropped: EQ full, not set up, or past the end of memory")),
       msis_(stats_.counter("interrupts", "count", "MSI-X messages sent")) {}
 
-Completion::~Completion() { s_.sim.stats.remove(&stats_); }
+Completion::~Completion() { env_.sim.stats.remove(&stats_); }
 
 void Completion::post_cqe(uint32_t cqn, const CqeInfo& c, Tick not_before) {
-  CqCtx* cq = s_.cq(cqn);
+  CqCtx* cq = t_.cq(cqn);
   if (!cq) return;
   const uint32_t size = 1u << cq->log_size;
   if (cq->pi - cq->ci >= size) {
@@ -45,8 +47,8 @@ void Completion::post_cqe(uint32_t cqn, const CqeInfo& c, Tick not_before) {
   ++cq->pi;
   ++cqes_;
   if (c.status != dev::WcStatus::SUCCESS) ++error_cqes_;
-  s_.dma.dma_write(addr, reinterpret_cast<const uint8_t*>(&e), sizeof e, not_before, {});
-  RN_LOG(s_.sim, LogCat::kCqe, s_.name, "CQE cq {} qp {} wr_id {} op {} status {} len {}", cqn,
+  dma_.dma_write(addr, reinterpret_cast<const uint8_t*>(&e), sizeof e, not_before, {});
+  RN_LOG(env_.sim, LogCat::kCqe, env_.name, "CQE cq {} qp {} wr_id {} op {} status {} len {}", cqn,
          c.qpn, c.wr_id, dev::to_string(c.opcode), dev::to_string(c.status), c.byte_len);
   bool err = c.status != dev::WcStatus::SUCCESS;
   if (cq->armed && (!cq->solicited_only || c.solicited || err)) {
@@ -56,13 +58,13 @@ void Completion::post_cqe(uint32_t cqn, const CqeInfo& c, Tick not_before) {
 }
 
 void Completion::post_eqe(dev::EqeType type, uint32_t obj, uint32_t data, Tick not_before) {
-  const uint32_t size = 1u << eq_log_size;
+  const uint32_t size = 1u << eq_log_size_;
   // Not set up, or its ring moved past the end of the address space since EQ_LOG_SIZE was set.
-  if (eq_log_size == 0 || !pcie::in_address_space(eq_addr, uint64_t(size) * sizeof(dev::Eqe))) {
+  if (eq_log_size_ == 0 || !pcie::in_address_space(eq_addr_, uint64_t(size) * sizeof(dev::Eqe))) {
     ++eq_overruns_;
     return;
   }
-  if (eq_pi - eq_ci >= size) {
+  if (eq_pi_ - eq_ci_ >= size) {
     ++eq_overruns_;
     return;
   }
@@ -70,20 +72,37 @@ void Completion::post_eqe(dev::EqeType type, uint32_t obj, uint32_t data, Tick n
   e.type = static_cast<uint8_t>(type);
   e.obj = obj;
   e.data = data;
-  e.owner = static_cast<uint8_t>(((eq_pi >> eq_log_size) & 1) ^ 1);
-  uint64_t addr = eq_addr + uint64_t(eq_pi & (size - 1)) * sizeof(dev::Eqe);
-  ++eq_pi;
+  e.owner = static_cast<uint8_t>(((eq_pi_ >> eq_log_size_) & 1) ^ 1);
+  uint64_t addr = eq_addr_ + uint64_t(eq_pi_ & (size - 1)) * sizeof(dev::Eqe);
+  ++eq_pi_;
   ++eqes_;
   // Posted writes stay in order: the EQE lands after the CQE, the MSI-X after the EQE.
-  s_.dma.dma_write(addr, reinterpret_cast<const uint8_t*>(&e), sizeof e, not_before, {});
+  dma_.dma_write(addr, reinterpret_cast<const uint8_t*>(&e), sizeof e, not_before, {});
   interrupt(not_before);
 }
 
+void Completion::start_eq(uint8_t log_size) {
+  eq_log_size_ = log_size;
+  eq_pi_ = eq_ci_ = 0;
+  eq_armed_ = false;
+}
+
+bool Completion::eq_doorbell(uint32_t ci24, bool arm) {
+  const uint32_t ci = eq_ci_ + ((ci24 - eq_ci_) & 0xFFFFFF);
+  if (ci - eq_ci_ > eq_pi_ - eq_ci_) return false;
+  eq_ci_ = ci;
+  if (arm) {
+    eq_armed_ = true;
+    if (eq_pi_ != eq_ci_) interrupt(env_.now());  // events already waiting: interrupt now
+  }
+  return true;
+}
+
 void Completion::interrupt(Tick not_before) {
-  if (eq_armed && !msix_masked) {
-    eq_armed = false;
+  if (eq_armed_ && !msix_masked) {
+    eq_armed_ = false;
     ++msis_;
-    s_.dma.msi(msix_addr, msix_data, not_before);
+    dma_.msi(msix_addr, msix_data, not_before);
   }
 }
 

@@ -1,23 +1,23 @@
-// NIC-side state of queue pairs, completion queues and protection domains: plain data (context
-// structs), no process per QP, so thousands of QPs cost memory, not events. Shared by the
-// requester, the responder, the completion engine and the command processor.
+// NIC-side state of queue pairs and completion queues: plain data (context structs), no process
+// per QP, so thousands of QPs cost memory, not events. A QP context is split by owner: the QP
+// engine keeps its identity, state and attributes; the requester its send queue (SendQueue); the
+// responder its receive queue (RecvQueue) and its receive progress (RespState). A queue's progress
+// is explicit: free-running ring indices mark which WQEs are posted, fetched, started and done
+// (each WQE's state follows from where its index lies), and a small enum per engine says what the
+// engine is doing with the QP (SqPhase, WqeFetch, RxMsg, SeqNak), in place of loose flags.
 #pragma once
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "bridge/pcie/pcie_bridge.h"
 #include "model/core/prefetch.h"
 #include "model/core/sim.h"
 #include "model/device/device_interface.h"
-#include "model/net/frame.h"
-#include "model/net/link.h"
-#include "model/translation/mr_table.h"
 #include "model/wire/framing.h"
-#include "model/wire/transport.h"
 
 namespace rn::qp {
 
@@ -41,6 +41,15 @@ struct NicParams {
   std::array<uint8_t, 6> mac{};          // port MAC
   uint32_t ipv4 = 0;                     // port IPv4 address (host order)
   double port_rate_bps = 100e9;
+};
+
+// What every engine of one NIC shares and never changes: the simulator, the instance name (for
+// logs and statistics groups) and the parameters.
+struct NicEnv {
+  Sim& sim;
+  std::string name;
+  NicParams params;
+  Tick now() const { return sim.now(); }
 };
 
 // A cached, decoded send WQE.
@@ -92,7 +101,62 @@ struct CqCtx {
   uint32_t users = 0;  // QPs using it
 };
 
-enum class RxOp : uint8_t { kNone, kSend, kWrite };
+// A DMA read of WQEs into a queue's cache: none, or one in flight.
+enum class WqeFetch : uint8_t { kIdle, kInFlight };
+
+// What the requester is doing with a QP's send queue.
+enum class SqPhase : uint8_t {
+  kIdle,       // between messages: the next fetched WQE may start
+  kInMessage,  // a WQE is being sent (SendQueue::cur); its next packet is at cur_off
+  kStopped,    // a local error stopped the queue: the failed WQE completes, then the QP errs
+};
+
+// The send queue (the requester's). Indices are free-running 32-bit counters (the doorbell
+// carries the low 16 bits): WQEs [done, next) are started and not yet complete, [next, fetched)
+// are in the cache, [fetched, pi) are posted in host memory and not yet fetched.
+struct SendQueue {
+  uint32_t pi = 0;       // posted
+  uint32_t fetched = 0;  // fetched into the cache
+  uint32_t next = 0;     // next to start sending
+  uint32_t done = 0;     // completed (acknowledged, or flushed)
+  WqeFetch fetch = WqeFetch::kIdle;
+  SqPhase phase = SqPhase::kIdle;
+  bool scheduled = false;           // on the requester's ready list
+  std::vector<SendWqeCache> cache;  // wqe_prefetch slots, index % size
+  // The WQE being sent (copied out of the cache when started; `next` is already past it).
+  SendWqeCache cur;
+  uint32_t cur_idx = 0;
+  uint32_t cur_len = 0, cur_off = 0;
+  uint32_t cur_sge = 0, cur_sge_off = 0;
+  uint32_t psn = 0;                      // next PSN to send
+  uint32_t unacked_psn = 0;              // oldest PSN not yet acknowledged
+  uint32_t since_ackreq = 0;             // packets sent since the last AckReq
+  std::vector<Outstanding> outstanding;  // ring of the queue's size
+  uint32_t out_head = 0, out_tail = 0;   // free-running
+};
+
+// The receive queue (the responder's): [ci, fetched) cached, [fetched, pi) posted.
+struct RecvQueue {
+  uint32_t pi = 0, fetched = 0, ci = 0;
+  WqeFetch fetch = WqeFetch::kIdle;
+  std::vector<RecvWqeCache> cache;
+};
+
+// The message a responder is in the middle of, for the opcode sequence check.
+enum class RxMsg : uint8_t { kNone, kSend, kWrite };
+// Whether the responder has NAKed the current PSN sequence error (one NAK per error).
+enum class SeqNak : uint8_t { kNone, kSent };
+
+// The responder's progress on a QP.
+struct RespState {
+  uint32_t epsn = 0;  // expected PSN
+  uint32_t msn = 0;   // messages completed
+  SeqNak nak = SeqNak::kNone;
+  RxMsg msg = RxMsg::kNone;  // with kSend, the receive WQE at RecvQueue::ci holds it
+  uint32_t rx_off = 0;       // bytes of the current message received
+  uint64_t w_va = 0;         // the current WRITE's RETH
+  uint32_t w_rkey = 0, w_len = 0;
+};
 
 struct QpCtx {
   bool valid = false;
@@ -117,120 +181,25 @@ struct QpCtx {
   uint8_t tos = 0, ttl = 64;
   wire::PathInfo path;  // built when the address vector is set
 
-  // Send queue: free-running 32-bit indices (the doorbell carries the low 16 bits).
-  uint32_t sq_pi = 0;       // posted
-  uint32_t sq_fetched = 0;  // fetched into the cache
-  uint32_t sq_next = 0;     // next to start sending
-  uint32_t sq_done = 0;     // completed (acknowledged, or flushed)
-  bool sq_fetching = false;
-  std::vector<SendWqeCache> sq_cache;  // wqe_prefetch slots, index % size
-  // The WQE being sent (copied out of the cache when started; sq_next is already past it).
-  SendWqeCache cur;
-  uint32_t cur_idx = 0;
-  bool cur_active = false;
-  bool sq_blocked = false;  // a local error stopped the send queue (pending ERR)
-  uint32_t cur_len = 0, cur_off = 0;
-  uint32_t cur_sge = 0, cur_sge_off = 0;
-  uint32_t sq_psn = 0;                   // next PSN to send
-  uint32_t unacked_psn = 0;              // oldest PSN not yet acknowledged
-  uint32_t since_ackreq = 0;             // packets sent since the last AckReq
-  std::vector<Outstanding> outstanding;  // ring of sq size
-  uint32_t out_head = 0, out_tail = 0;   // free-running
-
-  // Receive queue.
-  uint32_t rq_pi = 0, rq_fetched = 0, rq_ci = 0;
-  bool rq_fetching = false;
-  std::vector<RecvWqeCache> rq_cache;
-
-  // Responder.
-  uint32_t epsn = 0;  // expected PSN
-  uint32_t msn = 0;   // messages completed
-  bool seq_nak_sent = false;
-  RxOp rx_op = RxOp::kNone;
-  uint32_t rx_off = 0;  // bytes of the current message received
-  uint64_t w_va = 0;
-  uint32_t w_rkey = 0, w_len = 0;
-  bool recv_active = false;  // the WQE at rq_ci holds the current SEND
-
   // A NIC-wide unique number, renewed at creation and on every move to RESET: DMA completions
   // captured under another epoch are stale.
   uint32_t epoch = 0;
-  // Scheduler.
-  bool in_ready = false;
+
+  SendQueue sq;
+  RecvQueue rq;
+  RespState rs;
+
   uint32_t sq_size() const { return 1u << log_sq; }
   uint32_t rq_size() const { return 1u << log_rq; }
+  // The QP may receive requests (RTR and after, until an error).
+  bool receives() const {
+    return state == dev::QpState::RTR || state == dev::QpState::RTS || state == dev::QpState::SQD;
+  }
 };
 
 // Starts loading a QP context into the CPU cache (a hint for the simulator's speed: with many QPs
 // the contexts do not all stay cached).
 inline void prefetch_ctx(const QpCtx* q) { prefetch_object(q, sizeof *q); }
-
-class Requester;
-class Responder;
-class Completion;
-
-// Everything the NIC's engines share.
-struct NicState {
-  NicState(Sim& s, const std::string& n, const NicParams& p, pcie::DmaPort& d, net::FramePool& fp,
-           const xlate::Params& xp)
-      : sim(s), name(n), params(p), dma(d), pool(fp), mrs(s, n + ".mr", xp) {}
-  Sim& sim;
-  std::string name;
-  NicParams params;
-  pcie::DmaPort& dma;
-  net::FramePool& pool;
-  xlate::MrTable mrs;
-  wire::RoceV2Ipv4Framing framing;
-  net::Link* link = nullptr;
-  int link_side = 0;
-
-  std::vector<std::unique_ptr<QpCtx>> qps;  // index = QPN; 0 and 1 reserved as in InfiniBand
-  std::vector<CqCtx> cqs;                   // index = CQN; 0 reserved
-  std::vector<bool> pds;                    // index = PDN; 0 reserved
-  std::vector<uint32_t> pd_users;
-
-  uint32_t epochs = 0;  // last QP epoch handed out
-
-  // Landing buffers for WQE fetches, owned by the NIC (not the QP): a QP destroyed while its
-  // fetch is in flight leaves the DMA writing into a live buffer, returned when the fetch lands.
-  std::vector<uint8_t>* get_fetch_buf(size_t bytes) {
-    std::vector<uint8_t>* b;
-    if (fetch_free.empty()) {
-      fetch_all.push_back(std::make_unique<std::vector<uint8_t>>());
-      b = fetch_all.back().get();
-    } else {
-      b = fetch_free.back();
-      fetch_free.pop_back();
-    }
-    if (b->size() < bytes) b->resize(bytes);
-    return b;
-  }
-  void put_fetch_buf(std::vector<uint8_t>* b) { fetch_free.push_back(b); }
-  std::vector<std::unique_ptr<std::vector<uint8_t>>> fetch_all;
-  std::vector<std::vector<uint8_t>*> fetch_free;
-  Requester* req = nullptr;
-  Responder* resp = nullptr;
-  Completion* comp = nullptr;
-
-  Tick now() const { return sim.now(); }
-  QpCtx* qp(uint32_t qpn) {
-    return (qpn < qps.size() && qps[qpn] && qps[qpn]->valid) ? qps[qpn].get() : nullptr;
-  }
-  // The context of a QPN without reading it (null if none): for prefetching.
-  const QpCtx* qp_ptr(uint32_t qpn) const { return qpn < qps.size() ? qps[qpn].get() : nullptr; }
-  CqCtx* cq(uint32_t cqn) { return (cqn < cqs.size() && cqs[cqn].valid) ? &cqs[cqn] : nullptr; }
-  // Frames f, whose transport bytes (tlen) are in place, and seals its ICRC for the receiver
-  // (net::Frame::icrc_sealed). f->len is 0 if tlen is too large for the framing.
-  void wrap(net::Frame* f, size_t tlen, const wire::PathInfo& path) {
-    wire::ExtPayload ext;
-    if (f->payload_external())
-      ext = {f->payload_page.page, f->ext_off, 4096, true, f->payload_page.crc};
-    f->len = static_cast<uint32_t>(framing.wrap(f->data, tlen, path, ext));
-    f->icrc_sealed = f->len != 0;
-  }
-  // Sends a control frame (ACK/NAK) built by the caller in f, at `ready` or later.
-  void send_frame(net::Frame* f, Tick ready) { link->send(link_side, f, ready); }
-};
 
 uint32_t mtu_bytes(uint8_t code);  // dev::Mtu code -> bytes, 0 if invalid
 

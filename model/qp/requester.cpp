@@ -4,7 +4,6 @@
 #include <cstddef>
 #include <cstring>
 
-#include "model/qp/responder.h"
 #include "model/wire/transport.h"
 
 namespace rn::qp {
@@ -28,9 +27,15 @@ uint32_t max_sge_for(uint8_t shift) {
 
 uint32_t mtu_bytes(uint8_t code) { return (code >= 1 && code <= 5) ? (128u << code) : 0; }
 
-Requester::Requester(NicState& s)
-    : s_(s),
-      stats_(s.sim.stats, s.name + ".req",
+Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, xlate::MrTable& mrs,
+                     TxPort& port, Completion& comp)
+    : env_(env),
+      t_(t),
+      dma_(dma),
+      mrs_(mrs),
+      port_(port),
+      comp_(comp),
+      stats_(env.sim.stats, env.name + ".req",
              "RC requester: scheduler, WQE fetch, packet generation, ACKs"),
       packets_(stats_.counter("packets", "count", "request packets sent")),
       payload_bytes_(stats_.counter("payload_bytes", "B", "payload bytes sent")),
@@ -47,30 +52,30 @@ Requester::Requester(NicState& s)
           "READ responses and atomic acknowledgements for nothing outstanding, discarded")),
       local_errors_(stats_.counter("local_errors", "count", "WQEs failed locally (bad WQE, lkey)")),
       flushed_(stats_.counter("flushed", "count", "send WQEs completed with WR_FLUSH_ERR")),
-      stalls_window_(stats_.counter("stalls_window", "count", "scheduler skips: PSN window full")),
-      stalls_link_(stats_.counter("stalls_link", "count", "scheduler waits: link queue full")) {
-  ready_.assign(s.params.max_qps + 2, 0);
-  ring_.resize(std::max<uint32_t>(1, s.params.tx_pipeline_depth));
+      stalls_window_(stats_.counter("stalls_window", "count", "scheduler skips: PSN window full")) {
+  ready_.assign(env.params.max_qps + 2, 0);
+  port_.add_source(this);
 }
 
-Requester::~Requester() { s_.sim.stats.remove(&stats_); }
+Requester::~Requester() { env_.sim.stats.remove(&stats_); }
 
 bool Requester::can_send(const QpCtx& q) const {
-  if (q.state != dev::QpState::RTS || q.sq_blocked) return false;
-  if (!q.cur_active && q.sq_next == q.sq_fetched) return false;
-  return static_cast<uint32_t>(w::psn_diff(q.sq_psn, q.unacked_psn)) < s_.params.max_unacked_psn;
+  if (q.state != dev::QpState::RTS || q.sq.phase == SqPhase::kStopped) return false;
+  if (q.sq.phase == SqPhase::kIdle && q.sq.next == q.sq.fetched) return false;
+  return static_cast<uint32_t>(w::psn_diff(q.sq.psn, q.sq.unacked_psn)) <
+         env_.params.max_unacked_psn;
 }
 
 void Requester::schedule(QpCtx& q) {
-  if (!q.in_ready && can_send(q)) {
-    q.in_ready = true;
+  if (!q.sq.scheduled && can_send(q)) {
+    q.sq.scheduled = true;
     ready_[ready_tail_++ % ready_.size()] = q.qpn;
   }
-  kick();
+  port_.kick();
 }
 
 void Requester::sq_doorbell(QpCtx& q, uint32_t new_pi) {
-  q.sq_pi = new_pi;
+  q.sq.pi = new_pi;
   if (q.state == dev::QpState::ERR) {
     continue_flush(q);
     return;
@@ -79,34 +84,34 @@ void Requester::sq_doorbell(QpCtx& q, uint32_t new_pi) {
 }
 
 void Requester::maybe_fetch(QpCtx& q) {
-  if (q.sq_fetching || q.sq_fetched == q.sq_pi) return;
-  const uint32_t slots = static_cast<uint32_t>(q.sq_cache.size());
-  uint32_t room = slots - (q.sq_fetched - q.sq_next);
+  if (q.sq.fetch == WqeFetch::kInFlight || q.sq.fetched == q.sq.pi) return;
+  const uint32_t slots = static_cast<uint32_t>(q.sq.cache.size());
+  uint32_t room = slots - (q.sq.fetched - q.sq.next);
   if (room == 0) return;
-  uint32_t pos = q.sq_fetched & (q.sq_size() - 1);
-  uint32_t n = std::min({room, q.sq_pi - q.sq_fetched, q.sq_size() - pos});
-  q.sq_fetching = true;
+  uint32_t pos = q.sq.fetched & (q.sq_size() - 1);
+  uint32_t n = std::min({room, q.sq.pi - q.sq.fetched, q.sq_size() - pos});
+  q.sq.fetch = WqeFetch::kInFlight;
   ++wqe_fetches_;
   uint64_t addr = q.sq_addr + (uint64_t(pos) << q.sq_shift);
   uint32_t bytes = n << q.sq_shift;
   uint32_t qpn = q.qpn;
-  RN_LOG(s_.sim, LogCat::kWqe, s_.name, "qp {} fetch {} send WQEs from index {}", qpn, n,
-         q.sq_fetched);
+  RN_LOG(env_.sim, LogCat::kWqe, env_.name, "qp {} fetch {} send WQEs from index {}", qpn, n,
+         q.sq.fetched);
   uint32_t epoch = q.epoch;
-  std::vector<uint8_t>* buf = s_.get_fetch_buf(bytes);
-  s_.dma.dma_read(addr, buf->data(), bytes, now(), [this, qpn, n, epoch, buf] {
-    QpCtx* qq = s_.qp(qpn);
+  std::vector<uint8_t>* buf = t_.get_fetch_buf(bytes);
+  dma_.dma_read(addr, buf->data(), bytes, now(), [this, qpn, n, epoch, buf] {
+    QpCtx* qq = t_.qp(qpn);
     if (!qq || qq->epoch != epoch) {  // destroyed or reset meanwhile: stale WQEs
-      s_.put_fetch_buf(buf);
+      t_.put_fetch_buf(buf);
       return;
     }
     QpCtx& q2 = *qq;
-    unpack_wqes<SendWqeCache>(buf->data(), n, q2.sq_shift, q2.sq_cache, q2.sq_fetched,
+    unpack_wqes<SendWqeCache>(buf->data(), n, q2.sq_shift, q2.sq.cache, q2.sq.fetched,
                               max_sge_for(q2.sq_shift));
-    s_.put_fetch_buf(buf);
-    q2.sq_fetched += n;
+    t_.put_fetch_buf(buf);
+    q2.sq.fetched += n;
     wqes_fetched_ += n;
-    q2.sq_fetching = false;
+    q2.sq.fetch = WqeFetch::kIdle;
     if (q2.state == dev::QpState::ERR) {
       continue_flush(q2);
       return;
@@ -116,49 +121,21 @@ void Requester::maybe_fetch(QpCtx& q) {
   });
 }
 
-void Requester::kick() {
-  if (in_kick_) {
-    kick_again_ = true;
-    return;
+void Requester::produce() {
+  const uint32_t qpn = ready_[ready_head_++ % ready_.size()];
+  prefetch_upcoming();
+  QpCtx* q = t_.qp(qpn);
+  if (!q) return;
+  q->sq.scheduled = false;
+  for (uint32_t k = 0; k < env_.params.sched_quantum && port_.has_room() && can_send(*q); ++k)
+    send_one(*q);
+  if (can_send(*q)) {
+    q->sq.scheduled = true;
+    ready_[ready_tail_++ % ready_.size()] = q->qpn;
+  } else if (q->state == dev::QpState::RTS && q->sq.phase != SqPhase::kStopped &&
+             (q->sq.phase == SqPhase::kInMessage || q->sq.next != q->sq.fetched)) {
+    ++stalls_window_;  // rescheduled by the ACK that opens the window
   }
-  in_kick_ = true;
-  if (backlog_limit_ == 0 && s_.link)
-    backlog_limit_ =
-        s_.params.tx_queue_frames *
-        s_.link->frame_time(static_cast<uint32_t>(s_.framing.frame_len(w::largest_packet(4096))));
-  const uint32_t depth = static_cast<uint32_t>(ring_.size());
-  do {
-    kick_again_ = false;
-    while (tx_tail_ - tx_head_ < depth && ready_head_ != ready_tail_) {
-      if (s_.link->backlog(s_.link_side) > backlog_limit_) {
-        ++stalls_link_;
-        if (!wake_pending_) {
-          wake_pending_ = true;
-          s_.sim.eq.at(s_.link->busy_until(s_.link_side) - backlog_limit_, [this] {
-            wake_pending_ = false;
-            kick();
-          });
-        }
-        break;
-      }
-      uint32_t qpn = ready_[ready_head_++ % ready_.size()];
-      prefetch_upcoming();
-      QpCtx* q = s_.qp(qpn);
-      if (!q) continue;
-      q->in_ready = false;
-      for (uint32_t k = 0;
-           k < s_.params.sched_quantum && tx_tail_ - tx_head_ < depth && can_send(*q); ++k)
-        send_one(*q);
-      if (can_send(*q)) {
-        q->in_ready = true;
-        ready_[ready_tail_++ % ready_.size()] = q->qpn;
-      } else if (q->state == dev::QpState::RTS && !q->sq_blocked &&
-                 (q->cur_active || q->sq_next != q->sq_fetched)) {
-        ++stalls_window_;  // rescheduled by the ACK that opens the window
-      }
-    }
-  } while (kick_again_);
-  in_kick_ = false;
 }
 
 void Requester::prefetch_upcoming() const {
@@ -167,27 +144,27 @@ void Requester::prefetch_upcoming() const {
   // the model's state and change nothing.
   const size_t n = ready_.size();
   if (ready_tail_ - ready_head_ >= 2)
-    if (const QpCtx* q2 = s_.qp_ptr(ready_[(ready_head_ + 1) % n])) prefetch_ctx(q2);
+    if (const QpCtx* q2 = t_.qp_ptr(ready_[(ready_head_ + 1) % n])) prefetch_ctx(q2);
   if (ready_tail_ == ready_head_) return;
-  const QpCtx* q = s_.qp_ptr(ready_[ready_head_ % n]);
+  const QpCtx* q = t_.qp_ptr(ready_[ready_head_ % n]);
   if (!q) return;
-  if (q->cur_active && q->cur_sge < q->cur.hdr.num_sge) {
-    s_.mrs.prefetch(q->cur.sge[q->cur_sge].lkey);
-  } else if (q->sq_next != q->sq_fetched && !q->sq_cache.empty()) {
-    const SendWqeCache& c = q->sq_cache[q->sq_next % q->sq_cache.size()];
-    if (c.hdr.num_sge > 0) s_.mrs.prefetch(c.sge[0].lkey);
+  if (q->sq.phase == SqPhase::kInMessage && q->sq.cur_sge < q->sq.cur.hdr.num_sge) {
+    mrs_.prefetch(q->sq.cur.sge[q->sq.cur_sge].lkey);
+  } else if (q->sq.next != q->sq.fetched && !q->sq.cache.empty()) {
+    const SendWqeCache& c = q->sq.cache[q->sq.next % q->sq.cache.size()];
+    if (c.hdr.num_sge > 0) mrs_.prefetch(c.sge[0].lkey);
   }
 }
 
 bool Requester::start_wqe(QpCtx& q) {
-  const SendWqeCache& c = q.sq_cache[q.sq_next % q.sq_cache.size()];
-  q.cur_idx = q.sq_next;
-  ++q.sq_next;
+  const SendWqeCache& c = q.sq.cache[q.sq.next % q.sq.cache.size()];
+  q.sq.cur_idx = q.sq.next;
+  ++q.sq.next;
   ++wqes_started_;
   maybe_fetch(q);
   const auto& h = c.hdr;
   Outstanding e{};
-  e.idx = q.cur_idx;
+  e.idx = q.sq.cur_idx;
   e.wr_id = h.wr_id;
   e.signaled = q.sig_all || (h.flags & static_cast<uint8_t>(dev::WqeFlags::SIGNALED));
   e.status = WcStatus::SUCCESS;
@@ -215,38 +192,38 @@ bool Requester::start_wqe(QpCtx& q) {
   if (err != WcStatus::SUCCESS) {
     e.status = err;
     e.vendor_err = verr;
-    e.last_psn = w::psn_add(q.sq_psn, 0xFFFFFF);  // consumes no PSN
-    q.outstanding[q.out_tail++ % q.outstanding.size()] = e;
+    e.last_psn = w::psn_add(q.sq.psn, 0xFFFFFF);  // consumes no PSN
+    q.sq.outstanding[q.sq.out_tail++ % q.sq.outstanding.size()] = e;
     ++local_errors_;
-    RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} WQE {} refused: {} (vendor_err {})", q.qpn,
-           q.cur_idx, dev::to_string(err), verr);
-    q.sq_blocked = true;
+    RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} WQE {} refused: {} (vendor_err {})", q.qpn,
+           q.sq.cur_idx, dev::to_string(err), verr);
+    q.sq.phase = SqPhase::kStopped;
     retire(q);
     return false;
   }
   uint32_t npkts = total == 0 ? 1 : static_cast<uint32_t>((total + q.mtu - 1) / q.mtu);
-  e.last_psn = w::psn_add(q.sq_psn, npkts - 1);
-  q.outstanding[q.out_tail++ % q.outstanding.size()] = e;
+  e.last_psn = w::psn_add(q.sq.psn, npkts - 1);
+  q.sq.outstanding[q.sq.out_tail++ % q.sq.outstanding.size()] = e;
   // Copy the WQE out of the prefetch cache, which refills behind it.
-  std::memcpy(&q.cur.hdr, &h, sizeof h);
-  std::memcpy(q.cur.sge, c.sge, h.num_sge * sizeof(dev::Sge));
-  q.cur_active = true;
-  q.cur_len = static_cast<uint32_t>(total);
-  q.cur_off = 0;
-  q.cur_sge = 0;
-  q.cur_sge_off = 0;
-  RN_LOG(s_.sim, LogCat::kTx, s_.name, "qp {} start WQE {} {} len {} psn {}..{}", q.qpn, q.cur_idx,
-         dev::to_string(op), total, q.sq_psn, e.last_psn);
+  std::memcpy(&q.sq.cur.hdr, &h, sizeof h);
+  std::memcpy(q.sq.cur.sge, c.sge, h.num_sge * sizeof(dev::Sge));
+  q.sq.phase = SqPhase::kInMessage;
+  q.sq.cur_len = static_cast<uint32_t>(total);
+  q.sq.cur_off = 0;
+  q.sq.cur_sge = 0;
+  q.sq.cur_sge_off = 0;
+  RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} start WQE {} {} len {} psn {}..{}", q.qpn,
+         q.sq.cur_idx, dev::to_string(op), total, q.sq.psn, e.last_psn);
   return true;
 }
 
 void Requester::send_one(QpCtx& q) {
-  if (!q.cur_active && !start_wqe(q)) return;
-  const auto& h = q.cur.hdr;
-  const uint32_t off = q.cur_off;
-  const uint32_t plen = std::min(q.mtu, q.cur_len - off);
+  if (q.sq.phase == SqPhase::kIdle && !start_wqe(q)) return;
+  const auto& h = q.sq.cur.hdr;
+  const uint32_t off = q.sq.cur_off;
+  const uint32_t plen = std::min(q.mtu, q.sq.cur_len - off);
   const bool first = off == 0;
-  const bool last = off + plen == q.cur_len;
+  const bool last = off + plen == q.sq.cur_len;
   auto op = static_cast<WrOpcode>(h.opcode);
   const bool imm = op == WrOpcode::RDMA_WRITE_WITH_IMM || op == WrOpcode::SEND_WITH_IMM;
   const bool write = op == WrOpcode::RDMA_WRITE || op == WrOpcode::RDMA_WRITE_WITH_IMM;
@@ -255,22 +232,22 @@ void Requester::send_one(QpCtx& q) {
   xlate::SegList segs;
   uint32_t need = plen;
   while (need > 0) {
-    const dev::Sge& sg = q.cur.sge[q.cur_sge];
-    uint32_t avail = sg.length - q.cur_sge_off;
+    const dev::Sge& sg = q.sq.cur.sge[q.sq.cur_sge];
+    uint32_t avail = sg.length - q.sq.cur_sge_off;
     if (avail == 0) {
-      ++q.cur_sge;
-      q.cur_sge_off = 0;
+      ++q.sq.cur_sge;
+      q.sq.cur_sge_off = 0;
       continue;
     }
     uint32_t take = std::min(avail, need);
-    xlate::Status st = s_.mrs.translate(sg.lkey, q.pdn, sg.addr + q.cur_sge_off, take, 0, &segs);
+    xlate::Status st = mrs_.translate(sg.lkey, q.pdn, sg.addr + q.sq.cur_sge_off, take, 0, &segs);
     if (st != xlate::Status::kOk) {
-      RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} WQE {} lkey {:#x} addr {:#x} len {}: {}",
-             q.qpn, q.cur_idx, sg.lkey, sg.addr + q.cur_sge_off, take, xlate::to_string(st));
+      RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} WQE {} lkey {:#x} addr {:#x} len {}: {}",
+             q.qpn, q.sq.cur_idx, sg.lkey, sg.addr + q.sq.cur_sge_off, take, xlate::to_string(st));
       local_error(q, WcStatus::LOC_PROT_ERR, static_cast<uint8_t>(st));
       return;
     }
-    q.cur_sge_off += take;
+    q.sq.cur_sge_off += take;
     need -= take;
   }
 
@@ -293,72 +270,45 @@ void Requester::send_one(QpCtx& q) {
   th.pad_cnt = w::pad_for(plen);
   th.pkey = 0xFFFF;
   th.dest_qp = q.dest_qpn;
-  th.psn = q.sq_psn;
-  ++q.since_ackreq;
+  th.psn = q.sq.psn;
+  ++q.sq.since_ackreq;
   // AckReq on a message's last packet, every ack_req_every packets, and on the packet that fills
   // the PSN window: without it, a window smaller than both the message and ack_req_every would
   // fill with packets that ask for no ACK, and the QP would wait forever.
-  const bool fills_window =
-      static_cast<uint32_t>(w::psn_diff(q.sq_psn, q.unacked_psn)) + 1 >= s_.params.max_unacked_psn;
-  th.ack_req = last || q.since_ackreq >= s_.params.ack_req_every || fills_window;
-  if (th.ack_req) q.since_ackreq = 0;
+  const bool fills_window = static_cast<uint32_t>(w::psn_diff(q.sq.psn, q.sq.unacked_psn)) + 1 >=
+                            env_.params.max_unacked_psn;
+  th.ack_req = last || q.sq.since_ackreq >= env_.params.ack_req_every || fills_window;
+  if (th.ack_req) q.sq.since_ackreq = 0;
   if (write && first) {
     th.reth_va = h.remote_addr;
     th.reth_rkey = h.rkey;
-    th.reth_len = q.cur_len;
+    th.reth_len = q.sq.cur_len;
   }
   if (imm && last) th.imm = h.imm_data;
 
-  net::Frame* f = s_.pool.get();
-  uint8_t* t = f->data + s_.framing.headroom();
+  net::Frame* f = port_.new_frame();
+  uint8_t* t = f->data + port_.headroom();
   size_t hl = w::encode_transport_header(th, t);
   uint8_t* payload = t + hl;
   std::memset(payload + plen, 0, th.pad_cnt);
-  const uint32_t slot_idx = tx_tail_++ % ring_.size();
-  Slot& slot = ring_[slot_idx];
-  slot.f = f;
-  slot.tlen = static_cast<uint32_t>(hl + plen + th.pad_cnt);
-  slot.path = q.path;
-  slot.ready = plen == 0;
+  const uint32_t slot =
+      port_.claim(f, static_cast<uint32_t>(hl + plen + th.pad_cnt), q.path, plen == 0);
   ++packets_;
   payload_bytes_ += plen;
-  RN_LOG(s_.sim, LogCat::kTx, s_.name, "qp {} {} psn {} len {}{}", q.qpn,
+  RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} {} psn {} len {}{}", q.qpn,
          w::op_info(th.opcode).name, th.psn, plen, th.ack_req ? " AckReq" : "");
 
-  q.sq_psn = w::psn_add(q.sq_psn, 1);
-  q.cur_off += plen;
-  if (last) q.cur_active = false;
+  q.sq.psn = w::psn_add(q.sq.psn, 1);
+  q.sq.cur_off += plen;
+  if (last) q.sq.phase = SqPhase::kIdle;
 
   if (plen > 0) {
-    s_.dma.dma_read(
-        reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload, now() + s_.mrs.latency(),
-        [this, slot_idx] {
-          Slot& s = ring_[slot_idx];
-          // A whole page read by reference: its bytes stay in the page (4096, no pad, last).
-          if (s.f->payload_page)
-            s.f->ext_off = static_cast<uint16_t>(s_.framing.headroom() + s.tlen - 4096);
-          s.ready = true;
-          drain();
-        },
-        &f->payload_page);
+    dma_.dma_read(
+        reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload, now() + mrs_.latency(),
+        [this, slot] { port_.landed(slot); }, &f->payload_page);
   } else {
-    drain();
+    port_.drain();
   }
-}
-
-void Requester::drain() {
-  bool sent = false;
-  while (tx_head_ != tx_tail_) {
-    Slot& s = ring_[tx_head_ % ring_.size()];
-    if (!s.ready) break;
-    s_.wrap(s.f, s.tlen, s.path);
-    s_.link->send(s_.link_side, s.f, now() + s_.params.tx_pipeline_latency);
-    s.f = nullptr;
-    s.ready = false;
-    ++tx_head_;
-    sent = true;
-  }
-  if (sent) kick();
 }
 
 void Requester::complete(QpCtx& q, const Outstanding& e, WcStatus st, uint8_t vendor_err,
@@ -373,7 +323,7 @@ void Requester::complete(QpCtx& q, const Outstanding& e, WcStatus st, uint8_t ve
   c.opcode = static_cast<dev::WcOpcode>(e.wc_opcode);
   c.status = st;
   c.vendor_err = vendor_err;
-  s_.comp->post_cqe(q.send_cqn, c, when);
+  comp_.post_cqe(q.send_cqn, c, when);
 }
 
 void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
@@ -381,36 +331,36 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
   uint8_t syn = h.aeth_syndrome;
   const uint32_t psn = h.psn;
   // The ACK must acknowledge a PSN that was sent and is not yet acknowledged.
-  if (w::psn_cmp(psn, q.unacked_psn) < 0 || w::psn_cmp(psn, q.sq_psn) >= 0) {
+  if (w::psn_cmp(psn, q.sq.unacked_psn) < 0 || w::psn_cmp(psn, q.sq.psn) >= 0) {
     ++stale_acks_;
     return;
   }
-  const Tick when = now() + s_.params.rx_pipeline_latency;
-  const uint32_t osize = static_cast<uint32_t>(q.outstanding.size());
+  const Tick when = now() + env_.params.rx_pipeline_latency;
+  const uint32_t osize = static_cast<uint32_t>(q.sq.outstanding.size());
   if (w::aeth_is_ack(syn)) {
     ++acks_;
-    while (q.out_head != q.out_tail) {
-      Outstanding& e = q.outstanding[q.out_head % osize];
+    while (q.sq.out_head != q.sq.out_tail) {
+      Outstanding& e = q.sq.outstanding[q.sq.out_head % osize];
       if (e.status != WcStatus::SUCCESS || w::psn_cmp(e.last_psn, psn) > 0) break;
       complete(q, e, WcStatus::SUCCESS, 0, when);
       ++wqes_completed_;
-      ++q.out_head;
-      ++q.sq_done;
+      ++q.sq.out_head;
+      ++q.sq.done;
     }
-    q.unacked_psn = w::psn_add(psn, 1);
+    q.sq.unacked_psn = w::psn_add(psn, 1);
     retire(q);
     schedule(q);
     return;
   }
   ++naks_;
   // Everything before the NAK's PSN is acknowledged; the WQE holding it fails.
-  while (q.out_head != q.out_tail) {
-    Outstanding& e = q.outstanding[q.out_head % osize];
+  while (q.sq.out_head != q.sq.out_tail) {
+    Outstanding& e = q.sq.outstanding[q.sq.out_head % osize];
     if (e.status != WcStatus::SUCCESS || w::psn_cmp(e.last_psn, psn) >= 0) break;
     complete(q, e, WcStatus::SUCCESS, 0, when);
     ++wqes_completed_;
-    ++q.out_head;
-    ++q.sq_done;
+    ++q.sq.out_head;
+    ++q.sq.done;
   }
   WcStatus st = WcStatus::REM_OP_ERR;
   if (w::aeth_is_rnr_nak(syn)) {
@@ -431,81 +381,71 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
         break;
     }
   }
-  RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} {} psn {}: WQE fails with {}", q.qpn,
+  RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {}: WQE fails with {}", q.qpn,
          w::aeth_syndrome_name(syn), psn, dev::to_string(st));
-  if (q.out_head != q.out_tail) {
-    Outstanding& e = q.outstanding[q.out_head % osize];
+  if (q.sq.out_head != q.sq.out_tail) {
+    Outstanding& e = q.sq.outstanding[q.sq.out_head % osize];
     if (e.status != WcStatus::SUCCESS) {  // it had already failed locally: keep that status
       st = e.status;
       syn = e.vendor_err;
     }
     complete(q, e, st, syn, when);
-    ++q.out_head;
-    ++q.sq_done;
+    ++q.sq.out_head;
+    ++q.sq.done;
   }
-  enter_error(q);
+  life_->fail(q);
 }
 
 void Requester::on_response(QpCtx& q, const w::TransportHeader& h) {
   ++ghost_responses_;
-  RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} {} psn {}: nothing outstanding, discarded", q.qpn,
-         w::op_info(h.opcode).name, h.psn);
+  RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {}: nothing outstanding, discarded",
+         q.qpn, w::op_info(h.opcode).name, h.psn);
 }
 
 void Requester::local_error(QpCtx& q, WcStatus st, uint8_t vendor_err) {
   // The current WQE's entry is the newest outstanding one: mark it failed. Packets of it already
   // sent are acknowledged normally first; the failure is reported when it reaches the head.
-  Outstanding& e = q.outstanding[(q.out_tail - 1) % q.outstanding.size()];
+  Outstanding& e = q.sq.outstanding[(q.sq.out_tail - 1) % q.sq.outstanding.size()];
   e.status = st;
   e.vendor_err = vendor_err;
-  q.cur_active = false;
-  q.sq_blocked = true;
+  q.sq.phase = SqPhase::kStopped;
   ++local_errors_;
   retire(q);
 }
 
 void Requester::retire(QpCtx& q) {
-  const uint32_t osize = static_cast<uint32_t>(q.outstanding.size());
-  if (q.out_head == q.out_tail) return;
-  Outstanding& e = q.outstanding[q.out_head % osize];
+  const uint32_t osize = static_cast<uint32_t>(q.sq.outstanding.size());
+  if (q.sq.out_head == q.sq.out_tail) return;
+  Outstanding& e = q.sq.outstanding[q.sq.out_head % osize];
   if (e.status == WcStatus::SUCCESS) return;
   // A failed WQE at the head: every earlier one is complete. Packets of it that were sent are
   // still unacknowledged, which no longer matters: the QP goes to ERR.
   complete(q, e, e.status, e.vendor_err, now());
-  ++q.out_head;
-  ++q.sq_done;
-  enter_error(q);
-}
-
-void Requester::enter_error(QpCtx& q, bool async_event) {
-  if (q.state == dev::QpState::ERR) return;
-  RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} enters ERR", q.qpn);
-  q.state = dev::QpState::ERR;
-  if (async_event) s_.comp->post_eqe(dev::EqeType::QP_FATAL, q.qpn, 0, now());
-  flush(q);
-  s_.resp->flush(q);
+  ++q.sq.out_head;
+  ++q.sq.done;
+  life_->fail(q);
 }
 
 void Requester::flush(QpCtx& q) {
-  q.cur_active = false;
+  if (q.sq.phase == SqPhase::kInMessage) q.sq.phase = SqPhase::kIdle;
   continue_flush(q);
 }
 
 void Requester::continue_flush(QpCtx& q) {
-  const uint32_t osize = static_cast<uint32_t>(q.outstanding.size());
+  const uint32_t osize = static_cast<uint32_t>(q.sq.outstanding.size());
   const Tick when = now();
-  while (q.out_head != q.out_tail) {
-    Outstanding& e = q.outstanding[q.out_head % osize];
+  while (q.sq.out_head != q.sq.out_tail) {
+    Outstanding& e = q.sq.outstanding[q.sq.out_head % osize];
     complete(q, e, WcStatus::WR_FLUSH_ERR, 0, when);
     ++flushed_;
-    ++q.out_head;
-    ++q.sq_done;
+    ++q.sq.out_head;
+    ++q.sq.done;
   }
   // Cached, never started WQEs.
-  while (q.sq_next != q.sq_fetched) {
-    const SendWqeCache& c = q.sq_cache[q.sq_next % q.sq_cache.size()];
+  while (q.sq.next != q.sq.fetched) {
+    const SendWqeCache& c = q.sq.cache[q.sq.next % q.sq.cache.size()];
     Outstanding e{};
-    e.idx = q.sq_next;
+    e.idx = q.sq.next;
     e.wr_id = c.hdr.wr_id;
     auto op = static_cast<WrOpcode>(c.hdr.opcode);
     e.wc_opcode =
@@ -514,19 +454,19 @@ void Requester::continue_flush(QpCtx& q) {
                                  : dev::WcOpcode::SEND);
     complete(q, e, WcStatus::WR_FLUSH_ERR, 0, when);
     ++flushed_;
-    ++q.sq_next;
-    ++q.sq_done;
+    ++q.sq.next;
+    ++q.sq.done;
   }
   // Posted but not yet fetched: fetch them to learn their wr_id.
   maybe_fetch(q);
 }
 
 void Requester::reset(QpCtx& q) {
-  q.sq_pi = q.sq_fetched = q.sq_next = q.sq_done = 0;
-  q.sq_fetching = false;
-  q.cur_active = q.sq_blocked = false;
-  q.out_head = q.out_tail = 0;
-  q.since_ackreq = 0;
+  q.sq.pi = q.sq.fetched = q.sq.next = q.sq.done = 0;
+  q.sq.fetch = WqeFetch::kIdle;
+  q.sq.phase = SqPhase::kIdle;
+  q.sq.out_head = q.sq.out_tail = 0;
+  q.sq.since_ackreq = 0;
 }
 
 }  // namespace rn::qp

@@ -1,19 +1,26 @@
 // The RC requester: a round-robin scheduler over QPs with work, WQE prefetch by DMA, packet
 // generation from (WQE, offset, PSN) at the moment a packet is sent (so a retransmission can
-// regenerate it), payload gather by DMA through the translation stage, an in-order transmit
-// pipeline of fixed depth, and ACK/NAK processing that completes WQEs.
+// regenerate it), payload gather by DMA through the translation stage into the transmit port's
+// pipeline, and ACK/NAK processing that completes WQEs. It is one source of the transmit port.
 #pragma once
 #include <vector>
 
+#include "bridge/pcie/pcie_bridge.h"
 #include "model/qp/completion.h"
-#include "model/qp/qp_context.h"
+#include "model/qp/qp_table.h"
+#include "model/qp/tx_port.h"
+#include "model/translation/mr_table.h"
+#include "model/wire/transport.h"
 
 namespace rn::qp {
 
-class Requester {
+class Requester : public TxPort::Source {
  public:
-  explicit Requester(NicState& s);
-  ~Requester();
+  Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, xlate::MrTable& mrs, TxPort& port,
+            Completion& comp);
+  ~Requester() override;
+  void bind(QpLife& life) { life_ = &life; }
+
   // New send producer index from a doorbell (already validated).
   void sq_doorbell(QpCtx& q, uint32_t new_pi);
   // An ACKNOWLEDGE packet (ACK, NAK or RNR NAK) for this QP.
@@ -21,27 +28,20 @@ class Requester {
   // A READ response or ATOMIC ACKNOWLEDGE for this QP. None is ever expected yet (no READ or
   // atomic is outstanding): each is a ghost response, counted and discarded; the QP carries on.
   void on_response(QpCtx& q, const wire::TransportHeader& h);
+  // The QP entered RTS (or may send again): puts it on the ready list and starts the port.
+  void schedule(QpCtx& q);
   // The QP entered ERR: complete everything outstanding or posted with WR_FLUSH_ERR.
   void flush(QpCtx& q);
   // The QP went back to RESET.
   void reset(QpCtx& q);
-  // Moves QP to ERR and flushes both queues (used by requester and responder). An error found
-  // by the NIC (async_event) also reports QP_FATAL on the event queue; MODIFY_QP to ERR does not.
-  void enter_error(QpCtx& q, bool async_event = true);
-  // Puts the QP on the scheduler's list if it can send, and runs the scheduler.
-  void schedule(QpCtx& q);
+
+  // TxPort::Source: one turn of the next ready QP (up to nic.sched_quantum packets).
+  bool has_work() const override { return ready_head_ != ready_tail_; }
+  void produce() override;
 
  private:
-  struct Slot {
-    net::Frame* f = nullptr;
-    uint32_t tlen = 0;
-    bool ready = false;
-    wire::PathInfo path;
-  };
   bool can_send(const QpCtx& q) const;
-  void kick();
   void prefetch_upcoming() const;
-  void drain();
   void maybe_fetch(QpCtx& q);
   bool start_wqe(QpCtx& q);
   void send_one(QpCtx& q);
@@ -49,15 +49,17 @@ class Requester {
   void local_error(QpCtx& q, dev::WcStatus st, uint8_t vendor_err);
   void complete(QpCtx& q, const Outstanding& e, dev::WcStatus st, uint8_t vendor_err, Tick when);
   void continue_flush(QpCtx& q);
-  Tick now() const { return s_.now(); }
+  Tick now() const { return env_.now(); }
 
-  NicState& s_;
+  const NicEnv& env_;
+  QpTable& t_;
+  pcie::DmaPort& dma_;
+  xlate::MrTable& mrs_;
+  TxPort& port_;
+  Completion& comp_;
+  QpLife* life_ = nullptr;
   std::vector<uint32_t> ready_;  // ring of QPNs
   uint32_t ready_head_ = 0, ready_tail_ = 0;
-  std::vector<Slot> ring_;  // transmit pipeline
-  uint32_t tx_head_ = 0, tx_tail_ = 0;
-  bool in_kick_ = false, kick_again_ = false, wake_pending_ = false;
-  Tick backlog_limit_ = 0;
 
   stats::Group stats_;
   uint64_t& packets_;
@@ -73,7 +75,6 @@ class Requester {
   uint64_t& local_errors_;
   uint64_t& flushed_;
   uint64_t& stalls_window_;
-  uint64_t& stalls_link_;
 };
 
 }  // namespace rn::qp

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "model/qp/requester.h"
 #include "model/wire/transport.h"
 
 namespace rn::qp {
@@ -19,18 +18,20 @@ uint32_t max_rsge_for(uint8_t shift) {
 }
 }  // namespace
 
-Responder::Responder(NicState& s)
-    : s_(s),
-      stats_(s.sim.stats, s.name + ".resp", "RC responder and receive path"),
-      frames_(stats_.counter("frames", "count", "frames received from the port")),
-      bytes_(stats_.counter("bytes", "B", "frame bytes received")),
-      drop_frame_(stats_.counter("drop_framing", "count", "dropped: bad Ethernet/IP/UDP or ICRC")),
-      drop_parse_(
-          stats_.counter("drop_transport", "count", "dropped: bad BTH or extension headers")),
-      drop_no_qp_(stats_.counter("drop_no_qp", "count", "dropped: destination QP does not exist")),
+Responder::Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, xlate::MrTable& mrs,
+                     TxPort& port, Completion& comp, RxBuffer& rxbuf, net::FramePool& pool)
+    : env_(env),
+      t_(t),
+      dma_(dma),
+      mrs_(mrs),
+      port_(port),
+      comp_(comp),
+      rxbuf_(rxbuf),
+      pool_(pool),
+      stats_(env.sim.stats, env.name + ".resp", "RC responder: requests, receive WQEs, ACKs"),
+      drop_qp_gone_(stats_.counter("drop_qp_gone", "count",
+                                   "dropped: the QP was destroyed while the request waited")),
       drop_state_(stats_.counter("drop_qp_state", "count", "dropped: QP not able to receive")),
-      drop_unsupported_(stats_.counter("drop_unsupported", "count",
-                                       "dropped: transport not modelled (UC, UD, CNP)")),
       duplicates_(stats_.counter("duplicates", "count", "duplicate requests (PSN behind)")),
       seq_naks_(stats_.counter("seq_naks", "count", "PSN sequence error NAKs sent")),
       naks_sent_(stats_.counter("naks", "count",
@@ -40,55 +41,22 @@ Responder::Responder(NicState& s)
       placed_bytes_(stats_.counter("placed_bytes", "B", "payload bytes written to host memory")),
       messages_(stats_.counter("messages", "count", "messages received completely")),
       stalls_(stats_.counter("stalls", "count",
-                             "receive pipeline stalls waiting for a receive WQE fetch")),
+                             "request pipeline stalls waiting for a receive WQE fetch")),
       rwqe_fetches_(stats_.counter("rwqe_fetches", "count", "DMA reads of receive WQEs")),
       flushed_(stats_.counter("flushed", "count", "receive WQEs completed with WR_FLUSH_ERR")),
-      unsupported_ops_(stats_.counter(
-          "unsupported_requests", "count",
-          "requests refused with NAK_INV_REQ: READ, atomics, SEND with invalidate (not modelled)")),
-      rx_buffer_drops_(stats_.counter("rx_buffer_drops", "count",
-                                      "frames dropped on arrival: the receive buffer was full")),
-      rx_buffer_drop_bytes_(stats_.counter("rx_buffer_drop_bytes", "B",
-                                           "bytes of the frames dropped for want of room")),
-      rx_buffer_peak_(
-          stats_.counter("rx_buffer_peak", "B", "most bytes held in the receive buffer at once")) {
+      unsupported_ops_(stats_.counter("unsupported_requests", "count",
+                                      "requests refused with NAK_INV_REQ: READ, atomics, SEND with "
+                                      "invalidate (not modelled)")) {
   pending_.reserve(256);
-  held_.resize(256);
 }
 
-void Responder::hold_until(Tick until, uint32_t bytes) {
-  if (held_count_ == held_.size()) {  // grows while warming up; no allocation once large enough
-    std::vector<Held> bigger(held_.size() * 2);
-    for (size_t i = 0; i < held_count_; ++i)
-      bigger[i] = held_[(held_head_ + i) & (held_.size() - 1)];
-    held_.swap(bigger);
-    held_head_ = 0;
-  }
-  // DMA writes land in issue order; max() keeps the ring in time order should one not.
-  placed_until_ = std::max(placed_until_, until);
-  held_[(held_head_ + held_count_++) & (held_.size() - 1)] = Held{placed_until_, bytes};
-  rx_held_ += bytes;
-  rx_buffer_peak_ = std::max(rx_buffer_peak_, rx_held_);
+Responder::~Responder() {
+  env_.sim.stats.remove(&stats_);
+  for (size_t i = pending_head_; i < pending_.size(); ++i) pool_.put(pending_[i].f);
 }
-
-void Responder::stall_hold(const net::Frame* f) {
-  rx_held_ += f->len;
-  rx_buffer_peak_ = std::max(rx_buffer_peak_, rx_held_);
-}
-
-void Responder::release_landed() {
-  const Tick t = now();
-  while (held_count_ && held_[held_head_].until <= t) {
-    rx_held_ -= held_[held_head_].bytes;
-    held_head_ = (held_head_ + 1) & (held_.size() - 1);
-    --held_count_;
-  }
-}
-
-Responder::~Responder() { s_.sim.stats.remove(&stats_); }
 
 void Responder::rq_doorbell(QpCtx& q, uint32_t new_pi) {
-  q.rq_pi = new_pi;
+  q.rq.pi = new_pi;
   if (q.state == dev::QpState::ERR) {
     continue_flush(q);
     return;
@@ -97,77 +65,73 @@ void Responder::rq_doorbell(QpCtx& q, uint32_t new_pi) {
 }
 
 void Responder::maybe_fetch(QpCtx& q) {
-  if (q.rq_fetching || q.rq_fetched == q.rq_pi) return;
-  const uint32_t slots = static_cast<uint32_t>(q.rq_cache.size());
-  uint32_t room = slots - (q.rq_fetched - q.rq_ci);
+  if (q.rq.fetch == WqeFetch::kInFlight || q.rq.fetched == q.rq.pi) return;
+  const uint32_t slots = static_cast<uint32_t>(q.rq.cache.size());
+  uint32_t room = slots - (q.rq.fetched - q.rq.ci);
   if (room == 0) return;
-  uint32_t pos = q.rq_fetched & (q.rq_size() - 1);
-  uint32_t n = std::min({room, q.rq_pi - q.rq_fetched, q.rq_size() - pos});
-  q.rq_fetching = true;
+  uint32_t pos = q.rq.fetched & (q.rq_size() - 1);
+  uint32_t n = std::min({room, q.rq.pi - q.rq.fetched, q.rq_size() - pos});
+  q.rq.fetch = WqeFetch::kInFlight;
   ++rwqe_fetches_;
   uint64_t addr = q.rq_addr + (uint64_t(pos) << q.rq_shift);
   uint32_t qpn = q.qpn;
   uint32_t epoch = q.epoch;
-  std::vector<uint8_t>* buf = s_.get_fetch_buf(size_t(n) << q.rq_shift);
-  s_.dma.dma_read(addr, buf->data(), n << q.rq_shift, now(), [this, qpn, n, epoch, buf] {
-    QpCtx* qq = s_.qp(qpn);
+  std::vector<uint8_t>* buf = t_.get_fetch_buf(size_t(n) << q.rq_shift);
+  dma_.dma_read(addr, buf->data(), n << q.rq_shift, now(), [this, qpn, n, epoch, buf] {
+    QpCtx* qq = t_.qp(qpn);
     if (!qq || qq->epoch != epoch) {  // destroyed or reset meanwhile: the WQEs are stale
-      s_.put_fetch_buf(buf);
-      if (stalled_) resume();
+      t_.put_fetch_buf(buf);
+      if (pipe_ == Pipe::kStalled) resume();
       return;
     }
     QpCtx& q2 = *qq;
-    unpack_wqes<RecvWqeCache>(buf->data(), n, q2.rq_shift, q2.rq_cache, q2.rq_fetched,
+    unpack_wqes<RecvWqeCache>(buf->data(), n, q2.rq_shift, q2.rq.cache, q2.rq.fetched,
                               max_rsge_for(q2.rq_shift));
-    s_.put_fetch_buf(buf);
-    q2.rq_fetched += n;
-    q2.rq_fetching = false;
+    t_.put_fetch_buf(buf);
+    q2.rq.fetched += n;
+    q2.rq.fetch = WqeFetch::kIdle;
     if (q2.state == dev::QpState::ERR) {
       continue_flush(q2);
     } else {
       maybe_fetch(q2);
     }
-    if (stalled_) resume();
+    if (pipe_ == Pipe::kStalled) resume();
   });
 }
 
-void Responder::receive(net::Frame* f) {
-  ++frames_;
-  bytes_ += f->len;
-  release_landed();
-  if (rx_held_ + f->len > s_.params.rx_buffer_bytes) {
-    // No room: the frame is lost, as at a port without flow control (PFC comes later). RC
-    // recovers from it only once retransmission is modelled; until then the sender's QP fails.
-    ++rx_buffer_drops_;
-    rx_buffer_drop_bytes_ += f->len;
-    RN_LOG(s_.sim, LogCat::kError, s_.name, "receive buffer full ({} of {} B held): frame dropped",
-           rx_held_, s_.params.rx_buffer_bytes);
-    s_.pool.put(f);
+void Responder::on_request(const RxPacket& p) {
+  if (pipe_ == Pipe::kStalled) {
+    rxbuf_.hold(p.f->len);
+    pending_.push_back(p);
     return;
   }
-  if (stalled_) {
-    stall_hold(f);
-    pending_.push_back(f);
-    return;
-  }
-  if (process(f) == Result::kStall) {
-    stalled_ = true;
+  const Outcome o = process(p);
+  if (o == Outcome::kStall) {
+    pipe_ = Pipe::kStalled;
     ++stalls_;
-    stall_hold(f);
-    pending_.push_back(f);
+    rxbuf_.hold(p.f->len);
+    pending_.push_back(p);
+    return;
   }
+  finish(p, o);
+}
+
+void Responder::finish(const RxPacket& p, Outcome o) {
+  if (o != Outcome::kLent) pool_.put(p.f);
 }
 
 void Responder::resume() {
-  stalled_ = false;
+  pipe_ = Pipe::kFlowing;
   while (pending_head_ < pending_.size()) {
-    net::Frame* f = pending_[pending_head_];
-    rx_held_ -= f->len;  // out of the stall queue (held again if its payload is placed)
-    if (process(f) == Result::kStall) {
-      stall_hold(f);
-      stalled_ = true;
+    const RxPacket p = pending_[pending_head_];
+    rxbuf_.unhold(p.f->len);  // out of the stall queue (held again if its payload is placed)
+    const Outcome o = process(p);
+    if (o == Outcome::kStall) {
+      rxbuf_.hold(p.f->len);
+      pipe_ = Pipe::kStalled;
       return;
     }
+    finish(p, o);
     ++pending_head_;
   }
   pending_.clear();
@@ -175,321 +139,248 @@ void Responder::resume() {
 }
 
 void Responder::send_ack(QpCtx& q, uint8_t syndrome, uint32_t psn) {
-  net::Frame* f = s_.pool.get();
+  net::Frame* f = port_.new_frame();
   w::TransportHeader h{};
   h.opcode = w::to_u8(w::Opcode::RC_ACKNOWLEDGE);
   h.pkey = 0xFFFF;
   h.dest_qp = q.dest_qpn;
   h.psn = psn;
   h.aeth_syndrome = syndrome;
-  h.aeth_msn = q.msn & 0xFFFFFF;
-  size_t tl = w::encode_transport_header(h, f->data + s_.framing.headroom());
-  s_.wrap(f, tl, q.path);
-  RN_LOG(s_.sim, LogCat::kRx, s_.name, "qp {} send {} psn {} msn {}", q.qpn,
+  h.aeth_msn = q.rs.msn & 0xFFFFFF;
+  size_t tl = w::encode_transport_header(h, f->data + port_.headroom());
+  RN_LOG(env_.sim, LogCat::kRx, env_.name, "qp {} send {} psn {} msn {}", q.qpn,
          w::aeth_syndrome_name(syndrome), psn, h.aeth_msn);
-  s_.send_frame(f, now() + s_.params.rx_pipeline_latency);
+  port_.send_control(f, tl, q.path, now() + env_.params.rx_pipeline_latency);
 }
 
-void Responder::fail(QpCtx& q, uint8_t syn, uint32_t psn, const char* why) {
-  RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} psn {}: {} -> {}", q.qpn, psn, why,
+Responder::Outcome Responder::fail(QpCtx& q, uint8_t syn, uint32_t psn, const char* why) {
+  RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} psn {}: {} -> {}", q.qpn, psn, why,
          w::aeth_syndrome_name(syn));
   ++naks_sent_;
   send_ack(q, syn, psn);
-  s_.req->enter_error(q);
+  life_->fail(q);
+  return Outcome::kDone;
 }
 
 void Responder::recv_complete(QpCtx& q, WcStatus st, uint32_t byte_len, dev::WcOpcode op, bool imm,
                               uint32_t imm_data, bool solicited, Tick when) {
-  const RecvWqeCache& c = q.rq_cache[q.rq_ci % q.rq_cache.size()];
+  const RecvWqeCache& c = q.rq.cache[q.rq.ci % q.rq.cache.size()];
   CqeInfo e;
   e.wr_id = c.hdr.wr_id;
   e.byte_len = byte_len;
   e.imm = imm_data;
   e.qpn = q.qpn;
   e.src_qp = q.dest_qpn;
-  e.wqe_counter = q.rq_ci;
+  e.wqe_counter = q.rq.ci;
   e.opcode = op;
   e.status = st;
   e.flags = imm ? static_cast<uint8_t>(dev::CqeFlags::WITH_IMM) : 0;
   if (solicited) e.flags |= static_cast<uint8_t>(dev::CqeFlags::SOLICITED);
   e.solicited = solicited;
-  s_.comp->post_cqe(q.recv_cqn, e, when);
-  ++q.rq_ci;
-  q.recv_active = false;
+  comp_.post_cqe(q.recv_cqn, e, when);
+  ++q.rq.ci;
   maybe_fetch(q);
 }
 
-void Responder::on_the_way(const net::Frame* f) {
-  if (hint_qpn_) {
-    const QpCtx* q = s_.qp_ptr(hint_qpn_);
-    uint32_t key = hint_rkey_ ? hint_rkey_ : (q ? q->w_rkey : 0);
-    if (key) s_.mrs.prefetch(key);
-  }
-  hint_qpn_ = hint_rkey_ = 0;
-  const size_t hr = s_.framing.headroom();
-  if (f->len < hr + w::kBthLen + w::kRethLen) return;
-  const uint8_t* t = f->data + hr;
-  hint_qpn_ = w::load_be24(t + offsetof(w::Bth, dest_qp));
-  if (const QpCtx* q = s_.qp_ptr(hint_qpn_)) prefetch_ctx(q);
-  const w::OpInfo& info = w::op_info(t[0]);
-  if (info.valid && (info.ext_mask & w::kExtReth))
-    hint_rkey_ = w::load_be32(t + w::kBthLen + offsetof(w::Reth, rkey));
-}
-
-Responder::Result Responder::process(net::Frame* f) {
-  size_t toff = 0, tlen = 0;
-  if (!f->icrc_sealed) f->materialize();  // the ICRC check reads every byte
-  w::FrameError fe = s_.framing.unwrap(f->data, f->len, &toff, &tlen, nullptr, f->icrc_sealed);
-  if (fe != w::FrameError::None) {
-    ++drop_frame_;
-    RN_LOG(s_.sim, LogCat::kError, s_.name, "drop frame ({} B): {}", f->len, w::to_string(fe));
-    s_.pool.put(f);
-    return Result::kDone;
-  }
-  w::TransportHeader h;
-  size_t hl = 0, pl = 0;
-  w::ParseError pe = w::decode_transport(f->data + toff, tlen, &h, &hl, &pl);
-  if (pe != w::ParseError::None) {
-    ++drop_parse_;
-    RN_LOG(s_.sim, LogCat::kError, s_.name, "drop packet: {}", w::to_string(pe));
-    s_.pool.put(f);
-    return Result::kDone;
-  }
-  QpCtx* qp = s_.qp(h.dest_qp);
-  if (!qp) {
-    ++drop_no_qp_;
-    RN_LOG(s_.sim, LogCat::kError, s_.name, "drop packet for QP {}: no such QP", h.dest_qp);
-    s_.pool.put(f);
-    return Result::kDone;
-  }
-  QpCtx& q = *qp;
-  const w::OpInfo& info = w::op_info(h.opcode);
-  if (info.transport != w::Transport::RC) {
-    ++drop_unsupported_;
-    s_.pool.put(f);
-    return Result::kDone;
-  }
-  if (info.kind == Kind::Ack) {
-    s_.req->on_ack(q, h);
-    s_.pool.put(f);
-    return Result::kDone;
-  }
-  if (info.kind == Kind::ReadResp || info.kind == Kind::AtomicAck) {
-    s_.req->on_response(q, h);  // a response, never a request: the requester's
-    s_.pool.put(f);
-    return Result::kDone;
-  }
-  if (q.state != dev::QpState::RTR && q.state != dev::QpState::RTS &&
-      q.state != dev::QpState::SQD) {
-    ++drop_state_;
-    s_.pool.put(f);
-    return Result::kDone;
-  }
-  const uint8_t* payload = f->data + toff + hl;
-  const uint32_t plen = static_cast<uint32_t>(pl);
-  const Tick when = now() + s_.params.rx_pipeline_latency;
-
-  int32_t d = w::psn_cmp(h.psn, q.epsn);
+Responder::Outcome Responder::check_psn(QpCtx& q, const RxPacket& p) {
+  const int32_t d = w::psn_cmp(p.h.psn, q.rs.epsn);
   if (d < 0) {
     ++duplicates_;
     // Duplicates are acknowledged again (cumulatively, with the last PSN received), AckReq or not.
-    send_ack(q, w::kAethSynAck, w::psn_add(q.epsn, 0xFFFFFF));
-    s_.pool.put(f);
-    return Result::kDone;
+    send_ack(q, w::kAethSynAck, w::psn_add(q.rs.epsn, 0xFFFFFF));
+    return Outcome::kDone;
   }
   if (d > 0) {
-    if (!q.seq_nak_sent) {
-      q.seq_nak_sent = true;
+    if (q.rs.nak == SeqNak::kNone) {  // one NAK per sequence error
+      q.rs.nak = SeqNak::kSent;
       ++seq_naks_;
-      send_ack(q, w::kAethSynNakPsnSeq, q.epsn);
+      send_ack(q, w::kAethSynNakPsnSeq, q.rs.epsn);
     }
-    s_.pool.put(f);
-    return Result::kDone;
+    return Outcome::kDone;
   }
+  return Outcome::kGo;
+}
+
+Responder::Outcome Responder::process(const RxPacket& p) {
+  const w::TransportHeader& h = p.h;
+  QpCtx* qp = t_.qp(h.dest_qp);
+  if (!qp) {  // destroyed while the packet waited behind a stall
+    ++drop_qp_gone_;
+    return Outcome::kDone;
+  }
+  QpCtx& q = *qp;
+  if (!q.receives()) {
+    ++drop_state_;
+    return Outcome::kDone;
+  }
+  const Tick when = now() + env_.params.rx_pipeline_latency;
+  if (Outcome o = check_psn(q, p); o != Outcome::kGo) return o;
 
   // Opcode sequence: a FIRST/ONLY starts a message, MIDDLE/LAST continue one of the same kind.
+  const w::OpInfo& info = w::op_info(h.opcode);
   const bool is_send = info.kind == Kind::Send;
   const bool is_write = info.kind == Kind::Write;
   if (!is_send && !is_write) {
     ++unsupported_ops_;
-    fail(q, w::kAethSynNakInvReq, h.psn, "READ and atomic requests are not modelled yet");
-    s_.pool.put(f);
-    return Result::kDone;
+    return fail(q, w::kAethSynNakInvReq, h.psn, "READ and atomic requests are not modelled yet");
   }
   if (info.has(w::kExtIeth)) {
     ++unsupported_ops_;
-    fail(q, w::kAethSynNakInvReq, h.psn,
-         "SEND with invalidate is not modelled yet (the rkey would stay valid)");
-    s_.pool.put(f);
-    return Result::kDone;
+    return fail(q, w::kAethSynNakInvReq, h.psn,
+                "SEND with invalidate is not modelled yet (the rkey would stay valid)");
   }
-  const RxOp want = is_send ? RxOp::kSend : RxOp::kWrite;
-  if (info.is_first() ? q.rx_op != RxOp::kNone : q.rx_op != want) {
-    fail(q, w::kAethSynNakInvReq, h.psn, "opcode out of sequence");
-    s_.pool.put(f);
-    return Result::kDone;
-  }
+  const RxMsg want = is_send ? RxMsg::kSend : RxMsg::kWrite;
+  if (info.is_first() ? q.rs.msg != RxMsg::kNone : q.rs.msg != want)
+    return fail(q, w::kAethSynNakInvReq, h.psn, "opcode out of sequence");
   // Payload sizes: FIRST and MIDDLE carry exactly one MTU.
-  if ((info.pos == Pos::First || info.pos == Pos::Middle) && plen != q.mtu) {
-    fail(q, w::kAethSynNakInvReq, h.psn, "FIRST/MIDDLE payload is not one MTU");
-    s_.pool.put(f);
-    return Result::kDone;
-  }
-  if (plen > q.mtu) {
-    fail(q, w::kAethSynNakInvReq, h.psn, "payload larger than the path MTU");
-    s_.pool.put(f);
-    return Result::kDone;
-  }
-  const bool has_imm = info.has(w::kExtImmDt);
-  // Receive WQE needed now? (SEND FIRST/ONLY, WRITE with immediate at its last packet.)
-  const bool needs_rwqe = (is_send && info.is_first()) || (is_write && has_imm);
-  if (needs_rwqe && !(is_send && q.recv_active)) {
-    if (q.rq_ci == q.rq_fetched) {
-      if (q.rq_ci != q.rq_pi) {
+  if ((info.pos == Pos::First || info.pos == Pos::Middle) && p.plen != q.mtu)
+    return fail(q, w::kAethSynNakInvReq, h.psn, "FIRST/MIDDLE payload is not one MTU");
+  if (p.plen > q.mtu)
+    return fail(q, w::kAethSynNakInvReq, h.psn, "payload larger than the path MTU");
+  // A receive WQE is needed now for a SEND's first packet and a WRITE with immediate's last.
+  if ((is_send && info.is_first()) || (is_write && info.has(w::kExtImmDt))) {
+    if (q.rq.ci == q.rq.fetched) {
+      if (q.rq.ci != q.rq.pi) {
         maybe_fetch(q);
-        return Result::kStall;  // keep the frame; resumed when the fetch lands
+        return Outcome::kStall;  // keep the packet; resumed when the fetch lands
       }
       ++rnr_naks_;
-      RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} psn {}: no receive WQE -> RNR NAK", q.qpn,
+      RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} psn {}: no receive WQE -> RNR NAK", q.qpn,
              h.psn);
       send_ack(q, w::aeth_rnr_nak(q.min_rnr_timer), h.psn);
-      s_.pool.put(f);
-      return Result::kDone;
+      return Outcome::kDone;
     }
   }
-
   xlate::SegList segs;
-  if (is_send) {
-    if (info.is_first()) {
-      q.recv_active = true;
-      q.rx_off = 0;
+  const Outcome o = is_send ? send_packet(q, p, segs, when) : write_packet(q, p, segs);
+  if (o != Outcome::kGo) return o;
+  return accept(q, p, segs, when);
+}
+
+Responder::Outcome Responder::send_packet(QpCtx& q, const RxPacket& p, xlate::SegList& segs,
+                                          Tick when) {
+  const w::TransportHeader& h = p.h;
+  if (w::op_info(h.opcode).is_first()) q.rs.rx_off = 0;
+  const RecvWqeCache& c = q.rq.cache[q.rq.ci % q.rq.cache.size()];
+  const uint32_t nsge = std::min<uint32_t>(c.hdr.num_sge, max_rsge_for(q.rq_shift));
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < nsge; ++i) total += c.sge[i].length;
+  if (c.hdr.num_sge > max_rsge_for(q.rq_shift)) {
+    recv_complete(q, WcStatus::LOC_QP_OP_ERR, q.rs.rx_off, dev::WcOpcode::RECV, false, 0, false,
+                  when);
+    return fail(q, w::kAethSynNakRemOp, h.psn, "malformed receive WQE (too many SGEs)");
+  }
+  if (q.rs.rx_off + uint64_t(p.plen) > total) {
+    recv_complete(q, WcStatus::LOC_LEN_ERR, q.rs.rx_off, dev::WcOpcode::RECV, false, 0, false,
+                  when);
+    return fail(q, w::kAethSynNakInvReq, h.psn, "SEND longer than the receive buffers");
+  }
+  // Scatter [rx_off, rx_off+plen) over the SGEs.
+  uint64_t skip = q.rs.rx_off;
+  uint32_t left = p.plen;
+  for (uint32_t i = 0; i < nsge && left > 0; ++i) {
+    const dev::Sge& sg = c.sge[i];
+    if (skip >= sg.length) {
+      skip -= sg.length;
+      continue;
     }
-    const RecvWqeCache& c = q.rq_cache[q.rq_ci % q.rq_cache.size()];
-    uint32_t nsge = std::min<uint32_t>(c.hdr.num_sge, max_rsge_for(q.rq_shift));
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < nsge; ++i) total += c.sge[i].length;
-    if (c.hdr.num_sge > max_rsge_for(q.rq_shift)) {
-      recv_complete(q, WcStatus::LOC_QP_OP_ERR, q.rx_off, dev::WcOpcode::RECV, false, 0, false,
+    uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(sg.length - skip, left));
+    xlate::Status st = mrs_.translate(sg.lkey, q.pdn, sg.addr + skip, take,
+                                      static_cast<uint32_t>(dev::Access::LOCAL_WRITE), &segs);
+    if (st != xlate::Status::kOk) {
+      RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} receive lkey {:#x}: {}", q.qpn, sg.lkey,
+             xlate::to_string(st));
+      recv_complete(q, WcStatus::LOC_PROT_ERR, q.rs.rx_off, dev::WcOpcode::RECV, false, 0, false,
                     when);
-      fail(q, w::kAethSynNakRemOp, h.psn, "malformed receive WQE (too many SGEs)");
-      s_.pool.put(f);
-      return Result::kDone;
+      return fail(q, w::kAethSynNakRemOp, h.psn, "receive buffer not accessible");
     }
-    if (q.rx_off + uint64_t(plen) > total) {
-      recv_complete(q, WcStatus::LOC_LEN_ERR, q.rx_off, dev::WcOpcode::RECV, false, 0, false, when);
-      fail(q, w::kAethSynNakInvReq, h.psn, "SEND longer than the receive buffers");
-      s_.pool.put(f);
-      return Result::kDone;
-    }
-    // Scatter [rx_off, rx_off+plen) over the SGEs.
-    uint64_t skip = q.rx_off;
-    uint32_t left = plen;
-    for (uint32_t i = 0; i < nsge && left > 0; ++i) {
-      const dev::Sge& sg = c.sge[i];
-      if (skip >= sg.length) {
-        skip -= sg.length;
-        continue;
-      }
-      uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(sg.length - skip, left));
-      xlate::Status st = s_.mrs.translate(sg.lkey, q.pdn, sg.addr + skip, take,
-                                          static_cast<uint32_t>(dev::Access::LOCAL_WRITE), &segs);
+    skip = 0;
+    left -= take;
+  }
+  return Outcome::kGo;
+}
+
+Responder::Outcome Responder::write_packet(QpCtx& q, const RxPacket& p, xlate::SegList& segs) {
+  const w::TransportHeader& h = p.h;
+  const w::OpInfo& info = w::op_info(h.opcode);
+  const uint32_t rw = static_cast<uint32_t>(dev::Access::REMOTE_WRITE);
+  if (info.is_first()) {
+    if (!(q.access & rw))
+      return fail(q, w::kAethSynNakInvReq, h.psn, "QP does not allow remote writes");
+    q.rs.w_va = h.reth_va;
+    q.rs.w_rkey = h.reth_rkey;
+    q.rs.w_len = h.reth_len;
+    q.rs.rx_off = 0;
+    if (q.rs.w_len > 0) {
+      xlate::Status st = mrs_.translate(q.rs.w_rkey, q.pdn, q.rs.w_va, q.rs.w_len, rw, nullptr);
       if (st != xlate::Status::kOk) {
-        RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} receive lkey {:#x}: {}", q.qpn, sg.lkey,
-               xlate::to_string(st));
-        recv_complete(q, WcStatus::LOC_PROT_ERR, q.rx_off, dev::WcOpcode::RECV, false, 0, false,
-                      when);
-        fail(q, w::kAethSynNakRemOp, h.psn, "receive buffer not accessible");
-        s_.pool.put(f);
-        return Result::kDone;
-      }
-      skip = 0;
-      left -= take;
-    }
-  } else {
-    if (info.is_first()) {
-      if (!(q.access & static_cast<uint32_t>(dev::Access::REMOTE_WRITE))) {
-        fail(q, w::kAethSynNakInvReq, h.psn, "QP does not allow remote writes");
-        s_.pool.put(f);
-        return Result::kDone;
-      }
-      q.w_va = h.reth_va;
-      q.w_rkey = h.reth_rkey;
-      q.w_len = h.reth_len;
-      q.rx_off = 0;
-      if (q.w_len > 0) {
-        xlate::Status st =
-            s_.mrs.translate(q.w_rkey, q.pdn, q.w_va, q.w_len,
-                             static_cast<uint32_t>(dev::Access::REMOTE_WRITE), nullptr);
-        if (st != xlate::Status::kOk) {
-          RN_LOG(s_.sim, LogCat::kError, s_.name, "qp {} WRITE rkey {:#x} va {:#x} len {}: {}",
-                 q.qpn, q.w_rkey, q.w_va, q.w_len, xlate::to_string(st));
-          fail(q, w::kAethSynNakRemAccess, h.psn, "rkey check failed");
-          s_.pool.put(f);
-          return Result::kDone;
-        }
-      }
-    }
-    bool len_ok =
-        info.is_last() ? q.rx_off + uint64_t(plen) == q.w_len : q.rx_off + uint64_t(plen) < q.w_len;
-    if (!len_ok) {
-      fail(q, w::kAethSynNakInvReq, h.psn, "WRITE payload does not match the RETH length");
-      s_.pool.put(f);
-      return Result::kDone;
-    }
-    if (plen > 0) {
-      xlate::Status st = s_.mrs.translate(q.w_rkey, q.pdn, q.w_va + q.rx_off, plen,
-                                          static_cast<uint32_t>(dev::Access::REMOTE_WRITE), &segs);
-      if (st != xlate::Status::kOk) {
-        fail(q, w::kAethSynNakRemAccess, h.psn, "rkey check failed");
-        s_.pool.put(f);
-        return Result::kDone;
+        RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} WRITE rkey {:#x} va {:#x} len {}: {}",
+               q.qpn, q.rs.w_rkey, q.rs.w_va, q.rs.w_len, xlate::to_string(st));
+        return fail(q, w::kAethSynNakRemAccess, h.psn, "rkey check failed");
       }
     }
   }
+  const uint64_t end = q.rs.rx_off + uint64_t(p.plen);
+  if (info.is_last() ? end != q.rs.w_len : end >= q.rs.w_len)
+    return fail(q, w::kAethSynNakInvReq, h.psn, "WRITE payload does not match the RETH length");
+  if (p.plen > 0) {
+    xlate::Status st =
+        mrs_.translate(q.rs.w_rkey, q.pdn, q.rs.w_va + q.rs.rx_off, p.plen, rw, &segs);
+    if (st != xlate::Status::kOk)
+      return fail(q, w::kAethSynNakRemAccess, h.psn, "rkey check failed");
+  }
+  return Outcome::kGo;
+}
 
-  // Accepted: place the payload, advance the state, complete, acknowledge.
-  bool frame_lent = false;
-  if (plen > 0) {
+Responder::Outcome Responder::accept(QpCtx& q, const RxPacket& p, const xlate::SegList& segs,
+                                     Tick when) {
+  const w::TransportHeader& h = p.h;
+  const w::OpInfo& info = w::op_info(h.opcode);
+  Outcome o = Outcome::kDone;
+  if (p.plen > 0) {
     // The payload goes to host memory straight from the frame, which returns to the pool once
     // the write has landed.
-    const Tick landed = s_.dma.dma_write_borrowed(
-        reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload, when + s_.mrs.latency(),
-        [this, f] { s_.pool.put(f); }, &f->payload_page);
-    hold_until(landed, f->len);
-    frame_lent = true;
-    placed_bytes_ += plen;
+    net::Frame* f = p.f;
+    const Tick landed = dma_.dma_write_borrowed(
+        reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, f->data + p.payload_off,
+        when + mrs_.latency(), [this, f] { pool_.put(f); }, &f->payload_page);
+    rxbuf_.hold_until(landed, f->len);
+    o = Outcome::kLent;
+    placed_bytes_ += p.plen;
   }
-  q.rx_off += plen;
-  q.epsn = w::psn_add(q.epsn, 1);
-  q.seq_nak_sent = false;
-  RN_LOG(s_.sim, LogCat::kRx, s_.name, "qp {} {} psn {} len {}", q.qpn, info.name, h.psn, plen);
+  q.rs.rx_off += p.plen;
+  q.rs.epsn = w::psn_add(q.rs.epsn, 1);
+  q.rs.nak = SeqNak::kNone;
+  RN_LOG(env_.sim, LogCat::kRx, env_.name, "qp {} {} psn {} len {}", q.qpn, info.name, h.psn,
+         p.plen);
+  const bool is_send = info.kind == Kind::Send;
+  const bool has_imm = info.has(w::kExtImmDt);
   if (info.is_last()) {
     ++messages_;
-    q.msn = (q.msn + 1) & 0xFFFFFF;
+    q.rs.msn = (q.rs.msn + 1) & 0xFFFFFF;
     if (is_send) {
-      recv_complete(q, WcStatus::SUCCESS, q.rx_off, dev::WcOpcode::RECV, has_imm, h.imm, h.se,
-                    when + s_.mrs.latency());
+      recv_complete(q, WcStatus::SUCCESS, q.rs.rx_off, dev::WcOpcode::RECV, has_imm, h.imm, h.se,
+                    when + mrs_.latency());
     } else if (has_imm) {
-      recv_complete(q, WcStatus::SUCCESS, q.w_len, dev::WcOpcode::RECV_RDMA_WITH_IMM, true, h.imm,
-                    h.se, when + s_.mrs.latency());
+      recv_complete(q, WcStatus::SUCCESS, q.rs.w_len, dev::WcOpcode::RECV_RDMA_WITH_IMM, true,
+                    h.imm, h.se, when + mrs_.latency());
     }
-    q.rx_op = RxOp::kNone;
+    q.rs.msg = RxMsg::kNone;
   } else {
-    q.rx_op = want;
+    q.rs.msg = is_send ? RxMsg::kSend : RxMsg::kWrite;
   }
   if (h.ack_req) {
     ++acks_sent_;
     send_ack(q, w::kAethSynAck, h.psn);
   }
-  if (!frame_lent) s_.pool.put(f);
-  return Result::kDone;
+  return o;
 }
 
 void Responder::flush(QpCtx& q) { continue_flush(q); }
 
 void Responder::continue_flush(QpCtx& q) {
   const Tick when = now();
-  while (q.rq_ci != q.rq_fetched) {
+  while (q.rq.ci != q.rq.fetched) {
     recv_complete(q, WcStatus::WR_FLUSH_ERR, 0, dev::WcOpcode::RECV, false, 0, false, when);
     ++flushed_;
   }
@@ -497,14 +388,9 @@ void Responder::continue_flush(QpCtx& q) {
 }
 
 void Responder::reset(QpCtx& q) {
-  q.rq_pi = q.rq_fetched = q.rq_ci = 0;
-  q.rq_fetching = false;
-  q.epsn = 0;
-  q.msn = 0;
-  q.seq_nak_sent = false;
-  q.rx_op = RxOp::kNone;
-  q.rx_off = 0;
-  q.recv_active = false;
+  q.rq.pi = q.rq.fetched = q.rq.ci = 0;
+  q.rq.fetch = WqeFetch::kIdle;
+  q.rs = RespState{};
 }
 
 }  // namespace rn::qp

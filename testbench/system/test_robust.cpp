@@ -332,9 +332,9 @@ namespace {
 // Sends a hand-built request or response from host 0's NIC to host 1's QP, through the link.
 void inject(Bench& t, wire::Opcode op, uint32_t psn, const std::vector<uint8_t>& payload,
             uint32_t ieth_rkey = 0) {
-  qp::NicState& s = t.a.n->nic->state();
-  const qp::QpCtx* q = s.qp(t.a.qp->qpn);
-  net::Frame* f = s.pool.get();
+  nic::Nic& n = *t.a.n->nic;
+  const qp::QpCtx* q = n.table().qp(t.a.qp->qpn);
+  net::Frame* f = n.port().new_frame();
   wire::TransportHeader h{};
   h.opcode = wire::to_u8(op);
   h.pkey = 0xFFFF;
@@ -342,12 +342,11 @@ void inject(Bench& t, wire::Opcode op, uint32_t psn, const std::vector<uint8_t>&
   h.psn = psn;
   h.pad_cnt = wire::pad_for(static_cast<uint32_t>(payload.size()));
   h.ieth_rkey = ieth_rkey;
-  uint8_t* tp = f->data + s.framing.headroom();
+  uint8_t* tp = f->data + n.port().headroom();
   size_t hl = wire::encode_transport_header(h, tp);
   if (!payload.empty()) std::memcpy(tp + hl, payload.data(), payload.size());
   std::memset(tp + hl + payload.size(), 0, h.pad_cnt);
-  s.wrap(f, hl + payload.size() + h.pad_cnt, q->path);
-  s.send_frame(f, s.now());
+  n.port().send_control(f, hl + payload.size() + h.pad_cnt, q->path, n.env().now());
 }
 }  // namespace
 
@@ -440,9 +439,9 @@ TEST_CASE("Frames that do not fit the receive buffer are dropped and counted", "
     t.expect(!s.empty() && s[0].wr_id == 1 && s[0].status == WcStatus::RETRY_EXC_ERR,
              s.empty() ? "no CQE" : "first completion: " + wc_str(s[0]));
   });
-  CHECK(stat(t.stats, "host1.nic.resp", "rx_buffer_drops") > 0);
-  CHECK(stat(t.stats, "host1.nic.resp", "rx_buffer_peak") <= 16384);
-  CHECK(stat(t.stats, "host1.nic.resp", "rx_buffer_peak") > 4096);
+  CHECK(stat(t.stats, "host1.nic.rx_buffer", "drops") > 0);
+  CHECK(stat(t.stats, "host1.nic.rx_buffer", "peak") <= 16384);
+  CHECK(stat(t.stats, "host1.nic.rx_buffer", "peak") > 4096);
   t.report();
 }
 
@@ -459,8 +458,8 @@ TEST_CASE("A receive buffer large enough for what is in flight drops nothing", "
     t.a.h->cpu(10 * kUs);
     t.expect(t.same(t.a, 0, t.b, 0, 65536), "data");
   });
-  CHECK(stat(t.stats, "host1.nic.resp", "rx_buffer_drops") == 0);
-  CHECK(stat(t.stats, "host1.nic.resp", "rx_buffer_peak") > 16384);
+  CHECK(stat(t.stats, "host1.nic.rx_buffer", "drops") == 0);
+  CHECK(stat(t.stats, "host1.nic.rx_buffer", "peak") > 16384);
   t.report();
 }
 

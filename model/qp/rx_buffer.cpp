@@ -1,0 +1,62 @@
+#include "model/qp/rx_buffer.h"
+
+#include <algorithm>
+
+#include "model/core/log.h"
+
+namespace rn::qp {
+
+RxBuffer::RxBuffer(const NicEnv& env)
+    : env_(env),
+      stats_(env.sim.stats, env.name + ".rx_buffer",
+             "receive buffer: frames held from arrival until their payload is in host memory"),
+      drops_(stats_.counter("drops", "count", "frames dropped on arrival: the buffer was full")),
+      drop_bytes_(
+          stats_.counter("drop_bytes", "B", "bytes of the frames dropped for want of room")),
+      peak_(stats_.counter("peak", "B", "most bytes held at once")) {
+  ring_.resize(256);
+}
+
+RxBuffer::~RxBuffer() { env_.sim.stats.remove(&stats_); }
+
+bool RxBuffer::admit(uint32_t bytes) {
+  release_landed();
+  if (held_bytes_ + bytes <= env_.params.rx_buffer_bytes) return true;
+  // No room: the frame is lost, as at a port without flow control.
+  ++drops_;
+  drop_bytes_ += bytes;
+  RN_LOG(env_.sim, LogCat::kError, env_.name,
+         "receive buffer full ({} of {} B held): frame dropped", held_bytes_,
+         env_.params.rx_buffer_bytes);
+  return false;
+}
+
+void RxBuffer::hold_until(Tick until, uint32_t bytes) {
+  if (count_ == ring_.size()) {  // grows while warming up; no allocation once large enough
+    std::vector<Held> bigger(ring_.size() * 2);
+    for (size_t i = 0; i < count_; ++i) bigger[i] = ring_[(head_ + i) & (ring_.size() - 1)];
+    ring_.swap(bigger);
+    head_ = 0;
+  }
+  // DMA writes land in issue order; max() keeps the ring in time order should one not.
+  placed_until_ = std::max(placed_until_, until);
+  ring_[(head_ + count_++) & (ring_.size() - 1)] = Held{placed_until_, bytes};
+  held_bytes_ += bytes;
+  peak_ = std::max(peak_, held_bytes_);
+}
+
+void RxBuffer::hold(uint32_t bytes) {
+  held_bytes_ += bytes;
+  peak_ = std::max(peak_, held_bytes_);
+}
+
+void RxBuffer::release_landed() {
+  const Tick t = env_.now();
+  while (count_ && ring_[head_].until <= t) {
+    held_bytes_ -= ring_[head_].bytes;
+    head_ = (head_ + 1) & (ring_.size() - 1);
+    --count_;
+  }
+}
+
+}  // namespace rn::qp

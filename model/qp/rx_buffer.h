@@ -1,0 +1,45 @@
+// The NIC's receive buffer: nic.rx_buffer bytes that hold each arriving frame from its arrival
+// until its payload is in host memory (the landing time the bridge computed for the DMA write),
+// or until it is processed, for frames without payload to place. A frame that does not fit is
+// dropped on arrival, as at a port without flow control (PFC comes later).
+#pragma once
+#include <vector>
+
+#include "model/core/stats.h"
+#include "model/qp/qp_context.h"
+
+namespace rn::qp {
+
+class RxBuffer {
+ public:
+  explicit RxBuffer(const NicEnv& env);
+  ~RxBuffer();
+  // A frame of `bytes` arrives: true if it fits (it is not held yet: the caller holds it by one of
+  // the calls below, or it leaves when processed), false if it is dropped (counted).
+  bool admit(uint32_t bytes);
+  // A frame whose payload lands in host memory at `until`.
+  void hold_until(Tick until, uint32_t bytes);
+  // A frame waiting to be processed (behind a stall), and the same frame taken out again.
+  void hold(uint32_t bytes);
+  void unhold(uint32_t bytes) { held_bytes_ -= bytes; }
+  uint64_t held() const { return held_bytes_; }
+
+ private:
+  struct Held {
+    Tick until;  // the payload's DMA write lands
+    uint32_t bytes;
+  };
+  void release_landed();
+  const NicEnv& env_;
+  uint64_t held_bytes_ = 0;
+  std::vector<Held> ring_;  // frames whose payload is on its way to memory: a ring of 2^k
+  size_t head_ = 0, count_ = 0;
+  Tick placed_until_ = 0;  // the last hold's landing time
+
+  stats::Group stats_;
+  uint64_t& drops_;
+  uint64_t& drop_bytes_;
+  uint64_t& peak_;
+};
+
+}  // namespace rn::qp
