@@ -72,6 +72,7 @@ class System {
   Sim& sim() { return *sim_; }
   Node& node(int i) { return nodes_.at(i); }
   net::Link& link() { return *link_; }
+  net::FramePool& frame_pool() { return pool_; }
   const cfg::Config& config() const { return cfg_; }
   static std::vector<std::string> workload_list(const cfg::Config& c);
   static host::WorkloadParams workload_params(const cfg::Config& c, const std::string& kind);
