@@ -190,7 +190,7 @@ cfg::Schema make_schema() {
          "packets a QP sends per round-robin turn", 1, 1024});
   s.add({"nic.rx_buffer", Kind::kSize, def_size(np.rx_buffer_bytes),
          "receive buffer: frames held from arrival until their payload is in host memory; a "
-         "frame that does not fit is dropped (rx_buffer_drops)",
+         "frame that does not fit is dropped (<nic>.rx_buffer.drops)",
          16384, 1024.0 * 1024 * 1024});
   s.add({"nic.translate_latency", Kind::kTime, def_time(nc.xlate.lookup_latency),
          "key check and MTT lookup per access", 0, 1e9});
