@@ -93,15 +93,19 @@ uint32_t Device::mmio_read32(uint64_t off) {
       return static_cast<uint32_t>(cmd_addr_);
     case dev::reg::CMD_ADDR_HI:
       return static_cast<uint32_t>(cmd_addr_ >> 32);
-    case dev::reg::CMD_STATUS:
-      return (cmd_busy_ ? 1u : 0u) | (cmd_last_status_ & 0xFF) << 8 |
-             (cmd_last_token_ & 0xFFFF) << 16;
+    case dev::reg::CMD_STATUS: {
+      dev::CmdStatusBits s;
+      s.busy = cmd_busy_;
+      s.status = cmd_last_status_;
+      s.token = cmd_last_token_;  // its low 16 bits
+      return s.pack();
+    }
     case dev::reg::EQ_ADDR_LO:
       return eq_addr_lo_;
     case dev::reg::EQ_ADDR_HI:
       return eq_addr_hi_;
     case dev::reg::EQ_LOG_SIZE:
-      return s_.comp->eq_log_size;
+      return dev::EqLogSizeBits{s_.comp->eq_log_size}.pack();
     case dev::reg::ERR_CODE: {
       uint32_t v = err_code_;
       err_code_ = 0;
@@ -118,7 +122,7 @@ uint32_t Device::mmio_read32(uint64_t off) {
     case dev::reg::MSIX_DATA:
       return s_.comp->msix_data;
     case dev::reg::MSIX_CTRL:
-      return s_.comp->msix_masked ? 1u : 0u;
+      return dev::MsixCtrlBits{s_.comp->msix_masked}.pack();
     default:
       return 0;
   }
@@ -141,7 +145,7 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
     case dev::reg::CMD_DOORBELL:
       return start_command(v);
     case dev::reg::EQ_ADDR_LO:
-      if (v & 63) return reg_error(RegError::BAD_VALUE, off);
+      if (v & dev::EqAddrLoBits::kReservedMask) return reg_error(RegError::BAD_VALUE, off);
       eq_addr_lo_ = v;
       c.eq_addr = (uint64_t(eq_addr_hi_) << 32) | eq_addr_lo_;
       return;
@@ -149,28 +153,34 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
       eq_addr_hi_ = v;
       c.eq_addr = (uint64_t(eq_addr_hi_) << 32) | eq_addr_lo_;
       return;
-    case dev::reg::EQ_LOG_SIZE:
-      if (v > 16) return reg_error(RegError::BAD_VALUE, off);
-      if (v && !pcie::in_address_space(c.eq_addr, (uint64_t(1) << v) * sizeof(dev::Eqe)))
+    case dev::reg::EQ_LOG_SIZE: {
+      const auto r = dev::EqLogSizeBits::unpack(v);
+      if ((v & dev::EqLogSizeBits::kReservedMask) || r.log_size > dev::kMaxEqLogSize)
+        return reg_error(RegError::BAD_VALUE, off);
+      if (r.log_size &&
+          !pcie::in_address_space(c.eq_addr, (uint64_t(1) << r.log_size) * sizeof(dev::Eqe)))
         return reg_error(RegError::ADDR_RANGE, off);
-      c.eq_log_size = static_cast<uint8_t>(v);
+      c.eq_log_size = static_cast<uint8_t>(r.log_size);
       c.eq_pi = c.eq_ci = 0;
       c.eq_armed = false;
       return;
+    }
     case dev::reg::EQ_DOORBELL: {
+      using Db = dev::EqDoorbellBits;
       if (c.eq_log_size == 0) return reg_error(RegError::BAD_VALUE, off);
-      if (v & 0x7F000000u) return reg_error(RegError::BAD_VALUE, off);
-      uint32_t ci = c.eq_ci + (((v & 0xFFFFFF) - c.eq_ci) & 0xFFFFFF);
+      if (v & Db::kReservedMask) return reg_error(RegError::BAD_VALUE, off);
+      const Db db = Db::unpack(v);
+      uint32_t ci = c.eq_ci + ((db.ci - c.eq_ci) & Db::kCiMax);  // the free-running index
       if (ci - c.eq_ci > c.eq_pi - c.eq_ci) return reg_error(RegError::DB_RANGE, off);
       c.eq_ci = ci;
-      if (v & 0x80000000u) {
+      if (db.arm) {
         c.eq_armed = true;
         if (c.eq_pi != c.eq_ci) c.interrupt(now());  // events already waiting: interrupt now
       }
       return;
     }
     case dev::reg::MSIX_ADDR_LO:
-      if (v & 3) return reg_error(RegError::BAD_VALUE, off);
+      if (v & dev::MsixAddrLoBits::kReservedMask) return reg_error(RegError::BAD_VALUE, off);
       c.msix_addr = (c.msix_addr & ~0xFFFFFFFFull) | v;
       return;
     case dev::reg::MSIX_ADDR_HI:
@@ -180,8 +190,8 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
       c.msix_data = v;
       return;
     case dev::reg::MSIX_CTRL:
-      if (v & ~1u) return reg_error(RegError::BAD_VALUE, off);
-      c.msix_masked = v & 1;
+      if (v & dev::MsixCtrlBits::kReservedMask) return reg_error(RegError::BAD_VALUE, off);
+      c.msix_masked = dev::MsixCtrlBits::unpack(v).masked;
       return;
     case dev::reg::ID:
     case dev::reg::VERSION:
@@ -198,13 +208,15 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
 void Device::qp_doorbell(uint64_t off, uint32_t v) {
   uint64_t rel = off - dev::kQpDbBase;
   uint32_t qpn = static_cast<uint32_t>(rel / dev::kQpDbStride);
-  bool rq = (rel % dev::kQpDbStride) == 4;
+  bool rq = (rel % dev::kQpDbStride) == dev::reg::QP_DOORBELL_RQ_WORD;
+  using Db = dev::QpDoorbellBits;
   qp::QpCtx* q = s_.qp(qpn);
   if (!q) return reg_error(RegError::NO_SUCH_QP, off);
-  if (v > 0xFFFF) return reg_error(RegError::BAD_VALUE, off);
+  if (v & Db::kReservedMask) return reg_error(RegError::BAD_VALUE, off);
+  const uint32_t low = Db::unpack(v).pi;  // the low bits of the free-running producer index
   if (rq) {
     if (q->state == QpState::RESET) return reg_error(RegError::QP_STATE, off);
-    uint32_t pi = q->rq_pi + ((v - q->rq_pi) & 0xFFFF);
+    uint32_t pi = q->rq_pi + ((low - q->rq_pi) & Db::kPiMax);
     if (pi - q->rq_ci > q->rq_size()) return reg_error(RegError::DB_RANGE, off);
     ++rq_doorbells_;
     RN_LOG(s_.sim, LogCat::kDoorbell, s_.name, "qp {} RQ doorbell pi {}", qpn, pi);
@@ -212,7 +224,7 @@ void Device::qp_doorbell(uint64_t off, uint32_t v) {
   } else {
     if (q->state != QpState::RTS && q->state != QpState::SQD && q->state != QpState::ERR)
       return reg_error(RegError::QP_STATE, off);
-    uint32_t pi = q->sq_pi + ((v - q->sq_pi) & 0xFFFF);
+    uint32_t pi = q->sq_pi + ((low - q->sq_pi) & Db::kPiMax);
     if (pi - q->sq_done > q->sq_size()) return reg_error(RegError::DB_RANGE, off);
     ++sq_doorbells_;
     RN_LOG(s_.sim, LogCat::kDoorbell, s_.name, "qp {} SQ doorbell pi {}", qpn, pi);
@@ -226,15 +238,17 @@ void Device::cq_doorbell(uint64_t off, uint32_t v) {
   uint32_t cqn = static_cast<uint32_t>(rel / dev::kCqDbStride);
   qp::CqCtx* cq = s_.cq(cqn);
   if (!cq) return reg_error(RegError::NO_SUCH_CQ, off);
-  if (v & 0x3F000000u) return reg_error(RegError::BAD_VALUE, off);
-  uint32_t ci = cq->ci + (((v & 0xFFFFFF) - cq->ci) & 0xFFFFFF);
+  using Db = dev::CqDoorbellBits;
+  if (v & Db::kReservedMask) return reg_error(RegError::BAD_VALUE, off);
+  const Db db = Db::unpack(v);
+  uint32_t ci = cq->ci + ((db.ci - cq->ci) & Db::kCiMax);  // the free-running index
   if (ci - cq->ci > cq->pi - cq->ci) return reg_error(RegError::DB_RANGE, off);
   ++cq_doorbells_;
   cq->ci = ci;
   cq->overrun = false;
-  if (v & 0x80000000u) {
+  if (db.arm) {
     cq->armed = true;
-    cq->solicited_only = (v & 0x40000000u) != 0;
+    cq->solicited_only = db.solicited;
     if (cq->pi != cq->ci && !cq->solicited_only) {  // completions already waiting
       cq->armed = false;
       s_.comp->post_eqe(dev::EqeType::COMPLETION, cqn, 0, now());
@@ -310,8 +324,8 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
       r.max_pd = p.max_pds;
       r.max_qp_wr = p.max_qp_wr;
       r.max_cqe = p.max_cqe;
-      r.max_sge = (512 - sizeof(dev::SendWqe)) / sizeof(dev::Sge);
-      r.max_recv_sge = (512 - sizeof(dev::RecvWqe)) / sizeof(dev::Sge);
+      r.max_sge = dev::kMaxSendSge;
+      r.max_recv_sge = dev::kMaxRecvSge;
       r.max_mr_size = max_mr_size_;
       result(r);
       return {};
@@ -502,9 +516,9 @@ Device::Result Device::create_qp(const dev::CreateQpIn& a, dev::CmdOut* out) {
     return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, log_sq_size)};
   if (a.log_rq_size < 1 || a.log_rq_size > std::min<uint32_t>(15, max_log))
     return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, log_rq_size)};
-  if (a.sq_wqe_shift < 6 || a.sq_wqe_shift > 9)
+  if (!dev::valid_send_wqe_shift(a.sq_wqe_shift))
     return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, sq_wqe_shift)};
-  if (a.rq_wqe_shift < 4 || a.rq_wqe_shift > 9)
+  if (!dev::valid_recv_wqe_shift(a.rq_wqe_shift))
     return {CmdStatus::BAD_PARAM, FIELD_OFF(Q, rq_wqe_shift)};
   if (a.pdn >= s_.pds.size() || !s_.pds[a.pdn]) return {CmdStatus::BAD_HANDLE, FIELD_OFF(Q, pdn)};
   if (!s_.cq(a.send_cqn)) return {CmdStatus::BAD_HANDLE, FIELD_OFF(Q, send_cqn)};
