@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Generate the C++ layouts and the documentation of the rnicsim device interface from its one
-source, model/device/device_interface.toml.
+source, model/device/device_interface.toml: constants, register offsets, register bit-field
+structs (pack/unpack, masks), enums, packed layouts and the WQE geometry helpers.
 
   gen_device_interface.py            rewrite the generated files
   gen_device_interface.py --check    exit 1 if a checked-in generated file is stale
@@ -47,6 +48,216 @@ def snake(name):
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
 
 
+def pascal(name):
+    """CQ_DOORBELL -> CqDoorbell, log_size -> LogSize."""
+    return "".join(p.capitalize() for p in name.lower().split("_"))
+
+
+def bit_range(reg, fname, bits):
+    """"23:0" -> (23, 0); "31" -> (31, 31)."""
+    m = re.fullmatch(r"(\d+)(?::(\d+))?", bits)
+    if not m:
+        sys.exit(f"{SPEC}: register {reg} field {fname}: bad bits '{bits}' (want 'high:low' or 'bit')")
+    hi = int(m.group(1))
+    lo = int(m.group(2)) if m.group(2) is not None else hi
+    if not 0 <= lo <= hi <= 31:
+        sys.exit(f"{SPEC}: register {reg} field {fname}: bits '{bits}' not within 31:0, high first")
+    return hi, lo
+
+
+def reg_fields(r):
+    """The bit fields of register r as (name, hi, lo, desc), bit 0 up; [] if it has none."""
+    rows = []
+    seen = set()
+    for fname, bits, desc in r.get("fields", []):
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", fname) or fname in ("pack", "unpack") or fname in seen:
+            sys.exit(f"{SPEC}: register {r['name']}: bad or repeated field name '{fname}'")
+        seen.add(fname)
+        hi, lo = bit_range(r["name"], fname, bits)
+        if rows and lo <= rows[-1][1]:
+            sys.exit(f"{SPEC}: register {r['name']}: field {fname} overlaps or precedes "
+                     f"{rows[-1][0]} (list fields from bit 0 up)")
+        rows.append((fname, hi, lo, desc))
+    return rows
+
+
+def field_mask(hi, lo):
+    return ((1 << (hi - lo + 1)) - 1) << lo
+
+
+def reserved_mask(fields):
+    m = 0
+    for _, hi, lo, _ in fields:
+        m |= field_mask(hi, lo)
+    return 0xFFFFFFFF & ~m
+
+
+def bit_runs(mask):
+    """The runs of set bits of a 32-bit mask, highest first, as (hi, lo)."""
+    runs = []
+    b = 31
+    while b >= 0:
+        if mask >> b & 1:
+            hi = b
+            while b >= 0 and mask >> b & 1:
+                b -= 1
+            runs.append((hi, b + 1))
+        else:
+            b -= 1
+    return runs
+
+
+def bits_str(hi, lo):
+    return str(hi) if hi == lo else f"{hi}:{lo}"
+
+
+def struct_sizes(spec):
+    return {s["name"]: s["size"] for s in spec["struct"]}
+
+
+def wqe_geometry(spec):
+    """Per [[wqe]] entry: its name, header and entry struct names and sizes, shifts, derived values."""
+    sizes = struct_sizes(spec)
+    out = []
+    for w in spec.get("wqe", []):
+        n = w["name"]
+        for k in ("header", "entry"):
+            if w[k] not in sizes:
+                sys.exit(f"{SPEC}: wqe {n}: {k} '{w[k]}' is not a declared struct")
+        hdr, ent = sizes[w["header"]], sizes[w["entry"]]
+        lo, hi = w["min_shift"], w["max_shift"]
+        if not 0 < lo <= hi <= 16 or (1 << lo) < hdr:
+            sys.exit(f"{SPEC}: wqe {n}: shifts {lo}..{hi} (want 0 < min <= max <= 16, and the "
+                     f"smallest stride to hold the {hdr}-byte header)")
+        g = dict(w)
+        g.update(header_size=hdr, entry_size=ent, min_bytes=1 << lo, max_bytes=1 << hi,
+                 min_sge=((1 << lo) - hdr) // ent, max_sge=((1 << hi) - hdr) // ent,
+                 sges=[((1 << s) - hdr) // ent for s in range(lo, hi + 1)])
+        out.append(g)
+    return out
+
+
+def substitute(spec):
+    """Replace ${key} and ${queue.key} in every description with the value declared in the spec."""
+    values = {k: v for k, v in spec["device"].items()}
+    for g in wqe_geometry(spec):
+        for k in ("min_shift", "max_shift", "min_bytes", "max_bytes", "min_sge", "max_sge"):
+            values[f"{g['name']}.{k}"] = g[k]
+
+    def sub(text):
+        def one(m):
+            if m.group(1) not in values:
+                sys.exit(f"{SPEC}: unknown ${{{m.group(1)}}} in '{text}'")
+            return str(values[m.group(1)])
+        return re.sub(r"\$\{([A-Za-z0-9_.]+)\}", one, text)
+
+    def walk(x):
+        if isinstance(x, str):
+            return sub(x)
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        if isinstance(x, dict):
+            return {k: walk(v) for k, v in x.items()}
+        return x
+    return walk(spec)
+
+
+def gen_bits_struct(r):
+    """A register's bit fields as a constexpr struct with pack()/unpack() and masks."""
+    fields = reg_fields(r)
+    name = pascal(r["name"]) + "Bits"
+    o = []
+    o.append(f"// {r['name']} ({r['access']}) bit fields.")
+    o.append(f"struct {name} {{")
+    for fname, hi, lo, desc in fields:
+        if hi == lo:
+            o.append(f"  // bit {hi}: {desc}")
+            o.append(f"  bool {fname} = false;")
+        else:
+            o.append(f"  // bits {hi}:{lo}: {desc}")
+            o.append(f"  uint32_t {fname} = 0;")
+    o.append("")
+    for fname, hi, lo, desc in fields:
+        c = "k" + pascal(fname)
+        o.append(f"  static constexpr uint32_t {c}Shift = {lo};")
+        o.append(f"  static constexpr uint32_t {c}Width = {hi - lo + 1};")
+        o.append(f"  static constexpr uint32_t {c}Max = {hex((1 << (hi - lo + 1)) - 1)};  // largest value")
+        o.append(f"  static constexpr uint32_t {c}Mask = {hex(field_mask(hi, lo))};  // in the register")
+    o.append(f"  static constexpr uint32_t kFieldsMask = {hex(0xFFFFFFFF & ~reserved_mask(fields))};")
+    o.append(f"  // Reserved bits: written as 0 (a write with one set is refused), read as 0.")
+    o.append(f"  static constexpr uint32_t kReservedMask = {hex(reserved_mask(fields))};")
+    o.append("")
+    o.append("  // Every field of a register value; reserved bits are ignored (test kReservedMask).")
+    o.append(f"  static constexpr {name} unpack(uint32_t v) {{")
+    o.append(f"    {name} b{{}};")
+    for fname, hi, lo, desc in fields:
+        c = "k" + pascal(fname)
+        if hi == lo:
+            o.append(f"    b.{fname} = (v & {c}Mask) != 0;")
+        else:
+            o.append(f"    b.{fname} = (v & {c}Mask) >> {c}Shift;")
+    o.append("    return b;")
+    o.append("  }")
+    o.append("  // The register value; each field keeps its low bits (an index is written modulo its")
+    o.append("  // width); reserved bits are 0.")
+    o.append("  constexpr uint32_t pack() const {")
+    parts = []
+    for fname, hi, lo, desc in fields:
+        c = "k" + pascal(fname)
+        if hi == lo:
+            parts.append(f"({fname} ? {c}Mask : 0u)")
+        else:
+            parts.append(f"(({fname} << {c}Shift) & {c}Mask)")
+    o.append(f"    return {' | '.join(parts)};")
+    o.append("  }")
+    eq = " && ".join(f"a.{f[0]} == b.{f[0]}" for f in fields)
+    o.append(f"  friend constexpr bool operator==(const {name}& a, const {name}& b) {{ return {eq}; }}")
+    o.append(f"  friend constexpr bool operator!=(const {name}& a, const {name}& b) {{ return !(a == b); }}")
+    o.append("};")
+    o.append(f"static_assert({name}::unpack(0xffffffffu).pack() == {name}::kFieldsMask, "
+             f"\"{name} fields\");")
+    o.append("")
+    return o
+
+
+def gen_wqe_geometry(spec):
+    o = []
+    geo = wqe_geometry(spec)
+    if not geo:
+        return o
+    o.append("// WQE geometry: a WQE is its header followed by num_sge SGEs, in a stride of 2^shift")
+    o.append("// bytes chosen per queue at CREATE_QP.")
+    for g in geo:
+        n, N = g["name"], pascal(g["name"])
+        hdr, ent = g["header"], g["entry"]
+        o.append(f"// {g['desc']}: {hdr} + num_sge x {ent}.")
+        o.append(f"constexpr uint32_t k{N}WqeMinShift = {g['min_shift']};")
+        o.append(f"constexpr uint32_t k{N}WqeMaxShift = {g['max_shift']};")
+        o.append(f"constexpr uint32_t k{N}WqeMinBytes = uint32_t(1) << k{N}WqeMinShift;")
+        o.append(f"constexpr uint32_t k{N}WqeMaxBytes = uint32_t(1) << k{N}WqeMaxShift;")
+        o.append(f"// Whether 2^shift bytes is an allowed {n} WQE stride.")
+        o.append(f"constexpr bool valid_{n}_wqe_shift(uint32_t shift) {{")
+        o.append(f"  return shift >= k{N}WqeMinShift && shift <= k{N}WqeMaxShift;")
+        o.append("}")
+        o.append(f"// The SGEs a {n} WQE of stride 2^shift holds; 0 if the stride is not allowed.")
+        o.append(f"constexpr uint32_t max_{n}_sge(uint32_t shift) {{")
+        o.append(f"  return valid_{n}_wqe_shift(shift)")
+        o.append(f"             ? static_cast<uint32_t>(((uint32_t(1) << shift) - sizeof({hdr})) / sizeof({ent}))")
+        o.append("             : 0;")
+        o.append("}")
+        o.append(f"constexpr uint32_t kMax{N}Sge = max_{n}_sge(k{N}WqeMaxShift);")
+        o.append(f"// The smallest allowed {n} WQE stride shift that holds num_sge SGEs; 0 if none does.")
+        o.append(f"constexpr uint8_t {n}_wqe_shift_for(uint32_t num_sge) {{")
+        o.append(f"  for (uint32_t s = k{N}WqeMinShift; s <= k{N}WqeMaxShift; ++s)")
+        o.append(f"    if (max_{n}_sge(s) >= num_sge) return static_cast<uint8_t>(s);")
+        o.append("  return 0;")
+        o.append("}")
+        o.append(f"static_assert(max_{n}_sge(k{N}WqeMinShift) == {g['min_sge']} && kMax{N}Sge == {g['max_sge']}, "
+                 f"\"{n} WQE geometry\");")
+        o.append("")
+    return o
+
+
 def gen_header(spec):
     d = spec["device"]
     o = []
@@ -69,8 +280,19 @@ def gen_header(spec):
     o.append("namespace reg {")
     for r in spec["register"]:
         o.append(f"constexpr uint64_t {r['name']} = {hex(r['offset'])};  // {r['access']}")
+    for r in spec["register"]:
+        for wname, woff, wdesc in r.get("words", []):
+            if woff % 4 or woff >= r.get("stride", 4):
+                sys.exit(f"{SPEC}: register {r['name']} word {wname}: offset {woff} not a word of the element")
+            o.append(f"// Byte offset of the {wname} word in each {r['name']} element: {wdesc}.")
+            o.append(f"constexpr uint64_t {r['name']}_{wname}_WORD = {woff};")
     o.append("}  // namespace reg")
     o.append("")
+    o.append("// Register bit fields (docs/device-interface.md, \"Register bit fields\").")
+    o.append("")
+    for r in spec["register"]:
+        if r.get("fields"):
+            o.extend(gen_bits_struct(r))
     for e in spec["enum"]:
         o.append(f"// {e['desc']}")
         o.append(f"enum class {e['name']} : uint32_t {{")
@@ -96,6 +318,7 @@ def gen_header(spec):
         o.append("")
     o.append("#pragma pack(pop)")
     o.append("")
+    o.extend(gen_wqe_geometry(spec))
     o.append("}  // namespace rn::dev")
     o.append("")
     return "\n".join(o)
@@ -156,9 +379,9 @@ def gen_md(spec):
    polls host memory, and tells the device its consumer index through `CQ_DOORBELL` (at least every
    half ring, so the device can detect overrun). A send CQE's `wqe_counter` tells the driver that
    this WQE and every earlier one of that QP are finished, signaled or not.
-6. Events: set `EQ_ADDR`, `EQ_LOG_SIZE`, the MSI-X vector registers, clear `MSIX_CTRL` bit 0. Arm a CQ
-   with bit 31 of its doorbell: the next completion on it writes an `Eqe` (COMPLETION, obj = CQN) and,
-   if the EQ is armed (`EQ_DOORBELL` bit 31), sends the MSI-X message (a 4-byte posted write of
+6. Events: set `EQ_ADDR`, `EQ_LOG_SIZE`, the MSI-X vector registers, clear `MSIX_CTRL.masked`. Arm a CQ
+   with `CQ_DOORBELL.arm`: the next completion on it writes an `Eqe` (COMPLETION, obj = CQN) and,
+   if the EQ is armed (`EQ_DOORBELL.arm`), sends the MSI-X message (a 4-byte posted write of
    `MSIX_DATA` to `MSIX_ADDR`). Arming is one-shot, as `ibv_req_notify_cq`.
 7. Errors: a write the device refuses leaves host memory untouched and sets `ERR_CODE`/`ERR_INFO`;
    a bad command returns a `CmdStatus` with the offending field's offset in `syndrome`.
@@ -169,8 +392,34 @@ def gen_md(spec):
         off = hex(r["offset"])
         if "array" in r:
             off += f" + {r['stride']}*n (n < {d[r['array']]})"
-        o.append(f"| `{off}` | `{r['name']}` | {r['access']} | {r['desc']} |")
+        desc = r["desc"]
+        if r.get("words"):
+            desc += " Words: " + "; ".join(f"+{woff} `{wn}`, {wd}" for wn, woff, wd in r["words"]) + "."
+        if r.get("fields"):
+            desc += f" [Bit fields](#{r['name'].lower()})."
+        o.append(f"| `{off}` | `{r['name']}` | {r['access']} | {desc} |")
     o.append("")
+    o.append("## Register bit fields")
+    o.append("Bits not in a field are reserved: written as 0 (a write with one set is refused with")
+    o.append("`BAD_VALUE`, and changes nothing) and read as 0. A one-bit field is a flag. In C++, each")
+    o.append("register below has a `dev::<Name>Bits` struct (for example `CqDoorbellBits`): its fields,")
+    o.append("`unpack(uint32_t)`, `pack()`, and per field `k<Field>Shift`, `k<Field>Width`, `k<Field>Max`")
+    o.append("and `k<Field>Mask`, plus `kFieldsMask` and `kReservedMask`.")
+    o.append("")
+    for r in spec["register"]:
+        fields = reg_fields(r)
+        if not fields:
+            continue
+        o.append(f"### {r['name']}")
+        o.append(f"`{hex(r['offset'])}`, {r['access']}; C++ `dev::{pascal(r['name'])}Bits`.")
+        o.append("")
+        o.append("| bits | field | meaning |\n|---|---|---|")
+        rows = [(hi, lo, f"`{n}`", desc) for n, hi, lo, desc in fields]
+        rsv = "reserved: read as 0" if r["access"] == "RO" else "reserved: write 0"
+        rows += [(hi, lo, "—", rsv) for hi, lo in bit_runs(reserved_mask(fields))]
+        for hi, lo, n, desc in sorted(rows, reverse=True):
+            o.append(f"| {bits_str(hi, lo)} | {n} | {desc} |")
+        o.append("")
     o.append("## Enumerations")
     for e in spec["enum"]:
         o.append(f"### {e['name']}")
@@ -179,6 +428,22 @@ def gen_md(spec):
         o.append("| name | value | meaning |\n|---|---|---|")
         for name, val, desc in e["values"]:
             o.append(f"| `{name}` | `{hex(val)}` | {desc} |")
+        o.append("")
+    geo = wqe_geometry(spec)
+    if geo:
+        o.append("## WQE geometry")
+        o.append("A WQE is its header followed by `num_sge` scatter/gather entries, in a stride of 2^shift")
+        o.append("bytes chosen per queue at `CREATE_QP`. In C++: `k<Queue>WqeMinShift`, `k<Queue>WqeMaxShift`,")
+        o.append("`k<Queue>WqeMinBytes`, `k<Queue>WqeMaxBytes`, `kMax<Queue>Sge`, `valid_<queue>_wqe_shift(shift)`,")
+        o.append("`max_<queue>_sge(shift)` and `<queue>_wqe_shift_for(num_sge)` (the smallest stride that holds")
+        o.append("them), for the queues `send` and `recv`.")
+        o.append("")
+        o.append("| queue | layout | stride shift | stride bytes | SGEs per stride |\n|---|---|---|---|---|")
+        for g in geo:
+            sg = ", ".join(str(x) for x in g["sges"])
+            o.append(f"| `{g['name']}`: {g['desc']} | `{g['header']}` ({g['header_size']} B) + "
+                     f"`num_sge` × `{g['entry']}` ({g['entry_size']} B) | {g['min_shift']}..{g['max_shift']} | "
+                     f"{g['min_bytes']}..{g['max_bytes']} | {sg} |")
         o.append("")
     o.append("## Layouts")
     for s in spec["struct"]:
@@ -201,7 +466,7 @@ def clang_format(text, name):
 
 
 def main():
-    spec = tomllib.loads(SPEC.read_text())
+    spec = substitute(tomllib.loads(SPEC.read_text()))
     outputs = {
         OUT_H: clang_format(gen_header(spec), "model/device/device_interface.h"),
         ROOT / "model/device/device_interface_strings.cpp":

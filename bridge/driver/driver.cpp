@@ -21,6 +21,13 @@ uint8_t log2u(uint32_t v) {
   while ((1u << l) < v) ++l;
   return l;
 }
+// The EQ doorbell value: the consumer index (its low bits) and the arm flag.
+uint32_t eq_doorbell(uint32_t ci, bool arm) {
+  dev::EqDoorbellBits db;
+  db.ci = ci;
+  db.arm = arm;
+  return db.pack();
+}
 int errno_for(dev::CmdStatus s) {
   switch (s) {
     case dev::CmdStatus::OK:
@@ -76,7 +83,7 @@ int Driver::open() {
   io_.mmio_write32(dev::reg::MSIX_ADDR_LO, static_cast<uint32_t>(msi));
   io_.mmio_write32(dev::reg::MSIX_ADDR_HI, static_cast<uint32_t>(msi >> 32));
   io_.mmio_write32(dev::reg::MSIX_DATA, 0);
-  io_.mmio_write32(dev::reg::MSIX_CTRL, 0);
+  io_.mmio_write32(dev::reg::MSIX_CTRL, dev::MsixCtrlBits{/*masked=*/false}.pack());
   return 0;
 }
 
@@ -218,21 +225,21 @@ int Driver::create_qp(uint32_t pdn, Cq* send_cq, Cq* recv_cq, const QpCap& cap, 
       cap.max_recv_wr > 32768)
     return fail(EINVAL, fmt::format("create_qp: max_send_wr {} max_recv_wr {} (1..32768)",
                                     cap.max_send_wr, cap.max_recv_wr));
-  if (cap.max_send_sge > 30 || cap.max_recv_sge > 31)
-    return fail(EINVAL, fmt::format("create_qp: max_send_sge {} (<= 30), max_recv_sge {} (<= 31)",
-                                    cap.max_send_sge, cap.max_recv_sge));
+  if (cap.max_send_sge > dev::kMaxSendSge || cap.max_recv_sge > dev::kMaxRecvSge)
+    return fail(EINVAL, fmt::format("create_qp: max_send_sge {} (<= {}), max_recv_sge {} (<= {})",
+                                    cap.max_send_sge, dev::kMaxSendSge, cap.max_recv_sge,
+                                    dev::kMaxRecvSge));
   auto qp = std::make_unique<Qp>();
   qp->pdn = pdn;
   qp->send_cq = send_cq;
   qp->recv_cq = recv_cq;
   qp->sq_size = std::max<uint32_t>(2, round_pow2(cap.max_send_wr));
   qp->rq_size = std::max<uint32_t>(2, round_pow2(cap.max_recv_wr));
-  qp->sq_shift = log2u(round_pow2(32 + 16 * std::max<uint32_t>(1, cap.max_send_sge)));
-  qp->sq_shift = std::max<uint8_t>(qp->sq_shift, 6);
-  qp->rq_shift = log2u(round_pow2(16 + 16 * std::max<uint32_t>(1, cap.max_recv_sge)));
-  qp->rq_shift = std::max<uint8_t>(qp->rq_shift, 5);
-  qp->max_send_sge = ((1u << qp->sq_shift) - 32) / 16;
-  qp->max_recv_sge = ((1u << qp->rq_shift) - 16) / 16;
+  // The smallest WQE strides that hold the SGEs asked for, at least one each.
+  qp->sq_shift = dev::send_wqe_shift_for(std::max<uint32_t>(1, cap.max_send_sge));
+  qp->rq_shift = dev::recv_wqe_shift_for(std::max<uint32_t>(1, cap.max_recv_sge));
+  qp->max_send_sge = dev::max_send_sge(qp->sq_shift);
+  qp->max_recv_sge = dev::max_recv_sge(qp->rq_shift);
   qp->sq_sig_all = sq_sig_all;
   qp->sq = io_.dma_alloc(size_t(qp->sq_size) << qp->sq_shift, 4096);
   qp->rq = io_.dma_alloc(size_t(qp->rq_size) << qp->rq_shift, 4096);
@@ -328,7 +335,7 @@ Cq* Driver::find_cq(uint32_t cqn) const {
 }
 
 int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
-  uint8_t buf[512];
+  uint8_t buf[dev::kSendWqeMaxBytes];
   int err = 0;
   uint32_t posted = 0;
   for (; wr; wr = wr->next) {
@@ -373,12 +380,14 @@ int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
     ++qp->sq_pi;
     ++posted;
   }
-  if (posted) io_.mmio_write32(dev::kQpDbBase + dev::kQpDbStride * qp->qpn, qp->sq_pi & 0xFFFF);
+  if (posted)
+    io_.mmio_write32(dev::kQpDbBase + dev::kQpDbStride * qp->qpn + dev::reg::QP_DOORBELL_SQ_WORD,
+                     dev::QpDoorbellBits{qp->sq_pi}.pack());  // the low bits of the index
   return err;
 }
 
 int Driver::post_recv(Qp* qp, const RecvWr* wr, const RecvWr** bad_wr) {
-  uint8_t buf[512];
+  uint8_t buf[dev::kRecvWqeMaxBytes];
   int err = 0;
   uint32_t posted = 0;
   for (; wr; wr = wr->next) {
@@ -409,7 +418,9 @@ int Driver::post_recv(Qp* qp, const RecvWr* wr, const RecvWr** bad_wr) {
     ++qp->rq_pi;
     ++posted;
   }
-  if (posted) io_.mmio_write32(dev::kQpDbBase + dev::kQpDbStride * qp->qpn + 4, qp->rq_pi & 0xFFFF);
+  if (posted)
+    io_.mmio_write32(dev::kQpDbBase + dev::kQpDbStride * qp->qpn + dev::reg::QP_DOORBELL_RQ_WORD,
+                     dev::QpDoorbellBits{qp->rq_pi}.pack());
   return err;
 }
 
@@ -441,9 +452,11 @@ void Driver::clean_cq(Cq* cq, uint32_t qpn) {
 }
 
 void Driver::update_cq_db(Cq* cq, bool arm, bool solicited) {
-  uint32_t v = cq->ci & 0xFFFFFF;
-  if (arm) v |= 0x80000000u | (solicited ? 0x40000000u : 0);
-  io_.mmio_write32(dev::kCqDbBase + dev::kCqDbStride * cq->cqn, v);
+  dev::CqDoorbellBits db;
+  db.ci = cq->ci;  // its low bits
+  db.arm = arm;
+  db.solicited = arm && solicited;
+  io_.mmio_write32(dev::kCqDbBase + dev::kCqDbStride * cq->cqn, db.pack());
   cq->db_ci = cq->ci;
 }
 
@@ -483,7 +496,7 @@ int Driver::poll_cq(Cq* cq, int n, Wc* wc) {
 
 int Driver::req_notify_cq(Cq* cq, bool solicited_only) {
   update_cq_db(cq, true, solicited_only);
-  io_.mmio_write32(dev::reg::EQ_DOORBELL, (eq_ci_ & 0xFFFFFF) | 0x80000000u);
+  io_.mmio_write32(dev::reg::EQ_DOORBELL, eq_doorbell(eq_ci_, true));
   return 0;
 }
 
@@ -495,7 +508,7 @@ int Driver::get_cq_event(Cq** out, uint64_t timeout_ns) {
     uint8_t want = static_cast<uint8_t>(((eq_ci_ >> kEqLog) & 1) ^ 1);
     if ((e.owner & 1) == want) {
       ++eq_ci_;
-      io_.mmio_write32(dev::reg::EQ_DOORBELL, eq_ci_ & 0xFFFFFF);
+      io_.mmio_write32(dev::reg::EQ_DOORBELL, eq_doorbell(eq_ci_, false));
       if (e.type == static_cast<uint8_t>(dev::EqeType::COMPLETION)) {
         auto it = cqs_.find(e.obj);
         if (it != cqs_.end()) {
@@ -506,7 +519,7 @@ int Driver::get_cq_event(Cq** out, uint64_t timeout_ns) {
       async_events_.push_back(AsyncEvent{static_cast<dev::EqeType>(e.type), e.obj});
       continue;  // other events are kept for async_events()
     }
-    io_.mmio_write32(dev::reg::EQ_DOORBELL, (eq_ci_ & 0xFFFFFF) | 0x80000000u);
+    io_.mmio_write32(dev::reg::EQ_DOORBELL, eq_doorbell(eq_ci_, true));
     if (!io_.wait_interrupt(timeout_ns)) return fail(ETIMEDOUT, "get_cq_event: no event");
   }
 }

@@ -58,15 +58,19 @@ uint32_t Device::mmio_read32(uint64_t off) {
       return static_cast<uint32_t>(cmd_addr_);
     case dev::reg::CMD_ADDR_HI:
       return static_cast<uint32_t>(cmd_addr_ >> 32);
-    case dev::reg::CMD_STATUS:
-      return (cmd_busy_ ? 1u : 0u) | (cmd_last_status_ & 0xFF) << 8 |
-             (cmd_last_token_ & 0xFFFF) << 16;
+    case dev::reg::CMD_STATUS: {
+      dev::CmdStatusBits s;
+      s.busy = cmd_busy_;
+      s.status = cmd_last_status_;
+      s.token = cmd_last_token_;  // its low 16 bits
+      return s.pack();
+    }
     case dev::reg::EQ_ADDR_LO:
       return eq_addr_lo_;
     case dev::reg::EQ_ADDR_HI:
       return eq_addr_hi_;
     case dev::reg::EQ_LOG_SIZE:
-      return comp_.eq_log_size();
+      return dev::EqLogSizeBits{comp_.eq_log_size()}.pack();
     case dev::reg::ERR_CODE: {
       uint32_t v = err_code_;
       err_code_ = 0;
@@ -83,7 +87,7 @@ uint32_t Device::mmio_read32(uint64_t off) {
     case dev::reg::MSIX_DATA:
       return comp_.msix_data;
     case dev::reg::MSIX_CTRL:
-      return comp_.msix_masked ? 1u : 0u;
+      return dev::MsixCtrlBits{comp_.msix_masked}.pack();
     default:
       return 0;
   }
@@ -106,7 +110,7 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
     case dev::reg::CMD_DOORBELL:
       return start_command(v);
     case dev::reg::EQ_ADDR_LO:
-      if (v & 63) return reg_error(RegError::BAD_VALUE, off);
+      if (v & dev::EqAddrLoBits::kReservedMask) return reg_error(RegError::BAD_VALUE, off);
       eq_addr_lo_ = v;
       c.set_eq_addr((uint64_t(eq_addr_hi_) << 32) | eq_addr_lo_);
       return;
@@ -114,21 +118,26 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
       eq_addr_hi_ = v;
       c.set_eq_addr((uint64_t(eq_addr_hi_) << 32) | eq_addr_lo_);
       return;
-    case dev::reg::EQ_LOG_SIZE:
-      if (v > 16) return reg_error(RegError::BAD_VALUE, off);
-      if (v && !pcie::in_address_space(c.eq_addr(), (uint64_t(1) << v) * sizeof(dev::Eqe)))
+    case dev::reg::EQ_LOG_SIZE: {
+      const auto r = dev::EqLogSizeBits::unpack(v);
+      if ((v & dev::EqLogSizeBits::kReservedMask) || r.log_size > dev::kMaxEqLogSize)
+        return reg_error(RegError::BAD_VALUE, off);
+      if (r.log_size &&
+          !pcie::in_address_space(c.eq_addr(), (uint64_t(1) << r.log_size) * sizeof(dev::Eqe)))
         return reg_error(RegError::ADDR_RANGE, off);
-      c.start_eq(static_cast<uint8_t>(v));
+      c.start_eq(static_cast<uint8_t>(r.log_size));
       return;
+    }
     case dev::reg::EQ_DOORBELL: {
+      using Db = dev::EqDoorbellBits;
       if (c.eq_log_size() == 0) return reg_error(RegError::BAD_VALUE, off);
-      if (v & 0x7F000000u) return reg_error(RegError::BAD_VALUE, off);
-      if (!c.eq_doorbell(v & 0xFFFFFF, (v & 0x80000000u) != 0))
-        return reg_error(RegError::DB_RANGE, off);
+      if (v & Db::kReservedMask) return reg_error(RegError::BAD_VALUE, off);
+      const Db db = Db::unpack(v);
+      if (!c.eq_doorbell(db.ci, db.arm)) return reg_error(RegError::DB_RANGE, off);
       return;
     }
     case dev::reg::MSIX_ADDR_LO:
-      if (v & 3) return reg_error(RegError::BAD_VALUE, off);
+      if (v & dev::MsixAddrLoBits::kReservedMask) return reg_error(RegError::BAD_VALUE, off);
       c.msix_addr = (c.msix_addr & ~0xFFFFFFFFull) | v;
       return;
     case dev::reg::MSIX_ADDR_HI:
@@ -138,8 +147,8 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
       c.msix_data = v;
       return;
     case dev::reg::MSIX_CTRL:
-      if (v & ~1u) return reg_error(RegError::BAD_VALUE, off);
-      c.msix_masked = v & 1;
+      if (v & dev::MsixCtrlBits::kReservedMask) return reg_error(RegError::BAD_VALUE, off);
+      c.msix_masked = dev::MsixCtrlBits::unpack(v).masked;
       return;
     case dev::reg::ID:
     case dev::reg::VERSION:
@@ -156,13 +165,15 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
 void Device::qp_doorbell(uint64_t off, uint32_t v) {
   uint64_t rel = off - dev::kQpDbBase;
   uint32_t qpn = static_cast<uint32_t>(rel / dev::kQpDbStride);
-  bool rq = (rel % dev::kQpDbStride) == 4;
+  bool rq = (rel % dev::kQpDbStride) == dev::reg::QP_DOORBELL_RQ_WORD;
+  using Db = dev::QpDoorbellBits;
   qp::QpCtx* q = t_.qp(qpn);
   if (!q) return reg_error(RegError::NO_SUCH_QP, off);
-  if (v > 0xFFFF) return reg_error(RegError::BAD_VALUE, off);
+  if (v & Db::kReservedMask) return reg_error(RegError::BAD_VALUE, off);
+  const uint32_t low = Db::unpack(v).pi;  // the low bits of the free-running producer index
   if (rq) {
     if (q->state == QpState::RESET) return reg_error(RegError::QP_STATE, off);
-    uint32_t pi = q->rq.pi + ((v - q->rq.pi) & 0xFFFF);
+    uint32_t pi = q->rq.pi + ((low - q->rq.pi) & Db::kPiMax);
     if (pi - q->rq.ci > q->rq_size()) return reg_error(RegError::DB_RANGE, off);
     ++rq_doorbells_;
     RN_LOG(env_.sim, LogCat::kDoorbell, env_.name, "qp {} RQ doorbell pi {}", qpn, pi);
@@ -170,7 +181,7 @@ void Device::qp_doorbell(uint64_t off, uint32_t v) {
   } else {
     if (q->state != QpState::RTS && q->state != QpState::SQD && q->state != QpState::ERR)
       return reg_error(RegError::QP_STATE, off);
-    uint32_t pi = q->sq.pi + ((v - q->sq.pi) & 0xFFFF);
+    uint32_t pi = q->sq.pi + ((low - q->sq.pi) & Db::kPiMax);
     if (pi - q->sq.done > q->sq_size()) return reg_error(RegError::DB_RANGE, off);
     ++sq_doorbells_;
     RN_LOG(env_.sim, LogCat::kDoorbell, env_.name, "qp {} SQ doorbell pi {}", qpn, pi);
@@ -184,15 +195,17 @@ void Device::cq_doorbell(uint64_t off, uint32_t v) {
   uint32_t cqn = static_cast<uint32_t>(rel / dev::kCqDbStride);
   qp::CqCtx* cq = t_.cq(cqn);
   if (!cq) return reg_error(RegError::NO_SUCH_CQ, off);
-  if (v & 0x3F000000u) return reg_error(RegError::BAD_VALUE, off);
-  uint32_t ci = cq->ci + (((v & 0xFFFFFF) - cq->ci) & 0xFFFFFF);
+  using Db = dev::CqDoorbellBits;
+  if (v & Db::kReservedMask) return reg_error(RegError::BAD_VALUE, off);
+  const Db db = Db::unpack(v);
+  uint32_t ci = cq->ci + ((db.ci - cq->ci) & Db::kCiMax);  // the free-running index
   if (ci - cq->ci > cq->pi - cq->ci) return reg_error(RegError::DB_RANGE, off);
   ++cq_doorbells_;
   cq->ci = ci;
   cq->overrun = false;
-  if (v & 0x80000000u) {
+  if (db.arm) {
     cq->armed = true;
-    cq->solicited_only = (v & 0x40000000u) != 0;
+    cq->solicited_only = db.solicited;
     if (cq->pi != cq->ci && !cq->solicited_only) {  // completions already waiting
       cq->armed = false;
       comp_.post_eqe(dev::EqeType::COMPLETION, cqn, 0, now());
@@ -268,8 +281,8 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
       r.max_pd = p.max_pds;
       r.max_qp_wr = p.max_qp_wr;
       r.max_cqe = p.max_cqe;
-      r.max_sge = (512 - sizeof(dev::SendWqe)) / sizeof(dev::Sge);
-      r.max_recv_sge = (512 - sizeof(dev::RecvWqe)) / sizeof(dev::Sge);
+      r.max_sge = dev::kMaxSendSge;
+      r.max_recv_sge = dev::kMaxRecvSge;
       r.max_mr_size = max_mr_size_;
       result(r);
       return {};

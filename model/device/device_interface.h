@@ -23,6 +23,7 @@ constexpr uint64_t kCqDbStride = 8;
 constexpr uint64_t kMaxQpDoorbells = 0x20000;
 constexpr uint64_t kMaxCqDoorbells = 0x20000;
 constexpr uint64_t kPageShift = 12;
+constexpr uint64_t kMaxEqLogSize = 16;
 
 // BAR0 register offsets.
 namespace reg {
@@ -45,7 +46,311 @@ constexpr uint64_t MSIX_DATA = 0x48;        // RW
 constexpr uint64_t MSIX_CTRL = 0x4c;        // RW
 constexpr uint64_t QP_DOORBELL = 0x100000;  // WO
 constexpr uint64_t CQ_DOORBELL = 0x200000;  // WO
+// Byte offset of the SQ word in each QP_DOORBELL element: send queue doorbell.
+constexpr uint64_t QP_DOORBELL_SQ_WORD = 0;
+// Byte offset of the RQ word in each QP_DOORBELL element: receive queue doorbell.
+constexpr uint64_t QP_DOORBELL_RQ_WORD = 4;
 }  // namespace reg
+
+// Register bit fields (docs/device-interface.md, "Register bit fields").
+
+// CMD_STATUS (RO) bit fields.
+struct CmdStatusBits {
+  // bit 0: a command is running
+  bool busy = false;
+  // bits 15:8: CmdStatus of the last command
+  uint32_t status = 0;
+  // bits 31:16: low 16 bits of the last command's token
+  uint32_t token = 0;
+
+  static constexpr uint32_t kBusyShift = 0;
+  static constexpr uint32_t kBusyWidth = 1;
+  static constexpr uint32_t kBusyMax = 0x1;   // largest value
+  static constexpr uint32_t kBusyMask = 0x1;  // in the register
+  static constexpr uint32_t kStatusShift = 8;
+  static constexpr uint32_t kStatusWidth = 8;
+  static constexpr uint32_t kStatusMax = 0xff;     // largest value
+  static constexpr uint32_t kStatusMask = 0xff00;  // in the register
+  static constexpr uint32_t kTokenShift = 16;
+  static constexpr uint32_t kTokenWidth = 16;
+  static constexpr uint32_t kTokenMax = 0xffff;       // largest value
+  static constexpr uint32_t kTokenMask = 0xffff0000;  // in the register
+  static constexpr uint32_t kFieldsMask = 0xffffff01;
+  // Reserved bits: written as 0 (a write with one set is refused), read as 0.
+  static constexpr uint32_t kReservedMask = 0xfe;
+
+  // Every field of a register value; reserved bits are ignored (test kReservedMask).
+  static constexpr CmdStatusBits unpack(uint32_t v) {
+    CmdStatusBits b{};
+    b.busy = (v & kBusyMask) != 0;
+    b.status = (v & kStatusMask) >> kStatusShift;
+    b.token = (v & kTokenMask) >> kTokenShift;
+    return b;
+  }
+  // The register value; each field keeps its low bits (an index is written modulo its
+  // width); reserved bits are 0.
+  constexpr uint32_t pack() const {
+    return (busy ? kBusyMask : 0u) | ((status << kStatusShift) & kStatusMask) |
+           ((token << kTokenShift) & kTokenMask);
+  }
+  friend constexpr bool operator==(const CmdStatusBits& a, const CmdStatusBits& b) {
+    return a.busy == b.busy && a.status == b.status && a.token == b.token;
+  }
+  friend constexpr bool operator!=(const CmdStatusBits& a, const CmdStatusBits& b) {
+    return !(a == b);
+  }
+};
+static_assert(CmdStatusBits::unpack(0xffffffffu).pack() == CmdStatusBits::kFieldsMask,
+              "CmdStatusBits fields");
+
+// EQ_ADDR_LO (RW) bit fields.
+struct EqAddrLoBits {
+  // bits 31:6: address bits 31:6 (bits 5:0 are 0: the ring is 64-byte aligned)
+  uint32_t addr = 0;
+
+  static constexpr uint32_t kAddrShift = 6;
+  static constexpr uint32_t kAddrWidth = 26;
+  static constexpr uint32_t kAddrMax = 0x3ffffff;    // largest value
+  static constexpr uint32_t kAddrMask = 0xffffffc0;  // in the register
+  static constexpr uint32_t kFieldsMask = 0xffffffc0;
+  // Reserved bits: written as 0 (a write with one set is refused), read as 0.
+  static constexpr uint32_t kReservedMask = 0x3f;
+
+  // Every field of a register value; reserved bits are ignored (test kReservedMask).
+  static constexpr EqAddrLoBits unpack(uint32_t v) {
+    EqAddrLoBits b{};
+    b.addr = (v & kAddrMask) >> kAddrShift;
+    return b;
+  }
+  // The register value; each field keeps its low bits (an index is written modulo its
+  // width); reserved bits are 0.
+  constexpr uint32_t pack() const { return ((addr << kAddrShift) & kAddrMask); }
+  friend constexpr bool operator==(const EqAddrLoBits& a, const EqAddrLoBits& b) {
+    return a.addr == b.addr;
+  }
+  friend constexpr bool operator!=(const EqAddrLoBits& a, const EqAddrLoBits& b) {
+    return !(a == b);
+  }
+};
+static_assert(EqAddrLoBits::unpack(0xffffffffu).pack() == EqAddrLoBits::kFieldsMask,
+              "EqAddrLoBits fields");
+
+// EQ_LOG_SIZE (RW) bit fields.
+struct EqLogSizeBits {
+  // bits 4:0: log2 of the number of EQEs, 1..16 (a larger value is refused: BAD_VALUE); 0 disables
+  // events
+  uint32_t log_size = 0;
+
+  static constexpr uint32_t kLogSizeShift = 0;
+  static constexpr uint32_t kLogSizeWidth = 5;
+  static constexpr uint32_t kLogSizeMax = 0x1f;   // largest value
+  static constexpr uint32_t kLogSizeMask = 0x1f;  // in the register
+  static constexpr uint32_t kFieldsMask = 0x1f;
+  // Reserved bits: written as 0 (a write with one set is refused), read as 0.
+  static constexpr uint32_t kReservedMask = 0xffffffe0;
+
+  // Every field of a register value; reserved bits are ignored (test kReservedMask).
+  static constexpr EqLogSizeBits unpack(uint32_t v) {
+    EqLogSizeBits b{};
+    b.log_size = (v & kLogSizeMask) >> kLogSizeShift;
+    return b;
+  }
+  // The register value; each field keeps its low bits (an index is written modulo its
+  // width); reserved bits are 0.
+  constexpr uint32_t pack() const { return ((log_size << kLogSizeShift) & kLogSizeMask); }
+  friend constexpr bool operator==(const EqLogSizeBits& a, const EqLogSizeBits& b) {
+    return a.log_size == b.log_size;
+  }
+  friend constexpr bool operator!=(const EqLogSizeBits& a, const EqLogSizeBits& b) {
+    return !(a == b);
+  }
+};
+static_assert(EqLogSizeBits::unpack(0xffffffffu).pack() == EqLogSizeBits::kFieldsMask,
+              "EqLogSizeBits fields");
+
+// EQ_DOORBELL (WO) bit fields.
+struct EqDoorbellBits {
+  // bits 23:0: EQ consumer index, free-running modulo 2^24
+  uint32_t ci = 0;
+  // bit 31: arm: send an interrupt for the next event (at once if events are waiting)
+  bool arm = false;
+
+  static constexpr uint32_t kCiShift = 0;
+  static constexpr uint32_t kCiWidth = 24;
+  static constexpr uint32_t kCiMax = 0xffffff;   // largest value
+  static constexpr uint32_t kCiMask = 0xffffff;  // in the register
+  static constexpr uint32_t kArmShift = 31;
+  static constexpr uint32_t kArmWidth = 1;
+  static constexpr uint32_t kArmMax = 0x1;          // largest value
+  static constexpr uint32_t kArmMask = 0x80000000;  // in the register
+  static constexpr uint32_t kFieldsMask = 0x80ffffff;
+  // Reserved bits: written as 0 (a write with one set is refused), read as 0.
+  static constexpr uint32_t kReservedMask = 0x7f000000;
+
+  // Every field of a register value; reserved bits are ignored (test kReservedMask).
+  static constexpr EqDoorbellBits unpack(uint32_t v) {
+    EqDoorbellBits b{};
+    b.ci = (v & kCiMask) >> kCiShift;
+    b.arm = (v & kArmMask) != 0;
+    return b;
+  }
+  // The register value; each field keeps its low bits (an index is written modulo its
+  // width); reserved bits are 0.
+  constexpr uint32_t pack() const { return ((ci << kCiShift) & kCiMask) | (arm ? kArmMask : 0u); }
+  friend constexpr bool operator==(const EqDoorbellBits& a, const EqDoorbellBits& b) {
+    return a.ci == b.ci && a.arm == b.arm;
+  }
+  friend constexpr bool operator!=(const EqDoorbellBits& a, const EqDoorbellBits& b) {
+    return !(a == b);
+  }
+};
+static_assert(EqDoorbellBits::unpack(0xffffffffu).pack() == EqDoorbellBits::kFieldsMask,
+              "EqDoorbellBits fields");
+
+// MSIX_ADDR_LO (RW) bit fields.
+struct MsixAddrLoBits {
+  // bits 31:2: address bits 31:2 (bits 1:0 are 0: the address is 4-byte aligned)
+  uint32_t addr = 0;
+
+  static constexpr uint32_t kAddrShift = 2;
+  static constexpr uint32_t kAddrWidth = 30;
+  static constexpr uint32_t kAddrMax = 0x3fffffff;   // largest value
+  static constexpr uint32_t kAddrMask = 0xfffffffc;  // in the register
+  static constexpr uint32_t kFieldsMask = 0xfffffffc;
+  // Reserved bits: written as 0 (a write with one set is refused), read as 0.
+  static constexpr uint32_t kReservedMask = 0x3;
+
+  // Every field of a register value; reserved bits are ignored (test kReservedMask).
+  static constexpr MsixAddrLoBits unpack(uint32_t v) {
+    MsixAddrLoBits b{};
+    b.addr = (v & kAddrMask) >> kAddrShift;
+    return b;
+  }
+  // The register value; each field keeps its low bits (an index is written modulo its
+  // width); reserved bits are 0.
+  constexpr uint32_t pack() const { return ((addr << kAddrShift) & kAddrMask); }
+  friend constexpr bool operator==(const MsixAddrLoBits& a, const MsixAddrLoBits& b) {
+    return a.addr == b.addr;
+  }
+  friend constexpr bool operator!=(const MsixAddrLoBits& a, const MsixAddrLoBits& b) {
+    return !(a == b);
+  }
+};
+static_assert(MsixAddrLoBits::unpack(0xffffffffu).pack() == MsixAddrLoBits::kFieldsMask,
+              "MsixAddrLoBits fields");
+
+// MSIX_CTRL (RW) bit fields.
+struct MsixCtrlBits {
+  // bit 0: vector masked: no message is sent (reset value 1)
+  bool masked = false;
+
+  static constexpr uint32_t kMaskedShift = 0;
+  static constexpr uint32_t kMaskedWidth = 1;
+  static constexpr uint32_t kMaskedMax = 0x1;   // largest value
+  static constexpr uint32_t kMaskedMask = 0x1;  // in the register
+  static constexpr uint32_t kFieldsMask = 0x1;
+  // Reserved bits: written as 0 (a write with one set is refused), read as 0.
+  static constexpr uint32_t kReservedMask = 0xfffffffe;
+
+  // Every field of a register value; reserved bits are ignored (test kReservedMask).
+  static constexpr MsixCtrlBits unpack(uint32_t v) {
+    MsixCtrlBits b{};
+    b.masked = (v & kMaskedMask) != 0;
+    return b;
+  }
+  // The register value; each field keeps its low bits (an index is written modulo its
+  // width); reserved bits are 0.
+  constexpr uint32_t pack() const { return (masked ? kMaskedMask : 0u); }
+  friend constexpr bool operator==(const MsixCtrlBits& a, const MsixCtrlBits& b) {
+    return a.masked == b.masked;
+  }
+  friend constexpr bool operator!=(const MsixCtrlBits& a, const MsixCtrlBits& b) {
+    return !(a == b);
+  }
+};
+static_assert(MsixCtrlBits::unpack(0xffffffffu).pack() == MsixCtrlBits::kFieldsMask,
+              "MsixCtrlBits fields");
+
+// QP_DOORBELL (WO) bit fields.
+struct QpDoorbellBits {
+  // bits 15:0: producer index, free-running modulo 2^16: the index after the last WQE posted
+  uint32_t pi = 0;
+
+  static constexpr uint32_t kPiShift = 0;
+  static constexpr uint32_t kPiWidth = 16;
+  static constexpr uint32_t kPiMax = 0xffff;   // largest value
+  static constexpr uint32_t kPiMask = 0xffff;  // in the register
+  static constexpr uint32_t kFieldsMask = 0xffff;
+  // Reserved bits: written as 0 (a write with one set is refused), read as 0.
+  static constexpr uint32_t kReservedMask = 0xffff0000;
+
+  // Every field of a register value; reserved bits are ignored (test kReservedMask).
+  static constexpr QpDoorbellBits unpack(uint32_t v) {
+    QpDoorbellBits b{};
+    b.pi = (v & kPiMask) >> kPiShift;
+    return b;
+  }
+  // The register value; each field keeps its low bits (an index is written modulo its
+  // width); reserved bits are 0.
+  constexpr uint32_t pack() const { return ((pi << kPiShift) & kPiMask); }
+  friend constexpr bool operator==(const QpDoorbellBits& a, const QpDoorbellBits& b) {
+    return a.pi == b.pi;
+  }
+  friend constexpr bool operator!=(const QpDoorbellBits& a, const QpDoorbellBits& b) {
+    return !(a == b);
+  }
+};
+static_assert(QpDoorbellBits::unpack(0xffffffffu).pack() == QpDoorbellBits::kFieldsMask,
+              "QpDoorbellBits fields");
+
+// CQ_DOORBELL (WO) bit fields.
+struct CqDoorbellBits {
+  // bits 23:0: consumer index, free-running modulo 2^24
+  uint32_t ci = 0;
+  // bit 30: with arm: raise the event only for a solicited completion or an error
+  bool solicited = false;
+  // bit 31: arm: raise an event for the next completion (at once if completions are waiting and
+  // solicited is clear)
+  bool arm = false;
+
+  static constexpr uint32_t kCiShift = 0;
+  static constexpr uint32_t kCiWidth = 24;
+  static constexpr uint32_t kCiMax = 0xffffff;   // largest value
+  static constexpr uint32_t kCiMask = 0xffffff;  // in the register
+  static constexpr uint32_t kSolicitedShift = 30;
+  static constexpr uint32_t kSolicitedWidth = 1;
+  static constexpr uint32_t kSolicitedMax = 0x1;          // largest value
+  static constexpr uint32_t kSolicitedMask = 0x40000000;  // in the register
+  static constexpr uint32_t kArmShift = 31;
+  static constexpr uint32_t kArmWidth = 1;
+  static constexpr uint32_t kArmMax = 0x1;          // largest value
+  static constexpr uint32_t kArmMask = 0x80000000;  // in the register
+  static constexpr uint32_t kFieldsMask = 0xc0ffffff;
+  // Reserved bits: written as 0 (a write with one set is refused), read as 0.
+  static constexpr uint32_t kReservedMask = 0x3f000000;
+
+  // Every field of a register value; reserved bits are ignored (test kReservedMask).
+  static constexpr CqDoorbellBits unpack(uint32_t v) {
+    CqDoorbellBits b{};
+    b.ci = (v & kCiMask) >> kCiShift;
+    b.solicited = (v & kSolicitedMask) != 0;
+    b.arm = (v & kArmMask) != 0;
+    return b;
+  }
+  // The register value; each field keeps its low bits (an index is written modulo its
+  // width); reserved bits are 0.
+  constexpr uint32_t pack() const {
+    return ((ci << kCiShift) & kCiMask) | (solicited ? kSolicitedMask : 0u) | (arm ? kArmMask : 0u);
+  }
+  friend constexpr bool operator==(const CqDoorbellBits& a, const CqDoorbellBits& b) {
+    return a.ci == b.ci && a.solicited == b.solicited && a.arm == b.arm;
+  }
+  friend constexpr bool operator!=(const CqDoorbellBits& a, const CqDoorbellBits& b) {
+    return !(a == b);
+  }
+};
+static_assert(CqDoorbellBits::unpack(0xffffffffu).pack() == CqDoorbellBits::kFieldsMask,
+              "CqDoorbellBits fields");
 
 // Register and doorbell write errors, reported in ERR_CODE.
 enum class RegError : uint32_t {
@@ -287,9 +592,9 @@ struct QueryDeviceOut {
   uint32_t max_pd;          // +24
   uint32_t max_qp_wr;       // +28 maximum WQEs per queue
   uint32_t max_cqe;         // +32 maximum CQEs per CQ
-  uint16_t max_sge;         // +36 maximum scatter/gather entries per send WQE (largest stride)
-  uint16_t max_recv_sge;    // +38
-  uint64_t max_mr_size;     // +40 bytes
+  uint16_t max_sge;         // +36 maximum scatter/gather entries per send WQE (largest stride: 30)
+  uint16_t max_recv_sge;  // +38 maximum scatter/gather entries per receive WQE (largest stride: 31)
+  uint64_t max_mr_size;   // +40 bytes
 };
 static_assert(sizeof(QueryDeviceOut) == 48, "QueryDeviceOut size");
 static_assert(offsetof(QueryDeviceOut, fw_version) == 0, "QueryDeviceOut.fw_version offset");
@@ -541,7 +846,7 @@ static_assert(offsetof(Sge, length) == 8, "Sge.length offset");
 static_assert(offsetof(Sge, lkey) == 12, "Sge.lkey offset");
 
 // Send WQE header; followed by num_sge Sge entries, within the QP's send WQE stride (64 bytes: 2
-// SGEs).
+// SGEs; 512 bytes: 30).
 struct SendWqe {
   uint8_t opcode;        // +0 WrOpcode
   uint8_t flags;         // +1 WqeFlags
@@ -564,7 +869,8 @@ static_assert(offsetof(SendWqe, remote_addr) == 16, "SendWqe.remote_addr offset"
 static_assert(offsetof(SendWqe, rkey) == 24, "SendWqe.rkey offset");
 static_assert(offsetof(SendWqe, rsvd1) == 28, "SendWqe.rsvd1 offset");
 
-// Receive WQE header; followed by num_sge Sge entries, within the QP's receive WQE stride.
+// Receive WQE header; followed by num_sge Sge entries, within the QP's receive WQE stride (16
+// bytes: 0 SGEs; 512 bytes: 31).
 struct RecvWqe {
   uint64_t wr_id;   // +0
   uint8_t num_sge;  // +8
@@ -624,5 +930,55 @@ static_assert(offsetof(Eqe, data) == 8, "Eqe.data offset");
 static_assert(offsetof(Eqe, rsvd1) == 12, "Eqe.rsvd1 offset");
 
 #pragma pack(pop)
+
+// WQE geometry: a WQE is its header followed by num_sge SGEs, in a stride of 2^shift
+// bytes chosen per queue at CREATE_QP.
+// send queue (CreateQpIn.sq_wqe_shift): SendWqe + num_sge x Sge.
+constexpr uint32_t kSendWqeMinShift = 6;
+constexpr uint32_t kSendWqeMaxShift = 9;
+constexpr uint32_t kSendWqeMinBytes = uint32_t(1) << kSendWqeMinShift;
+constexpr uint32_t kSendWqeMaxBytes = uint32_t(1) << kSendWqeMaxShift;
+// Whether 2^shift bytes is an allowed send WQE stride.
+constexpr bool valid_send_wqe_shift(uint32_t shift) {
+  return shift >= kSendWqeMinShift && shift <= kSendWqeMaxShift;
+}
+// The SGEs a send WQE of stride 2^shift holds; 0 if the stride is not allowed.
+constexpr uint32_t max_send_sge(uint32_t shift) {
+  return valid_send_wqe_shift(shift)
+             ? static_cast<uint32_t>(((uint32_t(1) << shift) - sizeof(SendWqe)) / sizeof(Sge))
+             : 0;
+}
+constexpr uint32_t kMaxSendSge = max_send_sge(kSendWqeMaxShift);
+// The smallest allowed send WQE stride shift that holds num_sge SGEs; 0 if none does.
+constexpr uint8_t send_wqe_shift_for(uint32_t num_sge) {
+  for (uint32_t s = kSendWqeMinShift; s <= kSendWqeMaxShift; ++s)
+    if (max_send_sge(s) >= num_sge) return static_cast<uint8_t>(s);
+  return 0;
+}
+static_assert(max_send_sge(kSendWqeMinShift) == 2 && kMaxSendSge == 30, "send WQE geometry");
+
+// receive queue (CreateQpIn.rq_wqe_shift): RecvWqe + num_sge x Sge.
+constexpr uint32_t kRecvWqeMinShift = 4;
+constexpr uint32_t kRecvWqeMaxShift = 9;
+constexpr uint32_t kRecvWqeMinBytes = uint32_t(1) << kRecvWqeMinShift;
+constexpr uint32_t kRecvWqeMaxBytes = uint32_t(1) << kRecvWqeMaxShift;
+// Whether 2^shift bytes is an allowed recv WQE stride.
+constexpr bool valid_recv_wqe_shift(uint32_t shift) {
+  return shift >= kRecvWqeMinShift && shift <= kRecvWqeMaxShift;
+}
+// The SGEs a recv WQE of stride 2^shift holds; 0 if the stride is not allowed.
+constexpr uint32_t max_recv_sge(uint32_t shift) {
+  return valid_recv_wqe_shift(shift)
+             ? static_cast<uint32_t>(((uint32_t(1) << shift) - sizeof(RecvWqe)) / sizeof(Sge))
+             : 0;
+}
+constexpr uint32_t kMaxRecvSge = max_recv_sge(kRecvWqeMaxShift);
+// The smallest allowed recv WQE stride shift that holds num_sge SGEs; 0 if none does.
+constexpr uint8_t recv_wqe_shift_for(uint32_t num_sge) {
+  for (uint32_t s = kRecvWqeMinShift; s <= kRecvWqeMaxShift; ++s)
+    if (max_recv_sge(s) >= num_sge) return static_cast<uint8_t>(s);
+  return 0;
+}
+static_assert(max_recv_sge(kRecvWqeMinShift) == 0 && kMaxRecvSge == 31, "recv WQE geometry");
 
 }  // namespace rn::dev

@@ -88,7 +88,7 @@ void Completion::start_eq(uint8_t log_size) {
 }
 
 bool Completion::eq_doorbell(uint32_t ci24, bool arm) {
-  const uint32_t ci = eq_ci_ + ((ci24 - eq_ci_) & 0xFFFFFF);
+  const uint32_t ci = eq_ci_ + ((ci24 - eq_ci_) & dev::EqDoorbellBits::kCiMax);
   if (ci - eq_ci_ > eq_pi_ - eq_ci_) return false;
   eq_ci_ = ci;
   if (arm) {

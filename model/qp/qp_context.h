@@ -55,11 +55,11 @@ struct NicEnv {
 // A cached, decoded send WQE.
 struct SendWqeCache {
   dev::SendWqe hdr;
-  dev::Sge sge[(512 - 32) / 16];
+  dev::Sge sge[dev::kMaxSendSge];
 };
 struct RecvWqeCache {
   dev::RecvWqe hdr;
-  dev::Sge sge[(512 - 16) / 16];
+  dev::Sge sge[dev::kMaxRecvSge];
 };
 
 // Copies n fetched WQEs (2^shift bytes each, back to back at `buf`) into a WQE cache ring from

@@ -56,9 +56,9 @@ CmdResult QpEngine::create(const dev::CreateQpIn& a, uint32_t* qpn_out) {
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(Q, log_sq_size)};
   if (a.log_rq_size < 1 || a.log_rq_size > std::min<uint32_t>(15, max_log))
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(Q, log_rq_size)};
-  if (a.sq_wqe_shift < 6 || a.sq_wqe_shift > 9)
+  if (!dev::valid_send_wqe_shift(a.sq_wqe_shift))
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(Q, sq_wqe_shift)};
-  if (a.rq_wqe_shift < 4 || a.rq_wqe_shift > 9)
+  if (!dev::valid_recv_wqe_shift(a.rq_wqe_shift))
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(Q, rq_wqe_shift)};
   if (!t_.pd_valid(a.pdn)) return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(Q, pdn)};
   if (!t_.cq(a.send_cqn)) return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(Q, send_cqn)};

@@ -20,9 +20,6 @@ static_assert(sizeof(xlate::Segment) == sizeof(pcie::SgEntry) &&
 static_assert(xlate::SegList::kMax <= pcie::DmaPort::kMaxSg,
               "every segment of a packet fits in one DMA request");
 
-uint32_t max_sge_for(uint8_t shift) {
-  return ((1u << shift) - sizeof(dev::SendWqe)) / sizeof(dev::Sge);
-}
 }  // namespace
 
 uint32_t mtu_bytes(uint8_t code) { return (code >= 1 && code <= 5) ? (128u << code) : 0; }
@@ -107,7 +104,7 @@ void Requester::maybe_fetch(QpCtx& q) {
     }
     QpCtx& q2 = *qq;
     unpack_wqes<SendWqeCache>(buf->data(), n, q2.sq_shift, q2.sq.cache, q2.sq.fetched,
-                              max_sge_for(q2.sq_shift));
+                              dev::max_send_sge(q2.sq_shift));
     t_.put_fetch_buf(buf);
     q2.sq.fetched += n;
     wqes_fetched_ += n;
@@ -178,7 +175,7 @@ bool Requester::start_wqe(QpCtx& q) {
   if (!is_write && !is_send) {
     err = WcStatus::LOC_QP_OP_ERR;  // READ and atomics are not modelled yet; unknown opcodes
     verr = 1;
-  } else if (h.num_sge > max_sge_for(q.sq_shift)) {
+  } else if (h.num_sge > dev::max_send_sge(q.sq_shift)) {
     err = WcStatus::LOC_QP_OP_ERR;
     verr = 2;
   } else {

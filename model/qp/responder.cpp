@@ -12,12 +12,6 @@ namespace w = rn::wire;
 using Kind = w::OpInfo::Kind;
 using Pos = w::OpInfo::Pos;
 
-namespace {
-uint32_t max_rsge_for(uint8_t shift) {
-  return ((1u << shift) - sizeof(dev::RecvWqe)) / sizeof(dev::Sge);
-}
-}  // namespace
-
 Responder::Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, xlate::MrTable& mrs,
                      TxPort& port, Completion& comp, RxBuffer& rxbuf, net::FramePool& pool)
     : env_(env),
@@ -86,7 +80,7 @@ void Responder::maybe_fetch(QpCtx& q) {
     }
     QpCtx& q2 = *qq;
     unpack_wqes<RecvWqeCache>(buf->data(), n, q2.rq_shift, q2.rq.cache, q2.rq.fetched,
-                              max_rsge_for(q2.rq_shift));
+                              dev::max_recv_sge(q2.rq_shift));
     t_.put_fetch_buf(buf);
     q2.rq.fetched += n;
     q2.rq.fetch = WqeFetch::kIdle;
@@ -262,10 +256,10 @@ Responder::Outcome Responder::send_packet(QpCtx& q, const RxPacket& p, xlate::Se
   const w::TransportHeader& h = p.h;
   if (w::op_info(h.opcode).is_first()) q.rs.rx_off = 0;
   const RecvWqeCache& c = q.rq.cache[q.rq.ci % q.rq.cache.size()];
-  const uint32_t nsge = std::min<uint32_t>(c.hdr.num_sge, max_rsge_for(q.rq_shift));
+  const uint32_t nsge = std::min<uint32_t>(c.hdr.num_sge, dev::max_recv_sge(q.rq_shift));
   uint64_t total = 0;
   for (uint32_t i = 0; i < nsge; ++i) total += c.sge[i].length;
-  if (c.hdr.num_sge > max_rsge_for(q.rq_shift)) {
+  if (c.hdr.num_sge > dev::max_recv_sge(q.rq_shift)) {
     recv_complete(q, WcStatus::LOC_QP_OP_ERR, q.rs.rx_off, dev::WcOpcode::RECV, false, 0, false,
                   when);
     return fail(q, w::kAethSynNakRemOp, h.psn, "malformed receive WQE (too many SGEs)");

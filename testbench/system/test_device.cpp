@@ -254,7 +254,30 @@ TEST_CASE("Refused register writes and doorbells set ERR_CODE and change nothing
     err(dev::RegError::DB_RANGE, cqdb, "CQ consumer index past the producer");
     io.mmio_write32(dev::reg::EQ_LOG_SIZE, 40);
     err(dev::RegError::BAD_VALUE, dev::reg::EQ_LOG_SIZE, "EQ size out of range");
-    t.expect(io.mmio_read32(dev::reg::ERR_COUNT) == 8, "ERR_COUNT counts every refusal");
+    io.mmio_write32(dev::reg::EQ_LOG_SIZE, static_cast<uint32_t>(dev::kMaxEqLogSize) + 1);
+    err(dev::RegError::BAD_VALUE, dev::reg::EQ_LOG_SIZE, "EQ size one above the largest");
+    // A reserved bit set in a register with bit fields: refused, whatever the fields say.
+    auto lowest = [](uint32_t mask) { return mask & (~mask + 1); };
+    io.mmio_write32(cqdb, lowest(dev::CqDoorbellBits::kReservedMask));
+    err(dev::RegError::BAD_VALUE, cqdb, "CQ doorbell reserved bit");
+    io.mmio_write32(
+        cqdb, dev::CqDoorbellBits::kReservedMask & ~lowest(dev::CqDoorbellBits::kReservedMask));
+    err(dev::RegError::BAD_VALUE, cqdb, "CQ doorbell reserved bits");
+    io.mmio_write32(dev::reg::EQ_DOORBELL,
+                    dev::EqDoorbellBits::kArmMask | lowest(dev::EqDoorbellBits::kReservedMask));
+    err(dev::RegError::BAD_VALUE, dev::reg::EQ_DOORBELL, "EQ doorbell reserved bit");
+    io.mmio_write32(dev::reg::MSIX_CTRL, 2);
+    err(dev::RegError::BAD_VALUE, dev::reg::MSIX_CTRL, "MSIX_CTRL reserved bit");
+    io.mmio_write32(dev::reg::EQ_ADDR_LO, 0x1000 | 8);
+    err(dev::RegError::BAD_VALUE, dev::reg::EQ_ADDR_LO, "EQ ring not 64-byte aligned");
+    io.mmio_write32(dev::reg::MSIX_ADDR_LO, 0x1000 | 2);
+    err(dev::RegError::BAD_VALUE, dev::reg::MSIX_ADDR_LO, "MSI-X address not 4-byte aligned");
+    t.expect(io.mmio_read32(dev::reg::ERR_COUNT) == 15, "ERR_COUNT counts every refusal");
+    // The registers read back as the driver set them: nothing refused got through.
+    t.expect(!dev::MsixCtrlBits::unpack(io.mmio_read32(dev::reg::MSIX_CTRL)).masked,
+             "MSI-X still unmasked");
+    t.expect(dev::EqLogSizeBits::unpack(io.mmio_read32(dev::reg::EQ_LOG_SIZE)).log_size == 8,
+             "EQ_LOG_SIZE still 8");
     // The QP still works: nothing was fetched by the refused doorbells.
     t.fill(t.a, 0, 512, 11);
     t.post(t.a, WrOpcode::RDMA_WRITE, 7, 0, 512, drv::kSendSignaled);
@@ -344,6 +367,13 @@ TEST_CASE("Malformed commands complete with a status naming the field", "[comman
     t.a.h->mem_read(blk + 64, &out, sizeof out);
     t.expect(out.token == 0x1234 && out.status == static_cast<uint8_t>(dev::CmdStatus::BAD_OPCODE),
              fmt::format("unknown opcode: token {:#x} status {}", out.token, out.status));
+    // CMD_STATUS tells the same: not busy, the last status and the low half of its token.
+    const uint32_t cs = t.a.h->mmio_read32(dev::reg::CMD_STATUS);
+    const auto st = dev::CmdStatusBits::unpack(cs);
+    t.expect((cs & dev::CmdStatusBits::kReservedMask) == 0 && !st.busy &&
+                 st.status == static_cast<uint32_t>(dev::CmdStatus::BAD_OPCODE) &&
+                 st.token == 0x1234,
+             fmt::format("CMD_STATUS {:#x}", cs));
   });
   t.report();
 }
