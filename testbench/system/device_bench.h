@@ -179,6 +179,22 @@ struct Bench {
     dst.h->app_read(dst.buf + doff, y.data(), len);
     return x == y;
   }
+  // Sends a hand-built packet (its transport header h and payload; P_Key, destination QP and pad
+  // filled in here) from peer `from`'s NIC to peer `to`'s QP, now, framed as `from`'s NIC frames
+  // its own packets (its QP's address vector).
+  void inject(Peer& from, Peer& to, wire::TransportHeader h, const std::vector<uint8_t>& payload) {
+    nic::Nic& n = *from.n->nic;
+    const qp::QpCtx* q = n.table().qp(from.qp->qpn);
+    net::Frame* f = n.port().new_frame();
+    h.pkey = 0xFFFF;
+    h.dest_qp = to.qp->qpn;
+    h.pad_cnt = wire::pad_for(payload.size());
+    uint8_t* tp = f->data + n.port().headroom();
+    size_t hl = wire::encode_transport_header(h, tp);
+    if (!payload.empty()) std::memcpy(tp + hl, payload.data(), payload.size());
+    std::memset(tp + hl + payload.size(), 0, h.pad_cnt);
+    n.port().send_control(f, hl + payload.size() + h.pad_cnt, q->path, n.env().now());
+  }
   nlohmann::json stats;  // of the last run
   void run(std::function<void()> body) {
     auto r = sys->run_custom(std::move(body), nullptr, out);

@@ -332,21 +332,11 @@ namespace {
 // Sends a hand-built request or response from host 0's NIC to host 1's QP, through the link.
 void inject(Bench& t, wire::Opcode op, uint32_t psn, const std::vector<uint8_t>& payload,
             uint32_t ieth_rkey = 0) {
-  nic::Nic& n = *t.a.n->nic;
-  const qp::QpCtx* q = n.table().qp(t.a.qp->qpn);
-  net::Frame* f = n.port().new_frame();
   wire::TransportHeader h{};
   h.opcode = wire::to_u8(op);
-  h.pkey = 0xFFFF;
-  h.dest_qp = t.b.qp->qpn;
   h.psn = psn;
-  h.pad_cnt = wire::pad_for(static_cast<uint32_t>(payload.size()));
   h.ieth_rkey = ieth_rkey;
-  uint8_t* tp = f->data + n.port().headroom();
-  size_t hl = wire::encode_transport_header(h, tp);
-  if (!payload.empty()) std::memcpy(tp + hl, payload.data(), payload.size());
-  std::memset(tp + hl + payload.size(), 0, h.pad_cnt);
-  n.port().send_control(f, hl + payload.size() + h.pad_cnt, q->path, n.env().now());
+  t.inject(t.a, t.b, h, payload);
 }
 }  // namespace
 

@@ -58,18 +58,8 @@ struct QpBench : Bench {
   }
   Peer& dut() { return b; }
   // Sends a hand-built packet to the DUT's QP from "host 0", now.
-  void inject(wire::TransportHeader h, const std::vector<uint8_t>& payload = {}) {
-    nic::Nic& n = *a.n->nic;
-    const qp::QpCtx* q = n.table().qp(a.qp->qpn);
-    net::Frame* f = n.port().new_frame();
-    h.pkey = 0xFFFF;
-    h.dest_qp = b.qp->qpn;
-    h.pad_cnt = wire::pad_for(payload.size());
-    uint8_t* tp = f->data + n.port().headroom();
-    size_t hl = wire::encode_transport_header(h, tp);
-    if (!payload.empty()) std::memcpy(tp + hl, payload.data(), payload.size());
-    std::memset(tp + hl + payload.size(), 0, h.pad_cnt);
-    n.port().send_control(f, hl + payload.size() + h.pad_cnt, q->path, n.env().now());
+  void inject(const wire::TransportHeader& h, const std::vector<uint8_t>& payload = {}) {
+    Bench::inject(a, b, h, payload);
   }
   // A request packet of opcode op with PSN psn (AckReq set).
   static wire::TransportHeader req(wire::Opcode op, uint32_t psn, bool ack_req = true) {
