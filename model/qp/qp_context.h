@@ -43,6 +43,11 @@ struct NicParams {
   double port_rate_bps = 100e9;
 };
 
+// The port's framing. The concrete class (final), not the wire::Framing interface: its calls on the
+// per-packet path (headroom, wrap, unwrap) then compile to direct calls, headroom() to a constant.
+// Another framing (IPv6, InfiniBand) would be chosen here, or the port made a template over it.
+using PortFraming = wire::RoceV2Ipv4Framing;
+
 // What every engine of one NIC shares and never changes: the simulator, the instance name (for
 // logs and statistics groups) and the parameters.
 struct NicEnv {

@@ -9,7 +9,7 @@ namespace rn::qp {
 namespace w = rn::wire;
 using Kind = w::OpInfo::Kind;
 
-RxDemux::RxDemux(const NicEnv& env, QpTable& t, const wire::Framing& framing, net::FramePool& pool,
+RxDemux::RxDemux(const NicEnv& env, QpTable& t, const PortFraming& framing, net::FramePool& pool,
                  RxBuffer& rxbuf, Requester& req, Responder& resp, const xlate::MrTable& mrs)
     : env_(env),
       t_(t),

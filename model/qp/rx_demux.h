@@ -17,7 +17,7 @@ namespace rn::qp {
 
 class RxDemux : public net::FrameSink {
  public:
-  RxDemux(const NicEnv& env, QpTable& t, const wire::Framing& framing, net::FramePool& pool,
+  RxDemux(const NicEnv& env, QpTable& t, const PortFraming& framing, net::FramePool& pool,
           RxBuffer& rxbuf, Requester& req, Responder& resp, const xlate::MrTable& mrs);
   ~RxDemux() override;
   void receive(net::Frame* f) override;
@@ -30,7 +30,7 @@ class RxDemux : public net::FrameSink {
   void drop(net::Frame* f) { pool_.put(f); }
   const NicEnv& env_;
   QpTable& t_;
-  const wire::Framing& framing_;
+  const PortFraming& framing_;
   net::FramePool& pool_;
   RxBuffer& rxbuf_;
   Requester& req_;

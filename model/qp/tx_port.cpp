@@ -6,7 +6,7 @@
 
 namespace rn::qp {
 
-TxPort::TxPort(const NicEnv& env, net::FramePool& pool, const wire::Framing& framing)
+TxPort::TxPort(const NicEnv& env, net::FramePool& pool, const PortFraming& framing)
     : env_(env),
       pool_(pool),
       framing_(framing),

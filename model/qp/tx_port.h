@@ -29,7 +29,7 @@ class TxPort {
     virtual void produce() = 0;
   };
 
-  TxPort(const NicEnv& env, net::FramePool& pool, const wire::Framing& framing);
+  TxPort(const NicEnv& env, net::FramePool& pool, const PortFraming& framing);
   ~TxPort();
   void attach(net::Link* link, int side) {
     link_ = link;
@@ -69,7 +69,7 @@ class TxPort {
 
   const NicEnv& env_;
   net::FramePool& pool_;
-  const wire::Framing& framing_;
+  const PortFraming& framing_;
   net::Link* link_ = nullptr;
   int side_ = 0;
   std::vector<Source*> sources_;
