@@ -8,10 +8,10 @@ Nic::Nic(Sim& sim, const std::string& name, const NicConfig& cfg, pcie::DmaPort&
   comp_ = std::make_unique<qp::Completion>(env_, table_, dma);
   port_ = std::make_unique<qp::TxPort>(env_, pool, framing_);
   rxbuf_ = std::make_unique<qp::RxBuffer>(env_);
-  req_ = std::make_unique<qp::Requester>(env_, table_, dma, mrs_, *port_, *comp_);
-  resp_ = std::make_unique<qp::Responder>(env_, table_, dma, mrs_, *port_, *comp_, *rxbuf_, pool);
-  demux_ =
-      std::make_unique<qp::RxDemux>(env_, table_, framing_, pool, *rxbuf_, *req_, *resp_, mrs_);
+  req_ = std::make_unique<qp::Requester>(env_, table_, dma, *port_, *comp_);
+  resp_ = std::make_unique<qp::Responder>(env_, table_, dma, *port_, *comp_, *rxbuf_, pool);
+  demux_ = std::make_unique<qp::RxDemux>(env_, table_, framing_, pool, *rxbuf_, *req_, *resp_);
+  use_translation(mrs_);
   qps_ = std::make_unique<qp::QpEngine>(env_, table_, *req_, *resp_, *comp_);
   req_->bind(*qps_);
   resp_->bind(*qps_);
@@ -19,6 +19,12 @@ Nic::Nic(Sim& sim, const std::string& name, const NicConfig& cfg, pcie::DmaPort&
 }
 
 Nic::~Nic() = default;
+
+void Nic::use_translation(xlate::Stage& s) {
+  req_->use_translation(s);
+  resp_->use_translation(s);
+  demux_->use_translation(s);
+}
 
 void Nic::attach_link(net::Link* link, int side) {
   port_->attach(link, side);

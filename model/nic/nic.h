@@ -49,11 +49,17 @@ class Nic : public pcie::MmioTarget, public net::FrameSink {
   // of their own making, as if this NIC had built them).
   qp::QpTable& table() { return table_; }
   qp::TxPort& port() { return *port_; }
+  // Swappable stages (before traffic; not owned): the translation lookup (default: the NIC's
+  // xlate::MrTable), the header parser and the ICRC engine (default: the behavioural models).
+  void use_translation(xlate::Stage& s);
+  void use_parser(qp::HeaderParser& p) { demux_->use_parser(p); }
+  void use_icrc(qp::IcrcEngine& e) { demux_->use_icrc(e); }
+  xlate::MrTable& mrs() { return mrs_; }
 
  private:
   qp::NicEnv env_;
   qp::QpTable table_;
-  wire::RoceV2Ipv4Framing framing_;
+  qp::PortFraming framing_;
   xlate::MrTable mrs_;
   std::unique_ptr<qp::Completion> comp_;
   std::unique_ptr<qp::TxPort> port_;

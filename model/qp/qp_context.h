@@ -38,8 +38,10 @@ struct NicParams {
   uint32_t ack_req_every = 64;     // AckReq at least every N packets (and on each message's last)
   uint32_t sched_quantum = 1;      // packets a QP sends per turn of the round-robin scheduler
   uint64_t rx_buffer_bytes = 256 << 10;  // receive buffer: frames held until placed in memory
-  std::array<uint8_t, 6> mac{};          // port MAC
-  uint32_t ipv4 = 0;                     // port IPv4 address (host order)
+  bool icrc_seal = true;         // speed trick: trust the ICRC of frames this simulator sealed
+  bool prefetch_hints = true;    // speed trick: prefetch QP contexts and regions ahead of use
+  std::array<uint8_t, 6> mac{};  // port MAC
+  uint32_t ipv4 = 0;             // port IPv4 address (host order)
   double port_rate_bps = 100e9;
 };
 
@@ -116,6 +118,12 @@ enum class SqPhase : uint8_t {
   kStopped,    // a local error stopped the queue: the failed WQE completes, then the QP errs
 };
 
+// What a send queue waits for before it may send again (besides ACKs opening its PSN window).
+enum class SqWait : uint8_t {
+  kNone,
+  kTranslation,  // a lookup of its payload answered kPending
+};
+
 // The send queue (the requester's). Indices are free-running 32-bit counters (the doorbell
 // carries the low 16 bits): WQEs [done, next) are started and not yet complete, [next, fetched)
 // are in the cache, [fetched, pi) are posted in host memory and not yet fetched.
@@ -126,6 +134,7 @@ struct SendQueue {
   uint32_t done = 0;     // completed (acknowledged, or flushed)
   WqeFetch fetch = WqeFetch::kIdle;
   SqPhase phase = SqPhase::kIdle;
+  SqWait wait = SqWait::kNone;
   bool scheduled = false;           // on the requester's ready list
   std::vector<SendWqeCache> cache;  // wqe_prefetch slots, index % size
   // The WQE being sent (copied out of the cache when started; `next` is already past it).

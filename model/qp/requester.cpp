@@ -24,12 +24,11 @@ static_assert(xlate::SegList::kMax <= pcie::DmaPort::kMaxSg,
 
 uint32_t mtu_bytes(uint8_t code) { return (code >= 1 && code <= 5) ? (128u << code) : 0; }
 
-Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, xlate::MrTable& mrs,
-                     TxPort& port, Completion& comp)
+Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& port,
+                     Completion& comp)
     : env_(env),
       t_(t),
       dma_(dma),
-      mrs_(mrs),
       port_(port),
       comp_(comp),
       stats_(env.sim.stats, env.name + ".req",
@@ -49,7 +48,9 @@ Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, xlate::M
           "READ responses and atomic acknowledgements for nothing outstanding, discarded")),
       local_errors_(stats_.counter("local_errors", "count", "WQEs failed locally (bad WQE, lkey)")),
       flushed_(stats_.counter("flushed", "count", "send WQEs completed with WR_FLUSH_ERR")),
-      stalls_window_(stats_.counter("stalls_window", "count", "scheduler skips: PSN window full")) {
+      stalls_window_(stats_.counter("stalls_window", "count", "scheduler skips: PSN window full")),
+      stalls_xlate_(stats_.counter("stalls_translation", "count",
+                                   "packets held back: the translation stage answered later")) {
   ready_.assign(env.params.max_qps + 2, 0);
   port_.add_source(this);
 }
@@ -57,7 +58,8 @@ Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, xlate::M
 Requester::~Requester() { env_.sim.stats.remove(&stats_); }
 
 bool Requester::can_send(const QpCtx& q) const {
-  if (q.state != dev::QpState::RTS || q.sq.phase == SqPhase::kStopped) return false;
+  if (q.state != dev::QpState::RTS || q.sq.phase == SqPhase::kStopped || q.sq.wait != SqWait::kNone)
+    return false;
   if (q.sq.phase == SqPhase::kIdle && q.sq.next == q.sq.fetched) return false;
   return static_cast<uint32_t>(w::psn_diff(q.sq.psn, q.sq.unacked_psn)) <
          env_.params.max_unacked_psn;
@@ -118,9 +120,25 @@ void Requester::maybe_fetch(QpCtx& q) {
   });
 }
 
+void Requester::use_translation(xlate::Stage& s) {
+  xl_ = &s;
+  s.add_waker([this] { on_translation_ready(); });
+}
+
+void Requester::on_translation_ready() {
+  std::vector<uint32_t> waiting;
+  waiting.swap(xlate_waiters_);
+  for (uint32_t qpn : waiting) {
+    QpCtx* q = t_.qp(qpn);
+    if (!q || q->sq.wait != SqWait::kTranslation) continue;
+    q->sq.wait = SqWait::kNone;
+    schedule(*q);
+  }
+}
+
 void Requester::produce() {
   const uint32_t qpn = ready_[ready_head_++ % ready_.size()];
-  prefetch_upcoming();
+  if (env_.params.prefetch_hints) prefetch_upcoming();
   QpCtx* q = t_.qp(qpn);
   if (!q) return;
   q->sq.scheduled = false;
@@ -130,6 +148,7 @@ void Requester::produce() {
     q->sq.scheduled = true;
     ready_[ready_tail_++ % ready_.size()] = q->qpn;
   } else if (q->state == dev::QpState::RTS && q->sq.phase != SqPhase::kStopped &&
+             q->sq.wait == SqWait::kNone &&
              (q->sq.phase == SqPhase::kInMessage || q->sq.next != q->sq.fetched)) {
     ++stalls_window_;  // rescheduled by the ACK that opens the window
   }
@@ -146,10 +165,10 @@ void Requester::prefetch_upcoming() const {
   const QpCtx* q = t_.qp_ptr(ready_[ready_head_ % n]);
   if (!q) return;
   if (q->sq.phase == SqPhase::kInMessage && q->sq.cur_sge < q->sq.cur.hdr.num_sge) {
-    mrs_.prefetch(q->sq.cur.sge[q->sq.cur_sge].lkey);
+    xl_->prefetch(q->sq.cur.sge[q->sq.cur_sge].lkey);
   } else if (q->sq.next != q->sq.fetched && !q->sq.cache.empty()) {
     const SendWqeCache& c = q->sq.cache[q->sq.next % q->sq.cache.size()];
-    if (c.hdr.num_sge > 0) mrs_.prefetch(c.sge[0].lkey);
+    if (c.hdr.num_sge > 0) xl_->prefetch(c.sge[0].lkey);
   }
 }
 
@@ -225,28 +244,42 @@ void Requester::send_one(QpCtx& q) {
   const bool imm = op == WrOpcode::RDMA_WRITE_WITH_IMM || op == WrOpcode::SEND_WITH_IMM;
   const bool write = op == WrOpcode::RDMA_WRITE || op == WrOpcode::RDMA_WRITE_WITH_IMM;
 
-  // Gather the payload's bus segments through the translation stage.
+  // Gather the payload's bus segments through the translation stage. Nothing changes in the QP
+  // until every piece is translated: a lookup that answers later leaves the packet to be built
+  // again, from the same place, when the stage wakes the requester.
   xlate::SegList segs;
+  uint32_t sge = q.sq.cur_sge, sge_off = q.sq.cur_sge_off;
+  Tick ready = now();
   uint32_t need = plen;
   while (need > 0) {
-    const dev::Sge& sg = q.sq.cur.sge[q.sq.cur_sge];
-    uint32_t avail = sg.length - q.sq.cur_sge_off;
+    const dev::Sge& sg = q.sq.cur.sge[sge];
+    uint32_t avail = sg.length - sge_off;
     if (avail == 0) {
-      ++q.sq.cur_sge;
-      q.sq.cur_sge_off = 0;
+      ++sge;
+      sge_off = 0;
       continue;
     }
     uint32_t take = std::min(avail, need);
-    xlate::Status st = mrs_.translate(sg.lkey, q.pdn, sg.addr + q.sq.cur_sge_off, take, 0, &segs);
+    Tick at = 0;
+    xlate::Status st = xl_->lookup(sg.lkey, q.pdn, sg.addr + sge_off, take, 0, &segs, &at);
+    if (st == xlate::Status::kPending) {
+      ++stalls_xlate_;
+      q.sq.wait = SqWait::kTranslation;
+      xlate_waiters_.push_back(q.qpn);
+      return;
+    }
     if (st != xlate::Status::kOk) {
       RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} WQE {} lkey {:#x} addr {:#x} len {}: {}",
-             q.qpn, q.sq.cur_idx, sg.lkey, sg.addr + q.sq.cur_sge_off, take, xlate::to_string(st));
+             q.qpn, q.sq.cur_idx, sg.lkey, sg.addr + sge_off, take, xlate::to_string(st));
       local_error(q, WcStatus::LOC_PROT_ERR, static_cast<uint8_t>(st));
       return;
     }
-    q.sq.cur_sge_off += take;
+    ready = std::max(ready, at);
+    sge_off += take;
     need -= take;
   }
+  q.sq.cur_sge = sge;
+  q.sq.cur_sge_off = sge_off;
 
   w::TransportHeader th{};
   if (write) {
@@ -301,7 +334,7 @@ void Requester::send_one(QpCtx& q) {
 
   if (plen > 0) {
     dma_.dma_read(
-        reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload, now() + mrs_.latency(),
+        reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload, ready,
         [this, slot] { port_.landed(slot); }, &f->payload_page);
   } else {
     port_.drain();
@@ -462,6 +495,7 @@ void Requester::reset(QpCtx& q) {
   q.sq.pi = q.sq.fetched = q.sq.next = q.sq.done = 0;
   q.sq.fetch = WqeFetch::kIdle;
   q.sq.phase = SqPhase::kIdle;
+  q.sq.wait = SqWait::kNone;
   q.sq.out_head = q.sq.out_tail = 0;
   q.sq.since_ackreq = 0;
 }

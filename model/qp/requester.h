@@ -9,17 +9,18 @@
 #include "model/qp/completion.h"
 #include "model/qp/qp_table.h"
 #include "model/qp/tx_port.h"
-#include "model/translation/mr_table.h"
+#include "model/translation/stage.h"
 #include "model/wire/transport.h"
 
 namespace rn::qp {
 
 class Requester : public TxPort::Source {
  public:
-  Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, xlate::MrTable& mrs, TxPort& port,
-            Completion& comp);
+  Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& port, Completion& comp);
   ~Requester() override;
   void bind(QpLife& life) { life_ = &life; }
+  // The translation stage (before traffic): lkeys of the payload to send.
+  void use_translation(xlate::Stage& s);
 
   // New send producer index from a doorbell (already validated).
   void sq_doorbell(QpCtx& q, uint32_t new_pi);
@@ -45,6 +46,7 @@ class Requester : public TxPort::Source {
   void maybe_fetch(QpCtx& q);
   bool start_wqe(QpCtx& q);
   void send_one(QpCtx& q);
+  void on_translation_ready();
   void retire(QpCtx& q);
   void local_error(QpCtx& q, dev::WcStatus st, uint8_t vendor_err);
   void complete(QpCtx& q, const Outstanding& e, dev::WcStatus st, uint8_t vendor_err, Tick when);
@@ -54,7 +56,8 @@ class Requester : public TxPort::Source {
   const NicEnv& env_;
   QpTable& t_;
   pcie::DmaPort& dma_;
-  xlate::MrTable& mrs_;
+  xlate::Stage* xl_ = nullptr;
+  std::vector<uint32_t> xlate_waiters_;  // QPs whose lookup answered kPending
   TxPort& port_;
   Completion& comp_;
   QpLife* life_ = nullptr;
@@ -75,6 +78,7 @@ class Requester : public TxPort::Source {
   uint64_t& local_errors_;
   uint64_t& flushed_;
   uint64_t& stalls_window_;
+  uint64_t& stalls_xlate_;
 };
 
 }  // namespace rn::qp

@@ -12,12 +12,11 @@ namespace w = rn::wire;
 using Kind = w::OpInfo::Kind;
 using Pos = w::OpInfo::Pos;
 
-Responder::Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, xlate::MrTable& mrs,
-                     TxPort& port, Completion& comp, RxBuffer& rxbuf, net::FramePool& pool)
+Responder::Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& port,
+                     Completion& comp, RxBuffer& rxbuf, net::FramePool& pool)
     : env_(env),
       t_(t),
       dma_(dma),
-      mrs_(mrs),
       port_(port),
       comp_(comp),
       rxbuf_(rxbuf),
@@ -36,6 +35,8 @@ Responder::Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, xlate::M
       messages_(stats_.counter("messages", "count", "messages received completely")),
       stalls_(stats_.counter("stalls", "count",
                              "request pipeline stalls waiting for a receive WQE fetch")),
+      stalls_xlate_(stats_.counter("stalls_translation", "count",
+                                   "request pipeline stalls waiting for the translation stage")),
       rwqe_fetches_(stats_.counter("rwqe_fetches", "count", "DMA reads of receive WQEs")),
       flushed_(stats_.counter("flushed", "count", "receive WQEs completed with WR_FLUSH_ERR")),
       unsupported_ops_(stats_.counter("unsupported_requests", "count",
@@ -47,6 +48,21 @@ Responder::Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, xlate::M
 Responder::~Responder() {
   env_.sim.stats.remove(&stats_);
   for (size_t i = pending_head_; i < pending_.size(); ++i) pool_.put(pending_[i].f);
+}
+
+void Responder::use_translation(xlate::Stage& s) {
+  xl_ = &s;
+  s.add_waker([this] {
+    if (pipe_ == Pipe::kStalled) resume();
+  });
+}
+
+xlate::Status Responder::lookup(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len,
+                                uint32_t need, Placement& pl, bool place) {
+  Tick at = 0;
+  const xlate::Status st = xl_->lookup(key, pdn, va, len, need, place ? &pl.segs : nullptr, &at);
+  if (st == xlate::Status::kOk) pl.ready = std::max(pl.ready, at);
+  return st;
 }
 
 void Responder::rq_doorbell(QpCtx& q, uint32_t new_pi) {
@@ -100,9 +116,9 @@ void Responder::on_request(const RxPacket& p) {
     return;
   }
   const Outcome o = process(p);
-  if (o == Outcome::kStall) {
+  if (o == Outcome::kStall || o == Outcome::kWait) {
     pipe_ = Pipe::kStalled;
-    ++stalls_;
+    ++(o == Outcome::kStall ? stalls_ : stalls_xlate_);
     rxbuf_.hold(p.f->len);
     pending_.push_back(p);
     return;
@@ -120,7 +136,7 @@ void Responder::resume() {
     const RxPacket p = pending_[pending_head_];
     rxbuf_.unhold(p.f->len);  // out of the stall queue (held again if its payload is placed)
     const Outcome o = process(p);
-    if (o == Outcome::kStall) {
+    if (o == Outcome::kStall || o == Outcome::kWait) {
       rxbuf_.hold(p.f->len);
       pipe_ = Pipe::kStalled;
       return;
@@ -245,14 +261,14 @@ Responder::Outcome Responder::process(const RxPacket& p) {
       return Outcome::kDone;
     }
   }
-  xlate::SegList segs;
-  const Outcome o = is_send ? send_packet(q, p, segs, when) : write_packet(q, p, segs);
+  Placement pl;
+  pl.ready = now();
+  const Outcome o = is_send ? send_packet(q, p, pl, when) : write_packet(q, p, pl);
   if (o != Outcome::kGo) return o;
-  return accept(q, p, segs, when);
+  return accept(q, p, pl, when);
 }
 
-Responder::Outcome Responder::send_packet(QpCtx& q, const RxPacket& p, xlate::SegList& segs,
-                                          Tick when) {
+Responder::Outcome Responder::send_packet(QpCtx& q, const RxPacket& p, Placement& pl, Tick when) {
   const w::TransportHeader& h = p.h;
   if (w::op_info(h.opcode).is_first()) q.rs.rx_off = 0;
   const RecvWqeCache& c = q.rq.cache[q.rq.ci % q.rq.cache.size()];
@@ -279,8 +295,9 @@ Responder::Outcome Responder::send_packet(QpCtx& q, const RxPacket& p, xlate::Se
       continue;
     }
     uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(sg.length - skip, left));
-    xlate::Status st = mrs_.translate(sg.lkey, q.pdn, sg.addr + skip, take,
-                                      static_cast<uint32_t>(dev::Access::LOCAL_WRITE), &segs);
+    xlate::Status st = lookup(sg.lkey, q.pdn, sg.addr + skip, take,
+                              static_cast<uint32_t>(dev::Access::LOCAL_WRITE), pl, true);
+    if (st == xlate::Status::kPending) return Outcome::kWait;
     if (st != xlate::Status::kOk) {
       RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} receive lkey {:#x}: {}", q.qpn, sg.lkey,
              xlate::to_string(st));
@@ -294,7 +311,7 @@ Responder::Outcome Responder::send_packet(QpCtx& q, const RxPacket& p, xlate::Se
   return Outcome::kGo;
 }
 
-Responder::Outcome Responder::write_packet(QpCtx& q, const RxPacket& p, xlate::SegList& segs) {
+Responder::Outcome Responder::write_packet(QpCtx& q, const RxPacket& p, Placement& pl) {
   const w::TransportHeader& h = p.h;
   const w::OpInfo& info = w::op_info(h.opcode);
   const uint32_t rw = static_cast<uint32_t>(dev::Access::REMOTE_WRITE);
@@ -306,7 +323,8 @@ Responder::Outcome Responder::write_packet(QpCtx& q, const RxPacket& p, xlate::S
     q.rs.w_len = h.reth_len;
     q.rs.rx_off = 0;
     if (q.rs.w_len > 0) {
-      xlate::Status st = mrs_.translate(q.rs.w_rkey, q.pdn, q.rs.w_va, q.rs.w_len, rw, nullptr);
+      xlate::Status st = lookup(q.rs.w_rkey, q.pdn, q.rs.w_va, q.rs.w_len, rw, pl, false);
+      if (st == xlate::Status::kPending) return Outcome::kWait;
       if (st != xlate::Status::kOk) {
         RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} WRITE rkey {:#x} va {:#x} len {}: {}",
                q.qpn, q.rs.w_rkey, q.rs.w_va, q.rs.w_len, xlate::to_string(st));
@@ -318,16 +336,17 @@ Responder::Outcome Responder::write_packet(QpCtx& q, const RxPacket& p, xlate::S
   if (info.is_last() ? end != q.rs.w_len : end >= q.rs.w_len)
     return fail(q, w::kAethSynNakInvReq, h.psn, "WRITE payload does not match the RETH length");
   if (p.plen > 0) {
-    xlate::Status st =
-        mrs_.translate(q.rs.w_rkey, q.pdn, q.rs.w_va + q.rs.rx_off, p.plen, rw, &segs);
+    xlate::Status st = lookup(q.rs.w_rkey, q.pdn, q.rs.w_va + q.rs.rx_off, p.plen, rw, pl, true);
+    if (st == xlate::Status::kPending) return Outcome::kWait;
     if (st != xlate::Status::kOk)
       return fail(q, w::kAethSynNakRemAccess, h.psn, "rkey check failed");
   }
   return Outcome::kGo;
 }
 
-Responder::Outcome Responder::accept(QpCtx& q, const RxPacket& p, const xlate::SegList& segs,
-                                     Tick when) {
+Responder::Outcome Responder::accept(QpCtx& q, const RxPacket& p, const Placement& pl, Tick when) {
+  // The payload is placed, and the message completed, once the translation is known.
+  const Tick place_at = when + (pl.ready - now());
   const w::TransportHeader& h = p.h;
   const w::OpInfo& info = w::op_info(h.opcode);
   Outcome o = Outcome::kDone;
@@ -336,8 +355,8 @@ Responder::Outcome Responder::accept(QpCtx& q, const RxPacket& p, const xlate::S
     // the write has landed.
     net::Frame* f = p.f;
     const Tick landed = dma_.dma_write_borrowed(
-        reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, f->data + p.payload_off,
-        when + mrs_.latency(), [this, f] { pool_.put(f); }, &f->payload_page);
+        reinterpret_cast<const pcie::SgEntry*>(pl.segs.seg), pl.segs.n, f->data + p.payload_off,
+        place_at, [this, f] { pool_.put(f); }, &f->payload_page);
     rxbuf_.hold_until(landed, f->len);
     o = Outcome::kLent;
     placed_bytes_ += p.plen;
@@ -354,10 +373,10 @@ Responder::Outcome Responder::accept(QpCtx& q, const RxPacket& p, const xlate::S
     q.rs.msn = (q.rs.msn + 1) & 0xFFFFFF;
     if (is_send) {
       recv_complete(q, WcStatus::SUCCESS, q.rs.rx_off, dev::WcOpcode::RECV, has_imm, h.imm, h.se,
-                    when + mrs_.latency());
+                    place_at);
     } else if (has_imm) {
       recv_complete(q, WcStatus::SUCCESS, q.rs.w_len, dev::WcOpcode::RECV_RDMA_WITH_IMM, true,
-                    h.imm, h.se, when + mrs_.latency());
+                    h.imm, h.se, place_at);
     }
     q.rs.msg = RxMsg::kNone;
   } else {

@@ -11,26 +11,21 @@
 #include "model/qp/completion.h"
 #include "model/qp/qp_table.h"
 #include "model/qp/rx_buffer.h"
+#include "model/qp/stages.h"
 #include "model/qp/tx_port.h"
-#include "model/translation/mr_table.h"
+#include "model/translation/stage.h"
 #include "model/wire/transport.h"
 
 namespace rn::qp {
 
-// A received packet, parsed: its frame, its transport header, and where its payload is.
-struct RxPacket {
-  net::Frame* f = nullptr;
-  wire::TransportHeader h;
-  uint32_t payload_off = 0;  // in f->data
-  uint32_t plen = 0;         // payload bytes (without pad)
-};
-
 class Responder {
  public:
-  Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, xlate::MrTable& mrs, TxPort& port,
-            Completion& comp, RxBuffer& rxbuf, net::FramePool& pool);
+  Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& port, Completion& comp,
+            RxBuffer& rxbuf, net::FramePool& pool);
   ~Responder();
   void bind(QpLife& life) { life_ = &life; }
+  // The translation stage (before traffic): rkeys of placed data, lkeys of receive buffers.
+  void use_translation(xlate::Stage& s);
   // A request packet (SEND, WRITE, READ, atomic) for QP p.h.dest_qp: processed now, or queued
   // behind a stall. The responder owns the frame from here.
   void on_request(const RxPacket& p);
@@ -42,15 +37,24 @@ class Responder {
 
  private:
   // What became of a packet: done (its frame is free), lent to a DMA write (the frame returns to
-  // the pool when the write has landed), or stalled (kept, to be processed again).
-  enum class Outcome { kDone, kLent, kStall, kGo };  // kGo: checks passed, go on
+  // the pool when the write has landed), or stalled (kept, to be processed again) behind a receive
+  // WQE fetch (kStall) or a translation that answers later (kWait). kGo: checks passed, go on.
+  enum class Outcome { kDone, kLent, kStall, kWait, kGo };
   // The request pipeline: flowing, or stalled behind a receive WQE fetch.
   enum class Pipe : uint8_t { kFlowing, kStalled };
   Outcome process(const RxPacket& p);
   Outcome check_psn(QpCtx& q, const RxPacket& p);
-  Outcome send_packet(QpCtx& q, const RxPacket& p, xlate::SegList& segs, Tick when);
-  Outcome write_packet(QpCtx& q, const RxPacket& p, xlate::SegList& segs);
-  Outcome accept(QpCtx& q, const RxPacket& p, const xlate::SegList& segs, Tick when);
+  // Translated placement of a packet's payload: its bus segments, and when they are known.
+  struct Placement {
+    xlate::SegList segs;
+    Tick ready = 0;
+  };
+  Outcome send_packet(QpCtx& q, const RxPacket& p, Placement& pl, Tick when);
+  Outcome write_packet(QpCtx& q, const RxPacket& p, Placement& pl);
+  Outcome accept(QpCtx& q, const RxPacket& p, const Placement& pl, Tick when);
+  // Looks up a range through the translation stage into pl (segs null: check only).
+  xlate::Status lookup(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len, uint32_t need,
+                       Placement& pl, bool place);
   void finish(const RxPacket& p, Outcome o);
   void resume();
   void maybe_fetch(QpCtx& q);
@@ -65,7 +69,7 @@ class Responder {
   const NicEnv& env_;
   QpTable& t_;
   pcie::DmaPort& dma_;
-  xlate::MrTable& mrs_;
+  xlate::Stage* xl_ = nullptr;
   TxPort& port_;
   Completion& comp_;
   RxBuffer& rxbuf_;
@@ -86,6 +90,7 @@ class Responder {
   uint64_t& placed_bytes_;
   uint64_t& messages_;
   uint64_t& stalls_;
+  uint64_t& stalls_xlate_;
   uint64_t& rwqe_fetches_;
   uint64_t& flushed_;
   uint64_t& unsupported_ops_;

@@ -1,5 +1,6 @@
 #include "model/qp/rx_demux.h"
 
+#include <algorithm>
 #include <cstddef>
 
 #include "model/wire/transport.h"
@@ -10,7 +11,7 @@ namespace w = rn::wire;
 using Kind = w::OpInfo::Kind;
 
 RxDemux::RxDemux(const NicEnv& env, QpTable& t, const PortFraming& framing, net::FramePool& pool,
-                 RxBuffer& rxbuf, Requester& req, Responder& resp, const xlate::MrTable& mrs)
+                 RxBuffer& rxbuf, Requester& req, Responder& resp)
     : env_(env),
       t_(t),
       framing_(framing),
@@ -18,7 +19,10 @@ RxDemux::RxDemux(const NicEnv& env, QpTable& t, const PortFraming& framing, net:
       rxbuf_(rxbuf),
       req_(req),
       resp_(resp),
-      mrs_(mrs),
+      model_parser_(env, framing),
+      model_icrc_(env, framing, env.params.icrc_seal),
+      parser_(&model_parser_),
+      icrc_(&model_icrc_),
       stats_(env.sim.stats, env.name + ".rx", "receive demultiplexer: framing, parsing, routing"),
       frames_(stats_.counter("frames", "count", "frames received from the port")),
       bytes_(stats_.counter("bytes", "B", "frame bytes received")),
@@ -29,55 +33,97 @@ RxDemux::RxDemux(const NicEnv& env, QpTable& t, const PortFraming& framing, net:
       drop_unsupported_(stats_.counter("drop_unsupported", "count",
                                        "dropped: transport not modelled (UC, UD, CNP)")),
       requests_(stats_.counter("requests", "count", "request packets handed to the responder")),
-      responses_(stats_.counter("responses", "count",
-                                "ACKs, NAKs and responses handed to the requester")) {}
+      responses_(
+          stats_.counter("responses", "count", "ACKs, NAKs and responses handed to the requester")),
+      deferred_frames_(stats_.counter(
+          "deferred", "count", "frames held for a stage that answered later than at once")) {}
 
-RxDemux::~RxDemux() { env_.sim.stats.remove(&stats_); }
+RxDemux::~RxDemux() {
+  env_.sim.stats.remove(&stats_);
+  for (size_t i = deferred_head_; i < deferred_.size(); ++i) pool_.put(deferred_[i].p.f);
+}
 
 void RxDemux::receive(net::Frame* f) {
   ++frames_;
   bytes_ += f->len;
   if (!rxbuf_.admit(f->len)) return drop(f);
-  RxPacket p;
-  p.f = f;
-  size_t toff = 0, tlen = 0;
-  if (!f->icrc_sealed) f->materialize();  // the ICRC check reads every byte
-  w::FrameError fe = framing_.unwrap(f->data, f->len, &toff, &tlen, nullptr, f->icrc_sealed);
-  if (fe != w::FrameError::None) {
-    ++drop_frame_;
-    RN_LOG(env_.sim, LogCat::kError, env_.name, "drop frame ({} B): {}", f->len, w::to_string(fe));
-    return drop(f);
+  Checked c;
+  c.p.f = f;
+  const HeaderParser::Result r = parser_->parse(*f, &c.p);
+  c.at = r.ready;
+  if (r.frame != w::FrameError::None) {
+    c.verdict = Verdict::kBadFrame;
+    c.fe = r.frame;
+  } else {
+    Tick icrc_at = 0;
+    const bool icrc_ok = icrc_->check(*f, r.t_off, r.t_len, &icrc_at);
+    c.at = std::max(c.at, icrc_at);
+    if (!icrc_ok) {
+      c.verdict = Verdict::kBadFrame;
+      c.fe = w::FrameError::BadIcrc;
+    } else if (r.transport != w::ParseError::None) {
+      c.verdict = Verdict::kBadTransport;
+      c.pe = r.transport;
+    }
   }
-  size_t hl = 0, pl = 0;
-  w::ParseError pe = w::decode_transport(f->data + toff, tlen, &p.h, &hl, &pl);
-  if (pe != w::ParseError::None) {
-    ++drop_parse_;
-    RN_LOG(env_.sim, LogCat::kError, env_.name, "drop packet: {}", w::to_string(pe));
-    return drop(f);
+  if (deferred_head_ == deferred_.size() && c.at <= env_.now()) return act(c);
+  // A stage answers later (or an earlier frame waits): in order, each at its time.
+  ++deferred_frames_;
+  const bool first = deferred_head_ == deferred_.size();
+  if (!first) c.at = std::max(c.at, deferred_.back().at);
+  deferred_.push_back(c);
+  if (first) env_.sim.eq.at(c.at, [this] { release_deferred(); });
+}
+
+void RxDemux::release_deferred() {
+  while (deferred_head_ < deferred_.size() && deferred_[deferred_head_].at <= env_.now())
+    act(deferred_[deferred_head_++]);
+  if (deferred_head_ < deferred_.size()) {
+    env_.sim.eq.at(deferred_[deferred_head_].at, [this] { release_deferred(); });
+  } else {
+    deferred_.clear();
+    deferred_head_ = 0;
   }
-  p.payload_off = static_cast<uint32_t>(toff + hl);
-  p.plen = static_cast<uint32_t>(pl);
+}
+
+void RxDemux::act(const Checked& c) {
+  switch (c.verdict) {
+    case Verdict::kBadFrame:
+      ++drop_frame_;
+      RN_LOG(env_.sim, LogCat::kError, env_.name, "drop frame ({} B): {}", c.p.f->len,
+             w::to_string(c.fe));
+      return drop(c.p.f);
+    case Verdict::kBadTransport:
+      ++drop_parse_;
+      RN_LOG(env_.sim, LogCat::kError, env_.name, "drop packet: {}", w::to_string(c.pe));
+      return drop(c.p.f);
+    case Verdict::kGood:
+      return route(c.p);
+  }
+}
+
+void RxDemux::route(const RxPacket& p) {
   QpCtx* q = t_.qp(p.h.dest_qp);
   if (!q) {
     ++drop_no_qp_;
     RN_LOG(env_.sim, LogCat::kError, env_.name, "drop packet for QP {}: no such QP", p.h.dest_qp);
-    return drop(f);
+    return drop(p.f);
   }
   const w::OpInfo& info = w::op_info(p.h.opcode);
   if (info.transport != w::Transport::RC) {
     ++drop_unsupported_;
-    return drop(f);
+    return drop(p.f);
   }
   switch (info.kind) {
     case Kind::Ack:
       ++responses_;
       req_.on_ack(*q, p.h);
-      return drop(f);
+      return drop(p.f);
     case Kind::ReadResp:
     case Kind::AtomicAck:
       ++responses_;
       req_.on_response(*q, p.h);
-      return drop(f);
+      return drop(p.f);
     default:
       ++requests_;
       resp_.on_request(p);
@@ -86,10 +132,11 @@ void RxDemux::receive(net::Frame* f) {
 }
 
 void RxDemux::on_the_way(const net::Frame* f) {
+  if (!env_.params.prefetch_hints) return;
   if (hint_qpn_) {
     const QpCtx* q = t_.qp_ptr(hint_qpn_);
     uint32_t key = hint_rkey_ ? hint_rkey_ : (q ? q->rs.w_rkey : 0);
-    if (key) mrs_.prefetch(key);
+    if (key && xlate_) xlate_->prefetch(key);
   }
   hint_qpn_ = hint_rkey_ = 0;
   const size_t hr = framing_.headroom();

@@ -1,8 +1,12 @@
 // The receive demultiplexer: every frame from the port arrives here. It takes the frame into the
-// receive buffer (or drops it when full), checks framing and ICRC, parses the transport headers,
-// finds the QP, and hands requests to the responder and responses (ACK, NAK, READ response,
-// atomic acknowledgement) to the requester, so an ACK never waits behind a stalled request.
+// receive buffer (or drops it when full), has the header parser and the ICRC engine check it
+// (swappable stages, model/qp/stages.h), finds the QP, and hands requests to the responder and
+// responses (ACK, NAK, READ response, atomic acknowledgement) to the requester, so an ACK never
+// waits behind a stalled request. A stage that answers later than now holds its frame, and the
+// frames behind it, until then: frames leave the demultiplexer in arrival order.
 #pragma once
+#include <vector>
+
 #include "model/core/stats.h"
 #include "model/net/frame.h"
 #include "model/net/link.h"
@@ -10,24 +14,40 @@
 #include "model/qp/requester.h"
 #include "model/qp/responder.h"
 #include "model/qp/rx_buffer.h"
-#include "model/translation/mr_table.h"
-#include "model/wire/framing.h"
+#include "model/qp/stages.h"
+#include "model/translation/stage.h"
 
 namespace rn::qp {
 
 class RxDemux : public net::FrameSink {
  public:
   RxDemux(const NicEnv& env, QpTable& t, const PortFraming& framing, net::FramePool& pool,
-          RxBuffer& rxbuf, Requester& req, Responder& resp, const xlate::MrTable& mrs);
+          RxBuffer& rxbuf, Requester& req, Responder& resp);
   ~RxDemux() override;
+  // The stages (not owned; the behavioural models by default). Set before traffic.
+  void use_parser(HeaderParser& p) { parser_ = &p; }
+  void use_icrc(IcrcEngine& e) { icrc_ = &e; }
+  void use_translation(const xlate::Stage& s) { xlate_ = &s; }
   void receive(net::Frame* f) override;
   // Prefetch hints for a frame on its way here (net::FrameSink::on_the_way): this frame's QP
   // context now; the memory region of the previous hinted frame, whose context is cached by now.
-  // Hints for the simulator's speed; they change nothing.
+  // Hints for the simulator's speed (nic.prefetch_hints, sim.prefetch_hints); they change nothing.
   void on_the_way(const net::Frame* f) override;
 
  private:
+  enum class Verdict : uint8_t { kGood, kBadFrame, kBadTransport };
+  struct Checked {
+    RxPacket p;
+    Verdict verdict = Verdict::kGood;
+    wire::FrameError fe = wire::FrameError::None;
+    wire::ParseError pe = wire::ParseError::None;
+    Tick at = 0;  // when the stages' answers are known
+  };
+  void act(const Checked& c);
+  void route(const RxPacket& p);
+  void release_deferred();
   void drop(net::Frame* f) { pool_.put(f); }
+
   const NicEnv& env_;
   QpTable& t_;
   const PortFraming& framing_;
@@ -35,7 +55,13 @@ class RxDemux : public net::FrameSink {
   RxBuffer& rxbuf_;
   Requester& req_;
   Responder& resp_;
-  const xlate::MrTable& mrs_;
+  ModelParser model_parser_;
+  ModelIcrc model_icrc_;
+  HeaderParser* parser_;
+  IcrcEngine* icrc_;
+  const xlate::Stage* xlate_ = nullptr;
+  std::vector<Checked> deferred_;  // frames waiting for a stage's answer, in arrival order
+  size_t deferred_head_ = 0;
   uint32_t hint_qpn_ = 0, hint_rkey_ = 0;  // the previous hinted frame's QP and RETH rkey (or 0)
 
   stats::Group stats_;
@@ -47,6 +73,7 @@ class RxDemux : public net::FrameSink {
   uint64_t& drop_unsupported_;
   uint64_t& requests_;
   uint64_t& responses_;
+  uint64_t& deferred_frames_;
 };
 
 }  // namespace rn::qp

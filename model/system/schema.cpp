@@ -67,6 +67,12 @@ cfg::Schema make_schema() {
          "simulator speed, no effect on results: a DMA write of one whole page whose bytes a "
          "DMA read took from one whole page maps that page copy-on-write instead of copying "
          "them"});
+  s.add({"sim.icrc_seal", Kind::kBool, np.icrc_seal ? "true" : "false",
+         "simulator speed, no effect on results: a receiver trusts the ICRC of a frame this "
+         "simulator's sender computed over exactly its bytes instead of computing it again"});
+  s.add({"sim.prefetch_hints", Kind::kBool, np.prefetch_hints ? "true" : "false",
+         "simulator speed, no effect on results: QP contexts and memory regions are loaded into "
+         "the CPU cache ahead of use"});
   s.add({"sim.log", Kind::kString, "",
          "log categories (cmd,doorbell,wqe,tx,rx,cqe,dma,wire,driver,app,error or all)"});
   // Topology.

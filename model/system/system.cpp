@@ -346,6 +346,8 @@ System::System(const cfg::Config& c, const std::string& config_name)
   np.ack_req_every = static_cast<uint32_t>(c.integer("nic.ack_req_every"));
   np.sched_quantum = static_cast<uint32_t>(c.integer("nic.sched_quantum"));
   np.rx_buffer_bytes = c.size("nic.rx_buffer");
+  np.icrc_seal = c.boolean("sim.icrc_seal");
+  np.prefetch_hints = c.boolean("sim.prefetch_hints");
   np.port_rate_bps = c.bandwidth("link.rate");
   nc.xlate.max_mrs = static_cast<uint32_t>(c.integer("nic.max_mrs"));
   nc.xlate.lookup_latency = c.time("nic.translate_latency");

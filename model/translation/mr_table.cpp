@@ -18,6 +18,8 @@ const char* to_string(Status s) {
       return "range outside the region";
     case Status::kTooManySegments:
       return "range spans too many pages for one access";
+    case Status::kPending:
+      return "not known yet (the stage will wake its engines)";
   }
   return "?";
 }

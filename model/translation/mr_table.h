@@ -12,26 +12,9 @@
 
 #include "model/core/prefetch.h"
 #include "model/core/sim.h"
+#include "model/translation/stage.h"
 
 namespace rn::xlate {
-
-enum class Status : uint8_t { kOk, kBadKey, kPdMismatch, kAccess, kBounds, kTooManySegments };
-const char* to_string(Status s);
-
-struct Segment {
-  uint64_t addr;
-  uint32_t len;
-};
-
-// A fixed-capacity list of physical segments: no allocation on the per-packet path. One packet
-// carries at most 4096 bytes from at most 31 SGEs (a 512-byte receive WQE); the piece of each
-// SGE in it is at most 4096 bytes and so crosses at most one page boundary: at most 62 segments.
-struct SegList {
-  static constexpr int kMax = 64;
-  Segment seg[kMax];
-  int n = 0;
-  void clear() { n = 0; }
-};
 
 struct Region {
   bool valid = false;
@@ -54,7 +37,7 @@ struct Params {
   Tick lookup_latency = 20 * kNs;  // key lookup + MTT read, per access (pipeline delay)
 };
 
-class MrTable {
+class MrTable final : public Stage {
  public:
   MrTable(Sim& sim, const std::string& name, const Params& p);
   ~MrTable();
@@ -75,8 +58,14 @@ class MrTable {
   Status translate(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len, uint32_t need,
                    SegList* out);
   Tick latency() const { return p_.lookup_latency; }
+  // Stage: translate(), valid lookup_latency from now. Never kPending.
+  Status lookup(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len, uint32_t need, SegList* out,
+                Tick* ready) override {
+    *ready = sim_.now() + p_.lookup_latency;
+    return translate(key, pdn, va, len, need, out);
+  }
   // A hint, no effect: starts loading the entry of `key` into the CPU cache (speed only).
-  void prefetch(uint32_t key) const {
+  void prefetch(uint32_t key) const override {
     uint32_t idx = key >> 8;
     if (idx < regions_.size()) prefetch_object(&regions_[idx], sizeof(Region));
   }

@@ -100,6 +100,11 @@ size_t RoceV2Ipv4Framing::wrap(uint8_t* buf, size_t tlen, const PathInfo& path,
   return n;
 }
 
+bool RoceV2Ipv4Framing::icrc_ok(const uint8_t* frame, size_t t_len) const {
+  return load_le32(frame + kHeadroom + t_len) ==
+         icrc_roce_v2(frame + kOffIpv4, kIpv4HdrLen + kUdpHdrLen + t_len, false);
+}
+
 FrameError RoceV2Ipv4Framing::unwrap(const uint8_t* frame, size_t len, size_t* t_off, size_t* t_len,
                                      PathInfo* seen, bool icrc_sealed) const {
   if (len < kEthHdrLen) return FrameError::Truncated;

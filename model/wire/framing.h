@@ -88,6 +88,9 @@ class RoceV2Ipv4Framing final : public Framing {
               const ExtPayload& ext = {}) const override;
   FrameError unwrap(const uint8_t* frame, size_t len, size_t* t_off, size_t* t_len, PathInfo* seen,
                     bool icrc_sealed = false) const override;
+  // The ICRC check of unwrap() alone, for a frame unwrap() accepted with icrc_sealed (t_len as it
+  // returned): whether the ICRC field holds the ICRC of the frame's bytes.
+  bool icrc_ok(const uint8_t* frame, size_t t_len) const;
 };
 
 // IPv4 header checksum (ones' complement of the ones' complement sum) of a 20-byte header

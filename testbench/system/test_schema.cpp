@@ -73,6 +73,8 @@ TEST_CASE("schema: each default equals the default of the struct field it config
   CHECK(c.integer("nic.ack_req_every") == np.ack_req_every);
   CHECK(c.integer("nic.sched_quantum") == np.sched_quantum);
   CHECK(c.size("nic.rx_buffer") == np.rx_buffer_bytes);
+  CHECK(c.boolean("sim.icrc_seal") == np.icrc_seal);
+  CHECK(c.boolean("sim.prefetch_hints") == np.prefetch_hints);
   CHECK(c.bandwidth("link.rate") == np.port_rate_bps);  // the NIC's port runs at the link rate
   CHECK(c.integer("nic.max_mrs") == nc.xlate.max_mrs);
   CHECK(c.time("nic.translate_latency") == nc.xlate.lookup_latency);
