@@ -24,8 +24,8 @@ SCENARIOS = {
             "send_bw.imm=true", "send_bw.size=1B"],
     "many_qps": ["run.workloads=write_bw", "write_bw.qps=64", "write_bw.size=8KiB",
                  "write_bw.iterations=200", "write_bw.mtu=256B", "nic.max_unacked_psn=16"],
-    "rx_drops": ["run.workloads=write_bw", "write_bw.qps=4", "nic.rx_buffer=16KiB",
-                 "host.mem.write_latency=3us", "write_bw.iterations=50"],
+    "lat_mtu_512": ["run.workloads=write_lat,send_lat", "write_lat.size=3000",
+                    "send_lat.size=2000", "write_lat.mtu=512B", "send_lat.mtu=512B"],
 }
 
 

@@ -86,7 +86,7 @@ void unpack_wqes(const uint8_t* buf, uint32_t n, uint8_t shift, Ring& ring, uint
 // A send WQE started but not yet acknowledged.
 struct Outstanding {
   uint32_t idx;  // free-running WQE index
-  uint32_t last_psn;
+  uint32_t first_psn, last_psn;
   uint64_t wr_id;
   uint32_t byte_len;
   uint8_t wc_opcode;
@@ -115,13 +115,18 @@ enum class WqeFetch : uint8_t { kIdle, kInFlight };
 enum class SqPhase : uint8_t {
   kIdle,       // between messages: the next fetched WQE may start
   kInMessage,  // a WQE is being sent (SendQueue::cur); its next packet is at cur_off
+  kRestart,    // going back (go-back-N): the WQE at `next` starts again at PSN resume_psn
   kStopped,    // a local error stopped the queue: the failed WQE completes, then the QP errs
 };
+// The local ACK timer of a send queue: no calendar event booked, or one booked (for
+// ack_deadline or earlier: it books itself again if the deadline moved on meanwhile).
+enum class AckTimer : uint8_t { kOff, kBooked };
 
 // What a send queue waits for before it may send again (besides ACKs opening its PSN window).
 enum class SqWait : uint8_t {
   kNone,
   kTranslation,  // a lookup of its payload answered kPending
+  kRnrTimer,     // an RNR NAK: the refused request goes again when the RNR timer expires
 };
 
 // The send queue (the requester's). Indices are free-running 32-bit counters (the doorbell
@@ -144,6 +149,14 @@ struct SendQueue {
   uint32_t cur_sge = 0, cur_sge_off = 0;
   uint32_t psn = 0;                      // next PSN to send
   uint32_t unacked_psn = 0;              // oldest PSN not yet acknowledged
+  uint32_t max_psn = 0;                  // one past the highest PSN ever sent
+  uint32_t resume_first_psn = 0;         // with kRestart: the first PSN of the WQE at `next`
+  uint32_t resume_psn = 0;               // with kRestart: where it starts again
+  uint32_t fetch_gen = 0;                // renewed by a restart: older WQE fetches are stale
+  uint32_t high_started = 0;             // WQEs below this index have been started (statistics)
+  uint8_t retry_left = 0, rnr_left = 0;  // retries left (retry_cnt, rnr_retry; 7: RNR forever)
+  AckTimer ack_timer = AckTimer::kOff;
+  Tick ack_deadline = 0;                 // the local ACK timeout expires (0: nothing to time)
   uint32_t since_ackreq = 0;             // packets sent since the last AckReq
   std::vector<Outstanding> outstanding;  // ring of the queue's size
   uint32_t out_head = 0, out_tail = 0;   // free-running

@@ -213,10 +213,10 @@ CmdResult QpEngine::modify(const dev::ModifyQpIn& a) {
   }
   if (attrs & bit(QpAttr::DEST_QPN)) q.dest_qpn = a.dest_qpn;
   if (attrs & bit(QpAttr::RQ_PSN)) q.rs.epsn = a.rq_psn;
-  if (attrs & bit(QpAttr::SQ_PSN)) q.sq.psn = q.sq.unacked_psn = a.sq_psn;
+  if (attrs & bit(QpAttr::SQ_PSN)) q.sq.psn = q.sq.unacked_psn = q.sq.max_psn = a.sq_psn;
   if (attrs & bit(QpAttr::TIMEOUT)) q.timeout = a.timeout;
-  if (attrs & bit(QpAttr::RETRY_CNT)) q.retry_cnt = a.retry_cnt;
-  if (attrs & bit(QpAttr::RNR_RETRY)) q.rnr_retry = a.rnr_retry;
+  if (attrs & bit(QpAttr::RETRY_CNT)) q.retry_cnt = q.sq.retry_left = a.retry_cnt;
+  if (attrs & bit(QpAttr::RNR_RETRY)) q.rnr_retry = q.sq.rnr_left = a.rnr_retry;
   if (attrs & bit(QpAttr::MIN_RNR_TIMER)) q.min_rnr_timer = a.min_rnr_timer;
   if (attrs & bit(QpAttr::MAX_QP_RD_ATOMIC)) q.max_rd_atomic = a.max_rd_atomic;
   if (attrs & bit(QpAttr::MAX_DEST_RD_ATOMIC)) q.max_dest_rd_atomic = a.max_dest_rd_atomic;
@@ -252,7 +252,7 @@ void QpEngine::reset(QpCtx& q) {
   req_.reset(q);
   resp_.reset(q);
   q.state = QpState::RESET;
-  q.sq.psn = q.sq.unacked_psn = 0;
+  q.sq.psn = q.sq.unacked_psn = q.sq.max_psn = 0;
 }
 
 }  // namespace rn::qp

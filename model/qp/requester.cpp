@@ -50,7 +50,13 @@ Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
       flushed_(stats_.counter("flushed", "count", "send WQEs completed with WR_FLUSH_ERR")),
       stalls_window_(stats_.counter("stalls_window", "count", "scheduler skips: PSN window full")),
       stalls_xlate_(stats_.counter("stalls_translation", "count",
-                                   "packets held back: the translation stage answered later")) {
+                                   "packets held back: the translation stage answered later")),
+      retransmitted_(stats_.counter("retransmitted", "count", "request packets sent again")),
+      seq_retries_(stats_.counter("seq_retries", "count",
+                                  "PSN sequence NAKs answered by going back (go-back-N)")),
+      rnr_retries_(
+          stats_.counter("rnr_retries", "count", "RNR NAKs answered by waiting and retrying")),
+      timeouts_(stats_.counter("timeouts", "count", "local ACK timeouts")) {
   ready_.assign(env.params.max_qps + 2, 0);
   port_.add_source(this);
 }
@@ -60,7 +66,7 @@ Requester::~Requester() { env_.sim.stats.remove(&stats_); }
 bool Requester::can_send(const QpCtx& q) const {
   if (q.state != dev::QpState::RTS || q.sq.phase == SqPhase::kStopped || q.sq.wait != SqWait::kNone)
     return false;
-  if (q.sq.phase == SqPhase::kIdle && q.sq.next == q.sq.fetched) return false;
+  if (q.sq.phase != SqPhase::kInMessage && q.sq.next == q.sq.fetched) return false;
   return static_cast<uint32_t>(w::psn_diff(q.sq.psn, q.sq.unacked_psn)) <
          env_.params.max_unacked_psn;
 }
@@ -96,15 +102,21 @@ void Requester::maybe_fetch(QpCtx& q) {
   uint32_t qpn = q.qpn;
   RN_LOG(env_.sim, LogCat::kWqe, env_.name, "qp {} fetch {} send WQEs from index {}", qpn, n,
          q.sq.fetched);
-  uint32_t epoch = q.epoch;
+  const uint32_t epoch = q.epoch, gen = q.sq.fetch_gen;
   std::vector<uint8_t>* buf = t_.get_fetch_buf(bytes);
-  dma_.dma_read(addr, buf->data(), bytes, now(), [this, qpn, n, epoch, buf] {
+  dma_.dma_read(addr, buf->data(), bytes, now(), [this, qpn, n, epoch, gen, buf] {
     QpCtx* qq = t_.qp(qpn);
     if (!qq || qq->epoch != epoch) {  // destroyed or reset meanwhile: stale WQEs
       t_.put_fetch_buf(buf);
       return;
     }
     QpCtx& q2 = *qq;
+    if (q2.sq.fetch_gen != gen) {  // the queue went back meanwhile: fetch again from there
+      t_.put_fetch_buf(buf);
+      q2.sq.fetch = WqeFetch::kIdle;
+      maybe_fetch(q2);
+      return;
+    }
     unpack_wqes<SendWqeCache>(buf->data(), n, q2.sq_shift, q2.sq.cache, q2.sq.fetched,
                               dev::max_send_sge(q2.sq_shift));
     t_.put_fetch_buf(buf);
@@ -174,9 +186,13 @@ void Requester::prefetch_upcoming() const {
 
 bool Requester::start_wqe(QpCtx& q) {
   const SendWqeCache& c = q.sq.cache[q.sq.next % q.sq.cache.size()];
+  const bool restart = q.sq.phase == SqPhase::kRestart;
   q.sq.cur_idx = q.sq.next;
   ++q.sq.next;
-  ++wqes_started_;
+  if (static_cast<int32_t>(q.sq.cur_idx - q.sq.high_started) >= 0) {
+    ++wqes_started_;
+    q.sq.high_started = q.sq.cur_idx + 1;
+  }
   maybe_fetch(q);
   const auto& h = c.hdr;
   Outstanding e{};
@@ -205,10 +221,11 @@ bool Requester::start_wqe(QpCtx& q) {
     }
   }
   e.byte_len = static_cast<uint32_t>(std::min<uint64_t>(total, 0xFFFFFFFFu));
+  e.first_psn = restart ? q.sq.resume_first_psn : q.sq.psn;
   if (err != WcStatus::SUCCESS) {
     e.status = err;
     e.vendor_err = verr;
-    e.last_psn = w::psn_add(q.sq.psn, 0xFFFFFF);  // consumes no PSN
+    e.last_psn = w::psn_add(e.first_psn, 0xFFFFFF);  // consumes no PSN
     q.sq.outstanding[q.sq.out_tail++ % q.sq.outstanding.size()] = e;
     ++local_errors_;
     RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} WQE {} refused: {} (vendor_err {})", q.qpn,
@@ -218,7 +235,7 @@ bool Requester::start_wqe(QpCtx& q) {
     return false;
   }
   uint32_t npkts = total == 0 ? 1 : static_cast<uint32_t>((total + q.mtu - 1) / q.mtu);
-  e.last_psn = w::psn_add(q.sq.psn, npkts - 1);
+  e.last_psn = w::psn_add(e.first_psn, npkts - 1);
   q.sq.outstanding[q.sq.out_tail++ % q.sq.outstanding.size()] = e;
   // Copy the WQE out of the prefetch cache, which refills behind it.
   std::memcpy(&q.sq.cur.hdr, &h, sizeof h);
@@ -228,13 +245,26 @@ bool Requester::start_wqe(QpCtx& q) {
   q.sq.cur_off = 0;
   q.sq.cur_sge = 0;
   q.sq.cur_sge_off = 0;
+  if (restart) {  // going back into the middle of this WQE: skip what was acknowledged
+    q.sq.cur_off = static_cast<uint32_t>(w::psn_diff(q.sq.resume_psn, e.first_psn)) * q.mtu;
+    uint32_t skip = q.sq.cur_off;
+    while (skip > 0 && q.sq.cur_sge < h.num_sge) {
+      const uint32_t len = q.sq.cur.sge[q.sq.cur_sge].length;
+      if (skip < len) {
+        q.sq.cur_sge_off = skip;
+        break;
+      }
+      skip -= len;
+      ++q.sq.cur_sge;
+    }
+  }
   RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} start WQE {} {} len {} psn {}..{}", q.qpn,
          q.sq.cur_idx, dev::to_string(op), total, q.sq.psn, e.last_psn);
   return true;
 }
 
 void Requester::send_one(QpCtx& q) {
-  if (q.sq.phase == SqPhase::kIdle && !start_wqe(q)) return;
+  if (q.sq.phase != SqPhase::kInMessage && !start_wqe(q)) return;
   const auto& h = q.sq.cur.hdr;
   const uint32_t off = q.sq.cur_off;
   const uint32_t plen = std::min(q.mtu, q.sq.cur_len - off);
@@ -328,8 +358,14 @@ void Requester::send_one(QpCtx& q) {
   RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} {} psn {} len {}{}", q.qpn,
          w::op_info(th.opcode).name, th.psn, plen, th.ack_req ? " AckReq" : "");
 
+  if (w::psn_cmp(th.psn, q.sq.max_psn) < 0) {
+    ++retransmitted_;
+  } else {
+    q.sq.max_psn = w::psn_add(th.psn, 1);
+  }
   q.sq.psn = w::psn_add(q.sq.psn, 1);
   q.sq.cur_off += plen;
+  arm_ack_timer(q);
   if (last) q.sq.phase = SqPhase::kIdle;
 
   if (plen > 0) {
@@ -356,54 +392,95 @@ void Requester::complete(QpCtx& q, const Outstanding& e, WcStatus st, uint8_t ve
   comp_.post_cqe(q.send_cqn, c, when);
 }
 
-void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
-  if (q.state != dev::QpState::RTS && q.state != dev::QpState::SQD) return;
-  uint8_t syn = h.aeth_syndrome;
-  const uint32_t psn = h.psn;
-  // The ACK must acknowledge a PSN that was sent and is not yet acknowledged.
-  if (w::psn_cmp(psn, q.sq.unacked_psn) < 0 || w::psn_cmp(psn, q.sq.psn) >= 0) {
-    ++stale_acks_;
-    return;
-  }
-  const Tick when = now() + env_.params.rx_pipeline_latency;
+// Completes, oldest first, the outstanding WQEs wholly acknowledged: whose last PSN is before
+// `psn` (or is `psn`, if inclusive), at `when`. Stops at a WQE that failed locally.
+void Requester::complete_acked(QpCtx& q, uint32_t psn, bool inclusive, Tick when) {
   const uint32_t osize = static_cast<uint32_t>(q.sq.outstanding.size());
-  if (w::aeth_is_ack(syn)) {
-    ++acks_;
-    while (q.sq.out_head != q.sq.out_tail) {
-      Outstanding& e = q.sq.outstanding[q.sq.out_head % osize];
-      if (e.status != WcStatus::SUCCESS || w::psn_cmp(e.last_psn, psn) > 0) break;
-      complete(q, e, WcStatus::SUCCESS, 0, when);
-      ++wqes_completed_;
-      ++q.sq.out_head;
-      ++q.sq.done;
-    }
-    q.sq.unacked_psn = w::psn_add(psn, 1);
-    retire(q);
-    schedule(q);
-    return;
-  }
-  ++naks_;
-  // Everything before the NAK's PSN is acknowledged; the WQE holding it fails.
   while (q.sq.out_head != q.sq.out_tail) {
     Outstanding& e = q.sq.outstanding[q.sq.out_head % osize];
-    if (e.status != WcStatus::SUCCESS || w::psn_cmp(e.last_psn, psn) >= 0) break;
+    const int32_t d = w::psn_cmp(e.last_psn, psn);
+    if (e.status != WcStatus::SUCCESS || d > 0 || (d == 0 && !inclusive)) break;
     complete(q, e, WcStatus::SUCCESS, 0, when);
     ++wqes_completed_;
     ++q.sq.out_head;
     ++q.sq.done;
   }
+}
+
+void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
+  if (q.state != dev::QpState::RTS && q.state != dev::QpState::SQD) return;
+  uint8_t syn = h.aeth_syndrome;
+  const uint32_t psn = h.psn;
+  // The ACK must acknowledge a PSN that was sent and is not yet acknowledged. (After going back,
+  // PSNs up to the highest ever sent count: the responder may have them.)
+  if (w::psn_cmp(psn, q.sq.unacked_psn) < 0 || w::psn_cmp(psn, q.sq.max_psn) >= 0) {
+    ++stale_acks_;
+    return;
+  }
+  const Tick when = now() + env_.params.rx_pipeline_latency;
+  if (w::aeth_is_ack(syn)) {
+    ++acks_;
+    complete_acked(q, psn, true, when);
+    q.sq.unacked_psn = w::psn_add(psn, 1);
+    q.sq.retry_left = q.retry_cnt;  // progress
+    q.sq.rnr_left = q.rnr_retry;
+    q.sq.ack_deadline = q.sq.unacked_psn == q.sq.max_psn ? 0 : now() + ack_timeout(q);
+    retire(q);
+    // Acknowledged beyond where a restart is resending: go on from there instead.
+    if (q.state == dev::QpState::RTS && w::psn_cmp(q.sq.unacked_psn, q.sq.psn) > 0)
+      restart_at(q, q.sq.unacked_psn);
+    schedule(q);
+    return;
+  }
+  ++naks_;
+  // Everything before the NAK's PSN is acknowledged: progress, if that is more than before.
+  complete_acked(q, psn, false, when);
+  if (w::psn_cmp(psn, q.sq.unacked_psn) > 0) {
+    q.sq.retry_left = q.retry_cnt;
+    q.sq.rnr_left = q.rnr_retry;
+  }
+  q.sq.unacked_psn = psn;
+  if (w::aeth_is_rnr_nak(syn) || syn == w::kAethSynNakPsnSeq) {
+    const bool rnr = w::aeth_is_rnr_nak(syn);
+    uint8_t& left = rnr ? q.sq.rnr_left : q.sq.retry_left;
+    if (left > 0) {
+      if (!(rnr && q.rnr_retry == 7)) --left;  // an RNR retry count of 7 means forever
+      q.sq.ack_deadline = 0;
+      if (!rnr) {
+        ++seq_retries_;
+        RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} sequence NAK psn {}: going back", q.qpn,
+               psn);
+        restart_at(q, psn);
+        return;
+      }
+      ++rnr_retries_;
+      const uint32_t qpn = q.qpn, epoch = q.epoch;
+      q.sq.wait = SqWait::kRnrTimer;
+      const Tick wait = w::rnr_timer_ns(w::aeth_value(syn)) * kNs;
+      RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} RNR NAK psn {}: again in {} ns", q.qpn, psn,
+             wait / kNs);
+      env_.sim.eq.after(wait, [this, qpn, epoch, psn] {
+        QpCtx* qq = t_.qp(qpn);
+        if (!qq || qq->epoch != epoch || qq->sq.wait != SqWait::kRnrTimer) return;
+        qq->sq.wait = SqWait::kNone;
+        if (qq->state != dev::QpState::RTS) return;
+        restart_at(*qq, psn);
+      });
+      return;
+    }
+  }
   WcStatus st = WcStatus::REM_OP_ERR;
   if (w::aeth_is_rnr_nak(syn)) {
-    st = WcStatus::RNR_RETRY_EXC_ERR;  // RNR retry is not modelled yet: the first RNR NAK is final
+    st = WcStatus::RNR_RETRY_EXC_ERR;
   } else {
     switch (syn) {
-      case 0x60:
+      case w::kAethSynNakPsnSeq:
         st = WcStatus::RETRY_EXC_ERR;
-        break;  // go-back-N is not modelled yet
-      case 0x61:
+        break;
+      case w::kAethSynNakInvReq:
         st = WcStatus::REM_INV_REQ_ERR;
         break;
-      case 0x62:
+      case w::kAethSynNakRemAccess:
         st = WcStatus::REM_ACCESS_ERR;
         break;
       default:
@@ -411,19 +488,75 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
         break;
     }
   }
-  RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {}: WQE fails with {}", q.qpn,
-         w::aeth_syndrome_name(syn), psn, dev::to_string(st));
+  fail_head(q, st, syn);
+}
+
+void Requester::fail_head(QpCtx& q, WcStatus st, uint8_t vendor_err) {
+  RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} psn {}: WQE fails with {}", q.qpn,
+         q.sq.unacked_psn, dev::to_string(st));
   if (q.sq.out_head != q.sq.out_tail) {
-    Outstanding& e = q.sq.outstanding[q.sq.out_head % osize];
+    Outstanding& e = q.sq.outstanding[q.sq.out_head % q.sq.outstanding.size()];
     if (e.status != WcStatus::SUCCESS) {  // it had already failed locally: keep that status
       st = e.status;
-      syn = e.vendor_err;
+      vendor_err = e.vendor_err;
     }
-    complete(q, e, st, syn, when);
+    complete(q, e, st, vendor_err, now() + env_.params.rx_pipeline_latency);
     ++q.sq.out_head;
     ++q.sq.done;
   }
   life_->fail(q);
+}
+
+Tick Requester::ack_timeout(const QpCtx& q) {
+  // 4.096 us x 2^timeout; 0: no timeout.
+  return q.timeout ? (Tick(4096) * kNs) << q.timeout : 0;
+}
+
+void Requester::arm_ack_timer(QpCtx& q) {
+  const Tick t = ack_timeout(q);
+  if (t == 0) return;
+  if (q.sq.ack_deadline == 0) q.sq.ack_deadline = now() + t;
+  if (q.sq.ack_timer == AckTimer::kBooked) return;
+  q.sq.ack_timer = AckTimer::kBooked;
+  const uint32_t qpn = q.qpn, epoch = q.epoch;
+  env_.sim.eq.at(q.sq.ack_deadline, [this, qpn, epoch] {
+    QpCtx* qq = t_.qp(qpn);
+    if (!qq || qq->epoch != epoch) return;
+    QpCtx& q2 = *qq;
+    q2.sq.ack_timer = AckTimer::kOff;
+    if (q2.state != dev::QpState::RTS || q2.sq.ack_deadline == 0) return;
+    if (now() < q2.sq.ack_deadline) return arm_ack_timer(q2);  // progress moved it on
+    ack_timed_out(q2);
+  });
+}
+
+void Requester::ack_timed_out(QpCtx& q) {
+  ++timeouts_;
+  q.sq.ack_deadline = 0;
+  RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} local ACK timeout at psn {} ({} retries left)",
+         q.qpn, q.sq.unacked_psn, q.sq.retry_left);
+  if (q.sq.retry_left == 0) return fail_head(q, WcStatus::RETRY_EXC_ERR, 0);
+  --q.sq.retry_left;
+  restart_at(q, q.sq.unacked_psn);
+}
+
+void Requester::restart_at(QpCtx& q, uint32_t psn) {
+  // The outstanding WQE that holds `psn`.
+  const uint32_t osize = static_cast<uint32_t>(q.sq.outstanding.size());
+  uint32_t k = q.sq.out_head;
+  while (k != q.sq.out_tail && w::psn_cmp(q.sq.outstanding[k % osize].last_psn, psn) < 0) ++k;
+  if (k == q.sq.out_tail) return;  // nothing started holds it: nothing to send again
+  const Outstanding& e = q.sq.outstanding[k % osize];
+  q.sq.out_tail = k;  // the WQEs from this one on start again
+  q.sq.next = q.sq.fetched = e.idx;
+  ++q.sq.fetch_gen;  // the cache refills from host memory; a fetch on its way is stale
+  q.sq.phase = SqPhase::kRestart;
+  q.sq.resume_first_psn = e.first_psn;
+  q.sq.resume_psn = psn;
+  q.sq.psn = psn;
+  q.sq.since_ackreq = 0;
+  maybe_fetch(q);
+  schedule(q);
 }
 
 void Requester::on_response(QpCtx& q, const w::TransportHeader& h) {
@@ -496,6 +629,8 @@ void Requester::reset(QpCtx& q) {
   q.sq.fetch = WqeFetch::kIdle;
   q.sq.phase = SqPhase::kIdle;
   q.sq.wait = SqWait::kNone;
+  q.sq.high_started = 0;
+  q.sq.ack_deadline = 0;
   q.sq.out_head = q.sq.out_tail = 0;
   q.sq.since_ackreq = 0;
 }

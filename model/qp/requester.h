@@ -47,6 +47,15 @@ class Requester : public TxPort::Source {
   bool start_wqe(QpCtx& q);
   void send_one(QpCtx& q);
   void on_translation_ready();
+  void complete_acked(QpCtx& q, uint32_t psn, bool inclusive, Tick when);
+  // Completes the oldest outstanding WQE with st (or its own local error) and errs the QP.
+  void fail_head(QpCtx& q, dev::WcStatus st, uint8_t vendor_err);
+  // Goes back (or forward, past what was acknowledged) to send from `psn` on: the WQE holding it
+  // is fetched again and restarted at that PSN's offset; the WQEs after it start again.
+  void restart_at(QpCtx& q, uint32_t psn);
+  static Tick ack_timeout(const QpCtx& q);
+  void arm_ack_timer(QpCtx& q);
+  void ack_timed_out(QpCtx& q);
   void retire(QpCtx& q);
   void local_error(QpCtx& q, dev::WcStatus st, uint8_t vendor_err);
   void complete(QpCtx& q, const Outstanding& e, dev::WcStatus st, uint8_t vendor_err, Tick when);
@@ -79,6 +88,10 @@ class Requester : public TxPort::Source {
   uint64_t& flushed_;
   uint64_t& stalls_window_;
   uint64_t& stalls_xlate_;
+  uint64_t& retransmitted_;
+  uint64_t& seq_retries_;
+  uint64_t& rnr_retries_;
+  uint64_t& timeouts_;
 };
 
 }  // namespace rn::qp

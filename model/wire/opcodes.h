@@ -255,6 +255,17 @@ constexpr bool aeth_is_ack(uint8_t s) { return aeth_type(s) == AethType::Ack; }
 constexpr bool aeth_is_rnr_nak(uint8_t s) { return aeth_type(s) == AethType::RnrNak; }
 constexpr bool aeth_is_nak(uint8_t s) { return aeth_type(s) == AethType::Nak; }
 
+// The RNR NAK timer of a 5-bit code (IBA table "RNR NAK timer field encodings"), in nanoseconds:
+// how long a requester waits before it sends the refused request again. Code 0 is the longest.
+constexpr uint64_t rnr_timer_ns(uint8_t code) {
+  constexpr uint32_t tens_of_ns[32] = {
+      65536000, 1000,    2000,    3000,     4000,     6000,     8000,     12000,
+      16000,    24000,   32000,   48000,    64000,    96000,    128000,   192000,
+      256000,   384000,  512000,  768000,   1024000,  1536000,  2048000,  3072000,
+      4096000,  6144000, 8192000, 12288000, 16384000, 24576000, 32768000, 49152000};
+  return uint64_t(tens_of_ns[code & 0x1F]) * 10;
+}
+
 // AETH MSN is 24 bits.
 inline constexpr uint32_t kMsnMask = 0xFFFFFF;
 

@@ -49,6 +49,9 @@ struct Bench {
   Peer a, b;
   std::vector<std::string> failures;  // collected inside the simulation, asserted after it
   std::string out;                    // where the run writes stats.json and wire.pcap ("": none)
+  // The attributes connect() gives both QPs besides state, address, QPN and PSNs: change before
+  // setup() (timeout, retry_cnt, rnr_retry, min_rnr_timer, path_mtu ...).
+  drv::QpAttr attr;
 
   explicit Bench(std::vector<std::string> sets = {}, std::string out_dir = "")
       : out(std::move(out_dir)) {
@@ -101,7 +104,7 @@ struct Bench {
     return true;
   }
   bool connect(Peer& me, Peer& peer, uint32_t access) {
-    drv::QpAttr at;
+    drv::QpAttr at = attr;
     at.qp_state = dev::QpState::INIT;
     at.qp_access_flags = access;
     using A = dev::QpAttr;

@@ -208,8 +208,37 @@ TEST_CASE("A SEND longer than the receive buffer: REM_INV_REQ_ERR and LOC_LEN_ER
   t.report();
 }
 
-TEST_CASE("A SEND with no receive posted gets an RNR NAK", "[error]") {
+TEST_CASE("A SEND with no receive posted is retried after the RNR timer until one is posted",
+          "[rnr]") {
   Bench t;
+  t.attr.min_rnr_timer = 1;  // the responder asks for 10 us
+  t.run([&] {
+    if (!t.setup()) return;
+    t.fill(t.a, 0, 100, 3);
+    t.post(t.a, WrOpcode::SEND, 1, 0, 100, drv::kSendSignaled);
+    t.b.h->cpu(45 * kUs);  // about four RNR NAKs, 10 us apart
+    drv::Wc wc;
+    t.expect(t.a.d->poll_cq(t.a.scq, 1, &wc) == 0, "the SEND completed with no receive posted");
+    t.recv(t.b, 7, 1000, 4096);
+    auto r = t.poll(t.b, t.b.rcq, 1);
+    auto s = t.poll(t.a, t.a.scq, 1);
+    t.expect(s.size() == 1 && s[0].status == WcStatus::SUCCESS,
+             s.empty() ? "no CQE" : wc_str(s[0]));
+    t.expect(r.size() == 1 && r[0].wr_id == 7 && r[0].byte_len == 100,
+             r.empty() ? "no receive CQE" : wc_str(r[0]));
+    t.expect(t.same(t.a, 0, t.b, 1000, 100), "SEND data");
+  });
+  t.report();
+  auto st = t.sys->sim().stats.to_json();
+  CHECK(st["host1.nic.resp"]["rnr_naks"]["value"] >= 3);
+  CHECK(st["host1.nic.resp"]["rnr_naks"]["value"] <= 6);
+  CHECK(st["host0.nic.req"]["rnr_retries"]["value"] == st["host1.nic.resp"]["rnr_naks"]["value"]);
+}
+
+TEST_CASE("RNR retries run out: RNR_RETRY_EXC_ERR after rnr_retry retries", "[rnr]") {
+  Bench t;
+  t.attr.min_rnr_timer = 1;
+  t.attr.rnr_retry = 2;
   t.run([&] {
     if (!t.setup()) return;
     t.post(t.a, WrOpcode::SEND, 1, 0, 100, drv::kSendSignaled);
@@ -220,7 +249,8 @@ TEST_CASE("A SEND with no receive posted gets an RNR NAK", "[error]") {
   });
   t.report();
   auto st = t.sys->sim().stats.to_json();
-  CHECK(st["host1.nic.resp"]["rnr_naks"]["value"] == 1);
+  CHECK(st["host1.nic.resp"]["rnr_naks"]["value"] == 3);  // the first try and two retries
+  CHECK(st["host0.nic.req"]["rnr_retries"]["value"] == 2);
 }
 
 TEST_CASE("Refused register writes and doorbells set ERR_CODE and change nothing", "[registers]") {
