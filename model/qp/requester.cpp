@@ -184,26 +184,25 @@ void Requester::prefetch_upcoming() const {
   }
 }
 
+Outstanding* Requester::entry(QpCtx& q, uint32_t idx) {
+  // Entries are kept for every started WQE not yet complete, in index order.
+  if (q.sq.out_head == q.sq.out_tail) return nullptr;
+  const uint32_t osize = static_cast<uint32_t>(q.sq.outstanding.size());
+  const uint32_t d = idx - q.sq.outstanding[q.sq.out_head % osize].idx;
+  if (d >= q.sq.out_tail - q.sq.out_head) return nullptr;
+  return &q.sq.outstanding[(q.sq.out_head + d) % osize];
+}
+
 bool Requester::start_wqe(QpCtx& q) {
   const SendWqeCache& c = q.sq.cache[q.sq.next % q.sq.cache.size()];
   const bool restart = q.sq.phase == SqPhase::kRestart;
   q.sq.cur_idx = q.sq.next;
   ++q.sq.next;
-  if (static_cast<int32_t>(q.sq.cur_idx - q.sq.high_started) >= 0) {
-    ++wqes_started_;
-    q.sq.high_started = q.sq.cur_idx + 1;
-  }
   maybe_fetch(q);
   const auto& h = c.hdr;
-  Outstanding e{};
-  e.idx = q.sq.cur_idx;
-  e.wr_id = h.wr_id;
-  e.signaled = q.sig_all || (h.flags & static_cast<uint8_t>(dev::WqeFlags::SIGNALED));
-  e.status = WcStatus::SUCCESS;
   auto op = static_cast<WrOpcode>(h.opcode);
-  bool is_write = op == WrOpcode::RDMA_WRITE || op == WrOpcode::RDMA_WRITE_WITH_IMM;
-  bool is_send = op == WrOpcode::SEND || op == WrOpcode::SEND_WITH_IMM;
-  e.wc_opcode = static_cast<uint8_t>(is_write ? dev::WcOpcode::RDMA_WRITE : dev::WcOpcode::SEND);
+  const bool is_write = op == WrOpcode::RDMA_WRITE || op == WrOpcode::RDMA_WRITE_WITH_IMM;
+  const bool is_send = op == WrOpcode::SEND || op == WrOpcode::SEND_WITH_IMM;
   uint64_t total = 0;
   WcStatus err = WcStatus::SUCCESS;
   uint8_t verr = 0;
@@ -220,23 +219,41 @@ bool Requester::start_wqe(QpCtx& q) {
       verr = 3;
     }
   }
-  e.byte_len = static_cast<uint32_t>(std::min<uint64_t>(total, 0xFFFFFFFFu));
-  e.first_psn = restart ? q.sq.resume_first_psn : q.sq.psn;
-  if (err != WcStatus::SUCCESS) {
-    e.status = err;
-    e.vendor_err = verr;
-    e.last_psn = w::psn_add(e.first_psn, 0xFFFFFF);  // consumes no PSN
-    q.sq.outstanding[q.sq.out_tail++ % q.sq.outstanding.size()] = e;
-    ++local_errors_;
-    RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} WQE {} refused: {} (vendor_err {})", q.qpn,
-           q.sq.cur_idx, dev::to_string(err), verr);
-    q.sq.phase = SqPhase::kStopped;
-    retire(q);
-    return false;
+  const uint32_t npkts = total == 0 ? 1 : static_cast<uint32_t>((total + q.mtu - 1) / q.mtu);
+  Outstanding* e = nullptr;
+  if (static_cast<int32_t>(q.sq.cur_idx - q.sq.high_started) < 0) {
+    // Started before (the queue went back): its entry is still outstanding.
+    e = entry(q, q.sq.cur_idx);
+    if (!e || e->status != WcStatus::SUCCESS || err != WcStatus::SUCCESS) {
+      q.sq.phase = SqPhase::kStopped;
+      retire(q);
+      return false;
+    }
+  } else {
+    ++wqes_started_;
+    q.sq.high_started = q.sq.cur_idx + 1;
+    e = &q.sq.outstanding[q.sq.out_tail++ % q.sq.outstanding.size()];
+    *e = Outstanding{};
+    e->idx = q.sq.cur_idx;
+    e->wr_id = h.wr_id;
+    e->signaled = q.sig_all || (h.flags & static_cast<uint8_t>(dev::WqeFlags::SIGNALED));
+    e->status = WcStatus::SUCCESS;
+    e->wc_opcode = static_cast<uint8_t>(is_write ? dev::WcOpcode::RDMA_WRITE : dev::WcOpcode::SEND);
+    e->byte_len = static_cast<uint32_t>(std::min<uint64_t>(total, 0xFFFFFFFFu));
+    e->first_psn = q.sq.psn;
+    if (err != WcStatus::SUCCESS) {
+      e->status = err;
+      e->vendor_err = verr;
+      e->last_psn = w::psn_add(e->first_psn, 0xFFFFFF);  // consumes no PSN
+      ++local_errors_;
+      RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} WQE {} refused: {} (vendor_err {})", q.qpn,
+             q.sq.cur_idx, dev::to_string(err), verr);
+      q.sq.phase = SqPhase::kStopped;
+      retire(q);
+      return false;
+    }
+    e->last_psn = w::psn_add(e->first_psn, npkts - 1);
   }
-  uint32_t npkts = total == 0 ? 1 : static_cast<uint32_t>((total + q.mtu - 1) / q.mtu);
-  e.last_psn = w::psn_add(e.first_psn, npkts - 1);
-  q.sq.outstanding[q.sq.out_tail++ % q.sq.outstanding.size()] = e;
   // Copy the WQE out of the prefetch cache, which refills behind it.
   std::memcpy(&q.sq.cur.hdr, &h, sizeof h);
   std::memcpy(q.sq.cur.sge, c.sge, h.num_sge * sizeof(dev::Sge));
@@ -245,8 +262,10 @@ bool Requester::start_wqe(QpCtx& q) {
   q.sq.cur_off = 0;
   q.sq.cur_sge = 0;
   q.sq.cur_sge_off = 0;
+  q.sq.psn = e->first_psn;
   if (restart) {  // going back into the middle of this WQE: skip what was acknowledged
-    q.sq.cur_off = static_cast<uint32_t>(w::psn_diff(q.sq.resume_psn, e.first_psn)) * q.mtu;
+    q.sq.psn = q.sq.resume_psn;
+    q.sq.cur_off = static_cast<uint32_t>(w::psn_diff(q.sq.resume_psn, e->first_psn)) * q.mtu;
     uint32_t skip = q.sq.cur_off;
     while (skip > 0 && q.sq.cur_sge < h.num_sge) {
       const uint32_t len = q.sq.cur.sge[q.sq.cur_sge].length;
@@ -258,8 +277,9 @@ bool Requester::start_wqe(QpCtx& q) {
       ++q.sq.cur_sge;
     }
   }
-  RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} start WQE {} {} len {} psn {}..{}", q.qpn,
-         q.sq.cur_idx, dev::to_string(op), total, q.sq.psn, e.last_psn);
+  RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} {} WQE {} {} len {} psn {}..{}", q.qpn,
+         restart ? "restart" : "start", q.sq.cur_idx, dev::to_string(op), total, q.sq.psn,
+         e->last_psn);
   return true;
 }
 
@@ -541,18 +561,25 @@ void Requester::ack_timed_out(QpCtx& q) {
 }
 
 void Requester::restart_at(QpCtx& q, uint32_t psn) {
-  // The outstanding WQE that holds `psn`.
+  // The outstanding WQE that holds `psn`: it starts again there, and the WQEs after it follow
+  // (their entries stay: they are not started twice). If every started WQE is acknowledged below
+  // `psn`, the queue goes on with the first WQE never started.
   const uint32_t osize = static_cast<uint32_t>(q.sq.outstanding.size());
   uint32_t k = q.sq.out_head;
   while (k != q.sq.out_tail && w::psn_cmp(q.sq.outstanding[k % osize].last_psn, psn) < 0) ++k;
-  if (k == q.sq.out_tail) return;  // nothing started holds it: nothing to send again
-  const Outstanding& e = q.sq.outstanding[k % osize];
-  q.sq.out_tail = k;  // the WQEs from this one on start again
-  q.sq.next = q.sq.fetched = e.idx;
-  ++q.sq.fetch_gen;  // the cache refills from host memory; a fetch on its way is stale
-  q.sq.phase = SqPhase::kRestart;
-  q.sq.resume_first_psn = e.first_psn;
-  q.sq.resume_psn = psn;
+  const bool within = k != q.sq.out_tail;
+  const uint32_t idx = within ? q.sq.outstanding[k % osize].idx : q.sq.high_started;
+  if (q.sq.next != idx || q.sq.phase == SqPhase::kInMessage) {
+    q.sq.next = q.sq.fetched = idx;
+    ++q.sq.fetch_gen;  // the cache refills from host memory; a fetch on its way is stale
+  }
+  if (within) {
+    q.sq.phase = SqPhase::kRestart;
+    q.sq.resume_first_psn = q.sq.outstanding[k % osize].first_psn;
+    q.sq.resume_psn = psn;
+  } else if (q.sq.phase != SqPhase::kStopped) {
+    q.sq.phase = SqPhase::kIdle;
+  }
   q.sq.psn = psn;
   q.sq.since_ackreq = 0;
   maybe_fetch(q);
@@ -566,11 +593,12 @@ void Requester::on_response(QpCtx& q, const w::TransportHeader& h) {
 }
 
 void Requester::local_error(QpCtx& q, WcStatus st, uint8_t vendor_err) {
-  // The current WQE's entry is the newest outstanding one: mark it failed. Packets of it already
-  // sent are acknowledged normally first; the failure is reported when it reaches the head.
-  Outstanding& e = q.sq.outstanding[(q.sq.out_tail - 1) % q.sq.outstanding.size()];
-  e.status = st;
-  e.vendor_err = vendor_err;
+  // Mark the current WQE's entry failed. Packets of it already sent are acknowledged normally
+  // first; the failure is reported when it reaches the head.
+  if (Outstanding* e = entry(q, q.sq.cur_idx)) {
+    e->status = st;
+    e->vendor_err = vendor_err;
+  }
   q.sq.phase = SqPhase::kStopped;
   ++local_errors_;
   retire(q);

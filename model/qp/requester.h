@@ -47,6 +47,8 @@ class Requester : public TxPort::Source {
   bool start_wqe(QpCtx& q);
   void send_one(QpCtx& q);
   void on_translation_ready();
+  // The outstanding entry of WQE idx (null if it is not outstanding).
+  static Outstanding* entry(QpCtx& q, uint32_t idx);
   void complete_acked(QpCtx& q, uint32_t psn, bool inclusive, Tick when);
   // Completes the oldest outstanding WQE with st (or its own local error) and errs the QP.
   void fail_head(QpCtx& q, dev::WcStatus st, uint8_t vendor_err);
