@@ -475,7 +475,7 @@ enum class WrOpcode : uint32_t {
   RDMA_WRITE_WITH_IMM = 1,  // RDMA WRITE with immediate
   SEND = 2,                 // SEND
   SEND_WITH_IMM = 3,        // SEND with immediate
-  RDMA_READ = 4,            // not yet supported: completes with LOC_QP_OP_ERR
+  RDMA_READ = 4,  // RDMA READ: remote_addr/rkey name the remote buffer, the SGEs the local one
 };
 const char* to_string(WrOpcode v);
 

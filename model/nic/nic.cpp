@@ -8,7 +8,7 @@ Nic::Nic(Sim& sim, const std::string& name, const NicConfig& cfg, pcie::DmaPort&
   comp_ = std::make_unique<qp::Completion>(env_, table_, dma);
   port_ = std::make_unique<qp::TxPort>(env_, pool, framing_);
   rxbuf_ = std::make_unique<qp::RxBuffer>(env_);
-  req_ = std::make_unique<qp::Requester>(env_, table_, dma, *port_, *comp_);
+  req_ = std::make_unique<qp::Requester>(env_, table_, dma, *port_, *comp_, *rxbuf_, pool);
   resp_ = std::make_unique<qp::Responder>(env_, table_, dma, *port_, *comp_, *rxbuf_, pool);
   demux_ = std::make_unique<qp::RxDemux>(env_, table_, framing_, pool, *rxbuf_, *req_, *resp_);
   use_translation(mrs_);

@@ -87,6 +87,9 @@ void unpack_wqes(const uint8_t* buf, uint32_t n, uint8_t shift, Ring& ring, uint
 struct Outstanding {
   uint32_t idx;  // free-running WQE index
   uint32_t first_psn, last_psn;
+  bool read;       // an RDMA READ: complete when its last response has landed, not by an ACK
+  bool read_done;  // ... and it has: its data is in memory at done_at
+  Tick done_at;
   uint64_t wr_id;
   uint32_t byte_len;
   uint8_t wc_opcode;
@@ -121,6 +124,16 @@ enum class SqPhase : uint8_t {
 // The local ACK timer of a send queue: no calendar event booked, or one booked (for
 // ack_deadline or earlier: it books itself again if the deadline moved on meanwhile).
 enum class AckTimer : uint8_t { kOff, kBooked };
+
+// An RDMA READ the requester waits for responses to (a ring of max_rd_atomic per QP).
+struct ReadCtx {
+  uint32_t idx;  // the WQE
+  uint32_t first_psn, last_psn;
+  uint32_t next_psn;  // the response expected next
+  uint32_t len, off;  // bytes asked for, bytes placed
+  uint32_t num_sge;
+  dev::Sge sge[dev::kMaxSendSge];  // where the data goes
+};
 
 // What a send queue waits for before it may send again (besides ACKs opening its PSN window).
 enum class SqWait : uint8_t {
@@ -159,6 +172,8 @@ struct SendQueue {
   Tick ack_deadline = 0;                 // the local ACK timeout expires (0: nothing to time)
   uint32_t since_ackreq = 0;             // packets sent since the last AckReq
   std::vector<Outstanding> outstanding;  // ring of the queue's size
+  std::vector<ReadCtx> reads;            // READs waiting for responses: ring of max_rd_atomic
+  uint32_t rd_head = 0, rd_tail = 0;     // free-running
   uint32_t out_head = 0, out_tail = 0;   // free-running
 };
 

@@ -96,6 +96,7 @@ CmdResult QpEngine::create(const dev::CreateQpIn& a, uint32_t* qpn_out) {
   q->sq.cache.resize(sp);
   q->rq.cache.resize(rp);
   q->sq.outstanding.resize(q->sq_size());
+  q->sq.reads.resize(1);
   t_.qps[qpn] = std::move(q);
   t_.cqs[a.send_cqn].users++;
   t_.cqs[a.recv_cqn].users++;
@@ -218,7 +219,10 @@ CmdResult QpEngine::modify(const dev::ModifyQpIn& a) {
   if (attrs & bit(QpAttr::RETRY_CNT)) q.retry_cnt = q.sq.retry_left = a.retry_cnt;
   if (attrs & bit(QpAttr::RNR_RETRY)) q.rnr_retry = q.sq.rnr_left = a.rnr_retry;
   if (attrs & bit(QpAttr::MIN_RNR_TIMER)) q.min_rnr_timer = a.min_rnr_timer;
-  if (attrs & bit(QpAttr::MAX_QP_RD_ATOMIC)) q.max_rd_atomic = a.max_rd_atomic;
+  if (attrs & bit(QpAttr::MAX_QP_RD_ATOMIC)) {
+    q.max_rd_atomic = a.max_rd_atomic;
+    if (q.sq.rd_head == q.sq.rd_tail) q.sq.reads.resize(std::max<uint8_t>(1, a.max_rd_atomic));
+  }
   if (attrs & bit(QpAttr::MAX_DEST_RD_ATOMIC)) q.max_dest_rd_atomic = a.max_dest_rd_atomic;
   if (attrs & kAv) {
     q.dest_ipv4 = a.dest_ipv4;

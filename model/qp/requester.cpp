@@ -20,17 +20,34 @@ static_assert(sizeof(xlate::Segment) == sizeof(pcie::SgEntry) &&
 static_assert(xlate::SegList::kMax <= pcie::DmaPort::kMaxSg,
               "every segment of a packet fits in one DMA request");
 
+dev::WcOpcode wc_opcode_of(uint8_t wr_opcode) {
+  switch (static_cast<WrOpcode>(wr_opcode)) {
+    case WrOpcode::RDMA_WRITE:
+    case WrOpcode::RDMA_WRITE_WITH_IMM:
+      return dev::WcOpcode::RDMA_WRITE;
+    case WrOpcode::RDMA_READ:
+      return dev::WcOpcode::RDMA_READ;
+    default:
+      return dev::WcOpcode::SEND;
+  }
+}
+
+uint32_t packets_for(uint64_t len, uint32_t mtu) {
+  return len == 0 ? 1 : static_cast<uint32_t>((len + mtu - 1) / mtu);
+}
 }  // namespace
 
 uint32_t mtu_bytes(uint8_t code) { return (code >= 1 && code <= 5) ? (128u << code) : 0; }
 
 Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& port,
-                     Completion& comp)
+                     Completion& comp, RxBuffer& rxbuf, net::FramePool& pool)
     : env_(env),
       t_(t),
       dma_(dma),
       port_(port),
       comp_(comp),
+      rxbuf_(rxbuf),
+      pool_(pool),
       stats_(env.sim.stats, env.name + ".req",
              "RC requester: scheduler, WQE fetch, packet generation, ACKs"),
       packets_(stats_.counter("packets", "count", "request packets sent")),
@@ -56,7 +73,14 @@ Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
                                   "PSN sequence NAKs answered by going back (go-back-N)")),
       rnr_retries_(
           stats_.counter("rnr_retries", "count", "RNR NAKs answered by waiting and retrying")),
-      timeouts_(stats_.counter("timeouts", "count", "local ACK timeouts")) {
+      timeouts_(stats_.counter("timeouts", "count", "local ACK timeouts")),
+      read_requests_(stats_.counter("read_requests", "count", "RDMA READ requests sent")),
+      read_responses_(stats_.counter("read_responses", "count", "READ response packets placed")),
+      duplicate_responses_(
+          stats_.counter("duplicate_responses", "count", "READ responses already had, discarded")),
+      implied_naks_(stats_.counter(
+          "implied_naks", "count",
+          "READ responses found missing (a later response or ACK came first): asked again")) {
   ready_.assign(env.params.max_qps + 2, 0);
   port_.add_source(this);
 }
@@ -66,7 +90,8 @@ Requester::~Requester() { env_.sim.stats.remove(&stats_); }
 bool Requester::can_send(const QpCtx& q) const {
   if (q.state != dev::QpState::RTS || q.sq.phase == SqPhase::kStopped || q.sq.wait != SqWait::kNone)
     return false;
-  if (q.sq.phase != SqPhase::kInMessage && q.sq.next == q.sq.fetched) return false;
+  if (q.sq.phase != SqPhase::kInMessage && (q.sq.next == q.sq.fetched || read_blocked(q)))
+    return false;
   return static_cast<uint32_t>(w::psn_diff(q.sq.psn, q.sq.unacked_psn)) <
          env_.params.max_unacked_psn;
 }
@@ -203,11 +228,12 @@ bool Requester::start_wqe(QpCtx& q) {
   auto op = static_cast<WrOpcode>(h.opcode);
   const bool is_write = op == WrOpcode::RDMA_WRITE || op == WrOpcode::RDMA_WRITE_WITH_IMM;
   const bool is_send = op == WrOpcode::SEND || op == WrOpcode::SEND_WITH_IMM;
+  const bool is_read = op == WrOpcode::RDMA_READ;
   uint64_t total = 0;
   WcStatus err = WcStatus::SUCCESS;
   uint8_t verr = 0;
-  if (!is_write && !is_send) {
-    err = WcStatus::LOC_QP_OP_ERR;  // READ and atomics are not modelled yet; unknown opcodes
+  if (!is_write && !is_send && !is_read) {
+    err = WcStatus::LOC_QP_OP_ERR;  // atomics are not modelled yet; unknown opcodes
     verr = 1;
   } else if (h.num_sge > dev::max_send_sge(q.sq_shift)) {
     err = WcStatus::LOC_QP_OP_ERR;
@@ -219,7 +245,7 @@ bool Requester::start_wqe(QpCtx& q) {
       verr = 3;
     }
   }
-  const uint32_t npkts = total == 0 ? 1 : static_cast<uint32_t>((total + q.mtu - 1) / q.mtu);
+  const uint32_t npkts = packets_for(total, q.mtu);
   Outstanding* e = nullptr;
   if (static_cast<int32_t>(q.sq.cur_idx - q.sq.high_started) < 0) {
     // Started before (the queue went back): its entry is still outstanding.
@@ -238,7 +264,8 @@ bool Requester::start_wqe(QpCtx& q) {
     e->wr_id = h.wr_id;
     e->signaled = q.sig_all || (h.flags & static_cast<uint8_t>(dev::WqeFlags::SIGNALED));
     e->status = WcStatus::SUCCESS;
-    e->wc_opcode = static_cast<uint8_t>(is_write ? dev::WcOpcode::RDMA_WRITE : dev::WcOpcode::SEND);
+    e->wc_opcode = static_cast<uint8_t>(wc_opcode_of(h.opcode));
+    e->read = is_read;
     e->byte_len = static_cast<uint32_t>(std::min<uint64_t>(total, 0xFFFFFFFFu));
     e->first_psn = q.sq.psn;
     if (err != WcStatus::SUCCESS) {
@@ -253,6 +280,16 @@ bool Requester::start_wqe(QpCtx& q) {
       return false;
     }
     e->last_psn = w::psn_add(e->first_psn, npkts - 1);
+    if (is_read) {  // a slot of max_rd_atomic (can_send saw one free) keeps where the data goes
+      ReadCtx& r = q.sq.reads[q.sq.rd_tail++ % q.sq.reads.size()];
+      r.idx = e->idx;
+      r.first_psn = r.next_psn = e->first_psn;
+      r.last_psn = e->last_psn;
+      r.len = static_cast<uint32_t>(total);
+      r.off = 0;
+      r.num_sge = h.num_sge;
+      std::memcpy(r.sge, c.sge, h.num_sge * sizeof(dev::Sge));
+    }
   }
   // Copy the WQE out of the prefetch cache, which refills behind it.
   std::memcpy(&q.sq.cur.hdr, &h, sizeof h);
@@ -286,6 +323,7 @@ bool Requester::start_wqe(QpCtx& q) {
 void Requester::send_one(QpCtx& q) {
   if (q.sq.phase != SqPhase::kInMessage && !start_wqe(q)) return;
   const auto& h = q.sq.cur.hdr;
+  if (h.opcode == static_cast<uint8_t>(WrOpcode::RDMA_READ)) return send_read_request(q);
   const uint32_t off = q.sq.cur_off;
   const uint32_t plen = std::min(q.mtu, q.sq.cur_len - off);
   const bool first = off == 0;
@@ -420,7 +458,8 @@ void Requester::complete_acked(QpCtx& q, uint32_t psn, bool inclusive, Tick when
     Outstanding& e = q.sq.outstanding[q.sq.out_head % osize];
     const int32_t d = w::psn_cmp(e.last_psn, psn);
     if (e.status != WcStatus::SUCCESS || d > 0 || (d == 0 && !inclusive)) break;
-    complete(q, e, WcStatus::SUCCESS, 0, when);
+    if (e.read && !e.read_done) break;  // a READ completes with its last response
+    complete(q, e, WcStatus::SUCCESS, 0, e.read ? std::max(when, e.done_at) : when);
     ++wqes_completed_;
     ++q.sq.out_head;
     ++q.sq.done;
@@ -442,6 +481,16 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
     ++acks_;
     complete_acked(q, psn, true, when);
     q.sq.unacked_psn = w::psn_add(psn, 1);
+    if (q.sq.rd_head != q.sq.rd_tail) {
+      // A READ still waits for responses: nothing from it on is acknowledged. An ACK beyond it
+      // means its responses were lost (implied NAK): ask for the rest again.
+      const ReadCtx& r = q.sq.reads[q.sq.rd_head % q.sq.reads.size()];
+      if (w::psn_cmp(q.sq.unacked_psn, r.next_psn) > 0) q.sq.unacked_psn = r.next_psn;
+      if (w::psn_cmp(psn, r.last_psn) >= 0 && q.state == dev::QpState::RTS) {
+        ++implied_naks_;
+        return go_back_for_read(q, r);
+      }
+    }
     q.sq.retry_left = q.retry_cnt;  // progress
     q.sq.rnr_left = q.rnr_retry;
     q.sq.ack_deadline = q.sq.unacked_psn == q.sq.max_psn ? 0 : now() + ack_timeout(q);
@@ -586,6 +635,148 @@ void Requester::restart_at(QpCtx& q, uint32_t psn) {
   schedule(q);
 }
 
+bool Requester::read_blocked(const QpCtx& q) const {
+  // The next WQE is a READ started for the first time, and max_rd_atomic READs are outstanding.
+  const SendWqeCache& c = q.sq.cache[q.sq.next % q.sq.cache.size()];
+  return c.hdr.opcode == static_cast<uint8_t>(WrOpcode::RDMA_READ) &&
+         static_cast<int32_t>(q.sq.next - q.sq.high_started) >= 0 &&
+         q.sq.rd_tail - q.sq.rd_head >= q.sq.reads.size();
+}
+
+void Requester::send_read_request(QpCtx& q) {
+  // One request for the rest of the READ (all of it, or from where its responses stopped); it
+  // takes a PSN for each response packet it asks for.
+  const auto& h = q.sq.cur.hdr;
+  const uint32_t off = q.sq.cur_off;
+  w::TransportHeader th{};
+  th.opcode = w::to_u8(w::Opcode::RC_RDMA_READ_REQUEST);
+  th.pkey = 0xFFFF;
+  th.dest_qp = q.dest_qpn;
+  th.psn = q.sq.psn;
+  th.ack_req = true;
+  th.reth_va = h.remote_addr + off;
+  th.reth_rkey = h.rkey;
+  th.reth_len = q.sq.cur_len - off;
+  net::Frame* f = port_.new_frame();
+  const size_t hl = w::encode_transport_header(th, f->data + port_.headroom());
+  port_.claim(f, static_cast<uint32_t>(hl), q.path, true);
+  ++packets_;
+  ++read_requests_;
+  RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} RDMA_READ_REQUEST psn {} va {:#x} len {}", q.qpn,
+         th.psn, th.reth_va, th.reth_len);
+  const uint32_t n = packets_for(th.reth_len, q.mtu);
+  const uint32_t end = w::psn_add(th.psn, n);
+  if (w::psn_cmp(th.psn, q.sq.max_psn) < 0) ++retransmitted_;
+  if (w::psn_cmp(end, q.sq.max_psn) > 0) q.sq.max_psn = end;
+  q.sq.psn = end;
+  q.sq.since_ackreq = 0;
+  q.sq.cur_off = q.sq.cur_len;
+  q.sq.phase = SqPhase::kIdle;
+  arm_ack_timer(q);
+  port_.drain();
+}
+
+void Requester::on_read_response(QpCtx& q, const RxPacket& p) {
+  const w::TransportHeader& h = p.h;
+  net::Frame* f = p.f;
+  if ((q.state != dev::QpState::RTS && q.state != dev::QpState::SQD) ||
+      q.sq.rd_head == q.sq.rd_tail) {
+    ++ghost_responses_;
+    RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {}: no READ outstanding, discarded",
+           q.qpn, w::op_info(h.opcode).name, h.psn);
+    return pool_.put(f);
+  }
+  ReadCtx& r = q.sq.reads[q.sq.rd_head % q.sq.reads.size()];
+  const int32_t d = w::psn_cmp(h.psn, r.next_psn);
+  if (d < 0) {  // sent again by the responder for a request we sent again: had it already
+    ++duplicate_responses_;
+    return pool_.put(f);
+  }
+  if (d > 0) {  // a response is missing: ask for the rest again (implied NAK)
+    ++implied_naks_;
+    pool_.put(f);
+    return go_back_for_read(q, r);
+  }
+  const w::OpInfo& info = w::op_info(h.opcode);
+  const bool last = w::psn_cmp(h.psn, r.last_psn) == 0;
+  const uint32_t left = r.len - r.off;
+  if (info.is_last() != last || (last ? p.plen != left : p.plen != q.mtu) ||
+      (info.has(w::kExtAeth) && !w::aeth_is_ack(h.aeth_syndrome))) {
+    RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {} len {}: not the response expected",
+           q.qpn, info.name, h.psn, p.plen);
+    pool_.put(f);
+    return fail_head(q, WcStatus::BAD_RESP_ERR, h.opcode);
+  }
+  const Tick when = now() + env_.params.rx_pipeline_latency;
+  // Everything before this response is acknowledged by it.
+  complete_acked(q, h.psn, false, when);
+  Tick landed = when;
+  if (p.plen > 0) {
+    // Scatter [off, off + plen) over the READ's SGEs.
+    xlate::SegList segs;
+    Tick ready = now();
+    uint64_t skip = r.off;
+    uint32_t need = p.plen;
+    for (uint32_t i = 0; i < r.num_sge && need > 0; ++i) {
+      const dev::Sge& sg = r.sge[i];
+      if (skip >= sg.length) {
+        skip -= sg.length;
+        continue;
+      }
+      const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(sg.length - skip, need));
+      Tick at = 0;
+      const xlate::Status st =
+          xl_->lookup(sg.lkey, q.pdn, sg.addr + skip, take,
+                      static_cast<uint32_t>(dev::Access::LOCAL_WRITE), &segs, &at);
+      if (st == xlate::Status::kPending) {  // dropped; asked for again (the stage then knows)
+        ++stalls_xlate_;
+        pool_.put(f);
+        return go_back_for_read(q, r);
+      }
+      if (st != xlate::Status::kOk) {
+        RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} READ into lkey {:#x}: {}", q.qpn,
+               sg.lkey, xlate::to_string(st));
+        pool_.put(f);
+        if (Outstanding* e = entry(q, r.idx)) {
+          e->status = WcStatus::LOC_PROT_ERR;
+          e->vendor_err = static_cast<uint8_t>(st);
+        }
+        ++local_errors_;
+        q.sq.phase = SqPhase::kStopped;
+        return retire(q);
+      }
+      ready = std::max(ready, at);
+      skip = 0;
+      need -= take;
+    }
+    landed = rxbuf_.place(dma_, segs, f, p.payload_off, p.plen, when + (ready - now()), pool_);
+  } else {
+    pool_.put(f);
+  }
+  ++read_responses_;
+  r.off += p.plen;
+  r.next_psn = w::psn_add(r.next_psn, 1);
+  q.sq.unacked_psn = r.next_psn;
+  q.sq.retry_left = q.retry_cnt;  // progress
+  q.sq.rnr_left = q.rnr_retry;
+  q.sq.ack_deadline = q.sq.unacked_psn == q.sq.max_psn ? 0 : now() + ack_timeout(q);
+  if (!last) return;
+  if (Outstanding* e = entry(q, r.idx)) {
+    e->read_done = true;
+    e->done_at = landed;
+  }
+  ++q.sq.rd_head;
+  complete_acked(q, h.psn, true, when);
+  retire(q);
+  schedule(q);  // a READ slot is free
+}
+
+void Requester::go_back_for_read(QpCtx& q, const ReadCtx& r) {
+  if (q.sq.retry_left == 0) return fail_head(q, WcStatus::RETRY_EXC_ERR, 0);
+  --q.sq.retry_left;
+  restart_at(q, r.next_psn);
+}
+
 void Requester::on_response(QpCtx& q, const w::TransportHeader& h) {
   ++ghost_responses_;
   RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {}: nothing outstanding, discarded",
@@ -632,17 +823,22 @@ void Requester::continue_flush(QpCtx& q) {
     ++q.sq.out_head;
     ++q.sq.done;
   }
-  // Cached, never started WQEs.
+  q.sq.rd_head = q.sq.rd_tail;
+  // Cached, never started WQEs (after going back, the cache may hold WQEs started before, whose
+  // entries were flushed above: skip past them).
+  if (static_cast<int32_t>(q.sq.high_started - q.sq.next) > 0) {
+    if (static_cast<int32_t>(q.sq.high_started - q.sq.fetched) > 0) {
+      q.sq.fetched = q.sq.high_started;
+      ++q.sq.fetch_gen;
+    }
+    q.sq.next = q.sq.high_started;
+  }
   while (q.sq.next != q.sq.fetched) {
     const SendWqeCache& c = q.sq.cache[q.sq.next % q.sq.cache.size()];
     Outstanding e{};
     e.idx = q.sq.next;
     e.wr_id = c.hdr.wr_id;
-    auto op = static_cast<WrOpcode>(c.hdr.opcode);
-    e.wc_opcode =
-        static_cast<uint8_t>(op == WrOpcode::RDMA_WRITE || op == WrOpcode::RDMA_WRITE_WITH_IMM
-                                 ? dev::WcOpcode::RDMA_WRITE
-                                 : dev::WcOpcode::SEND);
+    e.wc_opcode = static_cast<uint8_t>(wc_opcode_of(c.hdr.opcode));
     complete(q, e, WcStatus::WR_FLUSH_ERR, 0, when);
     ++flushed_;
     ++q.sq.next;
@@ -659,6 +855,7 @@ void Requester::reset(QpCtx& q) {
   q.sq.wait = SqWait::kNone;
   q.sq.high_started = 0;
   q.sq.ack_deadline = 0;
+  q.sq.rd_head = q.sq.rd_tail = 0;
   q.sq.out_head = q.sq.out_tail = 0;
   q.sq.since_ackreq = 0;
 }

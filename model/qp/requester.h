@@ -8,6 +8,8 @@
 #include "bridge/pcie/pcie_bridge.h"
 #include "model/qp/completion.h"
 #include "model/qp/qp_table.h"
+#include "model/qp/rx_buffer.h"
+#include "model/qp/stages.h"
 #include "model/qp/tx_port.h"
 #include "model/translation/stage.h"
 #include "model/wire/transport.h"
@@ -16,7 +18,8 @@ namespace rn::qp {
 
 class Requester : public TxPort::Source {
  public:
-  Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& port, Completion& comp);
+  Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& port, Completion& comp,
+            RxBuffer& rxbuf, net::FramePool& pool);
   ~Requester() override;
   void bind(QpLife& life) { life_ = &life; }
   // The translation stage (before traffic): lkeys of the payload to send.
@@ -26,8 +29,11 @@ class Requester : public TxPort::Source {
   void sq_doorbell(QpCtx& q, uint32_t new_pi);
   // An ACKNOWLEDGE packet (ACK, NAK or RNR NAK) for this QP.
   void on_ack(QpCtx& q, const wire::TransportHeader& h);
-  // A READ response or ATOMIC ACKNOWLEDGE for this QP. None is ever expected yet (no READ or
-  // atomic is outstanding): each is a ghost response, counted and discarded; the QP carries on.
+  // A READ response for this QP (the requester owns its frame from here): placed in the READ's
+  // buffers. One for no outstanding READ is a ghost, counted and discarded; the QP carries on.
+  void on_read_response(QpCtx& q, const RxPacket& p);
+  // An ATOMIC ACKNOWLEDGE for this QP. None is ever expected yet (atomics are not modelled):
+  // each is a ghost response, counted and discarded; the QP carries on.
   void on_response(QpCtx& q, const wire::TransportHeader& h);
   // The QP entered RTS (or may send again): puts it on the ready list and starts the port.
   void schedule(QpCtx& q);
@@ -47,6 +53,9 @@ class Requester : public TxPort::Source {
   bool start_wqe(QpCtx& q);
   void send_one(QpCtx& q);
   void on_translation_ready();
+  bool read_blocked(const QpCtx& q) const;
+  void send_read_request(QpCtx& q);
+  void go_back_for_read(QpCtx& q, const ReadCtx& r);
   // The outstanding entry of WQE idx (null if it is not outstanding).
   static Outstanding* entry(QpCtx& q, uint32_t idx);
   void complete_acked(QpCtx& q, uint32_t psn, bool inclusive, Tick when);
@@ -71,6 +80,8 @@ class Requester : public TxPort::Source {
   std::vector<uint32_t> xlate_waiters_;  // QPs whose lookup answered kPending
   TxPort& port_;
   Completion& comp_;
+  RxBuffer& rxbuf_;
+  net::FramePool& pool_;
   QpLife* life_ = nullptr;
   std::vector<uint32_t> ready_;  // ring of QPNs
   uint32_t ready_head_ = 0, ready_tail_ = 0;
@@ -94,6 +105,10 @@ class Requester : public TxPort::Source {
   uint64_t& seq_retries_;
   uint64_t& rnr_retries_;
   uint64_t& timeouts_;
+  uint64_t& read_requests_;
+  uint64_t& read_responses_;
+  uint64_t& duplicate_responses_;
+  uint64_t& implied_naks_;
 };
 
 }  // namespace rn::qp

@@ -353,11 +353,7 @@ Responder::Outcome Responder::accept(QpCtx& q, const RxPacket& p, const Placemen
   if (p.plen > 0) {
     // The payload goes to host memory straight from the frame, which returns to the pool once
     // the write has landed.
-    net::Frame* f = p.f;
-    const Tick landed = dma_.dma_write_borrowed(
-        reinterpret_cast<const pcie::SgEntry*>(pl.segs.seg), pl.segs.n, f->data + p.payload_off,
-        place_at, [this, f] { pool_.put(f); }, &f->payload_page);
-    rxbuf_.hold_until(landed, f->len);
+    rxbuf_.place(dma_, pl.segs, p.f, p.payload_off, p.plen, place_at, pool_);
     o = Outcome::kLent;
     placed_bytes_ += p.plen;
   }

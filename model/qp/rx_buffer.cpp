@@ -45,6 +45,16 @@ void RxBuffer::hold_until(Tick until, uint32_t bytes) {
   peak_ = std::max(peak_, held_bytes_);
 }
 
+Tick RxBuffer::place(pcie::DmaPort& dma, const xlate::SegList& segs, net::Frame* f, uint32_t off,
+                     uint32_t len, Tick at, net::FramePool& pool) {
+  (void)len;  // the segments cover exactly the payload
+  const Tick landed = dma.dma_write_borrowed(
+      reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, f->data + off, at,
+      [&pool, f] { pool.put(f); }, &f->payload_page);
+  hold_until(landed, f->len);
+  return landed;
+}
+
 void RxBuffer::hold(uint32_t bytes) {
   held_bytes_ += bytes;
   peak_ = std::max(peak_, held_bytes_);

@@ -5,8 +5,11 @@
 #pragma once
 #include <vector>
 
+#include "bridge/pcie/pcie_bridge.h"
 #include "model/core/stats.h"
+#include "model/net/frame.h"
 #include "model/qp/qp_context.h"
+#include "model/translation/stage.h"
 
 namespace rn::qp {
 
@@ -23,6 +26,11 @@ class RxBuffer {
   void hold(uint32_t bytes);
   void unhold(uint32_t bytes) { held_bytes_ -= bytes; }
   uint64_t held() const { return held_bytes_; }
+  // Writes len payload bytes of received frame f (from f->data + off) to host memory straight
+  // from the frame, over segs, issued at `at`; holds the frame's bytes until the write lands and
+  // gives the frame back to `pool` then. Returns when it lands.
+  Tick place(pcie::DmaPort& dma, const xlate::SegList& segs, net::Frame* f, uint32_t off,
+             uint32_t len, Tick at, net::FramePool& pool);
 
  private:
   struct Held {

@@ -120,6 +120,9 @@ void RxDemux::route(const RxPacket& p) {
       req_.on_ack(*q, p.h);
       return drop(p.f);
     case Kind::ReadResp:
+      ++responses_;
+      req_.on_read_response(*q, p);
+      return;
     case Kind::AtomicAck:
       ++responses_;
       req_.on_response(*q, p.h);
