@@ -198,6 +198,8 @@ struct RespState {
   uint32_t rx_off = 0;       // bytes of the current message received
   uint64_t w_va = 0;         // the current WRITE's RETH
   uint32_t w_rkey = 0, w_len = 0;
+  uint32_t reads_queued =
+      0;  // READs accepted whose responses are not all sent (max_dest_rd_atomic)
 };
 
 struct QpCtx {

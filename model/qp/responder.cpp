@@ -39,10 +39,17 @@ Responder::Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
                                    "request pipeline stalls waiting for the translation stage")),
       rwqe_fetches_(stats_.counter("rwqe_fetches", "count", "DMA reads of receive WQEs")),
       flushed_(stats_.counter("flushed", "count", "receive WQEs completed with WR_FLUSH_ERR")),
-      unsupported_ops_(stats_.counter("unsupported_requests", "count",
-                                      "requests refused with NAK_INV_REQ: READ, atomics, SEND with "
-                                      "invalidate (not modelled)")) {
+      unsupported_ops_(stats_.counter(
+          "unsupported_requests", "count",
+          "requests refused with NAK_INV_REQ: atomics, SEND with invalidate (not modelled)")),
+      read_requests_(stats_.counter("read_requests", "count", "RDMA READ requests executed")),
+      read_dups_(stats_.counter("read_duplicates", "count",
+                                "duplicate READ requests executed again (after a loss)")),
+      read_packets_(stats_.counter("read_responses", "count", "READ response packets sent")),
+      read_bytes_(stats_.counter("read_bytes", "B", "bytes read from host memory for responses")) {
   pending_.reserve(256);
+  replies_.reserve(64);
+  port_.add_source(this);
 }
 
 Responder::~Responder() {
@@ -54,6 +61,10 @@ void Responder::use_translation(xlate::Stage& s) {
   xl_ = &s;
   s.add_waker([this] {
     if (pipe_ == Pipe::kStalled) resume();
+    if (replies_wait_ == ReplyWait::kTranslation) {
+      replies_wait_ = ReplyWait::kNone;
+      port_.kick();
+    }
   });
 }
 
@@ -149,6 +160,17 @@ void Responder::resume() {
 }
 
 void Responder::send_ack(QpCtx& q, uint8_t syndrome, uint32_t psn) {
+  if (reply_head_ < replies_.size()) {  // behind the responses owed: never ahead of them
+    Reply r{};
+    r.kind = Reply::Kind::kAck;
+    r.syndrome = syndrome;
+    r.qpn = q.qpn;
+    r.epoch = q.epoch;
+    r.psn = psn;
+    r.msn = q.rs.msn;
+    replies_.push_back(r);
+    return;
+  }
   net::Frame* f = port_.new_frame();
   w::TransportHeader h{};
   h.opcode = w::to_u8(w::Opcode::RC_ACKNOWLEDGE);
@@ -194,6 +216,10 @@ void Responder::recv_complete(QpCtx& q, WcStatus st, uint32_t byte_len, dev::WcO
 
 Responder::Outcome Responder::check_psn(QpCtx& q, const RxPacket& p) {
   const int32_t d = w::psn_cmp(p.h.psn, q.rs.epsn);
+  if (d < 0 && p.h.opcode == w::to_u8(w::Opcode::RC_RDMA_READ_REQUEST)) {
+    ++duplicates_;
+    return read_request(q, p, true);
+  }
   if (d < 0) {
     ++duplicates_;
     // Duplicates are acknowledged again (cumulatively, with the last PSN received), AckReq or not.
@@ -230,9 +256,14 @@ Responder::Outcome Responder::process(const RxPacket& p) {
   const w::OpInfo& info = w::op_info(h.opcode);
   const bool is_send = info.kind == Kind::Send;
   const bool is_write = info.kind == Kind::Write;
+  if (info.kind == Kind::ReadReq) {
+    if (q.rs.msg != RxMsg::kNone)
+      return fail(q, w::kAethSynNakInvReq, h.psn, "opcode out of sequence");
+    return read_request(q, p, false);
+  }
   if (!is_send && !is_write) {
     ++unsupported_ops_;
-    return fail(q, w::kAethSynNakInvReq, h.psn, "READ and atomic requests are not modelled yet");
+    return fail(q, w::kAethSynNakInvReq, h.psn, "atomic requests are not modelled yet");
   }
   if (info.has(w::kExtIeth)) {
     ++unsupported_ops_;
@@ -385,6 +416,138 @@ Responder::Outcome Responder::accept(QpCtx& q, const RxPacket& p, const Placemen
   return o;
 }
 
+Responder::Outcome Responder::read_request(QpCtx& q, const RxPacket& p, bool duplicate) {
+  const w::TransportHeader& h = p.h;
+  const uint32_t rr = static_cast<uint32_t>(dev::Access::REMOTE_READ);
+  if (!(q.access & rr))
+    return fail(q, w::kAethSynNakInvReq, h.psn, "QP does not allow remote reads");
+  if (h.reth_len > 0x80000000u)
+    return fail(q, w::kAethSynNakInvReq, h.psn, "READ longer than 2 GiB");
+  if (!duplicate && q.rs.reads_queued >= std::max<uint32_t>(1, q.max_dest_rd_atomic))
+    return fail(q, w::kAethSynNakInvReq, h.psn, "more READs outstanding than max_dest_rd_atomic");
+  if (h.reth_len > 0) {
+    Placement pl;
+    const xlate::Status st = lookup(h.reth_rkey, q.pdn, h.reth_va, h.reth_len, rr, pl, false);
+    if (st == xlate::Status::kPending) return Outcome::kWait;
+    if (st != xlate::Status::kOk) {
+      RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} READ rkey {:#x} va {:#x} len {}: {}",
+             q.qpn, h.reth_rkey, h.reth_va, h.reth_len, xlate::to_string(st));
+      return fail(q, w::kAethSynNakRemAccess, h.psn, "rkey check failed");
+    }
+  }
+  const uint32_t n = h.reth_len == 0 ? 1 : (h.reth_len + q.mtu - 1) / q.mtu;
+  if (duplicate) {
+    ++read_dups_;
+  } else {
+    ++read_requests_;
+    ++messages_;
+    q.rs.epsn = w::psn_add(q.rs.epsn, n);
+    q.rs.msn = (q.rs.msn + 1) & 0xFFFFFF;
+    q.rs.nak = SeqNak::kNone;
+  }
+  RN_LOG(env_.sim, LogCat::kRx, env_.name, "qp {} RDMA_READ_REQUEST psn {} len {}{}", q.qpn, h.psn,
+         h.reth_len, duplicate ? " (again)" : "");
+  Reply r{};
+  r.kind = Reply::Kind::kRead;
+  r.qpn = q.qpn;
+  r.epoch = q.epoch;
+  r.psn = h.psn;
+  r.msn = q.rs.msn;
+  r.va = h.reth_va;
+  r.rkey = h.reth_rkey;
+  r.len = h.reth_len;
+  replies_.push_back(r);
+  ++q.rs.reads_queued;
+  port_.kick();
+  return Outcome::kDone;
+}
+
+void Responder::pop_reply() {
+  if (++reply_head_ == replies_.size()) {
+    replies_.clear();  // keeps its capacity: no allocation once warm
+    reply_head_ = 0;
+  }
+}
+
+void Responder::produce() {
+  Reply& r = replies_[reply_head_];
+  QpCtx* qp = t_.qp(r.qpn);
+  if (!qp || qp->epoch != r.epoch) return pop_reply();  // destroyed or reset meanwhile
+  QpCtx& q = *qp;
+  net::Frame* f = port_.new_frame();
+  uint8_t* t = f->data + port_.headroom();
+  w::TransportHeader h{};
+  h.pkey = 0xFFFF;
+  h.dest_qp = q.dest_qpn;
+  h.psn = r.psn;
+  h.aeth_msn = r.msn & 0xFFFFFF;
+  if (r.kind == Reply::Kind::kAck) {
+    h.opcode = w::to_u8(w::Opcode::RC_ACKNOWLEDGE);
+    h.aeth_syndrome = r.syndrome;
+    const size_t tl = w::encode_transport_header(h, t);
+    port_.claim(f, static_cast<uint32_t>(tl), q.path, true);
+    pop_reply();
+    return port_.drain();
+  }
+  if (!q.receives()) {  // the QP failed: its responses are not sent
+    pool_.put(f);
+    --q.rs.reads_queued;
+    return pop_reply();
+  }
+  const uint32_t plen = std::min(q.mtu, r.len - r.off);
+  const bool first = r.off == 0;
+  const bool last = r.off + plen == r.len;
+  xlate::SegList segs;
+  Tick ready = now();
+  if (plen > 0) {
+    const xlate::Status st =
+        xl_->lookup(r.rkey, q.pdn, r.va + r.off, plen,
+                    static_cast<uint32_t>(dev::Access::REMOTE_READ), &segs, &ready);
+    if (st == xlate::Status::kPending) {
+      pool_.put(f);
+      replies_wait_ = ReplyWait::kTranslation;
+      return;
+    }
+    if (st != xlate::Status::kOk) {  // deregistered since the request was checked
+      pool_.put(f);
+      --q.rs.reads_queued;
+      const uint32_t psn = r.psn;
+      pop_reply();
+      ++naks_sent_;
+      send_ack(q, w::kAethSynNakRemAccess, psn);
+      return life_->fail(q);
+    }
+  }
+  using O = w::Opcode;
+  h.opcode = w::to_u8(first && last ? O::RC_RDMA_READ_RESPONSE_ONLY
+                      : first       ? O::RC_RDMA_READ_RESPONSE_FIRST
+                      : last        ? O::RC_RDMA_READ_RESPONSE_LAST
+                                    : O::RC_RDMA_READ_RESPONSE_MIDDLE);
+  h.aeth_syndrome = w::kAethSynAck;
+  h.pad_cnt = w::pad_for(plen);
+  const size_t hl = w::encode_transport_header(h, t);
+  std::memset(t + hl + plen, 0, h.pad_cnt);
+  const uint32_t slot =
+      port_.claim(f, static_cast<uint32_t>(hl + plen + h.pad_cnt), q.path, plen == 0);
+  ++read_packets_;
+  read_bytes_ += plen;
+  RN_LOG(env_.sim, LogCat::kRx, env_.name, "qp {} {} psn {} len {}", q.qpn,
+         w::op_info(h.opcode).name, h.psn, plen);
+  r.off += plen;
+  r.psn = w::psn_add(r.psn, 1);
+  if (last) {
+    --q.rs.reads_queued;
+    pop_reply();
+  }
+  if (plen > 0) {
+    dma_.dma_read(
+        reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, t + hl, ready,
+        [this, slot] { port_.landed(slot); }, &f->payload_page);
+  } else {
+    port_.drain();
+  }
+}
+
 void Responder::flush(QpCtx& q) { continue_flush(q); }
 
 void Responder::continue_flush(QpCtx& q) {
@@ -399,7 +562,7 @@ void Responder::continue_flush(QpCtx& q) {
 void Responder::reset(QpCtx& q) {
   q.rq.pi = q.rq.fetched = q.rq.ci = 0;
   q.rq.fetch = WqeFetch::kIdle;
-  q.rs = RespState{};
+  q.rs = RespState{};  // replies queued for the QP are dropped: its epoch changes
 }
 
 }  // namespace rn::qp

@@ -18,11 +18,11 @@
 
 namespace rn::qp {
 
-class Responder {
+class Responder : public TxPort::Source {
  public:
   Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& port, Completion& comp,
             RxBuffer& rxbuf, net::FramePool& pool);
-  ~Responder();
+  ~Responder() override;
   void bind(QpLife& life) { life_ = &life; }
   // The translation stage (before traffic): rkeys of placed data, lkeys of receive buffers.
   void use_translation(xlate::Stage& s);
@@ -35,6 +35,13 @@ class Responder {
   // The QP went back to RESET.
   void reset(QpCtx& q);
 
+  // TxPort::Source: the next packet of the responses owed (READ responses, and ACKs and NAKs
+  // queued behind them so that they never overtake a response).
+  bool has_work() const override {
+    return reply_head_ < replies_.size() && replies_wait_ == ReplyWait::kNone;
+  }
+  void produce() override;
+
  private:
   // What became of a packet: done (its frame is free), lent to a DMA write (the frame returns to
   // the pool when the write has landed), or stalled (kept, to be processed again) behind a receive
@@ -42,7 +49,22 @@ class Responder {
   enum class Outcome { kDone, kLent, kStall, kWait, kGo };
   // The request pipeline: flowing, or stalled behind a receive WQE fetch.
   enum class Pipe : uint8_t { kFlowing, kStalled };
+  // What the responder owes a requester, in order: a READ's response packets, or an ACK/NAK.
+  struct Reply {
+    enum class Kind : uint8_t { kRead, kAck } kind;
+    uint8_t syndrome;  // kAck
+    uint32_t qpn, epoch;
+    uint32_t psn;  // of the next packet
+    uint32_t msn;
+    uint64_t va;  // kRead: what is left to send
+    uint32_t rkey, len, off;
+  };
+  // The reply queue waits for nothing, or for the translation stage to wake it.
+  enum class ReplyWait : uint8_t { kNone, kTranslation };
+  void pop_reply();
   Outcome process(const RxPacket& p);
+  // An RDMA READ request (duplicate: one already executed, asked again after a loss).
+  Outcome read_request(QpCtx& q, const RxPacket& p, bool duplicate);
   Outcome check_psn(QpCtx& q, const RxPacket& p);
   // Translated placement of a packet's payload: its bus segments, and when they are known.
   struct Placement {
@@ -78,6 +100,9 @@ class Responder {
   Pipe pipe_ = Pipe::kFlowing;
   std::vector<RxPacket> pending_;  // packets waiting behind a stall, in arrival order
   size_t pending_head_ = 0;
+  std::vector<Reply> replies_;  // owed, in order (one queue for the port)
+  size_t reply_head_ = 0;
+  ReplyWait replies_wait_ = ReplyWait::kNone;
 
   stats::Group stats_;
   uint64_t& drop_qp_gone_;
@@ -94,6 +119,10 @@ class Responder {
   uint64_t& rwqe_fetches_;
   uint64_t& flushed_;
   uint64_t& unsupported_ops_;
+  uint64_t& read_requests_;
+  uint64_t& read_dups_;
+  uint64_t& read_packets_;
+  uint64_t& read_bytes_;
 };
 
 }  // namespace rn::qp

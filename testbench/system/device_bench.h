@@ -22,6 +22,7 @@ using dev::WrOpcode;
 
 inline constexpr uint32_t kLW = static_cast<uint32_t>(dev::Access::LOCAL_WRITE);
 inline constexpr uint32_t kRW = static_cast<uint32_t>(dev::Access::REMOTE_WRITE);
+inline constexpr uint32_t kRR = static_cast<uint32_t>(dev::Access::REMOTE_READ);
 
 inline uint32_t mask(std::initializer_list<dev::QpAttr> l) {
   uint32_t v = 0;
