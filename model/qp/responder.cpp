@@ -160,7 +160,7 @@ void Responder::resume() {
 }
 
 void Responder::send_ack(QpCtx& q, uint8_t syndrome, uint32_t psn) {
-  if (reply_head_ < replies_.size()) {  // behind the responses owed: never ahead of them
+  if (reply_head_ < replies_.size() || unsent_ > 0) {  // behind responses owed: never ahead
     Reply r{};
     r.kind = Reply::Kind::kAck;
     r.syndrome = syndrome;
@@ -485,7 +485,8 @@ void Responder::produce() {
     h.opcode = w::to_u8(w::Opcode::RC_ACKNOWLEDGE);
     h.aeth_syndrome = r.syndrome;
     const size_t tl = w::encode_transport_header(h, t);
-    port_.claim(f, static_cast<uint32_t>(tl), q.path, true);
+    port_.claim(f, static_cast<uint32_t>(tl), q.path, true, this);
+    ++unsent_;
     pop_reply();
     return port_.drain();
   }
@@ -528,7 +529,8 @@ void Responder::produce() {
   const size_t hl = w::encode_transport_header(h, t);
   std::memset(t + hl + plen, 0, h.pad_cnt);
   const uint32_t slot =
-      port_.claim(f, static_cast<uint32_t>(hl + plen + h.pad_cnt), q.path, plen == 0);
+      port_.claim(f, static_cast<uint32_t>(hl + plen + h.pad_cnt), q.path, plen == 0, this);
+  ++unsent_;
   ++read_packets_;
   read_bytes_ += plen;
   RN_LOG(env_.sim, LogCat::kRx, env_.name, "qp {} {} psn {} len {}", q.qpn,

@@ -41,6 +41,7 @@ class Responder : public TxPort::Source {
     return reply_head_ < replies_.size() && replies_wait_ == ReplyWait::kNone;
   }
   void produce() override;
+  void sent() override { --unsent_; }
 
  private:
   // What became of a packet: done (its frame is free), lent to a DMA write (the frame returns to
@@ -103,6 +104,7 @@ class Responder : public TxPort::Source {
   std::vector<Reply> replies_;  // owed, in order (one queue for the port)
   size_t reply_head_ = 0;
   ReplyWait replies_wait_ = ReplyWait::kNone;
+  uint32_t unsent_ = 0;  // replies' packets in the transmit pipeline, not yet on the wire
 
   stats::Group stats_;
   uint64_t& drop_qp_gone_;

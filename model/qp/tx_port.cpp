@@ -62,13 +62,15 @@ void TxPort::kick() {
   kick_ = Kick::kIdle;
 }
 
-uint32_t TxPort::claim(net::Frame* f, uint32_t tlen, const wire::PathInfo& path, bool ready) {
+uint32_t TxPort::claim(net::Frame* f, uint32_t tlen, const wire::PathInfo& path, bool ready,
+                       Source* owner) {
   const uint32_t idx = tail_++ % ring_.size();
   Slot& s = ring_[idx];
   s.f = f;
   s.tlen = tlen;
   s.path = path;
   s.ready = ready;
+  s.owner = owner;
   return idx;
 }
 
@@ -88,6 +90,7 @@ void TxPort::drain() {
     wrap(s.f, s.tlen, s.path);
     link_->send(side_, s.f, now() + env_.params.tx_pipeline_latency);
     ++frames_;
+    if (s.owner) s.owner->sent();
     s.f = nullptr;
     s.ready = false;
     ++head_;

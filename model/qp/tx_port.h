@@ -27,6 +27,8 @@ class TxPort {
     virtual bool has_work() const = 0;
     // Puts packets into the pipeline (claim()) while it has room: one turn of the source.
     virtual void produce() = 0;
+    // A packet it claimed with itself as owner has left for the wire.
+    virtual void sent() {}
   };
 
   TxPort(const NicEnv& env, net::FramePool& pool, const PortFraming& framing);
@@ -45,7 +47,8 @@ class TxPort {
   size_t headroom() const { return framing_.headroom(); }
   // Claims the next pipeline slot for frame f, whose transport bytes (tlen) are in place except
   // perhaps the payload (ready == false until landed()). Returns the slot's index.
-  uint32_t claim(net::Frame* f, uint32_t tlen, const wire::PathInfo& path, bool ready);
+  uint32_t claim(net::Frame* f, uint32_t tlen, const wire::PathInfo& path, bool ready,
+                 Source* owner = nullptr);
   // The payload of slot `idx` is in its frame (or referenced by page: Frame::payload_page).
   void landed(uint32_t idx);
   // Sends every complete slot at the pipeline's head.
@@ -61,6 +64,7 @@ class TxPort {
     net::Frame* f = nullptr;
     uint32_t tlen = 0;
     bool ready = false;
+    Source* owner = nullptr;  // told when the packet leaves (Source::sent), if set
     wire::PathInfo path;
   };
   // What kick() is doing: not running, running, or running and asked to run again.
