@@ -127,6 +127,8 @@ ProtocolChecker::ProtocolChecker(stats::Registry& reg, const std::string& name, 
       stats_(reg, name, "RoCEv2 RC protocol checker of the frames a link sends") {
   frames_ = &stats_.counter("frames", "count", "frames seen (sent on the link)");
   requests_ = &stats_.counter("requests", "count", "RC request packets checked");
+  resent_ = &stats_.counter("resent", "count",
+                            "requests resent (a PSN behind the next new one: go-back-N)");
   responses_ =
       &stats_.counter("responses", "count", "RC ACK/NAK and READ/atomic responses checked");
   unchecked_ = &stats_.counter("unchecked", "count",
@@ -291,6 +293,7 @@ void ProtocolChecker::request(Ctx& c, Flow& fl) {
   if (d == 0) {
     new_request(c, r);
   } else if (d < 0 && w::psn_diff(h.psn, r.first_psn) >= 0) {
+    ++*resent_;
     resent_request(c, r);
   } else if (d > 0) {
     violate(c, CheckRule::kPsnSequence,

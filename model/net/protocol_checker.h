@@ -88,6 +88,7 @@ class ProtocolChecker final : public LinkObserver {
   uint64_t violation_count() const { return *violations_; }
   uint64_t count(CheckRule r) const { return *per_rule_[static_cast<size_t>(r)]; }
   uint64_t frames_checked() const { return *frames_; }
+  uint64_t resends() const { return *resent_; }
 
  private:
   // A ring of the last entries (capacity grows by doubling up to `max`, then the oldest go).
@@ -172,6 +173,7 @@ class ProtocolChecker final : public LinkObserver {
   stats::Group stats_;
   uint64_t* frames_;
   uint64_t* requests_;
+  uint64_t* resent_;
   uint64_t* responses_;
   uint64_t* unchecked_;
   uint64_t* violations_;

@@ -168,6 +168,7 @@ TEST_CASE("checker: retransmission: go-back-N must resend what was sent at that 
   ok.send_msg(14, 10, 1024);     // and on with new PSNs
   ok.write(10, 3 * 1024, 1024);  // from the start of the WRITE
   CHECK_NONE(ok);
+  CHECK(ok.c.resends() == 6);
   Checker bad;
   bad.write(10, 3 * 1024, 1024);
   bad.req(Opcode::RC_RDMA_WRITE_FIRST, 11, 1024, false, 3 * 1024);  // 11 was a MIDDLE
