@@ -69,6 +69,13 @@ overrides every file. The value is written as in a file; spaces around the key a
 surrounding double quotes are removed: `--set link.rate=25Gbps`, `--set 'run.workloads="send_lat"'`,
 `--set 'link.rate = 25Gbps'`.
 
+**Fault rules.** `link.rule` is a list of rules. In a file it is written as TOML tables, one
+`[[link.rule]]` section per rule (or `rule = [{...}, {...}]` under `[link]`); each table's
+key = value pairs become the rule's fields. On the command line it is text, rules separated by
+`;`, fields by spaces: `--set 'link.rule=action=drop side=1 opcode=RC_ACKNOWLEDGE every=3'`.
+An error in a rule names the line of its table (or `--set`), the rule's number and text, and the
+field. A later file or `--set` replaces the whole list. See `model/net/README.md`.
+
 HEADER
   "$rnicsim" params
 } >"$tmp"

@@ -345,6 +345,7 @@ void Config::set(const std::string& key, const std::string& text, const std::str
     }
   }
   values_[key] = std::move(v);
+  entry_sources_.erase(key);
 }
 
 // The files being loaded, from the top file to the current one, and how many were loaded in all.
@@ -356,6 +357,46 @@ struct Config::IncludeState {
   std::vector<Open> open;
   int loaded = 0;
 };
+
+namespace {
+// An array of tables in the text form of a Spec::table_array key: "k=v k=v; k=v ...".
+std::string table_array_text(const toml::array& arr, const std::string& key,
+                             const std::string& path) {
+  std::string text;
+  for (const auto& el : arr) {
+    const std::string at = fmt::format("{}:{}", path, el.source().begin.line);
+    const auto* t = el.as_table();
+    if (!t)
+      throw ConfigError(fmt::format(
+          "{}: key '{}': each entry must be a table of key = value lines ([[{}]])", at, key, key));
+    std::string one;
+    for (const auto& [k, v] : *t) {
+      const std::string field = key + "." + std::string(k.str());
+      const std::string vat = fmt::format("{}:{}", path, v.source().begin.line);
+      std::string val;
+      if (auto s = v.value_exact<std::string>())
+        val = *s;
+      else if (auto i = v.value_exact<int64_t>())
+        val = std::to_string(*i);
+      else if (auto d = v.value_exact<double>())
+        val = fmt::format("{}", *d);
+      else if (auto b = v.value_exact<bool>())
+        val = *b ? "true" : "false";
+      else
+        throw ConfigError(
+            fmt::format("{}: key '{}': unsupported value type (use a string, number or boolean)",
+                        vat, excerpt(field)));
+      if (val.empty() || val.find_first_of(" \t;=") != std::string::npos)
+        throw ConfigError(
+            fmt::format("{}: key '{}': bad value '{}': empty, or holds a space, ';' or '='", vat,
+                        excerpt(field), excerpt(val)));
+      one += (one.empty() ? "" : " ") + std::string(k.str()) + "=" + val;
+    }
+    text += (text.empty() ? "" : "; ") + one;
+  }
+  return text;
+}
+}  // namespace
 
 void Config::load_file(const std::string& path) {
   IncludeState st;
@@ -420,8 +461,15 @@ void Config::load_file_rec(const std::string& path, const std::string& site, Inc
               prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
           if (prefix.empty() && key == "include") continue;
           std::string src = fmt::format("{}:{}", path, node.source().begin.line);
+          const Spec* sp = schema_.find(key);
           if (const auto* sub = node.as_table()) {
             walk(*sub, key);
+          } else if (const auto* arr = node.as_array(); arr && sp && sp->table_array) {
+            set(key, table_array_text(*arr, key, path), src);
+            std::vector<std::string> where;
+            for (const auto& el : *arr)
+              where.push_back(fmt::format("{}:{}", path, el.source().begin.line));
+            entry_sources_[key] = std::move(where);
           } else if (auto s = node.value_exact<std::string>()) {
             set(key, *s, src);
           } else if (auto i = node.value_exact<int64_t>()) {
@@ -477,6 +525,10 @@ const std::string& Config::str(const std::string& key) const {
   return get(key, Kind::kString).text;
 }
 const std::string& Config::source(const std::string& key) const { return values_.at(key).source; }
+std::vector<std::string> Config::entry_sources(const std::string& key) const {
+  auto it = entry_sources_.find(key);
+  return it == entry_sources_.end() ? std::vector<std::string>{} : it->second;
+}
 
 nlohmann::json Config::to_json() const {
   nlohmann::json j = nlohmann::json::object();

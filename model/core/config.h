@@ -32,6 +32,10 @@ struct Spec {
   std::string desc;
   double min, max;                   // inclusive bounds on the value in base units (ps, bit/s, B)
   std::vector<std::string> choices;  // for strings: allowed values (empty = any)
+  // For strings: a TOML file may also give the key as an array of tables (`[[link.rule]]`
+  // sections, or `rule = [{...}, ...]`). Each table becomes "k=v k=v ..." (its keys in the
+  // file's order), the tables joined by "; ": the value's text form, as `--set` takes it.
+  bool table_array = false;
 };
 
 class ConfigError : public std::runtime_error {
@@ -88,6 +92,9 @@ class Config {
   const std::string& str(const std::string& key) const;
   // Where a value came from: "default", a file path, or "--set".
   const std::string& source(const std::string& key) const;
+  // For a Spec::table_array key given as an array of tables: where each table is ("file:line"),
+  // in order. Otherwise empty.
+  std::vector<std::string> entry_sources(const std::string& key) const;
 
   // Effective configuration, every key with its value as text.
   nlohmann::json to_json() const;
@@ -110,6 +117,7 @@ class Config {
 
   const Schema& schema_;
   std::map<std::string, Value> values_;
+  std::map<std::string, std::vector<std::string>> entry_sources_;
 };
 
 }  // namespace rn::cfg

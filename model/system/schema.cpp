@@ -1,5 +1,7 @@
 #include "model/system/schema.h"
 
+#include <fmt/core.h>
+
 #include <string>
 #include <vector>
 
@@ -21,6 +23,7 @@ std::string def(bool b) { return b ? "true" : "false"; }
 std::string def_int(int64_t i) { return std::to_string(i); }
 std::string def_time(Tick t) { return cfg::format_time(t); }
 std::string def_size(uint64_t b) { return cfg::format_size(b); }
+std::string def_real(double d) { return fmt::format("{}", d); }
 
 // Message size and iterations differ per workload; the other defaults are the generic
 // host::WorkloadParams ones.
@@ -92,6 +95,47 @@ cfg::Schema make_schema() {
          "largest Ethernet payload (IP packet) the link carries", 576, 9216});
   s.add({"link.overhead", Kind::kSize, def_size(lk.overhead_bytes),
          "per-frame bytes on the wire besides the frame: preamble+SFD 8, IFG 12, FCS 4", 0, 64});
+  // Faults on the link (off by default) and its protocol checker.
+  s.add({"link.loss", Kind::kReal, def_real(lk.loss),
+         "probability that a frame sent (either way) is dropped; below 1 (1 lets nothing "
+         "through). The random faults' stream: link.seed",
+         0, 1});
+  s.add({"link.corrupt", Kind::kReal, def_real(lk.corrupt),
+         "probability that one bit of a frame is flipped, among the bits the receiver's checks "
+         "cover (IP header checksum, ICRC), so that it drops the frame (drop_framing); below 1",
+         0, 1});
+  s.add({"link.duplicate", Kind::kReal, def_real(lk.duplicate),
+         "probability that a copy of a frame follows it on the wire (and is delivered too)", 0, 1});
+  s.add({"link.reorder", Kind::kReal, def_real(lk.reorder),
+         "probability that a frame is held back and delivered right after the next frame of its "
+         "direction (one held at a time; the frame that releases one is not held)",
+         0, 1});
+  s.add({"link.reorder_delay", Kind::kTime, def_time(lk.reorder_delay),
+         "longest a held frame waits for the next frame: then it is delivered alone, this much "
+         "after its own arrival",
+         1e3, 1e12});
+  s.add({"link.seed", Kind::kInt, def_int(static_cast<int64_t>(lk.seed)),
+         "seed of the random faults: each frame's draws depend only on the seed, its direction "
+         "and its index in that direction (same seed and traffic, same faults; traffic one way "
+         "changes nothing the other way)",
+         0, 4294967295.0});
+  {
+    Spec rule{"link.rule", Kind::kString, "",
+              "deterministic fault rules, applied at send before the random faults: in a file "
+              "`[[link.rule]]` tables (action = \"drop\", side = 0, qp = 17, opcode = "
+              "\"RC_RDMA_WRITE_ONLY\", psn = 5, count = 1), or as text `action=drop side=0 "
+              "opcode=RC_ACKNOWLEDGE every=3; action=corrupt psn=9`. Fields: action "
+              "(drop, corrupt, duplicate, reorder; required), side (the sender, 0 or 1), qp "
+              "(BTH DestQP), opcode (a name of model/wire/opcodes.h, RC_ optional, or a number), "
+              "psn, nth (first match acted on), every (then each every-th match), count (at "
+              "most; 0: no limit). Absent fields match anything"};
+    rule.table_array = true;
+    s.add(rule);
+  }
+  s.add({"link.check", Kind::kBool, "false",
+         "check the RoCEv2 RC protocol of every frame sent on the link (PSNs, opcode order, "
+         "lengths, AckReq, ACK PSNs, MSNs, READ responses): violations are counted, listed in "
+         "violations.csv and fail the run"});
   // PCIe.
   s.add({"pcie.gen", Kind::kInt, def_int(pp.gen), "PCIe generation", 1, 5});
   s.add({"pcie.lanes", Kind::kInt, def_int(pp.lanes), "link width", 1, 32});
@@ -205,6 +249,11 @@ cfg::Schema make_schema() {
   s.add({"capture.snaplen", Kind::kSize, "65535B", "bytes of each frame recorded", 64, 65535});
   s.add({"capture.max_packets", Kind::kInt, "100000",
          "frames recorded at most per workload, its first ones (0: all)", 0, 1e12});
+  s.add({"capture.faults_csv", Kind::kInt, def_int(net::Link::kFaultLogDefault),
+         "rows of faults.csv (written when the link injects faults): the first N faults, each "
+         "with the frame's number in the link and in wire.pcap (0: no CSV). The link keeps them "
+         "in memory (48 B each); the statistics count them all",
+         0, 1e7});
   s.add({"capture.latency_csv", Kind::kInt, "100000",
          "rows of latency_<workload>.csv: the first N one-way latencies of each latency workload "
          "(0: no CSV). stats.json has them all, as a histogram with 1 ns bins up to 131 us and "

@@ -180,6 +180,23 @@ void System::validate() const {
   } catch (const std::invalid_argument& e) {
     throw bad("sim.log", e.what());
   }
+  // Faults on the link.
+  for (const char* k : {"link.loss", "link.corrupt"})
+    if (c.real(k) >= 1)
+      throw bad(
+          k,
+          "a probability of 1 loses every frame (a corrupted frame is dropped by its "
+          "receiver): nothing can get through, no run can make progress; use a value below 1");
+  try {
+    net::parse_fault_rules(c.str("link.rule"));
+  } catch (const net::FaultRuleError& e) {
+    // From [[link.rule]] tables: the line of the table at fault.
+    const auto where = c.entry_sources("link.rule");
+    const std::string src =
+        e.index >= 1 && e.index <= where.size() ? where[e.index - 1] : c.source("link.rule");
+    throw ConfigError(
+        fmt::format("{}: key 'link.rule': bad value '{}': {}", src, value("link.rule"), e.what()));
+  }
   // What every workload creates on each host's NIC.
   if (host::kCqsPerSide > static_cast<uint64_t>(c.integer("nic.max_cqs")))
     throw bad("nic.max_cqs", fmt::format("every workload creates {} CQs on each NIC (its send and "
@@ -358,7 +375,19 @@ System::System(const cfg::Config& c, const std::string& config_name)
   lkp.propagation_delay = c.time("link.propagation_delay");
   lkp.mtu = static_cast<uint32_t>(c.size("link.mtu"));
   lkp.overhead_bytes = static_cast<uint32_t>(c.size("link.overhead"));
+  lkp.loss = c.real("link.loss");
+  lkp.corrupt = c.real("link.corrupt");
+  lkp.duplicate = c.real("link.duplicate");
+  lkp.reorder = c.real("link.reorder");
+  lkp.reorder_delay = c.time("link.reorder_delay");
+  lkp.seed = static_cast<uint64_t>(c.integer("link.seed"));
   link_ = std::make_unique<net::Link>(*sim_, "link0", lkp, pool_);
+  link_->set_fault_log_limit(static_cast<size_t>(c.integer("capture.faults_csv")));
+  for (const auto& r : net::parse_fault_rules(c.str("link.rule"))) link_->add_rule(r);
+  if (c.boolean("link.check")) {
+    checker_ = std::make_unique<net::ProtocolChecker>(sim_->stats, "link0.check", &sim_->log);
+    link_->set_observer(checker_.get());
+  }
 
   nodes_.resize(2);
   for (int i = 0; i < 2; ++i) {
@@ -413,6 +442,10 @@ RunReport System::run(const std::string& out_dir) {
         for (auto& t : tests_) {
           if (i == 0) {
             link_->restart_capture();  // capture.max_packets counts per workload
+            if (checker_) {  // the last workload's QPs are gone: their numbers may come back
+              checker_->forget();
+              checker_->set_path_mtu(t->result().params.mtu);
+            }
             t->run_client();
           } else {
             t->run_server();
@@ -500,6 +533,79 @@ RunReport System::run_custom(std::function<void()> fn0, std::function<void()> fn
   return finish(out_dir, wall, all_done);
 }
 
+namespace {
+// A CSV field: quoted if it holds a comma, a quote or a line break.
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return q + "\"";
+}
+}  // namespace
+
+// The faults the link injected and its protocol checker's verdict: report lines, and a failed
+// run if the checker found violations.
+void System::link_notes(RunReport* r) const {
+  if (link_->faults_on()) {
+    using A = net::FaultAction;
+    r->notes.push_back(
+        fmt::format("link faults: {} dropped, {} corrupted, {} duplicated, {} reordered{}",
+                    link_->fault_count(A::kDrop), link_->fault_count(A::kCorrupt),
+                    link_->fault_count(A::kDuplicate), link_->fault_count(A::kReorder),
+                    cfg_.integer("capture.faults_csv") > 0 ? " (listed in faults.csv)" : ""));
+  }
+  if (!checker_) return;
+  const uint64_t n = checker_->violation_count();
+  if (n == 0) {
+    r->notes.push_back(
+        fmt::format("protocol check: {} frames, no violation", checker_->frames_checked()));
+    return;
+  }
+  const auto& v = checker_->violations();
+  std::string err = fmt::format("link0 protocol check: {} violation{} (violations.csv){}", n,
+                                n == 1 ? "" : "s", v.empty() ? "" : "; the first: " + v[0].text());
+  r->notes.push_back(err);
+  r->ok = false;
+  r->error = r->error.empty() ? err : err + "; " + r->error;
+}
+
+void System::write_link_csvs(const std::string& out_dir, RunReport* r) const {
+  namespace fs = std::filesystem;
+  // Each file is written when its feature is on, else removed (none left from an earlier run).
+  const fs::path faults = fs::path(out_dir) / "faults.csv";
+  if (link_->faults_on() && cfg_.integer("capture.faults_csv") > 0) {
+    std::ofstream f = open_output(faults);
+    f << "frame,pcap_frame,time_ps,side,action,cause,opcode,dest_qp,psn\n";
+    for (const auto& x : link_->fault_log()) {
+      f << x.frame << "," << (x.pcap_frame ? std::to_string(x.pcap_frame) : "") << "," << x.time
+        << "," << int(x.side) << "," << net::to_string(x.action) << ","
+        << (x.rule >= 0 ? fmt::format("rule {}", x.rule + 1) : "random") << ",";
+      if (x.fields.roce)
+        f << wire::op_info(x.fields.opcode).name << "," << x.fields.dest_qp << "," << x.fields.psn;
+      else
+        f << ",,";
+      f << "\n";
+    }
+    close_output(f, faults, r);
+  } else {
+    std::error_code ec;
+    fs::remove(faults, ec);
+  }
+  const fs::path viol = fs::path(out_dir) / "violations.csv";
+  if (checker_) {
+    std::ofstream f = open_output(viol);
+    f << "frame,pcap_frame,time_ps,side,dest_qp,psn,opcode,rule,what\n";
+    for (const auto& v : checker_->violations())
+      f << v.frame << "," << (v.pcap_frame ? std::to_string(v.pcap_frame) : "") << "," << v.time
+        << "," << v.side << "," << v.qp << "," << v.psn << "," << wire::op_info(v.opcode).name
+        << "," << net::to_string(v.rule) << "," << csv_field(v.what) << "\n";
+    close_output(f, viol, r);
+  } else {
+    std::error_code ec;
+    fs::remove(viol, ec);
+  }
+}
+
 RunReport System::finish(const std::string& out_dir, double wall, bool all_done) {
   for (auto& n : nodes_) n.bridge->sync_all();  // writes still in flight land
   RunReport r;
@@ -560,6 +666,7 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
     }
     wl[res.params.kind] = j;
   }
+  link_notes(&r);
   nlohmann::json run;
   run["ok"] = r.ok;
   if (!r.error.empty()) run["error"] = r.error;
@@ -583,6 +690,7 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
     std::ofstream f = open_output(std::filesystem::path(out_dir) / "stats.json");
     f << r.json.dump(2) << "\n";
     close_output(f, std::filesystem::path(out_dir) / "stats.json", &r);
+    write_link_csvs(out_dir, &r);
     for (const auto& res : r.workloads) {
       // The first capture.latency_csv samples; none: no file (nor one left from an earlier run).
       auto csv = std::filesystem::path(out_dir) / ("latency_" + res.params.kind + ".csv");

@@ -14,6 +14,7 @@
 #include "bridge/pcie/pcie_bridge.h"
 #include "model/core/config.h"
 #include "model/net/link.h"
+#include "model/net/protocol_checker.h"
 #include "model/nic/nic.h"
 #include "model/wire/pcap_writer.h"
 
@@ -43,6 +44,9 @@ struct RunReport {
   // written: a run with any is not ok.
   std::vector<std::string> outputs;
   std::vector<std::string> output_errors;
+  // Lines for the report on what the link did besides carrying frames: the faults it injected,
+  // its protocol checker's verdict (none when both are off).
+  std::vector<std::string> notes;
 };
 
 class System {
@@ -73,6 +77,8 @@ class System {
   Node& node(int i) { return nodes_.at(i); }
   net::Link& link() { return *link_; }
   net::FramePool& frame_pool() { return pool_; }
+  // The link's protocol checker (link.check), null when off.
+  net::ProtocolChecker* checker() { return checker_.get(); }
   const cfg::Config& config() const { return cfg_; }
   static std::vector<std::string> workload_list(const cfg::Config& c);
   static host::WorkloadParams workload_params(const cfg::Config& c, const std::string& kind);
@@ -85,6 +91,8 @@ class System {
   void validate() const;
   RunReport finish(const std::string& out_dir, double wall, bool all_done);
   void open_pcap(const std::string& out_dir);
+  void link_notes(RunReport* r) const;
+  void write_link_csvs(const std::string& out_dir, RunReport* r) const;
 
   const cfg::Config& cfg_;
   std::string config_name_;
@@ -96,6 +104,7 @@ class System {
   net::FramePool pool_;
   std::vector<Node> nodes_;
   std::unique_ptr<net::Link> link_;
+  std::unique_ptr<net::ProtocolChecker> checker_;
   std::unique_ptr<wire::PcapWriter> pcap_;
   std::vector<std::unique_ptr<host::Perftest>> tests_;
   void progress_tick();

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
+#include <string>
 
 namespace rn::test {
 
@@ -13,6 +14,8 @@ const cfg::Schema& schema() {
 
 std::unique_ptr<cfg::Config> make_config(const std::vector<std::string>& sets) {
   auto c = std::make_unique<cfg::Config>(schema());
+  const char* check = std::getenv("RNICSIM_TEST_CHECK");
+  if (!check || std::string(check) != "0") c->apply_override("link.check=true");
   for (const auto& s : sets) c->apply_override(s);
   if (const char* log = std::getenv("RNICSIM_TEST_LOG"))
     c->apply_override(std::string("sim.log=") + log);

@@ -12,7 +12,9 @@
 namespace rn::test {
 
 const cfg::Schema& schema();
-// Defaults plus `key=value` overrides; sim.log from RNICSIM_TEST_LOG if set.
+// Defaults plus `key=value` overrides; sim.log from RNICSIM_TEST_LOG if set. The link's protocol
+// checker is on (link.check=true: a run with a violation is not ok, naming it) unless a test sets
+// link.check=false or the environment has RNICSIM_TEST_CHECK=0.
 std::unique_ptr<cfg::Config> make_config(const std::vector<std::string>& sets);
 std::unique_ptr<system::System> make_system(const cfg::Config& c);
 // Where a test writes files: a fresh folder named after the test.

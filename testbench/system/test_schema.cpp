@@ -46,6 +46,15 @@ TEST_CASE("schema: each default equals the default of the struct field it config
   CHECK(c.time("link.propagation_delay") == lk.propagation_delay);
   CHECK(c.size("link.mtu") == lk.mtu);
   CHECK(c.size("link.overhead") == lk.overhead_bytes);
+  CHECK(c.real("link.loss") == lk.loss);
+  CHECK(c.real("link.corrupt") == lk.corrupt);
+  CHECK(c.real("link.duplicate") == lk.duplicate);
+  CHECK(c.real("link.reorder") == lk.reorder);
+  CHECK(c.time("link.reorder_delay") == lk.reorder_delay);
+  CHECK(c.integer("link.seed") == static_cast<int64_t>(lk.seed));
+  CHECK(c.str("link.rule").empty());  // no rules: faults off by default
+  CHECK_FALSE(lk.faults());
+  CHECK(c.integer("capture.faults_csv") == static_cast<int64_t>(net::Link::kFaultLogDefault));
 
   const host::HostParams hp{};
   CHECK((c.str("host.page_alloc") == "scattered") == hp.scatter_pages);

@@ -234,6 +234,7 @@ void print_report(const rn::system::RunReport& r, const std::string& cfg, const 
       "\n  simulated time {:.3f} us   wall time {:.3f} s   events {}   packets {}   {:.0f} "
       "simulated packets per wall-second\n",
       ticks_to_ns(r.sim_time) / 1e3, r.wall_seconds, r.events, r.packets, pps);
+  for (const auto& n : r.notes) fmt::print("  {}\n", n);
   if (!out.empty() && !r.outputs.empty()) {
     std::string files;
     for (const auto& f : r.outputs) files += (files.empty() ? "" : ", ") + f;

@@ -776,6 +776,117 @@ def progress_on_a_terminal_only(d):
         raise Failure("into a pipe: progress output appeared")
 
 
+@case
+def link_fault_values(d):
+    cfg = default_cfg()
+    # Probabilities are in [0, 1]; a loss (or corruption) of 1 lets nothing through: refused.
+    for key in ("loss", "corrupt", "duplicate", "reorder"):
+        expect_error(d, ["check", cfg, *sets(f"link.{key}=1.5")], f"'link.{key}'", "'1.5'",
+                     "[0, 1]")
+        expect_error(d, ["check", cfg, *sets(f"link.{key}=-0.1")], f"'link.{key}'", "'-0.1'")
+    for key in ("loss", "corrupt"):
+        expect_error(d, ["check", cfg, *sets(f"link.{key}=1")], "--set", f"'link.{key}'", "'1'",
+                     "nothing can get through")
+    check_file(d, "l.toml", "[link]\nloss = 1.0\n", "l.toml:2", "'link.loss'", "'1'",
+               "nothing can get through")
+    expect_error(d, ["check", cfg, *sets("link.reorder_delay=0")], "'link.reorder_delay'", "'0'")
+    expect_error(d, ["check", cfg, *sets("link.seed=-1")], "'link.seed'", "'-1'")
+    expect_ok(d, ["check", cfg, *sets("link.loss=0.5", "link.duplicate=1", "link.reorder=1",
+                                      "link.seed=0")], "valid fault probabilities")
+
+
+@case
+def link_rule_errors(d):
+    cfg = default_cfg()
+    # In a file: the line of the [[link.rule]] table at fault, the key, the value and the field.
+    top = '[run]\nworkloads = "write_bw"\n\n[[link.rule]]\naction = "drop"\nopcode = "RC_ACKNOWLEDGE"\n\n'
+    for name, rule, needles in [
+        ("opcode.toml", 'action = "drop"\nopcode = "RC_WRITE_ALL"\n',
+         ["opcode=RC_WRITE_ALL", "unknown opcode"]),
+        ("psn.toml", 'action = "drop"\npsn = 16777216\n', ["psn=16777216", "[0, 16777215]"]),
+        ("qp.toml", 'action = "corrupt"\nqp = -3\n', ["qp=-3", "[0, 16777215]"]),
+        ("side.toml", 'action = "drop"\nside = 2\n', ["side=2", "[0, 1]"]),
+        ("field.toml", 'action = "drop"\ndirection = 1\n', ["unknown field 'direction'"]),
+        ("action.toml", 'action = "delay"\n', ["action=delay"]),
+        ("noaction.toml", 'psn = 4\n', ["no action"]),
+    ]:
+        path, err = check_file(d, name, top + "[[link.rule]]\n" + rule, f"{name}:8", "'link.rule'",
+                               "rule 2", *needles)
+    # A value that is not a plain scalar, or holds a space.
+    check_file(d, "arr.toml", '[[link.rule]]\naction = "drop"\npsn = [1, 2]\n', "arr.toml:3",
+               "'link.rule.psn'", "unsupported value type")
+    check_file(d, "sp.toml", '[[link.rule]]\naction = "drop it"\n', "sp.toml:2",
+               "'link.rule.action'", "'drop it'")
+    # As text, from --set.
+    expect_error(d, ["check", cfg, *sets("link.rule=action=drop opcode=0x15")], "--set",
+                 "'link.rule'", "opcode=0x15", "unknown opcode")
+    expect_error(d, ["check", cfg, *sets("link.rule=action=drop;;action=drop")], "--set",
+                 "'link.rule'", "rule 2 is empty")
+    # Valid rules, both ways.
+    good = write(d, "good.toml", top + '[[link.rule]]\naction = "corrupt"\nside = 0\nqp = 17\n'
+                 'opcode = "RC_RDMA_WRITE_ONLY"\npsn = 5\ncount = 1\n')
+    expect_ok(d, ["check", good], "valid [[link.rule]] tables")
+    expect_ok(d, ["check", cfg, *sets("link.rule=action=drop side=1 opcode=ACKNOWLEDGE every=3; "
+                                      "action=reorder psn=9")], "valid --set link.rule")
+
+
+@case
+def link_faults_run_recovers(d):
+    # A lost ACK is covered by the next (ACKs are cumulative); a lost request is sent again (the
+    # next packet draws a sequence NAK, or the ACK timeout expires): the run is fine either way,
+    # and faults.csv names the frame dropped by its number in wire.pcap.
+    for what, opcode, side, status in [("ack", "RC_ACKNOWLEDGE", 1, 0),
+                                        ("write", "RC_RDMA_WRITE_ONLY", 0, 0)]:
+        out = os.path.join(d, what)
+        rule = write(d, f"{what}.toml", 'include = ["%s"]\n\n[[link.rule]]\naction = "drop"\n'
+                     'side = %d\nopcode = "%s"\nnth = 5\ncount = 1\n' % (default_cfg(), side, opcode))
+        p = run(["run", rule, "--out", out, "--no-plots", *sets(
+            "run.workloads=write_bw", "write_bw.iterations=20", "write_bw.size=4KiB",
+            "capture.max_packets=0")], d)
+        if p.returncode != status:
+            raise Failure(f"{what}: exit {p.returncode}, expected {status}")
+        if "link faults: 1 dropped, 0 corrupted, 0 duplicated, 0 reordered" not in p.stdout:
+            raise Failure(f"{what}: the report does not count the dropped frame")
+        if status and "result: FAILED: write_bw: " not in p.stdout:
+            raise Failure(f"{what}: the report does not say why the run failed")
+        with open(os.path.join(out, "faults.csv")) as f:
+            rows = list(csv.DictReader(f))
+        if len(rows) != 1:
+            raise Failure(f"{what}: faults.csv has {len(rows)} rows, expected 1")
+        r = rows[0]
+        if (r["action"], r["cause"], r["side"], r["opcode"]) != ("drop", "rule 1", str(side), opcode):
+            raise Failure(f"{what}: faults.csv row: {r}")
+        # The pcap frame it names is that packet: tshark numbers frames as the CSV does.
+        if shutil.which("tshark"):
+            t = subprocess.run(["tshark", "-r", os.path.join(out, "wire.pcap"), "-Y",
+                                f"frame.number == {r['pcap_frame']}", "-T", "fields", "-e",
+                                "infiniband.bth.opcode", "-e", "infiniband.bth.psn"],
+                               capture_output=True, text=True)
+            want = [str(0x11 if what == "ack" else 0x0A), r["psn"]]
+            if t.stdout.split() != want:
+                raise Failure(f"{what}: pcap frame {r['pcap_frame']}: tshark says {t.stdout.split()}")
+
+
+@case
+def link_check_run(d):
+    out = os.path.join(d, "o")
+    p = expect_ok(d, quick_run(out, "--no-plots", "--set", "link.check=true"), "link.check run")
+    if not re.search(r"protocol check: \d+ frames, no violation", p.stdout):
+        raise Failure("the report does not give the protocol check's verdict")
+    with open(os.path.join(out, "violations.csv")) as f:
+        lines = f.read().splitlines()
+    if lines != ["frame,pcap_frame,time_ps,side,dest_qp,psn,opcode,rule,what"]:
+        raise Failure(f"violations.csv: {lines[:3]}")
+    stats = json.load(open(os.path.join(out, "stats.json")))
+    chk = stats["stats"]["link0.check"]
+    if chk["violations"]["value"] != 0 or chk["frames"]["value"] != stats["run"]["packets"]:
+        raise Failure(f"link0.check statistics: {chk}")
+    # Off again: no violations.csv left from the run before.
+    expect_ok(d, quick_run(out, "--no-plots"), "link.check off")
+    if os.path.exists(os.path.join(out, "violations.csv")):
+        raise Failure("violations.csv left from the earlier run")
+
+
 def main():
     global RNICSIM, REPO
     if len(sys.argv) != 4:

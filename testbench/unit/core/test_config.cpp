@@ -778,3 +778,56 @@ TEST_CASE("config: Schema::markdown has one row per parameter with kind, default
   for (size_t p = md.find("\n| `"); p != std::string::npos; p = md.find("\n| `", p + 1)) ++rows;
   CHECK(rows == s.all().size());
 }
+
+TEST_CASE("config: a table_array key takes an array of tables from a file, text from --set",
+          "[config][file][table_array]") {
+  TempDir d("table_array");
+  Schema s = test_schema();
+  Spec rules{"r.rule", Kind::kString, "", "rules"};
+  rules.table_array = true;
+  s.add(rules);
+  {
+    Config c(s);
+    const std::string f = d.write("a.toml",
+                                  "[r]\n\n[[r.rule]]\nb = 2\na = \"x\"\n\n[[r.rule]]\nflag = true\n"
+                                  "n = 0x10\n");
+    c.load_file(f);
+    // Each table "k=v ..." (toml++ lists a table's keys in order of name), joined by "; ".
+    CHECK(c.str("r.rule") == "a=x b=2; flag=true n=16");
+    CHECK(c.source("r.rule") == f + ":3");
+    CHECK(c.entry_sources("r.rule") == std::vector<std::string>{f + ":3", f + ":7"});
+    // --set replaces it, as text; no table lines then.
+    c.apply_override("r.rule=a=y");
+    CHECK(c.str("r.rule") == "a=y");
+    CHECK(c.entry_sources("r.rule").empty());
+  }
+  {
+    Config c(s);
+    c.load_file(d.write("inline.toml", "[r]\nrule = [{a = \"x\"}, {a = \"y\", b = 1.5}]\n"));
+    CHECK(c.str("r.rule") == "a=x; a=y b=1.5");
+    CHECK(c.entry_sources("r.rule").size() == 2);
+  }
+  auto load_error = [&](const std::string& name, const std::string& text) {
+    std::string f = d.write(name, text);
+    Config c(s);
+    return std::make_pair(f, config_error([&] { c.load_file(f); }));
+  };
+  {
+    auto [f, m] = load_error("not_table.toml", "[r]\nrule = [1, 2]\n");
+    CHECK_THAT(m, Contains(f + ":2") && Contains("'r.rule'") && Contains("must be a table"));
+  }
+  {
+    auto [f, m] = load_error("nested.toml", "[[r.rule]]\na = \"x\"\nb = [1]\n");
+    CHECK_THAT(m,
+               Contains(f + ":3") && Contains("'r.rule.b'") && Contains("unsupported value type"));
+  }
+  {
+    auto [f, m] = load_error("space.toml", "[[r.rule]]\na = \"x y\"\n");
+    CHECK_THAT(m, Contains(f + ":2") && Contains("'r.rule.a'") && Contains("'x y'"));
+  }
+  {
+    // Any other key: an array is still refused.
+    auto [f, m] = load_error("plain.toml", "[[b.name]]\na = 1\n");
+    CHECK_THAT(m, Contains(f + ":1") && Contains("'b.name'") && Contains("unsupported value type"));
+  }
+}

@@ -52,11 +52,16 @@ class WireProbe : public net::FrameSink {
 struct QpBench : Bench {
   WireProbe probe;
   // The device under test is peer b (host 1); peer a (host 0) only lends its address and QPN.
+  // The link's protocol checker is off: tests inject frames that break the rules on purpose.
   explicit QpBench(std::vector<std::string> sets = {})
-      : Bench(std::move(sets)), probe(sys->sim(), sys->frame_pool()) {
+      : Bench(with_check_off(std::move(sets))), probe(sys->sim(), sys->frame_pool()) {
     sys->link().connect(0, &probe);
   }
   Peer& dut() { return b; }
+  static std::vector<std::string> with_check_off(std::vector<std::string> sets) {
+    sets.push_back("link.check=false");
+    return sets;
+  }
   // Sends a hand-built packet to the DUT's QP from "host 0", now.
   void inject(const wire::TransportHeader& h, const std::vector<uint8_t>& payload = {}) {
     Bench::inject(a, b, h, payload);
