@@ -483,7 +483,7 @@ const char* to_string(WrOpcode v);
 enum class WqeFlags : uint32_t {
   SIGNALED = 1,   // write a CQE when the WQE completes successfully
   SOLICITED = 2,  // set SE in the last packet
-  FENCE = 4,      // accepted, no effect yet (no READ/atomic)
+  FENCE = 4,      // start only once every earlier READ has completed
 };
 const char* to_string(WqeFlags v);
 

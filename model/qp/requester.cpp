@@ -636,11 +636,13 @@ void Requester::restart_at(QpCtx& q, uint32_t psn) {
 }
 
 bool Requester::read_blocked(const QpCtx& q) const {
-  // The next WQE is a READ started for the first time, and max_rd_atomic READs are outstanding.
+  // The next WQE, started for the first time, is a READ while max_rd_atomic READs are
+  // outstanding, or is fenced while any READ is.
   const SendWqeCache& c = q.sq.cache[q.sq.next % q.sq.cache.size()];
-  return c.hdr.opcode == static_cast<uint8_t>(WrOpcode::RDMA_READ) &&
-         static_cast<int32_t>(q.sq.next - q.sq.high_started) >= 0 &&
-         q.sq.rd_tail - q.sq.rd_head >= q.sq.reads.size();
+  if (static_cast<int32_t>(q.sq.next - q.sq.high_started) < 0) return false;
+  const uint32_t reads = q.sq.rd_tail - q.sq.rd_head;
+  if (reads > 0 && (c.hdr.flags & static_cast<uint8_t>(dev::WqeFlags::FENCE))) return true;
+  return c.hdr.opcode == static_cast<uint8_t>(WrOpcode::RDMA_READ) && reads >= q.sq.reads.size();
 }
 
 void Requester::send_read_request(QpCtx& q) {

@@ -109,3 +109,24 @@ TEST_CASE("The requester places READ responses and goes back for a missing one",
   });
   t.report();
 }
+
+TEST_CASE("A fenced WQE waits for the READs before it; an unfenced one does not", "[qp][read]") {
+  QpBench t;
+  t.run([&] {
+    if (!t.setup(kAll, kAll)) return;
+    Peer& d = t.dut();
+    t.post(d, WrOpcode::RDMA_READ, 1, 0, 64, drv::kSendSignaled);                       // PSN 100
+    t.post(d, WrOpcode::RDMA_WRITE, 2, 100, 64, drv::kSendSignaled);                    // 101
+    t.post(d, WrOpcode::RDMA_WRITE, 3, 200, 64, drv::kSendSignaled | drv::kSendFence);  // 102
+    t.wait(5 * kUs);
+    const auto& s = t.probe.sent;
+    t.expect(s.size() == 2, "the READ and the unfenced WRITE only:" + t.wire_log());
+    t.inject(response(Opcode::RC_RDMA_READ_RESPONSE_ONLY, 100), bytes(64, 3));
+    t.wait(5 * kUs);
+    t.expect(s.size() == 3 && s[2].h.psn == 102, "the fenced WRITE after the READ:" + t.wire_log());
+    t.inject(QpBench::ack(102));
+    auto c = t.poll(d, d.scq, 3);
+    t.expect(c.size() == 3, fmt::format("{} CQEs", c.size()));
+  });
+  t.report();
+}
