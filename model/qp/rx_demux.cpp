@@ -49,14 +49,17 @@ void RxDemux::receive(net::Frame* f) {
   if (!rxbuf_.admit(f->len)) return drop(f);
   Checked c;
   c.p.f = f;
-  const HeaderParser::Result r = parser_->parse(*f, &c.p);
+  // The behavioural stages are called directly (final classes): no virtual call per frame.
+  const HeaderParser::Result r =
+      parser_ == &model_parser_ ? model_parser_.parse(*f, &c.p) : parser_->parse(*f, &c.p);
   c.at = r.ready;
   if (r.frame != w::FrameError::None) {
     c.verdict = Verdict::kBadFrame;
     c.fe = r.frame;
   } else {
     Tick icrc_at = 0;
-    const bool icrc_ok = icrc_->check(*f, r.t_off, r.t_len, &icrc_at);
+    const bool icrc_ok = icrc_ == &model_icrc_ ? model_icrc_.check(*f, r.t_off, r.t_len, &icrc_at)
+                                               : icrc_->check(*f, r.t_off, r.t_len, &icrc_at);
     c.at = std::max(c.at, icrc_at);
     if (!icrc_ok) {
       c.verdict = Verdict::kBadFrame;
