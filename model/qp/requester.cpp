@@ -158,8 +158,7 @@ void Requester::maybe_fetch(QpCtx& q) {
 }
 
 void Requester::use_translation(xlate::Stage& s) {
-  xl_ = &s;
-  table_ = dynamic_cast<xlate::MrTable*>(&s);
+  xl_.use(s);
   s.add_waker([this] { on_translation_ready(); });
 }
 
@@ -203,10 +202,10 @@ void Requester::prefetch_upcoming() const {
   const QpCtx* q = t_.qp_ptr(ready_[ready_head_ % n]);
   if (!q) return;
   if (q->sq.phase == SqPhase::kInMessage && q->sq.cur_sge < q->sq.cur.hdr.num_sge) {
-    xprefetch(q->sq.cur.sge[q->sq.cur_sge].lkey);
+    xl_.prefetch(q->sq.cur.sge[q->sq.cur_sge].lkey);
   } else if (q->sq.next != q->sq.fetched && !q->sq.cache.empty()) {
     const SendWqeCache& c = q->sq.cache[q->sq.next % q->sq.cache.size()];
-    if (c.hdr.num_sge > 0) xprefetch(c.sge[0].lkey);
+    if (c.hdr.num_sge > 0) xl_.prefetch(c.sge[0].lkey);
   }
 }
 
@@ -350,7 +349,7 @@ void Requester::send_one(QpCtx& q) {
     }
     uint32_t take = std::min(avail, need);
     Tick at = 0;
-    xlate::Status st = xlookup(sg.lkey, q.pdn, sg.addr + sge_off, take, 0, &segs, &at);
+    xlate::Status st = xl_.lookup(sg.lkey, q.pdn, sg.addr + sge_off, take, 0, &segs, &at);
     if (st == xlate::Status::kPending) {
       ++stalls_xlate_;
       q.sq.wait = SqWait::kTranslation;
@@ -728,8 +727,9 @@ void Requester::on_read_response(QpCtx& q, const RxPacket& p) {
       }
       const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(sg.length - skip, need));
       Tick at = 0;
-      const xlate::Status st = xlookup(sg.lkey, q.pdn, sg.addr + skip, take,
-                                       static_cast<uint32_t>(dev::Access::LOCAL_WRITE), &segs, &at);
+      const xlate::Status st =
+          xl_.lookup(sg.lkey, q.pdn, sg.addr + skip, take,
+                     static_cast<uint32_t>(dev::Access::LOCAL_WRITE), &segs, &at);
       if (st == xlate::Status::kPending) {  // dropped; asked for again (the stage then knows)
         ++stalls_xlate_;
         pool_.put(f);

@@ -58,8 +58,7 @@ Responder::~Responder() {
 }
 
 void Responder::use_translation(xlate::Stage& s) {
-  xl_ = &s;
-  table_ = dynamic_cast<xlate::MrTable*>(&s);
+  xl_.use(s);
   s.add_waker([this] {
     if (pipe_ == Pipe::kStalled) resume();
     if (replies_wait_ == ReplyWait::kTranslation) {
@@ -72,7 +71,7 @@ void Responder::use_translation(xlate::Stage& s) {
 xlate::Status Responder::lookup(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len,
                                 uint32_t need, Placement& pl, bool place) {
   Tick at = 0;
-  const xlate::Status st = xlookup(key, pdn, va, len, need, place ? &pl.segs : nullptr, &at);
+  const xlate::Status st = xl_.lookup(key, pdn, va, len, need, place ? &pl.segs : nullptr, &at);
   if (st == xlate::Status::kOk) pl.ready = std::max(pl.ready, at);
   return st;
 }
@@ -503,8 +502,8 @@ void Responder::produce() {
   Tick ready = now();
   if (plen > 0) {
     const xlate::Status st =
-        xlookup(r.rkey, q.pdn, r.va + r.off, plen, static_cast<uint32_t>(dev::Access::REMOTE_READ),
-                &segs, &ready);
+        xl_.lookup(r.rkey, q.pdn, r.va + r.off, plen,
+                   static_cast<uint32_t>(dev::Access::REMOTE_READ), &segs, &ready);
     if (st == xlate::Status::kPending) {
       pool_.put(f);
       replies_wait_ = ReplyWait::kTranslation;

@@ -92,20 +92,7 @@ class Responder : public TxPort::Source {
   const NicEnv& env_;
   QpTable& t_;
   pcie::DmaPort& dma_;
-  xlate::Stage* xl_ = nullptr;
-  xlate::MrTable* table_ = nullptr;  // xl_ when it is the behavioural table: called directly
-  xlate::Status xlookup(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len, uint32_t need,
-                        xlate::SegList* out, Tick* ready) {
-    return table_ ? table_->lookup(key, pdn, va, len, need, out, ready)
-                  : xl_->lookup(key, pdn, va, len, need, out, ready);
-  }
-  void xprefetch(uint32_t key) const {
-    if (table_) {
-      table_->prefetch(key);
-    } else {
-      xl_->prefetch(key);
-    }
-  }
+  xlate::StageHandle xl_;  // the translation stage
   TxPort& port_;
   Completion& comp_;
   RxBuffer& rxbuf_;

@@ -87,4 +87,31 @@ class MrTable final : public Stage {
   uint64_t& faults_segments_;
 };
 
+// An engine's handle on the translation stage in use: the behavioural table is called directly
+// (MrTable is final: no virtual call per packet), any other stage through its interface.
+class StageHandle {
+ public:
+  void use(Stage& s) {
+    stage_ = &s;
+    table_ = dynamic_cast<MrTable*>(&s);
+  }
+  Stage& stage() { return *stage_; }
+  Status lookup(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len, uint32_t need, SegList* out,
+                Tick* ready) {
+    return table_ ? table_->lookup(key, pdn, va, len, need, out, ready)
+                  : stage_->lookup(key, pdn, va, len, need, out, ready);
+  }
+  void prefetch(uint32_t key) const {
+    if (table_) {
+      table_->prefetch(key);
+    } else if (stage_) {
+      stage_->prefetch(key);
+    }
+  }
+
+ private:
+  Stage* stage_ = nullptr;
+  MrTable* table_ = nullptr;
+};
+
 }  // namespace rn::xlate

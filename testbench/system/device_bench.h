@@ -24,6 +24,11 @@ inline constexpr uint32_t kLW = static_cast<uint32_t>(dev::Access::LOCAL_WRITE);
 inline constexpr uint32_t kRW = static_cast<uint32_t>(dev::Access::REMOTE_WRITE);
 inline constexpr uint32_t kRR = static_cast<uint32_t>(dev::Access::REMOTE_READ);
 
+// The value of statistic `name` of group `group` in a run's stats JSON.
+inline uint64_t stat(const nlohmann::json& st, const std::string& group, const std::string& name) {
+  return st.at(group).at(name).at("value").get<uint64_t>();
+}
+
 inline uint32_t mask(std::initializer_list<dev::QpAttr> l) {
   uint32_t v = 0;
   for (auto a : l) v |= static_cast<uint32_t>(a);
@@ -166,6 +171,12 @@ struct Bench {
     wr.num_sge = 1;
     const drv::RecvWr* bad = nullptr;
     return p.d->post_recv(p.qp, &wr, &bad);
+  }
+  // len bytes of peer p's buffer from off.
+  static std::vector<uint8_t> mem(Peer& p, uint64_t off, size_t len) {
+    std::vector<uint8_t> v(len);
+    p.h->app_read(p.buf + off, v.data(), len);
+    return v;
   }
   bool untouched(Peer& p, uint64_t off, uint64_t len) {
     std::vector<uint8_t> v(len);

@@ -5,9 +5,6 @@ using namespace rn;
 using namespace rn::test;
 
 namespace {
-uint64_t stat(const nlohmann::json& st, const std::string& group, const std::string& name) {
-  return st.at(group).at(name).at("value").get<uint64_t>();
-}
 constexpr uint32_t kAll = kLW | kRW | kRR;
 }  // namespace
 

@@ -19,16 +19,13 @@ using test::kLW;
 using test::kRW;
 using test::mask;
 using test::Peer;
+using test::stat;
 using test::wc_str;
 
 namespace {
 
 constexpr uint64_t kTop = ~uint64_t(0);  // the last byte of the 64-bit address space
 constexpr uint32_t kArgs = offsetof(dev::CmdIn, args);
-
-uint64_t stat(const nlohmann::json& s, const std::string& group, const std::string& name) {
-  return s.at(group).at(name).at("value").get<uint64_t>();
-}
 
 // Commands written by hand, as a driver that is not ours would: the block anywhere in physical
 // memory (even at its top), read back from the memory model itself.

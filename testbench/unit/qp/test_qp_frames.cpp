@@ -7,17 +7,6 @@ using namespace rn;
 using namespace rn::test;
 using wire::Opcode;
 
-namespace {
-uint64_t stat(const nlohmann::json& st, const std::string& group, const std::string& name) {
-  return st.at(group).at(name).at("value").get<uint64_t>();
-}
-std::vector<uint8_t> mem(Peer& p, uint64_t off, size_t len) {
-  std::vector<uint8_t> v(len);
-  p.h->app_read(p.buf + off, v.data(), len);
-  return v;
-}
-}  // namespace
-
 TEST_CASE("A duplicate request is acknowledged again and not executed again", "[qp][psn]") {
   QpBench t;
   t.run([&] {
@@ -32,7 +21,7 @@ TEST_CASE("A duplicate request is acknowledged again and not executed again", "[
       t.expect(x.h.opcode == wire::to_u8(Opcode::RC_ACKNOWLEDGE) &&
                    x.h.aeth_syndrome == wire::kAethSynAck && x.h.psn == 100,
                "ACK of PSN 100 expected:" + t.wire_log());
-    t.expect(mem(t.dut(), 0, 256) == bytes(256, 1), "the duplicate's payload was written");
+    t.expect(Bench::mem(t.dut(), 0, 256) == bytes(256, 1), "the duplicate's payload was written");
     t.expect(t.dut_state() == dev::QpState::RTS, "QP left RTS");
   });
   CHECK(stat(t.stats, "host1.nic.resp", "duplicates") == 1);
@@ -64,8 +53,9 @@ TEST_CASE("A PSN gap draws one NAK, and the missing packets are then accepted", 
     for (size_t i = 0; i < std::min<size_t>(4, s.size()); ++i)
       t.expect(s[i].h.aeth_syndrome == want[i].syn && s[i].h.psn == want[i].psn,
                fmt::format("frame {}:", i) + t.wire_log());
-    t.expect(mem(t.dut(), 0, 64) == bytes(64, 5) && mem(t.dut(), 1024, 64) == bytes(64, 6),
-             "the packets in sequence were not placed");
+    t.expect(
+        Bench::mem(t.dut(), 0, 64) == bytes(64, 5) && Bench::mem(t.dut(), 1024, 64) == bytes(64, 6),
+        "the packets in sequence were not placed");
     t.expect(t.untouched(t.dut(), 2048, 64) && t.untouched(t.dut(), 3072, 64),
              "a packet out of sequence was placed");
     t.expect(t.dut_state() == dev::QpState::RTS, "QP left RTS");
@@ -180,7 +170,7 @@ TEST_CASE("The requester's WRITE on the wire: opcodes, PSNs, AckReq, RETH and pa
     if (s.size() != 3) return;
     const Opcode ops[] = {Opcode::RC_RDMA_WRITE_FIRST, Opcode::RC_RDMA_WRITE_MIDDLE,
                           Opcode::RC_RDMA_WRITE_LAST};
-    const std::vector<uint8_t> src = mem(d, 0, 10000);
+    const std::vector<uint8_t> src = Bench::mem(d, 0, 10000);
     for (uint32_t i = 0; i < 3; ++i) {
       t.expect(s[i].h.opcode == wire::to_u8(ops[i]) && s[i].h.psn == 100 + i,
                fmt::format("packet {}:", i) + t.wire_log());

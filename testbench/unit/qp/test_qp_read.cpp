@@ -9,11 +9,6 @@ using wire::Opcode;
 
 namespace {
 constexpr uint32_t kAll = kLW | kRW | kRR;
-std::vector<uint8_t> mem(Peer& p, uint64_t off, size_t len) {
-  std::vector<uint8_t> v(len);
-  p.h->app_read(p.buf + off, v.data(), len);
-  return v;
-}
 wire::TransportHeader read_req(const QpBench& t, uint32_t psn, uint64_t off, uint32_t len) {
   wire::TransportHeader h = QpBench::req(Opcode::RC_RDMA_READ_REQUEST, psn);
   h.reth_va = t.b.buf + off;
@@ -44,7 +39,7 @@ TEST_CASE("The responder answers a READ with its response packets, then the ACKs
     const auto& s = t.probe.sent;
     t.expect(s.size() == 3, "two responses and an ACK:" + t.wire_log());
     if (s.size() != 3) return;
-    const auto src = mem(d, 1000, 5000);
+    const auto src = Bench::mem(d, 1000, 5000);
     t.expect(s[0].h.opcode == wire::to_u8(Opcode::RC_RDMA_READ_RESPONSE_FIRST) &&
                  s[0].h.psn == 100 && s[0].h.aeth_syndrome == wire::kAethSynAck &&
                  s[0].h.aeth_msn == 1,
@@ -104,7 +99,7 @@ TEST_CASE("The requester places READ responses and goes back for a missing one",
                  c[0].opcode == WcOpcode::RDMA_READ && c[0].byte_len == 9000,
              c.empty() ? "no CQE" : wc_str(c[0]));
     d.h->cpu(2 * kUs);
-    t.expect(mem(d, 2000, 9000) == data, "the READ's data in memory");
+    t.expect(Bench::mem(d, 2000, 9000) == data, "the READ's data in memory");
     t.expect(t.untouched(d, 0, 2000) && t.untouched(d, 11000, 1000), "written outside");
   });
   t.report();

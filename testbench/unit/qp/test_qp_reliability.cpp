@@ -8,9 +8,6 @@ using namespace rn::test;
 using wire::Opcode;
 
 namespace {
-uint64_t stat(const nlohmann::json& st, const std::string& group, const std::string& name) {
-  return st.at(group).at(name).at("value").get<uint64_t>();
-}
 // The frames sent with PSN psn, in order.
 std::vector<const Sent*> with_psn(const QpBench& t, uint32_t psn) {
   std::vector<const Sent*> v;

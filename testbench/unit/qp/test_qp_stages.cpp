@@ -9,9 +9,6 @@ using namespace rn;
 using namespace rn::test;
 
 namespace {
-uint64_t stat(const nlohmann::json& st, const std::string& group, const std::string& name) {
-  return st.at(group).at(name).at("value").get<uint64_t>();
-}
 
 // A translation stage with a cold cache: the first lookup of each key answers kPending and the
 // key is known `delay` later; then the NIC's own table answers.
