@@ -23,4 +23,11 @@ inline Tick bytes_time(uint64_t bytes, double bits_per_sec) {
 inline double ticks_to_ns(Tick t) { return static_cast<double>(t) / 1e3; }
 inline double ticks_to_sec(Tick t) { return static_cast<double>(t) / 1e12; }
 
+// The smallest power of two >= v (1 for 0): ring sizes indexed by mask (std::bit_ceil is C++20).
+constexpr uint64_t pow2_ceil(uint64_t v) {
+  uint64_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+
 }  // namespace rn

@@ -81,7 +81,9 @@ Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
       implied_naks_(stats_.counter(
           "implied_naks", "count",
           "READ responses found missing (a later response or ACK came first): asked again")) {
-  ready_.assign(env.params.max_qps + 2, 0);
+  ready_.assign(pow2_ceil(env.params.max_qps + 2u), 0);
+  ready_mask_ = static_cast<uint32_t>(ready_.size() - 1);
+  timers_.resize(64);
   port_.add_source(this);
 }
 
@@ -99,7 +101,7 @@ bool Requester::can_send(const QpCtx& q) const {
 void Requester::schedule(QpCtx& q) {
   if (!q.sq.scheduled && can_send(q)) {
     q.sq.scheduled = true;
-    ready_[ready_tail_++ % ready_.size()] = q.qpn;
+    ready_[ready_tail_++ & ready_mask_] = q.qpn;
   }
   port_.kick();
 }
@@ -174,7 +176,7 @@ void Requester::on_translation_ready() {
 }
 
 void Requester::produce() {
-  const uint32_t qpn = ready_[ready_head_++ % ready_.size()];
+  const uint32_t qpn = ready_[ready_head_++ & ready_mask_];
   if (env_.params.prefetch_hints) prefetch_upcoming();
   QpCtx* q = t_.qp(qpn);
   if (!q) return;
@@ -183,7 +185,7 @@ void Requester::produce() {
     send_one(*q);
   if (can_send(*q)) {
     q->sq.scheduled = true;
-    ready_[ready_tail_++ % ready_.size()] = q->qpn;
+    ready_[ready_tail_++ & ready_mask_] = q->qpn;
   } else if (q->state == dev::QpState::RTS && q->sq.phase != SqPhase::kStopped &&
              q->sq.wait == SqWait::kNone &&
              (q->sq.phase == SqPhase::kInMessage || q->sq.next != q->sq.fetched)) {
@@ -195,11 +197,10 @@ void Requester::prefetch_upcoming() const {
   // The QP after next: its context. The next one (its context prefetched one turn ago): the memory
   // region its next packet reads from. Hints for the simulator's speed with many QPs; they read
   // the model's state and change nothing.
-  const size_t n = ready_.size();
   if (ready_tail_ - ready_head_ >= 2)
-    if (const QpCtx* q2 = t_.qp_ptr(ready_[(ready_head_ + 1) % n])) prefetch_ctx(q2);
+    if (const QpCtx* q2 = t_.qp_ptr(ready_[(ready_head_ + 1) & ready_mask_])) prefetch_ctx(q2);
   if (ready_tail_ == ready_head_) return;
-  const QpCtx* q = t_.qp_ptr(ready_[ready_head_ % n]);
+  const QpCtx* q = t_.qp_ptr(ready_[ready_head_ & ready_mask_]);
   if (!q) return;
   if (q->sq.phase == SqPhase::kInMessage && q->sq.cur_sge < q->sq.cur.hdr.num_sge) {
     xl_.prefetch(q->sq.cur.sge[q->sq.cur_sge].lkey);
@@ -587,16 +588,48 @@ void Requester::arm_ack_timer(QpCtx& q) {
   if (q.sq.ack_deadline == 0) q.sq.ack_deadline = now() + t;
   if (q.sq.ack_timer == AckTimer::kBooked) return;
   q.sq.ack_timer = AckTimer::kBooked;
-  const uint32_t qpn = q.qpn, epoch = q.epoch;
-  env_.sim.eq.at(q.sq.ack_deadline, [this, qpn, epoch] {
-    QpCtx* qq = t_.qp(qpn);
-    if (!qq || qq->epoch != epoch) return;
-    QpCtx& q2 = *qq;
-    q2.sq.ack_timer = AckTimer::kOff;
-    if (q2.state != dev::QpState::RTS || q2.sq.ack_deadline == 0) return;
-    if (now() < q2.sq.ack_deadline) return arm_ack_timer(q2);  // progress moved it on
-    ack_timed_out(q2);
-  });
+  book_timer(BookedTimer{q.sq.ack_deadline, q.qpn, q.epoch});
+}
+
+void Requester::book_timer(const BookedTimer& b) {
+  const size_t mask = timers_.size() - 1;
+  if (timers_count_ && b.at < timers_[(timers_head_ + timers_count_ - 1) & mask].at) {
+    env_.sim.eq.at(b.at, [this, b] { ack_timer_fired(b.qpn, b.epoch); });  // out of order
+    return;
+  }
+  if (timers_count_ == timers_.size()) {  // grows with the QPs armed at once, then stays
+    std::vector<BookedTimer> bigger(timers_.size() * 2);
+    for (size_t i = 0; i < timers_count_; ++i) bigger[i] = timers_[(timers_head_ + i) & mask];
+    timers_.swap(bigger);
+    timers_head_ = 0;
+  }
+  timers_[(timers_head_ + timers_count_++) & (timers_.size() - 1)] = b;
+  if (!timers_event_) {
+    timers_event_ = true;
+    env_.sim.eq.at(timers_[timers_head_].at, [this] { run_timers(); });
+  }
+}
+
+void Requester::run_timers() {
+  // timers_event_ stays set while they run: timers booked meanwhile wait for the event below.
+  while (timers_count_ && timers_[timers_head_].at <= now()) {
+    const BookedTimer b = timers_[timers_head_];
+    timers_head_ = (timers_head_ + 1) & (timers_.size() - 1);
+    --timers_count_;
+    ack_timer_fired(b.qpn, b.epoch);
+  }
+  timers_event_ = timers_count_ > 0;
+  if (timers_event_) env_.sim.eq.at(timers_[timers_head_].at, [this] { run_timers(); });
+}
+
+void Requester::ack_timer_fired(uint32_t qpn, uint32_t epoch) {
+  QpCtx* qq = t_.qp(qpn);
+  if (!qq || qq->epoch != epoch) return;
+  QpCtx& q = *qq;
+  q.sq.ack_timer = AckTimer::kOff;
+  if (q.state != dev::QpState::RTS || q.sq.ack_deadline == 0) return;
+  if (now() < q.sq.ack_deadline) return arm_ack_timer(q);  // progress moved it on
+  ack_timed_out(q);
 }
 
 void Requester::ack_timed_out(QpCtx& q) {

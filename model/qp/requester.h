@@ -83,8 +83,22 @@ class Requester : public TxPort::Source {
   RxBuffer& rxbuf_;
   net::FramePool& pool_;
   QpLife* life_ = nullptr;
-  std::vector<uint32_t> ready_;  // ring of QPNs
+  std::vector<uint32_t> ready_;  // ring of QPNs, 2^k entries (indexed by mask)
+  uint32_t ready_mask_ = 0;
   uint32_t ready_head_ = 0, ready_tail_ = 0;
+  // The QPs' booked ACK timers, in time order (every QP with the same timeout books them in
+  // order), behind one calendar event at the earliest: a thousand armed timers cost the
+  // calendar one entry, not a thousand in its heap. A time out of order goes to the calendar.
+  struct BookedTimer {
+    Tick at;
+    uint32_t qpn, epoch;
+  };
+  std::vector<BookedTimer> timers_;  // a ring of 2^k
+  size_t timers_head_ = 0, timers_count_ = 0;
+  bool timers_event_ = false;  // the calendar event for the earliest is booked
+  void book_timer(const BookedTimer& b);
+  void run_timers();
+  void ack_timer_fired(uint32_t qpn, uint32_t epoch);
 
   stats::Group stats_;
   uint64_t& packets_;

@@ -19,9 +19,7 @@ RxBuffer::RxBuffer(const NicEnv& env)
 
 RxBuffer::~RxBuffer() { env_.sim.stats.remove(&stats_); }
 
-bool RxBuffer::admit(uint32_t bytes) {
-  release_landed();
-  if (held_bytes_ + bytes <= env_.params.rx_buffer_bytes) return true;
+bool RxBuffer::refuse(uint32_t bytes) {
   // No room: the frame is lost, as at a port without flow control.
   ++drops_;
   drop_bytes_ += bytes;
@@ -31,18 +29,11 @@ bool RxBuffer::admit(uint32_t bytes) {
   return false;
 }
 
-void RxBuffer::hold_until(Tick until, uint32_t bytes) {
-  if (count_ == ring_.size()) {  // grows while warming up; no allocation once large enough
-    std::vector<Held> bigger(ring_.size() * 2);
-    for (size_t i = 0; i < count_; ++i) bigger[i] = ring_[(head_ + i) & (ring_.size() - 1)];
-    ring_.swap(bigger);
-    head_ = 0;
-  }
-  // DMA writes land in issue order; max() keeps the ring in time order should one not.
-  placed_until_ = std::max(placed_until_, until);
-  ring_[(head_ + count_++) & (ring_.size() - 1)] = Held{placed_until_, bytes};
-  held_bytes_ += bytes;
-  peak_ = std::max(peak_, held_bytes_);
+void RxBuffer::grow() {
+  std::vector<Held> bigger(ring_.size() * 2);
+  for (size_t i = 0; i < count_; ++i) bigger[i] = ring_[(head_ + i) & (ring_.size() - 1)];
+  ring_.swap(bigger);
+  head_ = 0;
 }
 
 Tick RxBuffer::place(pcie::DmaPort& dma, const xlate::SegList& segs, net::Frame* f, uint32_t off,
@@ -53,20 +44,6 @@ Tick RxBuffer::place(pcie::DmaPort& dma, const xlate::SegList& segs, net::Frame*
       [&pool, f] { pool.put(f); }, &f->payload_page);
   hold_until(landed, f->len);
   return landed;
-}
-
-void RxBuffer::hold(uint32_t bytes) {
-  held_bytes_ += bytes;
-  peak_ = std::max(peak_, held_bytes_);
-}
-
-void RxBuffer::release_landed() {
-  const Tick t = env_.now();
-  while (count_ && ring_[head_].until <= t) {
-    held_bytes_ -= ring_[head_].bytes;
-    head_ = (head_ + 1) & (ring_.size() - 1);
-    --count_;
-  }
 }
 
 }  // namespace rn::qp

@@ -14,13 +14,15 @@ TxPort::TxPort(const NicEnv& env, net::FramePool& pool, const PortFraming& frami
       frames_(stats_.counter("frames", "count", "packets sent through the pipeline")),
       control_frames_(stats_.counter("control_frames", "count", "ACKs and NAKs sent")),
       stalls_link_(stats_.counter("stalls_link", "count", "pipeline waits: link queue full")) {
-  ring_.resize(std::max<uint32_t>(1, env.params.tx_pipeline_depth));
+  depth_ = std::max<uint32_t>(1, env.params.tx_pipeline_depth);
+  ring_.resize(pow2_ceil(depth_));
+  mask_ = static_cast<uint32_t>(ring_.size() - 1);
 }
 
 TxPort::~TxPort() {
   env_.sim.stats.remove(&stats_);
   for (uint32_t i = head_; i != tail_; ++i)
-    if (net::Frame* f = ring_[i % ring_.size()].f) pool_.put(f);
+    if (net::Frame* f = ring_[i & mask_].f) pool_.put(f);
 }
 
 void TxPort::kick() {
@@ -36,12 +38,15 @@ void TxPort::kick() {
   do {
     kick_ = Kick::kRunning;
     while (has_room()) {
-      Source* src = nullptr;
-      for (size_t k = 0; k < sources_.size() && !src; ++k) {
-        Source* s = sources_[(next_source_ + k) % sources_.size()];
+      Source* src = nullptr;  // the next source with work, round robin
+      const size_t n = sources_.size();
+      for (size_t k = 0, i = next_source_; k < n; ++k) {
+        Source* s = sources_[i];
+        if (++i == n) i = 0;
         if (s->has_work()) {
           src = s;
-          next_source_ = (next_source_ + k + 1) % sources_.size();
+          next_source_ = i;
+          break;
         }
       }
       if (!src) break;
@@ -62,30 +67,10 @@ void TxPort::kick() {
   kick_ = Kick::kIdle;
 }
 
-uint32_t TxPort::claim(net::Frame* f, uint32_t tlen, const wire::PathInfo& path, bool ready,
-                       Source* owner) {
-  const uint32_t idx = tail_++ % ring_.size();
-  Slot& s = ring_[idx];
-  s.f = f;
-  s.tlen = tlen;
-  s.path = path;
-  s.ready = ready;
-  s.owner = owner;
-  return idx;
-}
-
-void TxPort::landed(uint32_t idx) {
-  Slot& s = ring_[idx];
-  // A whole page read by reference: its bytes stay in the page (4096, no pad, at the end).
-  if (s.f->payload_page) s.f->ext_off = static_cast<uint16_t>(framing_.headroom() + s.tlen - 4096);
-  s.ready = true;
-  drain();
-}
-
 void TxPort::drain() {
   bool sent = false;
   while (head_ != tail_) {
-    Slot& s = ring_[head_ % ring_.size()];
+    Slot& s = ring_[head_ & mask_];
     if (!s.ready) break;
     wrap(s.f, s.tlen, s.path);
     link_->send(side_, s.f, now() + env_.params.tx_pipeline_latency);

@@ -42,15 +42,31 @@ class TxPort {
   // A source may have work: fills the pipeline while it has room. Re-entrant calls (from a
   // source's produce()) are folded into the running one.
   void kick();
-  bool has_room() const { return tail_ - head_ < ring_.size(); }
+  bool has_room() const { return tail_ - head_ < depth_; }
   net::Frame* new_frame() { return pool_.get(); }
   size_t headroom() const { return framing_.headroom(); }
   // Claims the next pipeline slot for frame f, whose transport bytes (tlen) are in place except
   // perhaps the payload (ready == false until landed()). Returns the slot's index.
   uint32_t claim(net::Frame* f, uint32_t tlen, const wire::PathInfo& path, bool ready,
-                 Source* owner = nullptr);
+                 Source* owner = nullptr) {
+    const uint32_t idx = tail_++ & mask_;
+    Slot& s = ring_[idx];
+    s.f = f;
+    s.tlen = tlen;
+    s.path = path;
+    s.ready = ready;
+    s.owner = owner;
+    return idx;
+  }
   // The payload of slot `idx` is in its frame (or referenced by page: Frame::payload_page).
-  void landed(uint32_t idx);
+  void landed(uint32_t idx) {
+    Slot& s = ring_[idx];
+    // A whole page read by reference: its bytes stay in the page (4096, no pad, at the end).
+    if (s.f->payload_page)
+      s.f->ext_off = static_cast<uint16_t>(framing_.headroom() + s.tlen - 4096);
+    s.ready = true;
+    drain();
+  }
   // Sends every complete slot at the pipeline's head.
   void drain();
   // A control frame (tlen transport bytes in place in f): framed and sent at `ready` or later.
@@ -78,8 +94,9 @@ class TxPort {
   int side_ = 0;
   std::vector<Source*> sources_;
   size_t next_source_ = 0;
-  std::vector<Slot> ring_;
-  uint32_t head_ = 0, tail_ = 0;  // free-running
+  std::vector<Slot> ring_;         // 2^k slots, indexed by mask
+  uint32_t depth_ = 1, mask_ = 0;  // nic.tx_pipeline_depth slots in use
+  uint32_t head_ = 0, tail_ = 0;   // free-running
   Kick kick_ = Kick::kIdle;
   bool wake_pending_ = false;  // a kick is booked for when the link's queue has room
   Tick backlog_limit_ = 0;
