@@ -339,15 +339,19 @@ int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
   int err = 0;
   uint32_t posted = 0;
   for (; wr; wr = wr->next) {
+    const bool atomic = wr->opcode == dev::WrOpcode::ATOMIC_CMP_AND_SWP ||
+                        wr->opcode == dev::WrOpcode::ATOMIC_FETCH_AND_ADD;
+    // An atomic's AtomicSeg takes the place of one SGE in the stride.
+    const uint32_t max_sge = atomic ? qp->max_send_sge - 1 : qp->max_send_sge;
     // As verbs: a send queue takes work from RTS on (in ERR, it is flushed); before that the
     // device would refuse the doorbell and the WQE would run later, unasked.
     if (qp->state == dev::QpState::RESET || qp->state == dev::QpState::INIT ||
         qp->state == dev::QpState::RTR) {
       err = fail(EINVAL, fmt::format("post_send: QP {} is in state {} (needs RTS, SQD or ERR)",
                                      qp->qpn, dev::to_string(qp->state)));
-    } else if (wr->num_sge < 0 || static_cast<uint32_t>(wr->num_sge) > qp->max_send_sge) {
-      err = fail(EINVAL,
-                 fmt::format("post_send: num_sge {} > max {}", wr->num_sge, qp->max_send_sge));
+    } else if (wr->num_sge < 0 || static_cast<uint32_t>(wr->num_sge) > max_sge) {
+      err = fail(EINVAL, fmt::format("post_send: num_sge {} > max {}{}", wr->num_sge, max_sge,
+                                     atomic ? " (an atomic's operands take one)" : ""));
     } else if (qp->sq_pi - qp->sq_ci >= qp->sq_size) {
       err = fail(ENOMEM, "post_send: send queue full");
     } else if (wr->send_flags & kSendInline) {
@@ -371,9 +375,15 @@ int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
     h.remote_addr = wr->remote_addr;
     h.rkey = wr->rkey;
     std::memcpy(buf, &h, sizeof h);
+    size_t at = sizeof h;
+    if (atomic) {
+      const dev::AtomicSeg a{wr->compare_add, wr->swap};
+      std::memcpy(buf + at, &a, sizeof a);
+      at += sizeof a;
+    }
     for (int i = 0; i < wr->num_sge; ++i) {
       dev::Sge s{wr->sg_list[i].addr, wr->sg_list[i].length, wr->sg_list[i].lkey};
-      std::memcpy(buf + sizeof h + i * sizeof s, &s, sizeof s);
+      std::memcpy(buf + at + i * sizeof s, &s, sizeof s);
     }
     uint64_t slot = qp->sq + (uint64_t(qp->sq_pi & (qp->sq_size - 1)) << qp->sq_shift);
     io_.mem_write(slot, buf, stride);

@@ -37,9 +37,11 @@ struct SendWr {
   int num_sge = 0;
   dev::WrOpcode opcode = dev::WrOpcode::SEND;
   uint32_t send_flags = 0;
-  uint32_t imm_data = 0;  // host order; sent big-endian
-  uint64_t remote_addr = 0;
+  uint32_t imm_data = 0;     // host order; sent big-endian
+  uint64_t remote_addr = 0;  // RDMA and atomics (8-byte aligned for atomics)
   uint32_t rkey = 0;
+  uint64_t compare_add = 0;  // atomics: CMP_AND_SWP's compare value, FETCH_AND_ADD's addend
+  uint64_t swap = 0;         // atomics: CMP_AND_SWP's new value
 };
 struct RecvWr {
   uint64_t wr_id = 0;

@@ -476,6 +476,11 @@ enum class WrOpcode : uint32_t {
   SEND = 2,                 // SEND
   SEND_WITH_IMM = 3,        // SEND with immediate
   RDMA_READ = 4,  // RDMA READ: remote_addr/rkey name the remote buffer, the SGEs the local one
+  ATOMIC_CMP_AND_SWP =
+      5,  // compare and swap the 8 bytes at remote_addr (8-byte aligned): an AtomicSeg follows the
+          // header, then one 8-byte SGE that receives the original value
+  ATOMIC_FETCH_AND_ADD =
+      6,  // add to the 8 bytes at remote_addr (8-byte aligned): as ATOMIC_CMP_AND_SWP
 };
 const char* to_string(WrOpcode v);
 
@@ -483,7 +488,7 @@ const char* to_string(WrOpcode v);
 enum class WqeFlags : uint32_t {
   SIGNALED = 1,   // write a CQE when the WQE completes successfully
   SOLICITED = 2,  // set SE in the last packet
-  FENCE = 4,      // start only once every earlier READ has completed
+  FENCE = 4,      // start only once every earlier READ and atomic has completed
 };
 const char* to_string(WqeFlags v);
 
@@ -492,6 +497,8 @@ enum class WcOpcode : uint32_t {
   SEND = 0,
   RDMA_WRITE = 1,
   RDMA_READ = 2,
+  COMP_SWAP = 3,
+  FETCH_ADD = 4,
   RECV = 0x80,
   RECV_RDMA_WITH_IMM = 0x81,
 };
@@ -868,6 +875,18 @@ static_assert(offsetof(SendWqe, wr_id) == 8, "SendWqe.wr_id offset");
 static_assert(offsetof(SendWqe, remote_addr) == 16, "SendWqe.remote_addr offset");
 static_assert(offsetof(SendWqe, rkey) == 24, "SendWqe.rkey offset");
 static_assert(offsetof(SendWqe, rsvd1) == 28, "SendWqe.rsvd1 offset");
+
+// Operands of an atomic send WQE (WrOpcode ATOMIC_*), between the SendWqe header and its SGE: the
+// atomic takes one 16-byte entry of the stride. Values in host order (sent big-endian).
+struct AtomicSeg {
+  uint64_t compare_add;  // +0 ATOMIC_CMP_AND_SWP: the value compared; ATOMIC_FETCH_AND_ADD: the
+                         // value added
+  uint64_t
+      swap;  // +8 ATOMIC_CMP_AND_SWP: the value written if equal; ignored by ATOMIC_FETCH_AND_ADD
+};
+static_assert(sizeof(AtomicSeg) == 16, "AtomicSeg size");
+static_assert(offsetof(AtomicSeg, compare_add) == 0, "AtomicSeg.compare_add offset");
+static_assert(offsetof(AtomicSeg, swap) == 8, "AtomicSeg.swap offset");
 
 // Receive WQE header; followed by num_sge Sge entries, within the QP's receive WQE stride (16
 // bytes: 0 SGEs; 512 bytes: 31).

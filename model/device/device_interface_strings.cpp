@@ -211,6 +211,10 @@ const char* to_string(WrOpcode v) {
       return "SEND_WITH_IMM";
     case WrOpcode::RDMA_READ:
       return "RDMA_READ";
+    case WrOpcode::ATOMIC_CMP_AND_SWP:
+      return "ATOMIC_CMP_AND_SWP";
+    case WrOpcode::ATOMIC_FETCH_AND_ADD:
+      return "ATOMIC_FETCH_AND_ADD";
   }
   return "?";
 }
@@ -235,6 +239,10 @@ const char* to_string(WcOpcode v) {
       return "RDMA_WRITE";
     case WcOpcode::RDMA_READ:
       return "RDMA_READ";
+    case WcOpcode::COMP_SWAP:
+      return "COMP_SWAP";
+    case WcOpcode::FETCH_ADD:
+      return "FETCH_ADD";
     case WcOpcode::RECV:
       return "RECV";
     case WcOpcode::RECV_RDMA_WITH_IMM:

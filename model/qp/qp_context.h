@@ -12,6 +12,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "model/core/prefetch.h"
@@ -62,15 +63,21 @@ struct NicEnv {
 // A cached, decoded send WQE.
 struct SendWqeCache {
   dev::SendWqe hdr;
+  dev::AtomicSeg atomic;  // an atomic WQE's operands (WrOpcode ATOMIC_*)
   dev::Sge sge[dev::kMaxSendSge];
 };
+inline bool is_atomic(uint8_t wr_opcode) {
+  return wr_opcode == static_cast<uint8_t>(dev::WrOpcode::ATOMIC_CMP_AND_SWP) ||
+         wr_opcode == static_cast<uint8_t>(dev::WrOpcode::ATOMIC_FETCH_AND_ADD);
+}
 struct RecvWqeCache {
   dev::RecvWqe hdr;
   dev::Sge sge[dev::kMaxRecvSge];
 };
 
 // Copies n fetched WQEs (2^shift bytes each, back to back at `buf`) into a WQE cache ring from
-// index `first` on: the header, then at most max_sge of the scatter/gather entries it announces.
+// index `first` on: the header, then at most max_sge of the scatter/gather entries it announces
+// (an atomic send WQE's AtomicSeg first, in the place of one of them).
 template <typename Cache, typename Ring>
 void unpack_wqes(const uint8_t* buf, uint32_t n, uint8_t shift, Ring& ring, uint32_t first,
                  uint32_t max_sge) {
@@ -78,8 +85,17 @@ void unpack_wqes(const uint8_t* buf, uint32_t n, uint8_t shift, Ring& ring, uint
     Cache& c = ring[(first + i) % ring.size()];
     const uint8_t* src = buf + (size_t(i) << shift);
     std::memcpy(&c.hdr, src, sizeof c.hdr);
-    const uint32_t ns = std::min<uint32_t>(c.hdr.num_sge, max_sge);
-    std::memcpy(c.sge, src + sizeof c.hdr, ns * sizeof(dev::Sge));
+    size_t at = sizeof c.hdr;
+    uint32_t room = max_sge;
+    if constexpr (std::is_same_v<Cache, SendWqeCache>) {
+      if (is_atomic(c.hdr.opcode)) {  // its AtomicSeg takes the first entry
+        std::memcpy(&c.atomic, src + at, sizeof c.atomic);
+        at += sizeof c.atomic;
+        room = max_sge > 0 ? max_sge - 1 : 0;
+      }
+    }
+    const uint32_t ns = std::min<uint32_t>(c.hdr.num_sge, room);
+    std::memcpy(c.sge, src + at, ns * sizeof(dev::Sge));
   }
 }
 
@@ -87,7 +103,8 @@ void unpack_wqes(const uint8_t* buf, uint32_t n, uint8_t shift, Ring& ring, uint
 struct Outstanding {
   uint32_t idx;  // free-running WQE index
   uint32_t first_psn, last_psn;
-  bool read;       // an RDMA READ: complete when its last response has landed, not by an ACK
+  bool read;       // an RDMA READ or atomic: complete when its (last) response has landed, not by
+                   // an ACK
   bool read_done;  // ... and it has: its data is in memory at done_at
   Tick done_at;
   uint64_t wr_id;
@@ -125,9 +142,10 @@ enum class SqPhase : uint8_t {
 // ack_deadline or earlier: it books itself again if the deadline moved on meanwhile).
 enum class AckTimer : uint8_t { kOff, kBooked };
 
-// An RDMA READ the requester waits for responses to (a ring of max_rd_atomic per QP).
+// An RDMA READ or atomic the requester waits for responses to (a ring of max_rd_atomic per QP).
 struct ReadCtx {
   uint32_t idx;  // the WQE
+  bool atomic;   // an atomic: one ATOMIC ACKNOWLEDGE, whose original value goes to sge[0]
   uint32_t first_psn, last_psn;
   uint32_t next_psn;  // the response expected next
   uint32_t len, off;  // bytes asked for, bytes placed
@@ -189,6 +207,15 @@ enum class RxMsg : uint8_t { kNone, kSend, kWrite };
 // Whether the responder has NAKed the current PSN sequence error (one NAK per error).
 enum class SeqNak : uint8_t { kNone, kSent };
 
+// An atomic the responder executed (or is executing) for a QP: kept for a duplicate of its
+// request, which is answered with the same original value instead of being executed again.
+struct AtomicResult {
+  uint32_t psn = 0;
+  uint64_t orig = 0;
+  bool done = false;  // executed: orig is valid
+  bool valid = false;
+};
+
 // The responder's progress on a QP.
 struct RespState {
   uint32_t epsn = 0;  // expected PSN
@@ -198,8 +225,12 @@ struct RespState {
   uint32_t rx_off = 0;       // bytes of the current message received
   uint64_t w_va = 0;         // the current WRITE's RETH
   uint32_t w_rkey = 0, w_len = 0;
-  uint32_t reads_queued =
-      0;  // READs accepted whose responses are not all sent (max_dest_rd_atomic)
+  // READs and atomics accepted whose responses are not all sent (at most max_dest_rd_atomic).
+  uint32_t reads_queued = 0;
+  // The last atomics, a ring (allocated at the QP's first atomic; its size the most
+  // max_dest_rd_atomic allows): the responder's resources for replaying them.
+  std::vector<AtomicResult> atomics;
+  uint32_t atomics_next = 0;
 };
 
 struct QpCtx {

@@ -27,6 +27,10 @@ dev::WcOpcode wc_opcode_of(uint8_t wr_opcode) {
       return dev::WcOpcode::RDMA_WRITE;
     case WrOpcode::RDMA_READ:
       return dev::WcOpcode::RDMA_READ;
+    case WrOpcode::ATOMIC_CMP_AND_SWP:
+      return dev::WcOpcode::COMP_SWAP;
+    case WrOpcode::ATOMIC_FETCH_AND_ADD:
+      return dev::WcOpcode::FETCH_ADD;
     default:
       return dev::WcOpcode::SEND;
   }
@@ -80,7 +84,10 @@ Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
           stats_.counter("duplicate_responses", "count", "READ responses already had, discarded")),
       implied_naks_(stats_.counter(
           "implied_naks", "count",
-          "READ responses found missing (a later response or ACK came first): asked again")) {
+          "READ responses found missing (a later response or ACK came first): asked again")),
+      atomic_requests_(stats_.counter("atomic_requests", "count", "atomic requests sent")),
+      atomic_responses_(stats_.counter("atomic_responses", "count",
+                                       "ATOMIC ACKNOWLEDGEs whose original value was placed")) {
   ready_.assign(pow2_ceil(env.params.max_qps + 2u), 0);
   ready_mask_ = static_cast<uint32_t>(ready_.size() - 1);
   timers_.resize(64);
@@ -230,20 +237,24 @@ bool Requester::start_wqe(QpCtx& q) {
   const bool is_write = op == WrOpcode::RDMA_WRITE || op == WrOpcode::RDMA_WRITE_WITH_IMM;
   const bool is_send = op == WrOpcode::SEND || op == WrOpcode::SEND_WITH_IMM;
   const bool is_read = op == WrOpcode::RDMA_READ;
+  const bool atomic = is_atomic(h.opcode);
   uint64_t total = 0;
   WcStatus err = WcStatus::SUCCESS;
   uint8_t verr = 0;
-  if (!is_write && !is_send && !is_read) {
-    err = WcStatus::LOC_QP_OP_ERR;  // atomics are not modelled yet; unknown opcodes
+  if (!is_write && !is_send && !is_read && !atomic) {
+    err = WcStatus::LOC_QP_OP_ERR;  // an unknown opcode
     verr = 1;
-  } else if (h.num_sge > dev::max_send_sge(q.sq_shift)) {
-    err = WcStatus::LOC_QP_OP_ERR;
+  } else if (h.num_sge > dev::max_send_sge(q.sq_shift) - (atomic ? 1 : 0)) {
+    err = WcStatus::LOC_QP_OP_ERR;  // more SGEs than the stride holds
     verr = 2;
   } else {
     for (uint32_t i = 0; i < h.num_sge; ++i) total += c.sge[i].length;
     if (total > 0x80000000ull) {
       err = WcStatus::LOC_LEN_ERR;
       verr = 3;
+    } else if (atomic && (h.num_sge != 1 || total != 8)) {
+      err = WcStatus::LOC_LEN_ERR;  // an atomic returns 8 bytes into one SGE
+      verr = 4;
     }
   }
   const uint32_t npkts = packets_for(total, q.mtu);
@@ -266,7 +277,7 @@ bool Requester::start_wqe(QpCtx& q) {
     e->signaled = q.sig_all || (h.flags & static_cast<uint8_t>(dev::WqeFlags::SIGNALED));
     e->status = WcStatus::SUCCESS;
     e->wc_opcode = static_cast<uint8_t>(wc_opcode_of(h.opcode));
-    e->read = is_read;
+    e->read = is_read || atomic;
     e->byte_len = static_cast<uint32_t>(std::min<uint64_t>(total, 0xFFFFFFFFu));
     e->first_psn = q.sq.psn;
     if (err != WcStatus::SUCCESS) {
@@ -281,9 +292,11 @@ bool Requester::start_wqe(QpCtx& q) {
       return false;
     }
     e->last_psn = w::psn_add(e->first_psn, npkts - 1);
-    if (is_read) {  // a slot of max_rd_atomic (can_send saw one free) keeps where the data goes
+    if (is_read || atomic) {  // a slot of max_rd_atomic (can_send saw one free) keeps where the
+                              // data goes
       ReadCtx& r = q.sq.reads[q.sq.rd_tail++ % q.sq.reads.size()];
       r.idx = e->idx;
+      r.atomic = atomic;
       r.first_psn = r.next_psn = e->first_psn;
       r.last_psn = e->last_psn;
       r.len = static_cast<uint32_t>(total);
@@ -295,6 +308,7 @@ bool Requester::start_wqe(QpCtx& q) {
   // Copy the WQE out of the prefetch cache, which refills behind it.
   std::memcpy(&q.sq.cur.hdr, &h, sizeof h);
   std::memcpy(q.sq.cur.sge, c.sge, h.num_sge * sizeof(dev::Sge));
+  if (atomic) q.sq.cur.atomic = c.atomic;
   q.sq.phase = SqPhase::kInMessage;
   q.sq.cur_len = static_cast<uint32_t>(total);
   q.sq.cur_off = 0;
@@ -325,6 +339,7 @@ void Requester::send_one(QpCtx& q) {
   if (q.sq.phase != SqPhase::kInMessage && !start_wqe(q)) return;
   const auto& h = q.sq.cur.hdr;
   if (h.opcode == static_cast<uint8_t>(WrOpcode::RDMA_READ)) return send_read_request(q);
+  if (is_atomic(h.opcode)) return send_atomic_request(q);
   const uint32_t off = q.sq.cur_off;
   const uint32_t plen = std::min(q.mtu, q.sq.cur_len - off);
   const bool first = off == 0;
@@ -669,13 +684,14 @@ void Requester::restart_at(QpCtx& q, uint32_t psn) {
 }
 
 bool Requester::read_blocked(const QpCtx& q) const {
-  // The next WQE, started for the first time, is a READ while max_rd_atomic READs are
-  // outstanding, or is fenced while any READ is.
+  // The next WQE, started for the first time, is a READ or atomic while max_rd_atomic of them
+  // are outstanding, or is fenced while any is.
   const SendWqeCache& c = q.sq.cache[q.sq.next % q.sq.cache.size()];
   if (static_cast<int32_t>(q.sq.next - q.sq.high_started) < 0) return false;
   const uint32_t reads = q.sq.rd_tail - q.sq.rd_head;
   if (reads > 0 && (c.hdr.flags & static_cast<uint8_t>(dev::WqeFlags::FENCE))) return true;
-  return c.hdr.opcode == static_cast<uint8_t>(WrOpcode::RDMA_READ) && reads >= q.sq.reads.size();
+  return (c.hdr.opcode == static_cast<uint8_t>(WrOpcode::RDMA_READ) || is_atomic(c.hdr.opcode)) &&
+         reads >= q.sq.reads.size();
 }
 
 void Requester::send_read_request(QpCtx& q) {
@@ -704,6 +720,40 @@ void Requester::send_read_request(QpCtx& q) {
   if (w::psn_cmp(th.psn, q.sq.max_psn) < 0) ++retransmitted_;
   if (w::psn_cmp(end, q.sq.max_psn) > 0) q.sq.max_psn = end;
   q.sq.psn = end;
+  q.sq.since_ackreq = 0;
+  q.sq.cur_off = q.sq.cur_len;
+  q.sq.phase = SqPhase::kIdle;
+  arm_ack_timer(q);
+  port_.drain();
+}
+
+void Requester::send_atomic_request(QpCtx& q) {
+  // One packet, one PSN; the original value comes back in an ATOMIC ACKNOWLEDGE.
+  const auto& h = q.sq.cur.hdr;
+  const bool cas = h.opcode == static_cast<uint8_t>(WrOpcode::ATOMIC_CMP_AND_SWP);
+  w::TransportHeader th{};
+  th.opcode = w::to_u8(cas ? w::Opcode::RC_COMPARE_SWAP : w::Opcode::RC_FETCH_ADD);
+  th.pkey = 0xFFFF;
+  th.dest_qp = q.dest_qpn;
+  th.psn = q.sq.psn;
+  th.ack_req = true;
+  th.atomic_va = h.remote_addr;
+  th.atomic_rkey = h.rkey;
+  th.atomic_swap_add = cas ? q.sq.cur.atomic.swap : q.sq.cur.atomic.compare_add;
+  th.atomic_compare = cas ? q.sq.cur.atomic.compare_add : 0;
+  net::Frame* f = port_.new_frame();
+  const size_t hl = w::encode_transport_header(th, f->data + port_.headroom());
+  port_.claim(f, static_cast<uint32_t>(hl), q.path, true);
+  ++packets_;
+  ++atomic_requests_;
+  RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} {} psn {} va {:#x}", q.qpn,
+         w::op_info(th.opcode).name, th.psn, th.atomic_va);
+  if (w::psn_cmp(th.psn, q.sq.max_psn) < 0) {
+    ++retransmitted_;
+  } else {
+    q.sq.max_psn = w::psn_add(th.psn, 1);
+  }
+  q.sq.psn = w::psn_add(th.psn, 1);
   q.sq.since_ackreq = 0;
   q.sq.cur_off = q.sq.cur_len;
   q.sq.phase = SqPhase::kIdle;
@@ -746,48 +796,7 @@ void Requester::on_read_response(QpCtx& q, const RxPacket& p) {
   // Everything before this response is acknowledged by it.
   complete_acked(q, h.psn, false, when);
   Tick landed = when;
-  if (p.plen > 0) {
-    // Scatter [off, off + plen) over the READ's SGEs.
-    xlate::SegList segs;
-    Tick ready = now();
-    uint64_t skip = r.off;
-    uint32_t need = p.plen;
-    for (uint32_t i = 0; i < r.num_sge && need > 0; ++i) {
-      const dev::Sge& sg = r.sge[i];
-      if (skip >= sg.length) {
-        skip -= sg.length;
-        continue;
-      }
-      const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(sg.length - skip, need));
-      Tick at = 0;
-      const xlate::Status st =
-          xl_.lookup(sg.lkey, q.pdn, sg.addr + skip, take,
-                     static_cast<uint32_t>(dev::Access::LOCAL_WRITE), &segs, &at);
-      if (st == xlate::Status::kPending) {  // dropped; asked for again (the stage then knows)
-        ++stalls_xlate_;
-        pool_.put(f);
-        return go_back_for_read(q, r);
-      }
-      if (st != xlate::Status::kOk) {
-        RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} READ into lkey {:#x}: {}", q.qpn,
-               sg.lkey, xlate::to_string(st));
-        pool_.put(f);
-        if (Outstanding* e = entry(q, r.idx)) {
-          e->status = WcStatus::LOC_PROT_ERR;
-          e->vendor_err = static_cast<uint8_t>(st);
-        }
-        ++local_errors_;
-        q.sq.phase = SqPhase::kStopped;
-        return retire(q);
-      }
-      ready = std::max(ready, at);
-      skip = 0;
-      need -= take;
-    }
-    landed = rxbuf_.place(dma_, segs, f, p.payload_off, p.plen, when + (ready - now()), pool_);
-  } else {
-    pool_.put(f);
-  }
+  if (!place_response(q, r, f, p.payload_off, p.plen, when, &landed)) return;
   ++read_responses_;
   r.off += p.plen;
   r.next_psn = w::psn_add(r.next_psn, 1);
@@ -812,10 +821,105 @@ void Requester::go_back_for_read(QpCtx& q, const ReadCtx& r) {
   restart_at(q, r.next_psn);
 }
 
-void Requester::on_response(QpCtx& q, const w::TransportHeader& h) {
-  ++ghost_responses_;
-  RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {}: nothing outstanding, discarded",
-         q.qpn, w::op_info(h.opcode).name, h.psn);
+bool Requester::place_response(QpCtx& q, ReadCtx& r, net::Frame* f, uint32_t data_off, uint32_t len,
+                               Tick when, Tick* landed) {
+  if (len == 0) {
+    pool_.put(f);
+    return true;
+  }
+  // Scatter [r.off, r.off + len) over the READ's (or the atomic's one) SGEs.
+  xlate::SegList segs;
+  Tick ready = now();
+  uint64_t skip = r.off;
+  uint32_t need = len;
+  for (uint32_t i = 0; i < r.num_sge && need > 0; ++i) {
+    const dev::Sge& sg = r.sge[i];
+    if (skip >= sg.length) {
+      skip -= sg.length;
+      continue;
+    }
+    const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(sg.length - skip, need));
+    Tick at = 0;
+    const xlate::Status st =
+        xl_.lookup(sg.lkey, q.pdn, sg.addr + skip, take,
+                   static_cast<uint32_t>(dev::Access::LOCAL_WRITE), &segs, &at);
+    if (st == xlate::Status::kPending) {  // dropped; asked for again (the stage then knows)
+      ++stalls_xlate_;
+      pool_.put(f);
+      go_back_for_read(q, r);
+      return false;
+    }
+    if (st != xlate::Status::kOk) {
+      RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} response into lkey {:#x}: {}", q.qpn,
+             sg.lkey, xlate::to_string(st));
+      pool_.put(f);
+      if (Outstanding* e = entry(q, r.idx)) {
+        e->status = WcStatus::LOC_PROT_ERR;
+        e->vendor_err = static_cast<uint8_t>(st);
+      }
+      ++local_errors_;
+      q.sq.phase = SqPhase::kStopped;
+      retire(q);
+      return false;
+    }
+    ready = std::max(ready, at);
+    skip = 0;
+    need -= take;
+  }
+  *landed = rxbuf_.place(dma_, segs, f, data_off, len, when + (ready - now()), pool_);
+  return true;
+}
+
+void Requester::on_atomic_ack(QpCtx& q, const RxPacket& p) {
+  const w::TransportHeader& h = p.h;
+  net::Frame* f = p.f;
+  const bool waiting = (q.state == dev::QpState::RTS || q.state == dev::QpState::SQD) &&
+                       q.sq.rd_head != q.sq.rd_tail;
+  if (!waiting) {
+    ++ghost_responses_;
+    RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {}: nothing outstanding, discarded",
+           q.qpn, w::op_info(h.opcode).name, h.psn);
+    return pool_.put(f);
+  }
+  ReadCtx& r = q.sq.reads[q.sq.rd_head % q.sq.reads.size()];
+  const int32_t d = w::psn_cmp(h.psn, r.next_psn);
+  if (d < 0) {  // answered again for a request sent again: had it already
+    ++duplicate_responses_;
+    return pool_.put(f);
+  }
+  if (d > 0) {  // the response of an earlier READ or atomic is missing: ask again (implied NAK)
+    ++implied_naks_;
+    pool_.put(f);
+    return go_back_for_read(q, r);
+  }
+  if (!r.atomic || !w::aeth_is_ack(h.aeth_syndrome)) {
+    RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {}: not the response expected", q.qpn,
+           w::op_info(h.opcode).name, h.psn);
+    pool_.put(f);
+    return fail_head(q, WcStatus::BAD_RESP_ERR, h.opcode);
+  }
+  const Tick when = now() + env_.params.rx_pipeline_latency;
+  complete_acked(q, h.psn, false, when);
+  // The original value goes to the WQE's SGE in host order, from the frame (past its headers).
+  const uint64_t orig = h.atomic_ack_orig;
+  std::memcpy(f->data + p.payload_off, &orig, sizeof orig);
+  Tick landed = when;
+  if (!place_response(q, r, f, p.payload_off, sizeof orig, when, &landed)) return;
+  ++atomic_responses_;
+  r.off = sizeof orig;
+  r.next_psn = w::psn_add(r.next_psn, 1);
+  q.sq.unacked_psn = r.next_psn;
+  q.sq.retry_left = q.retry_cnt;  // progress
+  q.sq.rnr_left = q.rnr_retry;
+  q.sq.ack_deadline = q.sq.unacked_psn == q.sq.max_psn ? 0 : now() + ack_timeout(q);
+  if (Outstanding* e = entry(q, r.idx)) {
+    e->read_done = true;
+    e->done_at = landed;
+  }
+  ++q.sq.rd_head;
+  complete_acked(q, h.psn, true, when);
+  retire(q);
+  schedule(q);  // a slot of max_rd_atomic is free
 }
 
 void Requester::local_error(QpCtx& q, WcStatus st, uint8_t vendor_err) {

@@ -34,7 +34,7 @@ class Requester : public TxPort::Source {
   void on_read_response(QpCtx& q, const RxPacket& p);
   // An ATOMIC ACKNOWLEDGE for this QP. None is ever expected yet (atomics are not modelled):
   // each is a ghost response, counted and discarded; the QP carries on.
-  void on_response(QpCtx& q, const wire::TransportHeader& h);
+  void on_atomic_ack(QpCtx& q, const RxPacket& p);
   // The QP entered RTS (or may send again): puts it on the ready list and starts the port.
   void schedule(QpCtx& q);
   // The QP entered ERR: complete everything outstanding or posted with WR_FLUSH_ERR.
@@ -56,6 +56,12 @@ class Requester : public TxPort::Source {
   bool read_blocked(const QpCtx& q) const;
   void send_read_request(QpCtx& q);
   void go_back_for_read(QpCtx& q, const ReadCtx& r);
+  void send_atomic_request(QpCtx& q);
+  // Writes a response's len data bytes (in frame f from data_off) to where the READ or atomic r
+  // puts them, from r.off on; the frame goes back to the pool. False if it could not (the QP went
+  // back to ask again, or failed locally): the frame is released.
+  bool place_response(QpCtx& q, ReadCtx& r, net::Frame* f, uint32_t data_off, uint32_t len,
+                      Tick when, Tick* landed);
   // The outstanding entry of WQE idx (null if it is not outstanding).
   static Outstanding* entry(QpCtx& q, uint32_t idx);
   void complete_acked(QpCtx& q, uint32_t psn, bool inclusive, Tick when);
@@ -123,6 +129,8 @@ class Requester : public TxPort::Source {
   uint64_t& read_responses_;
   uint64_t& duplicate_responses_;
   uint64_t& implied_naks_;
+  uint64_t& atomic_requests_;
+  uint64_t& atomic_responses_;
 };
 
 }  // namespace rn::qp

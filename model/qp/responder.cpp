@@ -39,14 +39,21 @@ Responder::Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
                                    "request pipeline stalls waiting for the translation stage")),
       rwqe_fetches_(stats_.counter("rwqe_fetches", "count", "DMA reads of receive WQEs")),
       flushed_(stats_.counter("flushed", "count", "receive WQEs completed with WR_FLUSH_ERR")),
-      unsupported_ops_(stats_.counter(
-          "unsupported_requests", "count",
-          "requests refused with NAK_INV_REQ: atomics, SEND with invalidate (not modelled)")),
+      unsupported_ops_(
+          stats_.counter("unsupported_requests", "count",
+                         "requests refused with NAK_INV_REQ: SEND with invalidate (not modelled)")),
       read_requests_(stats_.counter("read_requests", "count", "RDMA READ requests executed")),
       read_dups_(stats_.counter("read_duplicates", "count",
                                 "duplicate READ requests executed again (after a loss)")),
       read_packets_(stats_.counter("read_responses", "count", "READ response packets sent")),
-      read_bytes_(stats_.counter("read_bytes", "B", "bytes read from host memory for responses")) {
+      read_bytes_(stats_.counter("read_bytes", "B", "bytes read from host memory for responses")),
+      atomics_(stats_.counter("atomics", "count", "atomic requests executed")),
+      atomic_replays_(stats_.counter(
+          "atomic_replays", "count",
+          "duplicate atomic requests answered from the QP's results, not executed again")),
+      atomic_dups_lost_(stats_.counter(
+          "atomic_duplicates_dropped", "count",
+          "duplicate atomic requests older than the results kept (max_dest_rd_atomic): dropped")) {
   pending_.reserve(256);
   replies_.reserve(64);
   port_.add_source(this);
@@ -220,6 +227,10 @@ Responder::Outcome Responder::check_psn(QpCtx& q, const RxPacket& p) {
     ++duplicates_;
     return read_request(q, p, true);
   }
+  if (d < 0 && w::op_info(p.h.opcode).has(w::kExtAtomicEth)) {
+    ++duplicates_;
+    return atomic_duplicate(q, p);
+  }
   if (d < 0) {
     ++duplicates_;
     // Duplicates are acknowledged again (cumulatively, with the last PSN received), AckReq or not.
@@ -261,9 +272,14 @@ Responder::Outcome Responder::process(const RxPacket& p) {
       return fail(q, w::kAethSynNakInvReq, h.psn, "opcode out of sequence");
     return read_request(q, p, false);
   }
+  if (info.kind == Kind::CmpSwap || info.kind == Kind::FetchAdd) {
+    if (q.rs.msg != RxMsg::kNone)
+      return fail(q, w::kAethSynNakInvReq, h.psn, "opcode out of sequence");
+    return atomic_request(q, p);
+  }
   if (!is_send && !is_write) {
     ++unsupported_ops_;
-    return fail(q, w::kAethSynNakInvReq, h.psn, "atomic requests are not modelled yet");
+    return fail(q, w::kAethSynNakInvReq, h.psn, "not a request opcode");
   }
   if (info.has(w::kExtIeth)) {
     ++unsupported_ops_;
@@ -462,6 +478,127 @@ Responder::Outcome Responder::read_request(QpCtx& q, const RxPacket& p, bool dup
   return Outcome::kDone;
 }
 
+Responder::Outcome Responder::atomic_request(QpCtx& q, const RxPacket& p) {
+  const w::TransportHeader& h = p.h;
+  const uint32_t ra = static_cast<uint32_t>(dev::Access::REMOTE_ATOMIC);
+  if (!(q.access & ra))
+    return fail(q, w::kAethSynNakInvReq, h.psn, "QP does not allow remote atomics");
+  if (h.atomic_va % 8 != 0)
+    return fail(q, w::kAethSynNakInvReq, h.psn, "atomic address not 8-byte aligned");
+  if (q.rs.reads_queued >= std::max<uint32_t>(1, q.max_dest_rd_atomic))
+    return fail(q, w::kAethSynNakInvReq, h.psn,
+                "more READs and atomics outstanding than max_dest_rd_atomic");
+  Placement pl;
+  pl.ready = now();
+  const xlate::Status st = lookup(h.atomic_rkey, q.pdn, h.atomic_va, 8, ra, pl, true);
+  if (st == xlate::Status::kPending) return Outcome::kWait;
+  if (st != xlate::Status::kOk) {
+    RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} atomic rkey {:#x} va {:#x}: {}", q.qpn,
+           h.atomic_rkey, h.atomic_va, xlate::to_string(st));
+    return fail(q, w::kAethSynNakRemAccess, h.psn, "rkey check failed");
+  }
+  ++atomics_;
+  ++messages_;
+  q.rs.epsn = w::psn_add(q.rs.epsn, 1);
+  q.rs.msn = (q.rs.msn + 1) & 0xFFFFFF;
+  q.rs.nak = SeqNak::kNone;
+  // Its result is kept in the QP's ring for a duplicate (sized once, at the largest allowed).
+  if (q.rs.atomics.empty()) q.rs.atomics.resize(16);
+  const uint32_t slot = q.rs.atomics_next++ % std::max<uint32_t>(1, q.max_dest_rd_atomic);
+  q.rs.atomics[slot] = AtomicResult{h.psn, 0, false, true};
+  const bool cas = h.opcode == w::to_u8(w::Opcode::RC_COMPARE_SWAP);
+  RN_LOG(env_.sim, LogCat::kRx, env_.name, "qp {} {} psn {} va {:#x}", q.qpn,
+         w::op_info(h.opcode).name, h.psn, h.atomic_va);
+  Reply r{};
+  r.kind = Reply::Kind::kAtomic;
+  r.qpn = q.qpn;
+  r.epoch = q.epoch;
+  r.psn = h.psn;
+  r.msn = q.rs.msn;
+  replies_.push_back(r);
+  ++q.rs.reads_queued;
+  AtomicOp op{};
+  op.bus = pl.segs.seg[0].addr;
+  op.cas = cas;
+  op.compare = h.atomic_compare;
+  op.swap_add = h.atomic_swap_add;
+  op.ready = env_.now() + env_.params.rx_pipeline_latency + (pl.ready - now());
+  op.reply = replies_.size() - 1;
+  op.qpn = q.qpn;
+  op.epoch = q.epoch;
+  op.slot = slot;
+  atomic_ops_.push_back(op);
+  atomic_start();
+  return Outcome::kDone;
+}
+
+Responder::Outcome Responder::atomic_duplicate(QpCtx& q, const RxPacket& p) {
+  // Never executed twice: the result kept for that PSN goes back again, behind the replies owed.
+  for (const AtomicResult& a : q.rs.atomics) {
+    if (!a.valid || a.psn != p.h.psn) continue;
+    if (!a.done) return Outcome::kDone;  // still executing: its acknowledgement is on its way
+    ++atomic_replays_;
+    RN_LOG(env_.sim, LogCat::kRx, env_.name, "qp {} {} psn {} again: replayed", q.qpn,
+           w::op_info(p.h.opcode).name, p.h.psn);
+    Reply r{};
+    r.kind = Reply::Kind::kAtomic;
+    r.ready = true;
+    r.qpn = q.qpn;
+    r.epoch = q.epoch;
+    r.psn = p.h.psn;
+    r.msn = q.rs.msn;
+    r.va = a.orig;
+    replies_.push_back(r);
+    ++q.rs.reads_queued;
+    port_.kick();
+    return Outcome::kDone;
+  }
+  ++atomic_dups_lost_;
+  RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {} again: no result kept, dropped",
+         q.qpn, w::op_info(p.h.opcode).name, p.h.psn);
+  return Outcome::kDone;
+}
+
+void Responder::atomic_start() {
+  if (atomic_busy_ || atomic_head_ == atomic_ops_.size()) return;
+  atomic_busy_ = true;
+  const AtomicOp& op = atomic_ops_[atomic_head_];
+  dma_.dma_read(op.bus, atomic_buf_, sizeof atomic_buf_, std::max(now(), op.ready),
+                [this] { atomic_read_done(); });
+}
+
+void Responder::atomic_read_done() {
+  const AtomicOp& op = atomic_ops_[atomic_head_];
+  uint64_t orig;
+  std::memcpy(&orig, atomic_buf_, sizeof orig);                // host order
+  if (op.cas && orig != op.compare) return atomic_done(orig);  // nothing to write
+  const uint64_t v = op.cas ? op.swap_add : orig + op.swap_add;
+  dma_.dma_write(op.bus, reinterpret_cast<const uint8_t*>(&v), sizeof v, now(),
+                 [this, orig] { atomic_done(orig); });
+}
+
+void Responder::atomic_done(uint64_t orig) {
+  const AtomicOp op = atomic_ops_[atomic_head_];
+  if (++atomic_head_ == atomic_ops_.size()) {
+    atomic_ops_.clear();  // keeps its capacity
+    atomic_head_ = 0;
+  }
+  atomic_busy_ = false;
+  Reply& r = replies_[op.reply];
+  r.ready = true;
+  r.va = orig;
+  QpCtx* q = t_.qp(op.qpn);
+  if (q && q->epoch == op.epoch) {
+    AtomicResult& a = q->rs.atomics[op.slot];
+    if (a.valid && a.psn == r.psn) {
+      a.orig = orig;
+      a.done = true;
+    }
+  }
+  atomic_start();
+  port_.kick();
+}
+
 void Responder::pop_reply() {
   if (++reply_head_ == replies_.size()) {
     replies_.clear();  // keeps its capacity: no allocation once warm
@@ -494,6 +631,19 @@ void Responder::produce() {
     pool_.put(f);
     --q.rs.reads_queued;
     return pop_reply();
+  }
+  if (r.kind == Reply::Kind::kAtomic) {
+    h.opcode = w::to_u8(w::Opcode::RC_ATOMIC_ACKNOWLEDGE);
+    h.aeth_syndrome = w::kAethSynAck;
+    h.atomic_ack_orig = r.va;
+    const size_t tl = w::encode_transport_header(h, t);
+    port_.claim(f, static_cast<uint32_t>(tl), q.path, true, this);
+    ++unsent_;
+    --q.rs.reads_queued;
+    RN_LOG(env_.sim, LogCat::kRx, env_.name, "qp {} ATOMIC_ACKNOWLEDGE psn {} orig {:#x}", q.qpn,
+           h.psn, r.va);
+    pop_reply();
+    return port_.drain();
   }
   const uint32_t plen = std::min(q.mtu, r.len - r.off);
   const bool first = r.off == 0;

@@ -38,7 +38,9 @@ class Responder : public TxPort::Source {
   // TxPort::Source: the next packet of the responses owed (READ responses, and ACKs and NAKs
   // queued behind them so that they never overtake a response).
   bool has_work() const override {
-    return reply_head_ < replies_.size() && replies_wait_ == ReplyWait::kNone;
+    if (reply_head_ == replies_.size() || replies_wait_ != ReplyWait::kNone) return false;
+    const Reply& r = replies_[reply_head_];
+    return r.kind != Reply::Kind::kAtomic || r.ready;
   }
   void produce() override;
   void sent() override { --unsent_; }
@@ -50,15 +52,28 @@ class Responder : public TxPort::Source {
   enum class Outcome { kDone, kLent, kStall, kWait, kGo };
   // The request pipeline: flowing, or stalled behind a receive WQE fetch.
   enum class Pipe : uint8_t { kFlowing, kStalled };
-  // What the responder owes a requester, in order: a READ's response packets, or an ACK/NAK.
+  // What the responder owes a requester, in order: a READ's response packets, an ATOMIC
+  // ACKNOWLEDGE (sent once the atomic has executed), or an ACK/NAK.
   struct Reply {
-    enum class Kind : uint8_t { kRead, kAck } kind;
+    enum class Kind : uint8_t { kRead, kAtomic, kAck } kind;
     uint8_t syndrome;  // kAck
+    bool ready;        // kAtomic: executed, `va` is the original value
     uint32_t qpn, epoch;
     uint32_t psn;  // of the next packet
     uint32_t msn;
-    uint64_t va;  // kRead: what is left to send
+    uint64_t va;  // kRead: what is left to send; kAtomic: the original value
     uint32_t rkey, len, off;
+  };
+  // An atomic waiting for (or in) the NIC's atomic unit, which executes one at a time: the
+  // 8-byte read, the new value computed, its write landed, before the next begins. So atomics
+  // are atomic with respect to each other on this NIC, whatever QP or requester they come from.
+  struct AtomicOp {
+    uint64_t bus;  // the 8 bytes' bus address
+    bool cas;
+    uint64_t compare, swap_add;
+    Tick ready;    // translation known
+    size_t reply;  // its Reply in replies_ (which cannot drain past it before it is ready)
+    uint32_t qpn, epoch, slot;  // its AtomicResult in the QP's ring
   };
   // The reply queue waits for nothing, or for the translation stage to wake it.
   enum class ReplyWait : uint8_t { kNone, kTranslation };
@@ -66,6 +81,12 @@ class Responder : public TxPort::Source {
   Outcome process(const RxPacket& p);
   // An RDMA READ request (duplicate: one already executed, asked again after a loss).
   Outcome read_request(QpCtx& q, const RxPacket& p, bool duplicate);
+  // A COMPARE_SWAP or FETCH_ADD request, and a duplicate of one (answered from the QP's ring).
+  Outcome atomic_request(QpCtx& q, const RxPacket& p);
+  Outcome atomic_duplicate(QpCtx& q, const RxPacket& p);
+  void atomic_start();
+  void atomic_read_done();
+  void atomic_done(uint64_t orig);
   Outcome check_psn(QpCtx& q, const RxPacket& p);
   // Translated placement of a packet's payload: its bus segments, and when they are known.
   struct Placement {
@@ -105,6 +126,10 @@ class Responder : public TxPort::Source {
   size_t reply_head_ = 0;
   ReplyWait replies_wait_ = ReplyWait::kNone;
   uint32_t unsent_ = 0;  // replies' packets in the transmit pipeline, not yet on the wire
+  std::vector<AtomicOp> atomic_ops_;  // the atomic unit's queue, in order
+  size_t atomic_head_ = 0;
+  bool atomic_busy_ = false;
+  uint8_t atomic_buf_[8] = {};  // the value read
 
   stats::Group stats_;
   uint64_t& drop_qp_gone_;
@@ -125,6 +150,9 @@ class Responder : public TxPort::Source {
   uint64_t& read_dups_;
   uint64_t& read_packets_;
   uint64_t& read_bytes_;
+  uint64_t& atomics_;
+  uint64_t& atomic_replays_;
+  uint64_t& atomic_dups_lost_;
 };
 
 }  // namespace rn::qp

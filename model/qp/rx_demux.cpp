@@ -128,8 +128,8 @@ void RxDemux::route(const RxPacket& p) {
       return;
     case Kind::AtomicAck:
       ++responses_;
-      req_.on_response(*q, p.h);
-      return drop(p.f);
+      req_.on_atomic_ack(*q, p);
+      return;
     default:
       ++requests_;
       resp_.on_request(p);

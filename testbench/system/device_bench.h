@@ -23,6 +23,7 @@ using dev::WrOpcode;
 inline constexpr uint32_t kLW = static_cast<uint32_t>(dev::Access::LOCAL_WRITE);
 inline constexpr uint32_t kRW = static_cast<uint32_t>(dev::Access::REMOTE_WRITE);
 inline constexpr uint32_t kRR = static_cast<uint32_t>(dev::Access::REMOTE_READ);
+inline constexpr uint32_t kRA = static_cast<uint32_t>(dev::Access::REMOTE_ATOMIC);
 
 // The value of statistic `name` of group `group` in a run's stats JSON.
 inline uint64_t stat(const nlohmann::json& st, const std::string& group, const std::string& name) {
@@ -162,6 +163,35 @@ struct Bench {
     wr.rkey = static_cast<uint32_t>(peer.mr.rkey + rkey_delta);
     const drv::SendWr* bad = nullptr;
     return p.d->post_send(p.qp, &wr, &bad);
+  }
+  // An atomic from p: its 8-byte original value to p's buffer at `off`, on the peer's buffer at
+  // remote_off (len: the local SGE's length, 8 unless a test wants it wrong).
+  int atomic(Peer& p, WrOpcode op, uint64_t wr_id, uint64_t off, uint64_t remote_off,
+             uint64_t compare_add, uint64_t swap = 0, uint32_t flags = drv::kSendSignaled,
+             uint32_t len = 8, int64_t rkey_delta = 0) {
+    Peer& peer = (&p == &a) ? b : a;
+    drv::Sge sg{p.buf + off, len, p.mr.lkey};
+    drv::SendWr wr;
+    wr.wr_id = wr_id;
+    wr.sg_list = &sg;
+    wr.num_sge = 1;
+    wr.opcode = op;
+    wr.send_flags = flags;
+    wr.remote_addr = peer.buf + remote_off;
+    wr.rkey = static_cast<uint32_t>(peer.mr.rkey + rkey_delta);
+    wr.compare_add = compare_add;
+    wr.swap = swap;
+    const drv::SendWr* bad = nullptr;
+    return p.d->post_send(p.qp, &wr, &bad);
+  }
+  // The 8 bytes at p's buffer + off, in host order; and storing them.
+  static uint64_t u64(Peer& p, uint64_t off) {
+    uint64_t v = 0;
+    p.h->app_read(p.buf + off, reinterpret_cast<uint8_t*>(&v), sizeof v);
+    return v;
+  }
+  static void set_u64(Peer& p, uint64_t off, uint64_t v) {
+    p.h->app_write(p.buf + off, reinterpret_cast<const uint8_t*>(&v), sizeof v);
   }
   int recv(Peer& p, uint64_t wr_id, uint64_t off, uint32_t len) {
     drv::Sge sg{p.buf + off, len, p.mr.lkey};
