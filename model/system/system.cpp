@@ -250,12 +250,6 @@ void System::validate() const {
     if (p.qps > static_cast<uint64_t>(c.integer("nic.max_qps")))
       throw conflict(k + ".qps", "nic.max_qps", "more QPs than the NIC has");
     if (is_lat(k) && p.qps != 1) throw bad(k + ".qps", "latency tests use one QP");
-    if ((k == "send_bw" || p.imm) && !is_lat(k) && p.rx_depth < p.tx_depth)
-      throw conflict(
-          k + ".rx_depth", k + ".tx_depth",
-          fmt::format("{}.rx_depth ({}) is smaller than {}.tx_depth ({}): receivers would run "
-                      "out, and RNR retry is not modelled yet",
-                      k, p.rx_depth, k, p.tx_depth));
     // Each host's two CQs take qps x max(tx_depth, rx_depth) x 2 entries, rounded up to a power
     // of two by the driver.
     const std::string depth = k + (p.rx_depth > p.tx_depth ? ".rx_depth" : ".tx_depth");

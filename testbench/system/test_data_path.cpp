@@ -80,6 +80,21 @@ TEST_CASE("SEND of 9000 bytes", "[send]") {
   }
 }
 
+TEST_CASE("SEND with fewer receives posted than sends in flight recovers by RNR retry",
+          "[send][rnr]") {
+  // rx_depth 2 < tx_depth 16: the responder runs out of receive WQEs, answers RNR NAK, and the
+  // requester sends again after the NAK's timer (rnr_retry 7: forever); every message arrives.
+  auto r =
+      run({"run.workloads=send_bw", "send_bw.size=64", "send_bw.iterations=40", "send_bw.cq_mod=1",
+           "send_bw.rx_depth=2", "send_bw.tx_depth=16", "capture.pcap=false"});
+  check_ok(r, 64, 1);
+  const auto& st = r.json["stats"];
+  CHECK(st["host1.nic.resp"]["rnr_naks"]["value"].get<uint64_t>() > 0);
+  CHECK(st["host0.nic.req"]["rnr_retries"]["value"].get<uint64_t>() ==
+        st["host1.nic.resp"]["rnr_naks"]["value"].get<uint64_t>());
+  CHECK(st["host1.nic.resp"]["messages"]["value"].get<uint64_t>() == 40);
+}
+
 TEST_CASE("SEND of 0 bytes", "[send]") {
   auto r = run({"run.workloads=send_bw", "send_bw.size=0", "send_bw.iterations=10",
                 "send_bw.cq_mod=1", "capture.pcap=false"});
