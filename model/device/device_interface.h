@@ -543,6 +543,8 @@ enum class EqeType : uint32_t {
   COMPLETION = 0,  // a completion arrived on an armed CQ (obj = CQN)
   CQ_ERROR = 1,    // CQ overrun: a CQE was dropped (obj = CQN)
   QP_FATAL = 2,    // the NIC moved a QP to ERR after an error (obj = QPN)
+  SQ_DRAINED = 3,  // a QP moved to SQD with EN_SQD_ASYNC_NOTIFY has no send WQE outstanding any
+                   // more (obj = QPN)
 };
 const char* to_string(EqeType v);
 

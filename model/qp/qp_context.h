@@ -138,6 +138,8 @@ enum class SqPhase : uint8_t {
   kRestart,    // going back (go-back-N): the WQE at `next` starts again at PSN resume_psn
   kStopped,    // a local error stopped the queue: the failed WQE completes, then the QP errs
 };
+// A send queue in SQD: still finishing what it had started, or drained (nothing outstanding).
+enum class SqDrain : uint8_t { kDraining, kDrained };
 // The local ACK timer of a send queue: no calendar event booked, or one booked (for
 // ack_deadline or earlier: it books itself again if the deadline moved on meanwhile).
 enum class AckTimer : uint8_t { kOff, kBooked };
@@ -187,8 +189,10 @@ struct SendQueue {
   uint32_t high_started = 0;             // WQEs below this index have been started (statistics)
   uint8_t retry_left = 0, rnr_left = 0;  // retries left (retry_cnt, rnr_retry; 7: RNR forever)
   AckTimer ack_timer = AckTimer::kOff;
-  Tick ack_deadline = 0;                 // the local ACK timeout expires (0: nothing to time)
-  uint32_t since_ackreq = 0;             // packets sent since the last AckReq
+  SqDrain drain = SqDrain::kDrained;  // with the QP in SQD
+  bool drain_event = false;           // SQ_DRAINED to be posted when drained (EN_SQD_ASYNC_NOTIFY)
+  Tick ack_deadline = 0;              // the local ACK timeout expires (0: nothing to time)
+  uint32_t since_ackreq = 0;          // packets sent since the last AckReq
   std::vector<Outstanding> outstanding;  // ring of the queue's size
   std::vector<ReadCtx> reads;            // READs waiting for responses: ring of max_rd_atomic
   uint32_t rd_head = 0, rd_tail = 0;     // free-running
@@ -266,6 +270,8 @@ struct QpCtx {
 
   uint32_t sq_size() const { return 1u << log_sq; }
   uint32_t rq_size() const { return 1u << log_rq; }
+  // The send queue may transmit: in RTS, or in SQD what it had started before.
+  bool sends() const { return state == dev::QpState::RTS || state == dev::QpState::SQD; }
   // The QP may receive requests (RTR and after, until an error).
   bool receives() const {
     return state == dev::QpState::RTR || state == dev::QpState::RTS || state == dev::QpState::SQD;

@@ -37,6 +37,16 @@ const Transition kRcTransitions[] = {
     {QpState::RTS, QpState::RTS, 0,
      bit(QpAttr::CUR_STATE) | bit(QpAttr::ACCESS_FLAGS) | bit(QpAttr::MIN_RNR_TIMER) |
          bit(QpAttr::ALT_PATH) | bit(QpAttr::PATH_MIG_STATE)},
+    {QpState::RTS, QpState::SQD, 0, bit(QpAttr::EN_SQD_ASYNC_NOTIFY)},
+    {QpState::SQD, QpState::RTS, 0,
+     bit(QpAttr::CUR_STATE) | bit(QpAttr::ACCESS_FLAGS) | bit(QpAttr::MIN_RNR_TIMER) |
+         bit(QpAttr::ALT_PATH) | bit(QpAttr::PATH_MIG_STATE)},
+    // Only once drained (the path and limits change under no message in flight).
+    {QpState::SQD, QpState::SQD, 0,
+     bit(QpAttr::PORT) | kAv | bit(QpAttr::PATH_MTU) | bit(QpAttr::TIMEOUT) |
+         bit(QpAttr::RETRY_CNT) | bit(QpAttr::RNR_RETRY) | bit(QpAttr::MAX_QP_RD_ATOMIC) |
+         bit(QpAttr::MAX_DEST_RD_ATOMIC) | bit(QpAttr::ALT_PATH) | bit(QpAttr::ACCESS_FLAGS) |
+         bit(QpAttr::PKEY_INDEX) | bit(QpAttr::MIN_RNR_TIMER) | bit(QpAttr::PATH_MIG_STATE)},
 };
 
 uint32_t log2_floor(uint64_t v) { return v ? 63 - static_cast<uint32_t>(__builtin_clzll(v)) : 0; }
@@ -175,6 +185,8 @@ CmdResult QpEngine::modify(const dev::ModifyQpIn& a) {
     return {CmdStatus::BAD_STATE, RN_FIELD_OFF(M, attr_mask)};
   if (attrs & ~(t->required | t->optional))
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, attr_mask)};
+  if (cur == QpState::SQD && to == QpState::SQD && q.sq.drain != SqDrain::kDrained)
+    return {CmdStatus::BAD_STATE, RN_FIELD_OFF(M, qp_state)};  // not drained yet
 
   // Validate every attribute given before changing anything.
   if ((attrs & bit(QpAttr::ACCESS_FLAGS)) && (a.access_flags & ~kKnownAccess))
@@ -237,7 +249,13 @@ CmdResult QpEngine::modify(const dev::ModifyQpIn& a) {
     q.path.ttl = q.ttl;
     q.path.udp_sport = wire::roce_udp_sport(q.qpn);
   }
+  const QpState from = q.state;
   q.state = to;
+  if (to == QpState::SQD && from == QpState::RTS) {
+    q.sq.drain = SqDrain::kDraining;
+    q.sq.drain_event = (mask & bit(QpAttr::EN_SQD_ASYNC_NOTIFY)) != 0;
+    req_.check_drained(q);  // perhaps already
+  }
   if (to == QpState::RTS) req_.schedule(q);
   return {};
 }

@@ -97,10 +97,13 @@ Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
 Requester::~Requester() { env_.sim.stats.remove(&stats_); }
 
 bool Requester::can_send(const QpCtx& q) const {
-  if (q.state != dev::QpState::RTS || q.sq.phase == SqPhase::kStopped || q.sq.wait != SqWait::kNone)
-    return false;
-  if (q.sq.phase != SqPhase::kInMessage && (q.sq.next == q.sq.fetched || read_blocked(q)))
-    return false;
+  if (!q.sends() || q.sq.phase == SqPhase::kStopped || q.sq.wait != SqWait::kNone) return false;
+  if (q.sq.phase != SqPhase::kInMessage) {
+    if (q.sq.next == q.sq.fetched || read_blocked(q)) return false;
+    // SQD: no WQE is started that had not been (going back, started ones are sent again).
+    if (q.state == dev::QpState::SQD && static_cast<int32_t>(q.sq.next - q.sq.high_started) >= 0)
+      return false;
+  }
   return static_cast<uint32_t>(w::psn_diff(q.sq.psn, q.sq.unacked_psn)) <
          env_.params.max_unacked_psn;
 }
@@ -193,8 +196,7 @@ void Requester::produce() {
   if (can_send(*q)) {
     q->sq.scheduled = true;
     ready_[ready_tail_++ & ready_mask_] = q->qpn;
-  } else if (q->state == dev::QpState::RTS && q->sq.phase != SqPhase::kStopped &&
-             q->sq.wait == SqWait::kNone &&
+  } else if (q->sends() && q->sq.phase != SqPhase::kStopped && q->sq.wait == SqWait::kNone &&
              (q->sq.phase == SqPhase::kInMessage || q->sq.next != q->sq.fetched)) {
     ++stalls_window_;  // rescheduled by the ACK that opens the window
   }
@@ -502,7 +504,7 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
       // means its responses were lost (implied NAK): ask for the rest again.
       const ReadCtx& r = q.sq.reads[q.sq.rd_head % q.sq.reads.size()];
       if (w::psn_cmp(q.sq.unacked_psn, r.next_psn) > 0) q.sq.unacked_psn = r.next_psn;
-      if (w::psn_cmp(psn, r.last_psn) >= 0 && q.state == dev::QpState::RTS) {
+      if (w::psn_cmp(psn, r.last_psn) >= 0 && q.sends()) {
         ++implied_naks_;
         return go_back_for_read(q, r);
       }
@@ -512,8 +514,7 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
     q.sq.ack_deadline = q.sq.unacked_psn == q.sq.max_psn ? 0 : now() + ack_timeout(q);
     retire(q);
     // Acknowledged beyond where a restart is resending: go on from there instead.
-    if (q.state == dev::QpState::RTS && w::psn_cmp(q.sq.unacked_psn, q.sq.psn) > 0)
-      restart_at(q, q.sq.unacked_psn);
+    if (q.sends() && w::psn_cmp(q.sq.unacked_psn, q.sq.psn) > 0) restart_at(q, q.sq.unacked_psn);
     schedule(q);
     return;
   }
@@ -548,7 +549,7 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
         QpCtx* qq = t_.qp(qpn);
         if (!qq || qq->epoch != epoch || qq->sq.wait != SqWait::kRnrTimer) return;
         qq->sq.wait = SqWait::kNone;
-        if (qq->state != dev::QpState::RTS) return;
+        if (!qq->sends()) return;
         restart_at(*qq, psn);
       });
       return;
@@ -642,7 +643,7 @@ void Requester::ack_timer_fired(uint32_t qpn, uint32_t epoch) {
   if (!qq || qq->epoch != epoch) return;
   QpCtx& q = *qq;
   q.sq.ack_timer = AckTimer::kOff;
-  if (q.state != dev::QpState::RTS || q.sq.ack_deadline == 0) return;
+  if (!q.sends() || q.sq.ack_deadline == 0) return;
   if (now() < q.sq.ack_deadline) return arm_ack_timer(q);  // progress moved it on
   ack_timed_out(q);
 }
@@ -936,7 +937,7 @@ void Requester::local_error(QpCtx& q, WcStatus st, uint8_t vendor_err) {
 
 void Requester::retire(QpCtx& q) {
   const uint32_t osize = static_cast<uint32_t>(q.sq.outstanding.size());
-  if (q.sq.out_head == q.sq.out_tail) return;
+  if (q.sq.out_head == q.sq.out_tail) return check_drained(q);
   Outstanding& e = q.sq.outstanding[q.sq.out_head % osize];
   if (e.status == WcStatus::SUCCESS) return;
   // A failed WQE at the head: every earlier one is complete. Packets of it that were sent are
@@ -945,6 +946,14 @@ void Requester::retire(QpCtx& q) {
   ++q.sq.out_head;
   ++q.sq.done;
   life_->fail(q);
+}
+
+void Requester::check_drained(QpCtx& q) {
+  if (q.state != dev::QpState::SQD || q.sq.drain == SqDrain::kDrained) return;
+  if (q.sq.out_head != q.sq.out_tail || q.sq.phase == SqPhase::kInMessage) return;
+  q.sq.drain = SqDrain::kDrained;
+  RN_LOG(env_.sim, LogCat::kWqe, env_.name, "qp {} send queue drained (SQD)", q.qpn);
+  if (q.sq.drain_event) comp_.post_eqe(dev::EqeType::SQ_DRAINED, q.qpn, 0, now());
 }
 
 void Requester::flush(QpCtx& q) {

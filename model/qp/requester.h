@@ -37,6 +37,8 @@ class Requester : public TxPort::Source {
   void on_atomic_ack(QpCtx& q, const RxPacket& p);
   // The QP entered RTS (or may send again): puts it on the ready list and starts the port.
   void schedule(QpCtx& q);
+  // In SQD, once nothing started is outstanding: drained (and SQ_DRAINED posted if asked).
+  void check_drained(QpCtx& q);
   // The QP entered ERR: complete everything outstanding or posted with WR_FLUSH_ERR.
   void flush(QpCtx& q);
   // The QP went back to RESET.

@@ -240,6 +240,10 @@ struct Bench {
     std::memset(tp + hl + payload.size(), 0, h.pad_cnt);
     n.port().send_control(f, hl + payload.size() + h.pad_cnt, q->path, n.env().now());
   }
+  // A statistic's value now, during the run.
+  uint64_t stat_now(const std::string& group, const std::string& name) {
+    return stat(sys->sim().stats.to_json(), group, name);
+  }
   nlohmann::json stats;  // of the last run
   void run(std::function<void()> body) {
     auto r = sys->run_custom(std::move(body), nullptr, out);

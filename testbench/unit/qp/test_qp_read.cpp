@@ -105,7 +105,8 @@ TEST_CASE("The requester places READ responses and goes back for a missing one",
   t.report();
 }
 
-TEST_CASE("A fenced WQE waits for the READs before it; an unfenced one does not", "[qp][read]") {
+TEST_CASE("A fenced WQE waits for the READs before it, and an unfenced one does not",
+          "[qp][read]") {
   QpBench t;
   t.run([&] {
     if (!t.setup(kAll, kAll)) return;
