@@ -786,7 +786,7 @@ void Requester::on_read_response(QpCtx& q, const RxPacket& p) {
   const w::OpInfo& info = w::op_info(h.opcode);
   const bool last = w::psn_cmp(h.psn, r.last_psn) == 0;
   const uint32_t left = r.len - r.off;
-  if (info.is_last() != last || (last ? p.plen != left : p.plen != q.mtu) ||
+  if (r.atomic || info.is_last() != last || (last ? p.plen != left : p.plen != q.mtu) ||
       (info.has(w::kExtAeth) && !w::aeth_is_ack(h.aeth_syndrome))) {
     RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {} len {}: not the response expected",
            q.qpn, info.name, h.psn, p.plen);
