@@ -431,6 +431,33 @@ TEST_CASE("Completion events arrive as MSI-X interrupts when the CQ is armed", "
   CHECK(st["host1"]["interrupts"]["value"] == 1);
 }
 
+TEST_CASE("A CQ armed for solicited completions wakes only for a SEND with SE, or an error",
+          "[events]") {
+  Bench t;
+  t.run([&] {
+    if (!t.setup()) return;
+    for (uint64_t i = 1; i <= 3; ++i) t.recv(t.b, i, 0, 64);
+    t.b.d->req_notify_cq(t.b.rcq, true);
+    drv::Cq* which = nullptr;
+    // A SEND without SE: its receive completion raises no event.
+    t.post(t.a, WrOpcode::SEND, 1, 0, 64, drv::kSendSignaled);
+    t.expect(t.b.d->get_cq_event(&which, 20'000'000) != 0, "an event for an unsolicited SEND");
+    // WRITE with immediate and SE, then a SEND with SE: each an event (armed again in between).
+    t.post(t.a, WrOpcode::RDMA_WRITE_WITH_IMM, 2, 0, 64, drv::kSendSignaled | drv::kSendSolicited,
+           0x55);
+    t.expect(t.b.d->get_cq_event(&which, 1'000'000) == 0 && which == t.b.rcq,
+             "no event for a WRITE with immediate and SE: " + t.b.d->last_error());
+    t.b.d->req_notify_cq(t.b.rcq, true);
+    t.post(t.a, WrOpcode::SEND, 3, 0, 64, drv::kSendSignaled | drv::kSendSolicited);
+    t.expect(t.b.d->get_cq_event(&which, 1'000'000) == 0 && which == t.b.rcq,
+             "no event for a SEND with SE: " + t.b.d->last_error());
+    auto r = t.poll(t.b, t.b.rcq, 3);
+    t.expect(r.size() == 3, fmt::format("{} receive completions", r.size()));
+  });
+  CHECK(test::stat(t.stats, "host1", "interrupts") == 2);
+  t.report();
+}
+
 namespace {
 
 // The payloads of the RDMA WRITE packets toward QP `qpn` recorded in a pcap, in wire order,
