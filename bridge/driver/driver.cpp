@@ -245,7 +245,7 @@ int Driver::create_qp(uint32_t pdn, Cq* send_cq, Cq* recv_cq, const QpCap& cap, 
   qp->rq = io_.dma_alloc(size_t(qp->rq_size) << qp->rq_shift, 4096);
   if (!qp->sq || !qp->rq) return fail(ENOMEM, "create_qp: no DMA memory for the rings");
   dev::CreateQpIn in{};
-  in.qp_type = static_cast<uint8_t>(dev::QpType::RC);
+  in.qp_type = static_cast<uint8_t>(cap.qp_type);
   in.sq_sig_all = sq_sig_all ? 1 : 0;
   in.log_sq_size = log2u(qp->sq_size);
   in.log_rq_size = log2u(qp->rq_size);
@@ -347,7 +347,7 @@ int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
     // device would refuse the doorbell and the WQE would run later, unasked.
     if (qp->state == dev::QpState::RESET || qp->state == dev::QpState::INIT ||
         qp->state == dev::QpState::RTR) {
-      err = fail(EINVAL, fmt::format("post_send: QP {} is in state {} (needs RTS, SQD or ERR)",
+      err = fail(EINVAL, fmt::format("post_send: QP {} is in state {} (needs RTS, SQD, SQE or ERR)",
                                      qp->qpn, dev::to_string(qp->state)));
     } else if (wr->num_sge < 0 || static_cast<uint32_t>(wr->num_sge) > max_sge) {
       err = fail(EINVAL, fmt::format("post_send: num_sge {} > max {}{}", wr->num_sge, max_sge,

@@ -78,6 +78,7 @@ struct Mr {
 };
 struct QpCap {
   uint32_t max_send_wr = 128, max_recv_wr = 128, max_send_sge = 1, max_recv_sge = 1;
+  dev::QpType qp_type = dev::QpType::RC;  // RC or UC
 };
 struct AddressVector {
   uint32_t dest_ipv4 = 0;

@@ -179,7 +179,8 @@ void Device::qp_doorbell(uint64_t off, uint32_t v) {
     RN_LOG(env_.sim, LogCat::kDoorbell, env_.name, "qp {} RQ doorbell pi {}", qpn, pi);
     qps_.rq_doorbell(*q, pi);
   } else {
-    if (q->state != QpState::RTS && q->state != QpState::SQD && q->state != QpState::ERR)
+    if (q->state != QpState::RTS && q->state != QpState::SQD && q->state != QpState::ERR &&
+        q->state != QpState::SQE)
       return reg_error(RegError::QP_STATE, off);
     uint32_t pi = q->sq.pi + ((low - q->sq.pi) & Db::kPiMax);
     if (pi - q->sq.done > q->sq_size()) return reg_error(RegError::DB_RANGE, off);

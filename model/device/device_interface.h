@@ -405,7 +405,7 @@ const char* to_string(CmdStatus v);
 // QP transport types (values of ibv_qp_type).
 enum class QpType : uint32_t {
   RC = 2,  // reliable connected
-  UC = 3,  // unreliable connected (not yet)
+  UC = 3,  // unreliable connected: SEND and WRITE, no ACKs, a lost packet loses its message
   UD = 4,  // unreliable datagram (not yet)
 };
 const char* to_string(QpType v);

@@ -226,6 +226,7 @@ struct RespState {
   uint32_t msn = 0;   // messages completed
   SeqNak nak = SeqNak::kNone;
   RxMsg msg = RxMsg::kNone;  // with kSend, the receive WQE at RecvQueue::ci holds it
+  bool uc_dropping = false;  // UC: a message was lost; packets are dropped until a FIRST/ONLY
   uint32_t rx_off = 0;       // bytes of the current message received
   uint64_t w_va = 0;         // the current WRITE's RETH
   uint32_t w_rkey = 0, w_len = 0;
@@ -270,11 +271,15 @@ struct QpCtx {
 
   uint32_t sq_size() const { return 1u << log_sq; }
   uint32_t rq_size() const { return 1u << log_rq; }
+  // The send queue is in error: what is posted completes with WR_FLUSH_ERR (ERR, or SQE: UC).
+  bool sq_flushing() const { return state == dev::QpState::ERR || state == dev::QpState::SQE; }
+  bool uc() const { return type == static_cast<uint8_t>(dev::QpType::UC); }
   // The send queue may transmit: in RTS, or in SQD what it had started before.
   bool sends() const { return state == dev::QpState::RTS || state == dev::QpState::SQD; }
   // The QP may receive requests (RTR and after, until an error).
   bool receives() const {
-    return state == dev::QpState::RTR || state == dev::QpState::RTS || state == dev::QpState::SQD;
+    return state == dev::QpState::RTR || state == dev::QpState::RTS || state == dev::QpState::SQD ||
+           state == dev::QpState::SQE;
   }
 };
 

@@ -104,8 +104,8 @@ bool Requester::can_send(const QpCtx& q) const {
     if (q.state == dev::QpState::SQD && static_cast<int32_t>(q.sq.next - q.sq.high_started) >= 0)
       return false;
   }
-  return static_cast<uint32_t>(w::psn_diff(q.sq.psn, q.sq.unacked_psn)) <
-         env_.params.max_unacked_psn;
+  return q.uc() || static_cast<uint32_t>(w::psn_diff(q.sq.psn, q.sq.unacked_psn)) <
+                       env_.params.max_unacked_psn;
 }
 
 void Requester::schedule(QpCtx& q) {
@@ -118,7 +118,7 @@ void Requester::schedule(QpCtx& q) {
 
 void Requester::sq_doorbell(QpCtx& q, uint32_t new_pi) {
   q.sq.pi = new_pi;
-  if (q.state == dev::QpState::ERR) {
+  if (q.sq_flushing()) {
     continue_flush(q);
     return;
   }
@@ -160,7 +160,7 @@ void Requester::maybe_fetch(QpCtx& q) {
     q2.sq.fetched += n;
     wqes_fetched_ += n;
     q2.sq.fetch = WqeFetch::kIdle;
-    if (q2.state == dev::QpState::ERR) {
+    if (q2.sq_flushing()) {
       continue_flush(q2);
       return;
     }
@@ -243,8 +243,8 @@ bool Requester::start_wqe(QpCtx& q) {
   uint64_t total = 0;
   WcStatus err = WcStatus::SUCCESS;
   uint8_t verr = 0;
-  if (!is_write && !is_send && !is_read && !atomic) {
-    err = WcStatus::LOC_QP_OP_ERR;  // an unknown opcode
+  if ((!is_write && !is_send && !is_read && !atomic) || (q.uc() && (is_read || atomic))) {
+    err = WcStatus::LOC_QP_OP_ERR;  // an unknown opcode, or one UC does not have
     verr = 1;
   } else if (h.num_sge > dev::max_send_sge(q.sq_shift) - (atomic ? 1 : 0)) {
     err = WcStatus::LOC_QP_OP_ERR;  // more SGEs than the stride holds
@@ -402,6 +402,7 @@ void Requester::send_one(QpCtx& q) {
         : last        ? (imm ? w::Opcode::RC_SEND_LAST_WITH_IMMEDIATE : w::Opcode::RC_SEND_LAST)
                       : w::Opcode::RC_SEND_MIDDLE);
   }
+  if (q.uc()) th.opcode += w::kUcOpcodeBase;  // the same opcodes, UC's range
   th.se = last && (h.flags & static_cast<uint8_t>(dev::WqeFlags::SOLICITED));
   th.pad_cnt = w::pad_for(plen);
   th.pkey = 0xFFFF;
@@ -413,7 +414,7 @@ void Requester::send_one(QpCtx& q) {
   // fill with packets that ask for no ACK, and the QP would wait forever.
   const bool fills_window = static_cast<uint32_t>(w::psn_diff(q.sq.psn, q.sq.unacked_psn)) + 1 >=
                             env_.params.max_unacked_psn;
-  th.ack_req = last || q.sq.since_ackreq >= env_.params.ack_req_every || fills_window;
+  th.ack_req = !q.uc() && (last || q.sq.since_ackreq >= env_.params.ack_req_every || fills_window);
   if (th.ack_req) q.sq.since_ackreq = 0;
   if (write && first) {
     th.reth_va = h.remote_addr;
@@ -427,8 +428,11 @@ void Requester::send_one(QpCtx& q) {
   size_t hl = w::encode_transport_header(th, t);
   uint8_t* payload = t + hl;
   std::memset(payload + plen, 0, th.pad_cnt);
-  const uint32_t slot =
-      port_.claim(f, static_cast<uint32_t>(hl + plen + th.pad_cnt), q.path, plen == 0);
+  // UC: the WQE completes when its last packet has left (Requester::sent); nothing is acknowledged.
+  const bool uc_last = q.uc() && last;
+  if (uc_last) uc_sent_.push_back(UcSent{q.qpn, q.epoch, q.sq.cur_idx});
+  const uint32_t slot = port_.claim(f, static_cast<uint32_t>(hl + plen + th.pad_cnt), q.path,
+                                    plen == 0, uc_last ? this : nullptr);
   ++packets_;
   payload_bytes_ += plen;
   RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} {} psn {} len {}{}", q.qpn,
@@ -441,7 +445,7 @@ void Requester::send_one(QpCtx& q) {
   }
   q.sq.psn = w::psn_add(q.sq.psn, 1);
   q.sq.cur_off += plen;
-  arm_ack_timer(q);
+  if (!q.uc()) arm_ack_timer(q);
   if (last) q.sq.phase = SqPhase::kIdle;
 
   if (plen > 0) {
@@ -946,6 +950,34 @@ void Requester::retire(QpCtx& q) {
   ++q.sq.out_head;
   ++q.sq.done;
   life_->fail(q);
+}
+
+void Requester::sent() {
+  // The last packet of a UC WQE left: it completes, with every earlier one (in order).
+  const UcSent u = uc_sent_[uc_sent_head_];
+  if (++uc_sent_head_ == uc_sent_.size()) {
+    uc_sent_.clear();  // keeps its capacity
+    uc_sent_head_ = 0;
+  }
+  QpCtx* q = t_.qp(u.qpn);
+  if (!q || q->epoch != u.epoch || !q->sends()) return;
+  const uint32_t osize = static_cast<uint32_t>(q->sq.outstanding.size());
+  while (q->sq.out_head != q->sq.out_tail) {
+    Outstanding& e = q->sq.outstanding[q->sq.out_head % osize];
+    if (static_cast<int32_t>(e.idx - u.idx) > 0 || e.status != WcStatus::SUCCESS) break;
+    complete(*q, e, WcStatus::SUCCESS, 0, now());
+    ++wqes_completed_;
+    ++q->sq.out_head;
+    ++q->sq.done;
+  }
+  q->sq.unacked_psn = q->sq.psn;  // nothing waits for an acknowledgement
+  retire(*q);
+}
+
+void Requester::resume_after_error(QpCtx& q) {
+  // SQE -> RTS: the queue was flushed; it takes new WQEs from where the flush left it.
+  q.sq.phase = SqPhase::kIdle;
+  q.sq.wait = SqWait::kNone;
 }
 
 void Requester::check_drained(QpCtx& q) {

@@ -88,6 +88,7 @@ class Responder : public TxPort::Source {
   void atomic_read_done();
   void atomic_done(uint64_t orig);
   Outcome check_psn(QpCtx& q, const RxPacket& p);
+  Outcome check_psn_uc(QpCtx& q, const RxPacket& p);
   // Translated placement of a packet's payload: its bus segments, and when they are known.
   struct Placement {
     xlate::SegList segs;
@@ -152,6 +153,8 @@ class Responder : public TxPort::Source {
   uint64_t& read_bytes_;
   uint64_t& atomics_;
   uint64_t& atomic_replays_;
+  uint64_t& uc_dropped_;
+  uint64_t& uc_skipped_;
   uint64_t& atomic_dups_lost_;
 };
 

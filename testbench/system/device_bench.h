@@ -59,6 +59,7 @@ struct Bench {
   // The attributes connect() gives both QPs besides state, address, QPN and PSNs: change before
   // setup() (timeout, retry_cnt, rnr_retry, min_rnr_timer, path_mtu ...).
   drv::QpAttr attr;
+  dev::QpType qp_type = dev::QpType::RC;  // of the QPs create() makes (RC or UC)
 
   explicit Bench(std::vector<std::string> sets = {}, std::string out_dir = "")
       : out(std::move(out_dir)) {
@@ -95,6 +96,7 @@ struct Bench {
       cap.max_recv_wr = depth;
       cap.max_send_sge = std::min<uint32_t>(sges, 30);
       cap.max_recv_sge = sges;
+      cap.qp_type = qp_type;
       if (p->d->create_qp(p->pdn, p->scq, p->rcq, cap, false, &p->qp)) {
         failures.push_back("create_qp: " + p->d->last_error());
         return false;
@@ -121,16 +123,19 @@ struct Bench {
     at.rq_psn = 100;
     at.ah.dest_ipv4 = peer.n->ipv4;
     std::memcpy(at.ah.dest_mac, peer.n->mac.data(), 6);
+    // UC has no rd_atomic limits, timeouts or retries.
+    const bool uc = qp_type == dev::QpType::UC;
     if (!e)
       e = me.d->modify_qp(me.qp, at,
-                          mask({A::STATE, A::AV, A::PATH_MTU, A::DEST_QPN, A::RQ_PSN,
-                                A::MAX_DEST_RD_ATOMIC, A::MIN_RNR_TIMER}));
+                          mask({A::STATE, A::AV, A::PATH_MTU, A::DEST_QPN, A::RQ_PSN}) |
+                              (uc ? 0 : mask({A::MAX_DEST_RD_ATOMIC, A::MIN_RNR_TIMER})));
     at.qp_state = dev::QpState::RTS;
     at.sq_psn = 100;
     if (!e)
       e = me.d->modify_qp(
           me.qp, at,
-          mask({A::STATE, A::SQ_PSN, A::TIMEOUT, A::RETRY_CNT, A::RNR_RETRY, A::MAX_QP_RD_ATOMIC}));
+          mask({A::STATE, A::SQ_PSN}) |
+              (uc ? 0 : mask({A::TIMEOUT, A::RETRY_CNT, A::RNR_RETRY, A::MAX_QP_RD_ATOMIC})));
     if (e) failures.push_back("connect: " + me.d->last_error());
     return e == 0;
   }
