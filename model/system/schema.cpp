@@ -271,8 +271,9 @@ cfg::Schema make_schema() {
          "in memory (48 B each); the statistics count them all",
          0, 1e7});
   s.add({"capture.latency_csv", Kind::kInt, "100000",
-         "rows of latency_<workload>.csv: the first N one-way latencies of each latency workload "
-         "(0: no CSV). stats.json has them all, as a histogram with 1 ns bins up to 131 us and "
+         "rows of latency_<workload>.csv: the first N latencies of each latency workload (one "
+         "way for WRITE and SEND, round trip for READ and atomics) (0: no CSV). stats.json has "
+         "them all, as a histogram with 1 ns bins up to 131 us and "
          "bins of 1/65536 of the value above",
          0, 1e8});
   // Workloads.
