@@ -13,8 +13,8 @@ build=${1:-$root/build}
 export SC_COPYRIGHT_MESSAGE=DISABLE
 out=$(mktemp -d /tmp/rnicsim-msg-rate-XXXXXX)
 trap 'rm -rf "$out"' EXIT
-# About 100,000 messages in all (1,000 per QP with 256 QPs, so that every QP refills its
-# 128-deep send queue several times).
+# 100,000 messages in all with 1 and 16 QPs; 256,000 with 256 QPs (1,000 per QP, so that every
+# QP refills its 128-deep send queue several times).
 iterations() { case $1 in 1) echo 100000 ;; 16) echo 6250 ;; 256) echo 1000 ;; esac; }
 rate() {  # workload, qps, extra args...: prints "Mmsg/s wall-seconds"
   local w=$1 q=$2; shift 2
@@ -37,7 +37,9 @@ row() {  # label, workload, extra args...
   local label=$1 w=$2; shift 2
   local line="| $label |"
   for q in 1 16 256; do
-    read -r mmsg wall < <(rate "$w" "$q" "$@")
+    local res
+    res=$(rate "$w" "$q" "$@")  # a failed run stops the script (set -e)
+    read -r mmsg wall <<<"$res"
     line="$line $mmsg |"
     walls="$walls $label/$q: ${wall}s;"
   done
