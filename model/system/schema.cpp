@@ -30,6 +30,8 @@ std::string def_real(double d) { return fmt::format("{}", d); }
 void add_workload(cfg::Schema& s, const std::string& k, const char* size, const char* iters,
                   const char* what) {
   const host::WorkloadParams w{};
+  const host::Verb v = host::verb_of(k);
+  const bool reads = v == host::Verb::kRead || v == host::Verb::kAtomic;
   s.add({k + ".size", Kind::kSize, size, std::string("message size of ") + what, 0,
          1024.0 * 1024 * 1024 * 2});
   s.add({k + ".iterations", Kind::kInt, iters,
@@ -38,8 +40,12 @@ void add_workload(cfg::Schema& s, const std::string& k, const char* size, const 
          0, 1e9});
   s.add({k + ".qps", Kind::kInt, def_int(w.qps),
          "queue pairs (bandwidth tests; latency tests use 1)", 1, 65536});
-  s.add(
-      {k + ".tx_depth", Kind::kInt, def_int(w.tx_depth), "outstanding send WQEs per QP", 1, 32768});
+  s.add({k + ".tx_depth", Kind::kInt, def_int(w.tx_depth),
+         reads ? fmt::format("outstanding send WQEs per QP (the NIC has at most {} READs and "
+                             "atomics of a QP in flight: max_rd_atomic, as perftest's -o)",
+                             host::kOutstandingReads)
+               : "outstanding send WQEs per QP",
+         1, 32768});
   s.add({k + ".rx_depth", Kind::kInt, def_int(w.rx_depth),
          "posted receive WQEs per QP (SEND tests)", 1, 32768});
   s.add({k + ".cq_mod", Kind::kInt, def_int(w.cq_mod),
@@ -47,9 +53,20 @@ void add_workload(cfg::Schema& s, const std::string& k, const char* size, const 
   s.add({k + ".mtu", Kind::kSize, std::to_string(w.mtu), "path MTU", 256, 4096, {}});
   s.add({k + ".sges", Kind::kInt, def_int(w.sges), "scatter/gather entries per message", 1, 30});
   s.add({k + ".imm", Kind::kBool, def(w.imm),
-         "use RDMA WRITE/SEND with immediate; the server checks each value"});
+         "use RDMA WRITE/SEND with immediate; the server checks each value (WRITE and SEND "
+         "tests)"});
   s.add({k + ".verify", Kind::kBool, def(w.verify),
-         "check every received byte against the sender's data"});
+         "check every received byte against the sender's data (atomics: every value returned, "
+         "and each target's final value)"});
+  if (v == host::Verb::kAtomic)
+    s.add({k + ".atomic_type",
+           Kind::kString,
+           host::to_string(w.atomic_type),
+           "the atomic posted (as perftest's -A)",
+           0,
+           0,
+           {host::to_string(host::AtomicType::kFetchAndAdd),
+            host::to_string(host::AtomicType::kCmpAndSwap)}});
 }
 }  // namespace
 
@@ -62,8 +79,7 @@ cfg::Schema make_schema() {
   const qp::NicParams& np = nc.nic;
   // Run.
   s.add({"run.workloads", Kind::kString, "write_bw,send_lat",
-         "comma-separated workloads run one after the other: write_bw, send_bw, write_lat, "
-         "send_lat"});
+         "comma-separated workloads run one after the other: " + host::workload_kinds()});
   s.add({"sim.max_time", Kind::kTime, "10s",
          "simulated time limit: a run not finished by then fails", 1e3, 1.8e19});
   s.add({"sim.share_pages", Kind::kBool, "true",
@@ -255,15 +271,20 @@ cfg::Schema make_schema() {
          "in memory (48 B each); the statistics count them all",
          0, 1e7});
   s.add({"capture.latency_csv", Kind::kInt, "100000",
-         "rows of latency_<workload>.csv: the first N one-way latencies of each latency workload "
-         "(0: no CSV). stats.json has them all, as a histogram with 1 ns bins up to 131 us and "
+         "rows of latency_<workload>.csv: the first N latencies of each latency workload (one "
+         "way for WRITE and SEND, round trip for READ and atomics) (0: no CSV). stats.json has "
+         "them all, as a histogram with 1 ns bins up to 131 us and "
          "bins of 1/65536 of the value above",
          0, 1e8});
   // Workloads.
   add_workload(s, "write_bw", "64KiB", "5000", "each RDMA WRITE");
   add_workload(s, "send_bw", "64KiB", "5000", "each SEND");
+  add_workload(s, "read_bw", "64KiB", "1000", "each RDMA READ");
+  add_workload(s, "atomic_bw", "8B", "1000", "each atomic: 8 bytes, no other size");
   add_workload(s, "write_lat", "2B", "1000", "each RDMA WRITE");
   add_workload(s, "send_lat", "2B", "1000", "each SEND");
+  add_workload(s, "read_lat", "2B", "1000", "each RDMA READ");
+  add_workload(s, "atomic_lat", "8B", "1000", "each atomic: 8 bytes, no other size");
   return s;
 }
 
