@@ -9,43 +9,11 @@
 #include <numeric>
 #include <optional>
 
+#include "bridge/host/perftest_internal.h"
+
 namespace rn::host {
 
 using dev::WcStatus;
-
-struct ConnInfo {
-  uint32_t qpn, psn, rkey;
-  uint64_t addr;
-};
-
-struct Exchange {
-  sc_core::sc_event ev;
-  int stage[2] = {0, 0};  // [0] client, [1] server
-  std::vector<ConnInfo> info[2];
-  bool failed = false;
-  bool done[2] = {false, false};
-};
-
-struct Perftest::Side {
-  SimHost& h;
-  drv::Driver& d;
-  std::vector<uint8_t> mac;
-  uint32_t ip;
-  int idx;  // 0 client, 1 server
-  uint32_t pdn = 0;
-  drv::Cq* scq = nullptr;
-  drv::Cq* rcq = nullptr;
-  std::vector<drv::Qp*> qps;
-  // Per QP; 0 (and an empty Mr) where this side has no such buffer (sends_from, receives_into):
-  // a WRITE or SEND bandwidth client only sends from src, its server only receives into dst; a
-  // READ server only has src, its client dst.
-  std::vector<uint64_t> src, dst;
-  std::vector<drv::Mr> src_mr, dst_mr;
-  uint64_t src_len = 0, dst_len = 0;  // bytes of each buffer; dst buffers have kGuard more
-  bool checked = false;               // the received bytes were checked (see check_received)
-  Side(SimHost& host, drv::Driver& drv, std::vector<uint8_t> m, uint32_t i, int x)
-      : h(host), d(drv), mac(std::move(m)), ip(i), idx(x) {}
-};
 
 Perftest::Perftest(SimHost& ch, drv::Driver& c, SimHost& sh, drv::Driver& s,
                    const WorkloadParams& p, const std::vector<uint8_t>& cmac, uint32_t cip,
@@ -56,7 +24,8 @@ Perftest::Perftest(SimHost& ch, drv::Driver& c, SimHost& sh, drv::Driver& s,
       ping_pong_(ping_pong(p.kind)),
       c_(std::make_unique<Side>(ch, c, cmac, cip, 0)),
       s_(std::make_unique<Side>(sh, s, smac, sip, 1)),
-      x_(std::make_unique<Exchange>()) {
+      x_(std::make_unique<Exchange>()),
+      m_(is_mixed(p.kind) ? std::make_unique<Mixed>() : nullptr) {
   res_.params = p;
   switch (verb_) {
     case Verb::kWrite:
@@ -192,6 +161,7 @@ bool is_lat(const std::string& kind) {
   return kind.size() > 4 && kind.compare(kind.size() - 4, 4, "_lat") == 0;
 }
 bool is_send(const std::string& kind) { return verb_of(kind) == Verb::kSend; }
+bool is_mixed(const std::string& kind) { return kind == "mixed"; }
 bool ping_pong(const std::string& kind) {
   const Verb v = verb_of(kind);
   return is_lat(kind) && (v == Verb::kWrite || v == Verb::kSend);
@@ -234,6 +204,9 @@ uint64_t dst_bytes(const WorkloadParams& p, bool client) {
   return client ? uint64_t(p.tx_depth) * kAtomicSize : kAtomicSize;
 }
 uint32_t mrs_per_qp(const WorkloadParams& p, bool client) {
+  // mixed: the client's sources and destinations; the server's WRITE targets, receive buffers,
+  // READ source and atomic target.
+  if (is_mixed(p.kind)) return client ? 2 : 4;
   return (sends_from(p, client) ? 1 : 0) + (receives_into(p, client) ? 1 : 0);
 }
 
@@ -247,6 +220,7 @@ uint64_t atomic_value(const WorkloadParams& p, uint32_t q, uint64_t i) {
 }
 
 bool Perftest::setup(Side& s, bool is_client) {
+  if (is_mixed(p_.kind)) return mixed_setup(s, is_client);
   drv::Driver& d = s.d;
   auto check = [&](int e, const char* what) {
     if (e)
@@ -323,8 +297,14 @@ bool Perftest::connect(Side& s, bool is_client) {
     a.qp_state = dev::QpState::INIT;
     a.qp_access_flags = static_cast<uint32_t>(dev::Access::REMOTE_WRITE) |
                         static_cast<uint32_t>(dev::Access::LOCAL_WRITE) | remote_access(verb_);
-    if (verb_ == Verb::kRead || verb_ == Verb::kAtomic)
+    const bool mixed = is_mixed(p_.kind);  // every operation: every remote access
+    if (mixed)
+      a.qp_access_flags |= static_cast<uint32_t>(dev::Access::REMOTE_READ) |
+                           static_cast<uint32_t>(dev::Access::REMOTE_ATOMIC);
+    if (verb_ == Verb::kRead || verb_ == Verb::kAtomic || mixed)
       a.max_rd_atomic = a.max_dest_rd_atomic = kOutstandingReads;
+    a.timeout = p_.timeout;
+    a.retry_cnt = p_.retry_cnt;
     using A = dev::QpAttr;
     auto m = [](std::initializer_list<A> l) {
       uint32_t v = 0;
@@ -359,6 +339,7 @@ bool Perftest::connect(Side& s, bool is_client) {
 }
 
 void Perftest::teardown(Side& s) {
+  if (m_) mixed_teardown(s);
   for (auto* qp : s.qps) s.d.destroy_qp(qp);
   for (auto& m : s.src_mr)
     if (m.length) s.d.dereg_mr(m);
@@ -415,12 +396,14 @@ bool Perftest::sync(int me, int stage) {
 void Perftest::run_client() {
   bool ok = setup(*c_, true) && sync(0, 1) && connect(*c_, true) && sync(0, 2);
   if (ok) {
-    if (lat_) {
+    if (is_mixed(p_.kind)) {
+      client_mixed();  // checks as it goes
+    } else if (lat_) {
       client_lat();
     } else {
       client_bw();
     }
-    if (receives_into(p_, true) && res_.ok && p_.verify) check_received(*c_);
+    if (receives_into(p_, true) && res_.ok && p_.verify && !m_) check_received(*c_);
     sync(0, 3);
     sync(0, 4);
   }
@@ -433,12 +416,19 @@ void Perftest::run_client() {
 void Perftest::run_server() {
   bool ok = setup(*s_, false) && sync(1, 1) && connect(*s_, false);
   if (ok) {
-    if (ping_pong_) {
+    if (m_) {
+      server_mixed();
+    } else if (ping_pong_) {
       if (sync(1, 2)) server_lat();
     } else {
       server_bw();  // READ and atomic tests, latency too: nothing to do but wait
     }
-    if (sync(1, 3) && res_.ok && p_.verify) check_received(*s_);
+    if (sync(1, 3) && res_.ok && p_.verify) {
+      if (m_)
+        mixed_final_checks(*s_);
+      else
+        check_received(*s_);
+    }
     sync(1, 4);
   }
   teardown(*s_);

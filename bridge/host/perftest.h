@@ -2,6 +2,7 @@
 // twins), run as host software over the driver on two simulated hosts: the client on one, the
 // server on the other, connected out of band (as perftest's TCP exchange) at zero simulated cost.
 #pragma once
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -14,9 +15,12 @@
 
 namespace rn::host {
 
-// The workload kinds, as perftest's programs ib_<verb>_<bw|lat>: bandwidth tests first.
-constexpr const char* kWorkloadKinds[] = {"write_bw",  "send_bw",  "read_bw",  "atomic_bw",
-                                          "write_lat", "send_lat", "read_lat", "atomic_lat"};
+// The workload kinds, as perftest's programs ib_<verb>_<bw|lat>: bandwidth tests first; then
+// `mixed`, ours: seeded random operations and sizes over several QPs, every byte and every
+// completion checked.
+constexpr const char* kWorkloadKinds[] = {"write_bw",  "send_bw",    "read_bw",
+                                          "atomic_bw", "write_lat",  "send_lat",
+                                          "read_lat",  "atomic_lat", "mixed"};
 bool is_workload_kind(const std::string& kind);
 std::string workload_kinds();  // "write_bw, send_bw, ...": for messages and descriptions
 // What a kind's client asks of the server (the part of the name before '_').
@@ -24,6 +28,7 @@ enum class Verb { kWrite, kSend, kRead, kAtomic };
 Verb verb_of(const std::string& kind);
 bool is_lat(const std::string& kind);  // a latency test (else a bandwidth test)
 bool is_send(const std::string& kind);
+bool is_mixed(const std::string& kind);  // the `mixed` workload
 // A WRITE or SEND latency test: both sides send in turn, and a sample is half a round trip (one
 // way, as ib_write_lat and ib_send_lat report). READ and atomic latency tests time one request's
 // whole round trip, from post to completion, as ib_read_lat and ib_atomic_lat report.
@@ -39,6 +44,22 @@ enum class AtomicType { kFetchAndAdd, kCmpAndSwap };
 const char* to_string(AtomicType t);  // "FETCH_AND_ADD", "CMP_AND_SWAP"
 constexpr uint64_t kAtomicSize = 8;   // an atomic's operand and the value it returns, bytes
 constexpr uint64_t kAtomicAdd = 1;    // FETCH_AND_ADD's addend (perftest's ATOMIC_ADD_VALUE)
+
+// The operations of the `mixed` workload, in the order of kMixedOpNames.
+enum class MixedOp : uint8_t { kWrite, kWriteImm, kSend, kSendImm, kRead, kFetchAdd, kCmpSwap };
+constexpr size_t kMixedOps = 7;
+constexpr const char* kMixedOpNames[kMixedOps] = {"write", "write_imm", "send",    "send_imm",
+                                                  "read",  "fetch_add", "cmp_swap"};
+using MixedWeights = std::array<uint32_t, kMixedOps>;
+constexpr uint32_t kMaxMixedWeight = 1000000;
+// Parses `mixed.ops`: operation names separated by commas, each with an optional `:weight` (an
+// integer 0..kMaxMixedWeight; 1 if absent), e.g. "write:4,read,fetch_add:0". Operations not
+// named get weight 0. Returns "" or what is wrong (an unknown or repeated name, a bad weight, all
+// weights 0).
+std::string parse_mixed_ops(const std::string& text, MixedWeights* out);
+std::string mixed_ops_text(const MixedWeights& w);  // "write:1,read:4" (weights > 0 only)
+// An operation consumes a receive WQE at the server (SEND, SEND and WRITE with immediate).
+bool consumes_recv(MixedOp op);
 
 struct WorkloadParams {
   std::string kind;            // one of kWorkloadKinds
@@ -56,7 +77,24 @@ struct WorkloadParams {
   AtomicType atomic_type = AtomicType::kFetchAndAdd;  // atomic tests
   uint32_t pattern_seed = 1;
   uint64_t keep_samples = 0;  // latency: the first samples kept one by one (for a CSV)
+  // The QPs' local ACK timeout (4.096 us x 2^timeout; 0: none) and retries (perftest's -u and
+  // its fixed 7).
+  uint8_t timeout = 14, retry_cnt = 7;
+  // mixed: the weight of each operation, and the seed of the draws (operation, size, READ
+  // offset, atomic operands) of every message.
+  MixedWeights mix{1, 1, 1, 1, 1, 1, 1};
+  uint64_t seed = 1;
 };
+
+// mixed: message i of QP q, drawn from (seed, q, i) alone (the same on both sides, in any order).
+struct MixedMsg {
+  MixedOp op;
+  uint64_t len;     // bytes: 0..size, log-uniform; 8 for atomics
+  uint64_t offset;  // READ: where in the server's source it reads (0..size - len)
+  uint64_t r;       // atomics: operands (FETCH_AND_ADD's addend, CMP_AND_SWAP's swap value)
+  bool cas_hit;     // CMP_AND_SWAP: compares with the target's value (else with another: fails)
+};
+MixedMsg mixed_msg(const WorkloadParams& p, uint32_t q, uint64_t i);
 
 struct WorkloadResult {
   WorkloadParams params;
@@ -72,6 +110,9 @@ struct WorkloadResult {
   std::vector<Tick> latency_samples;
   uint64_t verified_bytes = 0;
   uint64_t completions = 0;
+  // mixed: messages and bytes per operation (kMixedOpNames), receive completions at the server.
+  std::array<uint64_t, kMixedOps> op_messages{}, op_bytes{};
+  uint64_t receives = 0;
   // The traffic phase in wall-clock terms: how fast the simulator ran it.
   double wall_seconds = 0;
   uint64_t packets = 0;  // frames on the wire during the traffic phase
@@ -145,6 +186,14 @@ class Perftest {
   bool check_returned(uint32_t q, uint64_t from, uint64_t to);
   void client_bw();
   void client_lat();
+  // mixed (perftest_mixed.cpp).
+  struct Mixed;
+  bool mixed_setup(Side& s, bool is_client);
+  void mixed_teardown(Side& s);
+  void client_mixed();
+  void server_mixed();
+  bool mixed_check_completion(const drv::Wc& wc, uint32_t q, uint64_t i);
+  void mixed_final_checks(Side& s);
   void server_bw();
   void server_lat();
   bool lat_post_recv(Side& s, uint64_t id);
@@ -167,6 +216,7 @@ class Perftest {
   Progress progress_;
   std::unique_ptr<Side> c_, s_;
   std::unique_ptr<Exchange> x_;
+  std::unique_ptr<Mixed> m_;
 };
 
 }  // namespace rn::host

@@ -416,7 +416,13 @@ void ProtocolChecker::resent_request(Ctx& c, Req& r) {
       break;
     }
   }
-  if (!m) return;  // acknowledged and forgotten, or older than what is kept: nothing to compare
+  if (!m) {  // acknowledged and forgotten, or older than what is kept: nothing to compare
+    // A READ acknowledged (an ACK or NAK beyond it) whose responses were lost is requested
+    // again (an implied NAK): its responses are expected.
+    if (info.kind == Kind::ReadReq)
+      r.reads.push(ReadReq{h.psn, mtu ? read_span(h.reth_len, mtu) : 0, h.reth_len});
+    return;
+  }
   const auto off = static_cast<uint32_t>(w::psn_diff(h.psn, m->start));
   if (static_cast<uint8_t>(info.kind) != m->kind) {
     violate(c, CheckRule::kRetransmission,

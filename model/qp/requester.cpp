@@ -514,6 +514,7 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
       }
     }
     q.sq.retry_left = q.retry_cnt;  // progress
+    q.sq.gone_back = false;
     q.sq.rnr_left = q.rnr_retry;
     q.sq.ack_deadline = q.sq.unacked_psn == q.sq.max_psn ? 0 : now() + ack_timeout(q);
     retire(q);
@@ -525,11 +526,19 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
   ++naks_;
   // Everything before the NAK's PSN is acknowledged: progress, if that is more than before.
   complete_acked(q, psn, false, when);
-  if (w::psn_cmp(psn, q.sq.unacked_psn) > 0) {
+  // Except a READ or atomic still waiting for responses: the responder executed it, its
+  // responses were lost (implied NAK, as for an ACK beyond it). The go-back starts there.
+  uint32_t back = psn;
+  if (q.sq.rd_head != q.sq.rd_tail) {
+    const ReadCtx& r = q.sq.reads[q.sq.rd_head % q.sq.reads.size()];
+    if (w::psn_cmp(psn, r.next_psn) > 0) back = r.next_psn;
+  }
+  if (w::psn_cmp(back, q.sq.unacked_psn) > 0) {
     q.sq.retry_left = q.retry_cnt;
+    q.sq.gone_back = false;
     q.sq.rnr_left = q.rnr_retry;
   }
-  q.sq.unacked_psn = psn;
+  q.sq.unacked_psn = back;
   if (w::aeth_is_rnr_nak(syn) || syn == w::kAethSynNakPsnSeq) {
     const bool rnr = w::aeth_is_rnr_nak(syn);
     uint8_t& left = rnr ? q.sq.rnr_left : q.sq.retry_left;
@@ -538,9 +547,9 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
       q.sq.ack_deadline = 0;
       if (!rnr) {
         ++seq_retries_;
-        RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} sequence NAK psn {}: going back", q.qpn,
-               psn);
-        restart_at(q, psn);
+        RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} sequence NAK psn {}: going back to {}",
+               q.qpn, psn, back);
+        restart_at(q, back);
         return;
       }
       ++rnr_retries_;
@@ -549,12 +558,12 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
       const Tick wait = w::rnr_timer_ns(w::aeth_value(syn)) * kNs;
       RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} RNR NAK psn {}: again in {} ns", q.qpn, psn,
              wait / kNs);
-      env_.sim.eq.after(wait, [this, qpn, epoch, psn] {
+      env_.sim.eq.after(wait, [this, qpn, epoch, back] {
         QpCtx* qq = t_.qp(qpn);
         if (!qq || qq->epoch != epoch || qq->sq.wait != SqWait::kRnrTimer) return;
         qq->sq.wait = SqWait::kNone;
         if (!qq->sends()) return;
-        restart_at(*qq, psn);
+        restart_at(*qq, back);
       });
       return;
     }
@@ -655,6 +664,7 @@ void Requester::ack_timer_fired(uint32_t qpn, uint32_t epoch) {
 void Requester::ack_timed_out(QpCtx& q) {
   ++timeouts_;
   q.sq.ack_deadline = 0;
+  q.sq.gone_back = false;  // the timeout resends: a response missing after it goes back again
   RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} local ACK timeout at psn {} ({} retries left)",
          q.qpn, q.sq.unacked_psn, q.sq.retry_left);
   if (q.sq.retry_left == 0) return fail_head(q, WcStatus::RETRY_EXC_ERR, 0);
@@ -807,6 +817,7 @@ void Requester::on_read_response(QpCtx& q, const RxPacket& p) {
   r.next_psn = w::psn_add(r.next_psn, 1);
   q.sq.unacked_psn = r.next_psn;
   q.sq.retry_left = q.retry_cnt;  // progress
+  q.sq.gone_back = false;
   q.sq.rnr_left = q.rnr_retry;
   q.sq.ack_deadline = q.sq.unacked_psn == q.sq.max_psn ? 0 : now() + ack_timeout(q);
   if (!last) return;
@@ -821,8 +832,13 @@ void Requester::on_read_response(QpCtx& q, const RxPacket& p) {
 }
 
 void Requester::go_back_for_read(QpCtx& q, const ReadCtx& r) {
+  // Gone back here already, with no progress since: one retry per loss, not one per response
+  // that was in flight behind it.
+  if (q.sq.gone_back && q.sq.back_psn == r.next_psn) return;
   if (q.sq.retry_left == 0) return fail_head(q, WcStatus::RETRY_EXC_ERR, 0);
   --q.sq.retry_left;
+  q.sq.gone_back = true;
+  q.sq.back_psn = r.next_psn;
   restart_at(q, r.next_psn);
 }
 
@@ -915,6 +931,7 @@ void Requester::on_atomic_ack(QpCtx& q, const RxPacket& p) {
   r.next_psn = w::psn_add(r.next_psn, 1);
   q.sq.unacked_psn = r.next_psn;
   q.sq.retry_left = q.retry_cnt;  // progress
+  q.sq.gone_back = false;
   q.sq.rnr_left = q.rnr_retry;
   q.sq.ack_deadline = q.sq.unacked_psn == q.sq.max_psn ? 0 : now() + ack_timeout(q);
   if (Outstanding* e = entry(q, r.idx)) {
@@ -1036,6 +1053,7 @@ void Requester::reset(QpCtx& q) {
   q.sq.high_started = 0;
   q.sq.ack_deadline = 0;
   q.sq.rd_head = q.sq.rd_tail = 0;
+  q.sq.gone_back = false;
   q.sq.out_head = q.sq.out_tail = 0;
   q.sq.since_ackreq = 0;
 }

@@ -18,6 +18,7 @@ using host::is_send;
 using host::ping_pong;
 // READ and atomic tests: the client's requests are answered by the server's NIC alone.
 bool reads(const host::WorkloadParams& p) {
+  if (host::is_mixed(p.kind)) return true;  // some of its messages are
   const host::Verb v = host::verb_of(p.kind);
   return v == host::Verb::kRead || v == host::Verb::kAtomic;
 }
@@ -231,6 +232,7 @@ Bound Bounds::longest_wait(const host::WorkloadParams& p) const {
     b.value = std::max(0.0, b.value - t("host.cpu.mmio_write"));
     return b;
   }
+  if (host::is_mixed(p.kind)) return mixed_wait(p);
   const uint64_t between = std::min<uint64_t>(p.cq_mod, p.iterations);
   const std::string count_key =
       p.cq_mod <= p.iterations ? p.kind + ".cq_mod" : p.kind + ".iterations";
@@ -278,6 +280,34 @@ Bound Bounds::longest_wait(const host::WorkloadParams& p) const {
   return best;
 }
 
+Bound Bounds::mixed_wait(const host::WorkloadParams& p) const {
+  // Every WQE is signaled. The first completion the client waits for is its first message's
+  // (QP 0's message 0, known from the seed), less the time the client spends posting the others
+  // before it waits; its size and operation vary with the seed, so the bound does too.
+  const host::MixedMsg m0 = host::mixed_msg(p, 0, 0);
+  host::WorkloadParams one = p;
+  one.size = m0.len;
+  const bool req = m0.op == host::MixedOp::kRead || m0.op == host::MixedOp::kFetchAdd ||
+                   m0.op == host::MixedOp::kCmpSwap;
+  if (m0.op != host::MixedOp::kRead && req) one.kind = "atomic_bw";  // read_trip: a target read
+  Bound first = req ? read_trip(one, 1) : to_receiver(one, 0, 1);
+  if (!req) {
+    first.add("link.propagation_delay (ACK)", {"link.propagation_delay"},
+              t("link.propagation_delay"));
+    first.add(key_(c_, 0, "link_latency") + " (CQE)", {key_(c_, 0, "link_latency")},
+              t(key_(c_, 0, "link_latency")));
+    first.add(key_(c_, 0, "posted_write_latency") + " (CQE)", {key_(c_, 0, "posted_write_latency")},
+              t(key_(c_, 0, "posted_write_latency")));
+    first.add("host.mem.write_latency (CQE)", {"host.mem.write_latency"},
+              t("host.mem.write_latency"));
+  }
+  const double posting = static_cast<double>(p.qps) *
+                         static_cast<double>(std::min<uint64_t>(p.tx_depth, p.iterations)) *
+                         (t("host.cpu.wqe_write") + t("host.cpu.mmio_write"));
+  first.value = std::max(0.0, first.value - (posting - t("host.cpu.wqe_write")));
+  return first;
+}
+
 Bound Bounds::workload_time(const host::WorkloadParams& p) const {
   Bound b;
   // Both sides set up and tear down at once, each one command after another.
@@ -293,7 +323,25 @@ Bound Bounds::workload_time(const host::WorkloadParams& p) const {
   }
   b.add(fmt::format("{}: {} driver commands", p.kind, n_cmds), {p.kind + ".qps", "nic.cmd_latency"},
         cmds);
-  if (is_lat(p.kind)) {
+  if (host::is_mixed(p.kind)) {
+    // The client's CPU builds each WQE and rings a doorbell; each message takes at least an
+    // empty packet on the wire (the sizes are drawn: the bound does not add them up).
+    host::WorkloadParams empty = p;
+    empty.size = 0;
+    const double n = static_cast<double>(p.iterations) * p.qps;
+    const double wire = wire_time(empty, 1),
+                 cpu = t("host.cpu.wqe_write") + t("host.cpu.mmio_write");
+    std::vector<std::string> keys = {p.kind + ".iterations", p.kind + ".qps"};
+    if (wire >= cpu)
+      keys.push_back("link.rate");
+    else
+      keys.insert(keys.end(), {"host.cpu.mmio_write", "host.cpu.wqe_write"});
+    b.add(
+        fmt::format("{}: {:.0f} messages of at least {} each ({})", p.kind, n,
+                    human_time(std::max(wire, cpu)),
+                    wire >= cpu ? "an empty packet on the wire" : "the client's CPU posting them"),
+        keys, n * std::max(wire, cpu));
+  } else if (is_lat(p.kind)) {
     const uint64_t n = p.warmup + p.iterations;
     // WRITE, SEND: both ways, each side's CPU between; READ, atomics: the request and its
     // response, then the client's CPU before the next.
@@ -346,21 +394,35 @@ Bound Bounds::workload_memory(const host::WorkloadParams& p) const {
     const bool client = side == 0;
     // Application buffers: a source of size bytes, a destination with a guard zone after it.
     double buf_pages = 0;
-    if (host::sends_from(p, client)) buf_pages += pages(len);
-    if (host::receives_into(p, client))
-      buf_pages += pages(static_cast<double>(host::dst_bytes(p, client) + host::kGuardBytes));
+    if (host::is_mixed(p.kind)) {
+      // A slot per WQE, each the largest message and its guard: the client's sources and
+      // destinations; the server's WRITE targets and receive buffers, a READ source, a target.
+      const double stride = static_cast<double>((p.size + host::kGuardBytes + 63) / 64 * 64);
+      buf_pages = client ? 2 * pages(p.tx_depth * stride)
+                         : pages(p.tx_depth * stride) + pages(p.rx_depth * stride) + pages(len) +
+                               pages(host::kAtomicSize + host::kGuardBytes);
+    } else {
+      if (host::sends_from(p, client)) buf_pages += pages(len);
+      if (host::receives_into(p, client))
+        buf_pages += pages(static_cast<double>(host::dst_bytes(p, client) + host::kGuardBytes));
+    }
     b.add(fmt::format("{} buffers ({} QPs x {} B)", p.kind, p.qps, p.size),
           {p.kind + ".size", p.kind + ".qps"}, qps * buf_pages * (4096 + kPageBookkeeping));
     // Rings in host memory: the pages written (WQEs posted, CQEs written).
     const bool posts = host::posts_sends(p, client);
-    const bool recvs = is_lat(p.kind) ? is_send(p.kind) : (!client && (is_send(p.kind) || p.imm));
+    const bool recvs = is_lat(p.kind)
+                           ? is_send(p.kind)
+                           : (!client && (is_send(p.kind) || p.imm || host::is_mixed(p.kind)));
     double ring = 0;
     if (posts) ring += pages(std::min<double>(sq_size, msgs) * sq_stride) * 4096;
     if (recvs) ring += pages(std::min<double>(rq_size, msgs) * rq_stride) * 4096;
     const double cq_size = static_cast<double>(pow2_at_least(host::cq_entries(p), 2));
     const double cqes = std::min(cq_size, msgs * qps);
     b.add(fmt::format("{} rings", p.kind),
-          {p.kind + ".qps", p.kind + ".tx_depth", p.kind + ".rx_depth", p.kind + ".sges"},
+          host::is_mixed(p.kind) ? std::vector<std::string>{p.kind + ".qps", p.kind + ".tx_depth",
+                                                            p.kind + ".rx_depth"}
+                                 : std::vector<std::string>{p.kind + ".qps", p.kind + ".tx_depth",
+                                                            p.kind + ".rx_depth", p.kind + ".sges"},
           qps * ring + host::kCqsPerSide * pages(cqes * sizeof(dev::Cqe)) * 4096);
     // Queue state in the NIC and the driver.
     const double prefetch_sq = std::min<uint64_t>(c_.integer("nic.wqe_prefetch"), sq_size);

@@ -71,6 +71,8 @@ class Bounds {
   Bound read_trip(const host::WorkloadParams& p, uint64_t messages) const;
   // The time host 1's NIC spends on each atomic (it executes one at a time).
   Bound atomic_unit() const;
+  // mixed: the wait for its first completion (longest_wait).
+  Bound mixed_wait(const host::WorkloadParams& p) const;
   const cfg::Config& c_;
   PcieKey key_;
 };

@@ -25,6 +25,20 @@ std::string def_time(Tick t) { return cfg::format_time(t); }
 std::string def_size(uint64_t b) { return cfg::format_size(b); }
 std::string def_real(double d) { return fmt::format("{}", d); }
 
+// The QPs' ACK timeout and retries, as perftest's -u (its retry count is fixed at 7).
+void add_retry(cfg::Schema& s, const std::string& k) {
+  const host::WorkloadParams w{};
+  s.add({k + ".timeout", Kind::kInt, def_int(w.timeout),
+         "the QPs' local ACK timeout code: 4.096 us x 2^timeout without an acknowledgement before "
+         "the requester resends (0: none; 14, perftest's default, is 67 ms; with link faults a "
+         "lost last packet costs one timeout)",
+         0, 31});
+  s.add({k + ".retry_cnt", Kind::kInt, def_int(w.retry_cnt),
+         "the QPs' retries after a timeout or a sequence NAK without progress before the WQE "
+         "fails (RETRY_EXC_ERR)",
+         0, 7});
+}
+
 // Message size and iterations differ per workload; the other defaults are the generic
 // host::WorkloadParams ones.
 void add_workload(cfg::Schema& s, const std::string& k, const char* size, const char* iters,
@@ -58,6 +72,7 @@ void add_workload(cfg::Schema& s, const std::string& k, const char* size, const 
   s.add({k + ".verify", Kind::kBool, def(w.verify),
          "check every received byte against the sender's data (atomics: every value returned, "
          "and each target's final value)"});
+  add_retry(s, k);
   if (v == host::Verb::kAtomic)
     s.add({k + ".atomic_type",
            Kind::kString,
@@ -67,6 +82,41 @@ void add_workload(cfg::Schema& s, const std::string& k, const char* size, const 
            0,
            {host::to_string(host::AtomicType::kFetchAndAdd),
             host::to_string(host::AtomicType::kCmpAndSwap)}});
+}
+// The mixed workload: seeded random operations and sizes, every WQE signaled.
+void add_mixed(cfg::Schema& s) {
+  const std::string k = "mixed";
+  const host::WorkloadParams w{};
+  std::string all;
+  for (const char* n : host::kMixedOpNames) all += (all.empty() ? "" : ",") + std::string(n);
+  s.add({k + ".size", Kind::kSize, "64KiB",
+         "the largest message: each WRITE, SEND and READ moves 0..size bytes, log-uniform (as many "
+         "of 1-2 bytes as of 32-64 KiB); atomics 8",
+         0, 1024.0 * 1024 * 1024 * 2});
+  s.add({k + ".iterations", Kind::kInt, "1000", "messages per QP", 1, 1e9});
+  s.add({k + ".qps", Kind::kInt, "4", "queue pairs", 1, 65536});
+  s.add({k + ".tx_depth", Kind::kInt, "64",
+         fmt::format("outstanding send WQEs per QP, each signaled (at most {} READs and atomics of "
+                     "a QP in flight: max_rd_atomic)",
+                     host::kOutstandingReads),
+         1, 32768});
+  s.add({k + ".rx_depth", Kind::kInt, "128",
+         "receive WQEs posted per QP for the messages that consume one (SEND, SEND and WRITE with "
+         "immediate); below 2 x tx_depth the server may run short: RNR NAKs",
+         1, 32768});
+  s.add({k + ".mtu", Kind::kSize, std::to_string(w.mtu), "path MTU", 256, 4096, {}});
+  s.add({k + ".ops", Kind::kString, all,
+         "the operations drawn, comma-separated, each with an optional :weight (an integer, 1 if "
+         "absent; 0 or absent from the list: never), e.g. \"write:4,read,fetch_add\". Names: " +
+             all});
+  s.add({k + ".seed", Kind::kInt, def_int(static_cast<int64_t>(w.seed)),
+         "seed of every draw (operation, size, READ offset, atomic operands, data): the same seed, "
+         "the same run",
+         0, 4294967295.0});
+  s.add({k + ".verify", Kind::kBool, def(w.verify),
+         "check every byte written, sent and read against its message's pattern, every atomic "
+         "value, and each target's final value (completions are checked either way)"});
+  add_retry(s, k);
 }
 }  // namespace
 
@@ -285,6 +335,7 @@ cfg::Schema make_schema() {
   add_workload(s, "send_lat", "2B", "1000", "each SEND");
   add_workload(s, "read_lat", "2B", "1000", "each RDMA READ");
   add_workload(s, "atomic_lat", "8B", "1000", "each atomic: 8 bytes, no other size");
+  add_mixed(s);
   return s;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -106,6 +107,23 @@ std::vector<std::string> System::workload_list(const cfg::Config& c) {
 host::WorkloadParams System::workload_params(const cfg::Config& c, const std::string& k) {
   host::WorkloadParams p;
   p.kind = k;
+  p.timeout = static_cast<uint8_t>(c.integer(k + ".timeout"));
+  p.retry_cnt = static_cast<uint8_t>(c.integer(k + ".retry_cnt"));
+  if (host::is_mixed(k)) {
+    // Every WQE signaled, one SGE; the keys of the bandwidth tests it has.
+    p.size = c.size(k + ".size");
+    p.iterations = static_cast<uint64_t>(c.integer(k + ".iterations"));
+    p.qps = static_cast<uint32_t>(c.integer(k + ".qps"));
+    p.tx_depth = static_cast<uint32_t>(c.integer(k + ".tx_depth"));
+    p.rx_depth = static_cast<uint32_t>(c.integer(k + ".rx_depth"));
+    p.cq_mod = 1;
+    p.mtu = static_cast<uint32_t>(c.size(k + ".mtu"));
+    p.verify = c.boolean(k + ".verify");
+    p.seed = static_cast<uint64_t>(c.integer(k + ".seed"));
+    // A bad list is refused by validate(); here it leaves the default mix.
+    host::parse_mixed_ops(c.str(k + ".ops"), &p.mix);
+    return p;
+  }
   p.size = c.size(k + ".size");
   p.iterations = static_cast<uint64_t>(c.integer(k + ".iterations"));
   p.warmup = static_cast<uint64_t>(c.integer(k + ".warmup"));
@@ -213,9 +231,33 @@ void System::validate() const {
       throw exceeds(w, "host.driver_timeout", fmt::format("a driver command of host{}", h),
                     "raise host.driver_timeout or lower those latencies");
   }
+  // Frames the link loses (at random, or by a rule): only the ACK timeout recovers a lost last
+  // packet (or its acknowledgement).
+  bool lossy = c.real("link.loss") > 0 || c.real("link.corrupt") > 0;
+  for (const auto& r : net::parse_fault_rules(c.str("link.rule")))
+    lossy |= r.action == net::FaultAction::kDrop || r.action == net::FaultAction::kCorrupt;
+  const std::string lossy_key = c.real("link.loss") > 0      ? "link.loss"
+                                : c.real("link.corrupt") > 0 ? "link.corrupt"
+                                                             : "link.rule";
   const auto workloads = workload_list(c);
   for (const auto& k : workloads) {
+    if (host::is_mixed(k)) {
+      host::MixedWeights w;
+      const std::string err = host::parse_mixed_ops(c.str(k + ".ops"), &w);
+      if (!err.empty()) throw bad(k + ".ops", err);
+    }
     auto p = workload_params(c, k);
+    if (lossy && p.timeout == 0)
+      throw conflict(k + ".timeout", lossy_key,
+                     "the link loses frames and a lost last packet is resent only when the ACK "
+                     "timeout expires: 0 turns it off, the run would wait forever; use 1..31");
+    const double ack_timeout = 4096.0 * 1e3 * std::ldexp(1.0, p.timeout);  // ps
+    if (lossy && ack_timeout >= static_cast<double>(c.time("host.driver_timeout")))
+      throw conflict(k + ".timeout", "host.driver_timeout",
+                     fmt::format("with link faults a lost packet may wait one ACK timeout ({}) "
+                                 "for its resend, not less than host.driver_timeout: lower {}"
+                                 ".timeout or raise host.driver_timeout",
+                                 human_time(ack_timeout), k));
     if (p.mtu != 256 && p.mtu != 512 && p.mtu != 1024 && p.mtu != 2048 && p.mtu != 4096)
       throw bad(k + ".mtu", "a path MTU is one of 256, 512, 1024, 2048, 4096 bytes");
     uint64_t largest_ip =
@@ -293,6 +335,18 @@ void System::validate() const {
                                         verb == Verb::kRead ? "READ" : "atomic"));
     if (p.size > c.size("nic.max_mr_size"))
       throw conflict(k + ".size", "nic.max_mr_size", "larger than the largest memory region");
+    if (host::is_mixed(k)) {
+      // Each QP's slots (one per WQE, each the largest message and its guard) are one MR.
+      const uint64_t stride = (p.size + host::kGuardBytes + 63) / 64 * 64;
+      for (const char* leaf : {"tx_depth", "rx_depth"}) {
+        const uint64_t d = static_cast<uint64_t>(c.integer(k + "." + leaf));
+        if (d * stride > c.size("nic.max_mr_size"))
+          throw conflict(k + "." + leaf, "nic.max_mr_size",
+                         fmt::format("{} slots of {} B ({}.size and a {}-byte guard) make a "
+                                     "memory region of {} B, larger than the largest",
+                                     d, stride, k, host::kGuardBytes, d * stride));
+      }
+    }
     if (p.sges > 1 && p.size > 0 && p.sges > p.size)
       throw bad(k + ".sges", fmt::format("more SGEs than bytes in a {}-byte message", p.size));
     // Every wait for a completion or a message must end within host.driver_timeout.
@@ -675,6 +729,20 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
     } else {
       j["goodput_gbps"] = res.goodput_gbps;
       j["msg_rate_mpps"] = res.msg_rate_mpps;
+    }
+    if (host::is_mixed(res.params.kind)) {
+      // The mix drawn: messages and bytes of each operation; every completion checked.
+      j["seed"] = res.params.seed;
+      j["ops"] = host::mixed_ops_text(res.params.mix);
+      nlohmann::json ops = nlohmann::json::object();
+      for (size_t k = 0; k < host::kMixedOps; ++k)
+        ops[host::kMixedOpNames[k]] = {{"messages", res.op_messages[k]},
+                                       {"bytes", res.op_bytes[k]}};
+      j["per_op"] = ops;
+      j["send_completions"] = res.completions;
+      j["receive_completions"] = res.receives;
+      j["timeout"] = res.params.timeout;
+      j["retry_cnt"] = res.params.retry_cnt;
     }
     wl[res.params.kind] = j;
   }

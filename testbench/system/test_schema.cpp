@@ -94,6 +94,15 @@ TEST_CASE("schema: each default equals the default of the struct field it config
   for (const std::string k : host::kWorkloadKinds) {
     INFO(k);
     const host::WorkloadParams p = system::System::workload_params(c, k);
+    CHECK(p.timeout == w.timeout);
+    CHECK(p.retry_cnt == w.retry_cnt);
+    if (host::is_mixed(k)) {  // its own defaults; every WQE signaled
+      CHECK(p.cq_mod == 1);
+      CHECK(p.mix == w.mix);
+      CHECK(p.seed == w.seed);
+      CHECK(c.schema().find(k + ".cq_mod") == nullptr);
+      continue;
+    }
     CHECK(p.warmup == w.warmup);
     CHECK(p.qps == w.qps);
     CHECK(p.tx_depth == w.tx_depth);

@@ -270,3 +270,53 @@ TEST_CASE("atomic_bw CMP_AND_SWAP fails when the chain of values breaks",
   CHECK(!r.ok);
   CHECK(r.workloads[0].error.find("client QP 0: CMP_AND_SWAP number ") != std::string::npos);
 }
+
+TEST_CASE("mixed: every operation over several QPs, every byte and completion checked",
+          "[workload][mixed]") {
+  auto r = run({"run.workloads=mixed", "mixed.qps=3", "mixed.iterations=400", "mixed.size=20000",
+                "mixed.mtu=1024", "mixed.tx_depth=16", "mixed.rx_depth=32", "mixed.seed=3",
+                "capture.pcap=false"});
+  const auto& w = only(r);
+  check_bw(r, w, 1200);
+  CHECK(w.completions == 1200);  // every WQE signaled, each completion seen once
+  uint64_t receivers = 0, bytes = 0, n = 0;
+  for (size_t k = 0; k < host::kMixedOps; ++k) {
+    INFO(host::kMixedOpNames[k]);
+    CHECK(w.op_messages[k] > 100);  // each operation drawn
+    n += w.op_messages[k];
+    bytes += w.op_bytes[k];
+    if (host::consumes_recv(static_cast<host::MixedOp>(k))) receivers += w.op_messages[k];
+  }
+  CHECK(n == 1200);
+  CHECK(bytes == w.bytes);
+  CHECK(w.receives == receivers);
+  CHECK(w.verified_bytes == w.bytes + 3 * host::kAtomicSize);  // and each QP's final target
+  const auto& j = r.json["run"]["workloads"]["mixed"];
+  CHECK(j["per_op"]["read"]["messages"].get<uint64_t>() ==
+        w.op_messages[static_cast<size_t>(host::MixedOp::kRead)]);
+  CHECK(j["receive_completions"].get<uint64_t>() == receivers);
+  CHECK(stat(r, "host0.nic.req", "retransmitted") == 0);  // no faults: nothing resent
+}
+
+TEST_CASE("mixed: the same seed gives the same run, another seed another", "[workload][mixed]") {
+  // Draws only (no simulation): message i of QP q depends on (seed, q, i) alone.
+  host::WorkloadParams p;
+  p.kind = "mixed";
+  p.size = 65536;
+  host::WorkloadParams other = p;
+  other.seed = 2;
+  uint64_t same = 0, zero = 0, big = 0;
+  for (uint64_t i = 0; i < 5000; ++i) {
+    const auto a = host::mixed_msg(p, 1, i), b = host::mixed_msg(p, 1, i);
+    CHECK((a.op == b.op && a.len == b.len && a.offset == b.offset && a.r == b.r));
+    const auto c = host::mixed_msg(other, 1, i);
+    same += a.op == c.op && a.len == c.len;
+    zero += a.len == 0;
+    big += a.len > 32768 && a.len <= 65536;
+    CHECK(a.len <= 65536);
+    if (a.op == host::MixedOp::kRead) CHECK(a.offset + a.len <= 65536);
+  }
+  CHECK(same < 500);
+  CHECK(zero > 100);  // log-uniform: empty and multi-packet messages both appear
+  CHECK(big > 100);
+}

@@ -204,11 +204,19 @@ void print_report(const rn::system::RunReport& r, const std::string& cfg, const 
     const bool ping_pong = rn::host::ping_pong(p.kind);
     std::string extra = p.imm ? ", with immediate" : "";
     if (verb == Verb::kAtomic) extra = fmt::format(", {}", rn::host::to_string(p.atomic_type));
-    if ((verb == Verb::kRead || verb == Verb::kAtomic) && !rn::host::is_lat(p.kind))
+    const bool mixed = rn::host::is_mixed(p.kind);
+    if (mixed)
+      extra = fmt::format(", sizes 0..{} B, ops {}, seed {}, timeout {}, retry_cnt {}", p.size,
+                          rn::host::mixed_ops_text(p.mix), p.seed, p.timeout, p.retry_cnt);
+    if ((verb == Verb::kRead || verb == Verb::kAtomic || mixed) && !rn::host::is_lat(p.kind))
       extra +=
           fmt::format(", at most {} in flight per QP (max_rd_atomic)", rn::host::kOutstandingReads);
-    fmt::print("\n  {}  (size {} B, {} x {} QP{}, path MTU {}{})\n", p.kind, p.size, p.iterations,
-               p.qps, p.qps > 1 ? "s" : "", p.mtu, extra);
+    if (mixed)
+      fmt::print("\n  {}  ({} x {} QP{}, path MTU {}{})\n", p.kind, p.iterations, p.qps,
+                 p.qps > 1 ? "s" : "", p.mtu, extra);
+    else
+      fmt::print("\n  {}  (size {} B, {} x {} QP{}, path MTU {}{})\n", p.kind, p.size, p.iterations,
+                 p.qps, p.qps > 1 ? "s" : "", p.mtu, extra);
     if (!w.ok) {
       fmt::print("    FAILED: {}\n", w.error);
       continue;
@@ -226,7 +234,21 @@ void print_report(const rn::system::RunReport& r, const std::string& cfg, const 
           "us)\n",
           w.goodput_gbps, w.msg_rate_mpps, w.messages, w.bytes, ticks_to_ns(w.end - w.start) / 1e3);
     }
-    if (p.verify && verb == Verb::kAtomic)
+    if (mixed) {
+      std::string ops;
+      for (size_t k = 0; k < rn::host::kMixedOps; ++k)
+        if (w.op_messages[k])
+          ops += fmt::format("{}{} {}", ops.empty() ? "" : ", ", rn::host::kMixedOpNames[k],
+                             w.op_messages[k]);
+      fmt::print("    operations: {}\n", ops);
+      fmt::print("    completions: {} send, {} receive, each seen once, in order\n", w.completions,
+                 w.receives);
+      if (p.verify)
+        fmt::print(
+            "    verified: {} bytes: every byte written, sent and read against its message's "
+            "pattern, every atomic value, each target's final value\n",
+            w.verified_bytes);
+    } else if (p.verify && verb == Verb::kAtomic)
       fmt::print(
           "    verified: {} bytes: every value returned, and each QP's remote value at the end\n",
           w.verified_bytes);

@@ -206,6 +206,54 @@ def read_and_atomic_values(d):
 
 
 @case
+def mixed_values(d):
+    # The operation list: known names, each once, integer weights, at least one above 0.
+    check_file(d, "m.toml", '[run]\nworkloads = "mixed"\n[mixed]\nops = "write,swap"\n',
+               "m.toml:4", "'mixed.ops'", "'write,swap'", "unknown operation 'swap'",
+               "fetch_add")
+    for val, why in [("write,write", "listed twice"), ("read:x", "integer"),
+                     ("read:-1", "integer"), ("write:0,send:0", "no operation"),
+                     ("read:2000000", "integer from 0 to 1000000")]:
+        expect_error(d, ["check", default_cfg(), *sets("run.workloads=mixed", f"mixed.ops={val}")],
+                     "'mixed.ops'", why)
+    # Its keys: no cq_mod (every WQE is signaled), no atomic_type, no imm.
+    for key in ["mixed.cq_mod=4", "mixed.imm=true", "mixed.atomic_type=CMP_AND_SWAP"]:
+        expect_error(d, ["check", default_cfg(), *sets(key)], "unknown key")
+    expect_error(d, ["check", default_cfg(), *sets("mixed.timeout=32")], "'mixed.timeout'", "'32'")
+    expect_error(d, ["check", default_cfg(), *sets("mixed.retry_cnt=8")], "'mixed.retry_cnt'")
+    # Each QP's slots (tx_depth or rx_depth of the largest message and its guard) are one MR.
+    expect_error(d, ["check", default_cfg(), *sets("run.workloads=mixed", "mixed.size=1GiB",
+                                                   "mixed.tx_depth=4")],
+                 "'mixed.tx_depth'", "nic.max_mr_size", "memory region")
+    expect_ok(d, ["check", default_cfg(), *sets(
+        "run.workloads=mixed,write_bw", "mixed.ops=write:4, read ,fetch_add:0", "mixed.seed=9",
+        "mixed.size=0", "mixed.timeout=8", "mixed.retry_cnt=3")], "mixed workload")
+
+
+@case
+def ack_timeout_with_link_faults(d):
+    # With frames lost, only the ACK timeout resends a lost last packet: 0 (none) never ends.
+    expect_error(d, ["check", default_cfg(), *sets("run.workloads=mixed", "link.loss=0.01",
+                                                   "mixed.timeout=0")],
+                 "'mixed.timeout'", "'0'", "link.loss", "ACK timeout")
+    expect_error(d, ["check", default_cfg(), *sets("link.corrupt=0.01", "write_bw.timeout=0")],
+                 "'write_bw.timeout'", "link.corrupt")
+    expect_error(d, ["check", default_cfg(), *sets("write_bw.timeout=0",
+                                                   "link.rule=action=drop psn=3")],
+                 "'write_bw.timeout'", "link.rule")
+    # A timeout as long as host.driver_timeout: a loss would fail the wait for a completion.
+    expect_error(d, ["check", default_cfg(), *sets("run.workloads=mixed", "link.loss=0.01",
+                                                   "mixed.timeout=15")],
+                 "'mixed.timeout'", "host.driver_timeout", "134ms")
+    # Without faults, both are fine.
+    expect_ok(d, ["check", default_cfg(), *sets("run.workloads=mixed", "mixed.timeout=0")],
+              "timeout 0 without faults")
+    expect_ok(d, ["check", default_cfg(), *sets("run.workloads=mixed", "link.loss=0.01",
+                                                "mixed.timeout=10", "link.reorder=0.01")],
+              "timeout 10 with faults")
+
+
+@case
 def cross_link_mtu(d):
     check_file(d, "c.toml", '[link]\nmtu = "1500B"\n', "c.toml:2", "'link.mtu'", "'1500B'", "4096")
 
