@@ -236,8 +236,10 @@ struct RespState {
   uint32_t rx_off = 0;       // bytes of the current message received
   uint64_t w_va = 0;         // the current WRITE's RETH
   uint32_t w_rkey = 0, w_len = 0;
-  // READs and atomics accepted whose responses are not all sent (at most max_dest_rd_atomic).
-  uint32_t reads_queued = 0;
+  // READs and atomics accepted whose responses are not all sent (at most max_dest_rd_atomic new
+  // ones), and of them the duplicates (executed again or replayed after the requester went back:
+  // they hold no slot of max_dest_rd_atomic, their originals did).
+  uint32_t reads_queued = 0, dups_queued = 0;
   // The last atomics, a ring (allocated at the QP's first atomic; its size the most
   // max_dest_rd_atomic allows): the responder's resources for replaying them.
   std::vector<AtomicResult> atomics;

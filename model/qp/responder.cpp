@@ -474,7 +474,8 @@ Responder::Outcome Responder::read_request(QpCtx& q, const RxPacket& p, bool dup
     return fail(q, w::kAethSynNakInvReq, h.psn, "QP does not allow remote reads");
   if (h.reth_len > 0x80000000u)
     return fail(q, w::kAethSynNakInvReq, h.psn, "READ longer than 2 GiB");
-  if (!duplicate && q.rs.reads_queued >= std::max<uint32_t>(1, q.max_dest_rd_atomic))
+  if (!duplicate &&
+      q.rs.reads_queued - q.rs.dups_queued >= std::max<uint32_t>(1, q.max_dest_rd_atomic))
     return fail(q, w::kAethSynNakInvReq, h.psn, "more READs outstanding than max_dest_rd_atomic");
   if (h.reth_len > 0) {
     Placement pl;
@@ -507,8 +508,10 @@ Responder::Outcome Responder::read_request(QpCtx& q, const RxPacket& p, bool dup
   r.va = h.reth_va;
   r.rkey = h.reth_rkey;
   r.len = h.reth_len;
+  r.dup = duplicate;
   replies_.push_back(r);
   ++q.rs.reads_queued;
+  q.rs.dups_queued += duplicate;
   port_.kick();
   return Outcome::kDone;
 }
@@ -520,7 +523,7 @@ Responder::Outcome Responder::atomic_request(QpCtx& q, const RxPacket& p) {
     return fail(q, w::kAethSynNakInvReq, h.psn, "QP does not allow remote atomics");
   if (h.atomic_va % 8 != 0)
     return fail(q, w::kAethSynNakInvReq, h.psn, "atomic address not 8-byte aligned");
-  if (q.rs.reads_queued >= std::max<uint32_t>(1, q.max_dest_rd_atomic))
+  if (q.rs.reads_queued - q.rs.dups_queued >= std::max<uint32_t>(1, q.max_dest_rd_atomic))
     return fail(q, w::kAethSynNakInvReq, h.psn,
                 "more READs and atomics outstanding than max_dest_rd_atomic");
   Placement pl;
@@ -583,8 +586,10 @@ Responder::Outcome Responder::atomic_duplicate(QpCtx& q, const RxPacket& p) {
     r.psn = p.h.psn;
     r.msn = q.rs.msn;
     r.va = a.orig;
+    r.dup = true;
     replies_.push_back(r);
     ++q.rs.reads_queued;
+    ++q.rs.dups_queued;
     port_.kick();
     return Outcome::kDone;
   }
@@ -665,6 +670,7 @@ void Responder::produce() {
   if (!q.receives()) {  // the QP failed: its responses are not sent
     pool_.put(f);
     --q.rs.reads_queued;
+    q.rs.dups_queued -= r.dup;
     return pop_reply();
   }
   if (r.kind == Reply::Kind::kAtomic) {
@@ -675,6 +681,7 @@ void Responder::produce() {
     port_.claim(f, static_cast<uint32_t>(tl), q.path, true, this);
     ++unsent_;
     --q.rs.reads_queued;
+    q.rs.dups_queued -= r.dup;
     RN_LOG(env_.sim, LogCat::kRx, env_.name, "qp {} ATOMIC_ACKNOWLEDGE psn {} orig {:#x}", q.qpn,
            h.psn, r.va);
     pop_reply();
@@ -697,6 +704,7 @@ void Responder::produce() {
     if (st != xlate::Status::kOk) {  // deregistered since the request was checked
       pool_.put(f);
       --q.rs.reads_queued;
+      q.rs.dups_queued -= r.dup;
       const uint32_t psn = r.psn;
       pop_reply();
       ++naks_sent_;
@@ -724,6 +732,7 @@ void Responder::produce() {
   r.psn = w::psn_add(r.psn, 1);
   if (last) {
     --q.rs.reads_queued;
+    q.rs.dups_queued -= r.dup;
     pop_reply();
   }
   if (plen > 0) {

@@ -58,6 +58,7 @@ class Responder : public TxPort::Source {
     enum class Kind : uint8_t { kRead, kAtomic, kAck } kind;
     uint8_t syndrome;  // kAck
     bool ready;        // kAtomic: executed, `va` is the original value
+    bool dup;          // kRead, kAtomic: a duplicate request's (RespState::dups_queued)
     uint32_t qpn, epoch;
     uint32_t psn;  // of the next packet
     uint32_t msn;

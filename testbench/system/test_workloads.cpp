@@ -277,7 +277,9 @@ TEST_CASE("mixed: every operation over several QPs, every byte and completion ch
                 "mixed.mtu=1024", "mixed.tx_depth=16", "mixed.rx_depth=32", "mixed.seed=3",
                 "capture.pcap=false"});
   const auto& w = only(r);
-  check_bw(r, w, 1200);
+  CHECK(w.messages == 1200);
+  CHECK(w.goodput_gbps > 0);
+  CHECK(w.msg_rate_mpps > 0);
   CHECK(w.completions == 1200);  // every WQE signaled, each completion seen once
   uint64_t receivers = 0, bytes = 0, n = 0;
   for (size_t k = 0; k < host::kMixedOps; ++k) {
@@ -319,4 +321,22 @@ TEST_CASE("mixed: the same seed gives the same run, another seed another", "[wor
   CHECK(same < 500);
   CHECK(zero > 100);  // log-uniform: empty and multi-packet messages both appear
   CHECK(big > 100);
+}
+
+TEST_CASE(
+    "A READ response reordered behind the next costs one retry, not one per response behind it",
+    "[workload][read][faults]") {
+  // Found by the mixed soak. QP 0's first READ takes PSNs 4103..4106 (16 KiB at 4 KiB); its
+  // third response is held back and comes after the fourth: the requester goes back for it once.
+  // The responses to the 15 READs behind it, already on their way, arrive out of sequence too:
+  // each used to go back again and spend a retry, and the 8th failed the READ (RETRY_EXC_ERR).
+  auto r = run({"run.workloads=read_bw", "read_bw.size=16KiB", "read_bw.iterations=64",
+                "read_bw.tx_depth=16", "read_bw.cq_mod=16", "read_bw.retry_cnt=2",
+                "link.rule=action=reorder side=1 opcode=RC_RDMA_READ_RESPONSE_MIDDLE psn=4105",
+                "capture.pcap=false"});
+  const auto& w = only(r);
+  CHECK(w.messages == 64);
+  CHECK(stat(r, "link0", "b_to_a_reordered") == 1);
+  CHECK(stat(r, "host0.nic.req", "implied_naks") > 2);  // out-of-sequence responses, ...
+  CHECK(stat(r, "host0.nic.req", "timeouts") == 0);     // ... recovered without a timeout
 }

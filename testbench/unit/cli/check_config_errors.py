@@ -223,7 +223,7 @@ def mixed_values(d):
     expect_error(d, ["check", default_cfg(), *sets("mixed.retry_cnt=8")], "'mixed.retry_cnt'")
     # Each QP's slots (tx_depth or rx_depth of the largest message and its guard) are one MR.
     expect_error(d, ["check", default_cfg(), *sets("run.workloads=mixed", "mixed.size=1GiB",
-                                                   "mixed.tx_depth=4")],
+                                                   "mixed.rx_depth=4", "mixed.tx_depth=100")],
                  "'mixed.tx_depth'", "nic.max_mr_size", "memory region")
     expect_ok(d, ["check", default_cfg(), *sets(
         "run.workloads=mixed,write_bw", "mixed.ops=write:4, read ,fetch_add:0", "mixed.seed=9",
