@@ -20,13 +20,14 @@ struct WorkloadParams {
   uint64_t iterations = 1000;  // messages per QP (bandwidth) or round trips (latency)
   uint64_t warmup = 0;         // latency: round trips not counted
   uint32_t qps = 1;
-  uint32_t tx_depth = 128;  // outstanding send WQEs per QP
-  uint32_t rx_depth = 512;  // posted receive WQEs per QP (send tests)
-  uint32_t cq_mod = 100;    // bandwidth: signal every cq_mod-th WQE
-  uint32_t mtu = 4096;      // path MTU, bytes
-  uint32_t sges = 1;        // scatter/gather entries per message (split evenly)
-  bool imm = false;         // use the WITH_IMM opcodes; the server checks every value
-  bool verify = true;       // check every received byte against the sender's pattern
+  uint32_t tx_depth = 128;   // outstanding send WQEs per QP
+  uint32_t rx_depth = 512;   // posted receive WQEs per QP (send tests)
+  uint32_t cq_mod = 100;     // bandwidth: signal every cq_mod-th WQE
+  uint32_t mtu = 4096;       // path MTU, bytes
+  uint32_t sges = 1;         // scatter/gather entries per message (split evenly)
+  bool imm = false;          // use the WITH_IMM opcodes; the server checks every value
+  uint32_t inline_size = 0;  // messages up to this size are posted inline (perftest's -I)
+  bool verify = true;        // check every received byte against the sender's pattern
   uint32_t pattern_seed = 1;
   uint64_t keep_samples = 0;  // latency: the first samples kept one by one (for a CSV)
 };
