@@ -417,9 +417,8 @@ enum class RegError : uint32_t {
   DB_RANGE = 7,        // producer index behind the consumer or more than the ring size ahead
   NO_SUCH_CQ = 8,      // doorbell for a CQ number that does not exist
   BAD_VALUE = 9,       // value out of range for the register
-  WIDTH =
-      0xa,  // access that is not a 4-byte write at a 4-byte aligned offset (or, to WQE_DOORBELL, a
-            // write whose length is not a multiple of 4 from 32 to wqe_db_stride bytes)
+  WIDTH = 0xa,         // access that is not a 4-byte write at a 4-byte aligned offset (or, to
+                // WQE_DOORBELL, a write whose length is not a multiple of 4 from 32 to 256 bytes)
   ADDR_RANGE = 0xb,  // a host memory range (command block, event queue) that runs past the end of
                      // the 64-bit address space
   BAD_WQE = 0xc,     // version 2: a WQE written to WQE_DOORBELL that does not fit the write or its
