@@ -60,6 +60,7 @@ struct Bench {
   // setup() (timeout, retry_cnt, rnr_retry, min_rnr_timer, path_mtu ...).
   drv::QpAttr attr;
   dev::QpType qp_type = dev::QpType::RC;  // of the QPs create() makes (RC or UC)
+  uint32_t start_psn = 100;               // both QPs' first PSN (connect())
 
   explicit Bench(std::vector<std::string> sets = {}, std::string out_dir = "")
       : out(std::move(out_dir)) {
@@ -120,7 +121,7 @@ struct Bench {
     int e = me.d->modify_qp(me.qp, at, mask({A::STATE, A::PKEY_INDEX, A::PORT, A::ACCESS_FLAGS}));
     at.qp_state = dev::QpState::RTR;
     at.dest_qp_num = peer.qp->qpn;
-    at.rq_psn = 100;
+    at.rq_psn = start_psn;
     at.ah.dest_ipv4 = peer.n->ipv4;
     std::memcpy(at.ah.dest_mac, peer.n->mac.data(), 6);
     // UC has no rd_atomic limits, timeouts or retries.
@@ -130,7 +131,7 @@ struct Bench {
                           mask({A::STATE, A::AV, A::PATH_MTU, A::DEST_QPN, A::RQ_PSN}) |
                               (uc ? 0 : mask({A::MAX_DEST_RD_ATOMIC, A::MIN_RNR_TIMER})));
     at.qp_state = dev::QpState::RTS;
-    at.sq_psn = 100;
+    at.sq_psn = start_psn;
     if (!e)
       e = me.d->modify_qp(
           me.qp, at,
