@@ -37,6 +37,7 @@ struct NicParams {
   uint32_t tx_queue_frames = 4;    // MTU frames the link may have queued before the scheduler waits
   uint32_t max_unacked_psn = 128;  // PSNs in flight per QP before the requester waits for ACKs
   uint32_t ack_req_every = 64;     // AckReq at least every N packets (and on each message's last)
+  Tick ack_coalesce = 0;           // an ACK waits this long for later AckReqs to answer with it
   uint32_t sched_quantum = 1;      // packets a QP sends per turn of the round-robin scheduler
   uint64_t rx_buffer_bytes = 256 << 10;  // receive buffer: frames held until placed in memory
   bool icrc_seal = true;         // speed trick: trust the ICRC of frames this simulator sealed
@@ -227,8 +228,12 @@ struct RespState {
   SeqNak nak = SeqNak::kNone;
   RxMsg msg = RxMsg::kNone;  // with kSend, the receive WQE at RecvQueue::ci holds it
   bool uc_dropping = false;  // UC: a message was lost; packets are dropped until a FIRST/ONLY
-  uint32_t rx_off = 0;       // bytes of the current message received
-  uint64_t w_va = 0;         // the current WRITE's RETH
+  // ACK coalescing (nic.ack_coalesce): an ACK owed for PSN ack_psn, to be sent when the timer
+  // books it; any ACK, NAK or response sent meanwhile carries a later PSN and answers it.
+  bool ack_owed = false, ack_booked = false;
+  uint32_t ack_psn = 0;
+  uint32_t rx_off = 0;  // bytes of the current message received
+  uint64_t w_va = 0;    // the current WRITE's RETH
   uint32_t w_rkey = 0, w_len = 0;
   // READs and atomics accepted whose responses are not all sent (at most max_dest_rd_atomic).
   uint32_t reads_queued = 0;

@@ -252,6 +252,10 @@ cfg::Schema make_schema() {
          "PSNs in flight per QP before the requester waits for an ACK", 1, 8388607});
   s.add({"nic.ack_req_every", Kind::kInt, def_int(np.ack_req_every),
          "AckReq at least every N packets (and on every message's last)", 1, 1e6});
+  s.add({"nic.ack_coalesce", Kind::kTime, def_time(np.ack_coalesce),
+         "ACK coalescing: the responder holds an ACK this long, answering the AckReqs of the QP "
+         "that arrive meanwhile with one ACK (0: an ACK per AckReq)",
+         0, 1e9});
   s.add({"nic.sched_quantum", Kind::kInt, def_int(np.sched_quantum),
          "packets a QP sends per round-robin turn", 1, 1024});
   s.add({"nic.rx_buffer", Kind::kSize, def_size(np.rx_buffer_bytes),

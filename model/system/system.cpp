@@ -369,6 +369,7 @@ System::System(const cfg::Config& c, const std::string& config_name)
   np.tx_queue_frames = static_cast<uint32_t>(c.integer("nic.tx_queue_frames"));
   np.max_unacked_psn = static_cast<uint32_t>(c.integer("nic.max_unacked_psn"));
   np.ack_req_every = static_cast<uint32_t>(c.integer("nic.ack_req_every"));
+  np.ack_coalesce = c.time("nic.ack_coalesce");
   np.sched_quantum = static_cast<uint32_t>(c.integer("nic.sched_quantum"));
   np.rx_buffer_bytes = c.size("nic.rx_buffer");
   np.icrc_seal = c.boolean("sim.icrc_seal");
