@@ -19,8 +19,9 @@ def main():
     run = stats["run"]
     written = []
 
-    # One-way latency distribution of each latency workload: every sample, from the histogram in
-    # stats.json (latency_<name>.csv holds only the first capture.latency_csv of them).
+    # Latency distribution of each latency workload (one way for WRITE and SEND, the whole round
+    # trip for READ and atomics: latency_measure): every sample, from the histogram in stats.json
+    # (latency_<name>.csv holds only the first capture.latency_csv of them).
     for name, w in run["workloads"].items():
         bins = w.get("latency_histogram", {}).get("bins_ns", [])
         total = sum(n for _, n in bins)
@@ -33,7 +34,8 @@ def main():
             ys.append(seen / total)
         fig, ax = plt.subplots(figsize=(7, 4))
         ax.plot(xs, ys, drawstyle="steps-post")
-        ax.set_xlabel("one-way latency (ns; bins of 1 ns, 1/65536 of the value above 131 us)")
+        measure = "round-trip" if w.get("latency_measure") == "round_trip" else "one-way"
+        ax.set_xlabel(f"{measure} latency (ns; bins of 1 ns, 1/65536 of the value above 131 us)")
         ax.set_ylabel("fraction of round trips")
         ax.set_title(f"{name}: {w['size_bytes']} B, p50 {w['latency_ns']['p50']:.0f} ns, "
                      f"p99 {w['latency_ns']['p99']:.0f} ns ({total} round trips)")
@@ -51,13 +53,24 @@ def main():
         fig, ax = plt.subplots(figsize=(7, 4))
         names = list(bw)
         ax.bar(names, [bw[n]["goodput_gbps"] for n in names], color="tab:blue", label="goodput")
+        top = max(bw[n]["goodput_gbps"] for n in names)
+        for n in names:  # the message rate too: what an atomic or a small message test measures
+            inside = bw[n]["goodput_gbps"] > top / 2  # in a tall bar, under its top
+            ax.annotate(f"{bw[n]['msg_rate_mpps']:.3g} Mmsg/s", (n, bw[n]["goodput_gbps"]),
+                        textcoords="offset points", xytext=(0, -12 if inside else 3),
+                        ha="center", fontsize=8, color="white" if inside else "black")
         if rate:
             ax.axhline(rate, color="gray", linestyle="--", label=f"line rate {rate:g} Gb/s")
             for n in names:
+                if n.startswith("atomic"):  # 8 bytes per round trip: no wire limit to show
+                    continue
                 mtu = bw[n]["mtu_bytes"]
                 size = bw[n]["size_bytes"]
                 pkts = max(1, -(-size // mtu))
-                wire = size + pkts * 82 + (16 if "write" in n else 0)
+                # Per message: a WRITE's RETH; a READ's responses carry an AETH on the first and
+                # the last (the only one: one AETH).
+                extra = 16 if n.startswith("write") else 4 * min(pkts, 2) if n.startswith("read") else 0
+                wire = size + pkts * 82 + extra
                 ax.plot([n], [rate * size / wire], marker="_", markersize=40, color="tab:red")
             ax.plot([], [], color="tab:red", label="RoCEv2 limit (headers, preamble, IFG)")
         ax.set_ylabel("Gb/s")

@@ -29,6 +29,11 @@ SCENARIOS = {
                  "write_bw.iterations=200", "write_bw.mtu=256B", "nic.max_unacked_psn=16"],
     "lat_mtu_512": ["run.workloads=write_lat,send_lat", "write_lat.size=3000",
                     "send_lat.size=2000", "write_lat.mtu=512B", "send_lat.mtu=512B"],
+    # Binaries from before the READ and atomic workloads cannot run this one.
+    "read_atomic": ["run.workloads=read_bw,atomic_bw,read_lat,atomic_lat", "read_bw.qps=4",
+                    "read_bw.size=10000", "read_bw.mtu=1024B", "read_bw.iterations=300",
+                    "atomic_bw.qps=4", "atomic_bw.iterations=300",
+                    "atomic_lat.atomic_type=CMP_AND_SWAP"],
 }
 
 

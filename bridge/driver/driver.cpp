@@ -267,7 +267,7 @@ int Driver::create_qp(uint32_t pdn, Cq* send_cq, Cq* recv_cq, const QpCap& cap, 
   qp->rq = io_.dma_alloc(size_t(qp->rq_size) << qp->rq_shift, 4096);
   if (!qp->sq || !qp->rq) return fail(ENOMEM, "create_qp: no DMA memory for the rings");
   dev::CreateQpIn in{};
-  in.qp_type = static_cast<uint8_t>(dev::QpType::RC);
+  in.qp_type = static_cast<uint8_t>(cap.qp_type);
   in.sq_sig_all = sq_sig_all ? 1 : 0;
   in.log_sq_size = log2u(qp->sq_size);
   in.log_rq_size = log2u(qp->rq_size);
@@ -372,7 +372,7 @@ int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
     // device would refuse the doorbell and the WQE would run later, unasked.
     if (qp->state == dev::QpState::RESET || qp->state == dev::QpState::INIT ||
         qp->state == dev::QpState::RTR) {
-      err = fail(EINVAL, fmt::format("post_send: QP {} is in state {} (needs RTS, SQD or ERR)",
+      err = fail(EINVAL, fmt::format("post_send: QP {} is in state {} (needs RTS, SQD, SQE or ERR)",
                                      qp->qpn, dev::to_string(qp->state)));
     } else if (wr->num_sge < 0 || static_cast<uint32_t>(wr->num_sge) > max_sge) {
       err = fail(EINVAL, fmt::format("post_send: num_sge {} > max {}{}", wr->num_sge, max_sge,
@@ -583,27 +583,62 @@ int Driver::req_notify_cq(Cq* cq, bool solicited_only) {
   return 0;
 }
 
+bool Driver::next_eqe(dev::Eqe* e) {
+  uint64_t addr = eq_ + uint64_t(eq_ci_ & (eq_size_ - 1)) * sizeof *e;
+  io_.mem_read(addr, e, sizeof *e);
+  uint8_t want = static_cast<uint8_t>(((eq_ci_ >> kEqLog) & 1) ^ 1);
+  if ((e->owner & 1) != want) return false;
+  ++eq_ci_;
+  io_.mmio_write32(dev::reg::EQ_DOORBELL, eq_doorbell(eq_ci_, false));
+  return true;
+}
+
 int Driver::get_cq_event(Cq** out, uint64_t timeout_ns) {
   for (;;) {
-    dev::Eqe e;
-    uint64_t addr = eq_ + uint64_t(eq_ci_ & (eq_size_ - 1)) * sizeof e;
-    io_.mem_read(addr, &e, sizeof e);
-    uint8_t want = static_cast<uint8_t>(((eq_ci_ >> kEqLog) & 1) ^ 1);
-    if ((e.owner & 1) == want) {
-      ++eq_ci_;
-      io_.mmio_write32(dev::reg::EQ_DOORBELL, eq_doorbell(eq_ci_, false));
-      if (e.type == static_cast<uint8_t>(dev::EqeType::COMPLETION)) {
-        auto it = cqs_.find(e.obj);
-        if (it != cqs_.end()) {
-          *out = it->second.get();
-          return 0;
-        }
+    uint32_t cqn = 0;
+    bool got = false;
+    if (!cq_events_.empty()) {
+      cqn = cq_events_.front();
+      cq_events_.erase(cq_events_.begin());
+      got = true;
+    } else if (dev::Eqe e; next_eqe(&e)) {
+      if (e.type != static_cast<uint8_t>(dev::EqeType::COMPLETION)) {
+        async_events_.push_back(AsyncEvent{static_cast<dev::EqeType>(e.type), e.obj});
+        continue;  // other events are kept for async_events()
       }
-      async_events_.push_back(AsyncEvent{static_cast<dev::EqeType>(e.type), e.obj});
-      continue;  // other events are kept for async_events()
+      cqn = e.obj;
+      got = true;
+    }
+    if (got) {
+      auto it = cqs_.find(cqn);
+      if (it != cqs_.end()) {
+        *out = it->second.get();
+        return 0;
+      }
+      continue;  // a CQ destroyed since
     }
     io_.mmio_write32(dev::reg::EQ_DOORBELL, eq_doorbell(eq_ci_, true));
     if (!io_.wait_interrupt(timeout_ns)) return fail(ETIMEDOUT, "get_cq_event: no event");
+  }
+}
+
+int Driver::get_async_event(AsyncEvent* out, uint64_t timeout_ns) {
+  for (;;) {
+    if (!async_events_.empty()) {
+      *out = async_events_.front();
+      async_events_.erase(async_events_.begin());
+      return 0;
+    }
+    if (dev::Eqe e; next_eqe(&e)) {
+      if (e.type == static_cast<uint8_t>(dev::EqeType::COMPLETION)) {
+        cq_events_.push_back(e.obj);
+      } else {
+        async_events_.push_back(AsyncEvent{static_cast<dev::EqeType>(e.type), e.obj});
+      }
+      continue;
+    }
+    io_.mmio_write32(dev::reg::EQ_DOORBELL, eq_doorbell(eq_ci_, true));
+    if (!io_.wait_interrupt(timeout_ns)) return fail(ETIMEDOUT, "get_async_event: no event");
   }
 }
 

@@ -78,6 +78,7 @@ struct Mr {
 };
 struct QpCap {
   uint32_t max_send_wr = 128, max_recv_wr = 128, max_send_sge = 1, max_recv_sge = 1;
+  dev::QpType qp_type = dev::QpType::RC;  // RC or UC
   // Inline payload bytes a send WR may carry (kSendInline): the send WQE stride holds them.
   // More than the device offers (CAPS.max_inline_data; none with device interface v1) is refused.
   uint32_t max_inline_data = 0;
@@ -173,13 +174,16 @@ class Driver {
   // Blocks until a completion event arrives (or timeout); returns the CQ.
   int get_cq_event(Cq** cq, uint64_t timeout_ns);
 
-  // Events other than completions (QP_FATAL, CQ_ERROR) seen while waiting for completion
-  // events, oldest first; the caller may clear the vector.
+  // Events other than completions (QP_FATAL, CQ_ERROR, SQ_DRAINED) seen while waiting for
+  // completion events, oldest first; the caller may clear the vector.
   struct AsyncEvent {
     dev::EqeType type;
     uint32_t obj;
   };
   std::vector<AsyncEvent>& async_events() { return async_events_; }
+  // Blocks until an event other than a completion arrives (or timeout), as
+  // ibv_get_async_event; completion events met meanwhile wait for get_cq_event.
+  int get_async_event(AsyncEvent* out, uint64_t timeout_ns);
 
   // The last command's device status and syndrome (offset of the refused field), for diagnostics.
   dev::CmdStatus last_status() const { return last_status_; }
@@ -213,6 +217,9 @@ class Driver {
   uint32_t last_syndrome_ = 0;
   std::string last_error_;
   std::vector<AsyncEvent> async_events_;
+  std::vector<uint32_t> cq_events_;  // CQNs of completion events read by get_async_event
+  // Takes the next valid EQE, if there is one (consumer index moved on, the device told).
+  bool next_eqe(dev::Eqe* e);
   // The live QPs and CQs, owned, by number: creation and destruction are O(1).
   std::unordered_map<uint32_t, std::unique_ptr<Qp>> qps_;
   std::unordered_map<uint32_t, std::unique_ptr<Cq>> cqs_;

@@ -36,12 +36,13 @@ struct Perftest::Side {
   drv::Cq* scq = nullptr;
   drv::Cq* rcq = nullptr;
   std::vector<drv::Qp*> qps;
-  // Per QP; 0 (and an empty Mr) where this side has no such buffer: a bandwidth client only
-  // sends from src, its server only receives into dst.
+  // Per QP; 0 (and an empty Mr) where this side has no such buffer (sends_from, receives_into):
+  // a WRITE or SEND bandwidth client only sends from src, its server only receives into dst; a
+  // READ server only has src, its client dst.
   std::vector<uint64_t> src, dst;
   std::vector<drv::Mr> src_mr, dst_mr;
-  uint64_t buf_len = 0;  // bytes of each src buffer; dst buffers have kGuard more
-  bool checked = false;  // the received bytes were checked (see check_received)
+  uint64_t src_len = 0, dst_len = 0;  // bytes of each buffer; dst buffers have kGuard more
+  bool checked = false;               // the received bytes were checked (see check_received)
   Side(SimHost& host, drv::Driver& drv, std::vector<uint8_t> m, uint32_t i, int x)
       : h(host), d(drv), mac(std::move(m)), ip(i), idx(x) {}
 };
@@ -50,10 +51,28 @@ Perftest::Perftest(SimHost& ch, drv::Driver& c, SimHost& sh, drv::Driver& s,
                    const WorkloadParams& p, const std::vector<uint8_t>& cmac, uint32_t cip,
                    const std::vector<uint8_t>& smac, uint32_t sip)
     : p_(p),
+      verb_(verb_of(p.kind)),
+      lat_(is_lat(p.kind)),
+      ping_pong_(ping_pong(p.kind)),
       c_(std::make_unique<Side>(ch, c, cmac, cip, 0)),
       s_(std::make_unique<Side>(sh, s, smac, sip, 1)),
       x_(std::make_unique<Exchange>()) {
   res_.params = p;
+  switch (verb_) {
+    case Verb::kWrite:
+      op_ = p.imm ? dev::WrOpcode::RDMA_WRITE_WITH_IMM : dev::WrOpcode::RDMA_WRITE;
+      break;
+    case Verb::kSend:
+      op_ = p.imm ? dev::WrOpcode::SEND_WITH_IMM : dev::WrOpcode::SEND;
+      break;
+    case Verb::kRead:
+      op_ = dev::WrOpcode::RDMA_READ;
+      break;
+    case Verb::kAtomic:
+      op_ = p.atomic_type == AtomicType::kCmpAndSwap ? dev::WrOpcode::ATOMIC_CMP_AND_SWP
+                                                     : dev::WrOpcode::ATOMIC_FETCH_AND_ADD;
+      break;
+  }
 }
 
 Perftest::~Perftest() = default;
@@ -121,13 +140,23 @@ std::optional<uint64_t> poison_changed(SimHost& h, uint64_t va, uint64_t from, u
 // Latency tests: the last byte of each message carries a marker the receiver polls for.
 uint8_t marker(uint64_t i) { return static_cast<uint8_t>(i % 255 + 1); }
 
-bool is_send(const std::string& k) { return k == "send_bw" || k == "send_lat"; }
 // kSendInline if messages of this size go inline on qp (perftest: size <= -I), else 0.
 uint32_t inline_flag(const WorkloadParams& p, const drv::Qp* qp) {
   const uint64_t most = std::min<uint64_t>(p.inline_size, qp->max_inline_data);
   return most > 0 && p.size <= most ? uint32_t(drv::kSendInline) : 0u;
 }
-bool is_lat(const std::string& k) { return k == "write_lat" || k == "send_lat"; }
+// The access the peer's WQEs need on this side's QP and on the buffer they name.
+uint32_t remote_access(Verb v) {
+  switch (v) {
+    case Verb::kRead:
+      return static_cast<uint32_t>(dev::Access::REMOTE_READ);
+    case Verb::kAtomic:
+      return static_cast<uint32_t>(dev::Access::REMOTE_ATOMIC);
+    default:
+      return static_cast<uint32_t>(dev::Access::REMOTE_WRITE);
+  }
+}
+
 // Splits [addr, addr+len) into n SGEs (the last takes the remainder).
 int make_sges(uint64_t addr, uint64_t len, uint32_t lkey, uint32_t n, drv::Sge* out) {
   if (len == 0) {
@@ -144,14 +173,82 @@ int make_sges(uint64_t addr, uint64_t len, uint32_t lkey, uint32_t n, drv::Sge* 
 }
 }  // namespace
 
+bool is_workload_kind(const std::string& kind) {
+  for (const char* k : kWorkloadKinds)
+    if (kind == k) return true;
+  return false;
+}
+
+std::string workload_kinds() {
+  std::string out;
+  for (const char* k : kWorkloadKinds) out += (out.empty() ? "" : ", ") + std::string(k);
+  return out;
+}
+
+Verb verb_of(const std::string& kind) {
+  const std::string v = kind.substr(0, kind.find('_'));
+  if (v == "send") return Verb::kSend;
+  if (v == "read") return Verb::kRead;
+  if (v == "atomic") return Verb::kAtomic;
+  return Verb::kWrite;
+}
+
+bool is_lat(const std::string& kind) {
+  return kind.size() > 4 && kind.compare(kind.size() - 4, 4, "_lat") == 0;
+}
+bool is_send(const std::string& kind) { return verb_of(kind) == Verb::kSend; }
+bool ping_pong(const std::string& kind) {
+  const Verb v = verb_of(kind);
+  return is_lat(kind) && (v == Verb::kWrite || v == Verb::kSend);
+}
+
+const char* to_string(AtomicType t) {
+  return t == AtomicType::kCmpAndSwap ? "CMP_AND_SWAP" : "FETCH_AND_ADD";
+}
+
 uint64_t cq_entries(const WorkloadParams& p) {
   return uint64_t(p.qps) * std::max(p.tx_depth, p.rx_depth) * 2;
 }
-// Latency tests send both ways; a bandwidth client only sends, its server only receives.
-bool sends_from(const WorkloadParams& p, bool client) { return is_lat(p.kind) || client; }
-bool receives_into(const WorkloadParams& p, bool client) { return is_lat(p.kind) || !client; }
+// WRITE and SEND latency tests send both ways; a WRITE or SEND bandwidth client only sends, its
+// server only receives. A READ client receives what its server's buffer holds; an atomic's target
+// and its returned values are both written by a NIC.
+bool sends_from(const WorkloadParams& p, bool client) {
+  switch (verb_of(p.kind)) {
+    case Verb::kRead:
+      return !client;
+    case Verb::kAtomic:
+      return false;
+    default:
+      return is_lat(p.kind) || client;
+  }
+}
+bool receives_into(const WorkloadParams& p, bool client) {
+  switch (verb_of(p.kind)) {
+    case Verb::kRead:
+      return client;
+    case Verb::kAtomic:
+      return true;
+    default:
+      return is_lat(p.kind) || !client;
+  }
+}
+bool posts_sends(const WorkloadParams& p, bool client) { return client || ping_pong(p.kind); }
+uint64_t src_bytes(const WorkloadParams& p) { return std::max<uint64_t>(p.size, 1); }
+uint64_t dst_bytes(const WorkloadParams& p, bool client) {
+  if (verb_of(p.kind) != Verb::kAtomic) return std::max<uint64_t>(p.size, 1);
+  return client ? uint64_t(p.tx_depth) * kAtomicSize : kAtomicSize;
+}
 uint32_t mrs_per_qp(const WorkloadParams& p, bool client) {
   return (sends_from(p, client) ? 1 : 0) + (receives_into(p, client) ? 1 : 0);
+}
+
+uint64_t atomic_value(const WorkloadParams& p, uint32_t q, uint64_t i) {
+  const bool cas = p.atomic_type == AtomicType::kCmpAndSwap;
+  uint8_t b[kAtomicSize];
+  hostmem::pattern_fill(b, sizeof b, seed_for(p, 1, q), cas ? i * kAtomicSize : 0);
+  uint64_t v;
+  std::memcpy(&v, b, sizeof v);  // host order, as the NIC reads and writes it
+  return cas ? v : v + i * kAtomicAdd;
 }
 
 bool Perftest::setup(Side& s, bool is_client) {
@@ -171,10 +268,12 @@ bool Perftest::setup(Side& s, bool is_client) {
   }
   if (!check(d.create_cq(static_cast<int>(cqe), &s.scq), "create_cq")) return false;
   if (!check(d.create_cq(static_cast<int>(cqe), &s.rcq), "create_cq")) return false;
-  uint64_t len = std::max<uint64_t>(p_.size, 1);
-  s.buf_len = len;
+  s.src_len = src_bytes(p_);
+  s.dst_len = dst_bytes(p_, is_client);
   const uint32_t lw = static_cast<uint32_t>(dev::Access::LOCAL_WRITE);
-  const uint32_t rw = static_cast<uint32_t>(dev::Access::REMOTE_WRITE);
+  // The buffer the peer's WQEs name (a READ server's source, else a destination), where this
+  // side is their target: registered with the remote access they need.
+  const uint32_t remote = is_client && !ping_pong_ ? 0 : remote_access(verb_);
   const bool need_src = sends_from(p_, is_client), need_dst = receives_into(p_, is_client);
   for (uint32_t i = 0; i < p_.qps; ++i) {
     drv::QpCap cap;
@@ -194,20 +293,28 @@ bool Perftest::setup(Side& s, bool is_client) {
     s.src_mr.emplace_back();
     s.dst_mr.emplace_back();
     if (need_src) {
-      s.src[i] = s.h.alloc_buffer(len);
-      s.h.app_fill_pattern(s.src[i], len, seed_for(p_, s.idx, i));
-      if (!check(d.reg_mr(s.pdn, s.src[i], len, lw, &s.src_mr[i]), "reg_mr")) return false;
+      s.src[i] = s.h.alloc_buffer(s.src_len);
+      s.h.app_fill_pattern(s.src[i], s.src_len, seed_for(p_, s.idx, i));
+      const uint32_t acc = lw | (verb_ == Verb::kRead ? remote : 0);
+      if (!check(d.reg_mr(s.pdn, s.src[i], s.src_len, acc, &s.src_mr[i]), "reg_mr")) return false;
     }
     if (need_dst) {
       // Poison the destination and a guard zone after it with the complement of the expected
-      // bytes: every byte the NIC must write has to change, and the guard must not.
-      s.dst[i] = s.h.alloc_buffer(len + kGuard);
-      poison(s.h, s.dst[i], len + kGuard, seed_for(p_, 1 - s.idx, i));
-      if (!check(d.reg_mr(s.pdn, s.dst[i], len, lw | rw, &s.dst_mr[i]), "reg_mr")) return false;
+      // bytes: every byte the NIC must write has to change, and the guard must not. An atomic
+      // target starts with the value its first atomic expects.
+      s.dst[i] = s.h.alloc_buffer(s.dst_len + kGuard);
+      poison(s.h, s.dst[i], s.dst_len + kGuard, seed_for(p_, 1 - s.idx, i));
+      if (verb_ == Verb::kAtomic && !is_client) {
+        const uint64_t v = atomic_value(p_, i, 0);
+        s.h.app_write(s.dst[i], &v, sizeof v);
+      }
+      const uint32_t acc = lw | (verb_ == Verb::kRead ? 0 : remote);
+      if (!check(d.reg_mr(s.pdn, s.dst[i], s.dst_len, acc, &s.dst_mr[i]), "reg_mr")) return false;
     }
-    x_->info[s.idx].push_back(ConnInfo{qp->qpn,
-                                       (0x1000u * (i + 1) + (is_client ? 7u : 3u)) & 0xFFFFFF,
-                                       s.dst_mr[i].rkey, s.dst[i]});
+    const bool src_named = verb_ == Verb::kRead;
+    x_->info[s.idx].push_back(
+        ConnInfo{qp->qpn, (0x1000u * (i + 1) + (is_client ? 7u : 3u)) & 0xFFFFFF,
+                 src_named ? s.src_mr[i].rkey : s.dst_mr[i].rkey, src_named ? s.src[i] : s.dst[i]});
   }
   return true;
 }
@@ -224,7 +331,9 @@ bool Perftest::connect(Side& s, bool is_client) {
     drv::QpAttr a;
     a.qp_state = dev::QpState::INIT;
     a.qp_access_flags = static_cast<uint32_t>(dev::Access::REMOTE_WRITE) |
-                        static_cast<uint32_t>(dev::Access::LOCAL_WRITE);
+                        static_cast<uint32_t>(dev::Access::LOCAL_WRITE) | remote_access(verb_);
+    if (verb_ == Verb::kRead || verb_ == Verb::kAtomic)
+      a.max_rd_atomic = a.max_dest_rd_atomic = kOutstandingReads;
     using A = dev::QpAttr;
     auto m = [](std::initializer_list<A> l) {
       uint32_t v = 0;
@@ -269,9 +378,9 @@ void Perftest::teardown(Side& s) {
   if (s.pdn) s.d.dealloc_pd(s.pdn);
   // The workload is over (its received bytes checked): its buffers go back before the next one.
   for (uint64_t va : s.src)
-    if (va) s.h.free_buffer(va, s.buf_len);
+    if (va) s.h.free_buffer(va, s.src_len);
   for (uint64_t va : s.dst)
-    if (va) s.h.free_buffer(va, s.buf_len + kGuard);
+    if (va) s.h.free_buffer(va, s.dst_len + kGuard);
   s.src.clear();
   s.dst.clear();
 }
@@ -315,12 +424,12 @@ bool Perftest::sync(int me, int stage) {
 void Perftest::run_client() {
   bool ok = setup(*c_, true) && sync(0, 1) && connect(*c_, true) && sync(0, 2);
   if (ok) {
-    if (is_lat(p_.kind)) {
+    if (lat_) {
       client_lat();
     } else {
       client_bw();
     }
-    if (is_lat(p_.kind) && res_.ok && p_.verify) check_received(*c_);
+    if (receives_into(p_, true) && res_.ok && p_.verify) check_received(*c_);
     sync(0, 3);
     sync(0, 4);
   }
@@ -333,10 +442,10 @@ void Perftest::run_client() {
 void Perftest::run_server() {
   bool ok = setup(*s_, false) && sync(1, 1) && connect(*s_, false);
   if (ok) {
-    if (is_lat(p_.kind)) {
+    if (ping_pong_) {
       if (sync(1, 2)) server_lat();
     } else {
-      server_bw();
+      server_bw();  // READ and atomic tests, latency too: nothing to do but wait
     }
     if (sync(1, 3) && res_.ok && p_.verify) check_received(*s_);
     sync(1, 4);
@@ -351,53 +460,119 @@ void Perftest::fail(const std::string& why) { set_error(why); }
 
 bool Perftest::verify() {
   if (res_.error.empty() && !res_.ok) res_.error = "the workload did not run to its end";
-  if (res_.error.empty() && p_.verify && (!s_->checked || (is_lat(p_.kind) && !c_->checked)))
+  if (res_.error.empty() && p_.verify &&
+      (!s_->checked || (receives_into(p_, true) && !c_->checked)))
     res_.error = "the run stopped before the received bytes were checked";
   if (!res_.error.empty()) res_.ok = false;
   return res_.ok;
 }
 
 // In the side's thread, once its last message has arrived: every DMA write in flight lands, then
-// each received buffer must hold the peer's pattern, and its guard zone the poison.
+// each received buffer must hold the peer's pattern (an atomic target: the value its last atomic
+// left), and its guard zone the poison. (An atomic client's returned values were checked as they
+// completed: check_returned.)
 void Perftest::check_received(Side& s) {
   s.checked = true;
   const char* who = s.idx == 0 ? "client" : "server";
   const char* peer = s.idx == 0 ? "server" : "client";
+  const bool atomic = verb_ == Verb::kAtomic;
   for (uint32_t q = 0; q < s.dst.size(); ++q) {
     if (!s.dst[q]) continue;
     const uint64_t seed = seed_for(p_, 1 - s.idx, q);
-    s.h.wait_writes_landed(s.dst[q], s.buf_len + kGuard);
+    s.h.wait_writes_landed(s.dst[q], s.dst_len + kGuard);
     // Latency tests: the last byte carries the round-trip marker, not the pattern.
-    uint64_t n = is_lat(p_.kind) ? (p_.size ? p_.size - 1 : 0) : p_.size;
-    if (auto bad = s.h.app_check_pattern(s.dst[q], n, seed)) {
+    uint64_t n = ping_pong_ ? (p_.size ? p_.size - 1 : 0) : p_.size;
+    if (atomic && s.idx == 1) {
+      const uint64_t count = p_.iterations + (lat_ ? p_.warmup : 0);
+      uint64_t v = 0;
+      s.h.app_read(s.dst[q], &v, sizeof v);
+      if (v != atomic_value(p_, q, count)) {
+        res_.ok = false;
+        if (res_.error.empty())
+          res_.error =
+              fmt::format("server QP {}: the target holds {:#x} after {} {}s, expected {:#x}", q, v,
+                          count, to_string(p_.atomic_type), atomic_value(p_, q, count));
+        return;
+      }
+      n = kAtomicSize;
+    } else if (atomic) {
+      n = 0;
+    } else if (auto bad = s.h.app_check_pattern(s.dst[q], n, seed)) {
       res_.ok = false;
       if (res_.error.empty())
         res_.error = fmt::format("{} QP {}: received byte {} of {} differs from the {}'s data", who,
                                  q, *bad, p_.size, peer);
       return;
     }
-    if (auto g = poison_changed(s.h, s.dst[q], p_.size, s.buf_len + kGuard, seed)) {
+    const uint64_t end = atomic ? s.dst_len : p_.size;
+    if (auto g = poison_changed(s.h, s.dst[q], end, s.dst_len + kGuard, seed)) {
       res_.ok = false;
       if (res_.error.empty())
-        res_.error =
-            fmt::format("{} QP {}: byte {} past the end of the {}-byte message was overwritten",
-                        who, q, *g, p_.size);
+        res_.error = fmt::format("{} QP {}: byte {} past the end of the {}-byte {} was overwritten",
+                                 who, q, *g, end, atomic ? "buffer" : "message");
       return;
     }
     res_.verified_bytes += n;
   }
 }
 
+void Perftest::make_wr(uint32_t q, uint64_t i, drv::SendWr* wr, drv::Sge* sg) const {
+  const Side& s = *c_;
+  const ConnInfo& peer = x_->info[1][q];
+  wr->wr_id = (uint64_t(q) << 40) | i;
+  wr->opcode = op_;
+  wr->sg_list = sg;
+  wr->remote_addr = peer.addr;
+  wr->rkey = peer.rkey;
+  switch (verb_) {
+    case Verb::kRead:  // into the destination
+      wr->num_sge = make_sges(s.dst[q], p_.size, s.dst_mr[q].lkey, p_.sges, sg);
+      break;
+    case Verb::kAtomic: {  // the value returned goes to slot i of the ring of tx_depth
+      const uint64_t slot = i % (s.dst_len / kAtomicSize);
+      sg[0] = drv::Sge{s.dst[q] + slot * kAtomicSize, kAtomicSize, s.dst_mr[q].lkey};
+      wr->num_sge = 1;
+      if (p_.atomic_type == AtomicType::kCmpAndSwap) {
+        wr->compare_add = atomic_value(p_, q, i);
+        wr->swap = atomic_value(p_, q, i + 1);
+      } else {
+        wr->compare_add = kAtomicAdd;
+      }
+      break;
+    }
+    default:  // WRITE, SEND: from the source
+      wr->num_sge = make_sges(s.src[q], p_.size, s.src_mr[q].lkey, p_.sges, sg);
+      wr->imm_data = static_cast<uint32_t>(0xA5000000u | (i & 0xFFFFFF));
+      break;
+  }
+}
+
+bool Perftest::check_returned(uint32_t q, uint64_t from, uint64_t to) {
+  if (!p_.verify) return true;
+  Side& s = *c_;
+  const uint64_t slots = s.dst_len / kAtomicSize;
+  for (uint64_t i = from; i < to; ++i) {
+    uint64_t v = 0;
+    s.h.app_read(s.dst[q] + (i % slots) * kAtomicSize, &v, sizeof v);
+    const uint64_t want = atomic_value(p_, q, i);
+    if (v != want) {
+      set_error(fmt::format("client QP {}: {} number {} returned {:#x}, expected {:#x}", q,
+                            to_string(p_.atomic_type), i, v, want));
+      return false;
+    }
+    res_.verified_bytes += kAtomicSize;
+  }
+  return true;
+}
+
 void Perftest::client_bw() {
   Side& s = *c_;
-  const bool send = is_send(p_.kind);
   const uint32_t nq = p_.qps;
   std::vector<uint64_t> posted(nq, 0), completed(nq, 0);
   const uint64_t total = p_.iterations * nq;
   uint64_t done = 0;
   std::vector<drv::Wc> wc(64);
   drv::Sge sg[32];
-  const auto& peer = x_->info[1];
   // The QPs that may have room for more WQEs: every QP at first, then those that got a
   // completion, in QP order (the order a scan of every QP would post them in). The others are
   // full or done: no scan of every QP per batch of completions.
@@ -411,15 +586,7 @@ void Perftest::client_bw() {
       queued[q] = 0;
       while (posted[q] < p_.iterations && posted[q] - completed[q] < p_.tx_depth) {
         drv::SendWr wr;
-        wr.wr_id = (uint64_t(q) << 40) | posted[q];
-        wr.num_sge = make_sges(s.src[q], p_.size, s.src_mr[q].lkey, p_.sges, sg);
-        wr.sg_list = sg;
-        wr.opcode = send
-                        ? (p_.imm ? dev::WrOpcode::SEND_WITH_IMM : dev::WrOpcode::SEND)
-                        : (p_.imm ? dev::WrOpcode::RDMA_WRITE_WITH_IMM : dev::WrOpcode::RDMA_WRITE);
-        wr.imm_data = static_cast<uint32_t>(0xA5000000u | (posted[q] & 0xFFFFFF));
-        wr.remote_addr = peer[q].addr;
-        wr.rkey = peer[q].rkey;
+        make_wr(q, posted[q], &wr, sg);
         bool last = posted[q] + 1 == p_.iterations;
         if (last || posted[q] % p_.cq_mod == p_.cq_mod - 1) wr.send_flags = drv::kSendSignaled;
         wr.send_flags |= inline_flag(p_, s.qps[q]);
@@ -443,6 +610,7 @@ void Perftest::client_bw() {
         set_error(fmt::format("client: unexpected completion wr_id {:#x}", wc[i].wr_id));
         return;
       }
+      if (verb_ == Verb::kAtomic && !check_returned(q, completed[q], n)) return;
       done += n - completed[q];
       completed[q] = n;
       progress_.done = done;
@@ -468,8 +636,8 @@ void Perftest::client_bw() {
 void Perftest::server_bw() {
   Side& s = *s_;
   const int me = 1;
-  const bool send = is_send(p_.kind);
-  const bool recv_needed = send || p_.imm;
+  const bool send = verb_ == Verb::kSend;
+  const bool recv_needed = send || (verb_ == Verb::kWrite && p_.imm);
   const uint32_t nq = p_.qps;
   drv::Sge sg[32];
   auto post_recv = [&](uint32_t q, uint64_t id) {
@@ -533,8 +701,8 @@ void Perftest::server_bw() {
   }
 }
 
-// Ping-pong: the client writes (or sends) to the server, which answers as soon as it sees the
-// message; one-way latency = round trip / 2, as perftest reports it.
+// WRITE and SEND latency: a ping-pong. The client writes (or sends) to the server, which answers
+// as soon as it sees the message; one-way latency = round trip / 2, as perftest reports it.
 bool Perftest::lat_post_recv(Side& s, uint64_t id) {
   drv::Sge sg[32];
   drv::RecvWr wr;
@@ -548,7 +716,7 @@ bool Perftest::lat_post_recv(Side& s, uint64_t id) {
 }
 
 bool Perftest::lat_send(Side& s, uint64_t i, const ConnInfo& peer) {
-  const bool send = is_send(p_.kind);
+  const bool send = verb_ == Verb::kSend;
   uint8_t m = marker(i);
   if (p_.size > 0) s.h.app_write(s.src[0] + p_.size - 1, &m, 1);
   drv::Sge sg[32];
@@ -570,7 +738,7 @@ bool Perftest::lat_send(Side& s, uint64_t i, const ConnInfo& peer) {
 // Waits for round trip i's message from the peer: a receive completion (SEND), or the marker
 // byte landing at the end of the buffer (WRITE). Reposts the receive if more are to come.
 bool Perftest::lat_await(Side& s, uint64_t i, uint64_t n, uint64_t* recv_posted) {
-  if (is_send(p_.kind)) {
+  if (verb_ == Verb::kSend) {
     drv::Wc wc[1];
     int got = 0;
     if (!wait_cq(s, s.rcq, wc, 1, &got)) return false;
@@ -596,28 +764,48 @@ bool Perftest::lat_await(Side& s, uint64_t i, uint64_t n, uint64_t* recv_posted)
   return true;
 }
 
+// WRITE and SEND: a ping-pong (above). READ and atomics: one request at a time, from before its
+// WQE is written until its completion is polled: the whole round trip, as perftest reports it.
 void Perftest::client_lat() {
   Side& s = *c_;
   drv::Wc wc[16];
   const uint64_t n = p_.warmup + p_.iterations;
   uint64_t recv_posted = 0;
   res_.latency_samples.reserve(std::min(p_.keep_samples, p_.iterations));
-  if (is_send(p_.kind) && !lat_post_recv(s, recv_posted++)) return;
+  if (verb_ == Verb::kSend && !lat_post_recv(s, recv_posted++)) return;
   progress_.total = n;
   traffic_begin();
   for (uint64_t i = 0; i < n; ++i) {
     progress_.done = i;
     Tick t0 = s.h.now();
-    if (!lat_send(s, i, x_->info[1][0]) || !lat_await(s, i, n, &recv_posted)) return;
-    Tick t1 = s.h.now();
-    if (i >= p_.warmup) {
-      res_.latency.add((t1 - t0) / 2);
-      if (res_.latency_samples.size() < p_.keep_samples)
-        res_.latency_samples.push_back((t1 - t0) / 2);
-    }
-    // Reap our send completion (it arrived before the answer could).
     int got = 0;
-    if (!wait_cq(s, s.scq, wc, 16, &got)) return;
+    if (ping_pong_) {
+      if (!lat_send(s, i, x_->info[1][0]) || !lat_await(s, i, n, &recv_posted)) return;
+    } else {
+      drv::Sge sg[32];
+      drv::SendWr wr;
+      make_wr(0, i, &wr, sg);
+      wr.send_flags = drv::kSendSignaled;
+      s.h.cpu(s.h.params().wqe_write_cost);
+      const drv::SendWr* bad = nullptr;
+      if (s.d.post_send(s.qps[0], &wr, &bad)) {
+        set_error("client: post_send failed: " + s.d.last_error());
+        return;
+      }
+      if (!wait_cq(s, s.scq, wc, 1, &got)) return;
+    }
+    Tick t1 = s.h.now();
+    const Tick sample = ping_pong_ ? (t1 - t0) / 2 : t1 - t0;
+    if (i >= p_.warmup) {
+      res_.latency.add(sample);
+      if (res_.latency_samples.size() < p_.keep_samples) res_.latency_samples.push_back(sample);
+    }
+    if (ping_pong_) {
+      // Reap our send completion (it arrived before the answer could).
+      if (!wait_cq(s, s.scq, wc, 16, &got)) return;
+    } else if (verb_ == Verb::kAtomic && !check_returned(0, i, i + 1)) {
+      return;
+    }
     ++res_.completions;
   }
   traffic_end();
@@ -631,7 +819,7 @@ void Perftest::server_lat() {
   drv::Wc wc[16];
   const uint64_t n = p_.warmup + p_.iterations;
   uint64_t recv_posted = 0;
-  if (is_send(p_.kind) && !lat_post_recv(s, recv_posted++)) return;
+  if (verb_ == Verb::kSend && !lat_post_recv(s, recv_posted++)) return;
   for (uint64_t i = 0; i < n; ++i) {
     if (!lat_await(s, i, n, &recv_posted) || !lat_send(s, i, x_->info[0][0])) return;
     int got = 0;

@@ -1,6 +1,6 @@
-// Workloads modelled on perftest (ib_write_bw, ib_send_bw, ib_write_lat, ib_send_lat), run as
-// host software over the driver on two simulated hosts: the client on one, the server on the
-// other, connected out of band (as perftest's TCP exchange) at zero simulated cost.
+// Workloads modelled on perftest (ib_write_bw, ib_send_bw, ib_read_bw, ib_atomic_bw and their _lat
+// twins), run as host software over the driver on two simulated hosts: the client on one, the
+// server on the other, connected out of band (as perftest's TCP exchange) at zero simulated cost.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -14,8 +14,34 @@
 
 namespace rn::host {
 
+// The workload kinds, as perftest's programs ib_<verb>_<bw|lat>: bandwidth tests first.
+constexpr const char* kWorkloadKinds[] = {"write_bw",  "send_bw",  "read_bw",  "atomic_bw",
+                                          "write_lat", "send_lat", "read_lat", "atomic_lat"};
+bool is_workload_kind(const std::string& kind);
+std::string workload_kinds();  // "write_bw, send_bw, ...": for messages and descriptions
+// What a kind's client asks of the server (the part of the name before '_').
+enum class Verb { kWrite, kSend, kRead, kAtomic };
+Verb verb_of(const std::string& kind);
+bool is_lat(const std::string& kind);  // a latency test (else a bandwidth test)
+bool is_send(const std::string& kind);
+// A WRITE or SEND latency test: both sides send in turn, and a sample is half a round trip (one
+// way, as ib_write_lat and ib_send_lat report). READ and atomic latency tests time one request's
+// whole round trip, from post to completion, as ib_read_lat and ib_atomic_lat report.
+bool ping_pong(const std::string& kind);
+
+// READs and atomics in flight per QP: max_rd_atomic and max_dest_rd_atomic of the QPs of READ and
+// atomic tests, the NIC's largest value (model/qp, MODIFY_QP), as perftest's -o/--outs default
+// (the device's maximum). The other tests leave both at 1.
+constexpr uint8_t kOutstandingReads = 16;
+
+// Atomic tests: which atomic the client posts (perftest's -A/--atomic_type).
+enum class AtomicType { kFetchAndAdd, kCmpAndSwap };
+const char* to_string(AtomicType t);  // "FETCH_AND_ADD", "CMP_AND_SWAP"
+constexpr uint64_t kAtomicSize = 8;   // an atomic's operand and the value it returns, bytes
+constexpr uint64_t kAtomicAdd = 1;    // FETCH_AND_ADD's addend (perftest's ATOMIC_ADD_VALUE)
+
 struct WorkloadParams {
-  std::string kind;            // write_bw, send_bw, write_lat, send_lat
+  std::string kind;            // one of kWorkloadKinds
   uint64_t size = 65536;       // message size, bytes
   uint64_t iterations = 1000;  // messages per QP (bandwidth) or round trips (latency)
   uint64_t warmup = 0;         // latency: round trips not counted
@@ -28,6 +54,7 @@ struct WorkloadParams {
   bool imm = false;          // use the WITH_IMM opcodes; the server checks every value
   uint32_t inline_size = 0;  // messages up to this size are posted inline (perftest's -I)
   bool verify = true;        // check every received byte against the sender's pattern
+  AtomicType atomic_type = AtomicType::kFetchAndAdd;  // atomic tests
   uint32_t pattern_seed = 1;
   uint64_t keep_samples = 0;  // latency: the first samples kept one by one (for a CSV)
 };
@@ -39,7 +66,8 @@ struct WorkloadResult {
   Tick start = 0, end = 0;
   uint64_t messages = 0, bytes = 0;
   double goodput_gbps = 0, msg_rate_mpps = 0;
-  // Latency tests: one-way latency (half a round trip) of every counted iteration, and the first
+  // Latency tests: the latency of every counted iteration (one way, half a round trip, for WRITE
+  // and SEND; the whole round trip for READ and atomics: see ping_pong), and the first
   // params.keep_samples of them in order.
   LatencyHistogram latency;
   std::vector<Tick> latency_samples;
@@ -54,9 +82,24 @@ struct WorkloadResult {
 // What one side of a workload holds on its NIC and in its memory at once (System::validate checks
 // these against the NIC's limits before a run, and estimates memory from them).
 uint64_t cq_entries(const WorkloadParams& p);  // entries asked for each of the side's two CQs
+// A source buffer holds data the NIC reads and sends (the WRITE or SEND sender's, the READ
+// server's); a destination buffer is written by the NIC (the WRITE or SEND receiver's, the READ
+// client's, the atomic server's target and the atomic client's returned values).
 bool sends_from(const WorkloadParams& p, bool client);     // the side has a source buffer per QP
 bool receives_into(const WorkloadParams& p, bool client);  // ... a destination buffer per QP
+bool posts_sends(const WorkloadParams& p, bool client);    // the side posts send-queue WQEs
+uint64_t src_bytes(const WorkloadParams& p);               // bytes of a source buffer
+// Bytes of a destination buffer (without its guard zone): a message, except for atomics: the
+// server's 8-byte target, and on the client one 8-byte slot per send WQE (tx_depth) for the
+// values returned.
+uint64_t dst_bytes(const WorkloadParams& p, bool client);
 uint32_t mrs_per_qp(const WorkloadParams& p, bool client);
+// Atomic tests: the value QP q's target holds before its atomic number i (counted from 0,
+// warm-up included), so the value that atomic returns. FETCH_AND_ADD: the server's pattern's
+// first word plus i x kAtomicAdd. CMP_AND_SWAP: word i of the pattern (distinct from word i+1);
+// atomic i compares with it and swaps in word i+1, so each succeeds against what the one before
+// it wrote, and any atomic executed twice, lost or out of order breaks the chain.
+uint64_t atomic_value(const WorkloadParams& p, uint32_t q, uint64_t i);
 constexpr uint32_t kCqsPerSide = 2, kPdsPerSide = 1;
 constexpr uint64_t kGuardBytes = 64;  // after each destination buffer, checked unchanged
 
@@ -97,6 +140,10 @@ class Perftest {
   bool connect(Side& s, bool is_client);
   void teardown(Side& s);
   void check_received(Side& s);
+  // The client's WQE for message i of QP q (bandwidth tests; READ and atomic latency tests).
+  void make_wr(uint32_t q, uint64_t i, drv::SendWr* wr, drv::Sge* sg) const;
+  // Atomic tests: checks the values atomics [from, to) of QP q returned (with params.verify).
+  bool check_returned(uint32_t q, uint64_t from, uint64_t to);
   void client_bw();
   void client_lat();
   void server_bw();
@@ -111,6 +158,9 @@ class Perftest {
   void traffic_begin();
   void traffic_end();
   WorkloadParams p_;
+  Verb verb_;
+  bool lat_, ping_pong_;
+  dev::WrOpcode op_;  // the client's opcode (bandwidth tests; READ and atomic latency tests)
   WorkloadResult res_;
   std::function<uint64_t()> packets_;
   std::chrono::steady_clock::time_point wall0_;

@@ -221,7 +221,8 @@ void Device::qp_doorbell(uint64_t off, uint32_t v) {
 
 bool Device::sq_producer(qp::QpCtx& q, uint32_t low, uint64_t off, uint32_t* pi) {
   using Db = dev::QpDoorbellBits;
-  if (q.state != QpState::RTS && q.state != QpState::SQD && q.state != QpState::ERR) {
+  if (q.state != QpState::RTS && q.state != QpState::SQD && q.state != QpState::ERR &&
+      q.state != QpState::SQE) {
     reg_error(RegError::QP_STATE, off);
     return false;
   }

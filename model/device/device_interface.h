@@ -461,7 +461,7 @@ const char* to_string(CmdStatus v);
 // QP transport types (values of ibv_qp_type).
 enum class QpType : uint32_t {
   RC = 2,  // reliable connected
-  UC = 3,  // unreliable connected (not yet)
+  UC = 3,  // unreliable connected: SEND and WRITE, no ACKs, a lost packet loses its message
   UD = 4,  // unreliable datagram (not yet)
 };
 const char* to_string(QpType v);
@@ -602,6 +602,8 @@ enum class EqeType : uint32_t {
   COMPLETION = 0,  // a completion arrived on an armed CQ (obj = CQN)
   CQ_ERROR = 1,    // CQ overrun: a CQE was dropped (obj = CQN)
   QP_FATAL = 2,    // the NIC moved a QP to ERR after an error (obj = QPN)
+  SQ_DRAINED = 3,  // a QP moved to SQD with EN_SQD_ASYNC_NOTIFY has no send WQE outstanding any
+                   // more (obj = QPN)
 };
 const char* to_string(EqeType v);
 

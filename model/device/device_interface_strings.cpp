@@ -323,6 +323,8 @@ const char* to_string(EqeType v) {
       return "CQ_ERROR";
     case EqeType::QP_FATAL:
       return "QP_FATAL";
+    case EqeType::SQ_DRAINED:
+      return "SQ_DRAINED";
   }
   return "?";
 }

@@ -11,6 +11,7 @@ Nic::Nic(Sim& sim, const std::string& name, const NicConfig& cfg, pcie::DmaPort&
   req_ = std::make_unique<qp::Requester>(env_, table_, dma, *port_, *comp_, *rxbuf_, pool);
   resp_ = std::make_unique<qp::Responder>(env_, table_, dma, *port_, *comp_, *rxbuf_, pool);
   demux_ = std::make_unique<qp::RxDemux>(env_, table_, framing_, pool, *rxbuf_, *req_, *resp_);
+  port_->set_loopback(demux_.get());
   use_translation(mrs_);
   qps_ = std::make_unique<qp::QpEngine>(env_, table_, *req_, *resp_, *comp_);
   req_->bind(*qps_);

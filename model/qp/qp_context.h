@@ -37,6 +37,7 @@ struct NicParams {
   uint32_t tx_queue_frames = 4;    // MTU frames the link may have queued before the scheduler waits
   uint32_t max_unacked_psn = 128;  // PSNs in flight per QP before the requester waits for ACKs
   uint32_t ack_req_every = 64;     // AckReq at least every N packets (and on each message's last)
+  Tick ack_coalesce = 0;           // an ACK waits this long for later AckReqs to answer with it
   uint32_t sched_quantum = 1;      // packets a QP sends per turn of the round-robin scheduler
   uint64_t rx_buffer_bytes = 256 << 10;  // receive buffer: frames held until placed in memory
   bool icrc_seal = true;         // speed trick: trust the ICRC of frames this simulator sealed
@@ -152,6 +153,8 @@ enum class SqPhase : uint8_t {
   kRestart,    // going back (go-back-N): the WQE at `next` starts again at PSN resume_psn
   kStopped,    // a local error stopped the queue: the failed WQE completes, then the QP errs
 };
+// A send queue in SQD: still finishing what it had started, or drained (nothing outstanding).
+enum class SqDrain : uint8_t { kDraining, kDrained };
 // The local ACK timer of a send queue: no calendar event booked, or one booked (for
 // ack_deadline or earlier: it books itself again if the deadline moved on meanwhile).
 enum class AckTimer : uint8_t { kOff, kBooked };
@@ -201,8 +204,10 @@ struct SendQueue {
   uint32_t high_started = 0;             // WQEs below this index have been started (statistics)
   uint8_t retry_left = 0, rnr_left = 0;  // retries left (retry_cnt, rnr_retry; 7: RNR forever)
   AckTimer ack_timer = AckTimer::kOff;
-  Tick ack_deadline = 0;                 // the local ACK timeout expires (0: nothing to time)
-  uint32_t since_ackreq = 0;             // packets sent since the last AckReq
+  SqDrain drain = SqDrain::kDrained;  // with the QP in SQD
+  bool drain_event = false;           // SQ_DRAINED to be posted when drained (EN_SQD_ASYNC_NOTIFY)
+  Tick ack_deadline = 0;              // the local ACK timeout expires (0: nothing to time)
+  uint32_t since_ackreq = 0;          // packets sent since the last AckReq
   std::vector<Outstanding> outstanding;  // ring of the queue's size
   std::vector<ReadCtx> reads;            // READs waiting for responses: ring of max_rd_atomic
   uint32_t rd_head = 0, rd_tail = 0;     // free-running
@@ -236,8 +241,13 @@ struct RespState {
   uint32_t msn = 0;   // messages completed
   SeqNak nak = SeqNak::kNone;
   RxMsg msg = RxMsg::kNone;  // with kSend, the receive WQE at RecvQueue::ci holds it
-  uint32_t rx_off = 0;       // bytes of the current message received
-  uint64_t w_va = 0;         // the current WRITE's RETH
+  bool uc_dropping = false;  // UC: a message was lost; packets are dropped until a FIRST/ONLY
+  // ACK coalescing (nic.ack_coalesce): an ACK owed for PSN ack_psn, to be sent when the timer
+  // books it; any ACK, NAK or response sent meanwhile carries a later PSN and answers it.
+  bool ack_owed = false, ack_booked = false;
+  uint32_t ack_psn = 0;
+  uint32_t rx_off = 0;  // bytes of the current message received
+  uint64_t w_va = 0;    // the current WRITE's RETH
   uint32_t w_rkey = 0, w_len = 0;
   // READs and atomics accepted whose responses are not all sent (at most max_dest_rd_atomic).
   uint32_t reads_queued = 0;
@@ -280,9 +290,15 @@ struct QpCtx {
 
   uint32_t sq_size() const { return 1u << log_sq; }
   uint32_t rq_size() const { return 1u << log_rq; }
+  // The send queue is in error: what is posted completes with WR_FLUSH_ERR (ERR, or SQE: UC).
+  bool sq_flushing() const { return state == dev::QpState::ERR || state == dev::QpState::SQE; }
+  bool uc() const { return type == static_cast<uint8_t>(dev::QpType::UC); }
+  // The send queue may transmit: in RTS, or in SQD what it had started before.
+  bool sends() const { return state == dev::QpState::RTS || state == dev::QpState::SQD; }
   // The QP may receive requests (RTR and after, until an error).
   bool receives() const {
-    return state == dev::QpState::RTR || state == dev::QpState::RTS || state == dev::QpState::SQD;
+    return state == dev::QpState::RTR || state == dev::QpState::RTS || state == dev::QpState::SQD ||
+           state == dev::QpState::SQE;
   }
 };
 

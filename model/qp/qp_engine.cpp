@@ -20,7 +20,7 @@ struct Transition {
   uint32_t required, optional;
 };
 const uint32_t kAv = bit(QpAttr::AV);
-const Transition kRcTransitions[] = {
+const Transition kRc[] = {
     {QpState::RESET, QpState::INIT,
      bit(QpAttr::PKEY_INDEX) | bit(QpAttr::PORT) | bit(QpAttr::ACCESS_FLAGS), 0},
     {QpState::INIT, QpState::INIT, 0,
@@ -37,6 +37,42 @@ const Transition kRcTransitions[] = {
     {QpState::RTS, QpState::RTS, 0,
      bit(QpAttr::CUR_STATE) | bit(QpAttr::ACCESS_FLAGS) | bit(QpAttr::MIN_RNR_TIMER) |
          bit(QpAttr::ALT_PATH) | bit(QpAttr::PATH_MIG_STATE)},
+    {QpState::RTS, QpState::SQD, 0, bit(QpAttr::EN_SQD_ASYNC_NOTIFY)},
+    {QpState::SQD, QpState::RTS, 0,
+     bit(QpAttr::CUR_STATE) | bit(QpAttr::ACCESS_FLAGS) | bit(QpAttr::MIN_RNR_TIMER) |
+         bit(QpAttr::ALT_PATH) | bit(QpAttr::PATH_MIG_STATE)},
+    // Only once drained (the path and limits change under no message in flight).
+    {QpState::SQD, QpState::SQD, 0,
+     bit(QpAttr::PORT) | kAv | bit(QpAttr::PATH_MTU) | bit(QpAttr::TIMEOUT) |
+         bit(QpAttr::RETRY_CNT) | bit(QpAttr::RNR_RETRY) | bit(QpAttr::MAX_QP_RD_ATOMIC) |
+         bit(QpAttr::MAX_DEST_RD_ATOMIC) | bit(QpAttr::ALT_PATH) | bit(QpAttr::ACCESS_FLAGS) |
+         bit(QpAttr::PKEY_INDEX) | bit(QpAttr::MIN_RNR_TIMER) | bit(QpAttr::PATH_MIG_STATE)},
+};
+
+// UC: no READ/atomic limits, timeouts or retries (nothing is acknowledged); SQE after a send
+// error, back to RTS by MODIFY_QP.
+const Transition kUc[] = {
+    {QpState::RESET, QpState::INIT,
+     bit(QpAttr::PKEY_INDEX) | bit(QpAttr::PORT) | bit(QpAttr::ACCESS_FLAGS), 0},
+    {QpState::INIT, QpState::INIT, 0,
+     bit(QpAttr::PKEY_INDEX) | bit(QpAttr::PORT) | bit(QpAttr::ACCESS_FLAGS)},
+    {QpState::INIT, QpState::RTR,
+     kAv | bit(QpAttr::PATH_MTU) | bit(QpAttr::DEST_QPN) | bit(QpAttr::RQ_PSN),
+     bit(QpAttr::ALT_PATH) | bit(QpAttr::ACCESS_FLAGS) | bit(QpAttr::PKEY_INDEX)},
+    {QpState::RTR, QpState::RTS, bit(QpAttr::SQ_PSN),
+     bit(QpAttr::CUR_STATE) | bit(QpAttr::ACCESS_FLAGS) | bit(QpAttr::ALT_PATH) |
+         bit(QpAttr::PATH_MIG_STATE)},
+    {QpState::RTS, QpState::RTS, 0,
+     bit(QpAttr::CUR_STATE) | bit(QpAttr::ACCESS_FLAGS) | bit(QpAttr::ALT_PATH) |
+         bit(QpAttr::PATH_MIG_STATE)},
+    {QpState::RTS, QpState::SQD, 0, bit(QpAttr::EN_SQD_ASYNC_NOTIFY)},
+    {QpState::SQD, QpState::RTS, 0,
+     bit(QpAttr::CUR_STATE) | bit(QpAttr::ACCESS_FLAGS) | bit(QpAttr::ALT_PATH) |
+         bit(QpAttr::PATH_MIG_STATE)},
+    {QpState::SQD, QpState::SQD, 0,
+     kAv | bit(QpAttr::ALT_PATH) | bit(QpAttr::ACCESS_FLAGS) | bit(QpAttr::PKEY_INDEX) |
+         bit(QpAttr::PATH_MIG_STATE)},
+    {QpState::SQE, QpState::RTS, 0, bit(QpAttr::CUR_STATE) | bit(QpAttr::ACCESS_FLAGS)},
 };
 
 uint32_t log2_floor(uint64_t v) { return v ? 63 - static_cast<uint32_t>(__builtin_clzll(v)) : 0; }
@@ -48,7 +84,8 @@ QpEngine::QpEngine(const NicEnv& env, QpTable& t, Requester& req, Responder& res
 CmdResult QpEngine::create(const dev::CreateQpIn& a, uint32_t* qpn_out) {
   using Q = dev::CreateQpIn;
   const auto& p = env_.params;
-  if (a.qp_type != static_cast<uint8_t>(dev::QpType::RC))
+  if (a.qp_type != static_cast<uint8_t>(dev::QpType::RC) &&
+      a.qp_type != static_cast<uint8_t>(dev::QpType::UC))
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(Q, qp_type)};
   if (a.sq_sig_all > 1) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(Q, sq_sig_all)};
   const uint32_t max_log = log2_floor(p.max_qp_wr);
@@ -168,13 +205,20 @@ CmdResult QpEngine::modify(const dev::ModifyQpIn& a) {
     return {};
   }
   const Transition* t = nullptr;
-  for (const auto& tr : kRcTransitions)
-    if (tr.from == cur && tr.to == to) t = &tr;
+  if (q.type == static_cast<uint8_t>(dev::QpType::UC)) {
+    for (const auto& tr : kUc)
+      if (tr.from == cur && tr.to == to) t = &tr;
+  } else {
+    for (const auto& tr : kRc)
+      if (tr.from == cur && tr.to == to) t = &tr;
+  }
   if (!t) return {CmdStatus::BAD_STATE, RN_FIELD_OFF(M, qp_state)};
   if ((attrs & t->required) != t->required)
     return {CmdStatus::BAD_STATE, RN_FIELD_OFF(M, attr_mask)};
   if (attrs & ~(t->required | t->optional))
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, attr_mask)};
+  if (cur == QpState::SQD && to == QpState::SQD && q.sq.drain != SqDrain::kDrained)
+    return {CmdStatus::BAD_STATE, RN_FIELD_OFF(M, qp_state)};  // not drained yet
 
   // Validate every attribute given before changing anything.
   if ((attrs & bit(QpAttr::ACCESS_FLAGS)) && (a.access_flags & ~kKnownAccess))
@@ -237,9 +281,27 @@ CmdResult QpEngine::modify(const dev::ModifyQpIn& a) {
     q.path.ttl = q.ttl;
     q.path.udp_sport = wire::roce_udp_sport(q.qpn);
   }
+  const QpState from = q.state;
   q.state = to;
+  if (to == QpState::SQD && from == QpState::RTS) {
+    q.sq.drain = SqDrain::kDraining;
+    q.sq.drain_event = (mask & bit(QpAttr::EN_SQD_ASYNC_NOTIFY)) != 0;
+    req_.check_drained(q);  // perhaps already
+  }
+  if (from == QpState::SQE) req_.resume_after_error(q);
   if (to == QpState::RTS) req_.schedule(q);
   return {};
+}
+
+void QpEngine::fail(QpCtx& q) {
+  if (q.type == static_cast<uint8_t>(dev::QpType::UC) && q.sends()) return enter_sq_error(q);
+  enter_error(q, true);
+}
+
+void QpEngine::enter_sq_error(QpCtx& q) {
+  RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} enters SQE", q.qpn);
+  q.state = QpState::SQE;
+  req_.flush(q);
 }
 
 void QpEngine::enter_error(QpCtx& q, bool async_event) {

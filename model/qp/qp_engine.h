@@ -36,14 +36,17 @@ class QpEngine : public QpLife {
     req_.sq_doorbell_wqe(q, pi, wqe, len);
   }
   void rq_doorbell(QpCtx& q, uint32_t pi) { resp_.rq_doorbell(q, pi); }
-  // QpLife: an error the NIC found.
-  void fail(QpCtx& q) override { enter_error(q, true); }
+  // QpLife: an error the NIC found. A UC QP's send errors stop its send queue only (SQE); other
+  // errors move the QP to ERR.
+  void fail(QpCtx& q) override;
 
  private:
   // Moves the QP to ERR and flushes both queues. An error found by the NIC (async_event) also
   // reports QP_FATAL on the event queue; MODIFY_QP to ERR does not.
   void enter_error(QpCtx& q, bool async_event);
   void reset(QpCtx& q);
+  // SQE (UC): the send queue is flushed; the receive queue goes on.
+  void enter_sq_error(QpCtx& q);
 
   const NicEnv& env_;
   QpTable& t_;

@@ -106,12 +106,15 @@ Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
 Requester::~Requester() { env_.sim.stats.remove(&stats_); }
 
 bool Requester::can_send(const QpCtx& q) const {
-  if (q.state != dev::QpState::RTS || q.sq.phase == SqPhase::kStopped || q.sq.wait != SqWait::kNone)
-    return false;
-  if (q.sq.phase != SqPhase::kInMessage && (q.sq.next == q.sq.fetched || read_blocked(q)))
-    return false;
-  return static_cast<uint32_t>(w::psn_diff(q.sq.psn, q.sq.unacked_psn)) <
-         env_.params.max_unacked_psn;
+  if (!q.sends() || q.sq.phase == SqPhase::kStopped || q.sq.wait != SqWait::kNone) return false;
+  if (q.sq.phase != SqPhase::kInMessage) {
+    if (q.sq.next == q.sq.fetched || read_blocked(q)) return false;
+    // SQD: no WQE is started that had not been (going back, started ones are sent again).
+    if (q.state == dev::QpState::SQD && static_cast<int32_t>(q.sq.next - q.sq.high_started) >= 0)
+      return false;
+  }
+  return q.uc() || static_cast<uint32_t>(w::psn_diff(q.sq.psn, q.sq.unacked_psn)) <
+                       env_.params.max_unacked_psn;
 }
 
 void Requester::schedule(QpCtx& q) {
@@ -124,7 +127,7 @@ void Requester::schedule(QpCtx& q) {
 
 void Requester::sq_doorbell(QpCtx& q, uint32_t new_pi) {
   q.sq.pi = new_pi;
-  if (q.state == dev::QpState::ERR) {
+  if (q.sq_flushing()) {
     continue_flush(q);
     return;
   }
@@ -133,7 +136,7 @@ void Requester::sq_doorbell(QpCtx& q, uint32_t new_pi) {
 
 void Requester::sq_doorbell_wqe(QpCtx& q, uint32_t new_pi, const uint8_t* wqe, uint32_t len) {
   const uint32_t slots = static_cast<uint32_t>(q.sq.cache.size());
-  const bool in_step = q.state != dev::QpState::ERR && q.sq.fetch == WqeFetch::kIdle &&
+  const bool in_step = !q.sq_flushing() && q.sq.fetch == WqeFetch::kIdle &&
                        q.sq.fetched == q.sq.pi && new_pi == q.sq.pi + 1 &&
                        q.sq.fetched - q.sq.next < slots;
   if (!in_step) {
@@ -189,7 +192,7 @@ void Requester::maybe_fetch(QpCtx& q) {
     q2.sq.fetched += n;
     wqes_fetched_ += n;
     q2.sq.fetch = WqeFetch::kIdle;
-    if (q2.state == dev::QpState::ERR) {
+    if (q2.sq_flushing()) {
       continue_flush(q2);
       return;
     }
@@ -225,8 +228,7 @@ void Requester::produce() {
   if (can_send(*q)) {
     q->sq.scheduled = true;
     ready_[ready_tail_++ & ready_mask_] = q->qpn;
-  } else if (q->state == dev::QpState::RTS && q->sq.phase != SqPhase::kStopped &&
-             q->sq.wait == SqWait::kNone &&
+  } else if (q->sends() && q->sq.phase != SqPhase::kStopped && q->sq.wait == SqWait::kNone &&
              (q->sq.phase == SqPhase::kInMessage || q->sq.next != q->sq.fetched)) {
     ++stalls_window_;  // rescheduled by the ACK that opens the window
   }
@@ -274,8 +276,8 @@ bool Requester::start_wqe(QpCtx& q) {
   uint64_t total = 0;
   WcStatus err = WcStatus::SUCCESS;
   uint8_t verr = 0;
-  if (!is_write && !is_send && !is_read && !atomic) {
-    err = WcStatus::LOC_QP_OP_ERR;  // an unknown opcode
+  if ((!is_write && !is_send && !is_read && !atomic) || (q.uc() && (is_read || atomic))) {
+    err = WcStatus::LOC_QP_OP_ERR;  // an unknown opcode, or one UC does not have
     verr = 1;
   } else if (inl) {
     if (!is_write && !is_send) {
@@ -453,6 +455,7 @@ void Requester::send_one(QpCtx& q) {
         : last        ? (imm ? w::Opcode::RC_SEND_LAST_WITH_IMMEDIATE : w::Opcode::RC_SEND_LAST)
                       : w::Opcode::RC_SEND_MIDDLE);
   }
+  if (q.uc()) th.opcode += w::kUcOpcodeBase;  // the same opcodes, UC's range
   th.se = last && (h.flags & static_cast<uint8_t>(dev::WqeFlags::SOLICITED));
   th.pad_cnt = w::pad_for(plen);
   th.pkey = 0xFFFF;
@@ -464,7 +467,7 @@ void Requester::send_one(QpCtx& q) {
   // fill with packets that ask for no ACK, and the QP would wait forever.
   const bool fills_window = static_cast<uint32_t>(w::psn_diff(q.sq.psn, q.sq.unacked_psn)) + 1 >=
                             env_.params.max_unacked_psn;
-  th.ack_req = last || q.sq.since_ackreq >= env_.params.ack_req_every || fills_window;
+  th.ack_req = !q.uc() && (last || q.sq.since_ackreq >= env_.params.ack_req_every || fills_window);
   if (th.ack_req) q.sq.since_ackreq = 0;
   if (write && first) {
     th.reth_va = h.remote_addr;
@@ -479,8 +482,11 @@ void Requester::send_one(QpCtx& q) {
   uint8_t* payload = t + hl;
   std::memset(payload + plen, 0, th.pad_cnt);
   if (inl) std::memcpy(payload, q.sq.cur.inline_data + off, plen);
-  const uint32_t slot =
-      port_.claim(f, static_cast<uint32_t>(hl + plen + th.pad_cnt), q.path, !read_payload);
+  // UC: the WQE completes when its last packet has left (Requester::sent); nothing is acknowledged.
+  const bool uc_last = q.uc() && last;
+  if (uc_last) uc_sent_.push_back(UcSent{q.qpn, q.epoch, q.sq.cur_idx});
+  const uint32_t slot = port_.claim(f, static_cast<uint32_t>(hl + plen + th.pad_cnt), q.path,
+                                    !read_payload, uc_last ? this : nullptr);
   ++packets_;
   payload_bytes_ += plen;
   RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} {} psn {} len {}{}", q.qpn,
@@ -493,7 +499,7 @@ void Requester::send_one(QpCtx& q) {
   }
   q.sq.psn = w::psn_add(q.sq.psn, 1);
   q.sq.cur_off += plen;
-  arm_ack_timer(q);
+  if (!q.uc()) arm_ack_timer(q);
   if (last) q.sq.phase = SqPhase::kIdle;
 
   if (read_payload) {
@@ -556,7 +562,7 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
       // means its responses were lost (implied NAK): ask for the rest again.
       const ReadCtx& r = q.sq.reads[q.sq.rd_head % q.sq.reads.size()];
       if (w::psn_cmp(q.sq.unacked_psn, r.next_psn) > 0) q.sq.unacked_psn = r.next_psn;
-      if (w::psn_cmp(psn, r.last_psn) >= 0 && q.state == dev::QpState::RTS) {
+      if (w::psn_cmp(psn, r.last_psn) >= 0 && q.sends()) {
         ++implied_naks_;
         return go_back_for_read(q, r);
       }
@@ -566,8 +572,7 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
     q.sq.ack_deadline = q.sq.unacked_psn == q.sq.max_psn ? 0 : now() + ack_timeout(q);
     retire(q);
     // Acknowledged beyond where a restart is resending: go on from there instead.
-    if (q.state == dev::QpState::RTS && w::psn_cmp(q.sq.unacked_psn, q.sq.psn) > 0)
-      restart_at(q, q.sq.unacked_psn);
+    if (q.sends() && w::psn_cmp(q.sq.unacked_psn, q.sq.psn) > 0) restart_at(q, q.sq.unacked_psn);
     schedule(q);
     return;
   }
@@ -602,7 +607,7 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
         QpCtx* qq = t_.qp(qpn);
         if (!qq || qq->epoch != epoch || qq->sq.wait != SqWait::kRnrTimer) return;
         qq->sq.wait = SqWait::kNone;
-        if (qq->state != dev::QpState::RTS) return;
+        if (!qq->sends()) return;
         restart_at(*qq, psn);
       });
       return;
@@ -696,7 +701,7 @@ void Requester::ack_timer_fired(uint32_t qpn, uint32_t epoch) {
   if (!qq || qq->epoch != epoch) return;
   QpCtx& q = *qq;
   q.sq.ack_timer = AckTimer::kOff;
-  if (q.state != dev::QpState::RTS || q.sq.ack_deadline == 0) return;
+  if (!q.sends() || q.sq.ack_deadline == 0) return;
   if (now() < q.sq.ack_deadline) return arm_ack_timer(q);  // progress moved it on
   ack_timed_out(q);
 }
@@ -839,7 +844,7 @@ void Requester::on_read_response(QpCtx& q, const RxPacket& p) {
   const w::OpInfo& info = w::op_info(h.opcode);
   const bool last = w::psn_cmp(h.psn, r.last_psn) == 0;
   const uint32_t left = r.len - r.off;
-  if (info.is_last() != last || (last ? p.plen != left : p.plen != q.mtu) ||
+  if (r.atomic || info.is_last() != last || (last ? p.plen != left : p.plen != q.mtu) ||
       (info.has(w::kExtAeth) && !w::aeth_is_ack(h.aeth_syndrome))) {
     RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {} len {}: not the response expected",
            q.qpn, info.name, h.psn, p.plen);
@@ -990,7 +995,7 @@ void Requester::local_error(QpCtx& q, WcStatus st, uint8_t vendor_err) {
 
 void Requester::retire(QpCtx& q) {
   const uint32_t osize = static_cast<uint32_t>(q.sq.outstanding.size());
-  if (q.sq.out_head == q.sq.out_tail) return;
+  if (q.sq.out_head == q.sq.out_tail) return check_drained(q);
   Outstanding& e = q.sq.outstanding[q.sq.out_head % osize];
   if (e.status == WcStatus::SUCCESS) return;
   // A failed WQE at the head: every earlier one is complete. Packets of it that were sent are
@@ -999,6 +1004,42 @@ void Requester::retire(QpCtx& q) {
   ++q.sq.out_head;
   ++q.sq.done;
   life_->fail(q);
+}
+
+void Requester::sent() {
+  // The last packet of a UC WQE left: it completes, with every earlier one (in order).
+  const UcSent u = uc_sent_[uc_sent_head_];
+  if (++uc_sent_head_ == uc_sent_.size()) {
+    uc_sent_.clear();  // keeps its capacity
+    uc_sent_head_ = 0;
+  }
+  QpCtx* q = t_.qp(u.qpn);
+  if (!q || q->epoch != u.epoch || !q->sends()) return;
+  const uint32_t osize = static_cast<uint32_t>(q->sq.outstanding.size());
+  while (q->sq.out_head != q->sq.out_tail) {
+    Outstanding& e = q->sq.outstanding[q->sq.out_head % osize];
+    if (static_cast<int32_t>(e.idx - u.idx) > 0 || e.status != WcStatus::SUCCESS) break;
+    complete(*q, e, WcStatus::SUCCESS, 0, now());
+    ++wqes_completed_;
+    ++q->sq.out_head;
+    ++q->sq.done;
+  }
+  q->sq.unacked_psn = q->sq.psn;  // nothing waits for an acknowledgement
+  retire(*q);
+}
+
+void Requester::resume_after_error(QpCtx& q) {
+  // SQE -> RTS: the queue was flushed; it takes new WQEs from where the flush left it.
+  q.sq.phase = SqPhase::kIdle;
+  q.sq.wait = SqWait::kNone;
+}
+
+void Requester::check_drained(QpCtx& q) {
+  if (q.state != dev::QpState::SQD || q.sq.drain == SqDrain::kDrained) return;
+  if (q.sq.out_head != q.sq.out_tail || q.sq.phase == SqPhase::kInMessage) return;
+  q.sq.drain = SqDrain::kDrained;
+  RN_LOG(env_.sim, LogCat::kWqe, env_.name, "qp {} send queue drained (SQD)", q.qpn);
+  if (q.sq.drain_event) comp_.post_eqe(dev::EqeType::SQ_DRAINED, q.qpn, 0, now());
 }
 
 void Requester::flush(QpCtx& q) {

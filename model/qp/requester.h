@@ -43,6 +43,8 @@ class Requester : public TxPort::Source {
   void on_atomic_ack(QpCtx& q, const RxPacket& p);
   // The QP entered RTS (or may send again): puts it on the ready list and starts the port.
   void schedule(QpCtx& q);
+  // In SQD, once nothing started is outstanding: drained (and SQ_DRAINED posted if asked).
+  void check_drained(QpCtx& q);
   // The QP entered ERR: complete everything outstanding or posted with WR_FLUSH_ERR.
   void flush(QpCtx& q);
   // The QP went back to RESET.
@@ -51,6 +53,9 @@ class Requester : public TxPort::Source {
   // TxPort::Source: one turn of the next ready QP (up to nic.sched_quantum packets).
   bool has_work() const override { return ready_head_ != ready_tail_; }
   void produce() override;
+  void sent() override;
+  // SQE -> RTS (UC): the send queue takes work again.
+  void resume_after_error(QpCtx& q);
 
  private:
   bool can_send(const QpCtx& q) const;
@@ -95,6 +100,12 @@ class Requester : public TxPort::Source {
   RxBuffer& rxbuf_;
   net::FramePool& pool_;
   QpLife* life_ = nullptr;
+  // UC WQEs whose last packet is in the transmit pipeline, in order (completed by sent()).
+  struct UcSent {
+    uint32_t qpn, epoch, idx;
+  };
+  std::vector<UcSent> uc_sent_;
+  size_t uc_sent_head_ = 0;
   std::vector<uint32_t> ready_;  // ring of QPNs, 2^k entries (indexed by mask)
   uint32_t ready_mask_ = 0;
   uint32_t ready_head_ = 0, ready_tail_ = 0;

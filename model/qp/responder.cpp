@@ -51,6 +51,14 @@ Responder::Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
       atomic_replays_(stats_.counter(
           "atomic_replays", "count",
           "duplicate atomic requests answered from the QP's results, not executed again")),
+      acks_coalesced_(stats_.counter(
+          "acks_coalesced", "count",
+          "AckReqs answered by a later ACK (nic.ack_coalesce), not by one of their own")),
+      uc_dropped_(stats_.counter(
+          "uc_dropped", "count",
+          "UC messages dropped: a packet lost (PSN gap), no receive WQE, or a check failed")),
+      uc_skipped_(stats_.counter("uc_skipped", "count",
+                                 "UC packets skipped while waiting for a FIRST or ONLY")),
       atomic_dups_lost_(stats_.counter(
           "atomic_duplicates_dropped", "count",
           "duplicate atomic requests older than the results kept (max_dest_rd_atomic): dropped")) {
@@ -166,7 +174,25 @@ void Responder::resume() {
   pending_head_ = 0;
 }
 
+void Responder::owe_ack(QpCtx& q, uint32_t psn) {
+  if (q.rs.ack_owed) ++acks_coalesced_;  // the ACK owed already will answer this one too
+  q.rs.ack_owed = true;
+  q.rs.ack_psn = psn;
+  if (q.rs.ack_booked) return;
+  q.rs.ack_booked = true;
+  const uint32_t qpn = q.qpn, epoch = q.epoch;
+  env_.sim.eq.after(env_.params.ack_coalesce, [this, qpn, epoch] {
+    QpCtx* qq = t_.qp(qpn);
+    if (!qq || qq->epoch != epoch) return;
+    qq->rs.ack_booked = false;
+    if (!qq->rs.ack_owed || !qq->receives()) return;
+    ++acks_sent_;
+    send_ack(*qq, w::kAethSynAck, qq->rs.ack_psn);
+  });
+}
+
 void Responder::send_ack(QpCtx& q, uint8_t syndrome, uint32_t psn) {
+  q.rs.ack_owed = false;  // what is sent now acknowledges a PSN at or after the one owed
   if (reply_head_ < replies_.size() || unsent_ > 0) {  // behind responses owed: never ahead
     Reply r{};
     r.kind = Reply::Kind::kAck;
@@ -193,6 +219,14 @@ void Responder::send_ack(QpCtx& q, uint8_t syndrome, uint32_t psn) {
 }
 
 Responder::Outcome Responder::fail(QpCtx& q, uint8_t syn, uint32_t psn, const char* why) {
+  if (q.uc()) {  // UC: no NAK, the QP stays: the message is dropped, the rest of it too
+    ++uc_dropped_;
+    RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} psn {}: {}: UC message dropped", q.qpn, psn,
+           why);
+    q.rs.msg = RxMsg::kNone;
+    q.rs.uc_dropping = true;
+    return Outcome::kDone;
+  }
   RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} psn {}: {} -> {}", q.qpn, psn, why,
          w::aeth_syndrome_name(syn));
   ++naks_sent_;
@@ -222,6 +256,7 @@ void Responder::recv_complete(QpCtx& q, WcStatus st, uint32_t byte_len, dev::WcO
 }
 
 Responder::Outcome Responder::check_psn(QpCtx& q, const RxPacket& p) {
+  if (q.uc()) return check_psn_uc(q, p);
   const int32_t d = w::psn_cmp(p.h.psn, q.rs.epsn);
   if (d < 0 && p.h.opcode == w::to_u8(w::Opcode::RC_RDMA_READ_REQUEST)) {
     ++duplicates_;
@@ -243,6 +278,26 @@ Responder::Outcome Responder::check_psn(QpCtx& q, const RxPacket& p) {
       ++seq_naks_;
       send_ack(q, w::kAethSynNakPsnSeq, q.rs.epsn);
     }
+    return Outcome::kDone;
+  }
+  return Outcome::kGo;
+}
+
+Responder::Outcome Responder::check_psn_uc(QpCtx& q, const RxPacket& p) {
+  // UC: any PSN is taken; one that is not the expected one means packets were lost, and the
+  // message they belonged to is dropped (its receive WQE stays for the next SEND). Packets are
+  // then dropped until a FIRST or ONLY starts a new message.
+  const w::OpInfo& info = w::op_info(p.h.opcode);
+  if (p.h.psn != q.rs.epsn) {
+    if (q.rs.msg != RxMsg::kNone) ++uc_dropped_;
+    q.rs.msg = RxMsg::kNone;
+    q.rs.uc_dropping = true;
+    q.rs.epsn = p.h.psn;
+  }
+  if (info.is_first()) q.rs.uc_dropping = false;
+  if (q.rs.uc_dropping) {
+    q.rs.epsn = w::psn_add(p.h.psn, 1);
+    ++uc_skipped_;
     return Outcome::kDone;
   }
   return Outcome::kGo;
@@ -301,6 +356,7 @@ Responder::Outcome Responder::process(const RxPacket& p) {
         maybe_fetch(q);
         return Outcome::kStall;  // keep the packet; resumed when the fetch lands
       }
+      if (q.uc()) return fail(q, 0, h.psn, "no receive WQE");
       ++rnr_naks_;
       RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} psn {}: no receive WQE -> RNR NAK", q.qpn,
              h.psn);
@@ -425,9 +481,13 @@ Responder::Outcome Responder::accept(QpCtx& q, const RxPacket& p, const Placemen
   } else {
     q.rs.msg = is_send ? RxMsg::kSend : RxMsg::kWrite;
   }
-  if (h.ack_req) {
-    ++acks_sent_;
-    send_ack(q, w::kAethSynAck, h.psn);
+  if (h.ack_req && !q.uc()) {
+    if (env_.params.ack_coalesce == 0) {
+      ++acks_sent_;
+      send_ack(q, w::kAethSynAck, h.psn);
+    } else {
+      owe_ack(q, h.psn);
+    }
   }
   return o;
 }
@@ -474,6 +534,7 @@ Responder::Outcome Responder::read_request(QpCtx& q, const RxPacket& p, bool dup
   r.len = h.reth_len;
   replies_.push_back(r);
   ++q.rs.reads_queued;
+  q.rs.ack_owed = false;  // the responses acknowledge what came before
   port_.kick();
   return Outcome::kDone;
 }
@@ -517,6 +578,7 @@ Responder::Outcome Responder::atomic_request(QpCtx& q, const RxPacket& p) {
   r.msn = q.rs.msn;
   replies_.push_back(r);
   ++q.rs.reads_queued;
+  q.rs.ack_owed = false;  // its acknowledgement acknowledges what came before
   AtomicOp op{};
   op.bus = pl.segs.seg[0].addr;
   op.cas = cas;

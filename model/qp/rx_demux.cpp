@@ -113,8 +113,8 @@ void RxDemux::route(const RxPacket& p) {
     return drop(p.f);
   }
   const w::OpInfo& info = w::op_info(p.h.opcode);
-  if (info.transport != w::Transport::RC) {
-    ++drop_unsupported_;
+  if (info.transport != (q->uc() ? w::Transport::UC : w::Transport::RC)) {
+    ++drop_unsupported_;  // another transport than the QP's (UD, CNP: not modelled)
     return drop(p.f);
   }
   switch (info.kind) {

@@ -13,7 +13,9 @@ TxPort::TxPort(const NicEnv& env, net::FramePool& pool, const PortFraming& frami
       stats_(env.sim.stats, env.name + ".tx", "transmit port: packet pipeline and control frames"),
       frames_(stats_.counter("frames", "count", "packets sent through the pipeline")),
       control_frames_(stats_.counter("control_frames", "count", "ACKs and NAKs sent")),
-      stalls_link_(stats_.counter("stalls_link", "count", "pipeline waits: link queue full")) {
+      stalls_link_(stats_.counter("stalls_link", "count", "pipeline waits: link queue full")),
+      loopback_frames_(stats_.counter("loopback_frames", "count",
+                                      "frames to the NIC's own address, looped back inside")) {
   depth_ = std::max<uint32_t>(1, env.params.tx_pipeline_depth);
   ring_.resize(pow2_ceil(depth_));
   mask_ = static_cast<uint32_t>(ring_.size() - 1);
@@ -73,7 +75,7 @@ void TxPort::drain() {
     Slot& s = ring_[head_ & mask_];
     if (!s.ready) break;
     wrap(s.f, s.tlen, s.path);
-    link_->send(side_, s.f, now() + env_.params.tx_pipeline_latency);
+    out(s.f, s.path, now() + env_.params.tx_pipeline_latency);
     ++frames_;
     if (s.owner) s.owner->sent();
     s.f = nullptr;
@@ -87,7 +89,15 @@ void TxPort::drain() {
 void TxPort::send_control(net::Frame* f, size_t tlen, const wire::PathInfo& path, Tick ready) {
   wrap(f, tlen, path);
   ++control_frames_;
-  link_->send(side_, f, ready);
+  out(f, path, ready);
+}
+
+void TxPort::loop_back(net::Frame* f, Tick ready) {
+  // The frame takes the port's time at the link's rate, then arrives at the receive side.
+  ++loopback_frames_;
+  const Tick start = std::max({ready, loop_busy_, now()});
+  loop_busy_ = start + link_->frame_time(f->len);
+  env_.sim.eq.at(loop_busy_, [this, f] { loop_->receive(f); });
 }
 
 void TxPort::wrap(net::Frame* f, size_t tlen, const wire::PathInfo& path) const {

@@ -6,6 +6,8 @@
 //    turns (round robin).
 //  - control frames (ACK, NAK; later CNP), built whole by their sender, go straight to the link,
 //    ahead of the pipeline, at the time their sender gives.
+// A frame for the NIC's own IPv4 address (a QP connected to a QP of the same NIC) loops back inside
+// the port to the NIC's receive side, at the link's rate, and never reaches the wire.
 // The port frames every packet (Ethernet, IPv4, UDP, ICRC) and seals its ICRC.
 #pragma once
 #include <vector>
@@ -38,6 +40,8 @@ class TxPort {
     side_ = side;
   }
   void add_source(Source* s) { sources_.push_back(s); }
+  // Where frames to the NIC's own address go (its receive demultiplexer).
+  void set_loopback(net::FrameSink* self) { loop_ = self; }
 
   // A source may have work: fills the pipeline while it has room. Re-entrant calls (from a
   // source's produce()) are folded into the running one.
@@ -74,6 +78,12 @@ class TxPort {
   // Frames f (tlen transport bytes in place) and seals its ICRC (net::Frame::icrc_sealed).
   // f->len is 0 if tlen is too large for the framing.
   void wrap(net::Frame* f, size_t tlen, const wire::PathInfo& path) const;
+  // Sends a framed frame to the link, or back to this NIC if it is addressed to it.
+  void out(net::Frame* f, const wire::PathInfo& path, Tick ready) {
+    if (path.dst_ip == env_.params.ipv4 && loop_) return loop_back(f, ready);
+    link_->send(side_, f, ready);
+  }
+  void loop_back(net::Frame* f, Tick ready);
 
  private:
   struct Slot {
@@ -91,6 +101,8 @@ class TxPort {
   net::FramePool& pool_;
   const PortFraming& framing_;
   net::Link* link_ = nullptr;
+  net::FrameSink* loop_ = nullptr;
+  Tick loop_busy_ = 0;  // the loopback path is serializing until then
   int side_ = 0;
   std::vector<Source*> sources_;
   size_t next_source_ = 0;
@@ -105,6 +117,7 @@ class TxPort {
   uint64_t& frames_;
   uint64_t& control_frames_;
   uint64_t& stalls_link_;
+  uint64_t& loopback_frames_;
 };
 
 }  // namespace rn::qp

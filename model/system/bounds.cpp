@@ -13,8 +13,14 @@
 namespace rn::system {
 
 namespace {
-bool is_lat(const std::string& k) { return k == "write_lat" || k == "send_lat"; }
-bool is_send(const std::string& k) { return k == "send_bw" || k == "send_lat"; }
+using host::is_lat;
+using host::is_send;
+using host::ping_pong;
+// READ and atomic tests: the client's requests are answered by the server's NIC alone.
+bool reads(const host::WorkloadParams& p) {
+  const host::Verb v = host::verb_of(p.kind);
+  return v == host::Verb::kRead || v == host::Verb::kAtomic;
+}
 uint64_t pow2_at_least(uint64_t v, uint64_t floor) {
   uint64_t p = floor;
   while (p < v) p <<= 1;
@@ -187,11 +193,57 @@ Bound Bounds::round_trip(const host::WorkloadParams& p, int turns) const {
   return b;
 }
 
+Bound Bounds::read_trip(const host::WorkloadParams& p, uint64_t messages) const {
+  Bound b;
+  auto add = [&](const std::string& key, int n, const char* why) {
+    b.add(fmt::format("{}{} ({})", n > 1 ? fmt::format("{} x ", n) : "", key, why), {key},
+          n * t(key));
+  };
+  // The doorbell, the WQE fetched by a DMA read; the request to host 1's NIC.
+  add(key_(c_, 0, "mmio_cpu_latency"), 1, "doorbell");
+  add(key_(c_, 0, "link_latency"), 3, "doorbell, WQE read");
+  add(key_(c_, 0, "read_latency"), 1, "WQE read");
+  add("host.mem.read_latency", 1, "WQE read");
+  add("nic.tx_pipeline_latency", 1, "request");
+  add("link.propagation_delay", 1, "request");
+  add("nic.rx_pipeline_latency", 1, "request");
+  // Host 1's NIC reads the data (the atomic's target), and its responses come back.
+  if (p.size > 0 || host::verb_of(p.kind) == host::Verb::kAtomic) {
+    add(key_(c_, 1, "link_latency"), 2, "data read");
+    add(key_(c_, 1, "read_latency"), 1, "data read");
+    add("host.mem.read_latency", 1, "data read");
+  }
+  add("nic.tx_pipeline_latency", 1, "response");
+  b.add(messages > 1 ? fmt::format("{} responses of {} B on the wire", messages, p.size)
+                     : fmt::format("{} B of response on the wire", p.size),
+        {p.kind + ".size", "link.rate"}, wire_time(p, messages));
+  add("link.propagation_delay", 1, "response");
+  add("nic.rx_pipeline_latency", 1, "response");
+  // The data lands in host 0's memory, then the CQE.
+  add(key_(c_, 0, "link_latency"), 2, "data, CQE");
+  add(key_(c_, 0, "posted_write_latency"), 2, "data, CQE");
+  add("host.mem.write_latency", 2, "data, CQE");
+  return b;
+}
+
+Bound Bounds::atomic_unit() const {
+  // One atomic at a time per NIC: a DMA read of the target, then a DMA write of its new value
+  // (every atomic of a test changes it), landed before the next starts.
+  Bound b;
+  const std::string link = key_(c_, 1, "link_latency"), rd = key_(c_, 1, "read_latency"),
+                    wr = key_(c_, 1, "posted_write_latency");
+  b.add("3 x " + link, {link}, 3 * t(link));
+  for (const std::string& k :
+       {rd, wr, std::string("host.mem.read_latency"), std::string("host.mem.write_latency")})
+    b.add(k, {k}, t(k));
+  return b;
+}
+
 Bound Bounds::longest_wait(const host::WorkloadParams& p) const {
   if (is_lat(p.kind)) {
     // The client waits from its doorbell for the answer: its message, the server's turn, the
-    // answer.
-    Bound b = round_trip(p, 1);
+    // answer (WRITE, SEND); the response to its request (READ, atomics).
+    Bound b = ping_pong(p.kind) ? round_trip(p, 1) : read_trip(p, 1);
     b.value = std::max(0.0, b.value - t("host.cpu.mmio_write"));
     return b;
   }
@@ -200,28 +252,40 @@ Bound Bounds::longest_wait(const host::WorkloadParams& p) const {
       p.cq_mod <= p.iterations ? p.kind + ".cq_mod" : p.kind + ".iterations";
   // Steady state: the messages between two completions pass the wire one after the other,
   // less the time the client takes to poll and post as many again before it waits.
+  // (Atomics: or as many executed one at a time by the server's NIC, if longer.)
   Bound steady;
-  steady.add(fmt::format("{} messages of {} B on the wire", between, p.size),
-             {p.kind + ".size", count_key, "link.rate"}, wire_time(p, between));
+  const Bound unit = host::verb_of(p.kind) == host::Verb::kAtomic ? atomic_unit() : Bound{};
+  if (static_cast<double>(between) * unit.value > wire_time(p, between)) {
+    std::vector<std::string> keys = unit.keys();
+    keys.push_back(count_key);
+    steady.add(fmt::format("{} atomics executed one at a time", between), keys,
+               static_cast<double>(between) * unit.value);
+  } else {
+    steady.add(fmt::format("{} messages of {} B on the wire", between, p.size),
+               {p.kind + ".size", count_key, "link.rate"}, wire_time(p, between));
+  }
   steady.value -= t("host.cpu.poll") + static_cast<double>(between) *
                                            (t("host.cpu.wqe_write") + t("host.cpu.mmio_write"));
   // The first completion: the first signaled message reaches the server's NIC, its ACK comes
   // back, the CQE is written; less the time the client spends posting before it waits.
-  Bound first = to_receiver(p, 0, between);
-  first.add("link.propagation_delay (ACK)", {"link.propagation_delay"},
-            t("link.propagation_delay"));
-  first.add(key_(c_, 0, "link_latency") + " (CQE)", {key_(c_, 0, "link_latency")},
-            t(key_(c_, 0, "link_latency")));
-  first.add(key_(c_, 0, "posted_write_latency") + " (CQE)", {key_(c_, 0, "posted_write_latency")},
-            t(key_(c_, 0, "posted_write_latency")));
-  first.add("host.mem.write_latency (CQE)", {"host.mem.write_latency"},
-            t("host.mem.write_latency"));
+  // (READ, atomics: the responses to the first signaled request, landed and completed.)
+  Bound first = reads(p) ? read_trip(p, between) : to_receiver(p, 0, between);
+  if (!reads(p)) {
+    first.add("link.propagation_delay (ACK)", {"link.propagation_delay"},
+              t("link.propagation_delay"));
+    first.add(key_(c_, 0, "link_latency") + " (CQE)", {key_(c_, 0, "link_latency")},
+              t(key_(c_, 0, "link_latency")));
+    first.add(key_(c_, 0, "posted_write_latency") + " (CQE)", {key_(c_, 0, "posted_write_latency")},
+              t(key_(c_, 0, "posted_write_latency")));
+    first.add("host.mem.write_latency (CQE)", {"host.mem.write_latency"},
+              t("host.mem.write_latency"));
+  }
   const double posting = static_cast<double>(p.qps) *
                          static_cast<double>(std::min<uint64_t>(p.tx_depth, p.iterations)) *
                          (t("host.cpu.wqe_write") + t("host.cpu.mmio_write"));
   first.value -= posting - t("host.cpu.wqe_write");
   Bound best = first.value > steady.value ? first : steady;
-  if (is_send(p.kind) || p.imm) {
+  if (!reads(p) && (is_send(p.kind) || p.imm)) {
     // The server waits from before the client's first post for its first receive.
     Bound server = one_way(p, 0, 1);
     if (server.value > best.value) best = server;
@@ -247,26 +311,38 @@ Bound Bounds::workload_time(const host::WorkloadParams& p) const {
         cmds);
   if (is_lat(p.kind)) {
     const uint64_t n = p.warmup + p.iterations;
-    const Bound rt = round_trip(p, 2);
+    // WRITE, SEND: both ways, each side's CPU between; READ, atomics: the request and its
+    // response, then the client's CPU before the next.
+    Bound rt = ping_pong(p.kind) ? round_trip(p, 2) : read_trip(p, 1);
+    if (!ping_pong(p.kind))
+      for (const char* k : {"host.cpu.wakeup", "host.cpu.poll", "host.cpu.wqe_write"})
+        rt.add(k, {k}, t(k));
     std::vector<std::string> keys = {p.kind + ".iterations"};
     if (p.warmup) keys.push_back(p.kind + ".warmup");
     for (const auto& k : rt.keys()) keys.push_back(k);
     b.add(fmt::format("{}: {} round trips of at least {} each", p.kind, n, human_time(rt.value)),
           keys, static_cast<double>(n) * rt.value);
   } else {
-    // The wire carries each message; the client's CPU builds each WQE and rings a doorbell.
+    // The wire carries each message; the client's CPU builds each WQE and rings a doorbell; the
+    // server's NIC executes atomics one at a time.
     const double n = static_cast<double>(p.iterations) * p.qps;
     const double wire = wire_time(p, 1), cpu = t("host.cpu.wqe_write") + t("host.cpu.mmio_write");
+    const Bound unit = host::verb_of(p.kind) == host::Verb::kAtomic ? atomic_unit() : Bound{};
+    const double each = std::max({wire, cpu, unit.value});
     std::vector<std::string> keys = {p.kind + ".iterations", p.kind + ".qps"};
-    if (wire >= cpu) {
+    const char* what = "on the wire";
+    if (each == unit.value) {
+      what = "the server's NIC executing them one at a time";
+      for (const auto& k : unit.keys()) keys.push_back(k);
+    } else if (wire >= cpu) {
       keys.insert(keys.end(), {p.kind + ".size", "link.rate"});
     } else {
+      what = "the client's CPU posting them";
       keys.insert(keys.end(), {"host.cpu.mmio_write", "host.cpu.wqe_write"});
     }
-    b.add(fmt::format("{}: {:.0f} messages of at least {} each ({})", p.kind, n,
-                      human_time(std::max(wire, cpu)),
-                      wire >= cpu ? "on the wire" : "the client's CPU posting them"),
-          keys, n * std::max(wire, cpu));
+    b.add(fmt::format("{}: {:.0f} messages of at least {} each ({})", p.kind, n, human_time(each),
+                      what),
+          keys, n * each);
   }
   return b;
 }
@@ -287,11 +363,12 @@ Bound Bounds::workload_memory(const host::WorkloadParams& p) const {
     // Application buffers: a source of size bytes, a destination with a guard zone after it.
     double buf_pages = 0;
     if (host::sends_from(p, client)) buf_pages += pages(len);
-    if (host::receives_into(p, client)) buf_pages += pages(len + host::kGuardBytes);
+    if (host::receives_into(p, client))
+      buf_pages += pages(static_cast<double>(host::dst_bytes(p, client) + host::kGuardBytes));
     b.add(fmt::format("{} buffers ({} QPs x {} B)", p.kind, p.qps, p.size),
           {p.kind + ".size", p.kind + ".qps"}, qps * buf_pages * (4096 + kPageBookkeeping));
     // Rings in host memory: the pages written (WQEs posted, CQEs written).
-    const bool posts = host::sends_from(p, client);
+    const bool posts = host::posts_sends(p, client);
     const bool recvs = is_lat(p.kind) ? is_send(p.kind) : (!client && (is_send(p.kind) || p.imm));
     double ring = 0;
     if (posts) ring += pages(std::min<double>(sq_size, msgs) * sq_stride) * 4096;
@@ -307,7 +384,7 @@ Bound Bounds::workload_memory(const host::WorkloadParams& p) const {
     const double per_qp = sizeof(qp::QpCtx) + prefetch_sq * sizeof(qp::SendWqeCache) +
                           prefetch_rq * sizeof(qp::RecvWqeCache) +
                           static_cast<double>(sq_size) * sizeof(qp::Outstanding) + sizeof(drv::Qp) +
-                          64;
+                          64 + (reads(p) ? host::kOutstandingReads * sizeof(qp::ReadCtx) : 0);
     b.add(fmt::format("{} queue state", p.kind), depth_keys, qps * per_qp);
   }
   if (is_lat(p.kind)) {

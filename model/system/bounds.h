@@ -67,6 +67,12 @@ class Bounds {
   int dma_reads(const host::WorkloadParams& p) const;
   // Both ways, and `turns` times the answering side's CPU between them.
   Bound round_trip(const host::WorkloadParams& p, int turns) const;
+  // A READ or atomic from host 0's doorbell until its completion is in host 0's memory: the WQE
+  // fetch, the request, host 1's NIC reading the data, the responses (`messages` of them on the
+  // wire), the data and the CQE landing.
+  Bound read_trip(const host::WorkloadParams& p, uint64_t messages) const;
+  // The time host 1's NIC spends on each atomic (it executes one at a time).
+  Bound atomic_unit() const;
   const cfg::Config& c_;
   PcieKey key_;
 };

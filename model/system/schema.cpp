@@ -30,6 +30,8 @@ std::string def_real(double d) { return fmt::format("{}", d); }
 void add_workload(cfg::Schema& s, const std::string& k, const char* size, const char* iters,
                   const char* inline_size, const char* what) {
   const host::WorkloadParams w{};
+  const host::Verb v = host::verb_of(k);
+  const bool reads = v == host::Verb::kRead || v == host::Verb::kAtomic;
   s.add({k + ".size", Kind::kSize, size, std::string("message size of ") + what, 0,
          1024.0 * 1024 * 1024 * 2});
   s.add({k + ".iterations", Kind::kInt, iters,
@@ -38,8 +40,12 @@ void add_workload(cfg::Schema& s, const std::string& k, const char* size, const 
          0, 1e9});
   s.add({k + ".qps", Kind::kInt, def_int(w.qps),
          "queue pairs (bandwidth tests; latency tests use 1)", 1, 65536});
-  s.add(
-      {k + ".tx_depth", Kind::kInt, def_int(w.tx_depth), "outstanding send WQEs per QP", 1, 32768});
+  s.add({k + ".tx_depth", Kind::kInt, def_int(w.tx_depth),
+         reads ? fmt::format("outstanding send WQEs per QP (the NIC has at most {} READs and "
+                             "atomics of a QP in flight: max_rd_atomic, as perftest's -o)",
+                             host::kOutstandingReads)
+               : "outstanding send WQEs per QP",
+         1, 32768});
   s.add({k + ".rx_depth", Kind::kInt, def_int(w.rx_depth),
          "posted receive WQEs per QP (SEND tests)", 1, 32768});
   s.add({k + ".cq_mod", Kind::kInt, def_int(w.cq_mod),
@@ -47,14 +53,26 @@ void add_workload(cfg::Schema& s, const std::string& k, const char* size, const 
   s.add({k + ".mtu", Kind::kSize, std::to_string(w.mtu), "path MTU", 256, 4096, {}});
   s.add({k + ".sges", Kind::kInt, def_int(w.sges), "scatter/gather entries per message", 1, 30});
   s.add({k + ".imm", Kind::kBool, def(w.imm),
-         "use RDMA WRITE/SEND with immediate; the server checks each value"});
-  s.add({k + ".inline_size", Kind::kSize, inline_size,
-         "messages up to this size go inline (perftest's -I: the payload is copied into the WQE "
-         "at post time, the NIC reads no payload by DMA; 0: none). As far as the driver and "
-         "device offer it: none with host.driver_interface = 1",
-         0, static_cast<double>(dev::kMaxSendInline)});
+         "use RDMA WRITE/SEND with immediate; the server checks each value (WRITE and SEND "
+         "tests)"});
+  if (!reads)  // inline data goes with WRITE and SEND only
+    s.add({k + ".inline_size", Kind::kSize, inline_size,
+           "messages up to this size go inline (perftest's -I: the payload is copied into the "
+           "WQE at post time, the NIC reads no payload by DMA; 0: none). As far as the driver "
+           "and device offer it: none with host.driver_interface = 1",
+           0, static_cast<double>(dev::kMaxSendInline)});
   s.add({k + ".verify", Kind::kBool, def(w.verify),
-         "check every received byte against the sender's data"});
+         "check every received byte against the sender's data (atomics: every value returned, "
+         "and each target's final value)"});
+  if (v == host::Verb::kAtomic)
+    s.add({k + ".atomic_type",
+           Kind::kString,
+           host::to_string(w.atomic_type),
+           "the atomic posted (as perftest's -A)",
+           0,
+           0,
+           {host::to_string(host::AtomicType::kFetchAndAdd),
+            host::to_string(host::AtomicType::kCmpAndSwap)}});
 }
 }  // namespace
 
@@ -68,8 +86,7 @@ cfg::Schema make_schema() {
   const qp::NicParams& np = nc.nic;
   // Run.
   s.add({"run.workloads", Kind::kString, "write_bw,send_lat",
-         "comma-separated workloads run one after the other: write_bw, send_bw, write_lat, "
-         "send_lat"});
+         "comma-separated workloads run one after the other: " + host::workload_kinds()});
   s.add({"sim.max_time", Kind::kTime, "10s",
          "simulated time limit: a run not finished by then fails", 1e3, 1.8e19});
   s.add({"sim.share_pages", Kind::kBool, "true",
@@ -250,6 +267,10 @@ cfg::Schema make_schema() {
          "PSNs in flight per QP before the requester waits for an ACK", 1, 8388607});
   s.add({"nic.ack_req_every", Kind::kInt, def_int(np.ack_req_every),
          "AckReq at least every N packets (and on every message's last)", 1, 1e6});
+  s.add({"nic.ack_coalesce", Kind::kTime, def_time(np.ack_coalesce),
+         "ACK coalescing: the responder holds an ACK this long, answering the AckReqs of the QP "
+         "that arrive meanwhile with one ACK (0: an ACK per AckReq)",
+         0, 1e9});
   s.add({"nic.sched_quantum", Kind::kInt, def_int(np.sched_quantum),
          "packets a QP sends per round-robin turn", 1, 1024});
   s.add({"nic.rx_buffer", Kind::kSize, def_size(np.rx_buffer_bytes),
@@ -269,17 +290,22 @@ cfg::Schema make_schema() {
          "in memory (48 B each); the statistics count them all",
          0, 1e7});
   s.add({"capture.latency_csv", Kind::kInt, "100000",
-         "rows of latency_<workload>.csv: the first N one-way latencies of each latency workload "
-         "(0: no CSV). stats.json has them all, as a histogram with 1 ns bins up to 131 us and "
+         "rows of latency_<workload>.csv: the first N latencies of each latency workload (one "
+         "way for WRITE and SEND, round trip for READ and atomics) (0: no CSV). stats.json has "
+         "them all, as a histogram with 1 ns bins up to 131 us and "
          "bins of 1/65536 of the value above",
          0, 1e8});
   // Workloads.
   // Inline sizes as perftest's defaults: none for bandwidth tests, 220 B for ib_write_lat and
-  // 236 B for ib_send_lat (DEF_INLINE_WRITE, DEF_INLINE_SEND_RC_UC).
+  // 236 B for ib_send_lat (DEF_INLINE_WRITE, DEF_INLINE_SEND_RC_UC); READs and atomics have none.
   add_workload(s, "write_bw", "64KiB", "5000", "0B", "each RDMA WRITE");
   add_workload(s, "send_bw", "64KiB", "5000", "0B", "each SEND");
+  add_workload(s, "read_bw", "64KiB", "1000", "0B", "each RDMA READ");
+  add_workload(s, "atomic_bw", "8B", "1000", "0B", "each atomic: 8 bytes, no other size");
   add_workload(s, "write_lat", "2B", "1000", "220B", "each RDMA WRITE");
   add_workload(s, "send_lat", "2B", "1000", "236B", "each SEND");
+  add_workload(s, "read_lat", "2B", "1000", "0B", "each RDMA READ");
+  add_workload(s, "atomic_lat", "8B", "1000", "0B", "each atomic: 8 bytes, no other size");
   return s;
 }
 

@@ -22,8 +22,8 @@ namespace {
 double wall_now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
-const char* kWorkloads[] = {"write_bw", "send_bw", "write_lat", "send_lat"};
-bool is_lat(const std::string& k) { return k == "write_lat" || k == "send_lat"; }
+using host::is_lat;
+using host::Verb;
 }  // namespace
 
 std::string System::pcie_key(const cfg::Config& c, int host, const std::string& leaf) {
@@ -85,13 +85,11 @@ std::vector<std::string> System::workload_list(const cfg::Config& c) {
     while (!item.empty() && item.front() == ' ') item.erase(item.begin());
     while (!item.empty() && item.back() == ' ') item.pop_back();
     if (item.empty()) continue;
-    bool known = false;
-    for (const char* k : kWorkloads) known |= item == k;
-    if (!known)
-      throw ConfigError(fmt::format(
-          "{}: key 'run.workloads': bad value '{}': unknown workload '{}' "
-          "(known: write_bw, send_bw, write_lat, send_lat)",
-          c.source("run.workloads"), cfg::excerpt(c.str("run.workloads")), cfg::excerpt(item)));
+    if (!host::is_workload_kind(item))
+      throw ConfigError(
+          fmt::format("{}: key 'run.workloads': bad value '{}': unknown workload '{}' (known: {})",
+                      c.source("run.workloads"), cfg::excerpt(c.str("run.workloads")),
+                      cfg::excerpt(item), host::workload_kinds()));
     if (std::find(out.begin(), out.end(), item) != out.end())
       throw ConfigError(fmt::format(
           "{}: key 'run.workloads': bad value '{}': workload '{}' is listed twice (each workload "
@@ -118,8 +116,14 @@ host::WorkloadParams System::workload_params(const cfg::Config& c, const std::st
   p.mtu = static_cast<uint32_t>(c.size(k + ".mtu"));
   p.sges = static_cast<uint32_t>(c.integer(k + ".sges"));
   p.imm = c.boolean(k + ".imm");
-  p.inline_size = static_cast<uint32_t>(c.size(k + ".inline_size"));
+  const Verb verb = host::verb_of(k);
+  if (verb != Verb::kRead && verb != Verb::kAtomic)  // inline data: WRITE and SEND only
+    p.inline_size = static_cast<uint32_t>(c.size(k + ".inline_size"));
   p.verify = c.boolean(k + ".verify");
+  if (verb == Verb::kAtomic)
+    p.atomic_type = c.str(k + ".atomic_type") == host::to_string(host::AtomicType::kCmpAndSwap)
+                        ? host::AtomicType::kCmpAndSwap
+                        : host::AtomicType::kFetchAndAdd;
   if (is_lat(k)) p.keep_samples = static_cast<uint64_t>(c.integer("capture.latency_csv"));
   return p;
 }
@@ -278,6 +282,18 @@ void System::validate() const {
     }
     if (k == "write_lat" && p.size < 1)
       throw bad(k + ".size", "write_lat needs at least 1 byte (the receiver polls the last byte)");
+    const Verb verb = host::verb_of(k);
+    if (verb == Verb::kAtomic && p.size != host::kAtomicSize)
+      throw bad(k + ".size", fmt::format("an atomic reads and writes {} bytes: {}.size must be {}B "
+                                         "(perftest refuses another size for atomics too)",
+                                         host::kAtomicSize, k, host::kAtomicSize));
+    if (verb == Verb::kAtomic && p.sges != 1)
+      throw bad(k + ".sges",
+                "an atomic has exactly one scatter/gather entry (its 8-byte result): use 1");
+    if ((verb == Verb::kRead || verb == Verb::kAtomic) && p.imm)
+      throw bad(k + ".imm", fmt::format("{}s have no immediate data (only WRITE and SEND do): "
+                                        "use false",
+                                        verb == Verb::kRead ? "READ" : "atomic"));
     if (p.size > c.size("nic.max_mr_size"))
       throw conflict(k + ".size", "nic.max_mr_size", "larger than the largest memory region");
     if (p.sges > 1 && p.size > 0 && p.sges > p.size)
@@ -359,6 +375,7 @@ System::System(const cfg::Config& c, const std::string& config_name)
   np.tx_queue_frames = static_cast<uint32_t>(c.integer("nic.tx_queue_frames"));
   np.max_unacked_psn = static_cast<uint32_t>(c.integer("nic.max_unacked_psn"));
   np.ack_req_every = static_cast<uint32_t>(c.integer("nic.ack_req_every"));
+  np.ack_coalesce = c.time("nic.ack_coalesce");
   np.sched_quantum = static_cast<uint32_t>(c.integer("nic.sched_quantum"));
   np.rx_buffer_bytes = c.size("nic.rx_buffer");
   np.icrc_seal = c.boolean("sim.icrc_seal");
@@ -643,8 +660,12 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
     j["traffic_packets"] = res.packets;
     j["traffic_packets_per_wall_second"] =
         res.wall_seconds > 0 ? static_cast<double>(res.packets) / res.wall_seconds : 0.0;
+    if (host::verb_of(res.params.kind) == Verb::kAtomic)
+      j["atomic_type"] = host::to_string(res.params.atomic_type);
     if (is_lat(res.params.kind)) {
       const auto& h = res.latency;
+      // WRITE and SEND: one way (half a round trip); READ and atomics: the whole round trip.
+      j["latency_measure"] = host::ping_pong(res.params.kind) ? "one_way" : "round_trip";
       j["latency_ns"] = {{"min", h.min_ns()},
                          {"p50", h.percentile_ns(50)},
                          {"p90", h.percentile_ns(90)},

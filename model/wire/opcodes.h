@@ -216,6 +216,8 @@ constexpr std::array<OpInfo, 256> make_op_table() {
 // One entry per opcode value; entries with valid == false are unknown/unsupported opcodes
 // (RD 0x40-0x5F, RESYNC 0x15, FLUSH 0x1C, ATOMIC_WRITE 0x1D, manufacturer-specific 0xC0-0xFF..).
 inline constexpr std::array<OpInfo, 256> kOpTable = detail::make_op_table();
+// A UC opcode is its RC counterpart's plus this (SEND and WRITE kinds only).
+inline constexpr uint8_t kUcOpcodeBase = 0x20;
 
 constexpr const OpInfo& op_info(uint8_t opcode) { return kOpTable[opcode]; }
 constexpr const OpInfo& op_info(Opcode opcode) { return kOpTable[to_u8(opcode)]; }

@@ -16,8 +16,11 @@ for run in plain check seed; do
     seed) extra="--set link.seed=12345 --set link.reorder_delay=3us" ;;
   esac
   "$rnicsim" run "$config" --out "$out/$run" --no-plots --set capture.max_packets=0 \
-    --set run.workloads=write_bw,send_bw,write_lat,send_lat --set write_bw.iterations=60 \
+    --set run.workloads=write_bw,send_bw,read_bw,atomic_bw,write_lat,send_lat,read_lat,atomic_lat \
+    --set write_bw.iterations=60 \
     --set send_bw.iterations=60 --set write_lat.iterations=30 --set send_lat.iterations=30 \
+    --set read_bw.iterations=60 --set read_bw.qps=2 --set atomic_bw.iterations=60 \
+    --set read_lat.iterations=30 --set atomic_lat.iterations=30 \
     --set write_bw.qps=3 $extra >"$out/$run.txt"
   grep -q "result: OK" "$out/$run.txt"
 done

@@ -19,8 +19,11 @@ for capture in all none; do
   for share in true false; do
     if [ $capture = all ]; then cap="--set capture.max_packets=0"; else cap="--set capture.pcap=false"; fi
     "$rnicsim" run "$config" --out "$out/$capture-$share" --no-plots --set $key=$share \
-      --set run.workloads=write_bw,send_bw,write_lat,send_lat --set write_bw.iterations=60 \
+      --set run.workloads=write_bw,send_bw,read_bw,atomic_bw,write_lat,send_lat,read_lat,atomic_lat \
+      --set write_bw.iterations=60 \
       --set send_bw.iterations=60 --set write_lat.iterations=30 --set send_lat.iterations=30 \
+      --set read_bw.iterations=60 --set read_bw.qps=2 --set atomic_bw.iterations=60 \
+      --set read_lat.iterations=30 --set atomic_lat.iterations=30 \
       --set write_bw.qps=3 --set send_bw.sges=2 $cap >"$out/$capture-$share.txt"
     grep -q "result: OK" "$out/$capture-$share.txt"
   done

@@ -59,6 +59,8 @@ struct Bench {
   // The attributes connect() gives both QPs besides state, address, QPN and PSNs: change before
   // setup() (timeout, retry_cnt, rnr_retry, min_rnr_timer, path_mtu ...).
   drv::QpAttr attr;
+  dev::QpType qp_type = dev::QpType::RC;  // of the QPs create() makes (RC or UC)
+  uint32_t start_psn = 100;               // both QPs' first PSN (connect())
   // The inline payload create() asks each QP to take (QpCap::max_inline_data): change before
   // setup().
   uint32_t max_inline_data = 0;
@@ -98,6 +100,7 @@ struct Bench {
       cap.max_recv_wr = depth;
       cap.max_send_sge = std::min<uint32_t>(sges, 30);
       cap.max_recv_sge = sges;
+      cap.qp_type = qp_type;
       cap.max_inline_data = max_inline_data;
       if (p->d->create_qp(p->pdn, p->scq, p->rcq, cap, false, &p->qp)) {
         failures.push_back("create_qp: " + p->d->last_error());
@@ -122,19 +125,22 @@ struct Bench {
     int e = me.d->modify_qp(me.qp, at, mask({A::STATE, A::PKEY_INDEX, A::PORT, A::ACCESS_FLAGS}));
     at.qp_state = dev::QpState::RTR;
     at.dest_qp_num = peer.qp->qpn;
-    at.rq_psn = 100;
+    at.rq_psn = start_psn;
     at.ah.dest_ipv4 = peer.n->ipv4;
     std::memcpy(at.ah.dest_mac, peer.n->mac.data(), 6);
+    // UC has no rd_atomic limits, timeouts or retries.
+    const bool uc = qp_type == dev::QpType::UC;
     if (!e)
       e = me.d->modify_qp(me.qp, at,
-                          mask({A::STATE, A::AV, A::PATH_MTU, A::DEST_QPN, A::RQ_PSN,
-                                A::MAX_DEST_RD_ATOMIC, A::MIN_RNR_TIMER}));
+                          mask({A::STATE, A::AV, A::PATH_MTU, A::DEST_QPN, A::RQ_PSN}) |
+                              (uc ? 0 : mask({A::MAX_DEST_RD_ATOMIC, A::MIN_RNR_TIMER})));
     at.qp_state = dev::QpState::RTS;
-    at.sq_psn = 100;
+    at.sq_psn = start_psn;
     if (!e)
       e = me.d->modify_qp(
           me.qp, at,
-          mask({A::STATE, A::SQ_PSN, A::TIMEOUT, A::RETRY_CNT, A::RNR_RETRY, A::MAX_QP_RD_ATOMIC}));
+          mask({A::STATE, A::SQ_PSN}) |
+              (uc ? 0 : mask({A::TIMEOUT, A::RETRY_CNT, A::RNR_RETRY, A::MAX_QP_RD_ATOMIC})));
     if (e) failures.push_back("connect: " + me.d->last_error());
     return e == 0;
   }
@@ -267,9 +273,9 @@ struct Bench {
     std::memset(tp + hl + payload.size(), 0, h.pad_cnt);
     n.port().send_control(f, hl + payload.size() + h.pad_cnt, q->path, n.env().now());
   }
-  // Statistic `name` of group `group` now, during the run.
+  // A statistic's value now, during the run.
   uint64_t stat_now(const std::string& group, const std::string& name) {
-    return sys->sim().stats.to_json().at(group).at(name).at("value").get<uint64_t>();
+    return stat(sys->sim().stats.to_json(), group, name);
   }
   nlohmann::json stats;  // of the last run
   void run(std::function<void()> body) {

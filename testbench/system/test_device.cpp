@@ -431,6 +431,33 @@ TEST_CASE("Completion events arrive as MSI-X interrupts when the CQ is armed", "
   CHECK(st["host1"]["interrupts"]["value"] == 1);
 }
 
+TEST_CASE("A CQ armed for solicited completions wakes only for a SEND with SE, or an error",
+          "[events]") {
+  Bench t;
+  t.run([&] {
+    if (!t.setup()) return;
+    for (uint64_t i = 1; i <= 3; ++i) t.recv(t.b, i, 0, 64);
+    t.b.d->req_notify_cq(t.b.rcq, true);
+    drv::Cq* which = nullptr;
+    // A SEND without SE: its receive completion raises no event.
+    t.post(t.a, WrOpcode::SEND, 1, 0, 64, drv::kSendSignaled);
+    t.expect(t.b.d->get_cq_event(&which, 20'000'000) != 0, "an event for an unsolicited SEND");
+    // WRITE with immediate and SE, then a SEND with SE: each an event (armed again in between).
+    t.post(t.a, WrOpcode::RDMA_WRITE_WITH_IMM, 2, 0, 64, drv::kSendSignaled | drv::kSendSolicited,
+           0x55);
+    t.expect(t.b.d->get_cq_event(&which, 1'000'000) == 0 && which == t.b.rcq,
+             "no event for a WRITE with immediate and SE: " + t.b.d->last_error());
+    t.b.d->req_notify_cq(t.b.rcq, true);
+    t.post(t.a, WrOpcode::SEND, 3, 0, 64, drv::kSendSignaled | drv::kSendSolicited);
+    t.expect(t.b.d->get_cq_event(&which, 1'000'000) == 0 && which == t.b.rcq,
+             "no event for a SEND with SE: " + t.b.d->last_error());
+    auto r = t.poll(t.b, t.b.rcq, 3);
+    t.expect(r.size() == 3, fmt::format("{} receive completions", r.size()));
+  });
+  CHECK(test::stat(t.stats, "host1", "interrupts") == 2);
+  t.report();
+}
+
 namespace {
 
 // The payloads of the RDMA WRITE packets toward QP `qpn` recorded in a pcap, in wire order,
@@ -556,4 +583,29 @@ TEST_CASE("Page sharing on: the receiver holds what the wire carried, the sides 
 TEST_CASE("Page sharing off: the receiver holds what the wire carried, the sides stay apart",
           "[sharing]") {
   rewrite_during_write(false);
+}
+
+TEST_CASE("ACK coalescing answers AckReqs that come close together with one ACK", "[ack]") {
+  // 50 small WRITEs, each with AckReq (a message's last packet): with nic.ack_coalesce the
+  // responder holds an ACK 2 us and answers the AckReqs arriving meanwhile with it.
+  Bench t({"nic.ack_coalesce=2us"});
+  t.run([&] {
+    if (!t.setup(kLW | kRW, kLW | kRW, 64)) return;
+    t.fill(t.a, 0, 64 * 50, 12);
+    for (uint64_t i = 0; i < 50; ++i)
+      t.post(t.a, WrOpcode::RDMA_WRITE, i, i * 64, 64, drv::kSendSignaled, 0, 0, i * 64);
+    auto w = t.poll(t.a, t.a.scq, 50);
+    t.expect(w.size() == 50, fmt::format("{} CQEs of 50", w.size()));
+    for (size_t i = 0; i < w.size(); ++i)
+      t.expect(w[i].status == WcStatus::SUCCESS && w[i].wr_id == i, wc_str(w[i]));
+    t.b.h->cpu(5 * kUs);
+    t.expect(t.same(t.a, 0, t.b, 0, 64 * 50), "data");
+  });
+  const uint64_t acks = test::stat(t.stats, "host1.nic.resp", "acks");
+  const uint64_t coalesced = test::stat(t.stats, "host1.nic.resp", "acks_coalesced");
+  CHECK(acks < 50);
+  CHECK(coalesced > 0);
+  CHECK(acks + coalesced == 50);
+  CHECK(test::stat(t.stats, "host0.nic.req", "acks") == acks);
+  t.report();
 }

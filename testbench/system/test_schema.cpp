@@ -91,7 +91,7 @@ TEST_CASE("schema: each default equals the default of the struct field it config
 
   // Workloads: size and iterations are per workload; the rest are host::WorkloadParams'.
   const host::WorkloadParams w{};
-  for (const std::string k : {"write_bw", "send_bw", "write_lat", "send_lat"}) {
+  for (const std::string k : host::kWorkloadKinds) {
     INFO(k);
     const host::WorkloadParams p = system::System::workload_params(c, k);
     CHECK(p.warmup == w.warmup);
@@ -103,6 +103,9 @@ TEST_CASE("schema: each default equals the default of the struct field it config
     CHECK(p.sges == w.sges);
     CHECK(p.imm == w.imm);
     CHECK(p.verify == w.verify);
+    CHECK(p.atomic_type == w.atomic_type);
+    CHECK((c.schema().find(k + ".atomic_type") != nullptr) ==
+          (host::verb_of(k) == host::Verb::kAtomic));
   }
 }
 

@@ -197,27 +197,42 @@ void print_report(const rn::system::RunReport& r, const std::string& cfg, const 
   fmt::print("  link {} Gb/s, {} propagation; PCIe {}; NIC pipeline {} packets\n",
              c.bandwidth("link.rate") / 1e9, rn::cfg::format_time(c.time("link.propagation_delay")),
              p0 == p1 ? p0 : "host0 " + p0 + ", host1 " + p1, c.integer("nic.tx_pipeline_depth"));
+  using rn::host::Verb;
   for (const auto& w : r.workloads) {
     const auto& p = w.params;
+    const Verb verb = rn::host::verb_of(p.kind);
+    const bool ping_pong = rn::host::ping_pong(p.kind);
+    std::string extra = p.imm ? ", with immediate" : "";
+    if (verb == Verb::kAtomic) extra = fmt::format(", {}", rn::host::to_string(p.atomic_type));
+    if ((verb == Verb::kRead || verb == Verb::kAtomic) && !rn::host::is_lat(p.kind))
+      extra +=
+          fmt::format(", at most {} in flight per QP (max_rd_atomic)", rn::host::kOutstandingReads);
     fmt::print("\n  {}  (size {} B, {} x {} QP{}, path MTU {}{})\n", p.kind, p.size, p.iterations,
-               p.qps, p.qps > 1 ? "s" : "", p.mtu, p.imm ? ", with immediate" : "");
+               p.qps, p.qps > 1 ? "s" : "", p.mtu, extra);
     if (!w.ok) {
       fmt::print("    FAILED: {}\n", w.error);
       continue;
     }
     if (w.latency.count()) {
       fmt::print(
-          "    latency (one way, ns): min {:.1f}  p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  p99.9 {:.1f} "
+          "    latency ({}, ns): min {:.1f}  p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  p99.9 {:.1f} "
           " max {:.1f}  avg {:.1f}\n",
-          w.percentile_ns(0), w.percentile_ns(50), w.percentile_ns(90), w.percentile_ns(99),
-          w.percentile_ns(99.9), w.percentile_ns(100), w.latency.mean_ns());
+          ping_pong ? "one way" : "round trip", w.percentile_ns(0), w.percentile_ns(50),
+          w.percentile_ns(90), w.percentile_ns(99), w.percentile_ns(99.9), w.percentile_ns(100),
+          w.latency.mean_ns());
     } else {
       fmt::print(
           "    goodput {:.2f} Gb/s   message rate {:.4f} Mmsg/s   ({} messages, {} bytes in {:.1f} "
           "us)\n",
           w.goodput_gbps, w.msg_rate_mpps, w.messages, w.bytes, ticks_to_ns(w.end - w.start) / 1e3);
     }
-    if (p.verify && w.latency.count())  // ping-pong: both sides' buffers checked
+    if (p.verify && verb == Verb::kAtomic)
+      fmt::print(
+          "    verified: {} bytes: every value returned, and each QP's remote value at the end\n",
+          w.verified_bytes);
+    else if (p.verify && verb == Verb::kRead)
+      fmt::print("    verified: {} bytes read equal the server's bytes\n", w.verified_bytes);
+    else if (p.verify && ping_pong)  // both sides' buffers checked
       fmt::print(
           "    verified: {} bytes received equal the bytes sent (both directions; the last byte of "
           "each message is the round-trip marker)\n",

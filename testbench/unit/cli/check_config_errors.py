@@ -111,7 +111,8 @@ def case(fn):
 
 @case
 def default_config_ok(d):
-    for cfg in ["configs/default.toml", "configs/presets/cx5.toml", "configs/presets/back_to_back.toml"]:
+    for cfg in ["configs/default.toml", "configs/read_atomic.toml", "configs/presets/cx5.toml",
+                "configs/presets/back_to_back.toml"]:
         p = run(["check", os.path.join(REPO, cfg)], d)
         if p.returncode != 0:
             raise Failure(f"{cfg}: exit {p.returncode}, expected 0")
@@ -169,9 +170,39 @@ def wrong_type(d):
 
 @case
 def unknown_workload(d):
-    check_file(d, "c.toml", '[run]\nworkloads = "write_bw,read_bw"\n', "c.toml:2", "'run.workloads'",
-               "'read_bw'", "write_bw, send_bw, write_lat, send_lat")
+    check_file(d, "c.toml", '[run]\nworkloads = "write_bw,read_bww"\n', "c.toml:2",
+               "'run.workloads'", "'read_bww'",
+               "write_bw, send_bw, read_bw, atomic_bw, write_lat, send_lat, read_lat, atomic_lat")
     check_file(d, "e.toml", '[run]\nworkloads = " , "\n', "e.toml:2", "'run.workloads'")
+
+
+@case
+def read_and_atomic_values(d):
+    # The atomic: one of perftest's two types, nothing else.
+    check_file(d, "t.toml", '[run]\nworkloads = "atomic_bw"\n[atomic_bw]\natomic_type = "SWAP"\n',
+               "t.toml:4", "'atomic_bw.atomic_type'", "'SWAP'", "FETCH_AND_ADD", "CMP_AND_SWAP")
+    expect_error(d, ["check", default_cfg(), *sets("atomic_lat.atomic_type=fetch_and_add")],
+                 "'atomic_lat.atomic_type'", "'fetch_and_add'", "FETCH_AND_ADD")
+    # Only the atomic workloads have one.
+    expect_error(d, ["check", default_cfg(), *sets("write_bw.atomic_type=CMP_AND_SWAP")],
+                 "unknown key 'write_bw.atomic_type'", "atomic_bw.atomic_type")
+    # An atomic moves 8 bytes, through one SGE; READs and atomics carry no immediate.
+    check_file(d, "s.toml", '[run]\nworkloads = "atomic_lat"\n[atomic_lat]\nsize = "16B"\n',
+               "s.toml:4", "'atomic_lat.size'", "'16B'", "8B")
+    for key, val, wl, why in [("atomic_bw.size", "0B", "atomic_bw", "8B"),
+                              ("atomic_bw.sges", "2", "atomic_bw", "one scatter/gather entry"),
+                              ("read_bw.imm", "true", "read_bw", "no immediate"),
+                              ("atomic_lat.imm", "true", "atomic_lat", "no immediate"),
+                              ("read_lat.qps", "2", "read_lat", "one QP")]:
+        expect_error(d, ["check", default_cfg(), *sets("run.workloads=" + wl, f"{key}={val}")],
+                     "--set", f"'{key}'", f"'{val}'", why)
+    # A rule on a workload that is not run is not checked.
+    expect_ok(d, ["check", default_cfg(), *sets("atomic_bw.size=16B", "read_bw.imm=true")],
+              "rules of workloads not run")
+    # Corrected.
+    expect_ok(d, ["check", default_cfg(), *sets(
+        "run.workloads=read_bw,atomic_bw,read_lat,atomic_lat", "atomic_bw.atomic_type=CMP_AND_SWAP",
+        "read_bw.sges=4", "read_lat.size=0")], "read and atomic workloads")
 
 
 @case
@@ -608,6 +639,11 @@ def runtime_nic_object_limits(d):
     # A bandwidth test one per QP (the client's source, the server's destination).
     expect_error(d, ["check", cfg, *sets("run.workloads=write_bw", "write_bw.qps=3",
                                          "nic.max_mrs=2")], "'write_bw.qps'", "nic.max_mrs", "3")
+    # So does a READ test (the server's source, the client's destination) and an atomic test
+    # (the server's target, the client's buffer for the values returned).
+    for wl in ["read_bw", "atomic_bw"]:
+        expect_error(d, ["check", cfg, *sets("run.workloads=" + wl, f"{wl}.qps=3", "nic.max_mrs=2")],
+                     f"'{wl}.qps'", "nic.max_mrs", "1 per QP")
     expect_ok(d, ["run", cfg, "--no-plots", "--out", os.path.join(d, "out"),
                   *sets("run.workloads=write_bw", "write_bw.qps=2", "nic.max_mrs=2",
                         "write_bw.iterations=10", "nic.max_cqs=2", "capture.pcap=false")],
@@ -623,6 +659,9 @@ def runtime_latency_over_driver_timeout(d):
     cfg = default_cfg()
     for key, val, wl in [("link.propagation_delay", "200ms", "write_bw"),
                          ("link.propagation_delay", "60ms", "send_lat"),
+                         ("link.propagation_delay", "60ms", "read_lat"),
+                         ("link.propagation_delay", "60ms", "atomic_bw"),
+                         ("link.propagation_delay", "60ms", "read_bw"),
                          ("pcie.link_latency", "200ms", "write_bw"),
                          ("host1.pcie.link_latency", "200ms", "send_lat"),
                          ("nic.cmd_latency", "200ms", "write_bw")]:
@@ -649,6 +688,13 @@ def runtime_sim_max_time(d):
     expect_error(d, ["check", cfg, *sets("run.workloads=write_bw", "write_bw.size=1",
                                          "write_bw.iterations=1000000000")],
                  "'write_bw.iterations'", "sim.max_time")
+    # 1e8 atomics, executed one at a time by the server's NIC (a DMA read and write of host
+    # memory each, at least 660 ns): more than 10 s.
+    expect_error(d, ["check", cfg, *sets("run.workloads=atomic_bw",
+                                         "atomic_bw.iterations=100000000")],
+                 "'atomic_bw.iterations'", "sim.max_time", "one at a time")
+    expect_error(d, ["check", cfg, *sets("run.workloads=read_lat", "read_lat.iterations=10000000")],
+                 "'read_lat.iterations'", "sim.max_time", "round trips")
     # The limit set by --set is blamed when the workload comes from the file.
     expect_error(d, ["check", cfg, *sets("sim.max_time=1ms")], "'sim.max_time'", "'1ms'",
                  "write_bw")
@@ -728,6 +774,42 @@ def latency_histogram_and_capped_csv(d):
     expect_ok(d, base + sets("capture.latency_csv=0"), "latency run without CSV")
     if any(f.endswith(".csv") for f in os.listdir(out)):
         raise Failure(f"capture.latency_csv=0 left CSV files: {os.listdir(out)}")
+
+
+@case
+def read_and_atomic_outputs(d):
+    # A run of the READ and atomic workloads, plots included: the report, stats.json, the CSVs.
+    out = os.path.join(d, "out")
+    p = expect_ok(d, ["run", default_cfg(), "--out", out, *sets(
+        "run.workloads=read_bw,atomic_bw,read_lat,atomic_lat", "read_bw.iterations=30",
+        "read_bw.size=8KiB", "atomic_bw.iterations=30", "atomic_bw.atomic_type=CMP_AND_SWAP",
+        "read_lat.iterations=20", "atomic_lat.iterations=20", "capture.pcap=false")],
+        "READ and atomic run")
+    for needle in ["read_bw  (size 8192 B, 30 x 1 QP, path MTU 4096, at most 16 in flight per QP",
+                   "verified: 8192 bytes read equal the server's bytes",
+                   "atomic_bw  (size 8 B, 30 x 1 QP, path MTU 4096, CMP_AND_SWAP",
+                   "verified: 248 bytes: every value returned",
+                   "latency (round trip, ns)", "result: OK"]:
+        if needle not in p.stdout:
+            raise Failure(f"the report lacks {needle!r}")
+    if "one way" in p.stdout:
+        raise Failure("a READ or atomic latency reported as one way")
+    w = json.load(open(os.path.join(out, "stats.json")))["run"]["workloads"]
+    for name in ["read_bw", "atomic_bw"]:
+        if not w[name]["ok"] or w[name]["goodput_gbps"] <= 0 or w[name]["msg_rate_mpps"] <= 0:
+            raise Failure(f"{name}: {w[name]}")
+    if w["atomic_bw"]["atomic_type"] != "CMP_AND_SWAP" or w["atomic_lat"]["atomic_type"] != "FETCH_AND_ADD":
+        raise Failure("atomic_type not in stats.json")
+    for name in ["read_lat", "atomic_lat"]:
+        if w[name]["latency_measure"] != "round_trip" or w[name]["latency_ns"]["samples"] != 20:
+            raise Failure(f"{name}: {w[name]['latency_measure']}, {w[name]['latency_ns']}")
+        with open(os.path.join(out, f"latency_{name}.csv")) as f:
+            if len(list(csv.DictReader(f))) != 20:
+                raise Failure(f"latency_{name}.csv does not have 20 rows")
+        if not os.path.exists(os.path.join(out, f"latency_{name}.png")):
+            raise Failure(f"no latency_{name}.png")
+    if not os.path.exists(os.path.join(out, "goodput.png")):
+        raise Failure("no goodput.png")
 
 
 @case

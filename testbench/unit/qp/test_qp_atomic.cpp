@@ -165,3 +165,27 @@ TEST_CASE("An ACK past an atomic without its acknowledgement makes the requester
   CHECK(stat(t.stats, "host1.nic.req", "implied_naks") == 1);
   t.report();
 }
+
+TEST_CASE("A response of the wrong kind or length completes the WQE with BAD_RESP_ERR",
+          "[qp][atomic]") {
+  // A READ response where the atomic's acknowledgement is expected (its PSN), then the QP errs.
+  QpBench t;
+  t.run([&] {
+    if (!t.setup(kAll, kAll)) return;
+    Peer& d = t.dut();
+    t.atomic(d, WrOpcode::ATOMIC_FETCH_AND_ADD, 1, 0, 0, 1);
+    t.wait(3 * kUs);
+    wire::TransportHeader h{};
+    h.opcode = wire::to_u8(Opcode::RC_RDMA_READ_RESPONSE_ONLY);
+    h.psn = 100;
+    h.aeth_syndrome = wire::kAethSynAck;
+    h.aeth_msn = 1;
+    t.inject(h, bytes(8, 3));
+    auto w = t.poll(d, d.scq, 1);
+    t.expect(w.size() == 1 && w[0].status == WcStatus::BAD_RESP_ERR && w[0].wr_id == 1,
+             w.empty() ? "no CQE" : wc_str(w[0]));
+    t.expect(t.untouched(d, 0, 65536), "the bad response was placed");
+    t.expect(t.dut_state() == dev::QpState::ERR, "QP not in ERR");
+  });
+  t.report();
+}

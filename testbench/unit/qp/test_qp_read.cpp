@@ -105,7 +105,8 @@ TEST_CASE("The requester places READ responses and goes back for a missing one",
   t.report();
 }
 
-TEST_CASE("A fenced WQE waits for the READs before it; an unfenced one does not", "[qp][read]") {
+TEST_CASE("A fenced WQE waits for the READs before it, and an unfenced one does not",
+          "[qp][read]") {
   QpBench t;
   t.run([&] {
     if (!t.setup(kAll, kAll)) return;
@@ -122,6 +123,25 @@ TEST_CASE("A fenced WQE waits for the READs before it; an unfenced one does not"
     t.inject(QpBench::ack(102));
     auto c = t.poll(d, d.scq, 3);
     t.expect(c.size() == 3, fmt::format("{} CQEs", c.size()));
+  });
+  t.report();
+}
+
+TEST_CASE("A READ response of the wrong length completes the READ with BAD_RESP_ERR",
+          "[qp][read]") {
+  QpBench t;
+  t.run([&] {
+    if (!t.setup(kAll, kAll)) return;
+    Peer& d = t.dut();
+    t.post(d, WrOpcode::RDMA_READ, 1, 2000, 9000, drv::kSendSignaled, 0, 0, 500);
+    t.wait(3 * kUs);
+    // The first of three responses must be a FIRST of one MTU: an ONLY of 100 bytes is not.
+    t.inject(response(Opcode::RC_RDMA_READ_RESPONSE_ONLY, 100), bytes(100, 4));
+    auto w = t.poll(d, d.scq, 1);
+    t.expect(w.size() == 1 && w[0].status == WcStatus::BAD_RESP_ERR && w[0].wr_id == 1,
+             w.empty() ? "no CQE" : wc_str(w[0]));
+    t.expect(t.untouched(d, 2000, 9000), "the bad response was placed");
+    t.expect(t.dut_state() == dev::QpState::ERR, "QP not in ERR");
   });
   t.report();
 }
