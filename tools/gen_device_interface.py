@@ -133,6 +133,11 @@ def wqe_geometry(spec):
         g.update(header_size=hdr, entry_size=ent, min_bytes=1 << lo, max_bytes=1 << hi,
                  min_sge=((1 << lo) - hdr) // ent, max_sge=((1 << hi) - hdr) // ent,
                  sges=[((1 << s) - hdr) // ent for s in range(lo, hi + 1)])
+        # A queue whose WQEs may carry their payload inline: the bytes after the header.
+        g.setdefault("inline", False)
+        if g["inline"]:
+            g.update(min_inline=(1 << lo) - hdr, max_inline=(1 << hi) - hdr,
+                     inlines=[(1 << s) - hdr for s in range(lo, hi + 1)])
         out.append(g)
     return out
 
@@ -141,8 +146,10 @@ def substitute(spec):
     """Replace ${key} and ${queue.key} in every description with the value declared in the spec."""
     values = {k: v for k, v in spec["device"].items()}
     for g in wqe_geometry(spec):
-        for k in ("min_shift", "max_shift", "min_bytes", "max_bytes", "min_sge", "max_sge"):
-            values[f"{g['name']}.{k}"] = g[k]
+        for k in ("min_shift", "max_shift", "min_bytes", "max_bytes", "min_sge", "max_sge",
+                  "min_inline", "max_inline"):
+            if k in g:
+                values[f"{g['name']}.{k}"] = g[k]
 
     def sub(text):
         def one(m):
@@ -254,6 +261,24 @@ def gen_wqe_geometry(spec):
         o.append("}")
         o.append(f"static_assert(max_{n}_sge(k{N}WqeMinShift) == {g['min_sge']} && kMax{N}Sge == {g['max_sge']}, "
                  f"\"{n} WQE geometry\");")
+        if g["inline"]:
+            o.append(f"// Inline payload bytes a {n} WQE of stride 2^shift holds after its header; 0 if the")
+            o.append("// stride is not allowed.")
+            o.append(f"constexpr uint32_t max_{n}_inline(uint32_t shift) {{")
+            o.append(f"  return valid_{n}_wqe_shift(shift)")
+            o.append(f"             ? static_cast<uint32_t>((uint32_t(1) << shift) - sizeof({hdr}))")
+            o.append("             : 0;")
+            o.append("}")
+            o.append(f"constexpr uint32_t kMax{N}Inline = max_{n}_inline(k{N}WqeMaxShift);")
+            o.append(f"// The smallest allowed {n} WQE stride shift that holds `bytes` of inline payload; 0 if")
+            o.append("// none does.")
+            o.append(f"constexpr uint8_t {n}_wqe_shift_for_inline(uint32_t bytes) {{")
+            o.append(f"  for (uint32_t s = k{N}WqeMinShift; s <= k{N}WqeMaxShift; ++s)")
+            o.append(f"    if (max_{n}_inline(s) >= bytes) return static_cast<uint8_t>(s);")
+            o.append("  return 0;")
+            o.append("}")
+            o.append(f"static_assert(max_{n}_inline(k{N}WqeMinShift) == {g['min_inline']} && "
+                     f"kMax{N}Inline == {g['max_inline']}, \"{n} WQE inline geometry\");")
         o.append("")
     return o
 
@@ -385,6 +410,17 @@ def gen_md(spec):
    `MSIX_DATA` to `MSIX_ADDR`). Arming is one-shot, as `ibv_req_notify_cq`.
 7. Errors: a write the device refuses leaves host memory untouched and sets `ERR_CODE`/`ERR_INFO`;
    a bad command returns a `CmdStatus` with the offending field's offset in `syndrome`.
+8. Version 2 (read `CAPS` once `VERSION` is 2 or more; a version-1 driver never reads it and never
+   meets what follows). With `CAPS.inline_data`, a send WQE may carry its payload inline: set
+   `WqeFlags.INLINE`, `num_sge` 0, `inline_len` and the bytes right after the header (at most
+   `CAPS.max_inline_data`, and what the QP's stride holds: `max_send_inline(sq_wqe_shift)`). The
+   device then neither translates nor reads the payload: it sends the bytes it has. With
+   `CAPS.wqe_doorbell`, a driver that posts one send WQE may, in place of step 4's doorbell, write
+   the WQE (its used bytes, rounded up to 64, with `wqe_index` set) as one write-combined burst to
+   the QP's `WQE_DOORBELL` area: that is its doorbell, and the device takes the WQE from it instead
+   of fetching it. The WQE must be in the send queue too (written before the burst): the device
+   fetches it from there whenever it cannot use the copy it was given, and when it goes back to
+   resend.
 """)
     o.append("## BAR0 registers")
     o.append("| offset | name | access | description |\n|---|---|---|---|")
@@ -436,14 +472,18 @@ def gen_md(spec):
         o.append("bytes chosen per queue at `CREATE_QP`. In C++: `k<Queue>WqeMinShift`, `k<Queue>WqeMaxShift`,")
         o.append("`k<Queue>WqeMinBytes`, `k<Queue>WqeMaxBytes`, `kMax<Queue>Sge`, `valid_<queue>_wqe_shift(shift)`,")
         o.append("`max_<queue>_sge(shift)` and `<queue>_wqe_shift_for(num_sge)` (the smallest stride that holds")
-        o.append("them), for the queues `send` and `recv`.")
+        o.append("them), for the queues `send` and `recv`. A queue whose WQEs may carry inline payload also")
+        o.append("has `kMax<Queue>Inline`, `max_<queue>_inline(shift)` (the bytes after the header) and")
+        o.append("`<queue>_wqe_shift_for_inline(bytes)`.")
         o.append("")
-        o.append("| queue | layout | stride shift | stride bytes | SGEs per stride |\n|---|---|---|---|---|")
+        o.append("| queue | layout | stride shift | stride bytes | SGEs per stride | inline bytes per stride |\n"
+                 "|---|---|---|---|---|---|")
         for g in geo:
             sg = ", ".join(str(x) for x in g["sges"])
+            il = ", ".join(str(x) for x in g["inlines"]) if g["inline"] else "—"
             o.append(f"| `{g['name']}`: {g['desc']} | `{g['header']}` ({g['header_size']} B) + "
                      f"`num_sge` × `{g['entry']}` ({g['entry_size']} B) | {g['min_shift']}..{g['max_shift']} | "
-                     f"{g['min_bytes']}..{g['max_bytes']} | {sg} |")
+                     f"{g['min_bytes']}..{g['max_bytes']} | {sg} | {il} |")
         o.append("")
     o.append("## Layouts")
     for s in spec["struct"]:

@@ -4,9 +4,12 @@ compares the wire.pcap bytes and every statistic (wall-clock figures aside). For
 that must change nothing observable.
 
   tools/same_run.py OLD_BIN NEW_BIN [--rename OLD_GROUP.NAME=NEW_GROUP.NAME ...]
+                    [--new-set KEY=VALUE ...]
 
 Counters that exist only in NEW are listed, not counted as differences; --rename maps counters
-that moved (group suffixes, e.g. nic.resp.frames=nic.rx.frames). Exit 0 if all the same."""
+that moved (group suffixes, e.g. nic.resp.frames=nic.rx.frames). --new-set gives NEW alone a
+setting, to make it behave as OLD (e.g. host.driver_interface=1: a version-1 driver on the
+version-2 device). Exit 0 if all the same."""
 import argparse
 import filecmp
 import json
@@ -68,6 +71,7 @@ def main():
     ap.add_argument("old")
     ap.add_argument("new")
     ap.add_argument("--rename", action="append", default=[])
+    ap.add_argument("--new-set", action="append", default=[])
     a = ap.parse_args()
     ren = [r.split("=", 1) for r in a.rename]
     bad = 0
@@ -75,7 +79,7 @@ def main():
         for name, sets in SCENARIOS.items():
             o, n = Path(tmp, "old", name), Path(tmp, "new", name)
             run(a.old, name, sets, o)
-            run(a.new, name, sets, n)
+            run(a.new, name, sets + a.new_set, n)
             if not (o / "stats.json").exists() or not (n / "stats.json").exists():
                 print(f"{name}: a run wrote no stats.json")
                 bad += 1

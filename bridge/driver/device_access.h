@@ -17,6 +17,10 @@ class DeviceAccess {
   virtual ~DeviceAccess() = default;
   // Posted 32-bit write to BAR0 (doorbells, registers): returns at once.
   virtual void mmio_write32(uint64_t offset, uint32_t value) = 0;
+  // Posted write of len bytes (a multiple of 4, at most 256) to BAR0 as one burst, as a CPU's
+  // write-combining buffers send it: a WQE with its doorbell (device interface v2). Returns at
+  // once.
+  virtual void mmio_write(uint64_t offset, const void* data, size_t len) = 0;
   // Non-posted 32-bit read from BAR0: a full round trip. Avoid on fast paths.
   virtual uint32_t mmio_read32(uint64_t offset) = 0;
   // Physically contiguous, zeroed memory the device can reach; returns its bus address, 0 on
@@ -25,6 +29,7 @@ class DeviceAccess {
   virtual void dma_free(uint64_t bus_addr, size_t len) = 0;
   // CPU loads and stores to memory shared with the device (by bus address for DMA memory, by
   // virtual address for application buffers: in the simulated host both are the same space).
+  // An address that is not mapped throws std::out_of_range (where a process would fault).
   virtual void mem_write(uint64_t addr, const void* src, size_t len) = 0;
   virtual void mem_read(uint64_t addr, void* dst, size_t len) = 0;
   // Pins [va, va+len) and returns the bus address of each 4 KiB page, from the page holding va.

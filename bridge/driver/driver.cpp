@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 namespace rn::drv {
 
@@ -51,8 +52,8 @@ int errno_for(dev::CmdStatus s) {
 }
 }  // namespace
 
-Driver::Driver(DeviceAccess& io, uint64_t cmd_timeout_ns)
-    : io_(io), cmd_timeout_ns_(cmd_timeout_ns) {}
+Driver::Driver(DeviceAccess& io, uint64_t cmd_timeout_ns, const DriverOptions& opts)
+    : io_(io), cmd_timeout_ns_(cmd_timeout_ns), opts_(opts) {}
 
 Driver::~Driver() = default;
 
@@ -65,10 +66,19 @@ int Driver::open() {
   uint32_t id = io_.mmio_read32(dev::reg::ID);
   if (id != dev::kMagic)
     return fail(ENODEV, fmt::format("device ID {:#x}, expected {:#x}", id, dev::kMagic));
+  // Each version adds to the earlier ones: any version from 1 on will do, and the driver uses
+  // what CAPS offers of version 2 (a version-1 driver never reads it).
   uint32_t ver = io_.mmio_read32(dev::reg::VERSION);
-  if (ver != dev::kVersion)
+  if (ver < 1)
     return fail(ENODEV,
-                fmt::format("device interface version {}, driver speaks {}", ver, dev::kVersion));
+                fmt::format("device interface version {}, the driver needs 1 or later", ver));
+  device_version_ = ver;
+  caps_ = dev::CapsBits{};
+  if (opts_.interface >= 2 && ver >= 2) {
+    caps_ = dev::CapsBits::unpack(io_.mmio_read32(dev::reg::CAPS));
+    if (!caps_.inline_data) caps_.max_inline_data = 0;
+    if (!opts_.wqe_doorbell) caps_.wqe_doorbell = false;
+  }
   cmd_block_ = io_.dma_alloc(dev::kCmdBlockBytes, 64);
   eq_size_ = 1u << kEqLog;
   eq_ = io_.dma_alloc(eq_size_ * sizeof(dev::Eqe), 64);
@@ -229,17 +239,29 @@ int Driver::create_qp(uint32_t pdn, Cq* send_cq, Cq* recv_cq, const QpCap& cap, 
     return fail(EINVAL, fmt::format("create_qp: max_send_sge {} (<= {}), max_recv_sge {} (<= {})",
                                     cap.max_send_sge, dev::kMaxSendSge, cap.max_recv_sge,
                                     dev::kMaxRecvSge));
+  if (cap.max_inline_data > caps_.max_inline_data)
+    return fail(EINVAL,
+                caps_.inline_data
+                    ? fmt::format("create_qp: max_inline_data {} > {}, the most the device takes",
+                                  cap.max_inline_data, caps_.max_inline_data)
+                    : fmt::format("create_qp: max_inline_data {}: no inline data with device "
+                                  "interface v1 (the device's or the driver's)",
+                                  cap.max_inline_data));
   auto qp = std::make_unique<Qp>();
   qp->pdn = pdn;
   qp->send_cq = send_cq;
   qp->recv_cq = recv_cq;
   qp->sq_size = std::max<uint32_t>(2, round_pow2(cap.max_send_wr));
   qp->rq_size = std::max<uint32_t>(2, round_pow2(cap.max_recv_wr));
-  // The smallest WQE strides that hold the SGEs asked for, at least one each.
-  qp->sq_shift = dev::send_wqe_shift_for(std::max<uint32_t>(1, cap.max_send_sge));
+  // The smallest WQE strides that hold the SGEs asked for, at least one each, and the inline
+  // payload asked for.
+  qp->sq_shift = std::max(dev::send_wqe_shift_for(std::max<uint32_t>(1, cap.max_send_sge)),
+                          dev::send_wqe_shift_for_inline(cap.max_inline_data));
   qp->rq_shift = dev::recv_wqe_shift_for(std::max<uint32_t>(1, cap.max_recv_sge));
   qp->max_send_sge = dev::max_send_sge(qp->sq_shift);
   qp->max_recv_sge = dev::max_recv_sge(qp->rq_shift);
+  // As verbs, what the stride holds (perhaps more than asked for).
+  qp->max_inline_data = std::min(dev::max_send_inline(qp->sq_shift), caps_.max_inline_data);
   qp->sq_sig_all = sq_sig_all;
   qp->sq = io_.dma_alloc(size_t(qp->sq_size) << qp->sq_shift, 4096);
   qp->rq = io_.dma_alloc(size_t(qp->rq_size) << qp->rq_shift, 4096);
@@ -338,9 +360,12 @@ int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
   uint8_t buf[dev::kSendWqeMaxBytes];
   int err = 0;
   uint32_t posted = 0;
+  uint32_t used = 0;  // bytes the WQE in buf uses, once it is whole (0 while it is being built)
   for (; wr; wr = wr->next) {
     const bool atomic = wr->opcode == dev::WrOpcode::ATOMIC_CMP_AND_SWP ||
                         wr->opcode == dev::WrOpcode::ATOMIC_FETCH_AND_ADD;
+    const bool inl = (wr->send_flags & kSendInline) != 0;
+    uint64_t inline_len = 0;
     // An atomic's AtomicSeg takes the place of one SGE in the stride.
     const uint32_t max_sge = atomic ? qp->max_send_sge - 1 : qp->max_send_sge;
     // As verbs: a send queue takes work from RTS on (in ERR, it is flushed); before that the
@@ -354,8 +379,22 @@ int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
                                      atomic ? " (an atomic's operands take one)" : ""));
     } else if (qp->sq_pi - qp->sq_ci >= qp->sq_size) {
       err = fail(ENOMEM, "post_send: send queue full");
-    } else if (wr->send_flags & kSendInline) {
-      err = fail(EINVAL, "post_send: inline data is not supported by device interface v1");
+    } else if (inl) {
+      const bool write_or_send = wr->opcode == dev::WrOpcode::RDMA_WRITE ||
+                                 wr->opcode == dev::WrOpcode::RDMA_WRITE_WITH_IMM ||
+                                 wr->opcode == dev::WrOpcode::SEND ||
+                                 wr->opcode == dev::WrOpcode::SEND_WITH_IMM;
+      for (int i = 0; i < wr->num_sge; ++i) inline_len += wr->sg_list[i].length;
+      if (!caps_.inline_data) {
+        err = fail(EINVAL, "post_send: inline data is not supported by device interface v1");
+      } else if (!write_or_send) {
+        err = fail(EINVAL, fmt::format("post_send: inline data goes with RDMA WRITE and SEND only, "
+                                       "not {}",
+                                       dev::to_string(wr->opcode)));
+      } else if (inline_len > qp->max_inline_data) {
+        err = fail(EINVAL, fmt::format("post_send: {} bytes inline > max_inline_data {} of QP {}",
+                                       inline_len, qp->max_inline_data, qp->qpn));
+      }
     }
     if (err) {
       if (bad_wr) *bad_wr = wr;
@@ -363,6 +402,7 @@ int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
     }
     const uint32_t stride = 1u << qp->sq_shift;
     std::memset(buf, 0, stride);
+    used = 0;
     dev::SendWqe h{};
     h.opcode = static_cast<uint8_t>(wr->opcode);
     h.flags = 0;
@@ -374,25 +414,58 @@ int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
     h.wr_id = wr->wr_id;
     h.remote_addr = wr->remote_addr;
     h.rkey = wr->rkey;
-    std::memcpy(buf, &h, sizeof h);
+    // Version 2: the WQE's index, which a WQE doorbell is checked against (a version-1 driver
+    // leaves these reserved bytes 0).
+    if (opts_.interface >= 2) h.wqe_index = static_cast<uint16_t>(qp->sq_pi);
     size_t at = sizeof h;
-    if (atomic) {
-      const dev::AtomicSeg a{wr->compare_add, wr->swap};
-      std::memcpy(buf + at, &a, sizeof a);
-      at += sizeof a;
+    if (inl) {
+      // The payload is copied now, as verbs do: the buffer may be reused once post_send returns,
+      // and no lkey is needed.
+      h.flags |= static_cast<uint8_t>(dev::WqeFlags::INLINE);
+      h.num_sge = 0;
+      h.inline_len = static_cast<uint16_t>(inline_len);
+      for (int i = 0; i < wr->num_sge && !err; ++i) {
+        const Sge& g = wr->sg_list[i];
+        try {
+          io_.mem_read(g.addr, buf + at, g.length);
+        } catch (const std::out_of_range&) {
+          err = fail(EFAULT, fmt::format("post_send: inline data at [{:#x}, +{}) is not mapped",
+                                         g.addr, g.length));
+        }
+        at += g.length;
+      }
+      if (err) {
+        if (bad_wr) *bad_wr = wr;
+        break;
+      }
+    } else {
+      if (atomic) {
+        const dev::AtomicSeg a{wr->compare_add, wr->swap};
+        std::memcpy(buf + at, &a, sizeof a);
+        at += sizeof a;
+      }
+      for (int i = 0; i < wr->num_sge; ++i) {
+        dev::Sge s{wr->sg_list[i].addr, wr->sg_list[i].length, wr->sg_list[i].lkey};
+        std::memcpy(buf + at, &s, sizeof s);
+        at += sizeof s;
+      }
     }
-    for (int i = 0; i < wr->num_sge; ++i) {
-      dev::Sge s{wr->sg_list[i].addr, wr->sg_list[i].length, wr->sg_list[i].lkey};
-      std::memcpy(buf + at + i * sizeof s, &s, sizeof s);
-    }
+    std::memcpy(buf, &h, sizeof h);
     uint64_t slot = qp->sq + (uint64_t(qp->sq_pi & (qp->sq_size - 1)) << qp->sq_shift);
     io_.mem_write(slot, buf, stride);
+    used = static_cast<uint32_t>(at);
     ++qp->sq_pi;
     ++posted;
   }
-  if (posted)
+  if (posted == 1 && used && caps_.wqe_doorbell && used <= dev::kWqeDbStride) {
+    // One WQE, small enough: written with its doorbell (its used bytes, in whole 64-byte
+    // write-combining lines), so the device need not fetch it. It is in the ring too.
+    const uint32_t len = (used + 63) & ~63u;
+    io_.mmio_write(dev::kWqeDbBase + dev::kWqeDbStride * qp->qpn, buf, len);
+  } else if (posted) {
     io_.mmio_write32(dev::kQpDbBase + dev::kQpDbStride * qp->qpn + dev::reg::QP_DOORBELL_SQ_WORD,
                      dev::QpDoorbellBits{qp->sq_pi}.pack());  // the low bits of the index
+  }
   return err;
 }
 

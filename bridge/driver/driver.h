@@ -79,6 +79,20 @@ struct Mr {
 struct QpCap {
   uint32_t max_send_wr = 128, max_recv_wr = 128, max_send_sge = 1, max_recv_sge = 1;
   dev::QpType qp_type = dev::QpType::RC;  // RC or UC
+  // Inline payload bytes a send WR may carry (kSendInline): the send WQE stride holds them.
+  // More than the device offers (CAPS.max_inline_data; none with device interface v1) is refused.
+  uint32_t max_inline_data = 0;
+};
+// How the driver uses the device.
+struct DriverOptions {
+  // The highest device interface version the driver uses. 1 is a version-1 driver: it never reads
+  // CAPS, refuses kSendInline and rings 4-byte doorbells only; 2 uses inline data and WQE
+  // doorbells where CAPS offers them.
+  uint32_t interface = static_cast<uint32_t>(dev::kVersion);
+  // Write a lone send WQE of up to wqe_db_stride bytes with its doorbell (WQE_DOORBELL) where the
+  // device offers it; false rings the 4-byte doorbell and lets the device fetch every WQE (as
+  // mlx5's MLX5_SHUT_UP_BF=1 turns BlueFlame off).
+  bool wqe_doorbell = true;
 };
 struct AddressVector {
   uint32_t dest_ipv4 = 0;
@@ -116,6 +130,7 @@ struct Qp {
   uint32_t sq_size = 0, rq_size = 0;
   uint8_t sq_shift = 6, rq_shift = 4;
   uint32_t max_send_sge = 0, max_recv_sge = 0;
+  uint32_t max_inline_data = 0;   // inline payload bytes a send WR may carry (0: none)
   uint32_t sq_pi = 0, sq_ci = 0;  // free-running; sq_ci from send CQEs
   uint32_t rq_pi = 0, rq_ci = 0;
   dev::QpState state = dev::QpState::RESET;
@@ -124,10 +139,17 @@ struct Qp {
 
 class Driver {
  public:
-  explicit Driver(DeviceAccess& io, uint64_t cmd_timeout_ns = kDefaultTimeoutNs);
+  explicit Driver(DeviceAccess& io, uint64_t cmd_timeout_ns = kDefaultTimeoutNs,
+                  const DriverOptions& opts = {});
   ~Driver();
-  // Checks the device identity, sets up the command block, the event queue and MSI-X.
+  // Checks the device identity (ID, and VERSION 1 or later), reads CAPS if the device and the
+  // driver's options go to version 2, sets up the command block, the event queue and MSI-X.
   int open();
+  // What the driver uses of the device beyond version 1 (after open(); all clear for a
+  // version-1 device or driver, wqe_doorbell clear if the options turn it off).
+  const dev::CapsBits& caps() const { return caps_; }
+  uint32_t device_version() const { return device_version_; }
+  const DriverOptions& options() const { return opts_; }
 
   int query_device(DeviceAttr* out);
   int query_port(uint8_t port, PortAttr* out);
@@ -184,6 +206,9 @@ class Driver {
 
   DeviceAccess& io_;
   uint64_t cmd_timeout_ns_;
+  DriverOptions opts_;
+  uint32_t device_version_ = 0;
+  dev::CapsBits caps_{};
   uint64_t cmd_block_ = 0;
   uint32_t token_ = 0;
   uint64_t eq_ = 0;

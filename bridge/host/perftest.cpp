@@ -109,6 +109,11 @@ std::optional<uint64_t> poison_changed(SimHost& h, uint64_t va, uint64_t from, u
 // Latency tests: the last byte of each message carries a marker the receiver polls for.
 uint8_t marker(uint64_t i) { return static_cast<uint8_t>(i % 255 + 1); }
 
+// kSendInline if messages of this size go inline on qp (perftest: size <= -I), else 0.
+uint32_t inline_flag(const WorkloadParams& p, const drv::Qp* qp) {
+  const uint64_t most = std::min<uint64_t>(p.inline_size, qp->max_inline_data);
+  return most > 0 && p.size <= most ? uint32_t(drv::kSendInline) : 0u;
+}
 // The access the peer's WQEs need on this side's QP and on the buffer they name.
 uint32_t remote_access(Verb v) {
   switch (v) {
@@ -250,6 +255,10 @@ bool Perftest::setup(Side& s, bool is_client) {
     cap.max_recv_wr = p_.rx_depth;
     cap.max_send_sge = std::max<uint32_t>(1, p_.sges);
     cap.max_recv_sge = std::max<uint32_t>(1, p_.sges);
+    // As perftest's -I, as far as the device and driver offer inline data (none with a
+    // version-1 driver).
+    if (sends_from(p_, is_client))
+      cap.max_inline_data = std::min(p_.inline_size, d.caps().max_inline_data);
     drv::Qp* qp = nullptr;
     if (!check(d.create_qp(s.pdn, s.scq, s.rcq, cap, false, &qp), "create_qp")) return false;
     s.qps.push_back(qp);
@@ -570,6 +579,7 @@ void Perftest::client_bw() {
         make_wr(q, posted[q], &wr, sg);
         bool last = posted[q] + 1 == p_.iterations;
         if (last || posted[q] % p_.cq_mod == p_.cq_mod - 1) wr.send_flags = drv::kSendSignaled;
+        wr.send_flags |= inline_flag(p_, s.qps[q]);
         s.h.cpu(s.h.params().wqe_write_cost);
         const drv::SendWr* bad = nullptr;
         if (int e = s.d.post_send(s.qps[q], &wr, &bad)) {
@@ -707,7 +717,7 @@ bool Perftest::lat_send(Side& s, uint64_t i, const ConnInfo& peer) {
   wr.opcode = send ? dev::WrOpcode::SEND : dev::WrOpcode::RDMA_WRITE;
   wr.remote_addr = peer.addr;
   wr.rkey = peer.rkey;
-  wr.send_flags = drv::kSendSignaled;
+  wr.send_flags = drv::kSendSignaled | inline_flag(p_, s.qps[0]);
   s.h.cpu(s.h.params().wqe_write_cost);
   const drv::SendWr* bad = nullptr;
   if (s.d.post_send(s.qps[0], &wr, &bad) == 0) return true;

@@ -220,6 +220,11 @@ void SimHost::mmio_write32(uint64_t offset, uint32_t value) {
   cpu(p_.mmio_write_cost);
 }
 
+void SimHost::mmio_write(uint64_t offset, const void* data, size_t len) {
+  bridge_.mmio_write(offset, data, len);
+  cpu(p_.mmio_write_cost);
+}
+
 uint32_t SimHost::mmio_read32(uint64_t offset) { return bridge_.mmio_read32(offset); }
 
 uint64_t SimHost::dma_alloc(size_t len, size_t align) {

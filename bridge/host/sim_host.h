@@ -25,7 +25,7 @@ namespace rn::host {
 // The defaults are the configuration's defaults too (host.*): the schema takes them from here.
 struct HostParams {
   bool scatter_pages = true;         // application pages physically scattered (else contiguous)
-  Tick mmio_write_cost = 100 * kNs;  // CPU time of a posted MMIO write (doorbell)
+  Tick mmio_write_cost = 100 * kNs;  // CPU time of a posted MMIO write (doorbell, WQE burst)
   Tick wqe_write_cost = 20 * kNs;    // CPU time to write one WQE
   Tick poll_cost = 30 * kNs;         // CPU time of one poll of a CQ or buffer that finds work
   Tick wakeup_latency = 50 * kNs;    // from a DMA write landing to the polling thread noticing it
@@ -75,6 +75,7 @@ class SimHost : public pcie::HostObserver, public drv::DeviceAccess {
 
   // drv::DeviceAccess
   void mmio_write32(uint64_t offset, uint32_t value) override;
+  void mmio_write(uint64_t offset, const void* data, size_t len) override;
   uint32_t mmio_read32(uint64_t offset) override;
   uint64_t dma_alloc(size_t len, size_t align) override;
   void dma_free(uint64_t bus_addr, size_t len) override;

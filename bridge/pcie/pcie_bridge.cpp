@@ -32,6 +32,10 @@ Bridge::Bridge(Sim& sim, const std::string& name, const BridgeParams& p, hostmem
       dma_write_bytes_(stats_.counter("dma_write_bytes", "B", "bytes written to host memory")),
       mmio_writes_(
           stats_.counter("mmio_writes", "count", "host MMIO writes (doorbells, registers)")),
+      mmio_write_bytes_(stats_.counter("mmio_write_bytes", "B",
+                                       "bytes of host MMIO writes (4 per register write)")),
+      mmio_errors_(stats_.counter("mmio_errors", "count",
+                                  "host MMIO bursts refused: length 0 or over 256 bytes")),
       mmio_reads_(stats_.counter("mmio_reads", "count", "host MMIO reads")),
       msis_(stats_.counter("msi", "count", "MSI-X messages sent upstream")),
       dma_errors_(stats_.counter("dma_errors", "count",
@@ -102,9 +106,36 @@ bool Bridge::check_sg(const SgEntry* sg, int n, const char* what) {
 
 void Bridge::mmio_write32(uint64_t offset, uint32_t value) {
   ++mmio_writes_;
+  mmio_write_bytes_ += 4;
   Tick arrive = timing_.mmio_write(now(), 4);
   sim_.eq.at(arrive, [this, offset, value] {
     if (device_) device_->mmio_write32(offset, value);
+  });
+}
+
+void Bridge::mmio_write(uint64_t offset, const void* data, size_t size) {
+  if (size == 0 || size > kMaxMmioBurst) {
+    ++mmio_errors_;
+    RN_LOG(sim_, LogCat::kError, name_, "MMIO burst of {} bytes at {:#x} refused (1..{})", size,
+           offset, kMaxMmioBurst);
+    return;
+  }
+  const uint32_t len = static_cast<uint32_t>(size);
+  ++mmio_writes_;
+  mmio_write_bytes_ += len;
+  Burst* b = nullptr;
+  if (free_bursts_.empty()) {
+    all_bursts_.push_back(std::make_unique<Burst>());
+    b = all_bursts_.back().get();
+  } else {
+    b = free_bursts_.back();
+    free_bursts_.pop_back();
+  }
+  std::memcpy(b->data, data, len);
+  Tick arrive = timing_.mmio_write(now(), len);
+  sim_.eq.at(arrive, [this, offset, b, len] {
+    if (device_) device_->mmio_write(offset, b->data, len);
+    free_bursts_.push_back(b);
   });
 }
 

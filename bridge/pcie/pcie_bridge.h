@@ -4,6 +4,7 @@
 // time); each MMIO or DMA costs one event, at its computed completion time.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +21,16 @@ class MmioTarget {
   virtual ~MmioTarget() = default;
   virtual void mmio_write32(uint64_t offset, uint32_t value) = 0;
   virtual uint32_t mmio_read32(uint64_t offset) = 0;
+  // A posted write of len bytes (1..Bridge::kMaxMmioBurst) at once: a CPU's write-combined
+  // burst. data is valid during the call only. A device without bursts of its own sees the
+  // burst's whole 32-bit words as consecutive 32-bit writes (and nothing of a last partial word).
+  virtual void mmio_write(uint64_t offset, const uint8_t* data, uint32_t len) {
+    for (uint32_t i = 0; i + 4 <= len; i += 4) {
+      uint32_t v;
+      std::memcpy(&v, data + i, 4);
+      mmio_write32(offset + i, v);
+    }
+  }
 };
 
 // Implemented by the host: told when device writes land in memory and when MSI-X messages arrive.
@@ -95,8 +106,14 @@ class Bridge final : public DmaPort {
   void attach_device(MmioTarget* d) { device_ = d; }
   void attach_host(HostObserver* h) { host_ = h; }
 
+  // The largest posted MMIO write the host issues at once (write-combining: x86's
+  // MOVDIR64B or four 64-byte WC buffers, as mlx5 BlueFlame writes a WQE).
+  static constexpr uint32_t kMaxMmioBurst = 256;
   // Host side. A posted write: the caller goes on at once; the device sees it when it arrives.
   void mmio_write32(uint64_t offset, uint32_t value);
+  // Host side: a posted write of len bytes (1..kMaxMmioBurst), timed as one MMIO write of that
+  // size; data is copied at once. Any other length is refused (counted in mmio_errors, logged).
+  void mmio_write(uint64_t offset, const void* data, size_t len);
   // Host side, non-posted: must be called from an SC_THREAD; blocks for the round trip.
   uint32_t mmio_read32(uint64_t offset);
 
@@ -163,12 +180,20 @@ class Bridge final : public DmaPort {
   HostObserver* host_ = nullptr;
   std::vector<std::unique_ptr<Job>> all_jobs_;
   std::vector<Job*> free_jobs_;
+  // MMIO bursts in flight (copied at the call), their buffers reused.
+  struct Burst {
+    uint8_t data[kMaxMmioBurst];
+  };
+  std::vector<std::unique_ptr<Burst>> all_bursts_;
+  std::vector<Burst*> free_bursts_;
   stats::Group stats_;
   uint64_t& dma_reads_;
   uint64_t& dma_read_bytes_;
   uint64_t& dma_writes_;
   uint64_t& dma_write_bytes_;
   uint64_t& mmio_writes_;
+  uint64_t& mmio_write_bytes_;
+  uint64_t& mmio_errors_;
   uint64_t& mmio_reads_;
   uint64_t& msis_;
   uint64_t& dma_errors_;

@@ -30,6 +30,8 @@ Device::Device(const qp::NicEnv& env, qp::QpTable& t, xlate::MrTable& mrs, qp::C
       command_errors_(
           stats_.counter("command_errors", "count", "commands completed with an error status")),
       sq_doorbells_(stats_.counter("sq_doorbells", "count", "send queue doorbells accepted")),
+      wqe_doorbells_(stats_.counter("wqe_doorbells", "count",
+                                    "WQE_DOORBELL writes accepted (a send WQE with its doorbell)")),
       rq_doorbells_(stats_.counter("rq_doorbells", "count", "receive queue doorbells accepted")),
       cq_doorbells_(stats_.counter("cq_doorbells", "count", "CQ doorbells accepted")),
       reg_errors_(
@@ -54,6 +56,8 @@ uint32_t Device::mmio_read32(uint64_t off) {
       return static_cast<uint32_t>(dev::kMagic);
     case dev::reg::VERSION:
       return static_cast<uint32_t>(dev::kVersion);
+    case dev::reg::CAPS:
+      return caps().pack();
     case dev::reg::CMD_ADDR_LO:
       return static_cast<uint32_t>(cmd_addr_);
     case dev::reg::CMD_ADDR_HI:
@@ -93,8 +97,35 @@ uint32_t Device::mmio_read32(uint64_t off) {
   }
 }
 
+dev::CapsBits Device::caps() {
+  dev::CapsBits c;
+  c.inline_data = true;
+  c.wqe_doorbell = true;
+  c.max_inline_data = dev::kMaxSendInline;
+  return c;
+}
+
+namespace {
+bool in_wqe_doorbells(uint64_t off) {
+  return off >= dev::kWqeDbBase && off < dev::kWqeDbBase + dev::kMaxQpDoorbells * dev::kWqeDbStride;
+}
+}  // namespace
+
+void Device::mmio_write(uint64_t off, const uint8_t* data, uint32_t len) {
+  if (in_wqe_doorbells(off)) return wqe_doorbell(off, data, len);
+  if (len != 4) return reg_error(RegError::WIDTH, off);  // registers take 32-bit writes only
+  uint32_t v;
+  std::memcpy(&v, data, sizeof v);
+  mmio_write32(off, v);
+}
+
 void Device::mmio_write32(uint64_t off, uint32_t v) {
   if (off & 3) return reg_error(RegError::WIDTH, off);
+  if (in_wqe_doorbells(off)) {
+    uint8_t b[4];
+    std::memcpy(b, &v, sizeof b);
+    return wqe_doorbell(off, b, sizeof b);  // refused: too short for a WQE
+  }
   qp::Completion& c = comp_;
   if (off >= dev::kQpDbBase && off < dev::kQpDbBase + dev::kMaxQpDoorbells * dev::kQpDbStride)
     return qp_doorbell(off, v);
@@ -152,6 +183,7 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
       return;
     case dev::reg::ID:
     case dev::reg::VERSION:
+    case dev::reg::CAPS:
     case dev::reg::CMD_STATUS:
     case dev::reg::ERR_CODE:
     case dev::reg::ERR_INFO:
@@ -179,15 +211,54 @@ void Device::qp_doorbell(uint64_t off, uint32_t v) {
     RN_LOG(env_.sim, LogCat::kDoorbell, env_.name, "qp {} RQ doorbell pi {}", qpn, pi);
     qps_.rq_doorbell(*q, pi);
   } else {
-    if (q->state != QpState::RTS && q->state != QpState::SQD && q->state != QpState::ERR &&
-        q->state != QpState::SQE)
-      return reg_error(RegError::QP_STATE, off);
-    uint32_t pi = q->sq.pi + ((low - q->sq.pi) & Db::kPiMax);
-    if (pi - q->sq.done > q->sq_size()) return reg_error(RegError::DB_RANGE, off);
+    uint32_t pi = 0;
+    if (!sq_producer(*q, low, off, &pi)) return;
     ++sq_doorbells_;
     RN_LOG(env_.sim, LogCat::kDoorbell, env_.name, "qp {} SQ doorbell pi {}", qpn, pi);
     qps_.sq_doorbell(*q, pi);
   }
+}
+
+bool Device::sq_producer(qp::QpCtx& q, uint32_t low, uint64_t off, uint32_t* pi) {
+  using Db = dev::QpDoorbellBits;
+  if (q.state != QpState::RTS && q.state != QpState::SQD && q.state != QpState::ERR &&
+      q.state != QpState::SQE) {
+    reg_error(RegError::QP_STATE, off);
+    return false;
+  }
+  *pi = q.sq.pi + ((low - q.sq.pi) & Db::kPiMax);
+  if (*pi - q.sq.done > q.sq_size()) {
+    reg_error(RegError::DB_RANGE, off);
+    return false;
+  }
+  return true;
+}
+
+void Device::wqe_doorbell(uint64_t off, const uint8_t* data, uint32_t len) {
+  const uint64_t rel = off - dev::kWqeDbBase;
+  if (rel % dev::kWqeDbStride) return reg_error(RegError::BAD_OFFSET, off);
+  if (len % 4 || len < sizeof(dev::SendWqe) || len > dev::kWqeDbStride)
+    return reg_error(RegError::WIDTH, off);
+  const uint32_t qpn = static_cast<uint32_t>(rel / dev::kWqeDbStride);
+  qp::QpCtx* q = t_.qp(qpn);
+  if (!q) return reg_error(RegError::NO_SUCH_QP, off);
+  dev::SendWqe h;
+  std::memcpy(&h, data, sizeof h);
+  // Every byte the WQE uses must be in the write and in the QP's stride: it is cached from the
+  // write as it would be from the queue.
+  const bool inl = qp::is_inline(h);
+  const uint64_t used = sizeof h + (inl ? h.inline_len
+                                        : (qp::is_atomic(h.opcode) ? sizeof(dev::AtomicSeg) : 0) +
+                                              uint64_t(h.num_sge) * sizeof(dev::Sge));
+  if (used > len || used > (uint64_t(1) << q->sq_shift) ||
+      (inl && (h.num_sge != 0 || h.inline_len > caps().max_inline_data)))
+    return reg_error(RegError::BAD_WQE, off);
+  uint32_t pi = 0;
+  if (!sq_producer(*q, (h.wqe_index + 1u) & dev::QpDoorbellBits::kPiMax, off, &pi)) return;
+  ++wqe_doorbells_;
+  RN_LOG(env_.sim, LogCat::kDoorbell, env_.name, "qp {} WQE doorbell pi {} ({} bytes)", qpn, pi,
+         len);
+  qps_.sq_doorbell_wqe(*q, pi, data, len);
 }
 
 void Device::cq_doorbell(uint64_t off, uint32_t v) {

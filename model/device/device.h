@@ -1,7 +1,8 @@
 // The device interface of the NIC (docs/device-interface.md): BAR0 registers, per-QP and per-CQ
-// doorbells, and the command processor that creates and modifies PDs, MRs, CQs and QPs. A bad
-// register write or doorbell is refused and reported in ERR_CODE; a malformed command completes
-// with an error status naming the offending field. Neither touches host memory or crashes.
+// doorbells, WQEs written with their doorbell (interface version 2), and the command processor that
+// creates and modifies PDs, MRs, CQs and QPs. A bad register write or doorbell is refused and
+// reported in ERR_CODE; a malformed command completes with an error status naming the offending
+// field. Neither touches host memory or crashes.
 #pragma once
 #include <deque>
 #include <vector>
@@ -21,11 +22,19 @@ class Device : public pcie::MmioTarget {
   ~Device() override;
   void mmio_write32(uint64_t offset, uint32_t value) override;
   uint32_t mmio_read32(uint64_t offset) override;
+  // A write-combined burst: a WQE with its doorbell (WQE_DOORBELL), or a 4-byte register write.
+  void mmio_write(uint64_t offset, const uint8_t* data, uint32_t len) override;
+  // What CAPS reads (device interface version 2).
+  static dev::CapsBits caps();
 
  private:
   using Result = qp::CmdResult;
   void reg_error(dev::RegError e, uint64_t offset);
   void qp_doorbell(uint64_t offset, uint32_t value);
+  // The SQ producer index a doorbell's low bits (pi mod 2^16) extend to, if the QP may take it:
+  // false (the write refused) if not.
+  bool sq_producer(qp::QpCtx& q, uint32_t low, uint64_t offset, uint32_t* pi);
+  void wqe_doorbell(uint64_t offset, const uint8_t* data, uint32_t len);
   void cq_doorbell(uint64_t offset, uint32_t value);
   void start_command(uint32_t token);
   void finish_command(uint64_t addr);
@@ -58,6 +67,7 @@ class Device : public pcie::MmioTarget {
   uint64_t& commands_;
   uint64_t& command_errors_;
   uint64_t& sq_doorbells_;
+  uint64_t& wqe_doorbells_;
   uint64_t& rq_doorbells_;
   uint64_t& cq_doorbells_;
   uint64_t& reg_errors_;

@@ -10,11 +10,11 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "little-endian host req
 
 namespace rn::dev {
 
-constexpr uint64_t kVersion = 1;
+constexpr uint64_t kVersion = 2;
 constexpr uint64_t kMagic = 0x524e4943;
 constexpr uint64_t kVendorId = 0x1f5a;
 constexpr uint64_t kVendorPartId = 1;
-constexpr uint64_t kBar0Size = 0x400000;
+constexpr uint64_t kBar0Size = 0x4000000;
 constexpr uint64_t kCmdBlockBytes = 128;
 constexpr uint64_t kQpDbBase = 0x100000;
 constexpr uint64_t kQpDbStride = 8;
@@ -22,30 +22,34 @@ constexpr uint64_t kCqDbBase = 0x200000;
 constexpr uint64_t kCqDbStride = 8;
 constexpr uint64_t kMaxQpDoorbells = 0x20000;
 constexpr uint64_t kMaxCqDoorbells = 0x20000;
+constexpr uint64_t kWqeDbBase = 0x2000000;
+constexpr uint64_t kWqeDbStride = 0x100;
 constexpr uint64_t kPageShift = 12;
 constexpr uint64_t kMaxEqLogSize = 16;
 
 // BAR0 register offsets.
 namespace reg {
-constexpr uint64_t ID = 0x0;                // RO
-constexpr uint64_t VERSION = 0x4;           // RO
-constexpr uint64_t CMD_ADDR_LO = 0x10;      // RW
-constexpr uint64_t CMD_ADDR_HI = 0x14;      // RW
-constexpr uint64_t CMD_DOORBELL = 0x18;     // WO
-constexpr uint64_t CMD_STATUS = 0x1c;       // RO
-constexpr uint64_t EQ_ADDR_LO = 0x20;       // RW
-constexpr uint64_t EQ_ADDR_HI = 0x24;       // RW
-constexpr uint64_t EQ_LOG_SIZE = 0x28;      // RW
-constexpr uint64_t EQ_DOORBELL = 0x2c;      // WO
-constexpr uint64_t ERR_CODE = 0x30;         // RO
-constexpr uint64_t ERR_INFO = 0x34;         // RO
-constexpr uint64_t ERR_COUNT = 0x38;        // RO
-constexpr uint64_t MSIX_ADDR_LO = 0x40;     // RW
-constexpr uint64_t MSIX_ADDR_HI = 0x44;     // RW
-constexpr uint64_t MSIX_DATA = 0x48;        // RW
-constexpr uint64_t MSIX_CTRL = 0x4c;        // RW
-constexpr uint64_t QP_DOORBELL = 0x100000;  // WO
-constexpr uint64_t CQ_DOORBELL = 0x200000;  // WO
+constexpr uint64_t ID = 0x0;                  // RO
+constexpr uint64_t VERSION = 0x4;             // RO
+constexpr uint64_t CAPS = 0x8;                // RO
+constexpr uint64_t CMD_ADDR_LO = 0x10;        // RW
+constexpr uint64_t CMD_ADDR_HI = 0x14;        // RW
+constexpr uint64_t CMD_DOORBELL = 0x18;       // WO
+constexpr uint64_t CMD_STATUS = 0x1c;         // RO
+constexpr uint64_t EQ_ADDR_LO = 0x20;         // RW
+constexpr uint64_t EQ_ADDR_HI = 0x24;         // RW
+constexpr uint64_t EQ_LOG_SIZE = 0x28;        // RW
+constexpr uint64_t EQ_DOORBELL = 0x2c;        // WO
+constexpr uint64_t ERR_CODE = 0x30;           // RO
+constexpr uint64_t ERR_INFO = 0x34;           // RO
+constexpr uint64_t ERR_COUNT = 0x38;          // RO
+constexpr uint64_t MSIX_ADDR_LO = 0x40;       // RW
+constexpr uint64_t MSIX_ADDR_HI = 0x44;       // RW
+constexpr uint64_t MSIX_DATA = 0x48;          // RW
+constexpr uint64_t MSIX_CTRL = 0x4c;          // RW
+constexpr uint64_t QP_DOORBELL = 0x100000;    // WO
+constexpr uint64_t CQ_DOORBELL = 0x200000;    // WO
+constexpr uint64_t WQE_DOORBELL = 0x2000000;  // WO
 // Byte offset of the SQ word in each QP_DOORBELL element: send queue doorbell.
 constexpr uint64_t QP_DOORBELL_SQ_WORD = 0;
 // Byte offset of the RQ word in each QP_DOORBELL element: receive queue doorbell.
@@ -53,6 +57,55 @@ constexpr uint64_t QP_DOORBELL_RQ_WORD = 4;
 }  // namespace reg
 
 // Register bit fields (docs/device-interface.md, "Register bit fields").
+
+// CAPS (RO) bit fields.
+struct CapsBits {
+  // bit 0: send WQEs may carry their payload inline (WqeFlags.INLINE, up to max_inline_data bytes)
+  bool inline_data = false;
+  // bit 1: a send WQE of up to 256 bytes may be written with its doorbell to the QP's WQE_DOORBELL
+  // area
+  bool wqe_doorbell = false;
+  // bits 31:16: the most payload bytes a send WQE may carry inline (also bounded by its QP's WQE
+  // stride: 2^sq_wqe_shift - 32); 0 without inline_data
+  uint32_t max_inline_data = 0;
+
+  static constexpr uint32_t kInlineDataShift = 0;
+  static constexpr uint32_t kInlineDataWidth = 1;
+  static constexpr uint32_t kInlineDataMax = 0x1;   // largest value
+  static constexpr uint32_t kInlineDataMask = 0x1;  // in the register
+  static constexpr uint32_t kWqeDoorbellShift = 1;
+  static constexpr uint32_t kWqeDoorbellWidth = 1;
+  static constexpr uint32_t kWqeDoorbellMax = 0x1;   // largest value
+  static constexpr uint32_t kWqeDoorbellMask = 0x2;  // in the register
+  static constexpr uint32_t kMaxInlineDataShift = 16;
+  static constexpr uint32_t kMaxInlineDataWidth = 16;
+  static constexpr uint32_t kMaxInlineDataMax = 0xffff;       // largest value
+  static constexpr uint32_t kMaxInlineDataMask = 0xffff0000;  // in the register
+  static constexpr uint32_t kFieldsMask = 0xffff0003;
+  // Reserved bits: written as 0 (a write with one set is refused), read as 0.
+  static constexpr uint32_t kReservedMask = 0xfffc;
+
+  // Every field of a register value; reserved bits are ignored (test kReservedMask).
+  static constexpr CapsBits unpack(uint32_t v) {
+    CapsBits b{};
+    b.inline_data = (v & kInlineDataMask) != 0;
+    b.wqe_doorbell = (v & kWqeDoorbellMask) != 0;
+    b.max_inline_data = (v & kMaxInlineDataMask) >> kMaxInlineDataShift;
+    return b;
+  }
+  // The register value; each field keeps its low bits (an index is written modulo its
+  // width); reserved bits are 0.
+  constexpr uint32_t pack() const {
+    return (inline_data ? kInlineDataMask : 0u) | (wqe_doorbell ? kWqeDoorbellMask : 0u) |
+           ((max_inline_data << kMaxInlineDataShift) & kMaxInlineDataMask);
+  }
+  friend constexpr bool operator==(const CapsBits& a, const CapsBits& b) {
+    return a.inline_data == b.inline_data && a.wqe_doorbell == b.wqe_doorbell &&
+           a.max_inline_data == b.max_inline_data;
+  }
+  friend constexpr bool operator!=(const CapsBits& a, const CapsBits& b) { return !(a == b); }
+};
+static_assert(CapsBits::unpack(0xffffffffu).pack() == CapsBits::kFieldsMask, "CapsBits fields");
 
 // CMD_STATUS (RO) bit fields.
 struct CmdStatusBits {
@@ -364,9 +417,12 @@ enum class RegError : uint32_t {
   DB_RANGE = 7,        // producer index behind the consumer or more than the ring size ahead
   NO_SUCH_CQ = 8,      // doorbell for a CQ number that does not exist
   BAD_VALUE = 9,       // value out of range for the register
-  WIDTH = 0xa,         // access that is not a 4-byte write at a 4-byte aligned offset
-  ADDR_RANGE = 0xb,    // a host memory range (command block, event queue) that runs past the end of
-                       // the 64-bit address space
+  WIDTH = 0xa,         // access that is not a 4-byte write at a 4-byte aligned offset (or, to
+                // WQE_DOORBELL, a write whose length is not a multiple of 4 from 32 to 256 bytes)
+  ADDR_RANGE = 0xb,  // a host memory range (command block, event queue) that runs past the end of
+                     // the 64-bit address space
+  BAD_WQE = 0xc,     // version 2: a WQE written to WQE_DOORBELL that does not fit the write or its
+                     // QP's WQE stride, or whose inline data has SGEs or exceeds max_inline_data
 };
 const char* to_string(RegError v);
 
@@ -489,6 +545,9 @@ enum class WqeFlags : uint32_t {
   SIGNALED = 1,   // write a CQE when the WQE completes successfully
   SOLICITED = 2,  // set SE in the last packet
   FENCE = 4,      // start only once every earlier READ and atomic has completed
+  INLINE =
+      8,  // version 2 (CAPS.inline_data): the payload is the inline_len bytes right after the
+          // header, in place of SGEs (num_sge is 0); RDMA_WRITE(_WITH_IMM) and SEND(_WITH_IMM) only
 };
 const char* to_string(WqeFlags v);
 
@@ -855,17 +914,21 @@ static_assert(offsetof(Sge, length) == 8, "Sge.length offset");
 static_assert(offsetof(Sge, lkey) == 12, "Sge.lkey offset");
 
 // Send WQE header; followed by num_sge Sge entries, within the QP's send WQE stride (64 bytes: 2
-// SGEs; 512 bytes: 30).
+// SGEs; 512 bytes: 30), or, with WqeFlags.INLINE, by inline_len bytes of payload (64 bytes: 32; 512
+// bytes: 480).
 struct SendWqe {
   uint8_t opcode;        // +0 WrOpcode
   uint8_t flags;         // +1 WqeFlags
-  uint8_t num_sge;       // +2
+  uint8_t num_sge;       // +2 0 with INLINE
   uint8_t rsvd0;         // +3
   uint32_t imm_data;     // +4 ImmDt value, host order (sent big-endian)
   uint64_t wr_id;        // +8 returned in the CQE
   uint64_t remote_addr;  // +16 RDMA: remote virtual address
   uint32_t rkey;         // +24 RDMA: remote key
-  uint32_t rsvd1;        // +28
+  uint16_t inline_len;   // +28 version 2, with INLINE: payload bytes after the header (at most
+                         // CAPS.max_inline_data and what the stride holds); else 0
+  uint16_t wqe_index;    // +30 version 2: the WQE's index in its send queue, modulo 2^16; checked
+                         // only in a WQE written to WQE_DOORBELL (0 from a version-1 driver)
 };
 static_assert(sizeof(SendWqe) == 32, "SendWqe size");
 static_assert(offsetof(SendWqe, opcode) == 0, "SendWqe.opcode offset");
@@ -876,7 +939,8 @@ static_assert(offsetof(SendWqe, imm_data) == 4, "SendWqe.imm_data offset");
 static_assert(offsetof(SendWqe, wr_id) == 8, "SendWqe.wr_id offset");
 static_assert(offsetof(SendWqe, remote_addr) == 16, "SendWqe.remote_addr offset");
 static_assert(offsetof(SendWqe, rkey) == 24, "SendWqe.rkey offset");
-static_assert(offsetof(SendWqe, rsvd1) == 28, "SendWqe.rsvd1 offset");
+static_assert(offsetof(SendWqe, inline_len) == 28, "SendWqe.inline_len offset");
+static_assert(offsetof(SendWqe, wqe_index) == 30, "SendWqe.wqe_index offset");
 
 // Operands of an atomic send WQE (WrOpcode ATOMIC_*), between the SendWqe header and its SGE: the
 // atomic takes one 16-byte entry of the stride. Values in host order (sent big-endian).
@@ -977,6 +1041,23 @@ constexpr uint8_t send_wqe_shift_for(uint32_t num_sge) {
   return 0;
 }
 static_assert(max_send_sge(kSendWqeMinShift) == 2 && kMaxSendSge == 30, "send WQE geometry");
+// Inline payload bytes a send WQE of stride 2^shift holds after its header; 0 if the
+// stride is not allowed.
+constexpr uint32_t max_send_inline(uint32_t shift) {
+  return valid_send_wqe_shift(shift)
+             ? static_cast<uint32_t>((uint32_t(1) << shift) - sizeof(SendWqe))
+             : 0;
+}
+constexpr uint32_t kMaxSendInline = max_send_inline(kSendWqeMaxShift);
+// The smallest allowed send WQE stride shift that holds `bytes` of inline payload; 0 if
+// none does.
+constexpr uint8_t send_wqe_shift_for_inline(uint32_t bytes) {
+  for (uint32_t s = kSendWqeMinShift; s <= kSendWqeMaxShift; ++s)
+    if (max_send_inline(s) >= bytes) return static_cast<uint8_t>(s);
+  return 0;
+}
+static_assert(max_send_inline(kSendWqeMinShift) == 32 && kMaxSendInline == 480,
+              "send WQE inline geometry");
 
 // receive queue (CreateQpIn.rq_wqe_shift): RecvWqe + num_sge x Sge.
 constexpr uint32_t kRecvWqeMinShift = 4;

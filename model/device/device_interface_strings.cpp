@@ -29,6 +29,8 @@ const char* to_string(RegError v) {
       return "WIDTH";
     case RegError::ADDR_RANGE:
       return "ADDR_RANGE";
+    case RegError::BAD_WQE:
+      return "BAD_WQE";
   }
   return "?";
 }
@@ -227,6 +229,8 @@ const char* to_string(WqeFlags v) {
       return "SOLICITED";
     case WqeFlags::FENCE:
       return "FENCE";
+    case WqeFlags::INLINE:
+      return "INLINE";
   }
   return "?";
 }

@@ -39,6 +39,9 @@ class Nic : public pcie::MmioTarget, public net::FrameSink {
   void attach_link(net::Link* link, int side);
 
   void mmio_write32(uint64_t offset, uint32_t value) override { dev_->mmio_write32(offset, value); }
+  void mmio_write(uint64_t offset, const uint8_t* data, uint32_t len) override {
+    dev_->mmio_write(offset, data, len);
+  }
   uint32_t mmio_read32(uint64_t offset) override { return dev_->mmio_read32(offset); }
   void receive(net::Frame* f) override { demux_->receive(f); }
   void on_the_way(const net::Frame* f) override { demux_->on_the_way(f); }

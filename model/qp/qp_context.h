@@ -37,6 +37,7 @@ struct NicParams {
   uint32_t tx_queue_frames = 4;    // MTU frames the link may have queued before the scheduler waits
   uint32_t max_unacked_psn = 128;  // PSNs in flight per QP before the requester waits for ACKs
   uint32_t ack_req_every = 64;     // AckReq at least every N packets (and on each message's last)
+  Tick ack_coalesce = 0;           // an ACK waits this long for later AckReqs to answer with it
   uint32_t sched_quantum = 1;      // packets a QP sends per turn of the round-robin scheduler
   uint64_t rx_buffer_bytes = 256 << 10;  // receive buffer: frames held until placed in memory
   bool icrc_seal = true;         // speed trick: trust the ICRC of frames this simulator sealed
@@ -64,11 +65,19 @@ struct NicEnv {
 struct SendWqeCache {
   dev::SendWqe hdr;
   dev::AtomicSeg atomic;  // an atomic WQE's operands (WrOpcode ATOMIC_*)
-  dev::Sge sge[dev::kMaxSendSge];
+  union {
+    dev::Sge sge[dev::kMaxSendSge];
+    uint8_t inline_data[dev::kMaxSendInline];  // with WqeFlags::INLINE: hdr.inline_len bytes
+  };
 };
+static_assert(sizeof(dev::Sge) * dev::kMaxSendSge == dev::kMaxSendInline,
+              "a WQE's SGEs and its inline payload take the same room after the header");
 inline bool is_atomic(uint8_t wr_opcode) {
   return wr_opcode == static_cast<uint8_t>(dev::WrOpcode::ATOMIC_CMP_AND_SWP) ||
          wr_opcode == static_cast<uint8_t>(dev::WrOpcode::ATOMIC_FETCH_AND_ADD);
+}
+inline bool is_inline(const dev::SendWqe& h) {
+  return (h.flags & static_cast<uint8_t>(dev::WqeFlags::INLINE)) != 0;
 }
 struct RecvWqeCache {
   dev::RecvWqe hdr;
@@ -77,7 +86,8 @@ struct RecvWqeCache {
 
 // Copies n fetched WQEs (2^shift bytes each, back to back at `buf`) into a WQE cache ring from
 // index `first` on: the header, then at most max_sge of the scatter/gather entries it announces
-// (an atomic send WQE's AtomicSeg first, in the place of one of them).
+// (an atomic send WQE's AtomicSeg first, in the place of one of them), or an inline send WQE's
+// payload, as much of inline_len as the stride holds.
 template <typename Cache, typename Ring>
 void unpack_wqes(const uint8_t* buf, uint32_t n, uint8_t shift, Ring& ring, uint32_t first,
                  uint32_t max_sge) {
@@ -88,6 +98,11 @@ void unpack_wqes(const uint8_t* buf, uint32_t n, uint8_t shift, Ring& ring, uint
     size_t at = sizeof c.hdr;
     uint32_t room = max_sge;
     if constexpr (std::is_same_v<Cache, SendWqeCache>) {
+      if (is_inline(c.hdr)) {  // the payload in place of the entries (start_wqe checks its length)
+        const size_t len = std::min<size_t>(c.hdr.inline_len, (size_t(1) << shift) - at);
+        std::memcpy(c.inline_data, src + at, std::min(len, sizeof c.inline_data));
+        continue;
+      }
       if (is_atomic(c.hdr.opcode)) {  // its AtomicSeg takes the first entry
         std::memcpy(&c.atomic, src + at, sizeof c.atomic);
         at += sizeof c.atomic;
@@ -233,8 +248,12 @@ struct RespState {
   SeqNak nak = SeqNak::kNone;
   RxMsg msg = RxMsg::kNone;  // with kSend, the receive WQE at RecvQueue::ci holds it
   bool uc_dropping = false;  // UC: a message was lost; packets are dropped until a FIRST/ONLY
-  uint32_t rx_off = 0;       // bytes of the current message received
-  uint64_t w_va = 0;         // the current WRITE's RETH
+  // ACK coalescing (nic.ack_coalesce): an ACK owed for PSN ack_psn, to be sent when the timer
+  // books it; any ACK, NAK or response sent meanwhile carries a later PSN and answers it.
+  bool ack_owed = false, ack_booked = false;
+  uint32_t ack_psn = 0;
+  uint32_t rx_off = 0;  // bytes of the current message received
+  uint64_t w_va = 0;    // the current WRITE's RETH
   uint32_t w_rkey = 0, w_len = 0;
   // READs and atomics accepted whose responses are not all sent (at most max_dest_rd_atomic new
   // ones), and of them the duplicates (executed again or replayed after the requester went back:

@@ -32,6 +32,9 @@ class QpEngine : public QpLife {
   CmdResult destroy(uint32_t qpn);
   // Doorbells, already checked by the device (QP exists, state, index range).
   void sq_doorbell(QpCtx& q, uint32_t pi) { req_.sq_doorbell(q, pi); }
+  void sq_doorbell_wqe(QpCtx& q, uint32_t pi, const uint8_t* wqe, uint32_t len) {
+    req_.sq_doorbell_wqe(q, pi, wqe, len);
+  }
   void rq_doorbell(QpCtx& q, uint32_t pi) { resp_.rq_doorbell(q, pi); }
   // QpLife: an error the NIC found. A UC QP's send errors stop its send queue only (SQE); other
   // errors move the QP to ERR.

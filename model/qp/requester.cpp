@@ -61,6 +61,15 @@ Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
           stats_.counter("wqes_completed", "count", "send WQEs completed successfully")),
       wqe_fetches_(stats_.counter("wqe_fetches", "count", "DMA reads of send WQEs")),
       wqes_fetched_(stats_.counter("wqes_fetched", "count", "send WQEs fetched")),
+      wqes_with_doorbell_(stats_.counter(
+          "wqes_with_doorbell", "count",
+          "send WQEs taken from their WQE_DOORBELL write into the cache (not fetched)")),
+      wqe_doorbell_fallbacks_(stats_.counter(
+          "wqe_doorbell_fallbacks", "count",
+          "WQE_DOORBELL writes whose WQE was fetched from host memory instead: the cache was not "
+          "in step (fetch in flight, WQEs not yet fetched, no room, or not the next index)")),
+      inline_wqes_(stats_.counter("inline_wqes", "count",
+                                  "send WQEs started with their payload inline (no payload DMA)")),
       acks_(stats_.counter("acks", "count", "ACKs received")),
       naks_(stats_.counter("naks", "count", "NAKs and RNR NAKs received")),
       stale_acks_(stats_.counter("stale_acks", "count", "ACKs for no outstanding PSN, ignored")),
@@ -123,6 +132,29 @@ void Requester::sq_doorbell(QpCtx& q, uint32_t new_pi) {
     return;
   }
   maybe_fetch(q);
+}
+
+void Requester::sq_doorbell_wqe(QpCtx& q, uint32_t new_pi, const uint8_t* wqe, uint32_t len) {
+  const uint32_t slots = static_cast<uint32_t>(q.sq.cache.size());
+  const bool in_step = !q.sq_flushing() && q.sq.fetch == WqeFetch::kIdle &&
+                       q.sq.fetched == q.sq.pi && new_pi == q.sq.pi + 1 &&
+                       q.sq.fetched - q.sq.next < slots;
+  if (!in_step) {
+    ++wqe_doorbell_fallbacks_;
+    RN_LOG(env_.sim, LogCat::kWqe, env_.name,
+           "qp {} send WQE {} came with its doorbell out of step: fetched instead", q.qpn,
+           new_pi - 1);
+    return sq_doorbell(q, new_pi);
+  }
+  // Straight from the write: the device checked that every byte unpacking reads is in it.
+  (void)len;
+  unpack_wqes<SendWqeCache>(wqe, 1, q.sq_shift, q.sq.cache, q.sq.fetched,
+                            dev::max_send_sge(q.sq_shift));
+  q.sq.pi = q.sq.fetched = new_pi;
+  ++wqes_with_doorbell_;
+  RN_LOG(env_.sim, LogCat::kWqe, env_.name, "qp {} send WQE {} came with its doorbell", q.qpn,
+         new_pi - 1);
+  schedule(q);
 }
 
 void Requester::maybe_fetch(QpCtx& q) {
@@ -240,12 +272,25 @@ bool Requester::start_wqe(QpCtx& q) {
   const bool is_send = op == WrOpcode::SEND || op == WrOpcode::SEND_WITH_IMM;
   const bool is_read = op == WrOpcode::RDMA_READ;
   const bool atomic = is_atomic(h.opcode);
+  const bool inl = is_inline(h);
   uint64_t total = 0;
   WcStatus err = WcStatus::SUCCESS;
   uint8_t verr = 0;
   if ((!is_write && !is_send && !is_read && !atomic) || (q.uc() && (is_read || atomic))) {
     err = WcStatus::LOC_QP_OP_ERR;  // an unknown opcode, or one UC does not have
     verr = 1;
+  } else if (inl) {
+    if (!is_write && !is_send) {
+      err = WcStatus::LOC_QP_OP_ERR;  // inline data with a READ or an atomic
+      verr = 5;
+    } else if (h.num_sge != 0) {
+      err = WcStatus::LOC_QP_OP_ERR;  // inline data and SGEs
+      verr = 6;
+    } else if (h.inline_len > dev::max_send_inline(q.sq_shift)) {
+      err = WcStatus::LOC_LEN_ERR;  // more inline bytes than the stride holds
+      verr = 7;
+    }
+    total = h.inline_len;
   } else if (h.num_sge > dev::max_send_sge(q.sq_shift) - (atomic ? 1 : 0)) {
     err = WcStatus::LOC_QP_OP_ERR;  // more SGEs than the stride holds
     verr = 2;
@@ -271,6 +316,7 @@ bool Requester::start_wqe(QpCtx& q) {
     }
   } else {
     ++wqes_started_;
+    if (inl) ++inline_wqes_;
     q.sq.high_started = q.sq.cur_idx + 1;
     e = &q.sq.outstanding[q.sq.out_tail++ % q.sq.outstanding.size()];
     *e = Outstanding{};
@@ -309,7 +355,11 @@ bool Requester::start_wqe(QpCtx& q) {
   }
   // Copy the WQE out of the prefetch cache, which refills behind it.
   std::memcpy(&q.sq.cur.hdr, &h, sizeof h);
-  std::memcpy(q.sq.cur.sge, c.sge, h.num_sge * sizeof(dev::Sge));
+  if (inl) {
+    std::memcpy(q.sq.cur.inline_data, c.inline_data, h.inline_len);
+  } else {
+    std::memcpy(q.sq.cur.sge, c.sge, h.num_sge * sizeof(dev::Sge));
+  }
   if (atomic) q.sq.cur.atomic = c.atomic;
   q.sq.phase = SqPhase::kInMessage;
   q.sq.cur_len = static_cast<uint32_t>(total);
@@ -352,11 +402,14 @@ void Requester::send_one(QpCtx& q) {
 
   // Gather the payload's bus segments through the translation stage. Nothing changes in the QP
   // until every piece is translated: a lookup that answers later leaves the packet to be built
-  // again, from the same place, when the stage wakes the requester.
+  // again, from the same place, when the stage wakes the requester. An inline payload is in the
+  // WQE already: nothing to translate or read.
+  const bool inl = is_inline(h);
+  const bool read_payload = plen > 0 && !inl;
   xlate::SegList segs;
   uint32_t sge = q.sq.cur_sge, sge_off = q.sq.cur_sge_off;
   Tick ready = now();
-  uint32_t need = plen;
+  uint32_t need = read_payload ? plen : 0;
   while (need > 0) {
     const dev::Sge& sg = q.sq.cur.sge[sge];
     uint32_t avail = sg.length - sge_off;
@@ -428,11 +481,12 @@ void Requester::send_one(QpCtx& q) {
   size_t hl = w::encode_transport_header(th, t);
   uint8_t* payload = t + hl;
   std::memset(payload + plen, 0, th.pad_cnt);
+  if (inl) std::memcpy(payload, q.sq.cur.inline_data + off, plen);
   // UC: the WQE completes when its last packet has left (Requester::sent); nothing is acknowledged.
   const bool uc_last = q.uc() && last;
   if (uc_last) uc_sent_.push_back(UcSent{q.qpn, q.epoch, q.sq.cur_idx});
   const uint32_t slot = port_.claim(f, static_cast<uint32_t>(hl + plen + th.pad_cnt), q.path,
-                                    plen == 0, uc_last ? this : nullptr);
+                                    !read_payload, uc_last ? this : nullptr);
   ++packets_;
   payload_bytes_ += plen;
   RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} {} psn {} len {}{}", q.qpn,
@@ -448,7 +502,7 @@ void Requester::send_one(QpCtx& q) {
   if (!q.uc()) arm_ack_timer(q);
   if (last) q.sq.phase = SqPhase::kIdle;
 
-  if (plen > 0) {
+  if (read_payload) {
     dma_.dma_read(
         reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload, ready,
         [this, slot] { port_.landed(slot); }, &f->payload_page);

@@ -27,6 +27,12 @@ class Requester : public TxPort::Source {
 
   // New send producer index from a doorbell (already validated).
   void sq_doorbell(QpCtx& q, uint32_t new_pi);
+  // A doorbell that came with the WQE at new_pi - 1 (len bytes at wqe, validated by the device:
+  // the header and every byte the WQE uses, as unpack_wqes reads them, are there, within the
+  // QP's stride). If the cache is in step (every earlier WQE fetched,
+  // no fetch in flight, room), the WQE goes into it as if fetched; else it is an ordinary
+  // doorbell, and the WQE is fetched from host memory.
+  void sq_doorbell_wqe(QpCtx& q, uint32_t new_pi, const uint8_t* wqe, uint32_t len);
   // An ACKNOWLEDGE packet (ACK, NAK or RNR NAK) for this QP.
   void on_ack(QpCtx& q, const wire::TransportHeader& h);
   // A READ response for this QP (the requester owns its frame from here): placed in the READ's
@@ -124,6 +130,9 @@ class Requester : public TxPort::Source {
   uint64_t& wqes_completed_;
   uint64_t& wqe_fetches_;
   uint64_t& wqes_fetched_;
+  uint64_t& wqes_with_doorbell_;
+  uint64_t& wqe_doorbell_fallbacks_;
+  uint64_t& inline_wqes_;
   uint64_t& acks_;
   uint64_t& naks_;
   uint64_t& stale_acks_;

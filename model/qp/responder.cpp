@@ -51,6 +51,9 @@ Responder::Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
       atomic_replays_(stats_.counter(
           "atomic_replays", "count",
           "duplicate atomic requests answered from the QP's results, not executed again")),
+      acks_coalesced_(stats_.counter(
+          "acks_coalesced", "count",
+          "AckReqs answered by a later ACK (nic.ack_coalesce), not by one of their own")),
       uc_dropped_(stats_.counter(
           "uc_dropped", "count",
           "UC messages dropped: a packet lost (PSN gap), no receive WQE, or a check failed")),
@@ -171,7 +174,25 @@ void Responder::resume() {
   pending_head_ = 0;
 }
 
+void Responder::owe_ack(QpCtx& q, uint32_t psn) {
+  if (q.rs.ack_owed) ++acks_coalesced_;  // the ACK owed already will answer this one too
+  q.rs.ack_owed = true;
+  q.rs.ack_psn = psn;
+  if (q.rs.ack_booked) return;
+  q.rs.ack_booked = true;
+  const uint32_t qpn = q.qpn, epoch = q.epoch;
+  env_.sim.eq.after(env_.params.ack_coalesce, [this, qpn, epoch] {
+    QpCtx* qq = t_.qp(qpn);
+    if (!qq || qq->epoch != epoch) return;
+    qq->rs.ack_booked = false;
+    if (!qq->rs.ack_owed || !qq->receives()) return;
+    ++acks_sent_;
+    send_ack(*qq, w::kAethSynAck, qq->rs.ack_psn);
+  });
+}
+
 void Responder::send_ack(QpCtx& q, uint8_t syndrome, uint32_t psn) {
+  q.rs.ack_owed = false;  // what is sent now acknowledges a PSN at or after the one owed
   if (reply_head_ < replies_.size() || unsent_ > 0) {  // behind responses owed: never ahead
     Reply r{};
     r.kind = Reply::Kind::kAck;
@@ -461,8 +482,12 @@ Responder::Outcome Responder::accept(QpCtx& q, const RxPacket& p, const Placemen
     q.rs.msg = is_send ? RxMsg::kSend : RxMsg::kWrite;
   }
   if (h.ack_req && !q.uc()) {
-    ++acks_sent_;
-    send_ack(q, w::kAethSynAck, h.psn);
+    if (env_.params.ack_coalesce == 0) {
+      ++acks_sent_;
+      send_ack(q, w::kAethSynAck, h.psn);
+    } else {
+      owe_ack(q, h.psn);
+    }
   }
   return o;
 }
@@ -512,6 +537,7 @@ Responder::Outcome Responder::read_request(QpCtx& q, const RxPacket& p, bool dup
   replies_.push_back(r);
   ++q.rs.reads_queued;
   q.rs.dups_queued += duplicate;
+  q.rs.ack_owed = false;  // the responses acknowledge what came before
   port_.kick();
   return Outcome::kDone;
 }
@@ -555,6 +581,7 @@ Responder::Outcome Responder::atomic_request(QpCtx& q, const RxPacket& p) {
   r.msn = q.rs.msn;
   replies_.push_back(r);
   ++q.rs.reads_queued;
+  q.rs.ack_owed = false;  // its acknowledgement acknowledges what came before
   AtomicOp op{};
   op.bus = pl.segs.seg[0].addr;
   op.cas = cas;

@@ -105,6 +105,8 @@ class Responder : public TxPort::Source {
   void resume();
   void maybe_fetch(QpCtx& q);
   void send_ack(QpCtx& q, uint8_t syndrome, uint32_t psn);
+  // An ACK for psn, held nic.ack_coalesce for later AckReqs of the QP to share it.
+  void owe_ack(QpCtx& q, uint32_t psn);
   // Refuses the packet with a NAK and moves the QP to ERR.
   Outcome fail(QpCtx& q, uint8_t nak_syndrome, uint32_t psn, const char* why);
   void recv_complete(QpCtx& q, dev::WcStatus st, uint32_t byte_len, dev::WcOpcode op, bool imm,
@@ -154,6 +156,7 @@ class Responder : public TxPort::Source {
   uint64_t& read_bytes_;
   uint64_t& atomics_;
   uint64_t& atomic_replays_;
+  uint64_t& acks_coalesced_;
   uint64_t& uc_dropped_;
   uint64_t& uc_skipped_;
   uint64_t& atomic_dups_lost_;

@@ -150,16 +150,32 @@ Bound Bounds::one_way(const host::WorkloadParams& p, int from, int to) const {
   return b;
 }
 
+int Bounds::dma_reads(const host::WorkloadParams& p) const {
+  // The WQE, then the payload; with device interface v2 perhaps neither: a payload that may go
+  // inline is not read, and a WQE that may come with its doorbell is not fetched (at least).
+  const bool v2 = c_.integer("host.driver_interface") >= 2;
+  const bool inl =
+      v2 && p.inline_size > 0 && p.size <= std::min<uint64_t>(p.inline_size, dev::kMaxSendInline);
+  const uint64_t wqe_bytes =
+      sizeof(dev::SendWqe) +
+      (inl ? p.size : uint64_t(std::max<uint32_t>(1, p.sges)) * sizeof(dev::Sge));
+  const bool with_doorbell =
+      v2 && c_.boolean("host.driver_wqe_doorbell") && wqe_bytes <= dev::kWqeDbStride;
+  return (with_doorbell ? 0 : 1) + (p.size > 0 && !inl ? 1 : 0);
+}
+
 Bound Bounds::to_receiver(const host::WorkloadParams& p, int from, uint64_t messages) const {
   Bound b;
   auto add = [&](const std::string& key, int n) {
     b.add(n > 1 ? fmt::format("{} x {}", n, key) : key, {key}, n * t(key));
   };
-  const int reads = p.size > 0 ? 2 : 1;  // the WQE, then the payload
+  const int reads = dma_reads(p);
   add(key_(c_, from, "mmio_cpu_latency"), 1);
   add(key_(c_, from, "link_latency"), 1 + 2 * reads);
-  add(key_(c_, from, "read_latency"), reads);
-  add("host.mem.read_latency", reads);
+  if (reads > 0) {
+    add(key_(c_, from, "read_latency"), reads);
+    add("host.mem.read_latency", reads);
+  }
   add("nic.tx_pipeline_latency", 1);
   b.add(messages > 1 ? fmt::format("{} messages of {} B on the wire", messages, p.size)
                      : fmt::format("{} B on the wire", p.size),

@@ -63,6 +63,8 @@ class Bounds {
   // A message's way from host `from`'s doorbell to the other host's NIC (`messages` of them on
   // the wire), without landing in memory.
   Bound to_receiver(const host::WorkloadParams& p, int from, uint64_t messages) const;
+  // DMA reads a message certainly needs before it leaves (0..2: its WQE and its payload).
+  int dma_reads(const host::WorkloadParams& p) const;
   // Both ways, and `turns` times the answering side's CPU between them.
   Bound round_trip(const host::WorkloadParams& p, int turns) const;
   // A READ or atomic from host 0's doorbell until its completion is in host 0's memory: the WQE

@@ -42,7 +42,7 @@ void add_retry(cfg::Schema& s, const std::string& k) {
 // Message size and iterations differ per workload; the other defaults are the generic
 // host::WorkloadParams ones.
 void add_workload(cfg::Schema& s, const std::string& k, const char* size, const char* iters,
-                  const char* what) {
+                  const char* inline_size, const char* what) {
   const host::WorkloadParams w{};
   const host::Verb v = host::verb_of(k);
   const bool reads = v == host::Verb::kRead || v == host::Verb::kAtomic;
@@ -69,6 +69,12 @@ void add_workload(cfg::Schema& s, const std::string& k, const char* size, const 
   s.add({k + ".imm", Kind::kBool, def(w.imm),
          "use RDMA WRITE/SEND with immediate; the server checks each value (WRITE and SEND "
          "tests)"});
+  if (!reads)  // inline data goes with WRITE and SEND only
+    s.add({k + ".inline_size", Kind::kSize, inline_size,
+           "messages up to this size go inline (perftest's -I: the payload is copied into the "
+           "WQE at post time, the NIC reads no payload by DMA; 0: none). As far as the driver "
+           "and device offer it: none with host.driver_interface = 1",
+           0, static_cast<double>(dev::kMaxSendInline)});
   s.add({k + ".verify", Kind::kBool, def(w.verify),
          "check every received byte against the sender's data (atomics: every value returned, "
          "and each target's final value)"});
@@ -125,6 +131,7 @@ cfg::Schema make_schema() {
   const net::LinkParams lk{};
   const pcie::Params pp{};
   const host::HostParams hp{};
+  const drv::DriverOptions dopts{};
   const nic::NicConfig nc{};
   const qp::NicParams& np = nc.nic;
   // Run.
@@ -272,6 +279,14 @@ cfg::Schema make_schema() {
          "delay from a DMA write landing to the polling thread seeing it", 0, 1e12});
   s.add({"host.driver_timeout", Kind::kTime, def_time(hp.driver_timeout),
          "longest wait for a command, completion or event before failing", 1e6, 1e15});
+  s.add({"host.driver_interface", Kind::kInt, def_int(dopts.interface),
+         "highest device interface version the drivers use: 1 is a version-1 driver (no CAPS, "
+         "no inline data, 4-byte doorbells only); 2 uses inline data and WQE doorbells",
+         1, static_cast<double>(dev::kVersion)});
+  s.add({"host.driver_wqe_doorbell", Kind::kBool, def(dopts.wqe_doorbell),
+         "the drivers write a lone send WQE of up to 256 bytes with its doorbell (WQE_DOORBELL, "
+         "as mlx5's BlueFlame) where the device offers it; false: 4-byte doorbells, every WQE "
+         "fetched (as MLX5_SHUT_UP_BF=1)"});
   // NIC.
   s.add({"nic.max_qps", Kind::kInt, def_int(np.max_qps), "queue pairs", 1, 131000});
   s.add({"nic.max_cqs", Kind::kInt, def_int(np.max_cqs), "completion queues", 1, 131000});
@@ -302,6 +317,10 @@ cfg::Schema make_schema() {
          "PSNs in flight per QP before the requester waits for an ACK", 1, 8388607});
   s.add({"nic.ack_req_every", Kind::kInt, def_int(np.ack_req_every),
          "AckReq at least every N packets (and on every message's last)", 1, 1e6});
+  s.add({"nic.ack_coalesce", Kind::kTime, def_time(np.ack_coalesce),
+         "ACK coalescing: the responder holds an ACK this long, answering the AckReqs of the QP "
+         "that arrive meanwhile with one ACK (0: an ACK per AckReq)",
+         0, 1e9});
   s.add({"nic.sched_quantum", Kind::kInt, def_int(np.sched_quantum),
          "packets a QP sends per round-robin turn", 1, 1024});
   s.add({"nic.rx_buffer", Kind::kSize, def_size(np.rx_buffer_bytes),
@@ -327,14 +346,16 @@ cfg::Schema make_schema() {
          "bins of 1/65536 of the value above",
          0, 1e8});
   // Workloads.
-  add_workload(s, "write_bw", "64KiB", "5000", "each RDMA WRITE");
-  add_workload(s, "send_bw", "64KiB", "5000", "each SEND");
-  add_workload(s, "read_bw", "64KiB", "1000", "each RDMA READ");
-  add_workload(s, "atomic_bw", "8B", "1000", "each atomic: 8 bytes, no other size");
-  add_workload(s, "write_lat", "2B", "1000", "each RDMA WRITE");
-  add_workload(s, "send_lat", "2B", "1000", "each SEND");
-  add_workload(s, "read_lat", "2B", "1000", "each RDMA READ");
-  add_workload(s, "atomic_lat", "8B", "1000", "each atomic: 8 bytes, no other size");
+  // Inline sizes as perftest's defaults: none for bandwidth tests, 220 B for ib_write_lat and
+  // 236 B for ib_send_lat (DEF_INLINE_WRITE, DEF_INLINE_SEND_RC_UC); READs and atomics have none.
+  add_workload(s, "write_bw", "64KiB", "5000", "0B", "each RDMA WRITE");
+  add_workload(s, "send_bw", "64KiB", "5000", "0B", "each SEND");
+  add_workload(s, "read_bw", "64KiB", "1000", "0B", "each RDMA READ");
+  add_workload(s, "atomic_bw", "8B", "1000", "0B", "each atomic: 8 bytes, no other size");
+  add_workload(s, "write_lat", "2B", "1000", "220B", "each RDMA WRITE");
+  add_workload(s, "send_lat", "2B", "1000", "236B", "each SEND");
+  add_workload(s, "read_lat", "2B", "1000", "0B", "each RDMA READ");
+  add_workload(s, "atomic_lat", "8B", "1000", "0B", "each atomic: 8 bytes, no other size");
   add_mixed(s);
   return s;
 }

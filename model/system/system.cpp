@@ -134,8 +134,11 @@ host::WorkloadParams System::workload_params(const cfg::Config& c, const std::st
   p.mtu = static_cast<uint32_t>(c.size(k + ".mtu"));
   p.sges = static_cast<uint32_t>(c.integer(k + ".sges"));
   p.imm = c.boolean(k + ".imm");
+  const Verb verb = host::verb_of(k);
+  if (verb != Verb::kRead && verb != Verb::kAtomic)  // inline data: WRITE and SEND only
+    p.inline_size = static_cast<uint32_t>(c.size(k + ".inline_size"));
   p.verify = c.boolean(k + ".verify");
-  if (host::verb_of(k) == Verb::kAtomic)
+  if (verb == Verb::kAtomic)
     p.atomic_type = c.str(k + ".atomic_type") == host::to_string(host::AtomicType::kCmpAndSwap)
                         ? host::AtomicType::kCmpAndSwap
                         : host::AtomicType::kFetchAndAdd;
@@ -406,6 +409,9 @@ System::System(const cfg::Config& c, const std::string& config_name)
   hp.poll_cost = c.time("host.cpu.poll");
   hp.wakeup_latency = c.time("host.cpu.wakeup");
   hp.driver_timeout = c.time("host.driver_timeout");
+  drv::DriverOptions dopts;
+  dopts.interface = static_cast<uint32_t>(c.integer("host.driver_interface"));
+  dopts.wqe_doorbell = c.boolean("host.driver_wqe_doorbell");
 
   nic::NicConfig nc;
   qp::NicParams& np = nc.nic;
@@ -423,6 +429,7 @@ System::System(const cfg::Config& c, const std::string& config_name)
   np.tx_queue_frames = static_cast<uint32_t>(c.integer("nic.tx_queue_frames"));
   np.max_unacked_psn = static_cast<uint32_t>(c.integer("nic.max_unacked_psn"));
   np.ack_req_every = static_cast<uint32_t>(c.integer("nic.ack_req_every"));
+  np.ack_coalesce = c.time("nic.ack_coalesce");
   np.sched_quantum = static_cast<uint32_t>(c.integer("nic.sched_quantum"));
   np.rx_buffer_bytes = c.size("nic.rx_buffer");
   np.icrc_seal = c.boolean("sim.icrc_seal");
@@ -466,7 +473,7 @@ System::System(const cfg::Config& c, const std::string& config_name)
     n.bridge->attach_device(n.nic.get());
     n.nic->attach_link(link_.get(), i);
     n.host = std::make_unique<host::SimHost>(*sim_, n.name, hp, *n.mem, *n.bridge);
-    n.driver = std::make_unique<drv::Driver>(*n.host, hp.driver_timeout / kNs);
+    n.driver = std::make_unique<drv::Driver>(*n.host, hp.driver_timeout / kNs, dopts);
   }
 }
 

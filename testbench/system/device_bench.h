@@ -60,6 +60,10 @@ struct Bench {
   // setup() (timeout, retry_cnt, rnr_retry, min_rnr_timer, path_mtu ...).
   drv::QpAttr attr;
   dev::QpType qp_type = dev::QpType::RC;  // of the QPs create() makes (RC or UC)
+  uint32_t start_psn = 100;               // both QPs' first PSN (connect())
+  // The inline payload create() asks each QP to take (QpCap::max_inline_data): change before
+  // setup().
+  uint32_t max_inline_data = 0;
 
   explicit Bench(std::vector<std::string> sets = {}, std::string out_dir = "")
       : out(std::move(out_dir)) {
@@ -97,6 +101,7 @@ struct Bench {
       cap.max_send_sge = std::min<uint32_t>(sges, 30);
       cap.max_recv_sge = sges;
       cap.qp_type = qp_type;
+      cap.max_inline_data = max_inline_data;
       if (p->d->create_qp(p->pdn, p->scq, p->rcq, cap, false, &p->qp)) {
         failures.push_back("create_qp: " + p->d->last_error());
         return false;
@@ -120,7 +125,7 @@ struct Bench {
     int e = me.d->modify_qp(me.qp, at, mask({A::STATE, A::PKEY_INDEX, A::PORT, A::ACCESS_FLAGS}));
     at.qp_state = dev::QpState::RTR;
     at.dest_qp_num = peer.qp->qpn;
-    at.rq_psn = 100;
+    at.rq_psn = start_psn;
     at.ah.dest_ipv4 = peer.n->ipv4;
     std::memcpy(at.ah.dest_mac, peer.n->mac.data(), 6);
     // UC has no rd_atomic limits, timeouts or retries.
@@ -130,7 +135,7 @@ struct Bench {
                           mask({A::STATE, A::AV, A::PATH_MTU, A::DEST_QPN, A::RQ_PSN}) |
                               (uc ? 0 : mask({A::MAX_DEST_RD_ATOMIC, A::MIN_RNR_TIMER})));
     at.qp_state = dev::QpState::RTS;
-    at.sq_psn = 100;
+    at.sq_psn = start_psn;
     if (!e)
       e = me.d->modify_qp(
           me.qp, at,
@@ -166,6 +171,29 @@ struct Bench {
     wr.imm_data = imm;
     wr.remote_addr = peer.buf + remote_off;
     wr.rkey = static_cast<uint32_t>(peer.mr.rkey + rkey_delta);
+    const drv::SendWr* bad = nullptr;
+    return p.d->post_send(p.qp, &wr, &bad);
+  }
+  // An inline WRITE or SEND from p of the bytes in its buffer at off (the SGE's lkey is 0: an
+  // inline payload needs none), gathered from `pieces` SGEs.
+  int post_inline(Peer& p, WrOpcode op, uint64_t wr_id, uint64_t off, uint32_t len,
+                  uint32_t flags = drv::kSendSignaled, uint32_t imm = 0, uint64_t remote_off = 0,
+                  int pieces = 1) {
+    Peer& peer = (&p == &a) ? b : a;
+    drv::Sge sg[4];
+    const uint32_t piece = len / static_cast<uint32_t>(pieces);
+    for (int i = 0; i < pieces; ++i)
+      sg[i] =
+          drv::Sge{p.buf + off + uint64_t(piece) * i, i + 1 == pieces ? len - piece * i : piece, 0};
+    drv::SendWr wr;
+    wr.wr_id = wr_id;
+    wr.sg_list = sg;
+    wr.num_sge = pieces;
+    wr.opcode = op;
+    wr.send_flags = flags | drv::kSendInline;
+    wr.imm_data = imm;
+    wr.remote_addr = peer.buf + remote_off;
+    wr.rkey = peer.mr.rkey;
     const drv::SendWr* bad = nullptr;
     return p.d->post_send(p.qp, &wr, &bad);
   }

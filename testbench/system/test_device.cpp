@@ -584,3 +584,28 @@ TEST_CASE("Page sharing off: the receiver holds what the wire carried, the sides
           "[sharing]") {
   rewrite_during_write(false);
 }
+
+TEST_CASE("ACK coalescing answers AckReqs that come close together with one ACK", "[ack]") {
+  // 50 small WRITEs, each with AckReq (a message's last packet): with nic.ack_coalesce the
+  // responder holds an ACK 2 us and answers the AckReqs arriving meanwhile with it.
+  Bench t({"nic.ack_coalesce=2us"});
+  t.run([&] {
+    if (!t.setup(kLW | kRW, kLW | kRW, 64)) return;
+    t.fill(t.a, 0, 64 * 50, 12);
+    for (uint64_t i = 0; i < 50; ++i)
+      t.post(t.a, WrOpcode::RDMA_WRITE, i, i * 64, 64, drv::kSendSignaled, 0, 0, i * 64);
+    auto w = t.poll(t.a, t.a.scq, 50);
+    t.expect(w.size() == 50, fmt::format("{} CQEs of 50", w.size()));
+    for (size_t i = 0; i < w.size(); ++i)
+      t.expect(w[i].status == WcStatus::SUCCESS && w[i].wr_id == i, wc_str(w[i]));
+    t.b.h->cpu(5 * kUs);
+    t.expect(t.same(t.a, 0, t.b, 0, 64 * 50), "data");
+  });
+  const uint64_t acks = test::stat(t.stats, "host1.nic.resp", "acks");
+  const uint64_t coalesced = test::stat(t.stats, "host1.nic.resp", "acks_coalesced");
+  CHECK(acks < 50);
+  CHECK(coalesced > 0);
+  CHECK(acks + coalesced == 50);
+  CHECK(test::stat(t.stats, "host0.nic.req", "acks") == acks);
+  t.report();
+}

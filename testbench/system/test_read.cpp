@@ -110,3 +110,29 @@ TEST_CASE("A READ from a region without remote read is refused with REM_ACCESS_E
   });
   t.report();
 }
+
+TEST_CASE("PSNs wrap from 0xFFFFFF to 0 inside WRITEs and READs, with a loss at the wrap",
+          "[read][psn]") {
+  // Both QPs start 20 PSNs below the wrap; the first packet after it (PSN 0) is dropped once: the
+  // requester goes back across the wrap, and the READ's responses are numbered across it too.
+  Bench t({"link.rule=action=drop side=0 psn=0 count=1"});
+  t.start_psn = 0xFFFFEC;
+  t.attr.path_mtu = dev::Mtu::MTU_1024;
+  t.attr.timeout = 8;
+  t.run([&] {
+    if (!t.setup(kAll, kAll, 16, 2, 262144)) return;
+    t.fill(t.a, 0, 60000, 41);
+    t.fill(t.b, 100000, 60000, 42);
+    t.post(t.a, WrOpcode::RDMA_WRITE, 1, 0, 40000, drv::kSendSignaled, 0, 0, 0);  // 40 PSNs
+    t.post(t.a, WrOpcode::RDMA_READ, 2, 100000, 50000, drv::kSendSignaled, 0, 0, 100000);
+    auto w = t.poll(t.a, t.a.scq, 2);
+    t.expect(w.size() == 2, fmt::format("{} CQEs of 2", w.size()));
+    for (const auto& c : w) t.expect(c.status == WcStatus::SUCCESS, wc_str(c));
+    t.b.h->cpu(5 * kUs);
+    t.expect(t.same(t.a, 0, t.b, 0, 40000), "WRITE across the wrap");
+    t.expect(t.same(t.b, 100000, t.a, 100000, 50000), "READ across the wrap");
+  });
+  CHECK(stat(t.stats, "host0.nic.req", "retransmitted") > 0);
+  CHECK(stat(t.stats, "link0", "a_to_b_dropped") == 1);
+  t.report();
+}

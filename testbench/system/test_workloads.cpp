@@ -46,19 +46,23 @@ void check_bw(const system::RunReport& r, const host::WorkloadResult& w, uint64_
   CHECK(j["messages"].get<uint64_t>() == messages);
 }
 
-// Runs `sets` with one byte of host `host`'s memory at virtual address `va` changed at simulated
-// time `when` (during the traffic), and returns the report.
+// Runs `sets` with one byte of host `host`'s memory at virtual address `va` changed from
+// simulated time `when` on (during the traffic), and returns the report. The CPU flips one bit of
+// it, another every 250 ns, four in all: an atomic's write-back that lands after a flip undoes it
+// (the NIC read the target before), but not the flips after it, so the change holds whenever the
+// target's read-modify-writes fall.
 system::RunReport run_with_byte_changed(const std::vector<std::string>& sets, int host, uint64_t va,
                                         Tick when) {
   auto cfg = test::make_config(sets);
   auto sys = test::make_system(*cfg);
   host::SimHost& h = *sys->node(host).host;
-  sys->sim().eq.at(when, [&h, va] {
-    uint8_t b = 0;
-    h.app_read(va, &b, 1);
-    b = static_cast<uint8_t>(~b);
-    h.app_write(va, &b, 1);
-  });
+  for (int k = 0; k < 4; ++k)
+    sys->sim().eq.at(when + k * 250 * kNs, [&h, va, k] {
+      uint8_t b = 0;
+      h.app_read(va, &b, 1);
+      b = static_cast<uint8_t>(b ^ (1u << k));
+      h.app_write(va, &b, 1);
+    });
   return sys->run("");
 }
 

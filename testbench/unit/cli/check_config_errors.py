@@ -728,7 +728,8 @@ def runtime_latency_over_driver_timeout(d):
 @case
 def runtime_sim_max_time(d):
     cfg = default_cfg()
-    # 1e7 round trips of at least 3 us: more than the default 10 s.
+    # 1e7 round trips of at least 1.27 us (3.27 us without inline data and WQE doorbells): more
+    # than the default 10 s.
     expect_error(d, ["check", cfg, *sets("run.workloads=send_lat", "send_lat.iterations=10000000")],
                  "'send_lat.iterations'", "'10000000'", "sim.max_time", "round trips")
     # 1e9 one-byte WRITEs: the client's CPU alone takes 120 s to post them.

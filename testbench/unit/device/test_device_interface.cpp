@@ -2,8 +2,10 @@
 // layouts: the register bit-field structs (pack, unpack, masks) and the WQE geometry helpers.
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <ios>
+#include <string>
 #include <type_traits>
 
 #include "model/device/device_interface.h"
@@ -112,6 +114,12 @@ TEST_CASE("Register bit fields: every field packs and unpacks alone, nothing els
     FIELD(dev::CqDoorbellBits, solicited, kSolicited);
     FIELD(dev::CqDoorbellBits, arm, kArm);
     check_register<dev::CqDoorbellBits>(covered);
+  }
+  SECTION("CAPS") {
+    FIELD(dev::CapsBits, inline_data, kInlineData);
+    FIELD(dev::CapsBits, wqe_doorbell, kWqeDoorbell);
+    FIELD(dev::CapsBits, max_inline_data, kMaxInlineData);
+    check_register<dev::CapsBits>(covered);
   }
 }
 
@@ -241,4 +249,70 @@ TEST_CASE("WQE geometry: the smallest stride for a number of SGEs", "[wqe]") {
   // Too many SGEs for any stride.
   CHECK(dev::send_wqe_shift_for(dev::kMaxSendSge + 1) == 0);
   CHECK(dev::recv_wqe_shift_for(dev::kMaxRecvSge + 1) == 0);
+}
+
+// Version 2 adds to version 1 and moves nothing of it: the values below are its contract.
+TEST_CASE("Interface v2: what it adds, and v1 where it was", "[v2]") {
+  CHECK(dev::kVersion == 2);
+  // CAPS sits in a v1 hole (a v1 device reads 0 there: no capabilities).
+  CHECK(dev::reg::CAPS == 0x008);
+  CHECK(dev::reg::VERSION == 0x004);
+  CHECK(dev::reg::CMD_ADDR_LO == 0x010);
+  CHECK(dev::CapsBits::kInlineDataMask == 0x1u);
+  CHECK(dev::CapsBits::kWqeDoorbellMask == 0x2u);
+  CHECK(dev::CapsBits::kMaxInlineDataMask == 0xFFFF0000u);
+  CHECK(dev::CapsBits::kReservedMask == 0x0000FFFCu);
+  dev::CapsBits c;
+  c.inline_data = true;
+  c.wqe_doorbell = true;
+  c.max_inline_data = dev::kMaxSendInline;
+  CHECK(c.pack() == ((dev::kMaxSendInline << 16) | 3u));
+  CHECK(dev::CapsBits::unpack(0) == dev::CapsBits{});  // a v1 device: nothing
+
+  // The WQE doorbell areas: one per QP, after the v1 doorbells, inside BAR0.
+  CHECK(dev::reg::WQE_DOORBELL == dev::kWqeDbBase);
+  CHECK(dev::kWqeDbStride == 256);
+  CHECK(dev::kWqeDbBase >= dev::kCqDbBase + dev::kCqDbStride * dev::kMaxCqDoorbells);
+  CHECK(dev::kWqeDbBase + dev::kWqeDbStride * dev::kMaxQpDoorbells <= dev::kBar0Size);
+  CHECK(dev::kQpDbBase == 0x100000);  // v1's doorbells did not move
+  CHECK(dev::kCqDbBase == 0x200000);
+  // A WQE doorbell holds a header and whole SGEs, or a header and inline bytes.
+  CHECK(dev::kWqeDbStride >= dev::kSendWqeMinBytes);
+  CHECK(dev::kWqeDbStride <= dev::kSendWqeMaxBytes);
+
+  // The send WQE: v1's fields where they were; v2's in v1's reserved word.
+  CHECK(offsetof(dev::SendWqe, flags) == 1);
+  CHECK(offsetof(dev::SendWqe, num_sge) == 2);
+  CHECK(offsetof(dev::SendWqe, wr_id) == 8);
+  CHECK(offsetof(dev::SendWqe, remote_addr) == 16);
+  CHECK(offsetof(dev::SendWqe, rkey) == 24);
+  CHECK(offsetof(dev::SendWqe, inline_len) == 28);
+  CHECK(offsetof(dev::SendWqe, wqe_index) == 30);
+  CHECK(sizeof(dev::SendWqe) == 32);
+  CHECK(static_cast<uint32_t>(dev::WqeFlags::INLINE) == 8);
+  CHECK(static_cast<uint32_t>(dev::WqeFlags::FENCE) == 4);
+  CHECK(static_cast<uint32_t>(dev::RegError::BAD_WQE) == 12);
+  CHECK(static_cast<uint32_t>(dev::RegError::ADDR_RANGE) == 11);
+  CHECK(std::string(dev::to_string(dev::RegError::BAD_WQE)) == "BAD_WQE");
+  CHECK(std::string(dev::to_string(dev::WqeFlags::INLINE)) == "INLINE");
+}
+
+TEST_CASE("WQE geometry: inline bytes per send stride", "[wqe][v2]") {
+  for (uint32_t s = dev::kSendWqeMinShift; s <= dev::kSendWqeMaxShift; ++s) {
+    INFO("send shift " << s);
+    CHECK(dev::max_send_inline(s) == (1u << s) - sizeof(dev::SendWqe));
+    // As much room as the SGEs of the stride, and whatever SGEs do not fill.
+    CHECK(dev::max_send_inline(s) >= dev::max_send_sge(s) * sizeof(dev::Sge));
+    CHECK(dev::send_wqe_shift_for_inline(dev::max_send_inline(s)) == s);
+    if (s > dev::kSendWqeMinShift)
+      CHECK(dev::send_wqe_shift_for_inline(dev::max_send_inline(s - 1) + 1) == s);
+  }
+  CHECK(dev::max_send_inline(6) == 32);
+  CHECK(dev::max_send_inline(8) == 224);
+  CHECK(dev::max_send_inline(9) == 480);
+  CHECK(dev::kMaxSendInline == 480);
+  CHECK(dev::send_wqe_shift_for_inline(0) == 6);
+  CHECK(dev::send_wqe_shift_for_inline(236) == 9);  // perftest's ib_send_lat default
+  CHECK(dev::send_wqe_shift_for_inline(dev::kMaxSendInline + 1) == 0);
+  for (uint32_t s : {0u, 5u, 10u}) CHECK(dev::max_send_inline(s) == 0);
 }
