@@ -203,12 +203,13 @@ struct SendQueue {
   uint32_t fetch_gen = 0;                // renewed by a restart: older WQE fetches are stale
   uint32_t high_started = 0;             // WQEs below this index have been started (statistics)
   uint8_t retry_left = 0, rnr_left = 0;  // retries left (retry_cnt, rnr_retry; 7: RNR forever)
-  // A go-back for a missing READ response or atomic acknowledgement was made at back_psn, and
-  // nothing has progressed since: the responses already on their way to later requests arrive
-  // after it, out of sequence too, and are dropped without going back again (each would spend a
-  // retry). If the answers to the new request are lost as well, the ACK timeout resends.
+  // A go-back (sequence NAK, or a missing READ response or atomic acknowledgement) was made at
+  // back_psn, and nothing has progressed since: the responses and NAKs already on their way
+  // arrive after it, out of sequence too, and are dropped without going back again (each would
+  // spend a retry). If the answers to the resend are lost as well, the ACK timeout resends.
+  // nak_psn: the furthest sequence NAK since (back_psn after an implied NAK).
   bool gone_back = false;
-  uint32_t back_psn = 0;
+  uint32_t back_psn = 0, nak_psn = 0;
   AckTimer ack_timer = AckTimer::kOff;
   SqDrain drain = SqDrain::kDrained;  // with the QP in SQD
   bool drain_event = false;           // SQ_DRAINED to be posted when drained (EN_SQD_ASYNC_NOTIFY)

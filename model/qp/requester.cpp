@@ -84,6 +84,9 @@ Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
       retransmitted_(stats_.counter("retransmitted", "count", "request packets sent again")),
       seq_retries_(stats_.counter("seq_retries", "count",
                                   "PSN sequence NAKs answered by going back (go-back-N)")),
+      naks_ignored_(
+          stats_.counter("naks_ignored", "count",
+                         "sequence NAKs ignored: sent before the resend they would ask for")),
       rnr_retries_(
           stats_.counter("rnr_retries", "count", "RNR NAKs answered by waiting and retrying")),
       timeouts_(stats_.counter("timeouts", "count", "local ACK timeouts")),
@@ -572,8 +575,7 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
     q.sq.rnr_left = q.rnr_retry;
     q.sq.ack_deadline = q.sq.unacked_psn == q.sq.max_psn ? 0 : now() + ack_timeout(q);
     retire(q);
-    // Acknowledged beyond where a restart is resending: go on from there instead.
-    if (q.sends() && w::psn_cmp(q.sq.unacked_psn, q.sq.psn) > 0) restart_at(q, q.sq.unacked_psn);
+    skip_acknowledged(q);
     schedule(q);
     return;
   }
@@ -593,6 +595,23 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
     q.sq.rnr_left = q.rnr_retry;
   }
   q.sq.unacked_psn = back;
+  if (syn == w::kAethSynNakPsnSeq && q.sq.gone_back && q.sq.back_psn == back) {
+    // Gone back there already, with no progress since. A NAK no further than the last one
+    // answers packets sent before the resend: ignored (the ACK timer still runs). A NAK further
+    // on says the responder got further meanwhile (packets of before the go-back, reordered):
+    // go back again, without spending a retry (each such NAK is further: this cannot repeat
+    // for ever).
+    if (w::psn_cmp(psn, q.sq.nak_psn) <= 0) {
+      ++naks_ignored_;
+      return;
+    }
+    q.sq.nak_psn = psn;
+    ++seq_retries_;
+    RN_LOG(env_.sim, LogCat::kTx, env_.name,
+           "qp {} sequence NAK psn {}: going back to {} again (no retry spent)", q.qpn, psn, back);
+    restart_at(q, back);
+    return;
+  }
   if (w::aeth_is_rnr_nak(syn) || syn == w::kAethSynNakPsnSeq) {
     const bool rnr = w::aeth_is_rnr_nak(syn);
     uint8_t& left = rnr ? q.sq.rnr_left : q.sq.retry_left;
@@ -600,6 +619,9 @@ void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
       if (!(rnr && q.rnr_retry == 7)) --left;  // an RNR retry count of 7 means forever
       q.sq.ack_deadline = 0;
       if (!rnr) {
+        q.sq.gone_back = true;
+        q.sq.back_psn = back;
+        q.sq.nak_psn = psn;
         ++seq_retries_;
         RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} sequence NAK psn {}: going back to {}",
                q.qpn, psn, back);
@@ -726,7 +748,21 @@ void Requester::ack_timed_out(QpCtx& q) {
   restart_at(q, q.sq.unacked_psn);
 }
 
+void Requester::skip_acknowledged(QpCtx& q) {
+  // Acknowledged beyond where a restart is resending (by an ACK or a response that was on its way
+  // when the queue went back): go on from there instead. Sending from behind the acknowledged
+  // PSN would resend what the responder has, and the window (PSNs from the acknowledged one on)
+  // would never open.
+  if (q.sends() && w::psn_cmp(q.sq.unacked_psn, q.sq.psn) > 0) restart_at(q, q.sq.unacked_psn);
+}
+
 void Requester::restart_at(QpCtx& q, uint32_t psn) {
+  reposition(q, psn);
+  maybe_fetch(q);
+  schedule(q);
+}
+
+void Requester::reposition(QpCtx& q, uint32_t psn) {
   // The outstanding WQE that holds `psn`: it starts again there, and the WQEs after it follow
   // (their entries stay: they are not started twice). If every started WQE is acknowledged below
   // `psn`, the queue goes on with the first WQE never started.
@@ -748,8 +784,8 @@ void Requester::restart_at(QpCtx& q, uint32_t psn) {
   }
   q.sq.psn = psn;
   q.sq.since_ackreq = 0;
-  maybe_fetch(q);
-  schedule(q);
+  RN_LOG(env_.sim, LogCat::kTx, env_.name, "qp {} resumes at psn {}: WQE {}{}", q.qpn, psn, idx,
+         within ? " (started before)" : " (never started)");
 }
 
 bool Requester::read_blocked(const QpCtx& q) const {
@@ -874,6 +910,7 @@ void Requester::on_read_response(QpCtx& q, const RxPacket& p) {
   q.sq.gone_back = false;
   q.sq.rnr_left = q.rnr_retry;
   q.sq.ack_deadline = q.sq.unacked_psn == q.sq.max_psn ? 0 : now() + ack_timeout(q);
+  skip_acknowledged(q);
   if (!last) return;
   if (Outstanding* e = entry(q, r.idx)) {
     e->read_done = true;
@@ -892,7 +929,7 @@ void Requester::go_back_for_read(QpCtx& q, const ReadCtx& r) {
   if (q.sq.retry_left == 0) return fail_head(q, WcStatus::RETRY_EXC_ERR, 0);
   --q.sq.retry_left;
   q.sq.gone_back = true;
-  q.sq.back_psn = r.next_psn;
+  q.sq.back_psn = q.sq.nak_psn = r.next_psn;
   restart_at(q, r.next_psn);
 }
 
@@ -995,6 +1032,7 @@ void Requester::on_atomic_ack(QpCtx& q, const RxPacket& p) {
   ++q.sq.rd_head;
   complete_acked(q, h.psn, true, when);
   retire(q);
+  skip_acknowledged(q);
   schedule(q);  // a slot of max_rd_atomic is free
 }
 

@@ -80,7 +80,9 @@ class Requester : public TxPort::Source {
   void fail_head(QpCtx& q, dev::WcStatus st, uint8_t vendor_err);
   // Goes back (or forward, past what was acknowledged) to send from `psn` on: the WQE holding it
   // is fetched again and restarted at that PSN's offset; the WQEs after it start again.
-  void restart_at(QpCtx& q, uint32_t psn);
+  void restart_at(QpCtx& q, uint32_t psn);  // reposition, then fetch and schedule
+  void skip_acknowledged(QpCtx& q);
+  void reposition(QpCtx& q, uint32_t psn);
   static Tick ack_timeout(const QpCtx& q);
   void arm_ack_timer(QpCtx& q);
   void ack_timed_out(QpCtx& q);
@@ -143,6 +145,7 @@ class Requester : public TxPort::Source {
   uint64_t& stalls_xlate_;
   uint64_t& retransmitted_;
   uint64_t& seq_retries_;
+  uint64_t& naks_ignored_;
   uint64_t& rnr_retries_;
   uint64_t& timeouts_;
   uint64_t& read_requests_;

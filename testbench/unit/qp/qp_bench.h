@@ -106,6 +106,13 @@ struct QpBench : Bench {
     }
     return s;
   }
+  // The frames the DUT sent with PSN psn, in order.
+  std::vector<const Sent*> with_psn(uint32_t psn) const {
+    std::vector<const Sent*> v;
+    for (const Sent& s : probe.sent)
+      if (s.h.psn == psn) v.push_back(&s);
+    return v;
+  }
   dev::QpState dut_state() {
     dev::QueryQpOut qq{};
     b.d->query_qp(b.qp, &qq);

@@ -145,3 +145,69 @@ TEST_CASE("A READ response of the wrong length completes the READ with BAD_RESP_
   });
   t.report();
 }
+
+TEST_CASE("A response that arrives after a go-back acknowledges what the resend would repeat",
+          "[qp][read][gbn]") {
+  // A READ's response is on its way when a NAK beyond the READ sends the queue back to it. The
+  // response lands before the resend starts: the queue goes on after it (the WRITE) at once,
+  // not from behind the acknowledged PSN (where it had stopped for good when nothing timed it).
+  QpBench t;
+  t.run([&] {
+    if (!t.setup(kAll, kAll)) return;
+    Peer& d = t.dut();
+    t.post(d, WrOpcode::RDMA_READ, 1, 0, 64, drv::kSendSignaled);     // PSN 100
+    t.post(d, WrOpcode::RDMA_WRITE, 2, 100, 64, drv::kSendSignaled);  // PSN 101
+    t.wait(3 * kUs);
+    const size_t before = t.probe.sent.size();
+    t.expect(before == 2, "the READ and the WRITE:" + t.wire_log());
+    t.inject(QpBench::ack(101, wire::kAethSynNakPsnSeq));  // the READ reached the responder
+    t.inject(response(Opcode::RC_RDMA_READ_RESPONSE_ONLY, 100), bytes(64, 9));
+    t.wait(3 * kUs);
+    t.expect(t.with_psn(100).size() == 1, "the answered READ asked for again:" + t.wire_log());
+    t.expect(t.with_psn(101).size() == 2, "the WRITE not sent again:" + t.wire_log(before));
+    t.inject(QpBench::ack(101));
+    auto c = t.poll(d, d.scq, 2);
+    t.expect(c.size() == 2 && c[0].wr_id == 1 && c[0].status == WcStatus::SUCCESS &&
+                 c[1].wr_id == 2 && c[1].status == WcStatus::SUCCESS,
+             fmt::format("{} CQEs", c.size()) + (c.empty() ? "" : ": " + wc_str(c[0])));
+    d.h->cpu(2 * kUs);
+    t.expect(Bench::mem(d, 0, 64) == bytes(64, 9), "the READ's data in memory");
+  });
+  t.report();
+}
+
+TEST_CASE("NAKs sent before a go-back's resend spend no retry", "[qp][read][gbn]") {
+  // With a READ unanswered, a sequence NAK beyond it goes back to the READ. The responder's
+  // further NAKs from packets sent before the resend: the same NAK again is ignored, a NAK
+  // further on (the responder got further, out of order) goes back again without spending a
+  // retry. With retry_cnt 1 either one spending a retry would fail the READ.
+  QpBench t;
+  t.attr.retry_cnt = 1;
+  t.run([&] {
+    if (!t.setup(kAll, kAll)) return;
+    Peer& d = t.dut();
+    t.post(d, WrOpcode::RDMA_READ, 1, 0, 64, drv::kSendSignaled);     // PSN 100
+    t.post(d, WrOpcode::RDMA_WRITE, 2, 100, 64, drv::kSendSignaled);  // PSN 101
+    t.post(d, WrOpcode::RDMA_WRITE, 3, 200, 64, drv::kSendSignaled);  // PSN 102
+    t.wait(3 * kUs);
+    t.expect(t.probe.sent.size() == 3, "three requests:" + t.wire_log());
+    t.inject(QpBench::ack(101, wire::kAethSynNakPsnSeq));  // spends the one retry
+    t.wait(3 * kUs);
+    t.expect(t.with_psn(100).size() == 2, "the READ asked for again:" + t.wire_log());
+    t.inject(QpBench::ack(101, wire::kAethSynNakPsnSeq));  // the same: ignored
+    t.wait(3 * kUs);
+    t.expect(t.with_psn(100).size() == 2, "gone back again for the same NAK:" + t.wire_log());
+    t.inject(QpBench::ack(102, wire::kAethSynNakPsnSeq));  // further on: back again, free
+    t.wait(3 * kUs);
+    t.expect(t.with_psn(100).size() == 3, "not gone back for a further NAK:" + t.wire_log());
+    t.expect(t.dut_state() == dev::QpState::RTS, "the QP left RTS");
+    t.inject(response(Opcode::RC_RDMA_READ_RESPONSE_ONLY, 100), bytes(64, 5));
+    t.inject(QpBench::ack(102));
+    auto c = t.poll(d, d.scq, 3);
+    t.expect(c.size() == 3 && c[0].status == WcStatus::SUCCESS && c[2].status == WcStatus::SUCCESS,
+             fmt::format("{} CQEs", c.size()) + (c.empty() ? "" : ": " + wc_str(c[0])));
+  });
+  CHECK(stat(t.stats, "host1.nic.req", "naks_ignored") == 1);
+  CHECK(stat(t.stats, "host1.nic.req", "seq_retries") == 2);
+  t.report();
+}

@@ -7,16 +7,6 @@ using namespace rn;
 using namespace rn::test;
 using wire::Opcode;
 
-namespace {
-// The frames sent with PSN psn, in order.
-std::vector<const Sent*> with_psn(const QpBench& t, uint32_t psn) {
-  std::vector<const Sent*> v;
-  for (const Sent& s : t.probe.sent)
-    if (s.h.psn == psn) v.push_back(&s);
-  return v;
-}
-}  // namespace
-
 TEST_CASE("A sequence NAK sends again from its PSN, in the middle of a message", "[qp][gbn]") {
   QpBench t;
   t.run([&] {
@@ -58,7 +48,7 @@ TEST_CASE("Without an ACK the request goes again after the local ACK timeout", "
     Peer& d = t.dut();
     t.post(d, WrOpcode::RDMA_WRITE, 1, 0, 64, drv::kSendSignaled);
     t.wait(50 * kUs);
-    auto tries = with_psn(t, 100);
+    auto tries = t.with_psn(100);
     t.expect(tries.size() == 2, "sent twice:" + t.wire_log());
     if (tries.size() == 2) {
       const Tick gap = tries[1]->at - tries[0]->at;
@@ -88,7 +78,7 @@ TEST_CASE("When retry_cnt retries time out too, the WQE fails with RETRY_EXC_ERR
     t.expect(c.size() == 2 && c[0].wr_id == 1 && c[0].status == WcStatus::RETRY_EXC_ERR &&
                  c[1].status == WcStatus::WR_FLUSH_ERR,
              fmt::format("{} CQEs", c.size()) + (c.empty() ? "" : ": " + wc_str(c[0])));
-    t.expect(with_psn(t, 100).size() == 3, "PSN 100 sent once and retried twice:" + t.wire_log());
+    t.expect(t.with_psn(100).size() == 3, "PSN 100 sent once and retried twice:" + t.wire_log());
     t.expect(t.dut_state() == dev::QpState::ERR, "QP not in ERR");
   });
   CHECK(stat(t.stats, "host1.nic.req", "timeouts") == 3);
@@ -106,7 +96,7 @@ TEST_CASE("An RNR NAK sends the request again after the timer it names", "[qp][r
     t.inject(QpBench::ack(100, wire::aeth_rnr_nak(2)));
     const Tick nak_at = d.h->now();
     t.wait(30 * kUs);
-    auto tries = with_psn(t, 100);
+    auto tries = t.with_psn(100);
     t.expect(tries.size() == 2, "sent twice:" + t.wire_log());
     if (tries.size() == 2)
       t.expect(tries[1]->at - nak_at >= 20 * kUs && tries[1]->at - nak_at < 23 * kUs,
@@ -135,7 +125,7 @@ TEST_CASE("An ACK for more than is being sent again ends the going back there", 
     t.expect(c.size() == 4, fmt::format("{} CQEs", c.size()));
     for (const auto& w : c) t.expect(w.status == WcStatus::SUCCESS, wc_str(w));
     t.wait(5 * kUs);
-    t.expect(with_psn(t, 104).empty(), "a PSN never posted was sent:" + t.wire_log());
+    t.expect(t.with_psn(104).empty(), "a PSN never posted was sent:" + t.wire_log());
     t.expect(t.dut_state() == dev::QpState::RTS, "QP left RTS");
   });
   t.report();
