@@ -6,6 +6,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "model/core/hot.h"
+
 namespace rn::host {
 
 namespace {
@@ -163,12 +165,12 @@ std::optional<uint64_t> SimHost::app_check_pattern(uint64_t va, uint64_t len, ui
   return std::nullopt;
 }
 
-void SimHost::on_dma_write(uint64_t addr, uint64_t len) {
+RN_HOT void SimHost::on_dma_write(uint64_t addr, uint64_t len) {
   for (const Watch& w : watches_)
     if (addr < w.hi && addr + len > w.lo) sim_.eq.notify(*w.ev);
 }
 
-bool SimHost::watching(uint64_t addr, uint64_t len) const {
+RN_HOT bool SimHost::watching(uint64_t addr, uint64_t len) const {
   for (const Watch& w : watches_)
     if (addr < w.hi && addr + len > w.lo) return true;
   return false;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+
+#include "model/core/hot.h"
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -126,7 +128,7 @@ uint32_t PagePool::crc(const Page* p) {
   return meta(p).crc[index(p)];
 }
 
-void PagePool::unref(const uint8_t* page) {
+RN_HOT void PagePool::unref(const uint8_t* page) {
   auto* p = reinterpret_cast<Page*>(const_cast<uint8_t*>(page));
   assert((word(p) & kCount) > 0 && "PagePool::unref of a page nobody refers to");
   if ((--word(p) & kCount) == 0) {
@@ -246,7 +248,7 @@ HostMemory::Page* HostMemory::unshare(Page** slot, bool overwrite) {
   return p;
 }
 
-PageRef HostMemory::ref_page(uint64_t page_addr) {
+RN_HOT PageRef HostMemory::ref_page(uint64_t page_addr) {
   if (page_addr & kPageMask) return {};
   const Page* p = find(page_addr >> kPageBits);
   if (!p) return {};
@@ -255,7 +257,7 @@ PageRef HostMemory::ref_page(uint64_t page_addr) {
   return {pool_.get(), p->bytes, PagePool::crc(p)};
 }
 
-bool HostMemory::map_shared(uint64_t page_addr, const PageRef& ref) {
+RN_HOT bool HostMemory::map_shared(uint64_t page_addr, const PageRef& ref) {
   if (!ref || !pool_ || ref.owner != pool_.get() || (page_addr & kPageMask)) return false;
   const uint64_t pn = page_addr >> kPageBits;
   auto* np = reinterpret_cast<Page*>(const_cast<uint8_t*>(ref.page));
@@ -341,7 +343,7 @@ void HostMemory::write(uint64_t addr, const void* src, size_t len) {
   bytes_written_ += len;
 }
 
-void HostMemory::prefetch_lines(uint64_t pn) const {
+RN_HOT void HostMemory::prefetch_lines(uint64_t pn) const {
   const Page* p = find(pn);
   const CacheEntry* c = p ? entry_of(pn) : nullptr;
   if (c && access_seq_ - c->last_read > kHotAccesses &&
@@ -357,7 +359,7 @@ void HostMemory::prefetch_half(const uint8_t* from) {
   for (size_t off = 0; off < kPageSize / 2; off += 64) __builtin_prefetch(from + off, 0, 1);
 }
 
-void HostMemory::prefetch_for_read(uint64_t addr, size_t len) const {
+RN_HOT void HostMemory::prefetch_for_read(uint64_t addr, size_t len) const {
   // Three stages, one call apart: a page's lookup entry, then the first half of its lines, then
   // the second half (32 lines at a time: a burst of 64 would wait for the CPU's miss buffers).
   for (size_t i = 0; i < second_half_count_; ++i) prefetch_half(second_half_[i]);
@@ -373,7 +375,7 @@ void HostMemory::prefetch_for_read(uint64_t addr, size_t len) const {
   }
 }
 
-void HostMemory::prefetch_for_write(uint64_t addr, size_t len) const {
+RN_HOT void HostMemory::prefetch_for_write(uint64_t addr, size_t len) const {
   if (len == 0 || addr > ~uint64_t(0) - (static_cast<uint64_t>(len) - 1)) return;
   const uint64_t first = addr >> kPageBits, last = (addr + len - 1) >> kPageBits;
   for (uint64_t pn = first; pn - first < kPrefetchQueue; ++pn) {  // a hint: the first pages

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "model/core/hot.h"
+
 namespace rn::pcie {
 
 // ---------------------------------------------------------------- CreditPool
@@ -87,7 +89,7 @@ Tick LinkTiming::wait_nph(Dir& d, Tick ready) {
   return std::max(ready, c);
 }
 
-Tick LinkTiming::dma_write(Tick now, uint64_t addr, uint64_t len) {
+RN_HOT Tick LinkTiming::dma_write(Tick now, uint64_t addr, uint64_t len) {
   if (len == 0) return now;
   const Tick credit_back = p_.link_latency + p_.credit_return_latency;
   // Batched: when the credits for every TLP of this transfer are back by the time the link is
@@ -128,7 +130,7 @@ Tick LinkTiming::dma_write(Tick now, uint64_t addr, uint64_t len) {
   return visible;
 }
 
-FxTime LinkTiming::cpl_cut(uint64_t a, uint32_t n, uint64_t* k, uint64_t* wire) const {
+RN_HOT FxTime LinkTiming::cpl_cut(uint64_t a, uint32_t n, uint64_t* k, uint64_t* wire) const {
   if (n == p_.mrrs && (a & (p_.mrrs - 1)) == 0) {  // a whole aligned request: computed once
     *k = full_req_cpls_;
     *wire = full_req_cpl_wire_;
@@ -154,7 +156,7 @@ Tick LinkTiming::completions(uint64_t a, uint32_t n, Tick data_at) {
   return last;
 }
 
-Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
+RN_HOT Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
   if (len == 0) return now;
   const uint32_t mrd = mrd_wire_bytes(p_);
   const Tick nph_back = p_.credit_return_latency;  // after the MRd's arrival at the root complex
@@ -225,7 +227,7 @@ Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
   return done;
 }
 
-Tick LinkTiming::mmio_write(Tick now, uint32_t len) {
+RN_HOT Tick LinkTiming::mmio_write(Tick now, uint32_t len) {
   Tick t0 = now + p_.mmio_cpu_latency;
   Tick arrive = t0;
   for_each_tlp(0, len, p_.mps, [&](uint64_t, uint32_t n) {

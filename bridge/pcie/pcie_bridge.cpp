@@ -7,6 +7,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "model/core/hot.h"
+
 namespace rn::pcie {
 
 namespace {
@@ -66,7 +68,7 @@ Bridge::Bridge(Sim& sim, const std::string& name, const BridgeParams& p, hostmem
 
 Bridge::~Bridge() { sim_.stats.remove(&stats_); }
 
-Bridge::Job* Bridge::get_job() {
+RN_HOT Bridge::Job* Bridge::get_job() {
   if (free_jobs_.empty()) {
     all_jobs_.push_back(std::make_unique<Job>());
     return all_jobs_.back().get();
@@ -76,7 +78,7 @@ Bridge::Job* Bridge::get_job() {
   return j;
 }
 
-void Bridge::put_job(Job* j) {
+RN_HOT void Bridge::put_job(Job* j) {
   j->done.reset();
   j->release.reset();
   j->borrowed = nullptr;
@@ -87,7 +89,7 @@ void Bridge::put_job(Job* j) {
   free_jobs_.push_back(j);
 }
 
-bool Bridge::check_sg(const SgEntry* sg, int n, const char* what) {
+RN_HOT bool Bridge::check_sg(const SgEntry* sg, int n, const char* what) {
   if (n < 0 || n > kMaxSg)  // a model bug, not something a driver can cause
     throw std::logic_error(
         fmt::format("{}: {} with {} scatter/gather entries (max {})", name_, what, n, int(kMaxSg)));
@@ -151,8 +153,8 @@ uint32_t Bridge::mmio_read32(uint64_t offset) {
   return v;
 }
 
-void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, Callback done,
-                      PageRef* share) {
+RN_HOT void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, Callback done,
+                             PageRef* share) {
   if (!check_sg(sg, n, "DMA read")) {  // refused: all ones, as a failed completion reads
     for (int i = 0; i < n; ++i) {
       std::memset(dst, 0xFF, sg[i].len);
@@ -204,13 +206,13 @@ void Bridge::dma_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_be
   queue_write(sg, n, src, not_before, std::move(done), {}, nullptr);
 }
 
-Tick Bridge::dma_write_borrowed(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
-                                Callback release, const PageRef* share) {
+RN_HOT Tick Bridge::dma_write_borrowed(const SgEntry* sg, int n, const uint8_t* src,
+                                       Tick not_before, Callback release, const PageRef* share) {
   return queue_write(sg, n, src, not_before, {}, std::move(release), share);
 }
 
-Tick Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
-                         Callback done, Callback release, const PageRef* share) {
+RN_HOT Tick Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
+                                Callback done, Callback release, const PageRef* share) {
   if (!check_sg(sg, n, "DMA write")) {  // refused: nothing is written
     const Tick t = std::max(now(), not_before);
     if (release) release();
@@ -266,7 +268,7 @@ Tick Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_
   return end;
 }
 
-void Bridge::apply(Job* j) {
+RN_HOT void Bridge::apply(Job* j) {
   const uint8_t* s = j->borrowed ? j->borrowed : j->data.data();
   if (j->share_in) s = j->share_in->page;
   if (!j->share_in || !p_.share_pages || !whole_page(j->sg, j->n) ||
@@ -285,7 +287,7 @@ void Bridge::apply(Job* j) {
     for (int i = 0; i < j->n; ++i) host_->on_dma_write(j->sg[i].addr, j->sg[i].len);
 }
 
-void Bridge::sync() { apply_until(now()); }
+RN_HOT void Bridge::sync() { apply_until(now()); }
 
 void Bridge::sync_all() { apply_until(kTickNever); }
 

@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "model/core/hot.h"
+
 namespace rn {
 
 void use_picosecond_resolution() {
@@ -33,7 +35,7 @@ EventQueue::EventQueue(sc_core::sc_module_name name)
   dont_initialize();
 }
 
-void EventQueue::check_time(Tick when) const {
+RN_HOT void EventQueue::check_time(Tick when) const {
   Tick t = now();
   if (!in_run_ && run_ahead_limit_ > 0 && when < last_time_) {
     throw std::logic_error("EventQueue::at: time " + std::to_string(when) +
@@ -47,7 +49,7 @@ void EventQueue::check_time(Tick when) const {
   }
 }
 
-uint32_t EventQueue::put_slot(Callback cb) {
+RN_HOT uint32_t EventQueue::put_slot(Callback cb) {
   uint32_t slot;
   if (!free_slots_.empty()) {
     slot = free_slots_.back();
@@ -60,7 +62,7 @@ uint32_t EventQueue::put_slot(Callback cb) {
   return slot;
 }
 
-void EventQueue::at(Tick when, Callback cb) {
+RN_HOT void EventQueue::at(Tick when, Callback cb) {
   check_time(when);
   heap_.push_back(Entry{when, seq_++, put_slot(std::move(cb))});
   std::push_heap(heap_.begin(), heap_.end(), Later{});
@@ -73,7 +75,7 @@ int EventQueue::new_lane() {
   return static_cast<int>(lanes_.size() - 1);
 }
 
-void EventQueue::at(int lane, Tick when, Callback cb) {
+RN_HOT void EventQueue::at(int lane, Tick when, Callback cb) {
   Lane& l = lanes_.at(static_cast<size_t>(lane));
   if (l.count && when < l.last) {  // out of order for this lane: the heap keeps it right
     at(when, std::move(cb));
@@ -98,7 +100,7 @@ size_t EventQueue::pending() const {
   return n;
 }
 
-bool EventQueue::earliest(int* src, const Entry** e) const {
+RN_HOT bool EventQueue::earliest(int* src, const Entry** e) const {
   *src = -2;
   *e = nullptr;
   if (!heap_.empty()) {
@@ -150,7 +152,7 @@ void EventQueue::notify(sc_core::sc_event& e) {
   }
 }
 
-void EventQueue::run() {
+RN_HOT void EventQueue::run() {
   const Tick t = sc_now();
   armed_for_ = kTickNever;
   in_run_ = true;

@@ -43,7 +43,12 @@ class Logger {
 }  // namespace rn
 
 // RN_LOG(sim, LogCat::kTx, instance_name, "fmt {}", args...): `sim` is an rn::Sim.
-#define RN_LOG(sim, cat, who, ...)                                                           \
-  do {                                                                                       \
-    if ((sim).log.on(cat)) (sim).log.print((sim).now(), cat, who, fmt::format(__VA_ARGS__)); \
+// The formatting sits in a cold, out-of-line lambda: a hot path carries a test and a call, not
+// the argument packing (keeping the packet path's code small for the instruction cache).
+#define RN_LOG(sim, cat, who, ...)                                                      \
+  do {                                                                                  \
+    if (__builtin_expect((sim).log.on(cat), 0)) [&]() __attribute__((noinline, cold)) { \
+        (sim).log.print((sim).now(), cat, who, fmt::format(__VA_ARGS__));               \
+      }                                                                                 \
+    ();                                                                                 \
   } while (0)

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "model/core/hot.h"
+
 namespace rn::stats {
 
 size_t Histogram::bucket_of(uint64_t v) {
@@ -23,7 +25,7 @@ uint64_t Histogram::bucket_value(size_t b) {
   return lo + width / 2;  // middle of the bucket
 }
 
-void Histogram::add(uint64_t v) {
+RN_HOT void Histogram::add(uint64_t v) {
   ++buckets_[bucket_of(v)];
   ++count_;
   sum_ += v;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "model/core/hot.h"
 #include "model/wire/headers.h"
 #include "model/wire/opcodes.h"
 
@@ -114,12 +115,12 @@ uint64_t Link::fault_count(FaultAction a) const {
   return n;
 }
 
-Tick Link::backlog(int side) const {
+RN_HOT Tick Link::backlog(int side) const {
   Tick b = dir_[side].busy_until, t = now();
   return b > t ? b - t : 0;
 }
 
-Tick Link::send(int side, Frame* f, Tick ready) {
+RN_HOT Tick Link::send(int side, Frame* f, Tick ready) {
   Dir& d = dir_[side];
   // Ethernet payload = frame minus the 14-byte header.
   if (f->len < 14 || f->len - 14 > p_.mtu) {

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "model/core/hot.h"
 #include "model/wire/transport.h"
 
 namespace rn::qp {
@@ -108,7 +109,7 @@ Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
 
 Requester::~Requester() { env_.sim.stats.remove(&stats_); }
 
-bool Requester::can_send(const QpCtx& q) const {
+RN_HOT bool Requester::can_send(const QpCtx& q) const {
   if (!q.sends() || q.sq.phase == SqPhase::kStopped || q.sq.wait != SqWait::kNone) return false;
   if (q.sq.phase != SqPhase::kInMessage) {
     if (q.sq.next == q.sq.fetched || read_blocked(q)) return false;
@@ -120,7 +121,7 @@ bool Requester::can_send(const QpCtx& q) const {
                        env_.params.max_unacked_psn;
 }
 
-void Requester::schedule(QpCtx& q) {
+RN_HOT void Requester::schedule(QpCtx& q) {
   if (!q.sq.scheduled && can_send(q)) {
     q.sq.scheduled = true;
     ready_[ready_tail_++ & ready_mask_] = q.qpn;
@@ -160,7 +161,7 @@ void Requester::sq_doorbell_wqe(QpCtx& q, uint32_t new_pi, const uint8_t* wqe, u
   schedule(q);
 }
 
-void Requester::maybe_fetch(QpCtx& q) {
+RN_HOT void Requester::maybe_fetch(QpCtx& q) {
   if (q.sq.fetch == WqeFetch::kInFlight || q.sq.fetched == q.sq.pi) return;
   const uint32_t slots = static_cast<uint32_t>(q.sq.cache.size());
   uint32_t room = slots - (q.sq.fetched - q.sq.next);
@@ -220,7 +221,7 @@ void Requester::on_translation_ready() {
   }
 }
 
-void Requester::produce() {
+RN_HOT void Requester::produce() {
   const uint32_t qpn = ready_[ready_head_++ & ready_mask_];
   if (env_.params.prefetch_hints) prefetch_upcoming();
   QpCtx* q = t_.qp(qpn);
@@ -237,7 +238,7 @@ void Requester::produce() {
   }
 }
 
-void Requester::prefetch_upcoming() const {
+RN_HOT void Requester::prefetch_upcoming() const {
   // The QP after next: its context. The next one (its context prefetched one turn ago): the memory
   // region its next packet reads from. Hints for the simulator's speed with many QPs; they read
   // the model's state and change nothing.
@@ -263,7 +264,7 @@ Outstanding* Requester::entry(QpCtx& q, uint32_t idx) {
   return &q.sq.outstanding[(q.sq.out_head + d) % osize];
 }
 
-bool Requester::start_wqe(QpCtx& q) {
+RN_HOT bool Requester::start_wqe(QpCtx& q) {
   const SendWqeCache& c = q.sq.cache[q.sq.next % q.sq.cache.size()];
   const bool restart = q.sq.phase == SqPhase::kRestart;
   q.sq.cur_idx = q.sq.next;
@@ -390,7 +391,7 @@ bool Requester::start_wqe(QpCtx& q) {
   return true;
 }
 
-void Requester::send_one(QpCtx& q) {
+RN_HOT void Requester::send_one(QpCtx& q) {
   if (q.sq.phase != SqPhase::kInMessage && !start_wqe(q)) return;
   const auto& h = q.sq.cur.hdr;
   if (h.opcode == static_cast<uint8_t>(WrOpcode::RDMA_READ)) return send_read_request(q);
@@ -531,7 +532,7 @@ void Requester::complete(QpCtx& q, const Outstanding& e, WcStatus st, uint8_t ve
 
 // Completes, oldest first, the outstanding WQEs wholly acknowledged: whose last PSN is before
 // `psn` (or is `psn`, if inclusive), at `when`. Stops at a WQE that failed locally.
-void Requester::complete_acked(QpCtx& q, uint32_t psn, bool inclusive, Tick when) {
+RN_HOT void Requester::complete_acked(QpCtx& q, uint32_t psn, bool inclusive, Tick when) {
   const uint32_t osize = static_cast<uint32_t>(q.sq.outstanding.size());
   while (q.sq.out_head != q.sq.out_tail) {
     Outstanding& e = q.sq.outstanding[q.sq.out_head % osize];
@@ -545,7 +546,7 @@ void Requester::complete_acked(QpCtx& q, uint32_t psn, bool inclusive, Tick when
   }
 }
 
-void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
+RN_HOT void Requester::on_ack(QpCtx& q, const w::TransportHeader& h) {
   if (q.state != dev::QpState::RTS && q.state != dev::QpState::SQD) return;
   uint8_t syn = h.aeth_syndrome;
   const uint32_t psn = h.psn;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "model/core/hot.h"
 #include "model/wire/transport.h"
 
 namespace rn::qp {
@@ -83,8 +84,8 @@ void Responder::use_translation(xlate::Stage& s) {
   });
 }
 
-xlate::Status Responder::lookup(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len,
-                                uint32_t need, Placement& pl, bool place) {
+RN_HOT xlate::Status Responder::lookup(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len,
+                                       uint32_t need, Placement& pl, bool place) {
   Tick at = 0;
   const xlate::Status st = xl_.lookup(key, pdn, va, len, need, place ? &pl.segs : nullptr, &at);
   if (st == xlate::Status::kOk) pl.ready = std::max(pl.ready, at);
@@ -135,7 +136,7 @@ void Responder::maybe_fetch(QpCtx& q) {
   });
 }
 
-void Responder::on_request(const RxPacket& p) {
+RN_HOT void Responder::on_request(const RxPacket& p) {
   if (pipe_ == Pipe::kStalled) {
     rxbuf_.hold(p.f->len);
     pending_.push_back(p);
@@ -191,7 +192,7 @@ void Responder::owe_ack(QpCtx& q, uint32_t psn) {
   });
 }
 
-void Responder::send_ack(QpCtx& q, uint8_t syndrome, uint32_t psn) {
+RN_HOT void Responder::send_ack(QpCtx& q, uint8_t syndrome, uint32_t psn) {
   q.rs.ack_owed = false;  // what is sent now acknowledges a PSN at or after the one owed
   if (reply_head_ < replies_.size() || unsent_ > 0) {  // behind responses owed: never ahead
     Reply r{};
@@ -255,7 +256,7 @@ void Responder::recv_complete(QpCtx& q, WcStatus st, uint32_t byte_len, dev::WcO
   maybe_fetch(q);
 }
 
-Responder::Outcome Responder::check_psn(QpCtx& q, const RxPacket& p) {
+RN_HOT Responder::Outcome Responder::check_psn(QpCtx& q, const RxPacket& p) {
   if (q.uc()) return check_psn_uc(q, p);
   const int32_t d = w::psn_cmp(p.h.psn, q.rs.epsn);
   if (d < 0 && p.h.opcode == w::to_u8(w::Opcode::RC_RDMA_READ_REQUEST)) {
@@ -303,7 +304,7 @@ Responder::Outcome Responder::check_psn_uc(QpCtx& q, const RxPacket& p) {
   return Outcome::kGo;
 }
 
-Responder::Outcome Responder::process(const RxPacket& p) {
+RN_HOT Responder::Outcome Responder::process(const RxPacket& p) {
   const w::TransportHeader& h = p.h;
   QpCtx* qp = t_.qp(h.dest_qp);
   if (!qp) {  // destroyed while the packet waited behind a stall
@@ -414,7 +415,7 @@ Responder::Outcome Responder::send_packet(QpCtx& q, const RxPacket& p, Placement
   return Outcome::kGo;
 }
 
-Responder::Outcome Responder::write_packet(QpCtx& q, const RxPacket& p, Placement& pl) {
+RN_HOT Responder::Outcome Responder::write_packet(QpCtx& q, const RxPacket& p, Placement& pl) {
   const w::TransportHeader& h = p.h;
   const w::OpInfo& info = w::op_info(h.opcode);
   const uint32_t rw = static_cast<uint32_t>(dev::Access::REMOTE_WRITE);
@@ -447,7 +448,8 @@ Responder::Outcome Responder::write_packet(QpCtx& q, const RxPacket& p, Placemen
   return Outcome::kGo;
 }
 
-Responder::Outcome Responder::accept(QpCtx& q, const RxPacket& p, const Placement& pl, Tick when) {
+RN_HOT Responder::Outcome Responder::accept(QpCtx& q, const RxPacket& p, const Placement& pl,
+                                            Tick when) {
   // The payload is placed, and the message completed, once the translation is known.
   const Tick place_at = when + (pl.ready - now());
   const w::TransportHeader& h = p.h;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "model/core/hot.h"
 #include "model/core/log.h"
 
 namespace rn::qp {
@@ -36,8 +37,8 @@ void RxBuffer::grow() {
   head_ = 0;
 }
 
-Tick RxBuffer::place(pcie::DmaPort& dma, const xlate::SegList& segs, net::Frame* f, uint32_t off,
-                     uint32_t len, Tick at, net::FramePool& pool) {
+RN_HOT Tick RxBuffer::place(pcie::DmaPort& dma, const xlate::SegList& segs, net::Frame* f,
+                            uint32_t off, uint32_t len, Tick at, net::FramePool& pool) {
   (void)len;  // the segments cover exactly the payload
   const Tick landed = dma.dma_write_borrowed(
       reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, f->data + off, at,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "model/core/hot.h"
 #include "model/wire/transport.h"
 
 namespace rn::qp {
@@ -43,7 +44,7 @@ RxDemux::~RxDemux() {
   for (size_t i = deferred_head_; i < deferred_.size(); ++i) pool_.put(deferred_[i].p.f);
 }
 
-void RxDemux::receive(net::Frame* f) {
+RN_HOT void RxDemux::receive(net::Frame* f) {
   ++frames_;
   bytes_ += f->len;
   if (!rxbuf_.admit(f->len)) return drop(f);
@@ -89,7 +90,7 @@ void RxDemux::release_deferred() {
   }
 }
 
-void RxDemux::act(const Checked& c) {
+RN_HOT void RxDemux::act(const Checked& c) {
   switch (c.verdict) {
     case Verdict::kBadFrame:
       ++drop_frame_;
@@ -105,7 +106,7 @@ void RxDemux::act(const Checked& c) {
   }
 }
 
-void RxDemux::route(const RxPacket& p) {
+RN_HOT void RxDemux::route(const RxPacket& p) {
   QpCtx* q = t_.qp(p.h.dest_qp);
   if (!q) {
     ++drop_no_qp_;
@@ -137,7 +138,7 @@ void RxDemux::route(const RxPacket& p) {
   }
 }
 
-void RxDemux::on_the_way(const net::Frame* f) {
+RN_HOT void RxDemux::on_the_way(const net::Frame* f) {
   if (!env_.params.prefetch_hints) return;
   if (hint_qpn_) {
     const QpCtx* q = t_.qp_ptr(hint_qpn_);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "model/core/hot.h"
 #include "model/wire/transport.h"
 
 namespace rn::qp {
@@ -27,7 +28,7 @@ TxPort::~TxPort() {
     if (net::Frame* f = ring_[i & mask_].f) pool_.put(f);
 }
 
-void TxPort::kick() {
+RN_HOT void TxPort::kick() {
   if (kick_ != Kick::kIdle) {
     kick_ = Kick::kAgain;
     return;
@@ -69,7 +70,7 @@ void TxPort::kick() {
   kick_ = Kick::kIdle;
 }
 
-void TxPort::drain() {
+RN_HOT void TxPort::drain() {
   bool sent = false;
   while (head_ != tail_) {
     Slot& s = ring_[head_ & mask_];
@@ -86,7 +87,8 @@ void TxPort::drain() {
   if (sent) kick();
 }
 
-void TxPort::send_control(net::Frame* f, size_t tlen, const wire::PathInfo& path, Tick ready) {
+RN_HOT void TxPort::send_control(net::Frame* f, size_t tlen, const wire::PathInfo& path,
+                                 Tick ready) {
   wrap(f, tlen, path);
   ++control_frames_;
   out(f, path, ready);

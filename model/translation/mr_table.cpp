@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "model/core/hot.h"
+
 namespace rn::xlate {
 
 const char* to_string(Status s) {
@@ -108,8 +110,8 @@ size_t MrTable::count_in_pd(uint32_t pdn) const {
   return it == per_pd_.end() ? 0 : it->second;
 }
 
-Status MrTable::translate(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len, uint32_t need,
-                          SegList* out) {
+RN_HOT Status MrTable::translate(uint32_t key, uint32_t pdn, uint64_t va, uint64_t len,
+                                 uint32_t need, SegList* out) {
   ++lookups_;
   const Region* r = find(key);
   if (!r) {

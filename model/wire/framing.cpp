@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "model/core/hot.h"
 #include "model/wire/icrc.h"
 
 namespace rn::wire {
@@ -49,8 +50,8 @@ uint16_t ipv4_header_checksum(const uint8_t* ip) {
   return static_cast<uint16_t>(~fold(sum));
 }
 
-size_t RoceV2Ipv4Framing::wrap(uint8_t* buf, size_t tlen, const PathInfo& path,
-                               const ExtPayload& ext) const {
+RN_HOT size_t RoceV2Ipv4Framing::wrap(uint8_t* buf, size_t tlen, const PathInfo& path,
+                                      const ExtPayload& ext) const {
   if (tlen > kMaxTransportLen) return 0;
   if (ext.bytes && (ext.off < kHeadroom + kBthLen || ext.off + ext.len > kHeadroom + tlen))
     return 0;  // the headers the ICRC masks must be in the buffer
@@ -105,8 +106,8 @@ bool RoceV2Ipv4Framing::icrc_ok(const uint8_t* frame, size_t t_len) const {
          icrc_roce_v2(frame + kOffIpv4, kIpv4HdrLen + kUdpHdrLen + t_len, false);
 }
 
-FrameError RoceV2Ipv4Framing::unwrap(const uint8_t* frame, size_t len, size_t* t_off, size_t* t_len,
-                                     PathInfo* seen, bool icrc_sealed) const {
+RN_HOT FrameError RoceV2Ipv4Framing::unwrap(const uint8_t* frame, size_t len, size_t* t_off,
+                                            size_t* t_len, PathInfo* seen, bool icrc_sealed) const {
   if (len < kEthHdrLen) return FrameError::Truncated;
   if (load_be16(frame + offsetof(EthHdr, ethertype)) != kEtherTypeIpv4) return FrameError::NotIpv4;
   if (len < kOffIpv4 + kIpv4HdrLen) return FrameError::Truncated;

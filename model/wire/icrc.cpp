@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "model/core/hot.h"
 #include "model/wire/headers.h"
 
 namespace rn::wire {
@@ -64,14 +65,14 @@ struct PageShift {
 const PageShift kPageShift;
 }  // namespace
 
-uint32_t crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
+RN_HOT uint32_t crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
   if (len_b == 4096)
     return kPageShift.t[0][crc_a & 0xFF] ^ kPageShift.t[1][(crc_a >> 8) & 0xFF] ^
            kPageShift.t[2][(crc_a >> 16) & 0xFF] ^ kPageShift.t[3][crc_a >> 24] ^ crc_b;
   return mult_mod_p(x8n_mod_p(len_b), crc_a) ^ crc_b;
 }
 
-uint32_t icrc_roce_v2(const uint8_t* l3, size_t l3_len, bool ipv6) {
+RN_HOT uint32_t icrc_roce_v2(const uint8_t* l3, size_t l3_len, bool ipv6) {
   const size_t ip_len = ipv6 ? kIpv6HdrLen : kIpv4HdrLen;
   const size_t masked_len = ip_len + kUdpHdrLen + kBthLen;
   if (l3 == nullptr || l3_len < masked_len) return 0;

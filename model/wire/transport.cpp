@@ -1,8 +1,10 @@
 #include "model/wire/transport.h"
 
+#include "model/core/hot.h"
+
 namespace rn::wire {
 
-size_t encode_transport_header(const TransportHeader& h, uint8_t* buf) {
+RN_HOT size_t encode_transport_header(const TransportHeader& h, uint8_t* buf) {
   const OpInfo& info = op_info(h.opcode);
   if (!info.valid) return 0;
   uint8_t* p = buf;
@@ -80,8 +82,8 @@ const char* to_string(ParseError e) {
   return "?";
 }
 
-ParseError decode_transport(const uint8_t* buf, size_t len, TransportHeader* out, size_t* hdr_len,
-                            size_t* payload_len) {
+RN_HOT ParseError decode_transport(const uint8_t* buf, size_t len, TransportHeader* out,
+                                   size_t* hdr_len, size_t* payload_len) {
   if (len < kBthLen) return ParseError::Truncated;
   const uint8_t opcode = buf[0];
   const uint8_t flags = buf[1];
