@@ -867,27 +867,66 @@ void Requester::send_atomic_request(QpCtx& q) {
   port_.drain();
 }
 
-void Requester::on_read_response(QpCtx& q, const RxPacket& p) {
+ReadCtx* Requester::expected_response(QpCtx& q, const RxPacket& p) {
+  // A READ response or atomic acknowledgement answers the oldest READ or atomic outstanding and
+  // carries the PSN it expects next. Anything else releases the frame: nothing outstanding (a
+  // ghost), behind (a duplicate, answering a request sent again) or ahead (a response missing:
+  // an implied NAK, go back for it).
   const w::TransportHeader& h = p.h;
-  net::Frame* f = p.f;
   if ((q.state != dev::QpState::RTS && q.state != dev::QpState::SQD) ||
       q.sq.rd_head == q.sq.rd_tail) {
     ++ghost_responses_;
-    RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {}: no READ outstanding, discarded",
-           q.qpn, w::op_info(h.opcode).name, h.psn);
-    return pool_.put(f);
+    RN_LOG(env_.sim, LogCat::kError, env_.name,
+           "qp {} {} psn {}: no READ or atomic outstanding, discarded", q.qpn,
+           w::op_info(h.opcode).name, h.psn);
+    pool_.put(p.f);
+    return nullptr;
   }
   ReadCtx& r = q.sq.reads[q.sq.rd_head % q.sq.reads.size()];
   const int32_t d = w::psn_cmp(h.psn, r.next_psn);
-  if (d < 0) {  // sent again by the responder for a request we sent again: had it already
+  if (d < 0) {
     ++duplicate_responses_;
-    return pool_.put(f);
+    pool_.put(p.f);
+    return nullptr;
   }
-  if (d > 0) {  // a response is missing: ask for the rest again (implied NAK)
+  if (d > 0) {
     ++implied_naks_;
-    pool_.put(f);
-    return go_back_for_read(q, r);
+    pool_.put(p.f);
+    go_back_for_read(q, r);
+    return nullptr;
   }
+  return &r;
+}
+
+void Requester::response_taken(QpCtx& q, ReadCtx& r) {
+  // Progress: the response's PSN and everything before it are acknowledged.
+  r.next_psn = w::psn_add(r.next_psn, 1);
+  q.sq.unacked_psn = r.next_psn;
+  q.sq.retry_left = q.retry_cnt;
+  q.sq.gone_back = false;
+  q.sq.rnr_left = q.rnr_retry;
+  q.sq.ack_deadline = q.sq.unacked_psn == q.sq.max_psn ? 0 : now() + ack_timeout(q);
+  skip_acknowledged(q);
+}
+
+void Requester::read_done(QpCtx& q, const ReadCtx& r, uint32_t psn, Tick when, Tick landed) {
+  // The last response of a READ, or an atomic's acknowledgement: the WQE completes once its data
+  // has landed, with every one before it, and its slot of max_rd_atomic is free.
+  if (Outstanding* e = entry(q, r.idx)) {
+    e->read_done = true;
+    e->done_at = landed;
+  }
+  ++q.sq.rd_head;
+  complete_acked(q, psn, true, when);
+  retire(q);
+  schedule(q);
+}
+
+void Requester::on_read_response(QpCtx& q, const RxPacket& p) {
+  const w::TransportHeader& h = p.h;
+  ReadCtx* rp = expected_response(q, p);
+  if (!rp) return;
+  ReadCtx& r = *rp;
   const w::OpInfo& info = w::op_info(h.opcode);
   const bool last = w::psn_cmp(h.psn, r.last_psn) == 0;
   const uint32_t left = r.len - r.off;
@@ -895,32 +934,18 @@ void Requester::on_read_response(QpCtx& q, const RxPacket& p) {
       (info.has(w::kExtAeth) && !w::aeth_is_ack(h.aeth_syndrome))) {
     RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {} len {}: not the response expected",
            q.qpn, info.name, h.psn, p.plen);
-    pool_.put(f);
+    pool_.put(p.f);
     return fail_head(q, WcStatus::BAD_RESP_ERR, h.opcode);
   }
   const Tick when = now() + env_.params.rx_pipeline_latency;
   // Everything before this response is acknowledged by it.
   complete_acked(q, h.psn, false, when);
   Tick landed = when;
-  if (!place_response(q, r, f, p.payload_off, p.plen, when, &landed)) return;
+  if (!place_response(q, r, p.f, p.payload_off, p.plen, when, &landed)) return;
   ++read_responses_;
   r.off += p.plen;
-  r.next_psn = w::psn_add(r.next_psn, 1);
-  q.sq.unacked_psn = r.next_psn;
-  q.sq.retry_left = q.retry_cnt;  // progress
-  q.sq.gone_back = false;
-  q.sq.rnr_left = q.rnr_retry;
-  q.sq.ack_deadline = q.sq.unacked_psn == q.sq.max_psn ? 0 : now() + ack_timeout(q);
-  skip_acknowledged(q);
-  if (!last) return;
-  if (Outstanding* e = entry(q, r.idx)) {
-    e->read_done = true;
-    e->done_at = landed;
-  }
-  ++q.sq.rd_head;
-  complete_acked(q, h.psn, true, when);
-  retire(q);
-  schedule(q);  // a READ slot is free
+  response_taken(q, r);
+  if (last) read_done(q, r, h.psn, when, landed);
 }
 
 void Requester::go_back_for_read(QpCtx& q, const ReadCtx& r) {
@@ -985,56 +1010,26 @@ bool Requester::place_response(QpCtx& q, ReadCtx& r, net::Frame* f, uint32_t dat
 
 void Requester::on_atomic_ack(QpCtx& q, const RxPacket& p) {
   const w::TransportHeader& h = p.h;
-  net::Frame* f = p.f;
-  const bool waiting = (q.state == dev::QpState::RTS || q.state == dev::QpState::SQD) &&
-                       q.sq.rd_head != q.sq.rd_tail;
-  if (!waiting) {
-    ++ghost_responses_;
-    RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {}: nothing outstanding, discarded",
-           q.qpn, w::op_info(h.opcode).name, h.psn);
-    return pool_.put(f);
-  }
-  ReadCtx& r = q.sq.reads[q.sq.rd_head % q.sq.reads.size()];
-  const int32_t d = w::psn_cmp(h.psn, r.next_psn);
-  if (d < 0) {  // answered again for a request sent again: had it already
-    ++duplicate_responses_;
-    return pool_.put(f);
-  }
-  if (d > 0) {  // the response of an earlier READ or atomic is missing: ask again (implied NAK)
-    ++implied_naks_;
-    pool_.put(f);
-    return go_back_for_read(q, r);
-  }
+  ReadCtx* rp = expected_response(q, p);
+  if (!rp) return;
+  ReadCtx& r = *rp;
   if (!r.atomic || !w::aeth_is_ack(h.aeth_syndrome)) {
     RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} {} psn {}: not the response expected", q.qpn,
            w::op_info(h.opcode).name, h.psn);
-    pool_.put(f);
+    pool_.put(p.f);
     return fail_head(q, WcStatus::BAD_RESP_ERR, h.opcode);
   }
   const Tick when = now() + env_.params.rx_pipeline_latency;
   complete_acked(q, h.psn, false, when);
   // The original value goes to the WQE's SGE in host order, from the frame (past its headers).
   const uint64_t orig = h.atomic_ack_orig;
-  std::memcpy(f->data + p.payload_off, &orig, sizeof orig);
+  std::memcpy(p.f->data + p.payload_off, &orig, sizeof orig);
   Tick landed = when;
-  if (!place_response(q, r, f, p.payload_off, sizeof orig, when, &landed)) return;
+  if (!place_response(q, r, p.f, p.payload_off, sizeof orig, when, &landed)) return;
   ++atomic_responses_;
   r.off = sizeof orig;
-  r.next_psn = w::psn_add(r.next_psn, 1);
-  q.sq.unacked_psn = r.next_psn;
-  q.sq.retry_left = q.retry_cnt;  // progress
-  q.sq.gone_back = false;
-  q.sq.rnr_left = q.rnr_retry;
-  q.sq.ack_deadline = q.sq.unacked_psn == q.sq.max_psn ? 0 : now() + ack_timeout(q);
-  if (Outstanding* e = entry(q, r.idx)) {
-    e->read_done = true;
-    e->done_at = landed;
-  }
-  ++q.sq.rd_head;
-  complete_acked(q, h.psn, true, when);
-  retire(q);
-  skip_acknowledged(q);
-  schedule(q);  // a slot of max_rd_atomic is free
+  response_taken(q, r);
+  read_done(q, r, h.psn, when, landed);
 }
 
 void Requester::local_error(QpCtx& q, WcStatus st, uint8_t vendor_err) {

@@ -67,6 +67,10 @@ class Requester : public TxPort::Source {
   bool read_blocked(const QpCtx& q) const;
   void send_read_request(QpCtx& q);
   void go_back_for_read(QpCtx& q, const ReadCtx& r);
+  // The shared steps of READ responses and atomic acknowledgements.
+  ReadCtx* expected_response(QpCtx& q, const RxPacket& p);
+  void response_taken(QpCtx& q, ReadCtx& r);
+  void read_done(QpCtx& q, const ReadCtx& r, uint32_t psn, Tick when, Tick landed);
   void send_atomic_request(QpCtx& q);
   // Writes a response's len data bytes (in frame f from data_off) to where the READ or atomic r
   // puts them, from r.off on; the frame goes back to the pool. False if it could not (the QP went

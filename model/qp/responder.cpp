@@ -192,17 +192,21 @@ void Responder::owe_ack(QpCtx& q, uint32_t psn) {
   });
 }
 
+Responder::Reply& Responder::queue_reply(const QpCtx& q, Reply::Kind kind, uint32_t psn) {
+  Reply r{};
+  r.kind = kind;
+  r.qpn = q.qpn;
+  r.epoch = q.epoch;
+  r.psn = psn;
+  r.msn = q.rs.msn;
+  replies_.push_back(r);
+  return replies_.back();
+}
+
 RN_HOT void Responder::send_ack(QpCtx& q, uint8_t syndrome, uint32_t psn) {
   q.rs.ack_owed = false;  // what is sent now acknowledges a PSN at or after the one owed
   if (reply_head_ < replies_.size() || unsent_ > 0) {  // behind responses owed: never ahead
-    Reply r{};
-    r.kind = Reply::Kind::kAck;
-    r.syndrome = syndrome;
-    r.qpn = q.qpn;
-    r.epoch = q.epoch;
-    r.psn = psn;
-    r.msn = q.rs.msn;
-    replies_.push_back(r);
+    queue_reply(q, Reply::Kind::kAck, psn).syndrome = syndrome;
     return;
   }
   net::Frame* f = port_.new_frame();
@@ -526,17 +530,11 @@ Responder::Outcome Responder::read_request(QpCtx& q, const RxPacket& p, bool dup
   }
   RN_LOG(env_.sim, LogCat::kRx, env_.name, "qp {} RDMA_READ_REQUEST psn {} len {}{}", q.qpn, h.psn,
          h.reth_len, duplicate ? " (again)" : "");
-  Reply r{};
-  r.kind = Reply::Kind::kRead;
-  r.qpn = q.qpn;
-  r.epoch = q.epoch;
-  r.psn = h.psn;
-  r.msn = q.rs.msn;
+  Reply& r = queue_reply(q, Reply::Kind::kRead, h.psn);
   r.va = h.reth_va;
   r.rkey = h.reth_rkey;
   r.len = h.reth_len;
   r.dup = duplicate;
-  replies_.push_back(r);
   ++q.rs.reads_queued;
   q.rs.dups_queued += duplicate;
   q.rs.ack_owed = false;  // the responses acknowledge what came before
@@ -575,13 +573,7 @@ Responder::Outcome Responder::atomic_request(QpCtx& q, const RxPacket& p) {
   const bool cas = h.opcode == w::to_u8(w::Opcode::RC_COMPARE_SWAP);
   RN_LOG(env_.sim, LogCat::kRx, env_.name, "qp {} {} psn {} va {:#x}", q.qpn,
          w::op_info(h.opcode).name, h.psn, h.atomic_va);
-  Reply r{};
-  r.kind = Reply::Kind::kAtomic;
-  r.qpn = q.qpn;
-  r.epoch = q.epoch;
-  r.psn = h.psn;
-  r.msn = q.rs.msn;
-  replies_.push_back(r);
+  queue_reply(q, Reply::Kind::kAtomic, h.psn);
   ++q.rs.reads_queued;
   q.rs.ack_owed = false;  // its acknowledgement acknowledges what came before
   AtomicOp op{};
@@ -607,16 +599,10 @@ Responder::Outcome Responder::atomic_duplicate(QpCtx& q, const RxPacket& p) {
     ++atomic_replays_;
     RN_LOG(env_.sim, LogCat::kRx, env_.name, "qp {} {} psn {} again: replayed", q.qpn,
            w::op_info(p.h.opcode).name, p.h.psn);
-    Reply r{};
-    r.kind = Reply::Kind::kAtomic;
+    Reply& r = queue_reply(q, Reply::Kind::kAtomic, p.h.psn);
     r.ready = true;
-    r.qpn = q.qpn;
-    r.epoch = q.epoch;
-    r.psn = p.h.psn;
-    r.msn = q.rs.msn;
     r.va = a.orig;
     r.dup = true;
-    replies_.push_back(r);
     ++q.rs.reads_queued;
     ++q.rs.dups_queued;
     port_.kick();

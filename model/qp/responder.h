@@ -79,6 +79,8 @@ class Responder : public TxPort::Source {
   // The reply queue waits for nothing, or for the translation stage to wake it.
   enum class ReplyWait : uint8_t { kNone, kTranslation };
   void pop_reply();
+  // A reply queued behind those owed, with the QP's fields filled in.
+  Reply& queue_reply(const QpCtx& q, Reply::Kind kind, uint32_t psn);
   Outcome process(const RxPacket& p);
   // An RDMA READ request (duplicate: one already executed, asked again after a loss).
   Outcome read_request(QpCtx& q, const RxPacket& p, bool duplicate);
