@@ -227,6 +227,21 @@ Bound Bounds::read_trip(const host::WorkloadParams& p, uint64_t messages) const 
   return b;
 }
 
+void Bounds::add_ack_and_cqe(Bound& b) const {
+  b.add("link.propagation_delay (ACK)", {"link.propagation_delay"}, t("link.propagation_delay"));
+  b.add(key_(c_, 0, "link_latency") + " (CQE)", {key_(c_, 0, "link_latency")},
+        t(key_(c_, 0, "link_latency")));
+  b.add(key_(c_, 0, "posted_write_latency") + " (CQE)", {key_(c_, 0, "posted_write_latency")},
+        t(key_(c_, 0, "posted_write_latency")));
+  b.add("host.mem.write_latency (CQE)", {"host.mem.write_latency"}, t("host.mem.write_latency"));
+}
+
+double Bounds::first_posting(const host::WorkloadParams& p) const {
+  return static_cast<double>(p.qps) *
+         static_cast<double>(std::min<uint64_t>(p.tx_depth, p.iterations)) *
+         (t("host.cpu.wqe_write") + t("host.cpu.mmio_write"));
+}
+
 Bound Bounds::atomic_unit() const {
   // One atomic at a time per NIC: a DMA read of the target, then a DMA write of its new value
   // (every atomic of a test changes it), landed before the next starts.
@@ -273,18 +288,9 @@ Bound Bounds::longest_wait(const host::WorkloadParams& p) const {
   // (READ, atomics: the responses to the first signaled request, landed and completed.)
   Bound first = reads(p) ? read_trip(p, between) : to_receiver(p, 0, between);
   if (!reads(p)) {
-    first.add("link.propagation_delay (ACK)", {"link.propagation_delay"},
-              t("link.propagation_delay"));
-    first.add(key_(c_, 0, "link_latency") + " (CQE)", {key_(c_, 0, "link_latency")},
-              t(key_(c_, 0, "link_latency")));
-    first.add(key_(c_, 0, "posted_write_latency") + " (CQE)", {key_(c_, 0, "posted_write_latency")},
-              t(key_(c_, 0, "posted_write_latency")));
-    first.add("host.mem.write_latency (CQE)", {"host.mem.write_latency"},
-              t("host.mem.write_latency"));
+    add_ack_and_cqe(first);
   }
-  const double posting = static_cast<double>(p.qps) *
-                         static_cast<double>(std::min<uint64_t>(p.tx_depth, p.iterations)) *
-                         (t("host.cpu.wqe_write") + t("host.cpu.mmio_write"));
+  const double posting = first_posting(p);
   first.value -= posting - t("host.cpu.wqe_write");
   Bound best = first.value > steady.value ? first : steady;
   if (!reads(p) && (is_send(p.kind) || p.imm)) {
@@ -308,18 +314,9 @@ Bound Bounds::mixed_wait(const host::WorkloadParams& p) const {
   if (m0.op != host::MixedOp::kRead && req) one.kind = "atomic_bw";  // read_trip: a target read
   Bound first = req ? read_trip(one, 1) : to_receiver(one, 0, 1);
   if (!req) {
-    first.add("link.propagation_delay (ACK)", {"link.propagation_delay"},
-              t("link.propagation_delay"));
-    first.add(key_(c_, 0, "link_latency") + " (CQE)", {key_(c_, 0, "link_latency")},
-              t(key_(c_, 0, "link_latency")));
-    first.add(key_(c_, 0, "posted_write_latency") + " (CQE)", {key_(c_, 0, "posted_write_latency")},
-              t(key_(c_, 0, "posted_write_latency")));
-    first.add("host.mem.write_latency (CQE)", {"host.mem.write_latency"},
-              t("host.mem.write_latency"));
+    add_ack_and_cqe(first);
   }
-  const double posting = static_cast<double>(p.qps) *
-                         static_cast<double>(std::min<uint64_t>(p.tx_depth, p.iterations)) *
-                         (t("host.cpu.wqe_write") + t("host.cpu.mmio_write"));
+  const double posting = first_posting(p);
   first.value = std::max(0.0, first.value - (posting - t("host.cpu.wqe_write")));
   return first;
 }

@@ -75,6 +75,10 @@ class Bounds {
   Bound atomic_unit() const;
   // mixed: the wait for its first completion (longest_wait).
   Bound mixed_wait(const host::WorkloadParams& p) const;
+  // The first completion's way back: the ACK over the link, the CQE up to host memory.
+  void add_ack_and_cqe(Bound& b) const;
+  // The client's time posting its first WQEs (every QP's queue filled) before it waits.
+  double first_posting(const host::WorkloadParams& p) const;
   const cfg::Config& c_;
   PcieKey key_;
 };
