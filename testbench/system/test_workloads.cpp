@@ -349,9 +349,8 @@ TEST_CASE("send_bw with use_srq: the server's QPs share one SRQ, every byte stil
           "[workload][srq]") {
   // Three QPs, one SRQ of rx_depth WQEs for all of them (perftest's --use_srq), two SGEs each.
   auto r = run({"run.workloads=send_bw", "send_bw.use_srq=true", "send_bw.qps=3",
-                "send_bw.size=5000", "send_bw.mtu=1024", "send_bw.sges=2",
-                "send_bw.iterations=100", "send_bw.rx_depth=64", "send_bw.cq_mod=10",
-                "capture.pcap=false"});
+                "send_bw.size=5000", "send_bw.mtu=1024", "send_bw.sges=2", "send_bw.iterations=100",
+                "send_bw.rx_depth=64", "send_bw.cq_mod=10", "capture.pcap=false"});
   const auto& w = only(r);
   check_bw(r, w, 300);
   CHECK(w.verified_bytes == 5000u * 3);
