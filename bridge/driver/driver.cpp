@@ -133,6 +133,15 @@ int Driver::query_device(DeviceAttr* out) {
   *out = DeviceAttr{r.fw_version, r.vendor_id,    r.vendor_part_id, r.max_qp,
                     r.max_cq,     r.max_pd,       r.max_qp_wr,      r.max_cqe,
                     r.max_sge,    r.max_recv_sge, r.max_mr_size};
+  if (caps_.srq) {
+    dev::QueryDeviceIn in{};
+    in.page = 1;
+    dev::QueryDeviceSrqOut s{};
+    if (int e = exec(dev::CmdOp::QUERY_DEVICE, &in, sizeof in, &s, sizeof s)) return e;
+    out->max_srq = s.max_srq;
+    out->max_srq_wr = s.max_srq_wr;
+    out->max_srq_sge = s.max_srq_sge;
+  }
   return 0;
 }
 
@@ -231,11 +240,17 @@ int Driver::destroy_cq(Cq* cq) {
 int Driver::create_qp(uint32_t pdn, Cq* send_cq, Cq* recv_cq, const QpCap& cap, bool sq_sig_all,
                       Qp** out) {
   if (!send_cq || !recv_cq) return fail(EINVAL, "create_qp: missing CQ");
-  if (cap.max_send_wr < 1 || cap.max_send_wr > 32768 || cap.max_recv_wr < 1 ||
-      cap.max_recv_wr > 32768)
+  Srq* const srq = cap.srq;
+  if (srq && srq->destroyed)
+    return fail(EINVAL, fmt::format("create_qp: SRQ {} was destroyed", srq->srqn));
+  if (srq && srq->pdn != pdn)
+    return fail(EINVAL, fmt::format("create_qp: SRQ {} is in PD {}, the QP in PD {}", srq->srqn,
+                                    srq->pdn, pdn));
+  if (cap.max_send_wr < 1 || cap.max_send_wr > 32768 ||
+      (!srq && (cap.max_recv_wr < 1 || cap.max_recv_wr > 32768)))
     return fail(EINVAL, fmt::format("create_qp: max_send_wr {} max_recv_wr {} (1..32768)",
                                     cap.max_send_wr, cap.max_recv_wr));
-  if (cap.max_send_sge > dev::kMaxSendSge || cap.max_recv_sge > dev::kMaxRecvSge)
+  if (cap.max_send_sge > dev::kMaxSendSge || (!srq && cap.max_recv_sge > dev::kMaxRecvSge))
     return fail(EINVAL, fmt::format("create_qp: max_send_sge {} (<= {}), max_recv_sge {} (<= {})",
                                     cap.max_send_sge, dev::kMaxSendSge, cap.max_recv_sge,
                                     dev::kMaxRecvSge));
@@ -252,25 +267,27 @@ int Driver::create_qp(uint32_t pdn, Cq* send_cq, Cq* recv_cq, const QpCap& cap, 
   qp->send_cq = send_cq;
   qp->recv_cq = recv_cq;
   qp->sq_size = std::max<uint32_t>(2, round_pow2(cap.max_send_wr));
-  qp->rq_size = std::max<uint32_t>(2, round_pow2(cap.max_recv_wr));
+  qp->rq_size = srq ? 0 : std::max<uint32_t>(2, round_pow2(cap.max_recv_wr));
   // The smallest WQE strides that hold the SGEs asked for, at least one each, and the inline
   // payload asked for.
   qp->sq_shift = std::max(dev::send_wqe_shift_for(std::max<uint32_t>(1, cap.max_send_sge)),
                           dev::send_wqe_shift_for_inline(cap.max_inline_data));
-  qp->rq_shift = dev::recv_wqe_shift_for(std::max<uint32_t>(1, cap.max_recv_sge));
+  qp->rq_shift =
+      srq ? srq->shift : dev::recv_wqe_shift_for(std::max<uint32_t>(1, cap.max_recv_sge));
   qp->max_send_sge = dev::max_send_sge(qp->sq_shift);
   qp->max_recv_sge = dev::max_recv_sge(qp->rq_shift);
   // As verbs, what the stride holds (perhaps more than asked for).
   qp->max_inline_data = std::min(dev::max_send_inline(qp->sq_shift), caps_.max_inline_data);
   qp->sq_sig_all = sq_sig_all;
   qp->sq = io_.dma_alloc(size_t(qp->sq_size) << qp->sq_shift, 4096);
-  qp->rq = io_.dma_alloc(size_t(qp->rq_size) << qp->rq_shift, 4096);
-  if (!qp->sq || !qp->rq) return fail(ENOMEM, "create_qp: no DMA memory for the rings");
+  qp->srq = srq;
+  qp->rq = srq ? 0 : io_.dma_alloc(size_t(qp->rq_size) << qp->rq_shift, 4096);
+  if (!qp->sq || (!srq && !qp->rq)) return fail(ENOMEM, "create_qp: no DMA memory for the rings");
   dev::CreateQpIn in{};
   in.qp_type = static_cast<uint8_t>(cap.qp_type);
   in.sq_sig_all = sq_sig_all ? 1 : 0;
   in.log_sq_size = log2u(qp->sq_size);
-  in.log_rq_size = log2u(qp->rq_size);
+  in.log_rq_size = srq ? 0 : log2u(qp->rq_size);
   in.sq_wqe_shift = qp->sq_shift;
   in.rq_wqe_shift = qp->rq_shift;
   in.pdn = pdn;
@@ -278,13 +295,15 @@ int Driver::create_qp(uint32_t pdn, Cq* send_cq, Cq* recv_cq, const QpCap& cap, 
   in.recv_cqn = recv_cq->cqn;
   in.sq_addr = qp->sq;
   in.rq_addr = qp->rq;
+  in.srqn = srq ? srq->srqn : 0;
   dev::CreateQpOut r{};
   if (int e = exec(dev::CmdOp::CREATE_QP, &in, sizeof in, &r, sizeof r)) {
     io_.dma_free(qp->sq, size_t(qp->sq_size) << qp->sq_shift);
-    io_.dma_free(qp->rq, size_t(qp->rq_size) << qp->rq_shift);
+    if (qp->rq) io_.dma_free(qp->rq, size_t(qp->rq_size) << qp->rq_shift);
     return e;
   }
   qp->qpn = r.qpn;
+  if (srq) srq->users++;
   send_cq->users++;
   recv_cq->users++;
   *out = qp.get();
@@ -334,7 +353,8 @@ int Driver::destroy_qp(Qp* qp) {
   in.handle = qp->qpn;
   if (int e = exec(dev::CmdOp::DESTROY_QP, &in, sizeof in, nullptr, 0)) return e;
   io_.dma_free(qp->sq, size_t(qp->sq_size) << qp->sq_shift);
-  io_.dma_free(qp->rq, size_t(qp->rq_size) << qp->rq_shift);
+  if (qp->rq) io_.dma_free(qp->rq, size_t(qp->rq_size) << qp->rq_shift);
+  if (qp->srq) qp->srq->users--;
   qp->send_cq->users--;
   qp->recv_cq->users--;
   // Its completions not yet polled go with it: a later QP given the same number must not be
@@ -469,10 +489,129 @@ int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
   return err;
 }
 
-int Driver::post_recv(Qp* qp, const RecvWr* wr, const RecvWr** bad_wr) {
+void Driver::write_recv_wqe(uint64_t slot, uint8_t shift, const RecvWr& wr) {
   uint8_t buf[dev::kRecvWqeMaxBytes];
+  const uint32_t stride = 1u << shift;
+  std::memset(buf, 0, stride);
+  dev::RecvWqe h{};
+  h.wr_id = wr.wr_id;
+  h.num_sge = static_cast<uint8_t>(wr.num_sge);
+  std::memcpy(buf, &h, sizeof h);
+  for (int i = 0; i < wr.num_sge; ++i) {
+    dev::Sge s{wr.sg_list[i].addr, wr.sg_list[i].length, wr.sg_list[i].lkey};
+    std::memcpy(buf + sizeof h + i * sizeof s, &s, sizeof s);
+  }
+  io_.mem_write(slot, buf, stride);
+}
+
+int Driver::create_srq(uint32_t pdn, const SrqAttr& attr, Srq** out) {
+  if (!caps_.srq)
+    return fail(EOPNOTSUPP,
+                "create_srq: the device (or the driver's interface version) offers "
+                "no shared receive queues (CAPS.srq)");
+  if (attr.max_wr < 1 || attr.max_wr > 32768)
+    return fail(EINVAL, fmt::format("create_srq: max_wr {} (1..32768)", attr.max_wr));
+  if (attr.max_sge > dev::kMaxRecvSge)
+    return fail(EINVAL,
+                fmt::format("create_srq: max_sge {} (<= {})", attr.max_sge, dev::kMaxRecvSge));
+  auto s = std::make_unique<Srq>();
+  s->pdn = pdn;
+  s->size = std::max<uint32_t>(2, round_pow2(attr.max_wr));
+  s->log_size = log2u(s->size);
+  s->shift = dev::recv_wqe_shift_for(std::max<uint32_t>(1, attr.max_sge));
+  s->max_sge = dev::max_recv_sge(s->shift);
+  if (attr.srq_limit > s->size)
+    return fail(EINVAL,
+                fmt::format("create_srq: srq_limit {} > its {} WQEs", attr.srq_limit, s->size));
+  s->ring = io_.dma_alloc(size_t(s->size) << s->shift, 4096);
+  if (!s->ring) return fail(ENOMEM, "create_srq: no DMA memory for the ring");
+  dev::CreateSrqIn in{};
+  in.ring_addr = s->ring;
+  in.log_size = s->log_size;
+  in.wqe_shift = s->shift;
+  in.pdn = pdn;
+  in.limit = attr.srq_limit;
+  dev::CreateSrqOut r{};
+  if (int e = exec(dev::CmdOp::CREATE_SRQ, &in, sizeof in, &r, sizeof r)) {
+    io_.dma_free(s->ring, size_t(s->size) << s->shift);
+    return e;
+  }
+  s->srqn = r.srqn;
+  *out = s.get();
+  srqs_[s->srqn] = std::move(s);
+  return 0;
+}
+
+int Driver::modify_srq(Srq* srq, uint32_t srq_limit) {
+  if (srq->destroyed)
+    return fail(EINVAL, fmt::format("modify_srq: SRQ {} was destroyed", srq->srqn));
+  dev::ModifySrqIn in{};
+  in.srqn = srq->srqn;
+  in.attr_mask = static_cast<uint32_t>(dev::SrqAttr::LIMIT);
+  in.limit = srq_limit;
+  return exec(dev::CmdOp::MODIFY_SRQ, &in, sizeof in, nullptr, 0);
+}
+
+int Driver::query_srq(Srq* srq, SrqAttr* out) {
+  if (srq->destroyed)
+    return fail(EINVAL, fmt::format("query_srq: SRQ {} was destroyed", srq->srqn));
+  dev::HandleIn in{};
+  in.handle = srq->srqn;
+  dev::QuerySrqOut r{};
+  if (int e = exec(dev::CmdOp::QUERY_SRQ, &in, sizeof in, &r, sizeof r)) return e;
+  out->max_wr = r.max_wr;
+  out->max_sge = r.max_sge;
+  out->srq_limit = r.limit;
+  return 0;
+}
+
+int Driver::destroy_srq(Srq* srq) {
+  if (srq->destroyed)
+    return fail(EINVAL, fmt::format("destroy_srq: SRQ {} was destroyed already", srq->srqn));
+  dev::HandleIn in{};
+  in.handle = srq->srqn;
+  if (int e = exec(dev::CmdOp::DESTROY_SRQ, &in, sizeof in, nullptr, 0)) return e;
+  io_.dma_free(srq->ring, size_t(srq->size) << srq->shift);
+  srq->destroyed = true;
+  auto it = srqs_.find(srq->srqn);
+  dead_srqs_.push_back(std::move(it->second));
+  srqs_.erase(it);
+  return 0;
+}
+
+int Driver::post_srq_recv(Srq* srq, const RecvWr* wr, const RecvWr** bad_wr) {
   int err = 0;
   uint32_t posted = 0;
+  for (; wr; wr = wr->next) {
+    if (srq->destroyed) {
+      err = fail(EINVAL, fmt::format("post_srq_recv: SRQ {} was destroyed", srq->srqn));
+    } else if (wr->num_sge < 0 || static_cast<uint32_t>(wr->num_sge) > srq->max_sge) {
+      err = fail(EINVAL, fmt::format("post_srq_recv: num_sge {} > max {} of SRQ {}", wr->num_sge,
+                                     srq->max_sge, srq->srqn));
+    } else if (srq->pi - srq->taken >= srq->size) {
+      err = fail(ENOMEM, fmt::format("post_srq_recv: SRQ {} full ({} WQEs)", srq->srqn, srq->size));
+    }
+    if (err) {
+      if (bad_wr) *bad_wr = wr;
+      break;
+    }
+    write_recv_wqe(srq->ring + (uint64_t(srq->pi & (srq->size - 1)) << srq->shift), srq->shift,
+                   *wr);
+    ++srq->pi;
+    ++posted;
+  }
+  if (posted)
+    io_.mmio_write32(dev::kSrqDbBase + dev::kSrqDbStride * srq->srqn,
+                     dev::SrqDoorbellBits{srq->pi}.pack());  // the low bits of the index
+  return err;
+}
+
+int Driver::post_recv(Qp* qp, const RecvWr* wr, const RecvWr** bad_wr) {
+  int err = 0;
+  uint32_t posted = 0;
+  if (qp->srq)
+    return fail(EINVAL, fmt::format("post_recv: QP {} receives from SRQ {}: post to the SRQ",
+                                    qp->qpn, qp->srq->srqn));
   for (; wr; wr = wr->next) {
     if (qp->state == dev::QpState::RESET) {
       err = fail(EINVAL, fmt::format("post_recv: QP {} is in state RESET", qp->qpn));
@@ -486,18 +625,8 @@ int Driver::post_recv(Qp* qp, const RecvWr* wr, const RecvWr** bad_wr) {
       if (bad_wr) *bad_wr = wr;
       break;
     }
-    const uint32_t stride = 1u << qp->rq_shift;
-    std::memset(buf, 0, stride);
-    dev::RecvWqe h{};
-    h.wr_id = wr->wr_id;
-    h.num_sge = static_cast<uint8_t>(wr->num_sge);
-    std::memcpy(buf, &h, sizeof h);
-    for (int i = 0; i < wr->num_sge; ++i) {
-      dev::Sge s{wr->sg_list[i].addr, wr->sg_list[i].length, wr->sg_list[i].lkey};
-      std::memcpy(buf + sizeof h + i * sizeof s, &s, sizeof s);
-    }
-    uint64_t slot = qp->rq + (uint64_t(qp->rq_pi & (qp->rq_size - 1)) << qp->rq_shift);
-    io_.mem_write(slot, buf, stride);
+    write_recv_wqe(qp->rq + (uint64_t(qp->rq_pi & (qp->rq_size - 1)) << qp->rq_shift), qp->rq_shift,
+                   *wr);
     ++qp->rq_pi;
     ++posted;
   }
@@ -567,9 +696,18 @@ int Driver::poll_cq(Cq* cq, int n, Wc* wc) {
     if (it != qps_.end()) {
       Qp* qp = it->second.get();
       bool recv = e.opcode >= static_cast<uint8_t>(dev::WcOpcode::RECV);
-      uint32_t& ci = recv ? qp->rq_ci : qp->sq_ci;
-      // wqe_counter is the low 16 bits of the completed WQE's index: everything up to it is done.
-      ci += static_cast<uint16_t>(e.wqe_counter - static_cast<uint16_t>(ci)) + 1;
+      if (recv && qp->srq) {
+        // The WQE's index in the SRQ: it and every earlier one have been taken (QPs take them in
+        // order, and complete them in any order).
+        Srq* s = qp->srq;
+        const auto d = static_cast<int16_t>(e.wqe_counter - static_cast<uint16_t>(s->taken));
+        if (d >= 0) s->taken += static_cast<uint32_t>(d) + 1;
+      } else {
+        uint32_t& ci = recv ? qp->rq_ci : qp->sq_ci;
+        // wqe_counter is the low 16 bits of the completed WQE's index: everything up to it is
+        // done.
+        ci += static_cast<uint16_t>(e.wqe_counter - static_cast<uint16_t>(ci)) + 1;
+      }
     }
   }
   // Tell the device how far we have read at least every half ring, so it can detect overrun.

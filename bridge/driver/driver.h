@@ -64,6 +64,8 @@ struct DeviceAttr {
   uint32_t fw_version, vendor_id, vendor_part_id;
   uint32_t max_qp, max_cq, max_pd, max_qp_wr, max_cqe, max_sge, max_recv_sge;
   uint64_t max_mr_size;
+  // Shared receive queues (CAPS.srq; all 0 without).
+  uint32_t max_srq = 0, max_srq_wr = 0, max_srq_sge = 0;
 };
 struct PortAttr {
   uint8_t state, max_mtu, active_mtu, link_layer;
@@ -76,14 +78,35 @@ struct Mr {
   uint64_t addr = 0, length = 0;
   uint32_t pdn = 0;
 };
+struct Srq;
 struct QpCap {
   uint32_t max_send_wr = 128, max_recv_wr = 128, max_send_sge = 1, max_recv_sge = 1;
   dev::QpType qp_type = dev::QpType::RC;  // RC or UC
   // Inline payload bytes a send WR may carry (kSendInline): the send WQE stride holds them.
   // More than the device offers (CAPS.max_inline_data; none with device interface v1) is refused.
   uint32_t max_inline_data = 0;
+  // The SRQ the QP receives into (as ibv_qp_init_attr.srq; same PD), or none: then max_recv_wr
+  // and max_recv_sge size its own receive queue, else they are ignored.
+  Srq* srq = nullptr;
 };
-// How the driver uses the device.
+// ibv_srq_init_attr / ibv_srq_attr.
+struct SrqAttr {
+  uint32_t max_wr = 128, max_sge = 1;
+  uint32_t srq_limit = 0;  // 0: not armed
+};
+// A shared receive queue. WQEs [taken, pi) may still be the SRQ's: taken follows the receive
+// completions of its QPs (each carries its WQE's index in the SRQ; QPs take WQEs in order).
+struct Srq {
+  uint32_t srqn = 0;
+  uint32_t pdn = 0;
+  uint64_t ring = 0;
+  uint32_t size = 0;
+  uint8_t log_size = 0, shift = 4;
+  uint32_t max_sge = 0;
+  uint32_t pi = 0, taken = 0;  // free-running
+  int users = 0;               // QPs attached
+  bool destroyed = false;      // destroy_srq succeeded: any further use is refused
+};
 struct DriverOptions {
   // The highest device interface version the driver uses. 1 is a version-1 driver: it never reads
   // CAPS, refuses kSendInline and rings 4-byte doorbells only; 2 uses inline data and WQE
@@ -135,6 +158,7 @@ struct Qp {
   uint32_t rq_pi = 0, rq_ci = 0;
   dev::QpState state = dev::QpState::RESET;
   bool sq_sig_all = false;
+  Srq* srq = nullptr;  // receives into this SRQ (no receive queue of its own)
 };
 
 class Driver {
@@ -164,6 +188,15 @@ class Driver {
   int modify_qp(Qp* qp, const QpAttr& attr, uint32_t attr_mask);
   int query_qp(Qp* qp, dev::QueryQpOut* out);
   int destroy_qp(Qp* qp);
+  // Shared receive queues (CAPS.srq), as ibv_create_srq, ibv_modify_srq (IBV_SRQ_LIMIT: arms the
+  // limit; SRQ_LIMIT_REACHED then comes through get_async_event), ibv_query_srq and
+  // ibv_destroy_srq (EBUSY while a QP uses it). A destroyed SRQ's object stays valid (destroyed
+  // set) until the driver goes, so that a late post to it is refused, not a crash.
+  int create_srq(uint32_t pdn, const SrqAttr& attr, Srq** out);
+  int modify_srq(Srq* srq, uint32_t srq_limit);
+  int query_srq(Srq* srq, SrqAttr* out);
+  int destroy_srq(Srq* srq);
+  int post_srq_recv(Srq* srq, const RecvWr* wr, const RecvWr** bad_wr);
 
   // Fast path: host memory writes plus one doorbell per call.
   int post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr);
@@ -174,7 +207,8 @@ class Driver {
   // Blocks until a completion event arrives (or timeout); returns the CQ.
   int get_cq_event(Cq** cq, uint64_t timeout_ns);
 
-  // Events other than completions (QP_FATAL, CQ_ERROR, SQ_DRAINED) seen while waiting for
+  // Events other than completions (QP_FATAL, CQ_ERROR, SQ_DRAINED, SRQ_LIMIT_REACHED with obj =
+  // SRQN, QP_LAST_WQE_REACHED with obj = QPN) seen while waiting for
   // completion events, oldest first; the caller may clear the vector.
   struct AsyncEvent {
     dev::EqeType type;
@@ -223,6 +257,10 @@ class Driver {
   // The live QPs and CQs, owned, by number: creation and destruction are O(1).
   std::unordered_map<uint32_t, std::unique_ptr<Qp>> qps_;
   std::unordered_map<uint32_t, std::unique_ptr<Cq>> cqs_;
+  std::unordered_map<uint32_t, std::unique_ptr<Srq>> srqs_;
+  std::vector<std::unique_ptr<Srq>> dead_srqs_;  // destroyed: kept for late calls to refuse
+  // Writes one receive WQE (header and SGEs) into a ring slot of 2^shift bytes.
+  void write_recv_wqe(uint64_t slot, uint8_t shift, const RecvWr& wr);
 };
 
 }  // namespace rn::drv

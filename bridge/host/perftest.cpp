@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <unordered_map>
 
 #include "bridge/host/perftest_internal.h"
 
@@ -70,7 +71,8 @@ void Perftest::set_error(const std::string& e) {
 
 namespace {
 uint64_t seed_for(const WorkloadParams& p, int side, uint32_t qp) {
-  return uint64_t(p.pattern_seed) * 1000003ull + uint64_t(side) * 65537ull + qp;
+  // With an SRQ a message may land in any QP's buffer: every QP sends the same pattern.
+  return uint64_t(p.pattern_seed) * 1000003ull + uint64_t(side) * 65537ull + (p.use_srq ? 0 : qp);
 }
 constexpr uint64_t kGuard = kGuardBytes;
 
@@ -249,12 +251,19 @@ bool Perftest::setup(Side& s, bool is_client) {
   // side is their target: registered with the remote access they need.
   const uint32_t remote = is_client && !ping_pong_ ? 0 : remote_access(verb_);
   const bool need_src = sends_from(p_, is_client), need_dst = receives_into(p_, is_client);
+  if (p_.use_srq && !is_client) {  // the server's QPs share one SRQ of rx_depth WQEs
+    drv::SrqAttr sa;
+    sa.max_wr = p_.rx_depth;
+    sa.max_sge = std::max<uint32_t>(1, p_.sges);
+    if (!check(d.create_srq(s.pdn, sa, &s.srq), "create_srq")) return false;
+  }
   for (uint32_t i = 0; i < p_.qps; ++i) {
     drv::QpCap cap;
     cap.max_send_wr = p_.tx_depth;
     cap.max_recv_wr = p_.rx_depth;
     cap.max_send_sge = std::max<uint32_t>(1, p_.sges);
     cap.max_recv_sge = std::max<uint32_t>(1, p_.sges);
+    cap.srq = s.srq;
     // As perftest's -I, as far as the device and driver offer inline data (none with a
     // version-1 driver).
     if (sends_from(p_, is_client))
@@ -350,6 +359,7 @@ bool Perftest::connect(Side& s, bool is_client) {
 void Perftest::teardown(Side& s) {
   if (m_) mixed_teardown(s);
   for (auto* qp : s.qps) s.d.destroy_qp(qp);
+  if (s.srq) s.d.destroy_srq(s.srq);
   for (auto& m : s.src_mr)
     if (m.length) s.d.dereg_mr(m);
   for (auto& m : s.dst_mr)
@@ -638,8 +648,30 @@ void Perftest::server_bw() {
     const drv::RecvWr* bad = nullptr;
     return s.d.post_recv(s.qps[q], &wr, &bad);
   };
+  // With an SRQ: receive number id goes to the buffer of QP id mod qps (any QP may take it), and
+  // a QP's messages are counted by the qp_num of their completions.
+  const uint64_t srq_total = p_.iterations * nq;
+  uint64_t srq_posted = 0;
+  auto post_srq = [&]() {
+    const uint64_t id = srq_posted++;
+    const uint32_t b = static_cast<uint32_t>(id % nq);
+    drv::RecvWr wr;
+    wr.wr_id = (uint64_t(nq) << 40) | id;  // q = nq: not a QP's own receive
+    wr.num_sge = make_sges(s.dst[b], p_.size, s.dst_mr[b].lkey, p_.sges, sg);
+    wr.sg_list = sg;
+    const drv::RecvWr* bad = nullptr;
+    return s.d.post_srq_recv(s.srq, &wr, &bad);
+  };
+  std::unordered_map<uint32_t, uint32_t> qp_index;  // QPN -> QP (with an SRQ)
+  for (uint32_t q = 0; q < nq; ++q) qp_index[s.qps[q]->qpn] = q;
   std::vector<uint64_t> posted(nq, 0), got_msgs(nq, 0);
-  if (recv_needed) {
+  if (recv_needed && s.srq) {
+    for (uint32_t k = 0; k < p_.rx_depth && srq_posted < srq_total; ++k)
+      if (post_srq()) {
+        set_error(fmt::format("server: post_srq_recv failed: {}", s.d.last_error()));
+        return;
+      }
+  } else if (recv_needed) {
     for (uint32_t q = 0; q < nq; ++q)
       for (uint32_t k = 0; k < p_.rx_depth && posted[q] < p_.iterations; ++k)
         if (post_recv(q, posted[q]++)) {
@@ -657,6 +689,10 @@ void Perftest::server_bw() {
       for (int i = 0; i < got; ++i) {
         const drv::Wc& w = wc[i];
         uint32_t q = static_cast<uint32_t>(w.wr_id >> 40);
+        if (s.srq) {  // the WQE was the SRQ's: the QP is the one that took it
+          const auto it = qp_index.find(w.qp_num);
+          q = q == nq && it != qp_index.end() ? it->second : nq;
+        }
         uint64_t expected_len = p_.size;
         dev::WcOpcode want = send ? dev::WcOpcode::RECV : dev::WcOpcode::RECV_RDMA_WITH_IMM;
         std::string bad;
@@ -680,7 +716,17 @@ void Perftest::server_bw() {
         ++got_msgs[q];
         ++done;
         ++res_.completions;
-        if (posted[q] < p_.iterations) {
+        if (s.srq) {
+          if (got_msgs[q] > p_.iterations) {
+            set_error(fmt::format("server: QP {} received more than its {} messages", w.qp_num,
+                                  p_.iterations));
+            return;
+          }
+          if (srq_posted < srq_total && post_srq()) {
+            set_error(fmt::format("server: post_srq_recv failed: {}", s.d.last_error()));
+            return;
+          }
+        } else if (posted[q] < p_.iterations) {
           if (post_recv(q, posted[q]++)) {
             set_error(fmt::format("server: post_recv failed: {}", s.d.last_error()));
             return;

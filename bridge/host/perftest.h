@@ -75,6 +75,10 @@ struct WorkloadParams {
   bool imm = false;          // use the WITH_IMM opcodes; the server checks every value
   uint32_t inline_size = 0;  // messages up to this size are posted inline (perftest's -I)
   bool verify = true;        // check every received byte against the sender's pattern
+  // send_bw (perftest's --use_srq): the server's QPs share one SRQ of rx_depth WQEs, in place of
+  // a receive queue each. Every client QP then sends the same pattern (a message lands in the
+  // buffer of whichever WQE its QP took), and the server counts each QP's messages by qp_num.
+  bool use_srq = false;
   AtomicType atomic_type = AtomicType::kFetchAndAdd;  // atomic tests
   uint32_t pattern_seed = 1;
   uint64_t keep_samples = 0;  // latency: the first samples kept one by one (for a CSV)

@@ -33,6 +33,8 @@ Device::Device(const qp::NicEnv& env, qp::QpTable& t, xlate::MrTable& mrs, qp::C
       wqe_doorbells_(stats_.counter("wqe_doorbells", "count",
                                     "WQE_DOORBELL writes accepted (a send WQE with its doorbell)")),
       rq_doorbells_(stats_.counter("rq_doorbells", "count", "receive queue doorbells accepted")),
+      srq_doorbells_(stats_.counter("srq_doorbells", "count",
+                                    "shared receive queue (SRQ) doorbells accepted")),
       cq_doorbells_(stats_.counter("cq_doorbells", "count", "CQ doorbells accepted")),
       reg_errors_(
           stats_.counter("register_errors", "count", "refused register and doorbell writes")) {
@@ -101,6 +103,7 @@ dev::CapsBits Device::caps() {
   dev::CapsBits c;
   c.inline_data = true;
   c.wqe_doorbell = true;
+  c.srq = true;
   c.max_inline_data = dev::kMaxSendInline;
   return c;
 }
@@ -131,6 +134,8 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
     return qp_doorbell(off, v);
   if (off >= dev::kCqDbBase && off < dev::kCqDbBase + dev::kMaxCqDoorbells * dev::kCqDbStride)
     return cq_doorbell(off, v);
+  if (off >= dev::kSrqDbBase && off < dev::kSrqDbBase + dev::kMaxSrqDoorbells * dev::kSrqDbStride)
+    return srq_doorbell(off, v);
   switch (off) {
     case dev::reg::CMD_ADDR_LO:
       cmd_addr_ = (cmd_addr_ & ~0xFFFFFFFFull) | v;
@@ -205,6 +210,7 @@ void Device::qp_doorbell(uint64_t off, uint32_t v) {
   const uint32_t low = Db::unpack(v).pi;  // the low bits of the free-running producer index
   if (rq) {
     if (q->state == QpState::RESET) return reg_error(RegError::QP_STATE, off);
+    if (q->srqn != 0) return reg_error(RegError::DB_RANGE, off);  // no RQ: its WQEs are the SRQ's
     uint32_t pi = q->rq.pi + ((low - q->rq.pi) & Db::kPiMax);
     if (pi - q->rq.ci > q->rq_size()) return reg_error(RegError::DB_RANGE, off);
     ++rq_doorbells_;
@@ -259,6 +265,21 @@ void Device::wqe_doorbell(uint64_t off, const uint8_t* data, uint32_t len) {
   RN_LOG(env_.sim, LogCat::kDoorbell, env_.name, "qp {} WQE doorbell pi {} ({} bytes)", qpn, pi,
          len);
   qps_.sq_doorbell_wqe(*q, pi, data, len);
+}
+
+void Device::srq_doorbell(uint64_t off, uint32_t v) {
+  const uint64_t rel = off - dev::kSrqDbBase;
+  if (rel % dev::kSrqDbStride) return reg_error(RegError::BAD_OFFSET, off);
+  const uint32_t srqn = static_cast<uint32_t>(rel / dev::kSrqDbStride);
+  qp::SrqCtx* s = t_.srq(srqn);
+  if (!s) return reg_error(RegError::NO_SUCH_SRQ, off);
+  using Db = dev::SrqDoorbellBits;
+  if (v & Db::kReservedMask) return reg_error(RegError::BAD_VALUE, off);
+  const uint32_t pi = s->pi + ((Db::unpack(v).pi - s->pi) & Db::kPiMax);  // free-running
+  if (pi - s->taken > s->size()) return reg_error(RegError::DB_RANGE, off);
+  ++srq_doorbells_;
+  RN_LOG(env_.sim, LogCat::kDoorbell, env_.name, "SRQ {} doorbell pi {}", srqn, pi);
+  qps_.srq_doorbell(*s, pi);
 }
 
 void Device::cq_doorbell(uint64_t off, uint32_t v) {
@@ -343,6 +364,17 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
   const auto& p = env_.params;
   switch (static_cast<dev::CmdOp>(in.opcode)) {
     case dev::CmdOp::QUERY_DEVICE: {
+      dev::QueryDeviceIn a;
+      arg(&a);
+      if (a.page == 1) {
+        dev::QueryDeviceSrqOut r{};
+        r.max_srq = p.max_srqs;
+        r.max_srq_wr = max_srq_wr();
+        r.max_srq_sge = dev::kMaxRecvSge;
+        result(r);
+        return {};
+      }
+      if (a.page != 0) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(dev::QueryDeviceIn, page)};
       dev::QueryDeviceOut r{};
       r.fw_version = 0x00010000;
       r.vendor_id = static_cast<uint32_t>(dev::kVendorId);
@@ -453,6 +485,43 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
       arg(&a);
       return qps_.destroy(a.handle);
     }
+    case dev::CmdOp::CREATE_SRQ: {
+      dev::CreateSrqIn a;
+      arg(&a);
+      return create_srq(a, out);
+    }
+    case dev::CmdOp::MODIFY_SRQ: {
+      dev::ModifySrqIn a;
+      arg(&a);
+      return modify_srq(a);
+    }
+    case dev::CmdOp::QUERY_SRQ: {
+      dev::HandleIn a;
+      arg(&a);
+      const qp::SrqCtx* s = t_.srq(a.handle);
+      if (!s) return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(dev::HandleIn, handle)};
+      dev::QuerySrqOut r{};
+      r.limit = s->limit;
+      r.max_wr = s->size();
+      r.max_sge = dev::max_recv_sge(s->shift);
+      r.pdn = s->pdn;
+      r.pi = static_cast<uint16_t>(s->pi);
+      r.taken = static_cast<uint16_t>(s->taken);
+      r.users = s->users;
+      result(r);
+      return {};
+    }
+    case dev::CmdOp::DESTROY_SRQ: {
+      dev::HandleIn a;
+      arg(&a);
+      qp::SrqCtx* s = t_.srq(a.handle);
+      if (!s) return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(dev::HandleIn, handle)};
+      if (s->users) return {CmdStatus::BUSY, RN_FIELD_OFF(dev::HandleIn, handle)};
+      t_.pd_users[s->pdn]--;
+      *s = qp::SrqCtx{};  // a fetch still in flight finds it gone (its epoch is 0 now)
+      free_srqs_.push_back(a.handle);
+      return {};
+    }
   }
   return {CmdStatus::BAD_OPCODE, static_cast<uint32_t>(offsetof(dev::CmdIn, opcode))};
 }
@@ -523,6 +592,68 @@ Device::Result Device::create_cq(const dev::CreateCqIn& a, dev::CmdOut* out) {
   dev::CreateCqOut r{};
   r.cqn = cqn;
   std::memcpy(out->result, &r, sizeof r);
+  return {};
+}
+
+}  // namespace rn::device
+
+namespace rn::device {
+
+uint32_t Device::max_srq_wr() const {
+  // The largest power of two within max_qp_wr, at most 2^15 (the doorbell's 16-bit index).
+  uint32_t w = 1;
+  while (w * 2 <= std::min<uint32_t>(env_.params.max_qp_wr, 1u << 15)) w *= 2;
+  return w;
+}
+
+Device::Result Device::create_srq(const dev::CreateSrqIn& a, dev::CmdOut* out) {
+  using S = dev::CreateSrqIn;
+  if (a.log_size < 1 || a.log_size > 15 || (1u << a.log_size) > max_srq_wr())
+    return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(S, log_size)};
+  if (!dev::valid_recv_wqe_shift(a.wqe_shift))
+    return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(S, wqe_shift)};
+  if (!t_.pd_valid(a.pdn)) return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(S, pdn)};
+  if (a.limit > (1u << a.log_size)) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(S, limit)};
+  if (a.ring_addr == 0 || (a.ring_addr & 63) ||
+      !pcie::in_address_space(a.ring_addr, uint64_t(1) << (a.log_size + a.wqe_shift)))
+    return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(S, ring_addr)};
+  uint32_t srqn = qp::take_oldest(free_srqs_);
+  if (srqn == 0) {
+    const size_t n = std::max<size_t>(1, t_.srqs.size());  // 0 is reserved
+    if (n > env_.params.max_srqs || n >= dev::kMaxSrqDoorbells) return {CmdStatus::NO_RESOURCES, 0};
+    srqn = static_cast<uint32_t>(n);
+    t_.srqs.resize(n + 1);
+  }
+  qp::SrqCtx& s = t_.srqs[srqn];
+  s = qp::SrqCtx{};
+  s.valid = true;
+  s.srqn = srqn;
+  s.epoch = ++srq_epochs_;
+  s.pdn = a.pdn;
+  s.ring = a.ring_addr;
+  s.log_size = a.log_size;
+  s.shift = a.wqe_shift;
+  s.limit = a.limit;
+  s.cache.resize(std::max<uint32_t>(1, std::min(env_.params.rq_prefetch, s.size())));
+  t_.pd_users[a.pdn]++;
+  dev::CreateSrqOut r{};
+  r.srqn = srqn;
+  std::memcpy(out->result, &r, sizeof r);
+  return {};
+}
+
+Device::Result Device::modify_srq(const dev::ModifySrqIn& a) {
+  using M = dev::ModifySrqIn;
+  qp::SrqCtx* s = t_.srq(a.srqn);
+  if (!s) return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(M, srqn)};
+  const uint32_t max_wr = static_cast<uint32_t>(dev::SrqAttr::MAX_WR);
+  const uint32_t limit = static_cast<uint32_t>(dev::SrqAttr::LIMIT);
+  if (a.attr_mask & ~(max_wr | limit)) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, attr_mask)};
+  if (a.attr_mask & max_wr)  // resizing an SRQ is not supported
+    return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, max_wr)};
+  if (!(a.attr_mask & limit)) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, attr_mask)};
+  if (a.limit == 0 || a.limit > s->size()) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, limit)};
+  s->limit = a.limit;
   return {};
 }
 

@@ -36,6 +36,7 @@ class Device : public pcie::MmioTarget {
   bool sq_producer(qp::QpCtx& q, uint32_t low, uint64_t offset, uint32_t* pi);
   void wqe_doorbell(uint64_t offset, const uint8_t* data, uint32_t len);
   void cq_doorbell(uint64_t offset, uint32_t value);
+  void srq_doorbell(uint64_t offset, uint32_t value);
   void start_command(uint32_t token);
   void finish_command(uint64_t addr);
   Result execute(const dev::CmdIn& in, dev::CmdOut* out);
@@ -43,6 +44,9 @@ class Device : public pcie::MmioTarget {
   Result check_mr(const dev::CreateMrIn& a) const;
   Result create_mr(const dev::CreateMrIn& a, dev::CmdOut* out);
   Result create_cq(const dev::CreateCqIn& a, dev::CmdOut* out);
+  Result create_srq(const dev::CreateSrqIn& a, dev::CmdOut* out);
+  Result modify_srq(const dev::ModifySrqIn& a);
+  uint32_t max_srq_wr() const;  // WQEs per SRQ
   Tick now() const { return env_.now(); }
 
   const qp::NicEnv& env_;
@@ -61,7 +65,8 @@ class Device : public pcie::MmioTarget {
   dev::CmdIn cmd_in_{};             // the command being executed (one at a time)
   std::vector<uint64_t> mr_pages_;  // the page list of the CREATE_MR being executed
   // Numbers freed by DESTROY_PD and DESTROY_CQ, oldest first: creation takes one in O(1).
-  std::deque<uint32_t> free_pds_, free_cqs_;
+  std::deque<uint32_t> free_pds_, free_cqs_, free_srqs_;
+  uint32_t srq_epochs_ = 0;  // last SRQ epoch handed out
 
   stats::Group stats_;
   uint64_t& commands_;
@@ -69,6 +74,7 @@ class Device : public pcie::MmioTarget {
   uint64_t& sq_doorbells_;
   uint64_t& wqe_doorbells_;
   uint64_t& rq_doorbells_;
+  uint64_t& srq_doorbells_;
   uint64_t& cq_doorbells_;
   uint64_t& reg_errors_;
 };

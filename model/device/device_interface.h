@@ -22,6 +22,9 @@ constexpr uint64_t kCqDbBase = 0x200000;
 constexpr uint64_t kCqDbStride = 8;
 constexpr uint64_t kMaxQpDoorbells = 0x20000;
 constexpr uint64_t kMaxCqDoorbells = 0x20000;
+constexpr uint64_t kSrqDbBase = 0x300000;
+constexpr uint64_t kSrqDbStride = 8;
+constexpr uint64_t kMaxSrqDoorbells = 0x10000;
 constexpr uint64_t kWqeDbBase = 0x2000000;
 constexpr uint64_t kWqeDbStride = 0x100;
 constexpr uint64_t kPageShift = 12;
@@ -49,6 +52,7 @@ constexpr uint64_t MSIX_DATA = 0x48;          // RW
 constexpr uint64_t MSIX_CTRL = 0x4c;          // RW
 constexpr uint64_t QP_DOORBELL = 0x100000;    // WO
 constexpr uint64_t CQ_DOORBELL = 0x200000;    // WO
+constexpr uint64_t SRQ_DOORBELL = 0x300000;   // WO
 constexpr uint64_t WQE_DOORBELL = 0x2000000;  // WO
 // Byte offset of the SQ word in each QP_DOORBELL element: send queue doorbell.
 constexpr uint64_t QP_DOORBELL_SQ_WORD = 0;
@@ -65,6 +69,9 @@ struct CapsBits {
   // bit 1: a send WQE of up to 256 bytes may be written with its doorbell to the QP's WQE_DOORBELL
   // area
   bool wqe_doorbell = false;
+  // bit 2: shared receive queues: CREATE_SRQ, MODIFY_SRQ, QUERY_SRQ, DESTROY_SRQ, SRQ_DOORBELL,
+  // CreateQpIn.srqn, and the events SRQ_LIMIT_REACHED and QP_LAST_WQE_REACHED
+  bool srq = false;
   // bits 31:16: the most payload bytes a send WQE may carry inline (also bounded by its QP's WQE
   // stride: 2^sq_wqe_shift - 32); 0 without inline_data
   uint32_t max_inline_data = 0;
@@ -77,19 +84,24 @@ struct CapsBits {
   static constexpr uint32_t kWqeDoorbellWidth = 1;
   static constexpr uint32_t kWqeDoorbellMax = 0x1;   // largest value
   static constexpr uint32_t kWqeDoorbellMask = 0x2;  // in the register
+  static constexpr uint32_t kSrqShift = 2;
+  static constexpr uint32_t kSrqWidth = 1;
+  static constexpr uint32_t kSrqMax = 0x1;   // largest value
+  static constexpr uint32_t kSrqMask = 0x4;  // in the register
   static constexpr uint32_t kMaxInlineDataShift = 16;
   static constexpr uint32_t kMaxInlineDataWidth = 16;
   static constexpr uint32_t kMaxInlineDataMax = 0xffff;       // largest value
   static constexpr uint32_t kMaxInlineDataMask = 0xffff0000;  // in the register
-  static constexpr uint32_t kFieldsMask = 0xffff0003;
+  static constexpr uint32_t kFieldsMask = 0xffff0007;
   // Reserved bits: written as 0 (a write with one set is refused), read as 0.
-  static constexpr uint32_t kReservedMask = 0xfffc;
+  static constexpr uint32_t kReservedMask = 0xfff8;
 
   // Every field of a register value; reserved bits are ignored (test kReservedMask).
   static constexpr CapsBits unpack(uint32_t v) {
     CapsBits b{};
     b.inline_data = (v & kInlineDataMask) != 0;
     b.wqe_doorbell = (v & kWqeDoorbellMask) != 0;
+    b.srq = (v & kSrqMask) != 0;
     b.max_inline_data = (v & kMaxInlineDataMask) >> kMaxInlineDataShift;
     return b;
   }
@@ -97,10 +109,10 @@ struct CapsBits {
   // width); reserved bits are 0.
   constexpr uint32_t pack() const {
     return (inline_data ? kInlineDataMask : 0u) | (wqe_doorbell ? kWqeDoorbellMask : 0u) |
-           ((max_inline_data << kMaxInlineDataShift) & kMaxInlineDataMask);
+           (srq ? kSrqMask : 0u) | ((max_inline_data << kMaxInlineDataShift) & kMaxInlineDataMask);
   }
   friend constexpr bool operator==(const CapsBits& a, const CapsBits& b) {
-    return a.inline_data == b.inline_data && a.wqe_doorbell == b.wqe_doorbell &&
+    return a.inline_data == b.inline_data && a.wqe_doorbell == b.wqe_doorbell && a.srq == b.srq &&
            a.max_inline_data == b.max_inline_data;
   }
   friend constexpr bool operator!=(const CapsBits& a, const CapsBits& b) { return !(a == b); }
@@ -405,6 +417,38 @@ struct CqDoorbellBits {
 static_assert(CqDoorbellBits::unpack(0xffffffffu).pack() == CqDoorbellBits::kFieldsMask,
               "CqDoorbellBits fields");
 
+// SRQ_DOORBELL (WO) bit fields.
+struct SrqDoorbellBits {
+  // bits 15:0: producer index, free-running modulo 2^16: the index after the last WQE posted
+  uint32_t pi = 0;
+
+  static constexpr uint32_t kPiShift = 0;
+  static constexpr uint32_t kPiWidth = 16;
+  static constexpr uint32_t kPiMax = 0xffff;   // largest value
+  static constexpr uint32_t kPiMask = 0xffff;  // in the register
+  static constexpr uint32_t kFieldsMask = 0xffff;
+  // Reserved bits: written as 0 (a write with one set is refused), read as 0.
+  static constexpr uint32_t kReservedMask = 0xffff0000;
+
+  // Every field of a register value; reserved bits are ignored (test kReservedMask).
+  static constexpr SrqDoorbellBits unpack(uint32_t v) {
+    SrqDoorbellBits b{};
+    b.pi = (v & kPiMask) >> kPiShift;
+    return b;
+  }
+  // The register value; each field keeps its low bits (an index is written modulo its
+  // width); reserved bits are 0.
+  constexpr uint32_t pack() const { return ((pi << kPiShift) & kPiMask); }
+  friend constexpr bool operator==(const SrqDoorbellBits& a, const SrqDoorbellBits& b) {
+    return a.pi == b.pi;
+  }
+  friend constexpr bool operator!=(const SrqDoorbellBits& a, const SrqDoorbellBits& b) {
+    return !(a == b);
+  }
+};
+static_assert(SrqDoorbellBits::unpack(0xffffffffu).pack() == SrqDoorbellBits::kFieldsMask,
+              "SrqDoorbellBits fields");
+
 // Register and doorbell write errors, reported in ERR_CODE.
 enum class RegError : uint32_t {
   NONE = 0,            // no error
@@ -419,16 +463,18 @@ enum class RegError : uint32_t {
   BAD_VALUE = 9,       // value out of range for the register
   WIDTH = 0xa,         // access that is not a 4-byte write at a 4-byte aligned offset (or, to
                 // WQE_DOORBELL, a write whose length is not a multiple of 4 from 32 to 256 bytes)
-  ADDR_RANGE = 0xb,  // a host memory range (command block, event queue) that runs past the end of
-                     // the 64-bit address space
-  BAD_WQE = 0xc,     // version 2: a WQE written to WQE_DOORBELL that does not fit the write or its
-                     // QP's WQE stride, or whose inline data has SGEs or exceeds max_inline_data
+  ADDR_RANGE = 0xb,   // a host memory range (command block, event queue) that runs past the end of
+                      // the 64-bit address space
+  BAD_WQE = 0xc,      // version 2: a WQE written to WQE_DOORBELL that does not fit the write or its
+                      // QP's WQE stride, or whose inline data has SGEs or exceeds max_inline_data
+  NO_SUCH_SRQ = 0xd,  // CAPS.srq: SRQ_DOORBELL for an SRQ number that does not exist
 };
 const char* to_string(RegError v);
 
 // Command opcodes (CmdIn.opcode).
 enum class CmdOp : uint32_t {
-  QUERY_DEVICE = 1,   // device limits (out: QueryDeviceOut)
+  QUERY_DEVICE = 1,   // device limits (in: QueryDeviceIn; out: QueryDeviceOut, or with page 1
+                      // QueryDeviceSrqOut)
   QUERY_PORT = 2,     // port attributes (in: QueryPortIn, out: QueryPortOut)
   CREATE_PD = 0x10,   // allocate a protection domain (out: CreatePdOut)
   DESTROY_PD = 0x11,  // free a protection domain (in: HandleIn)
@@ -441,17 +487,23 @@ enum class CmdOp : uint32_t {
   MODIFY_QP = 0x41,   // change QP state and attributes (in: ModifyQpIn)
   QUERY_QP = 0x42,    // read QP state and attributes (in: HandleIn, out: QueryQpOut)
   DESTROY_QP = 0x43,  // destroy a queue pair (in: HandleIn)
+  CREATE_SRQ =
+      0x60,  // CAPS.srq: create a shared receive queue (in: CreateSrqIn, out: CreateSrqOut)
+  MODIFY_SRQ = 0x61,  // CAPS.srq: arm an SRQ's limit (in: ModifySrqIn)
+  QUERY_SRQ = 0x62,   // CAPS.srq: an SRQ's limit and size (in: HandleIn, out: QuerySrqOut)
+  DESTROY_SRQ =
+      0x63,  // CAPS.srq: destroy a shared receive queue (in: HandleIn; BUSY while a QP uses it)
 };
 const char* to_string(CmdOp v);
 
 // Command completion status (CmdOut.status).
 enum class CmdStatus : uint32_t {
-  OK = 0,            // success
-  BAD_OPCODE = 1,    // unknown command opcode
-  BAD_PARAM = 2,     // a field is out of range or inconsistent; CmdOut.syndrome names it (offset of
-                     // the field in CmdIn)
-  BAD_HANDLE = 3,    // the PD, MR, CQ or QP named does not exist
-  BUSY = 4,          // the object is still in use (a PD with MRs or QPs, a CQ with QPs)
+  OK = 0,          // success
+  BAD_OPCODE = 1,  // unknown command opcode
+  BAD_PARAM = 2,   // a field is out of range or inconsistent; CmdOut.syndrome names it (offset of
+                   // the field in CmdIn)
+  BAD_HANDLE = 3,  // the PD, MR, CQ, QP or SRQ named does not exist
+  BUSY = 4,  // the object is still in use (a PD with MRs, QPs or SRQs, a CQ or an SRQ with QPs)
   NO_RESOURCES = 5,  // a device limit is reached
   BAD_STATE = 6,     // illegal QP state transition, or a required attribute missing
   DMA_ERROR = 7,     // a DMA the command needed failed
@@ -604,8 +656,21 @@ enum class EqeType : uint32_t {
   QP_FATAL = 2,    // the NIC moved a QP to ERR after an error (obj = QPN)
   SQ_DRAINED = 3,  // a QP moved to SQD with EN_SQD_ASYNC_NOTIFY has no send WQE outstanding any
                    // more (obj = QPN)
+  SRQ_LIMIT_REACHED =
+      5,  // CAPS.srq: a QP took a WQE from an SRQ whose limit was armed, leaving fewer WQEs in it
+          // than the limit; the limit is disarmed (obj = SRQN, data = the limit)
+  QP_LAST_WQE_REACHED =
+      6,  // CAPS.srq: a QP attached to an SRQ entered ERR; the receive WQE it had taken, if any,
+          // has completed with WR_FLUSH_ERR, and it takes no more (obj = QPN, data = SRQN)
 };
 const char* to_string(EqeType v);
+
+// ModifySrqIn.attr_mask bits (values of ibv_srq_attr_mask).
+enum class SrqAttr : uint32_t {
+  MAX_WR = 1,  // resize the ring: not supported, refused (BAD_PARAM naming max_wr)
+  LIMIT = 2,   // arm the limit at ModifySrqIn.limit (1..the ring size; 0 is refused)
+};
+const char* to_string(SrqAttr v);
 
 #pragma pack(push, 1)
 // Command input: the first 64 bytes of the command block. `args` is interpreted per opcode.
@@ -640,7 +705,7 @@ static_assert(offsetof(CmdOut, token) == 8, "CmdOut.token offset");
 static_assert(offsetof(CmdOut, rsvd1) == 12, "CmdOut.rsvd1 offset");
 static_assert(offsetof(CmdOut, result) == 16, "CmdOut.result offset");
 
-// Input naming one object (PD number, lkey, CQN, QPN).
+// Input naming one object (PD number, lkey, CQN, QPN, SRQN).
 struct HandleIn {
   uint32_t handle;   // +0
   uint8_t rsvd[52];  // +4
@@ -648,6 +713,30 @@ struct HandleIn {
 static_assert(sizeof(HandleIn) == 56, "HandleIn size");
 static_assert(offsetof(HandleIn, handle) == 0, "HandleIn.handle offset");
 static_assert(offsetof(HandleIn, rsvd) == 4, "HandleIn.rsvd offset");
+
+// QUERY_DEVICE input (a version-1 driver leaves it zero).
+struct QueryDeviceIn {
+  uint8_t page;  // +0 0: QueryDeviceOut; 1 (CAPS.srq): QueryDeviceSrqOut; other values are refused
+                 // (BAD_PARAM)
+  uint8_t rsvd[55];  // +1
+};
+static_assert(sizeof(QueryDeviceIn) == 56, "QueryDeviceIn size");
+static_assert(offsetof(QueryDeviceIn, page) == 0, "QueryDeviceIn.page offset");
+static_assert(offsetof(QueryDeviceIn, rsvd) == 1, "QueryDeviceIn.rsvd offset");
+
+// QUERY_DEVICE page 1 (CAPS.srq): shared receive queue limits.
+struct QueryDeviceSrqOut {
+  uint32_t max_srq;      // +0 SRQs the device holds
+  uint32_t max_srq_wr;   // +4 most WQEs per SRQ (its ring, a power of two)
+  uint32_t max_srq_sge;  // +8 most scatter/gather entries per SRQ WQE (largest stride: 31)
+  uint8_t rsvd[36];      // +12
+};
+static_assert(sizeof(QueryDeviceSrqOut) == 48, "QueryDeviceSrqOut size");
+static_assert(offsetof(QueryDeviceSrqOut, max_srq) == 0, "QueryDeviceSrqOut.max_srq offset");
+static_assert(offsetof(QueryDeviceSrqOut, max_srq_wr) == 4, "QueryDeviceSrqOut.max_srq_wr offset");
+static_assert(offsetof(QueryDeviceSrqOut, max_srq_sge) == 8,
+              "QueryDeviceSrqOut.max_srq_sge offset");
+static_assert(offsetof(QueryDeviceSrqOut, rsvd) == 12, "QueryDeviceSrqOut.rsvd offset");
 
 // Device limits.
 struct QueryDeviceOut {
@@ -781,17 +870,20 @@ struct CreateQpIn {
   uint8_t qp_type;       // +0 QpType
   uint8_t sq_sig_all;    // +1 1: every send WQE is signaled
   uint8_t log_sq_size;   // +2 1..15
-  uint8_t log_rq_size;   // +3 1..15
+  uint8_t log_rq_size;   // +3 1..15; 0 with an SRQ
   uint8_t sq_wqe_shift;  // +4 6..9 (64..512-byte send WQEs)
   uint8_t rq_wqe_shift;  // +5 4..9 (16..512-byte receive WQEs)
   uint16_t rsvd0;        // +6
   uint32_t pdn;          // +8
   uint32_t send_cqn;     // +12
   uint32_t recv_cqn;     // +16
-  uint32_t rsvd1;        // +20
-  uint64_t sq_addr;      // +24
-  uint64_t rq_addr;      // +32
-  uint8_t rsvd2[16];     // +40
+  uint32_t srqn;  // +20 CAPS.srq: the SRQ whose WQEs the QP receives into (same PD), 0 for none
+                  // (SRQN 0 is reserved). With an SRQ the QP has no receive queue: log_rq_size must
+                  // be 0 (BAD_PARAM), rq_wqe_shift and rq_addr are ignored, and its RQ doorbell is
+                  // refused (DB_RANGE)
+  uint64_t sq_addr;   // +24
+  uint64_t rq_addr;   // +32
+  uint8_t rsvd2[16];  // +40
 };
 static_assert(sizeof(CreateQpIn) == 56, "CreateQpIn size");
 static_assert(offsetof(CreateQpIn, qp_type) == 0, "CreateQpIn.qp_type offset");
@@ -804,10 +896,76 @@ static_assert(offsetof(CreateQpIn, rsvd0) == 6, "CreateQpIn.rsvd0 offset");
 static_assert(offsetof(CreateQpIn, pdn) == 8, "CreateQpIn.pdn offset");
 static_assert(offsetof(CreateQpIn, send_cqn) == 12, "CreateQpIn.send_cqn offset");
 static_assert(offsetof(CreateQpIn, recv_cqn) == 16, "CreateQpIn.recv_cqn offset");
-static_assert(offsetof(CreateQpIn, rsvd1) == 20, "CreateQpIn.rsvd1 offset");
+static_assert(offsetof(CreateQpIn, srqn) == 20, "CreateQpIn.srqn offset");
 static_assert(offsetof(CreateQpIn, sq_addr) == 24, "CreateQpIn.sq_addr offset");
 static_assert(offsetof(CreateQpIn, rq_addr) == 32, "CreateQpIn.rq_addr offset");
 static_assert(offsetof(CreateQpIn, rsvd2) == 40, "CreateQpIn.rsvd2 offset");
+
+// CREATE_SRQ input (CAPS.srq). The ring is 2^log_size receive WQEs of 2^wqe_shift bytes (RecvWqe
+// and its Sge entries, as in a receive queue), physically contiguous, 64-byte aligned.
+struct CreateSrqIn {
+  uint64_t ring_addr;  // +0
+  uint8_t log_size;    // +8 1..15, and 2^log_size at most max_srq_wr
+  uint8_t wqe_shift;   // +9 4..9 (16..512-byte WQEs)
+  uint16_t rsvd0;      // +10
+  uint32_t pdn;        // +12 the SRQ's protection domain: its QPs are in it
+  uint32_t limit;      // +16 0: no limit armed; else armed at this value (at most 2^log_size): see
+                       // SRQ_LIMIT_REACHED
+  uint8_t rsvd1[36];   // +20
+};
+static_assert(sizeof(CreateSrqIn) == 56, "CreateSrqIn size");
+static_assert(offsetof(CreateSrqIn, ring_addr) == 0, "CreateSrqIn.ring_addr offset");
+static_assert(offsetof(CreateSrqIn, log_size) == 8, "CreateSrqIn.log_size offset");
+static_assert(offsetof(CreateSrqIn, wqe_shift) == 9, "CreateSrqIn.wqe_shift offset");
+static_assert(offsetof(CreateSrqIn, rsvd0) == 10, "CreateSrqIn.rsvd0 offset");
+static_assert(offsetof(CreateSrqIn, pdn) == 12, "CreateSrqIn.pdn offset");
+static_assert(offsetof(CreateSrqIn, limit) == 16, "CreateSrqIn.limit offset");
+static_assert(offsetof(CreateSrqIn, rsvd1) == 20, "CreateSrqIn.rsvd1 offset");
+
+// CREATE_SRQ output.
+struct CreateSrqOut {
+  uint32_t srqn;     // +0
+  uint8_t rsvd[44];  // +4
+};
+static_assert(sizeof(CreateSrqOut) == 48, "CreateSrqOut size");
+static_assert(offsetof(CreateSrqOut, srqn) == 0, "CreateSrqOut.srqn offset");
+static_assert(offsetof(CreateSrqOut, rsvd) == 4, "CreateSrqOut.rsvd offset");
+
+// MODIFY_SRQ input (CAPS.srq): arms the SRQ limit, as ibv_modify_srq with IBV_SRQ_LIMIT.
+struct ModifySrqIn {
+  uint32_t srqn;       // +0
+  uint32_t attr_mask;  // +4 SrqAttr bits
+  uint32_t max_wr;     // +8 with MAX_WR (refused)
+  uint32_t limit;      // +12 with LIMIT
+  uint8_t rsvd[40];    // +16
+};
+static_assert(sizeof(ModifySrqIn) == 56, "ModifySrqIn size");
+static_assert(offsetof(ModifySrqIn, srqn) == 0, "ModifySrqIn.srqn offset");
+static_assert(offsetof(ModifySrqIn, attr_mask) == 4, "ModifySrqIn.attr_mask offset");
+static_assert(offsetof(ModifySrqIn, max_wr) == 8, "ModifySrqIn.max_wr offset");
+static_assert(offsetof(ModifySrqIn, limit) == 12, "ModifySrqIn.limit offset");
+static_assert(offsetof(ModifySrqIn, rsvd) == 16, "ModifySrqIn.rsvd offset");
+
+// QUERY_SRQ output.
+struct QuerySrqOut {
+  uint32_t limit;    // +0 the armed limit, 0 if none is armed (it fired, or was never set)
+  uint32_t max_wr;   // +4 the ring size
+  uint32_t max_sge;  // +8 scatter/gather entries per WQE (what the stride holds)
+  uint32_t pdn;      // +12
+  uint16_t pi;       // +16 producer index (low 16 bits)
+  uint16_t taken;    // +18 WQEs taken by QPs (low 16 bits)
+  uint32_t users;    // +20 QPs attached
+  uint8_t rsvd[24];  // +24
+};
+static_assert(sizeof(QuerySrqOut) == 48, "QuerySrqOut size");
+static_assert(offsetof(QuerySrqOut, limit) == 0, "QuerySrqOut.limit offset");
+static_assert(offsetof(QuerySrqOut, max_wr) == 4, "QuerySrqOut.max_wr offset");
+static_assert(offsetof(QuerySrqOut, max_sge) == 8, "QuerySrqOut.max_sge offset");
+static_assert(offsetof(QuerySrqOut, pdn) == 12, "QuerySrqOut.pdn offset");
+static_assert(offsetof(QuerySrqOut, pi) == 16, "QuerySrqOut.pi offset");
+static_assert(offsetof(QuerySrqOut, taken) == 18, "QuerySrqOut.taken offset");
+static_assert(offsetof(QuerySrqOut, users) == 20, "QuerySrqOut.users offset");
+static_assert(offsetof(QuerySrqOut, rsvd) == 24, "QuerySrqOut.rsvd offset");
 
 // CREATE_QP output.
 struct CreateQpOut {
@@ -1059,7 +1217,8 @@ constexpr uint8_t send_wqe_shift_for_inline(uint32_t bytes) {
 static_assert(max_send_inline(kSendWqeMinShift) == 32 && kMaxSendInline == 480,
               "send WQE inline geometry");
 
-// receive queue (CreateQpIn.rq_wqe_shift): RecvWqe + num_sge x Sge.
+// receive queue (CreateQpIn.rq_wqe_shift) and shared receive queue (CreateSrqIn.wqe_shift): RecvWqe
+// + num_sge x Sge.
 constexpr uint32_t kRecvWqeMinShift = 4;
 constexpr uint32_t kRecvWqeMaxShift = 9;
 constexpr uint32_t kRecvWqeMinBytes = uint32_t(1) << kRecvWqeMinShift;

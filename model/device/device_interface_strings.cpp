@@ -31,6 +31,8 @@ const char* to_string(RegError v) {
       return "ADDR_RANGE";
     case RegError::BAD_WQE:
       return "BAD_WQE";
+    case RegError::NO_SUCH_SRQ:
+      return "NO_SUCH_SRQ";
   }
   return "?";
 }
@@ -61,6 +63,14 @@ const char* to_string(CmdOp v) {
       return "QUERY_QP";
     case CmdOp::DESTROY_QP:
       return "DESTROY_QP";
+    case CmdOp::CREATE_SRQ:
+      return "CREATE_SRQ";
+    case CmdOp::MODIFY_SRQ:
+      return "MODIFY_SRQ";
+    case CmdOp::QUERY_SRQ:
+      return "QUERY_SRQ";
+    case CmdOp::DESTROY_SRQ:
+      return "DESTROY_SRQ";
   }
   return "?";
 }
@@ -325,6 +335,20 @@ const char* to_string(EqeType v) {
       return "QP_FATAL";
     case EqeType::SQ_DRAINED:
       return "SQ_DRAINED";
+    case EqeType::SRQ_LIMIT_REACHED:
+      return "SRQ_LIMIT_REACHED";
+    case EqeType::QP_LAST_WQE_REACHED:
+      return "QP_LAST_WQE_REACHED";
+  }
+  return "?";
+}
+
+const char* to_string(SrqAttr v) {
+  switch (v) {
+    case SrqAttr::MAX_WR:
+      return "MAX_WR";
+    case SrqAttr::LIMIT:
+      return "LIMIT";
   }
   return "?";
 }

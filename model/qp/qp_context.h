@@ -25,6 +25,7 @@ namespace rn::qp {
 struct NicParams {
   uint32_t max_qps = 16384;
   uint32_t max_cqs = 16384;
+  uint32_t max_srqs = 4096;
   uint32_t max_pds = 4096;
   uint32_t max_qp_wr = 32768;           // ring entries per SQ/RQ
   uint32_t max_cqe = 4194304;           // entries per CQ
@@ -221,11 +222,34 @@ struct SendQueue {
   uint32_t out_head = 0, out_tail = 0;   // free-running
 };
 
-// The receive queue (the responder's): [ci, fetched) cached, [fetched, pi) posted.
+// The receive queue (the responder's): [ci, fetched) cached, [fetched, pi) posted. A QP attached
+// to an SRQ has no ring of its own: its cache is one slot, the WQE it took from the SRQ for the
+// message it receives (pi and fetched move on together when it takes one; srq_idx is that WQE's
+// index in the SRQ, reported in its completion).
 struct RecvQueue {
   uint32_t pi = 0, fetched = 0, ci = 0;
   WqeFetch fetch = WqeFetch::kIdle;
   std::vector<RecvWqeCache> cache;
+  uint32_t srq_idx = 0;
+};
+
+// A shared receive queue (the responder's): a ring of receive WQEs that the QPs attached to it
+// take from, one per message needing one, in the order their packets arrive. Indices are
+// free-running: WQEs [taken, fetched) are in the SRQ's cache, [fetched, pi) posted in host memory
+// and not yet fetched. A WQE taken leaves the SRQ for good (it is the taking QP's).
+struct SrqCtx {
+  bool valid = false;
+  uint32_t srqn = 0;
+  uint32_t epoch = 0;  // renewed at creation: a fetch landing for a destroyed SRQ is stale
+  uint32_t pdn = 0;
+  uint64_t ring = 0;
+  uint8_t log_size = 0, shift = 4;
+  uint32_t pi = 0, fetched = 0, taken = 0;
+  WqeFetch fetch = WqeFetch::kIdle;
+  uint32_t limit = 0;  // armed limit (0: none): an event when fewer than `limit` WQEs remain
+  uint32_t users = 0;  // QPs attached
+  std::vector<RecvWqeCache> cache;
+  uint32_t size() const { return 1u << log_size; }
 };
 
 // The message a responder is in the middle of, for the opcode sequence check.
@@ -275,6 +299,7 @@ struct QpCtx {
   uint32_t send_cqn = 0, recv_cqn = 0;
   bool sig_all = false;
   uint64_t sq_addr = 0, rq_addr = 0;
+  uint32_t srqn = 0;  // the SRQ it receives into (0: none, its own receive queue)
   uint8_t log_sq = 0, log_rq = 0, sq_shift = 6, rq_shift = 6;
 
   // Attributes (MODIFY_QP).

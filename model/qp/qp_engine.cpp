@@ -91,20 +91,26 @@ CmdResult QpEngine::create(const dev::CreateQpIn& a, uint32_t* qpn_out) {
   const uint32_t max_log = log2_floor(p.max_qp_wr);
   if (a.log_sq_size < 1 || a.log_sq_size > std::min<uint32_t>(15, max_log))
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(Q, log_sq_size)};
-  if (a.log_rq_size < 1 || a.log_rq_size > std::min<uint32_t>(15, max_log))
+  // With an SRQ the QP has no receive queue of its own: no size, stride or ring.
+  const SrqCtx* srq = a.srqn != 0 ? t_.srq(a.srqn) : nullptr;
+  if (a.srqn != 0 && !srq) return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(Q, srqn)};
+  if (srq ? a.log_rq_size != 0
+          : (a.log_rq_size < 1 || a.log_rq_size > std::min<uint32_t>(15, max_log)))
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(Q, log_rq_size)};
   if (!dev::valid_send_wqe_shift(a.sq_wqe_shift))
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(Q, sq_wqe_shift)};
-  if (!dev::valid_recv_wqe_shift(a.rq_wqe_shift))
+  if (!srq && !dev::valid_recv_wqe_shift(a.rq_wqe_shift))
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(Q, rq_wqe_shift)};
   if (!t_.pd_valid(a.pdn)) return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(Q, pdn)};
+  if (srq && srq->pdn != a.pdn)  // its WQEs' buffers are checked in the QP's PD
+    return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(Q, srqn)};
   if (!t_.cq(a.send_cqn)) return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(Q, send_cqn)};
   if (!t_.cq(a.recv_cqn)) return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(Q, recv_cqn)};
   if (a.sq_addr == 0 || (a.sq_addr & 63) ||
       !pcie::in_address_space(a.sq_addr, uint64_t(1) << (a.log_sq_size + a.sq_wqe_shift)))
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(Q, sq_addr)};
-  if (a.rq_addr == 0 || (a.rq_addr & 63) ||
-      !pcie::in_address_space(a.rq_addr, uint64_t(1) << (a.log_rq_size + a.rq_wqe_shift)))
+  if (!srq && (a.rq_addr == 0 || (a.rq_addr & 63) ||
+               !pcie::in_address_space(a.rq_addr, uint64_t(1) << (a.log_rq_size + a.rq_wqe_shift))))
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(Q, rq_addr)};
   uint32_t qpn = take_oldest(free_qps_);
   if (qpn == 0) {
@@ -123,13 +129,15 @@ CmdResult QpEngine::create(const dev::CreateQpIn& a, uint32_t* qpn_out) {
   q->recv_cqn = a.recv_cqn;
   q->sig_all = a.sq_sig_all;
   q->sq_addr = a.sq_addr;
-  q->rq_addr = a.rq_addr;
+  q->rq_addr = srq ? 0 : a.rq_addr;
+  q->srqn = a.srqn;
   q->log_sq = a.log_sq_size;
   q->log_rq = a.log_rq_size;
   q->sq_shift = a.sq_wqe_shift;
-  q->rq_shift = a.rq_wqe_shift;
+  q->rq_shift = srq ? srq->shift : a.rq_wqe_shift;
   uint32_t sp = std::max<uint32_t>(1, std::min(p.wqe_prefetch, q->sq_size()));
-  uint32_t rp = std::max<uint32_t>(1, std::min(p.rq_prefetch, q->rq_size()));
+  // With an SRQ: one slot, for the WQE taken from the SRQ.
+  uint32_t rp = srq ? 1 : std::max<uint32_t>(1, std::min(p.rq_prefetch, q->rq_size()));
   q->sq.cache.resize(sp);
   q->rq.cache.resize(rp);
   q->sq.outstanding.resize(q->sq_size());
@@ -138,6 +146,7 @@ CmdResult QpEngine::create(const dev::CreateQpIn& a, uint32_t* qpn_out) {
   t_.cqs[a.send_cqn].users++;
   t_.cqs[a.recv_cqn].users++;
   t_.pd_users[a.pdn]++;
+  if (srq) t_.srqs[a.srqn].users++;
   *qpn_out = qpn;
   return {};
 }
@@ -148,6 +157,7 @@ CmdResult QpEngine::destroy(uint32_t qpn) {
   t_.cqs[q->send_cqn].users--;
   t_.cqs[q->recv_cqn].users--;
   t_.pd_users[q->pdn]--;
+  if (q->srqn != 0) t_.srqs[q->srqn].users--;
   t_.qps[qpn].reset();
   free_qps_.push_back(qpn);
   return {};

@@ -36,6 +36,7 @@ class QpEngine : public QpLife {
     req_.sq_doorbell_wqe(q, pi, wqe, len);
   }
   void rq_doorbell(QpCtx& q, uint32_t pi) { resp_.rq_doorbell(q, pi); }
+  void srq_doorbell(SrqCtx& s, uint32_t pi) { resp_.srq_doorbell(s, pi); }
   // QpLife: an error the NIC found. A UC QP's send errors stop its send queue only (SQE); other
   // errors move the QP to ERR.
   void fail(QpCtx& q) override;

@@ -26,7 +26,8 @@ class QpTable {
  public:
   QpTable() {
     qps.resize(2);  // QPNs 0 and 1 are reserved, as in InfiniBand
-    cqs.resize(1);  // CQN 0 and PDN 0 are reserved
+    cqs.resize(1);  // CQN 0, SRQN 0 and PDN 0 are reserved
+    srqs.resize(1);
     pds.resize(1, false);
     pd_users.resize(1, 0);
   }
@@ -36,6 +37,7 @@ class QpTable {
   // The context of a QPN without reading it (null if none): for prefetching.
   const QpCtx* qp_ptr(uint32_t qpn) const { return qpn < qps.size() ? qps[qpn].get() : nullptr; }
   CqCtx* cq(uint32_t cqn) { return (cqn < cqs.size() && cqs[cqn].valid) ? &cqs[cqn] : nullptr; }
+  SrqCtx* srq(uint32_t n) { return (n < srqs.size() && srqs[n].valid) ? &srqs[n] : nullptr; }
   bool pd_valid(uint32_t pdn) const { return pdn < pds.size() && pds[pdn]; }
 
   // Landing buffers for WQE fetches, owned by the NIC (not the QP): a QP destroyed while its
@@ -56,8 +58,9 @@ class QpTable {
 
   std::vector<std::unique_ptr<QpCtx>> qps;  // index = QPN
   std::vector<CqCtx> cqs;                   // index = CQN
+  std::vector<SrqCtx> srqs;                 // index = SRQN
   std::vector<bool> pds;                    // index = PDN
-  std::vector<uint32_t> pd_users;           // QPs in each PD
+  std::vector<uint32_t> pd_users;           // QPs and SRQs in each PD
   uint32_t epochs = 0;                      // last QP epoch handed out
 
  private:

@@ -39,6 +39,14 @@ Responder::Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
       stalls_xlate_(stats_.counter("stalls_translation", "count",
                                    "request pipeline stalls waiting for the translation stage")),
       rwqe_fetches_(stats_.counter("rwqe_fetches", "count", "DMA reads of receive WQEs")),
+      srq_fetches_(stats_.counter("srq_wqe_fetches", "count",
+                                  "DMA reads of shared receive queue (SRQ) WQEs")),
+      srq_taken_(stats_.counter("srq_wqes_taken", "count", "receive WQEs QPs took from SRQs")),
+      srq_limit_events_(stats_.counter("srq_limit_events", "count",
+                                       "SRQ_LIMIT_REACHED events: an SRQ fell below its limit")),
+      last_wqe_events_(
+          stats_.counter("last_wqe_events", "count",
+                         "QP_LAST_WQE_REACHED events: a QP attached to an SRQ entered ERR")),
       flushed_(stats_.counter("flushed", "count", "receive WQEs completed with WR_FLUSH_ERR")),
       unsupported_ops_(
           stats_.counter("unsupported_requests", "count",
@@ -134,6 +142,77 @@ void Responder::maybe_fetch(QpCtx& q) {
     }
     if (pipe_ == Pipe::kStalled) resume();
   });
+}
+
+void Responder::srq_doorbell(SrqCtx& s, uint32_t new_pi) {
+  s.pi = new_pi;
+  maybe_fetch_srq(s);
+}
+
+void Responder::maybe_fetch_srq(SrqCtx& s) {
+  if (s.fetch == WqeFetch::kInFlight || s.fetched == s.pi) return;
+  const uint32_t slots = static_cast<uint32_t>(s.cache.size());
+  const uint32_t room = slots - (s.fetched - s.taken);
+  if (room == 0) return;
+  const uint32_t pos = s.fetched & (s.size() - 1);
+  const uint32_t n = std::min({room, s.pi - s.fetched, s.size() - pos});
+  s.fetch = WqeFetch::kInFlight;
+  ++srq_fetches_;
+  const uint64_t addr = s.ring + (uint64_t(pos) << s.shift);
+  const uint32_t srqn = s.srqn, epoch = s.epoch;
+  std::vector<uint8_t>* buf = t_.get_fetch_buf(size_t(n) << s.shift);
+  dma_.dma_read(addr, buf->data(), n << s.shift, now(), [this, srqn, n, epoch, buf] {
+    SrqCtx* ss = t_.srq(srqn);
+    if (ss && ss->epoch == epoch) {  // else destroyed meanwhile: the WQEs are stale
+      unpack_wqes<RecvWqeCache>(buf->data(), n, ss->shift, ss->cache, ss->fetched,
+                                dev::max_recv_sge(ss->shift));
+      ss->fetched += n;
+      ss->fetch = WqeFetch::kIdle;
+      maybe_fetch_srq(*ss);
+    }
+    t_.put_fetch_buf(buf);
+    if (pipe_ == Pipe::kStalled) resume();
+  });
+}
+
+Responder::Outcome Responder::srq_take(QpCtx& q) {
+  SrqCtx& s = *t_.srq(q.srqn);  // it exists: DESTROY_SRQ is refused while a QP uses it
+  if (s.taken == s.fetched) {
+    if (s.taken == s.pi) return Outcome::kDone;
+    maybe_fetch_srq(s);
+    return Outcome::kStall;  // keep the packet; resumed when the fetch lands
+  }
+  // The WQE becomes the QP's: its header and the entries it uses go to the QP's one slot.
+  const RecvWqeCache& c = s.cache[s.taken % s.cache.size()];
+  RecvWqeCache& mine = q.rq.cache[0];
+  mine.hdr = c.hdr;
+  const uint32_t ns = std::min<uint32_t>(c.hdr.num_sge, dev::max_recv_sge(s.shift));
+  std::copy(c.sge, c.sge + ns, mine.sge);
+  q.rq.srq_idx = s.taken;
+  ++s.taken;
+  ++q.rq.pi;
+  ++q.rq.fetched;
+  ++srq_taken_;
+  RN_LOG(env_.sim, LogCat::kRx, env_.name, "qp {} takes WQE {} of SRQ {} ({} left)", q.qpn,
+         q.rq.srq_idx, s.srqn, s.pi - s.taken);
+  if (s.limit != 0 && s.pi - s.taken < s.limit) {
+    ++srq_limit_events_;
+    RN_LOG(env_.sim, LogCat::kError, env_.name, "SRQ {}: {} WQEs left, below its limit {}", s.srqn,
+           s.pi - s.taken, s.limit);
+    comp_.post_eqe(dev::EqeType::SRQ_LIMIT_REACHED, s.srqn, s.limit, now());
+    s.limit = 0;  // disarmed: MODIFY_SRQ arms it again
+  }
+  maybe_fetch_srq(s);
+  return Outcome::kGo;
+}
+
+Responder::Outcome Responder::no_receive_wqe(QpCtx& q, uint32_t psn) {
+  if (q.uc()) return fail(q, 0, psn, "no receive WQE");
+  ++rnr_naks_;
+  RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} psn {}: no receive WQE -> RNR NAK", q.qpn,
+         psn);
+  send_ack(q, w::aeth_rnr_nak(q.min_rnr_timer), psn);
+  return Outcome::kDone;
 }
 
 RN_HOT void Responder::on_request(const RxPacket& p) {
@@ -249,7 +328,7 @@ void Responder::recv_complete(QpCtx& q, WcStatus st, uint32_t byte_len, dev::WcO
   e.imm = imm_data;
   e.qpn = q.qpn;
   e.src_qp = q.dest_qpn;
-  e.wqe_counter = q.rq.ci;
+  e.wqe_counter = q.srqn != 0 ? q.rq.srq_idx : q.rq.ci;  // an SRQ's WQE: its index there
   e.opcode = op;
   e.status = st;
   e.flags = imm ? static_cast<uint8_t>(dev::CqeFlags::WITH_IMM) : 0;
@@ -357,16 +436,16 @@ RN_HOT Responder::Outcome Responder::process(const RxPacket& p) {
   // A receive WQE is needed now for a SEND's first packet and a WRITE with immediate's last.
   if ((is_send && info.is_first()) || (is_write && info.has(w::kExtImmDt))) {
     if (q.rq.ci == q.rq.fetched) {
-      if (q.rq.ci != q.rq.pi) {
+      if (q.srqn != 0) {  // a QP attached to an SRQ takes the SRQ's next WQE
+        const Outcome o = srq_take(q);
+        if (o == Outcome::kStall) return o;
+        if (o != Outcome::kGo) return no_receive_wqe(q, h.psn);
+      } else if (q.rq.ci != q.rq.pi) {
         maybe_fetch(q);
         return Outcome::kStall;  // keep the packet; resumed when the fetch lands
+      } else {
+        return no_receive_wqe(q, h.psn);
       }
-      if (q.uc()) return fail(q, 0, h.psn, "no receive WQE");
-      ++rnr_naks_;
-      RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} psn {}: no receive WQE -> RNR NAK", q.qpn,
-             h.psn);
-      send_ack(q, w::aeth_rnr_nak(q.min_rnr_timer), h.psn);
-      return Outcome::kDone;
     }
   }
   Placement pl;
@@ -759,7 +838,13 @@ void Responder::produce() {
   }
 }
 
-void Responder::flush(QpCtx& q) { continue_flush(q); }
+void Responder::flush(QpCtx& q) {
+  continue_flush(q);
+  if (q.srqn != 0) {  // the SRQ's WQEs are not the QP's: only the one it had taken was flushed
+    ++last_wqe_events_;
+    comp_.post_eqe(dev::EqeType::QP_LAST_WQE_REACHED, q.qpn, q.srqn, now());
+  }
+}
 
 void Responder::continue_flush(QpCtx& q) {
   const Tick when = now();

@@ -30,7 +30,10 @@ class Responder : public TxPort::Source {
   // behind a stall. The responder owns the frame from here.
   void on_request(const RxPacket& p);
   void rq_doorbell(QpCtx& q, uint32_t new_pi);
-  // The QP entered ERR: flush the receive WQEs.
+  // An SRQ's producer index moved on (checked by the device).
+  void srq_doorbell(SrqCtx& s, uint32_t new_pi);
+  // The QP entered ERR: flush the receive WQEs (of a QP attached to an SRQ, only the one it had
+  // taken; then QP_LAST_WQE_REACHED).
   void flush(QpCtx& q);
   // The QP went back to RESET.
   void reset(QpCtx& q);
@@ -106,6 +109,12 @@ class Responder : public TxPort::Source {
   void finish(const RxPacket& p, Outcome o);
   void resume();
   void maybe_fetch(QpCtx& q);
+  void maybe_fetch_srq(SrqCtx& s);
+  // A QP attached to an SRQ takes the SRQ's next WQE: kGo (taken), kStall (posted, not yet
+  // fetched: a fetch is under way) or kDone (the SRQ is empty).
+  Outcome srq_take(QpCtx& q);
+  // A request needing a receive WQE and none posted: RNR NAK (RC), or the QP fails (UC).
+  Outcome no_receive_wqe(QpCtx& q, uint32_t psn);
   void send_ack(QpCtx& q, uint8_t syndrome, uint32_t psn);
   // An ACK for psn, held nic.ack_coalesce for later AckReqs of the QP to share it.
   void owe_ack(QpCtx& q, uint32_t psn);
@@ -150,6 +159,10 @@ class Responder : public TxPort::Source {
   uint64_t& stalls_;
   uint64_t& stalls_xlate_;
   uint64_t& rwqe_fetches_;
+  uint64_t& srq_fetches_;
+  uint64_t& srq_taken_;
+  uint64_t& srq_limit_events_;
+  uint64_t& last_wqe_events_;
   uint64_t& flushed_;
   uint64_t& unsupported_ops_;
   uint64_t& read_requests_;

@@ -78,6 +78,11 @@ void add_workload(cfg::Schema& s, const std::string& k, const char* size, const 
   s.add({k + ".verify", Kind::kBool, def(w.verify),
          "check every received byte against the sender's data (atomics: every value returned, "
          "and each target's final value)"});
+  if (k == "send_bw")
+    s.add({k + ".use_srq", Kind::kBool, def(w.use_srq),
+           "the server's QPs share one shared receive queue (SRQ) of rx_depth WQEs, as perftest's "
+           "--use_srq (every client QP then sends the same pattern: a message lands in the buffer "
+           "of whichever WQE its QP took)"});
   add_retry(s, k);
   if (v == host::Verb::kAtomic)
     s.add({k + ".atomic_type",
@@ -291,6 +296,7 @@ cfg::Schema make_schema() {
   s.add({"nic.max_qps", Kind::kInt, def_int(np.max_qps), "queue pairs", 1, 131000});
   s.add({"nic.max_cqs", Kind::kInt, def_int(np.max_cqs), "completion queues", 1, 131000});
   s.add({"nic.max_pds", Kind::kInt, def_int(np.max_pds), "protection domains", 1, 1e6});
+  s.add({"nic.max_srqs", Kind::kInt, def_int(np.max_srqs), "shared receive queues", 1, 65535});
   s.add({"nic.max_mrs", Kind::kInt, def_int(nc.xlate.max_mrs), "memory regions", 1, 16e6});
   s.add({"nic.max_mr_size", Kind::kSize, def_size(nc.max_mr_size), "largest memory region", 4096,
          1.0 * (1ull << 40)});

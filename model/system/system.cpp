@@ -138,6 +138,7 @@ host::WorkloadParams System::workload_params(const cfg::Config& c, const std::st
   if (verb != Verb::kRead && verb != Verb::kAtomic)  // inline data: WRITE and SEND only
     p.inline_size = static_cast<uint32_t>(c.size(k + ".inline_size"));
   p.verify = c.boolean(k + ".verify");
+  if (k == "send_bw") p.use_srq = c.boolean(k + ".use_srq");
   if (verb == Verb::kAtomic)
     p.atomic_type = c.str(k + ".atomic_type") == host::to_string(host::AtomicType::kCmpAndSwap)
                         ? host::AtomicType::kCmpAndSwap
@@ -418,6 +419,7 @@ System::System(const cfg::Config& c, const std::string& config_name)
   np.max_qps = static_cast<uint32_t>(c.integer("nic.max_qps"));
   np.max_cqs = static_cast<uint32_t>(c.integer("nic.max_cqs"));
   np.max_pds = static_cast<uint32_t>(c.integer("nic.max_pds"));
+  np.max_srqs = static_cast<uint32_t>(c.integer("nic.max_srqs"));
   np.max_qp_wr = static_cast<uint32_t>(c.integer("nic.max_qp_wr"));
   np.max_cqe = static_cast<uint32_t>(c.integer("nic.max_cqe"));
   np.cmd_latency = c.time("nic.cmd_latency");

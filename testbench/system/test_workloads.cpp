@@ -344,3 +344,32 @@ TEST_CASE(
   CHECK(stat(r, "host0.nic.req", "implied_naks") > 2);  // out-of-sequence responses, ...
   CHECK(stat(r, "host0.nic.req", "timeouts") == 0);     // ... recovered without a timeout
 }
+
+TEST_CASE("send_bw with use_srq: the server's QPs share one SRQ, every byte still checked",
+          "[workload][srq]") {
+  // Three QPs, one SRQ of rx_depth WQEs for all of them (perftest's --use_srq), two SGEs each.
+  auto r = run({"run.workloads=send_bw", "send_bw.use_srq=true", "send_bw.qps=3",
+                "send_bw.size=5000", "send_bw.mtu=1024", "send_bw.sges=2", "send_bw.iterations=100",
+                "send_bw.rx_depth=64", "send_bw.cq_mod=10", "capture.pcap=false"});
+  const auto& w = only(r);
+  check_bw(r, w, 300);
+  CHECK(w.verified_bytes == 5000u * 3);
+  CHECK(stat(r, "host1.nic.resp", "srq_wqes_taken") == 300);
+  CHECK(stat(r, "host1.nic.resp", "srq_wqe_fetches") > 0);
+  CHECK(stat(r, "host1.nic.resp", "rwqe_fetches") == 0);
+  CHECK(stat(r, "host1.nic.dev", "rq_doorbells") == 0);
+  CHECK(stat(r, "host1.nic.dev", "srq_doorbells") > 0);
+  CHECK(stat(r, "host1.nic.resp", "messages") == 300);
+  CHECK(stat(r, "host1.nic.resp", "naks") == 0);
+}
+
+TEST_CASE("send_bw without use_srq takes no SRQ WQEs", "[workload][srq]") {
+  auto r = run({"run.workloads=send_bw", "send_bw.qps=3", "send_bw.size=5000",
+                "send_bw.iterations=50", "capture.pcap=false"});
+  const auto& w = only(r);
+  check_bw(r, w, 150);
+  CHECK(w.verified_bytes == 5000u * 3);
+  CHECK(stat(r, "host1.nic.resp", "srq_wqes_taken") == 0);
+  CHECK(stat(r, "host1.nic.resp", "srq_wqe_fetches") == 0);
+  CHECK(stat(r, "host1.nic.resp", "rwqe_fetches") > 0);
+}

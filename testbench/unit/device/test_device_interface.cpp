@@ -118,8 +118,13 @@ TEST_CASE("Register bit fields: every field packs and unpacks alone, nothing els
   SECTION("CAPS") {
     FIELD(dev::CapsBits, inline_data, kInlineData);
     FIELD(dev::CapsBits, wqe_doorbell, kWqeDoorbell);
+    FIELD(dev::CapsBits, srq, kSrq);
     FIELD(dev::CapsBits, max_inline_data, kMaxInlineData);
     check_register<dev::CapsBits>(covered);
+  }
+  SECTION("SRQ_DOORBELL") {
+    FIELD(dev::SrqDoorbellBits, pi, kPi);
+    check_register<dev::SrqDoorbellBits>(covered);
   }
 }
 
@@ -261,7 +266,7 @@ TEST_CASE("Interface v2: what it adds, and v1 where it was", "[v2]") {
   CHECK(dev::CapsBits::kInlineDataMask == 0x1u);
   CHECK(dev::CapsBits::kWqeDoorbellMask == 0x2u);
   CHECK(dev::CapsBits::kMaxInlineDataMask == 0xFFFF0000u);
-  CHECK(dev::CapsBits::kReservedMask == 0x0000FFFCu);
+  CHECK(dev::CapsBits::kReservedMask == 0x0000FFF8u);  // bit 2: srq (see the SRQ test)
   dev::CapsBits c;
   c.inline_data = true;
   c.wqe_doorbell = true;
@@ -295,6 +300,40 @@ TEST_CASE("Interface v2: what it adds, and v1 where it was", "[v2]") {
   CHECK(static_cast<uint32_t>(dev::RegError::ADDR_RANGE) == 11);
   CHECK(std::string(dev::to_string(dev::RegError::BAD_WQE)) == "BAD_WQE");
   CHECK(std::string(dev::to_string(dev::WqeFlags::INLINE)) == "INLINE");
+}
+
+// Shared receive queues (CAPS.srq) add to version 2 and move nothing of it.
+TEST_CASE("SRQ: its capability bit, doorbells, commands, events and layouts", "[srq]") {
+  CHECK(dev::CapsBits::kSrqMask == 0x4u);
+  dev::CapsBits c;
+  c.srq = true;
+  CHECK(c.pack() == 0x4u);
+  // The SRQ doorbells: after the CQ doorbells, before the WQE doorbells, one word per SRQ.
+  CHECK(dev::reg::SRQ_DOORBELL == dev::kSrqDbBase);
+  CHECK(dev::kSrqDbBase >= dev::kCqDbBase + dev::kCqDbStride * dev::kMaxCqDoorbells);
+  CHECK(dev::kSrqDbBase + dev::kSrqDbStride * dev::kMaxSrqDoorbells <= dev::kWqeDbBase);
+  CHECK(dev::SrqDoorbellBits::kReservedMask == 0xFFFF0000u);
+  CHECK(static_cast<uint32_t>(dev::RegError::NO_SUCH_SRQ) == 13);
+  CHECK(static_cast<uint32_t>(dev::CmdOp::CREATE_SRQ) == 0x60);
+  CHECK(static_cast<uint32_t>(dev::CmdOp::MODIFY_SRQ) == 0x61);
+  CHECK(static_cast<uint32_t>(dev::CmdOp::QUERY_SRQ) == 0x62);
+  CHECK(static_cast<uint32_t>(dev::CmdOp::DESTROY_SRQ) == 0x63);
+  CHECK(static_cast<uint32_t>(dev::EqeType::SRQ_LIMIT_REACHED) == 5);
+  CHECK(static_cast<uint32_t>(dev::EqeType::QP_LAST_WQE_REACHED) == 6);
+  CHECK(static_cast<uint32_t>(dev::SrqAttr::MAX_WR) == 1);  // ibv_srq_attr_mask
+  CHECK(static_cast<uint32_t>(dev::SrqAttr::LIMIT) == 2);
+  // CreateQpIn.srqn sits in v1's reserved word; everything else where it was.
+  CHECK(offsetof(dev::CreateQpIn, recv_cqn) == 16);
+  CHECK(offsetof(dev::CreateQpIn, srqn) == 20);
+  CHECK(offsetof(dev::CreateQpIn, sq_addr) == 24);
+  CHECK(sizeof(dev::CreateQpIn) == 56);
+  CHECK(offsetof(dev::QueryDeviceIn, page) == 0);
+  CHECK(sizeof(dev::QueryDeviceSrqOut) == 48);
+  CHECK(sizeof(dev::CreateSrqIn) == 56);
+  CHECK(offsetof(dev::CreateSrqIn, limit) == 16);
+  CHECK(sizeof(dev::ModifySrqIn) == 56);
+  CHECK(sizeof(dev::QuerySrqOut) == 48);
+  CHECK(std::string(dev::to_string(dev::EqeType::QP_LAST_WQE_REACHED)) == "QP_LAST_WQE_REACHED");
 }
 
 TEST_CASE("WQE geometry: inline bytes per send stride", "[wqe][v2]") {
