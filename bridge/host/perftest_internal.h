@@ -30,6 +30,7 @@ struct Perftest::Side {
   drv::Cq* scq = nullptr;
   drv::Cq* rcq = nullptr;
   std::vector<drv::Qp*> qps;
+  drv::Ah* ah = nullptr;  // UD: the address handle of the peer
   // Per QP; 0 (and an empty Mr) where this side has no such buffer (sends_from, receives_into):
   // a WRITE or SEND bandwidth client only sends from src, its server only receives into dst; a
   // READ server only has src, its client dst.
