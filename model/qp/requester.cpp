@@ -478,23 +478,7 @@ RN_HOT void Requester::send_one(QpCtx& q) {
   th.pkey = 0xFFFF;
   th.dest_qp = q.dest_qpn;
   th.psn = q.sq.psn;
-  // UD: one SEND_ONLY (with immediate) to the WQE's address, with a DETH: its Q_Key (the QP's
-  // when the WQE's has bit 31 set, as IBA says) and the source QP.
-  const wire::PathInfo* path = &q.path;
-  wire::PathInfo ud_path;
-  if (q.ud()) {
-    const dev::UdSeg& u = q.sq.cur.ud;
-    th.opcode = w::to_u8(imm ? w::Opcode::UD_SEND_ONLY_WITH_IMMEDIATE : w::Opcode::UD_SEND_ONLY);
-    th.dest_qp = u.remote_qpn;
-    th.deth_qkey = (u.remote_qkey & 0x80000000u) ? q.qkey : u.remote_qkey;
-    th.deth_src_qp = q.qpn;
-    ud_path = q.path;
-    std::memcpy(ud_path.dst_mac.data(), u.dest_mac, 6);
-    ud_path.dst_ip = u.dest_ipv4;
-    ud_path.tos = u.traffic_class;
-    ud_path.ttl = u.hop_limit ? u.hop_limit : 64;
-    path = &ud_path;
-  }
+  const wire::PathInfo* path = q.ud() ? ud_datagram(q, imm, th) : &q.path;
   ++q.sq.since_ackreq;
   // AckReq on a message's last packet, every ack_req_every packets, and on the packet that fills
   // the PSN window: without it, a window smaller than both the message and ack_req_every would
@@ -545,6 +529,24 @@ RN_HOT void Requester::send_one(QpCtx& q) {
   } else {
     port_.drain();
   }
+}
+
+RN_NOINLINE const wire::PathInfo* Requester::ud_datagram(const QpCtx& q, bool imm,
+                                                         w::TransportHeader& th) {
+  // UD: one SEND_ONLY (with immediate) to the WQE's address, with a DETH: its Q_Key (the QP's
+  // when the WQE's has bit 31 set, as IBA says) and the source QP. The path is the QP's source
+  // half and the WQE's destination, in a member (no per-packet construction on RC's path).
+  const dev::UdSeg& u = q.sq.cur.ud;
+  th.opcode = w::to_u8(imm ? w::Opcode::UD_SEND_ONLY_WITH_IMMEDIATE : w::Opcode::UD_SEND_ONLY);
+  th.dest_qp = u.remote_qpn;
+  th.deth_qkey = (u.remote_qkey & 0x80000000u) ? q.qkey : u.remote_qkey;
+  th.deth_src_qp = q.qpn;
+  ud_path_ = q.path;
+  std::memcpy(ud_path_.dst_mac.data(), u.dest_mac, 6);
+  ud_path_.dst_ip = u.dest_ipv4;
+  ud_path_.tos = u.traffic_class;
+  ud_path_.ttl = u.hop_limit ? u.hop_limit : 64;
+  return &ud_path_;
 }
 
 void Requester::complete(QpCtx& q, const Outstanding& e, WcStatus st, uint8_t vendor_err,
@@ -720,7 +722,7 @@ Tick Requester::ack_timeout(const QpCtx& q) {
   return q.timeout ? (Tick(4096) * kNs) << q.timeout : 0;
 }
 
-void Requester::arm_ack_timer(QpCtx& q) {
+RN_INLINE void Requester::arm_ack_timer(QpCtx& q) {
   const Tick t = ack_timeout(q);
   if (t == 0) return;
   if (q.sq.ack_deadline == 0) q.sq.ack_deadline = now() + t;

@@ -384,7 +384,7 @@ RN_HOT Responder::Outcome Responder::process(const RxPacket& p) {
   return accept(q, p, pl, when);
 }
 
-Responder::Outcome Responder::ud_request(QpCtx& q, const RxPacket& p, Tick when) {
+RN_NOINLINE Responder::Outcome Responder::ud_request(QpCtx& q, const RxPacket& p, Tick when) {
   // The demultiplexer sent only UD SEND_ONLY (with immediate) here, with its DETH. Any PSN is
   // taken (nothing orders datagrams); nothing is ever sent back.
   const w::TransportHeader& h = p.h;
@@ -440,8 +440,12 @@ Responder::Outcome Responder::ud_request(QpCtx& q, const RxPacket& p, Tick when)
       continue;
     }
     const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(sg.length - skip, left));
-    const xlate::Status st = lookup(sg.lkey, q.pdn, sg.addr + skip, take,
-                                    static_cast<uint32_t>(dev::Access::LOCAL_WRITE), pl, true);
+    // The stage itself (not lookup(): RC's path keeps its inlining as it was).
+    Tick at = 0;
+    const xlate::Status st =
+        xl_.lookup(sg.lkey, q.pdn, sg.addr + skip, take,
+                   static_cast<uint32_t>(dev::Access::LOCAL_WRITE), &pl.segs, &at);
+    if (st == xlate::Status::kOk) pl.ready = std::max(pl.ready, at);
     if (st == xlate::Status::kPending) return Outcome::kWait;  // nothing changed yet
     if (st != xlate::Status::kOk) {
       ++ud_dropped_;
@@ -548,8 +552,8 @@ RN_HOT Responder::Outcome Responder::write_packet(QpCtx& q, const RxPacket& p, P
   return Outcome::kGo;
 }
 
-RN_HOT Responder::Outcome Responder::accept(QpCtx& q, const RxPacket& p, const Placement& pl,
-                                            Tick when) {
+RN_HOT RN_INLINE Responder::Outcome Responder::accept(QpCtx& q, const RxPacket& p,
+                                                      const Placement& pl, Tick when) {
   // The payload is placed, and the message completed, once the translation is known.
   const Tick place_at = when + (pl.ready - now());
   const w::TransportHeader& h = p.h;

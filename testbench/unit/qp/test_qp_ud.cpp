@@ -99,7 +99,7 @@ TEST_CASE("A UD datagram lands behind its 40-byte GRH area, its CQE names the so
   t.run([&] {
     if (!t.setup()) return;
     t.recv(t.dut(), 7, 0, 1000);
-    t.wait(2 * kUs);  // the doorbell reaches the NIC
+    t.wait(2 * kUs);                                               // the doorbell reaches the NIC
     wire::TransportHeader h = ud_send(t, 5555, 0x11111111, true);  // any PSN is taken
     h.imm = 0x1234;
     t.inject(h, bytes(201, 9));
@@ -289,9 +289,9 @@ TEST_CASE("UD QPs follow UD's transition table: Q_Key to INIT, no address vector
     t.expect(d.modify_qp(q, at, mask({A::STATE, A::PKEY_INDEX, A::PORT})) != 0 &&
                  d.last_status() == dev::CmdStatus::BAD_STATE,
              "RESET -> INIT without QKEY accepted");
-    t.expect(d.modify_qp(q, at, mask({A::STATE, A::PKEY_INDEX, A::PORT, A::ACCESS_FLAGS,
-                                      A::QKEY})) != 0,
-             "RESET -> INIT with ACCESS_FLAGS accepted");
+    t.expect(
+        d.modify_qp(q, at, mask({A::STATE, A::PKEY_INDEX, A::PORT, A::ACCESS_FLAGS, A::QKEY})) != 0,
+        "RESET -> INIT with ACCESS_FLAGS accepted");
     t.expect(d.modify_qp(q, at, mask({A::STATE, A::PKEY_INDEX, A::PORT, A::QKEY})) == 0,
              "RESET -> INIT: " + d.last_error());
     at.qp_state = dev::QpState::RTR;
@@ -310,10 +310,10 @@ TEST_CASE("UD QPs follow UD's transition table: Q_Key to INIT, no address vector
     // An RC QP has no Q_Key.
     at = drv::QpAttr{};
     at.qp_state = dev::QpState::INIT;
-    t.expect(t.a.d->modify_qp(t.a.qp, at,
-                              mask({A::STATE, A::PKEY_INDEX, A::PORT, A::ACCESS_FLAGS, A::QKEY})) !=
-                 0,
-             "an RC QP took a Q_Key");
+    t.expect(
+        t.a.d->modify_qp(t.a.qp, at,
+                         mask({A::STATE, A::PKEY_INDEX, A::PORT, A::ACCESS_FLAGS, A::QKEY})) != 0,
+        "an RC QP took a Q_Key");
   });
   t.report();
 }
