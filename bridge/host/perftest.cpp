@@ -263,8 +263,12 @@ bool Perftest::setup(Side& s, bool is_client) {
     cap.qp_type = p_.qp_type;
     // As perftest's -I, as far as the device and driver offer inline data (none with a
     // version-1 driver).
+    // A UD WQE's address (UdSeg) takes 32 bytes of the stride's inline room.
     if (sends_from(p_, is_client))
-      cap.max_inline_data = std::min(p_.inline_size, d.caps().max_inline_data);
+      cap.max_inline_data = std::min({p_.inline_size, d.caps().max_inline_data,
+                                      p_.qp_type == dev::QpType::UD
+                                          ? uint32_t(dev::kMaxSendInline - sizeof(dev::UdSeg))
+                                          : uint32_t(dev::kMaxSendInline)});
     drv::Qp* qp = nullptr;
     if (!check(d.create_qp(s.pdn, s.scq, s.rcq, cap, false, &qp), "create_qp")) return false;
     s.qps.push_back(qp);

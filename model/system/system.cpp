@@ -259,6 +259,10 @@ void System::validate() const {
       throw bad(k + ".qp_type",
                 "UD has SEND (with immediate) only, no RDMA WRITE: use RC or UC (perftest allows "
                 "UD for send_bw and send_lat only)");
+    if (p.qp_type == dev::QpType::UD && p.sges + 2 > dev::kMaxSendSge)
+      throw bad(k + ".sges", fmt::format("a UD send WQE's address takes the room of 2 SGEs: at "
+                                         "most {} with UD",
+                                         dev::kMaxSendSge - 2));
     if (p.qp_type == dev::QpType::UD && p.size > p.mtu)
       throw conflict(k + ".size", k + ".mtu",
                      fmt::format("a UD message is one packet: at most the MTU ({} B)", p.mtu));

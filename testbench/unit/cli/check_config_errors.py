@@ -267,6 +267,9 @@ def qp_type_ud_and_uc(d):
     expect_error(d, ["check", default_cfg(), *sets("run.workloads=send_lat", "send_lat.qp_type=UD",
                                                    "send_lat.size=2048", "send_lat.mtu=1024")],
                  "'send_lat.mtu'", "'1024'", "send_lat.size", "one packet")
+    expect_error(d, ["check", default_cfg(), *sets("run.workloads=send_bw", "send_bw.qp_type=UD",
+                                                   "send_bw.size=4KiB", "send_bw.sges=30")],
+                 "'send_bw.sges'", "'30'", "28")
     # Not a transport.
     check_file(d, "x.toml", '[send_bw]\nqp_type = "XD"\n', "x.toml:2", "'send_bw.qp_type'",
                "'XD'", "UD")
