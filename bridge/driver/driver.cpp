@@ -250,6 +250,19 @@ int Driver::create_qp(uint32_t pdn, Cq* send_cq, Cq* recv_cq, const QpCap& cap, 
       (!srq && (cap.max_recv_wr < 1 || cap.max_recv_wr > 32768)))
     return fail(EINVAL, fmt::format("create_qp: max_send_wr {} max_recv_wr {} (1..32768)",
                                     cap.max_send_wr, cap.max_recv_wr));
+  const bool ud = cap.qp_type == dev::QpType::UD;
+  if (cap.qp_type != dev::QpType::RC && cap.qp_type != dev::QpType::UC && !ud)
+    return fail(EINVAL, fmt::format("create_qp: qp_type {} (RC, UC or UD)",
+                                    static_cast<uint32_t>(cap.qp_type)));
+  // A UD send WQE carries its address (UdSeg) in the room of two SGEs.
+  const uint32_t seg_entries = ud ? sizeof(dev::UdSeg) / sizeof(dev::Sge) : 0;
+  if (ud && (cap.max_send_sge + seg_entries > dev::kMaxSendSge ||
+             cap.max_inline_data + sizeof(dev::UdSeg) > dev::kMaxSendInline))
+    return fail(EINVAL,
+                fmt::format("create_qp: UD max_send_sge {} (<= {}), max_inline_data {} "
+                            "(<= {}): a UD WQE's address takes {} bytes of the stride",
+                            cap.max_send_sge, dev::kMaxSendSge - seg_entries, cap.max_inline_data,
+                            dev::kMaxSendInline - sizeof(dev::UdSeg), sizeof(dev::UdSeg)));
   if (cap.max_send_sge > dev::kMaxSendSge || (!srq && cap.max_recv_sge > dev::kMaxRecvSge))
     return fail(EINVAL, fmt::format("create_qp: max_send_sge {} (<= {}), max_recv_sge {} (<= {})",
                                     cap.max_send_sge, dev::kMaxSendSge, cap.max_recv_sge,
@@ -270,14 +283,18 @@ int Driver::create_qp(uint32_t pdn, Cq* send_cq, Cq* recv_cq, const QpCap& cap, 
   qp->rq_size = srq ? 0 : std::max<uint32_t>(2, round_pow2(cap.max_recv_wr));
   // The smallest WQE strides that hold the SGEs asked for, at least one each, and the inline
   // payload asked for.
-  qp->sq_shift = std::max(dev::send_wqe_shift_for(std::max<uint32_t>(1, cap.max_send_sge)),
-                          dev::send_wqe_shift_for_inline(cap.max_inline_data));
+  const uint32_t seg_bytes = seg_entries * sizeof(dev::Sge);
+  qp->sq_shift =
+      std::max(dev::send_wqe_shift_for(std::max<uint32_t>(1, cap.max_send_sge) + seg_entries),
+               dev::send_wqe_shift_for_inline(cap.max_inline_data + seg_bytes));
   qp->rq_shift =
       srq ? srq->shift : dev::recv_wqe_shift_for(std::max<uint32_t>(1, cap.max_recv_sge));
-  qp->max_send_sge = dev::max_send_sge(qp->sq_shift);
+  qp->max_send_sge = dev::max_send_sge(qp->sq_shift) - seg_entries;
   qp->max_recv_sge = dev::max_recv_sge(qp->rq_shift);
   // As verbs, what the stride holds (perhaps more than asked for).
-  qp->max_inline_data = std::min(dev::max_send_inline(qp->sq_shift), caps_.max_inline_data);
+  qp->max_inline_data =
+      std::min(dev::max_send_inline(qp->sq_shift) - seg_bytes, caps_.max_inline_data);
+  qp->type = cap.qp_type;
   qp->sq_sig_all = sq_sig_all;
   qp->sq = io_.dma_alloc(size_t(qp->sq_size) << qp->sq_shift, 4096);
   qp->srq = srq;
@@ -334,6 +351,7 @@ int Driver::modify_qp(Qp* qp, const QpAttr& a, uint32_t mask) {
   std::memcpy(in.dest_mac, a.ah.dest_mac, 6);
   in.traffic_class = a.ah.traffic_class;
   in.hop_limit = a.ah.hop_limit;
+  in.qkey = a.qkey;
   if (int e = exec(dev::CmdOp::MODIFY_QP, &in, sizeof in, nullptr, 0)) return e;
   if (mask & static_cast<uint32_t>(dev::QpAttr::STATE)) {
     qp->state = a.qp_state;
@@ -366,6 +384,28 @@ int Driver::destroy_qp(Qp* qp) {
   return 0;
 }
 
+int Driver::create_ah(uint32_t pdn, const AddressVector& av, Ah** out) {
+  if (!out) return fail(EINVAL, "create_ah: no place for the handle");
+  if (av.dest_ipv4 == 0) return fail(EINVAL, "create_ah: dest_ipv4 0 (an IPv4 address is needed)");
+  if (av.dest_mac[0] & 1)
+    return fail(EINVAL, fmt::format("create_ah: dest_mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} "
+                                    "is a multicast address (UD to one QP needs a unicast one)",
+                                    av.dest_mac[0], av.dest_mac[1], av.dest_mac[2], av.dest_mac[3],
+                                    av.dest_mac[4], av.dest_mac[5]));
+  auto ah = std::make_unique<Ah>();
+  ah->pdn = pdn;
+  ah->av = av;
+  *out = ah.get();
+  ahs_[ah.get()] = std::move(ah);
+  return 0;
+}
+
+int Driver::destroy_ah(Ah* ah) {
+  if (!ah || !ahs_.erase(ah))
+    return fail(EINVAL, "destroy_ah: not an address handle of this driver");
+  return 0;
+}
+
 Qp* Driver::find_qp(uint32_t qpn) const {
   auto it = qps_.find(qpn);
   return it == qps_.end() ? nullptr : it->second.get();
@@ -388,6 +428,7 @@ int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
     uint64_t inline_len = 0;
     // An atomic's AtomicSeg takes the place of one SGE in the stride.
     const uint32_t max_sge = atomic ? qp->max_send_sge - 1 : qp->max_send_sge;
+    const bool ud = qp->type == dev::QpType::UD;
     // As verbs: a send queue takes work from RTS on (in ERR, it is flushed); before that the
     // device would refuse the doorbell and the WQE would run later, unasked.
     if (qp->state == dev::QpState::RESET || qp->state == dev::QpState::INIT ||
@@ -399,7 +440,25 @@ int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
                                      atomic ? " (an atomic's operands take one)" : ""));
     } else if (qp->sq_pi - qp->sq_ci >= qp->sq_size) {
       err = fail(ENOMEM, "post_send: send queue full");
-    } else if (inl) {
+    } else if (ud && wr->opcode != dev::WrOpcode::SEND &&
+               wr->opcode != dev::WrOpcode::SEND_WITH_IMM) {
+      err =
+          fail(EINVAL, fmt::format("post_send: {} on UD QP {} (UD has SEND and SEND_WITH_IMM only)",
+                                   dev::to_string(wr->opcode), qp->qpn));
+    } else if (ud && (!wr->ah || !ahs_.count(wr->ah))) {
+      err = fail(EINVAL, fmt::format("post_send: UD QP {} needs an address handle from create_ah "
+                                     "(wr.ah {})",
+                                     qp->qpn, wr->ah ? "unknown" : "null"));
+    } else if (ud && wr->remote_qpn > 0xFFFFFF) {
+      err = fail(EINVAL,
+                 fmt::format("post_send: remote_qpn {:#x} has more than 24 bits", wr->remote_qpn));
+    }
+    // A UD datagram longer than the MTU is the device's to refuse (LOC_LEN_ERR), as on mlx5.
+    if (err) {
+      if (bad_wr) *bad_wr = wr;
+      break;
+    }
+    if (inl) {
       const bool write_or_send = wr->opcode == dev::WrOpcode::RDMA_WRITE ||
                                  wr->opcode == dev::WrOpcode::RDMA_WRITE_WITH_IMM ||
                                  wr->opcode == dev::WrOpcode::SEND ||
@@ -438,6 +497,17 @@ int Driver::post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr) {
     // leaves these reserved bytes 0).
     if (opts_.interface >= 2) h.wqe_index = static_cast<uint16_t>(qp->sq_pi);
     size_t at = sizeof h;
+    if (ud) {  // the datagram's address, before the SGEs or the inline payload
+      dev::UdSeg u{};
+      std::memcpy(u.dest_mac, wr->ah->av.dest_mac, 6);
+      u.traffic_class = wr->ah->av.traffic_class;
+      u.hop_limit = wr->ah->av.hop_limit;
+      u.dest_ipv4 = wr->ah->av.dest_ipv4;
+      u.remote_qpn = wr->remote_qpn;
+      u.remote_qkey = wr->remote_qkey;
+      std::memcpy(buf + at, &u, sizeof u);
+      at += sizeof u;
+    }
     if (inl) {
       // The payload is copied now, as verbs do: the buffer may be reused once post_send returns,
       // and no lkey is needed.
@@ -690,7 +760,8 @@ int Driver::poll_cq(Cq* cq, int n, Wc* wc) {
     w.qp_num = e.qpn;
     w.src_qp = e.src_qp;
     w.wc_flags =
-        (e.flags & static_cast<uint8_t>(dev::CqeFlags::WITH_IMM)) ? uint32_t(kWcWithImm) : 0u;
+        ((e.flags & static_cast<uint8_t>(dev::CqeFlags::WITH_IMM)) ? uint32_t(kWcWithImm) : 0u) |
+        ((e.flags & static_cast<uint8_t>(dev::CqeFlags::GRH)) ? uint32_t(kWcGrh) : 0u);
     ++cq->ci;
     auto it = qps_.find(e.qpn);
     if (it != qps_.end()) {

@@ -23,8 +23,9 @@ enum SendFlags : uint32_t {
   kSendInline = 8
 };
 // ibv_wc_flags values.
-enum WcFlags : uint32_t { kWcWithImm = 2 };
+enum WcFlags : uint32_t { kWcGrh = 1, kWcWithImm = 2 };
 
+struct Ah;
 struct Sge {
   uint64_t addr;
   uint32_t length;
@@ -42,6 +43,11 @@ struct SendWr {
   uint32_t rkey = 0;
   uint64_t compare_add = 0;  // atomics: CMP_AND_SWP's compare value, FETCH_AND_ADD's addend
   uint64_t swap = 0;         // atomics: CMP_AND_SWP's new value
+  // UD: where the datagram goes (ibv_send_wr.wr.ud): an address handle from create_ah, the
+  // remote QP and its Q_Key (bit 31 set: the sending QP's own Q_Key is sent instead).
+  const Ah* ah = nullptr;
+  uint32_t remote_qpn = 0;
+  uint32_t remote_qkey = 0;
 };
 struct RecvWr {
   uint64_t wr_id = 0;
@@ -81,7 +87,7 @@ struct Mr {
 struct Srq;
 struct QpCap {
   uint32_t max_send_wr = 128, max_recv_wr = 128, max_send_sge = 1, max_recv_sge = 1;
-  dev::QpType qp_type = dev::QpType::RC;  // RC or UC
+  dev::QpType qp_type = dev::QpType::RC;  // RC, UC or UD
   // Inline payload bytes a send WR may carry (kSendInline): the send WQE stride holds them.
   // More than the device offers (CAPS.max_inline_data; none with device interface v1) is refused.
   uint32_t max_inline_data = 0;
@@ -132,7 +138,14 @@ struct QpAttr {
   uint8_t timeout = 14, retry_cnt = 7, rnr_retry = 7, min_rnr_timer = 12;
   uint8_t max_rd_atomic = 1, max_dest_rd_atomic = 1, port_num = 1;
   uint16_t pkey_index = 0;
+  uint32_t qkey = 0;  // UD (with QKEY)
   AddressVector ah;
+};
+// An address handle (ibv_ah): the address vector of UD sends, kept by the driver (the device
+// needs no command for it: each UD WQE carries the address, as mlx5's do).
+struct Ah {
+  uint32_t pdn = 0;
+  AddressVector av;
 };
 
 struct Cq {
@@ -153,7 +166,8 @@ struct Qp {
   uint32_t sq_size = 0, rq_size = 0;
   uint8_t sq_shift = 6, rq_shift = 4;
   uint32_t max_send_sge = 0, max_recv_sge = 0;
-  uint32_t max_inline_data = 0;   // inline payload bytes a send WR may carry (0: none)
+  uint32_t max_inline_data = 0;  // inline payload bytes a send WR may carry (0: none)
+  dev::QpType type = dev::QpType::RC;
   uint32_t sq_pi = 0, sq_ci = 0;  // free-running; sq_ci from send CQEs
   uint32_t rq_pi = 0, rq_ci = 0;
   dev::QpState state = dev::QpState::RESET;
@@ -197,6 +211,10 @@ class Driver {
   int query_srq(Srq* srq, SrqAttr* out);
   int destroy_srq(Srq* srq);
   int post_srq_recv(Srq* srq, const RecvWr* wr, const RecvWr** bad_wr);
+  // Address handles for UD sends (ibv_create_ah): host-side only; a unicast MAC and an IPv4
+  // address other than 0 are required.
+  int create_ah(uint32_t pdn, const AddressVector& av, Ah** out);
+  int destroy_ah(Ah* ah);
 
   // Fast path: host memory writes plus one doorbell per call.
   int post_send(Qp* qp, const SendWr* wr, const SendWr** bad_wr);
@@ -261,6 +279,7 @@ class Driver {
   std::vector<std::unique_ptr<Srq>> dead_srqs_;  // destroyed: kept for late calls to refuse
   // Writes one receive WQE (header and SGEs) into a ring slot of 2^shift bytes.
   void write_recv_wqe(uint64_t slot, uint8_t shift, const RecvWr& wr);
+  std::unordered_map<const Ah*, std::unique_ptr<Ah>> ahs_;
 };
 
 }  // namespace rn::drv

@@ -174,6 +174,11 @@ bool ping_pong(const std::string& kind) {
   return is_lat(kind) && (v == Verb::kWrite || v == Verb::kSend);
 }
 
+bool has_qp_type(const std::string& kind) {
+  const Verb v = verb_of(kind);
+  return !is_mixed(kind) && (v == Verb::kWrite || v == Verb::kSend);
+}
+
 const char* to_string(AtomicType t) {
   return t == AtomicType::kCmpAndSwap ? "CMP_AND_SWAP" : "FETCH_AND_ADD";
 }
@@ -207,7 +212,7 @@ bool receives_into(const WorkloadParams& p, bool client) {
 bool posts_sends(const WorkloadParams& p, bool client) { return client || ping_pong(p.kind); }
 uint64_t src_bytes(const WorkloadParams& p) { return std::max<uint64_t>(p.size, 1); }
 uint64_t dst_bytes(const WorkloadParams& p, bool client) {
-  if (verb_of(p.kind) != Verb::kAtomic) return std::max<uint64_t>(p.size, 1);
+  if (verb_of(p.kind) != Verb::kAtomic) return std::max<uint64_t>(p.size + grh_bytes(p), 1);
   return client ? uint64_t(p.tx_depth) * kAtomicSize : kAtomicSize;
 }
 uint32_t mrs_per_qp(const WorkloadParams& p, bool client) {
@@ -263,11 +268,17 @@ bool Perftest::setup(Side& s, bool is_client) {
     cap.max_recv_wr = p_.rx_depth;
     cap.max_send_sge = std::max<uint32_t>(1, p_.sges);
     cap.max_recv_sge = std::max<uint32_t>(1, p_.sges);
+    cap.qp_type = p_.qp_type;
+
     cap.srq = s.srq;
     // As perftest's -I, as far as the device and driver offer inline data (none with a
     // version-1 driver).
+    // A UD WQE's address (UdSeg) takes 32 bytes of the stride's inline room.
     if (sends_from(p_, is_client))
-      cap.max_inline_data = std::min(p_.inline_size, d.caps().max_inline_data);
+      cap.max_inline_data = std::min({p_.inline_size, d.caps().max_inline_data,
+                                      p_.qp_type == dev::QpType::UD
+                                          ? uint32_t(dev::kMaxSendInline - sizeof(dev::UdSeg))
+                                          : uint32_t(dev::kMaxSendInline)});
     drv::Qp* qp = nullptr;
     if (!check(d.create_qp(s.pdn, s.scq, s.rcq, cap, false, &qp), "create_qp")) return false;
     s.qps.push_back(qp);
@@ -310,6 +321,8 @@ bool Perftest::connect(Side& s, bool is_client) {
   dev::Mtu mtu = dev::Mtu::MTU_4096;
   for (int c = 1; c <= 5; ++c)
     if ((128u << c) == p_.mtu) mtu = static_cast<dev::Mtu>(c);
+  if (p_.qp_type == dev::QpType::UD) return connect_ud(s, is_client);
+  const bool uc = p_.qp_type == dev::QpType::UC;  // no rd_atomic limits, timeouts or retries
   for (uint32_t i = 0; i < p_.qps; ++i) {
     drv::QpAttr a;
     a.qp_state = dev::QpState::INIT;
@@ -338,15 +351,16 @@ bool Perftest::connect(Side& s, bool is_client) {
       a.ah.dest_ipv4 = peer.ip;
       std::memcpy(a.ah.dest_mac, peer.mac.data(), 6);
       e = d.modify_qp(s.qps[i], a,
-                      m({A::STATE, A::AV, A::PATH_MTU, A::DEST_QPN, A::RQ_PSN,
-                         A::MAX_DEST_RD_ATOMIC, A::MIN_RNR_TIMER}));
+                      m({A::STATE, A::AV, A::PATH_MTU, A::DEST_QPN, A::RQ_PSN}) |
+                          (uc ? 0 : m({A::MAX_DEST_RD_ATOMIC, A::MIN_RNR_TIMER})));
     }
     if (!e) {
       a.qp_state = dev::QpState::RTS;
       a.sq_psn = mine[i].psn;
       e = d.modify_qp(
           s.qps[i], a,
-          m({A::STATE, A::SQ_PSN, A::TIMEOUT, A::RETRY_CNT, A::RNR_RETRY, A::MAX_QP_RD_ATOMIC}));
+          m({A::STATE, A::SQ_PSN}) |
+              (uc ? 0 : m({A::TIMEOUT, A::RETRY_CNT, A::RNR_RETRY, A::MAX_QP_RD_ATOMIC})));
     }
     if (e) {
       set_error(fmt::format("{}: modify_qp failed: {}", s.h.name(), d.last_error()));
@@ -356,8 +370,47 @@ bool Perftest::connect(Side& s, bool is_client) {
   return true;
 }
 
+// UD: INIT with perftest's Q_Key, RTR, RTS; one address handle for the peer (each WQE carries
+// the destination QP).
+bool Perftest::connect_ud(Side& s, bool is_client) {
+  drv::Driver& d = s.d;
+  Side& peer = is_client ? *s_ : *c_;
+  const auto& mine = x_->info[s.idx];
+  using A = dev::QpAttr;
+  for (uint32_t i = 0; i < p_.qps; ++i) {
+    drv::QpAttr a;
+    a.qp_state = dev::QpState::INIT;
+    a.qkey = kUdQkey;
+    int e = d.modify_qp(s.qps[i], a,
+                        static_cast<uint32_t>(A::STATE) | static_cast<uint32_t>(A::PKEY_INDEX) |
+                            static_cast<uint32_t>(A::PORT) | static_cast<uint32_t>(A::QKEY));
+    a.qp_state = dev::QpState::RTR;
+    if (!e) e = d.modify_qp(s.qps[i], a, static_cast<uint32_t>(A::STATE));
+    a.qp_state = dev::QpState::RTS;
+    a.sq_psn = mine[i].psn;
+    if (!e)
+      e = d.modify_qp(s.qps[i], a,
+                      static_cast<uint32_t>(A::STATE) | static_cast<uint32_t>(A::SQ_PSN));
+    if (e) {
+      set_error(fmt::format("{}: modify_qp failed: {}", s.h.name(), d.last_error()));
+      return false;
+    }
+  }
+  drv::AddressVector av;
+  av.dest_ipv4 = peer.ip;
+  std::memcpy(av.dest_mac, peer.mac.data(), 6);
+  if (int e = d.create_ah(s.pdn, av, &s.ah)) {
+    set_error(
+        fmt::format("{}: create_ah failed: {} ({})", s.h.name(), std::strerror(e), d.last_error()));
+    return false;
+  }
+  return true;
+}
+
 void Perftest::teardown(Side& s) {
   if (m_) mixed_teardown(s);
+  if (s.ah) s.d.destroy_ah(s.ah);
+  s.ah = nullptr;
   for (auto* qp : s.qps) s.d.destroy_qp(qp);
   if (s.srq) s.d.destroy_srq(s.srq);
   for (auto& m : s.src_mr)
@@ -400,6 +453,43 @@ bool Perftest::wait_cq(Side& s, drv::Cq* cq, drv::Wc* wc, int n, int* got) {
         return false;
       }
     }
+  }
+}
+
+bool Perftest::wait_arrivals(Side& s, drv::Wc* wc, int n, int* got) {
+  // Datagrams still on their way when the client is done arrive within microseconds: a quiet
+  // 100 us after it means the rest were lost. Before that, host.driver_timeout without any
+  // arrival is an error, as in wait_cq.
+  const Tick settle = 100 * kUs, step = 10 * kUs;
+  Tick idle = 0;
+  for (;;) {
+    *got = s.d.poll_cq(s.rcq, n, wc);
+    if (*got > 0) {
+      s.h.cpu(s.h.params().poll_cost);
+      for (int i = 0; i < *got; ++i)
+        if (wc[i].status != WcStatus::SUCCESS) {
+          set_error(fmt::format("{}: completion wr_id {} on QP {} failed: {} (vendor_err {})",
+                                s.h.name(), wc[i].wr_id, wc[i].qp_num, dev::to_string(wc[i].status),
+                                wc[i].vendor_err));
+          return false;
+        }
+      return true;
+    }
+    if (x_->failed) return false;
+    const bool client_done = x_->stage[0] >= 3;
+    if (client_done && idle >= settle) return true;
+    if (!client_done && idle >= s.h.params().driver_timeout) {
+      set_error(
+          fmt::format("{}: no message arrived within {} ns (host.driver_timeout; {} "
+                      "received so far)",
+                      s.h.name(), ticks_to_ns(s.h.params().driver_timeout), s.rcq->ci));
+      return false;
+    }
+    const uint64_t slot = s.rcq->ring + uint64_t(s.rcq->ci & (s.rcq->size - 1)) * sizeof(dev::Cqe);
+    if (s.h.wait_write(slot, sizeof(dev::Cqe), step))
+      idle = 0;
+    else
+      idle += step;
   }
 }
 
@@ -480,8 +570,10 @@ void Perftest::check_received(Side& s) {
     if (!s.dst[q]) continue;
     const uint64_t seed = seed_for(p_, 1 - s.idx, q);
     s.h.wait_writes_landed(s.dst[q], s.dst_len + kGuard);
-    // Latency tests: the last byte carries the round-trip marker, not the pattern.
+    // Latency tests: the last byte carries the round-trip marker, not the pattern. UD: the
+    // message is behind the 40-byte GRH area.
     uint64_t n = ping_pong_ ? (p_.size ? p_.size - 1 : 0) : p_.size;
+    const uint64_t grh = grh_bytes(p_);
     if (atomic && s.idx == 1) {
       const uint64_t count = p_.iterations + (lat_ ? p_.warmup : 0);
       uint64_t v = 0;
@@ -497,14 +589,14 @@ void Perftest::check_received(Side& s) {
       n = kAtomicSize;
     } else if (atomic) {
       n = 0;
-    } else if (auto bad = s.h.app_check_pattern(s.dst[q], n, seed)) {
+    } else if (auto bad = s.h.app_check_pattern(s.dst[q] + grh, n, seed)) {
       res_.ok = false;
       if (res_.error.empty())
         res_.error = fmt::format("{} QP {}: received byte {} of {} differs from the {}'s data", who,
                                  q, *bad, p_.size, peer);
       return;
     }
-    const uint64_t end = atomic ? s.dst_len : p_.size;
+    const uint64_t end = atomic ? s.dst_len : grh + p_.size;
     if (auto g = poison_changed(s.h, s.dst[q], end, s.dst_len + kGuard, seed)) {
       res_.ok = false;
       if (res_.error.empty())
@@ -524,6 +616,9 @@ void Perftest::make_wr(uint32_t q, uint64_t i, drv::SendWr* wr, drv::Sge* sg) co
   wr->sg_list = sg;
   wr->remote_addr = peer.addr;
   wr->rkey = peer.rkey;
+  wr->ah = s.ah;  // UD
+  wr->remote_qpn = peer.qpn;
+  wr->remote_qkey = kUdQkey;
   switch (verb_) {
     case Verb::kRead:  // into the destination
       wr->num_sge = make_sges(s.dst[q], p_.size, s.dst_mr[q].lkey, p_.sges, sg);
@@ -643,7 +738,7 @@ void Perftest::server_bw() {
   auto post_recv = [&](uint32_t q, uint64_t id) {
     drv::RecvWr wr;
     wr.wr_id = (uint64_t(q) << 40) | id;
-    wr.num_sge = make_sges(s.dst[q], p_.size, s.dst_mr[q].lkey, p_.sges, sg);
+    wr.num_sge = make_sges(s.dst[q], p_.size + grh_bytes(p_), s.dst_mr[q].lkey, p_.sges, sg);
     wr.sg_list = sg;
     const drv::RecvWr* bad = nullptr;
     return s.d.post_recv(s.qps[q], &wr, &bad);
@@ -657,13 +752,16 @@ void Perftest::server_bw() {
     const uint32_t b = static_cast<uint32_t>(id % nq);
     drv::RecvWr wr;
     wr.wr_id = (uint64_t(nq) << 40) | id;  // q = nq: not a QP's own receive
-    wr.num_sge = make_sges(s.dst[b], p_.size, s.dst_mr[b].lkey, p_.sges, sg);
+    wr.num_sge = make_sges(s.dst[b], p_.size + grh_bytes(p_), s.dst_mr[b].lkey, p_.sges, sg);
     wr.sg_list = sg;
     const drv::RecvWr* bad = nullptr;
     return s.d.post_srq_recv(s.srq, &wr, &bad);
   };
   std::unordered_map<uint32_t, uint32_t> qp_index;  // QPN -> QP (with an SRQ)
   for (uint32_t q = 0; q < nq; ++q) qp_index[s.qps[q]->qpn] = q;
+  // UC and UD: what the link (or a shortage of receive WQEs) loses is lost; the server counts
+  // what arrives until the client has sent everything and nothing more comes.
+  const bool unreliable = p_.qp_type != dev::QpType::RC;
   std::vector<uint64_t> posted(nq, 0), got_msgs(nq, 0);
   if (recv_needed && s.srq) {
     for (uint32_t k = 0; k < p_.rx_depth && srq_posted < srq_total; ++k)
@@ -680,12 +778,23 @@ void Perftest::server_bw() {
         }
   }
   if (!sync(me, 2)) return;
+  if (unreliable && !recv_needed) {
+    // A UC WRITE completes when sent, not when placed: before the buffer is checked, the last
+    // packets on their way arrive (they take microseconds; what the link lost is lost).
+    while (x_->stage[0] < 3 && !x_->failed) sc_core::wait(x_->ev);
+    s.h.cpu(100 * kUs);
+  }
   if (recv_needed) {
     std::vector<drv::Wc> wc(64);
     uint64_t total = p_.iterations * nq, done = 0;
     while (done < total) {
       int got = 0;
-      if (!wait_cq(s, s.rcq, wc.data(), static_cast<int>(wc.size()), &got)) return;
+      if (unreliable) {
+        if (!wait_arrivals(s, wc.data(), static_cast<int>(wc.size()), &got)) return;
+        if (got == 0) break;  // the client is done and nothing more came: the rest was lost
+      } else if (!wait_cq(s, s.rcq, wc.data(), static_cast<int>(wc.size()), &got)) {
+        return;
+      }
       for (int i = 0; i < got; ++i) {
         const drv::Wc& w = wc[i];
         uint32_t q = static_cast<uint32_t>(w.wr_id >> 40);
@@ -693,7 +802,7 @@ void Perftest::server_bw() {
           const auto it = qp_index.find(w.qp_num);
           q = q == nq && it != qp_index.end() ? it->second : nq;
         }
-        uint64_t expected_len = p_.size;
+        uint64_t expected_len = p_.size + grh_bytes(p_);
         dev::WcOpcode want = send ? dev::WcOpcode::RECV : dev::WcOpcode::RECV_RDMA_WITH_IMM;
         std::string bad;
         if (q >= nq)
@@ -702,20 +811,33 @@ void Perftest::server_bw() {
           bad = fmt::format("opcode {}", dev::to_string(w.opcode));
         else if (w.byte_len != expected_len)
           bad = fmt::format("byte_len {}", w.byte_len);
-        else if (p_.imm && (!(w.wc_flags & drv::kWcWithImm) ||
-                            w.imm_data != (0xA5000000u | (got_msgs[q] & 0xFFFFFF))))
+        else if (p_.imm && !unreliable &&
+                 (!(w.wc_flags & drv::kWcWithImm) ||
+                  w.imm_data != (0xA5000000u | (got_msgs[q] & 0xFFFFFF))))
           bad = fmt::format("imm {:#x} (expected {:#x})", w.imm_data,
                             0xA5000000u | (got_msgs[q] & 0xFFFFFF));
         else if (!p_.imm && (w.wc_flags & drv::kWcWithImm))
           bad = "unexpected immediate";
+        else if (p_.qp_type == dev::QpType::UD &&
+                 (!(w.wc_flags & drv::kWcGrh) || w.src_qp != x_->info[0][q].qpn))
+          bad = fmt::format("UD: wc_flags {} src_qp {} (expected GRH and {})", w.wc_flags, w.src_qp,
+                            x_->info[0][q].qpn);
+        else if (unreliable && p_.imm &&
+                 (!(w.wc_flags & drv::kWcWithImm) || (w.imm_data >> 24) != 0xA5 ||
+                  ((w.imm_data - got_msgs[q]) & 0xFFFFFF) >= 0x800000))
+          bad = fmt::format("imm {:#x}: not a message at or after number {}", w.imm_data,
+                            got_msgs[q]);
         if (!bad.empty()) {
           set_error(fmt::format("server: bad receive completion (QP {}, message {}): {}", w.qp_num,
                                 q < nq ? got_msgs[q] : 0, bad));
           return;
         }
+        // UC and UD: a lost message leaves its number out; the next one's immediate says which.
+        if (unreliable && p_.imm) got_msgs[q] = (w.imm_data & 0xFFFFFF);
         ++got_msgs[q];
         ++done;
         ++res_.completions;
+        ++res_.receives;
         if (s.srq) {
           if (got_msgs[q] > p_.iterations) {
             set_error(fmt::format("server: QP {} received more than its {} messages", w.qp_num,
@@ -734,6 +856,9 @@ void Perftest::server_bw() {
         }
       }
     }
+    if (unreliable && done == 0)
+      set_error(fmt::format("server: none of the {} {} messages arrived", total,
+                            dev::to_string(p_.qp_type)));
   }
 }
 
@@ -743,7 +868,7 @@ bool Perftest::lat_post_recv(Side& s, uint64_t id) {
   drv::Sge sg[32];
   drv::RecvWr wr;
   wr.wr_id = id;
-  wr.num_sge = make_sges(s.dst[0], p_.size, s.dst_mr[0].lkey, p_.sges, sg);
+  wr.num_sge = make_sges(s.dst[0], p_.size + grh_bytes(p_), s.dst_mr[0].lkey, p_.sges, sg);
   wr.sg_list = sg;
   const drv::RecvWr* bad = nullptr;
   if (s.d.post_recv(s.qps[0], &wr, &bad) == 0) return true;
@@ -763,6 +888,9 @@ bool Perftest::lat_send(Side& s, uint64_t i, const ConnInfo& peer) {
   wr.opcode = send ? dev::WrOpcode::SEND : dev::WrOpcode::RDMA_WRITE;
   wr.remote_addr = peer.addr;
   wr.rkey = peer.rkey;
+  wr.ah = s.ah;  // UD
+  wr.remote_qpn = peer.qpn;
+  wr.remote_qkey = kUdQkey;
   wr.send_flags = drv::kSendSignaled | inline_flag(p_, s.qps[0]);
   s.h.cpu(s.h.params().wqe_write_cost);
   const drv::SendWr* bad = nullptr;
@@ -778,9 +906,9 @@ bool Perftest::lat_await(Side& s, uint64_t i, uint64_t n, uint64_t* recv_posted)
     drv::Wc wc[1];
     int got = 0;
     if (!wait_cq(s, s.rcq, wc, 1, &got)) return false;
-    if (wc[0].byte_len != p_.size) {
-      set_error(
-          fmt::format("{}: received {} bytes, expected {}", s.h.name(), wc[0].byte_len, p_.size));
+    if (wc[0].byte_len != p_.size + grh_bytes(p_)) {
+      set_error(fmt::format("{}: received {} bytes, expected {}", s.h.name(), wc[0].byte_len,
+                            p_.size + grh_bytes(p_)));
       return false;
     }
     return i + 1 >= n || lat_post_recv(s, (*recv_posted)++);

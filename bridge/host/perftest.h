@@ -45,6 +45,13 @@ const char* to_string(AtomicType t);  // "FETCH_AND_ADD", "CMP_AND_SWAP"
 constexpr uint64_t kAtomicSize = 8;   // an atomic's operand and the value it returns, bytes
 constexpr uint64_t kAtomicAdd = 1;    // FETCH_AND_ADD's addend (perftest's ATOMIC_ADD_VALUE)
 
+// `<w>.qp_type`: the transport of the QPs of write_bw, write_lat, send_bw and send_lat (UD: the
+// SEND tests only, as perftest allows). UD QPs use perftest's Q_Key, and each receive buffer
+// holds the 40-byte GRH area in front of the message.
+bool has_qp_type(const std::string& kind);  // the workload has the key
+constexpr uint32_t kUdQkey = 0x11111111;    // perftest's DEF_QKEY
+constexpr uint64_t kUdGrhBytes = 40;
+
 // The operations of the `mixed` workload, in the order of kMixedOpNames.
 enum class MixedOp : uint8_t { kWrite, kWriteImm, kSend, kSendImm, kRead, kFetchAdd, kCmpSwap };
 constexpr size_t kMixedOps = 7;
@@ -89,7 +96,14 @@ struct WorkloadParams {
   // offset, atomic operands) of every message.
   MixedWeights mix{1, 1, 1, 1, 1, 1, 1};
   uint64_t seed = 1;
+  // write_bw, write_lat, send_bw, send_lat: RC, UC or UD (send_* only). UC and UD lose what the
+  // link loses: a bandwidth server counts what arrived (WorkloadResult::receives).
+  dev::QpType qp_type = dev::QpType::RC;
 };
+// Bytes of the GRH area in front of each received message (UD: 40; else 0).
+inline uint64_t grh_bytes(const WorkloadParams& p) {
+  return p.qp_type == dev::QpType::UD ? kUdGrhBytes : 0;
+}
 
 // mixed: message i of QP q, drawn from (seed, q, i) alone (the same on both sides, in any order).
 struct MixedMsg {
@@ -115,7 +129,8 @@ struct WorkloadResult {
   std::vector<Tick> latency_samples;
   uint64_t verified_bytes = 0;
   uint64_t completions = 0;
-  // mixed: messages and bytes per operation (kMixedOpNames), receive completions at the server.
+  // mixed: messages and bytes per operation (kMixedOpNames), receive completions at the server
+  // (also of UC and UD bandwidth tests: messages that arrived, lost ones not counted).
   std::array<uint64_t, kMixedOps> op_messages{}, op_bytes{};
   uint64_t receives = 0;
   // The traffic phase in wall-clock terms: how fast the simulator ran it.
@@ -183,6 +198,10 @@ class Perftest {
   struct Side;
   bool setup(Side& s, bool is_client);
   bool connect(Side& s, bool is_client);
+  bool connect_ud(Side& s, bool is_client);
+  // UC and UD bandwidth servers: waits for receive completions (as wait_cq) until the client has
+  // sent everything and none came for a while: then *got is 0 (the rest was lost).
+  bool wait_arrivals(Side& s, drv::Wc* wc, int n, int* got);
   void teardown(Side& s);
   void check_received(Side& s);
   // The client's WQE for message i of QP q (bandwidth tests; READ and atomic latency tests).

@@ -31,6 +31,7 @@ struct Perftest::Side {
   drv::Cq* rcq = nullptr;
   std::vector<drv::Qp*> qps;
   drv::Srq* srq = nullptr;  // send_bw with use_srq: the server's QPs share it
+  drv::Ah* ah = nullptr;    // UD: the address handle of the peer
   // Per QP; 0 (and an empty Mr) where this side has no such buffer (sends_from, receives_into):
   // a WRITE or SEND bandwidth client only sends from src, its server only receives into dst; a
   // READ server only has src, its client dst.

@@ -8,3 +8,13 @@
 #else
 #define RN_HOT
 #endif
+
+// A function called from the packet path for a rarer case (another transport): kept out of line,
+// so that the hot path's size, and the compiler's inlining choices in it, stay as they were.
+#if defined(__GNUC__)
+#define RN_NOINLINE __attribute__((noinline))
+#define RN_INLINE inline __attribute__((always_inline))
+#else
+#define RN_NOINLINE
+#define RN_INLINE inline
+#endif

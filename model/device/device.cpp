@@ -253,9 +253,10 @@ void Device::wqe_doorbell(uint64_t off, const uint8_t* data, uint32_t len) {
   // Every byte the WQE uses must be in the write and in the QP's stride: it is cached from the
   // write as it would be from the queue.
   const bool inl = qp::is_inline(h);
-  const uint64_t used = sizeof h + (inl ? h.inline_len
-                                        : (qp::is_atomic(h.opcode) ? sizeof(dev::AtomicSeg) : 0) +
-                                              uint64_t(h.num_sge) * sizeof(dev::Sge));
+  const uint64_t used = sizeof h + (q->ud() ? sizeof(dev::UdSeg) : 0) +
+                        (inl ? h.inline_len
+                             : (qp::is_atomic(h.opcode) ? sizeof(dev::AtomicSeg) : 0) +
+                                   uint64_t(h.num_sge) * sizeof(dev::Sge));
   if (used > len || used > (uint64_t(1) << q->sq_shift) ||
       (inl && (h.num_sge != 0 || h.inline_len > caps().max_inline_data)))
     return reg_error(RegError::BAD_WQE, off);

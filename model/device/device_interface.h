@@ -514,7 +514,8 @@ const char* to_string(CmdStatus v);
 enum class QpType : uint32_t {
   RC = 2,  // reliable connected
   UC = 3,  // unreliable connected: SEND and WRITE, no ACKs, a lost packet loses its message
-  UD = 4,  // unreliable datagram (not yet)
+  UD = 4,  // unreliable datagram: SEND (with immediate) of up to one MTU to the address in each WQE
+           // (UdSeg), Q_Key checked, a 40-byte GRH area at the head of each receive buffer
 };
 const char* to_string(QpType v);
 
@@ -646,6 +647,8 @@ const char* to_string(WcStatus v);
 enum class CqeFlags : uint32_t {
   WITH_IMM = 1,   // imm_data is valid
   SOLICITED = 2,  // the completed SEND had SE set
+  GRH = 4,  // UD receive: the first 40 bytes of the buffer are the GRH area (RoCEv2/IPv4: the IPv4
+            // header in bytes 20..39), counted in byte_len
 };
 const char* to_string(CqeFlags v);
 
@@ -1000,7 +1003,8 @@ struct ModifyQpIn {
   uint8_t dest_mac[6];         // +40 AV: remote MAC address
   uint8_t traffic_class;       // +46 AV: IPv4 TOS
   uint8_t hop_limit;           // +47 AV: IPv4 TTL (0 = 64)
-  uint8_t rsvd[8];             // +48
+  uint32_t qkey;               // +48 UD: the QP's Q_Key (with QKEY)
+  uint8_t rsvd[4];             // +52
 };
 static_assert(sizeof(ModifyQpIn) == 56, "ModifyQpIn size");
 static_assert(offsetof(ModifyQpIn, qpn) == 0, "ModifyQpIn.qpn offset");
@@ -1025,7 +1029,8 @@ static_assert(offsetof(ModifyQpIn, dest_ipv4) == 36, "ModifyQpIn.dest_ipv4 offse
 static_assert(offsetof(ModifyQpIn, dest_mac) == 40, "ModifyQpIn.dest_mac offset");
 static_assert(offsetof(ModifyQpIn, traffic_class) == 46, "ModifyQpIn.traffic_class offset");
 static_assert(offsetof(ModifyQpIn, hop_limit) == 47, "ModifyQpIn.hop_limit offset");
-static_assert(offsetof(ModifyQpIn, rsvd) == 48, "ModifyQpIn.rsvd offset");
+static_assert(offsetof(ModifyQpIn, qkey) == 48, "ModifyQpIn.qkey offset");
+static_assert(offsetof(ModifyQpIn, rsvd) == 52, "ModifyQpIn.rsvd offset");
 
 // QUERY_QP output.
 struct QueryQpOut {
@@ -1042,7 +1047,8 @@ struct QueryQpOut {
   uint16_t sq_ci;         // +26 send WQEs completed
   uint16_t rq_pi;         // +28
   uint16_t rq_ci;         // +30 receive WQEs consumed
-  uint8_t rsvd1[16];      // +32
+  uint32_t qkey;          // +32 UD: the QP's Q_Key
+  uint8_t rsvd1[12];      // +36
 };
 static_assert(sizeof(QueryQpOut) == 48, "QueryQpOut size");
 static_assert(offsetof(QueryQpOut, qp_state) == 0, "QueryQpOut.qp_state offset");
@@ -1058,7 +1064,8 @@ static_assert(offsetof(QueryQpOut, sq_pi) == 24, "QueryQpOut.sq_pi offset");
 static_assert(offsetof(QueryQpOut, sq_ci) == 26, "QueryQpOut.sq_ci offset");
 static_assert(offsetof(QueryQpOut, rq_pi) == 28, "QueryQpOut.rq_pi offset");
 static_assert(offsetof(QueryQpOut, rq_ci) == 30, "QueryQpOut.rq_ci offset");
-static_assert(offsetof(QueryQpOut, rsvd1) == 32, "QueryQpOut.rsvd1 offset");
+static_assert(offsetof(QueryQpOut, qkey) == 32, "QueryQpOut.qkey offset");
+static_assert(offsetof(QueryQpOut, rsvd1) == 36, "QueryQpOut.rsvd1 offset");
 
 // Scatter/gather entry.
 struct Sge {
@@ -1111,6 +1118,28 @@ struct AtomicSeg {
 static_assert(sizeof(AtomicSeg) == 16, "AtomicSeg size");
 static_assert(offsetof(AtomicSeg, compare_add) == 0, "AtomicSeg.compare_add offset");
 static_assert(offsetof(AtomicSeg, swap) == 8, "AtomicSeg.swap offset");
+
+// Address of a UD send WQE's datagram (QpType UD), between the SendWqe header and its SGEs or
+// inline payload: it takes two 16-byte entries of the stride (as mlx5's datagram segment carries
+// the address vector in each UD WQE).
+struct UdSeg {
+  uint8_t dest_mac[6];    // +0 destination MAC address (unicast)
+  uint8_t traffic_class;  // +6 IPv4 TOS
+  uint8_t hop_limit;      // +7 IPv4 TTL (0 = 64)
+  uint32_t dest_ipv4;     // +8 destination IPv4 address (not 0)
+  uint32_t remote_qpn;    // +12 destination QP (24 bits), the BTH DestQP
+  uint32_t remote_qkey;   // +16 Q_Key sent in the DETH; with bit 31 set, the QP's own Q_Key is sent
+                          // instead (IBA)
+  uint8_t rsvd[12];       // +20
+};
+static_assert(sizeof(UdSeg) == 32, "UdSeg size");
+static_assert(offsetof(UdSeg, dest_mac) == 0, "UdSeg.dest_mac offset");
+static_assert(offsetof(UdSeg, traffic_class) == 6, "UdSeg.traffic_class offset");
+static_assert(offsetof(UdSeg, hop_limit) == 7, "UdSeg.hop_limit offset");
+static_assert(offsetof(UdSeg, dest_ipv4) == 8, "UdSeg.dest_ipv4 offset");
+static_assert(offsetof(UdSeg, remote_qpn) == 12, "UdSeg.remote_qpn offset");
+static_assert(offsetof(UdSeg, remote_qkey) == 16, "UdSeg.remote_qkey offset");
+static_assert(offsetof(UdSeg, rsvd) == 20, "UdSeg.rsvd offset");
 
 // Receive WQE header; followed by num_sge Sge entries, within the QP's receive WQE stride (16
 // bytes: 0 SGEs; 512 bytes: 31).

@@ -321,6 +321,8 @@ const char* to_string(CqeFlags v) {
       return "WITH_IMM";
     case CqeFlags::SOLICITED:
       return "SOLICITED";
+    case CqeFlags::GRH:
+      return "GRH";
   }
   return "?";
 }

@@ -132,7 +132,10 @@ ProtocolChecker::ProtocolChecker(stats::Registry& reg, const std::string& name, 
   responses_ =
       &stats_.counter("responses", "count", "RC ACK/NAK and READ/atomic responses checked");
   unchecked_ = &stats_.counter("unchecked", "count",
-                               "frames not checked: not RoCEv2, or not RC (UC, UD, CNP)");
+                               "frames not checked: not RoCEv2, or not RC or UD (UC, CNP)");
+  datagrams_ =
+      &stats_.counter("ud_datagrams", "count",
+                      "UD datagrams checked (DETH, PadCnt, one packet of at most the MTU)");
   violations_ = &stats_.counter("violations", "count", "violations of any rule");
   for (size_t i = 0; i < static_cast<size_t>(CheckRule::kCount); ++i) {
     const auto r = static_cast<CheckRule>(i);
@@ -215,6 +218,7 @@ void ProtocolChecker::check(int side, const uint8_t* data, size_t len, Tick time
   c.info = &w::op_info(c.h.opcode);
   c.payload = static_cast<uint32_t>(pl);
   c.sport = seen.udp_sport;
+  if (c.info->transport == w::Transport::UD) return datagram(c);
   if (c.info->transport != w::Transport::RC) {
     ++*unchecked_;
     return;
@@ -236,6 +240,21 @@ void ProtocolChecker::check(int side, const uint8_t* data, size_t len, Tick time
       request(c, fl);
       break;
   }
+}
+
+void ProtocolChecker::datagram(Ctx& c) {
+  // UD: each datagram stands alone (no PSN order, no acknowledgement). It decoded, so its DETH is
+  // there (the opcode table says UD SEND_ONLY carries one); one packet of at most the path MTU
+  // (the port's 4096 if none was given).
+  ++*datagrams_;
+  const uint32_t mtu = mtu_ ? mtu_ : 4096;
+  if (c.h.pad_cnt != w::pad_for(c.payload))
+    violate(c, CheckRule::kPadCount,
+            fmt::format("PadCnt {} with {} B of payload: should be {}", c.h.pad_cnt, c.payload,
+                        w::pad_for(c.payload)));
+  if (c.payload > mtu)
+    violate(c, CheckRule::kPayloadLength,
+            fmt::format("a UD datagram of {} B: more than the MTU {}", c.payload, mtu));
 }
 
 void ProtocolChecker::request(Ctx& c, Flow& fl) {

@@ -154,6 +154,7 @@ class ProtocolChecker final : public LinkObserver {
   Flow* peer_of(int side, uint32_t qp, uint16_t sport);
   uint32_t mtu_of(uint32_t learned) const { return mtu_ ? mtu_ : learned; }
   void request(Ctx& c, Flow& fl);
+  void datagram(Ctx& c);  // a UD datagram
   void new_request(Ctx& c, Req& r);
   void resent_request(Ctx& c, Req& r);
   void response(Ctx& c, Flow& fl);
@@ -176,6 +177,7 @@ class ProtocolChecker final : public LinkObserver {
   uint64_t* resent_;
   uint64_t* responses_;
   uint64_t* unchecked_;
+  uint64_t* datagrams_;
   uint64_t* violations_;
   uint64_t* per_rule_[static_cast<size_t>(CheckRule::kCount)];
 };

@@ -66,6 +66,7 @@ struct NicEnv {
 struct SendWqeCache {
   dev::SendWqe hdr;
   dev::AtomicSeg atomic;  // an atomic WQE's operands (WrOpcode ATOMIC_*)
+  dev::UdSeg ud;          // a UD QP's WQE: the datagram's address (QpType UD)
   union {
     dev::Sge sge[dev::kMaxSendSge];
     uint8_t inline_data[dev::kMaxSendInline];  // with WqeFlags::INLINE: hdr.inline_len bytes
@@ -85,13 +86,19 @@ struct RecvWqeCache {
   dev::Sge sge[dev::kMaxRecvSge];
 };
 
+// Entries of the send WQE stride a UD WQE's UdSeg takes (16-byte entries).
+inline constexpr uint32_t kUdSegEntries = sizeof(dev::UdSeg) / sizeof(dev::Sge);
+static_assert(sizeof(dev::UdSeg) % sizeof(dev::Sge) == 0, "a UdSeg takes whole SGE entries");
+// The GRH area at the head of every UD receive buffer (counted in the CQE's byte_len).
+inline constexpr uint32_t kUdGrhBytes = 40;
+
 // Copies n fetched WQEs (2^shift bytes each, back to back at `buf`) into a WQE cache ring from
-// index `first` on: the header, then at most max_sge of the scatter/gather entries it announces
-// (an atomic send WQE's AtomicSeg first, in the place of one of them), or an inline send WQE's
-// payload, as much of inline_len as the stride holds.
+// index `first` on: the header, then (a UD QP's send WQE: ud) its UdSeg, then at most max_sge of
+// the scatter/gather entries it announces (an atomic send WQE's AtomicSeg first, in the place of
+// one of them), or an inline send WQE's payload, as much of inline_len as the stride holds.
 template <typename Cache, typename Ring>
 void unpack_wqes(const uint8_t* buf, uint32_t n, uint8_t shift, Ring& ring, uint32_t first,
-                 uint32_t max_sge) {
+                 uint32_t max_sge, bool ud = false) {
   for (uint32_t i = 0; i < n; ++i) {
     Cache& c = ring[(first + i) % ring.size()];
     const uint8_t* src = buf + (size_t(i) << shift);
@@ -99,6 +106,11 @@ void unpack_wqes(const uint8_t* buf, uint32_t n, uint8_t shift, Ring& ring, uint
     size_t at = sizeof c.hdr;
     uint32_t room = max_sge;
     if constexpr (std::is_same_v<Cache, SendWqeCache>) {
+      if (ud) {  // its address first (the stride holds it: the smallest is 64 bytes)
+        std::memcpy(&c.ud, src + at, sizeof c.ud);
+        at += sizeof c.ud;
+        room = max_sge > kUdSegEntries ? max_sge - kUdSegEntries : 0;
+      }
       if (is_inline(c.hdr)) {  // the payload in place of the entries (start_wqe checks its length)
         const size_t len = std::min<size_t>(c.hdr.inline_len, (size_t(1) << shift) - at);
         std::memcpy(c.inline_data, src + at, std::min(len, sizeof c.inline_data));
@@ -312,7 +324,8 @@ struct QpCtx {
   uint32_t dest_ipv4 = 0;
   std::array<uint8_t, 6> dest_mac{};
   uint8_t tos = 0, ttl = 64;
-  wire::PathInfo path;  // built when the address vector is set
+  uint32_t qkey = 0;    // UD: the QP's Q_Key (QpAttr QKEY)
+  wire::PathInfo path;  // built when the address vector is set (UD: the source part at CREATE_QP)
 
   // A NIC-wide unique number, renewed at creation and on every move to RESET: DMA completions
   // captured under another epoch are stale.
@@ -327,6 +340,9 @@ struct QpCtx {
   // The send queue is in error: what is posted completes with WR_FLUSH_ERR (ERR, or SQE: UC).
   bool sq_flushing() const { return state == dev::QpState::ERR || state == dev::QpState::SQE; }
   bool uc() const { return type == static_cast<uint8_t>(dev::QpType::UC); }
+  bool ud() const { return type == static_cast<uint8_t>(dev::QpType::UD); }
+  // Unreliable (UC or UD): nothing is acknowledged, a send error moves the QP to SQE.
+  bool unreliable() const { return type != static_cast<uint8_t>(dev::QpType::RC); }
   // The send queue may transmit: in RTS, or in SQD what it had started before.
   bool sends() const { return state == dev::QpState::RTS || state == dev::QpState::SQD; }
   // The QP may receive requests (RTR and after, until an error).

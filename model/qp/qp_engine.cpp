@@ -75,6 +75,22 @@ const Transition kUc[] = {
     {QpState::SQE, QpState::RTS, 0, bit(QpAttr::CUR_STATE) | bit(QpAttr::ACCESS_FLAGS)},
 };
 
+// UD (the kernel's ib_modify_qp_is_ok table): a Q_Key from INIT on, no address vector, MTU,
+// destination, receive PSN or access flags (the address is in each WQE: UdSeg; the MTU is the
+// port's); SQE after a send error, back to RTS by MODIFY_QP.
+const uint32_t kQkey = bit(QpAttr::QKEY);
+const Transition kUd[] = {
+    {QpState::RESET, QpState::INIT, bit(QpAttr::PKEY_INDEX) | bit(QpAttr::PORT) | kQkey, 0},
+    {QpState::INIT, QpState::INIT, 0, bit(QpAttr::PKEY_INDEX) | bit(QpAttr::PORT) | kQkey},
+    {QpState::INIT, QpState::RTR, 0, bit(QpAttr::PKEY_INDEX) | kQkey},
+    {QpState::RTR, QpState::RTS, bit(QpAttr::SQ_PSN), bit(QpAttr::CUR_STATE) | kQkey},
+    {QpState::RTS, QpState::RTS, 0, bit(QpAttr::CUR_STATE) | kQkey},
+    {QpState::RTS, QpState::SQD, 0, bit(QpAttr::EN_SQD_ASYNC_NOTIFY)},
+    {QpState::SQD, QpState::RTS, 0, bit(QpAttr::CUR_STATE) | kQkey},
+    {QpState::SQD, QpState::SQD, 0, bit(QpAttr::PKEY_INDEX) | kQkey},
+    {QpState::SQE, QpState::RTS, 0, bit(QpAttr::CUR_STATE) | kQkey},
+};
+
 uint32_t log2_floor(uint64_t v) { return v ? 63 - static_cast<uint32_t>(__builtin_clzll(v)) : 0; }
 }  // namespace
 
@@ -85,7 +101,8 @@ CmdResult QpEngine::create(const dev::CreateQpIn& a, uint32_t* qpn_out) {
   using Q = dev::CreateQpIn;
   const auto& p = env_.params;
   if (a.qp_type != static_cast<uint8_t>(dev::QpType::RC) &&
-      a.qp_type != static_cast<uint8_t>(dev::QpType::UC))
+      a.qp_type != static_cast<uint8_t>(dev::QpType::UC) &&
+      a.qp_type != static_cast<uint8_t>(dev::QpType::UD))
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(Q, qp_type)};
   if (a.sq_sig_all > 1) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(Q, sq_sig_all)};
   const uint32_t max_log = log2_floor(p.max_qp_wr);
@@ -142,6 +159,13 @@ CmdResult QpEngine::create(const dev::CreateQpIn& a, uint32_t* qpn_out) {
   q->rq.cache.resize(rp);
   q->sq.outstanding.resize(q->sq_size());
   q->sq.reads.resize(1);
+  if (q->ud()) {
+    // UD: the source of every datagram is known now; the destination comes with each WQE. The
+    // MTU is the port's (QUERY_PORT active_mtu), as no PATH_MTU is given to a UD QP.
+    q->path.src_mac = env_.params.mac;
+    q->path.src_ip = env_.params.ipv4;
+    q->path.udp_sport = wire::roce_udp_sport(qpn);
+  }
   t_.qps[qpn] = std::move(q);
   t_.cqs[a.send_cqn].users++;
   t_.cqs[a.recv_cqn].users++;
@@ -180,6 +204,7 @@ CmdResult QpEngine::query(uint32_t qpn, dev::QueryQpOut* out) {
   r.sq_ci = static_cast<uint16_t>(q->sq.done);
   r.rq_pi = static_cast<uint16_t>(q->rq.pi);
   r.rq_ci = static_cast<uint16_t>(q->rq.ci);
+  r.qkey = q->qkey;
   return {};
 }
 
@@ -215,8 +240,11 @@ CmdResult QpEngine::modify(const dev::ModifyQpIn& a) {
     return {};
   }
   const Transition* t = nullptr;
-  if (q.type == static_cast<uint8_t>(dev::QpType::UC)) {
+  if (q.uc()) {
     for (const auto& tr : kUc)
+      if (tr.from == cur && tr.to == to) t = &tr;
+  } else if (q.ud()) {
+    for (const auto& tr : kUd)
       if (tr.from == cur && tr.to == to) t = &tr;
   } else {
     for (const auto& tr : kRc)
@@ -262,6 +290,7 @@ CmdResult QpEngine::modify(const dev::ModifyQpIn& a) {
   if ((attrs & kAv) && a.dest_ipv4 == 0) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, dest_ipv4)};
 
   if (attrs & bit(QpAttr::ACCESS_FLAGS)) q.access = a.access_flags;
+  if (attrs & kQkey) q.qkey = a.qkey;
   if (attrs & bit(QpAttr::PATH_MTU)) {
     q.mtu_code = a.path_mtu;
     q.mtu = mtu_bytes(a.path_mtu);
@@ -304,7 +333,7 @@ CmdResult QpEngine::modify(const dev::ModifyQpIn& a) {
 }
 
 void QpEngine::fail(QpCtx& q) {
-  if (q.type == static_cast<uint8_t>(dev::QpType::UC) && q.sends()) return enter_sq_error(q);
+  if (q.unreliable() && q.sends()) return enter_sq_error(q);
   enter_error(q, true);
 }
 

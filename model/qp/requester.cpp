@@ -117,8 +117,8 @@ RN_HOT bool Requester::can_send(const QpCtx& q) const {
     if (q.state == dev::QpState::SQD && static_cast<int32_t>(q.sq.next - q.sq.high_started) >= 0)
       return false;
   }
-  return q.uc() || static_cast<uint32_t>(w::psn_diff(q.sq.psn, q.sq.unacked_psn)) <
-                       env_.params.max_unacked_psn;
+  return q.unreliable() || static_cast<uint32_t>(w::psn_diff(q.sq.psn, q.sq.unacked_psn)) <
+                               env_.params.max_unacked_psn;
 }
 
 RN_HOT void Requester::schedule(QpCtx& q) {
@@ -153,7 +153,7 @@ void Requester::sq_doorbell_wqe(QpCtx& q, uint32_t new_pi, const uint8_t* wqe, u
   // Straight from the write: the device checked that every byte unpacking reads is in it.
   (void)len;
   unpack_wqes<SendWqeCache>(wqe, 1, q.sq_shift, q.sq.cache, q.sq.fetched,
-                            dev::max_send_sge(q.sq_shift));
+                            dev::max_send_sge(q.sq_shift), q.ud());
   q.sq.pi = q.sq.fetched = new_pi;
   ++wqes_with_doorbell_;
   RN_LOG(env_.sim, LogCat::kWqe, env_.name, "qp {} send WQE {} came with its doorbell", q.qpn,
@@ -191,7 +191,7 @@ RN_HOT void Requester::maybe_fetch(QpCtx& q) {
       return;
     }
     unpack_wqes<SendWqeCache>(buf->data(), n, q2.sq_shift, q2.sq.cache, q2.sq.fetched,
-                              dev::max_send_sge(q2.sq_shift));
+                              dev::max_send_sge(q2.sq_shift), q2.ud());
     t_.put_fetch_buf(buf);
     q2.sq.fetched += n;
     wqes_fetched_ += n;
@@ -280,8 +280,11 @@ RN_HOT bool Requester::start_wqe(QpCtx& q) {
   uint64_t total = 0;
   WcStatus err = WcStatus::SUCCESS;
   uint8_t verr = 0;
-  if ((!is_write && !is_send && !is_read && !atomic) || (q.uc() && (is_read || atomic))) {
-    err = WcStatus::LOC_QP_OP_ERR;  // an unknown opcode, or one UC does not have
+  // A UD WQE's UdSeg takes the first entries of the stride (before SGEs or inline bytes).
+  const uint32_t seg_entries = q.ud() ? kUdSegEntries : 0;
+  if ((!is_write && !is_send && !is_read && !atomic) || (q.uc() && (is_read || atomic)) ||
+      (q.ud() && !is_send)) {
+    err = WcStatus::LOC_QP_OP_ERR;  // an unknown opcode, or one UC (UD) does not have
     verr = 1;
   } else if (inl) {
     if (!is_write && !is_send) {
@@ -290,12 +293,12 @@ RN_HOT bool Requester::start_wqe(QpCtx& q) {
     } else if (h.num_sge != 0) {
       err = WcStatus::LOC_QP_OP_ERR;  // inline data and SGEs
       verr = 6;
-    } else if (h.inline_len > dev::max_send_inline(q.sq_shift)) {
+    } else if (h.inline_len + seg_entries * sizeof(dev::Sge) > dev::max_send_inline(q.sq_shift)) {
       err = WcStatus::LOC_LEN_ERR;  // more inline bytes than the stride holds
       verr = 7;
     }
     total = h.inline_len;
-  } else if (h.num_sge > dev::max_send_sge(q.sq_shift) - (atomic ? 1 : 0)) {
+  } else if (h.num_sge + seg_entries > dev::max_send_sge(q.sq_shift) - (atomic ? 1 : 0)) {
     err = WcStatus::LOC_QP_OP_ERR;  // more SGEs than the stride holds
     verr = 2;
   } else {
@@ -306,6 +309,15 @@ RN_HOT bool Requester::start_wqe(QpCtx& q) {
     } else if (atomic && (h.num_sge != 1 || total != 8)) {
       err = WcStatus::LOC_LEN_ERR;  // an atomic returns 8 bytes into one SGE
       verr = 4;
+    }
+  }
+  if (q.ud() && err == WcStatus::SUCCESS) {
+    if (total > q.mtu) {
+      err = WcStatus::LOC_LEN_ERR;  // a UD message is one packet: at most the MTU
+      verr = 8;
+    } else if (c.ud.remote_qpn > 0xFFFFFF || c.ud.dest_ipv4 == 0 || (c.ud.dest_mac[0] & 1)) {
+      err = WcStatus::LOC_QP_OP_ERR;  // no unicast address in the WQE's UdSeg
+      verr = 9;
     }
   }
   const uint32_t npkts = packets_for(total, q.mtu);
@@ -365,6 +377,7 @@ RN_HOT bool Requester::start_wqe(QpCtx& q) {
     std::memcpy(q.sq.cur.sge, c.sge, h.num_sge * sizeof(dev::Sge));
   }
   if (atomic) q.sq.cur.atomic = c.atomic;
+  if (q.ud()) q.sq.cur.ud = c.ud;
   q.sq.phase = SqPhase::kInMessage;
   q.sq.cur_len = static_cast<uint32_t>(total);
   q.sq.cur_off = 0;
@@ -465,13 +478,15 @@ RN_HOT void Requester::send_one(QpCtx& q) {
   th.pkey = 0xFFFF;
   th.dest_qp = q.dest_qpn;
   th.psn = q.sq.psn;
+  const wire::PathInfo* path = q.ud() ? ud_datagram(q, imm, th) : &q.path;
   ++q.sq.since_ackreq;
   // AckReq on a message's last packet, every ack_req_every packets, and on the packet that fills
   // the PSN window: without it, a window smaller than both the message and ack_req_every would
   // fill with packets that ask for no ACK, and the QP would wait forever.
   const bool fills_window = static_cast<uint32_t>(w::psn_diff(q.sq.psn, q.sq.unacked_psn)) + 1 >=
                             env_.params.max_unacked_psn;
-  th.ack_req = !q.uc() && (last || q.sq.since_ackreq >= env_.params.ack_req_every || fills_window);
+  th.ack_req =
+      !q.unreliable() && (last || q.sq.since_ackreq >= env_.params.ack_req_every || fills_window);
   if (th.ack_req) q.sq.since_ackreq = 0;
   if (write && first) {
     th.reth_va = h.remote_addr;
@@ -486,10 +501,11 @@ RN_HOT void Requester::send_one(QpCtx& q) {
   uint8_t* payload = t + hl;
   std::memset(payload + plen, 0, th.pad_cnt);
   if (inl) std::memcpy(payload, q.sq.cur.inline_data + off, plen);
-  // UC: the WQE completes when its last packet has left (Requester::sent); nothing is acknowledged.
-  const bool uc_last = q.uc() && last;
+  // UC, UD: the WQE completes when its last packet has left (Requester::sent); nothing is
+  // acknowledged.
+  const bool uc_last = q.unreliable() && last;
   if (uc_last) uc_sent_.push_back(UcSent{q.qpn, q.epoch, q.sq.cur_idx});
-  const uint32_t slot = port_.claim(f, static_cast<uint32_t>(hl + plen + th.pad_cnt), q.path,
+  const uint32_t slot = port_.claim(f, static_cast<uint32_t>(hl + plen + th.pad_cnt), *path,
                                     !read_payload, uc_last ? this : nullptr);
   ++packets_;
   payload_bytes_ += plen;
@@ -503,7 +519,7 @@ RN_HOT void Requester::send_one(QpCtx& q) {
   }
   q.sq.psn = w::psn_add(q.sq.psn, 1);
   q.sq.cur_off += plen;
-  if (!q.uc()) arm_ack_timer(q);
+  if (!q.unreliable()) arm_ack_timer(q);
   if (last) q.sq.phase = SqPhase::kIdle;
 
   if (read_payload) {
@@ -513,6 +529,24 @@ RN_HOT void Requester::send_one(QpCtx& q) {
   } else {
     port_.drain();
   }
+}
+
+RN_NOINLINE const wire::PathInfo* Requester::ud_datagram(const QpCtx& q, bool imm,
+                                                         w::TransportHeader& th) {
+  // UD: one SEND_ONLY (with immediate) to the WQE's address, with a DETH: its Q_Key (the QP's
+  // when the WQE's has bit 31 set, as IBA says) and the source QP. The path is the QP's source
+  // half and the WQE's destination, in a member (no per-packet construction on RC's path).
+  const dev::UdSeg& u = q.sq.cur.ud;
+  th.opcode = w::to_u8(imm ? w::Opcode::UD_SEND_ONLY_WITH_IMMEDIATE : w::Opcode::UD_SEND_ONLY);
+  th.dest_qp = u.remote_qpn;
+  th.deth_qkey = (u.remote_qkey & 0x80000000u) ? q.qkey : u.remote_qkey;
+  th.deth_src_qp = q.qpn;
+  ud_path_ = q.path;
+  std::memcpy(ud_path_.dst_mac.data(), u.dest_mac, 6);
+  ud_path_.dst_ip = u.dest_ipv4;
+  ud_path_.tos = u.traffic_class;
+  ud_path_.ttl = u.hop_limit ? u.hop_limit : 64;
+  return &ud_path_;
 }
 
 void Requester::complete(QpCtx& q, const Outstanding& e, WcStatus st, uint8_t vendor_err,
@@ -688,7 +722,7 @@ Tick Requester::ack_timeout(const QpCtx& q) {
   return q.timeout ? (Tick(4096) * kNs) << q.timeout : 0;
 }
 
-void Requester::arm_ack_timer(QpCtx& q) {
+RN_INLINE void Requester::arm_ack_timer(QpCtx& q) {
   const Tick t = ack_timeout(q);
   if (t == 0) return;
   if (q.sq.ack_deadline == 0) q.sq.ack_deadline = now() + t;

@@ -63,6 +63,9 @@ class Requester : public TxPort::Source {
   void maybe_fetch(QpCtx& q);
   bool start_wqe(QpCtx& q);
   void send_one(QpCtx& q);
+  // A UD packet's opcode, DETH and destination (from the WQE's UdSeg): the path it goes on.
+  const wire::PathInfo* ud_datagram(const QpCtx& q, bool imm, wire::TransportHeader& th);
+  wire::PathInfo ud_path_;  // the last UD packet's (claim() copies it into its slot)
   void on_translation_ready();
   bool read_blocked(const QpCtx& q) const;
   void send_read_request(QpCtx& q);

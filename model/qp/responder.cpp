@@ -68,6 +68,15 @@ Responder::Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
           "UC messages dropped: a packet lost (PSN gap), no receive WQE, or a check failed")),
       uc_skipped_(stats_.counter("uc_skipped", "count",
                                  "UC packets skipped while waiting for a FIRST or ONLY")),
+      ud_qkey_drops_(stats_.counter("ud_qkey_drops", "count",
+                                    "UD datagrams dropped: their DETH Q_Key is not the QP's")),
+      ud_no_wqe_drops_(
+          stats_.counter("ud_no_wqe_drops", "count",
+                         "UD datagrams dropped: no receive WQE posted (no RNR in UD)")),
+      ud_dropped_(stats_.counter(
+          "ud_dropped", "count",
+          "UD datagrams dropped after taking a receive WQE, completed in error: the buffer holds "
+          "less than the payload + 40 (LOC_LEN_ERR), a bad receive WQE or lkey")),
       atomic_dups_lost_(stats_.counter(
           "atomic_duplicates_dropped", "count",
           "duplicate atomic requests older than the results kept (max_dest_rd_atomic): dropped")) {
@@ -320,19 +329,21 @@ Responder::Outcome Responder::fail(QpCtx& q, uint8_t syn, uint32_t psn, const ch
 }
 
 void Responder::recv_complete(QpCtx& q, WcStatus st, uint32_t byte_len, dev::WcOpcode op, bool imm,
-                              uint32_t imm_data, bool solicited, Tick when) {
+                              uint32_t imm_data, bool solicited, Tick when,
+                              const w::TransportHeader* ud) {
   const RecvWqeCache& c = q.rq.cache[q.rq.ci % q.rq.cache.size()];
   CqeInfo e;
   e.wr_id = c.hdr.wr_id;
   e.byte_len = byte_len;
   e.imm = imm_data;
   e.qpn = q.qpn;
-  e.src_qp = q.dest_qpn;
+  e.src_qp = ud ? ud->deth_src_qp : q.dest_qpn;
   e.wqe_counter = q.srqn != 0 ? q.rq.srq_idx : q.rq.ci;  // an SRQ's WQE: its index there
   e.opcode = op;
   e.status = st;
   e.flags = imm ? static_cast<uint8_t>(dev::CqeFlags::WITH_IMM) : 0;
   if (solicited) e.flags |= static_cast<uint8_t>(dev::CqeFlags::SOLICITED);
+  if (ud && st == WcStatus::SUCCESS) e.flags |= static_cast<uint8_t>(dev::CqeFlags::GRH);
   e.solicited = solicited;
   comp_.post_cqe(q.recv_cqn, e, when);
   ++q.rq.ci;
@@ -400,6 +411,7 @@ RN_HOT Responder::Outcome Responder::process(const RxPacket& p) {
     return Outcome::kDone;
   }
   const Tick when = now() + env_.params.rx_pipeline_latency;
+  if (q.ud()) return ud_request(q, p, when);
   if (Outcome o = check_psn(q, p); o != Outcome::kGo) return o;
 
   // Opcode sequence: a FIRST/ONLY starts a message, MIDDLE/LAST continue one of the same kind.
@@ -453,6 +465,104 @@ RN_HOT Responder::Outcome Responder::process(const RxPacket& p) {
   const Outcome o = is_send ? send_packet(q, p, pl, when) : write_packet(q, p, pl);
   if (o != Outcome::kGo) return o;
   return accept(q, p, pl, when);
+}
+
+RN_NOINLINE Responder::Outcome Responder::ud_request(QpCtx& q, const RxPacket& p, Tick when) {
+  // The demultiplexer sent only UD SEND_ONLY (with immediate) here, with its DETH. Any PSN is
+  // taken (nothing orders datagrams); nothing is ever sent back.
+  const w::TransportHeader& h = p.h;
+  if (h.deth_qkey != q.qkey) {
+    ++ud_qkey_drops_;
+    RN_LOG(env_.sim, LogCat::kError, env_.name,
+           "qp {} UD from qp {}: Q_Key {:#x} is not the QP's {:#x}: dropped", q.qpn, h.deth_src_qp,
+           h.deth_qkey, q.qkey);
+    return Outcome::kDone;
+  }
+  if (p.plen > q.mtu) {
+    ++ud_dropped_;
+    RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} UD of {} bytes > MTU {}: dropped", q.qpn,
+           p.plen, q.mtu);
+    return Outcome::kDone;
+  }
+  if (q.rq.ci == q.rq.fetched) {
+    Outcome o = Outcome::kDone;
+    if (q.srqn != 0) {  // a QP attached to an SRQ takes the SRQ's next WQE
+      o = srq_take(q);
+    } else if (q.rq.ci != q.rq.pi) {
+      maybe_fetch(q);
+      o = Outcome::kStall;
+    }
+    if (o == Outcome::kStall) return o;  // keep the packet; resumed when the fetch lands
+    if (o != Outcome::kGo) {
+      ++ud_no_wqe_drops_;  // no RNR in UD: the datagram is lost
+      RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} UD psn {}: no receive WQE: dropped", q.qpn,
+             h.psn);
+      return Outcome::kDone;
+    }
+  }
+  const bool has_imm = w::op_info(h.opcode).has(w::kExtImmDt);
+  // The buffer gets the 40-byte GRH area, then the payload. For RoCEv2 over IPv4 (as rxe and
+  // rdma-core lay it out) the area's last 20 bytes are the packet's IPv4 header; its first 20
+  // are left as they are. So [20, 40 + plen) of the buffer is written.
+  const RecvWqeCache& c = q.rq.cache[q.rq.ci % q.rq.cache.size()];
+  const uint32_t nsge = std::min<uint32_t>(c.hdr.num_sge, dev::max_recv_sge(q.rq_shift));
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < nsge; ++i) total += c.sge[i].length;
+  if (c.hdr.num_sge > dev::max_recv_sge(q.rq_shift) || total < kUdGrhBytes + uint64_t(p.plen)) {
+    const bool malformed = c.hdr.num_sge > dev::max_recv_sge(q.rq_shift);
+    ++ud_dropped_;
+    RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} UD psn {} len {}: {}", q.qpn, h.psn, p.plen,
+           malformed ? "malformed receive WQE (too many SGEs)"
+                     : "receive buffers hold less than the payload + 40");
+    recv_complete(q, malformed ? WcStatus::LOC_QP_OP_ERR : WcStatus::LOC_LEN_ERR, 0,
+                  dev::WcOpcode::RECV, false, 0, false, when, &h);
+    return Outcome::kDone;
+  }
+  Placement pl;
+  pl.ready = now();
+  uint64_t skip = kUdGrhBytes - w::kIpv4HdrLen;
+  uint32_t left = static_cast<uint32_t>(w::kIpv4HdrLen) + p.plen;
+  for (uint32_t i = 0; i < nsge && left > 0; ++i) {
+    const dev::Sge& sg = c.sge[i];
+    if (skip >= sg.length) {
+      skip -= sg.length;
+      continue;
+    }
+    const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(sg.length - skip, left));
+    // The stage itself (not lookup(): RC's path keeps its inlining as it was).
+    Tick at = 0;
+    const xlate::Status st =
+        xl_.lookup(sg.lkey, q.pdn, sg.addr + skip, take,
+                   static_cast<uint32_t>(dev::Access::LOCAL_WRITE), &pl.segs, &at);
+    if (st == xlate::Status::kOk) pl.ready = std::max(pl.ready, at);
+    if (st == xlate::Status::kPending) return Outcome::kWait;  // nothing changed yet
+    if (st != xlate::Status::kOk) {
+      ++ud_dropped_;
+      RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} UD receive lkey {:#x}: {}", q.qpn, sg.lkey,
+             xlate::to_string(st));
+      recv_complete(q, WcStatus::LOC_PROT_ERR, 0, dev::WcOpcode::RECV, false, 0, false, when, &h);
+      return Outcome::kDone;
+    }
+    skip = 0;
+    left -= take;
+  }
+  // The IPv4 header goes right in front of the payload, over the UDP header, BTH and DETH
+  // (already decoded): one DMA write from the frame places the header and the payload.
+  net::Frame* f = p.f;
+  f->unseal();  // a payload kept by page reference comes into the frame: 20 more bytes go
+  const uint32_t off = p.payload_off - static_cast<uint32_t>(w::kIpv4HdrLen);
+  std::memcpy(f->data + off, f->data + w::kEthHdrLen, w::kIpv4HdrLen);
+  const Tick place_at = when + (pl.ready - now());
+  rxbuf_.place(dma_, pl.segs, f, off, static_cast<uint32_t>(w::kIpv4HdrLen) + p.plen, place_at,
+               pool_);
+  placed_bytes_ += p.plen;
+  ++messages_;
+  q.rs.epsn = w::psn_add(h.psn, 1);
+  RN_LOG(env_.sim, LogCat::kRx, env_.name, "qp {} {} psn {} len {} from qp {}", q.qpn,
+         w::op_info(h.opcode).name, h.psn, p.plen, h.deth_src_qp);
+  recv_complete(q, WcStatus::SUCCESS, kUdGrhBytes + p.plen, dev::WcOpcode::RECV, has_imm, h.imm,
+                h.se, place_at, &h);
+  return Outcome::kLent;
 }
 
 Responder::Outcome Responder::send_packet(QpCtx& q, const RxPacket& p, Placement& pl, Tick when) {
@@ -531,8 +641,8 @@ RN_HOT Responder::Outcome Responder::write_packet(QpCtx& q, const RxPacket& p, P
   return Outcome::kGo;
 }
 
-RN_HOT Responder::Outcome Responder::accept(QpCtx& q, const RxPacket& p, const Placement& pl,
-                                            Tick when) {
+RN_HOT RN_INLINE Responder::Outcome Responder::accept(QpCtx& q, const RxPacket& p,
+                                                      const Placement& pl, Tick when) {
   // The payload is placed, and the message completed, once the translation is known.
   const Tick place_at = when + (pl.ready - now());
   const w::TransportHeader& h = p.h;

@@ -95,6 +95,8 @@ class Responder : public TxPort::Source {
   void atomic_done(uint64_t orig);
   Outcome check_psn(QpCtx& q, const RxPacket& p);
   Outcome check_psn_uc(QpCtx& q, const RxPacket& p);
+  // A UD SEND (with immediate): one packet, one message, no PSN check, no ACK or NAK.
+  Outcome ud_request(QpCtx& q, const RxPacket& p, Tick when);
   // Translated placement of a packet's payload: its bus segments, and when they are known.
   struct Placement {
     xlate::SegList segs;
@@ -120,8 +122,10 @@ class Responder : public TxPort::Source {
   void owe_ack(QpCtx& q, uint32_t psn);
   // Refuses the packet with a NAK and moves the QP to ERR.
   Outcome fail(QpCtx& q, uint8_t nak_syndrome, uint32_t psn, const char* why);
+  // ud: the UD packet completed (its source QP goes in the CQE, and the GRH flag).
   void recv_complete(QpCtx& q, dev::WcStatus st, uint32_t byte_len, dev::WcOpcode op, bool imm,
-                     uint32_t imm_data, bool solicited, Tick when);
+                     uint32_t imm_data, bool solicited, Tick when,
+                     const wire::TransportHeader* ud = nullptr);
   void continue_flush(QpCtx& q);
   Tick now() const { return env_.now(); }
 
@@ -174,6 +178,9 @@ class Responder : public TxPort::Source {
   uint64_t& acks_coalesced_;
   uint64_t& uc_dropped_;
   uint64_t& uc_skipped_;
+  uint64_t& ud_qkey_drops_;
+  uint64_t& ud_no_wqe_drops_;
+  uint64_t& ud_dropped_;
   uint64_t& atomic_dups_lost_;
 };
 

@@ -114,8 +114,10 @@ RN_HOT void RxDemux::route(const RxPacket& p) {
     return drop(p.f);
   }
   const w::OpInfo& info = w::op_info(p.h.opcode);
-  if (info.transport != (q->uc() ? w::Transport::UC : w::Transport::RC)) {
-    ++drop_unsupported_;  // another transport than the QP's (UD, CNP: not modelled)
+  const w::Transport mine =
+      q->uc() ? w::Transport::UC : (q->ud() ? w::Transport::UD : w::Transport::RC);
+  if (info.transport != mine) {
+    ++drop_unsupported_;  // another transport than the QP's (or CNP: not modelled)
     return drop(p.f);
   }
   switch (info.kind) {

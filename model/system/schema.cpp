@@ -84,6 +84,21 @@ void add_workload(cfg::Schema& s, const std::string& k, const char* size, const 
            "--use_srq (every client QP then sends the same pattern: a message lands in the buffer "
            "of whichever WQE its QP took)"});
   add_retry(s, k);
+  if (host::has_qp_type(k))
+    s.add({k + ".qp_type",
+           Kind::kString,
+           dev::to_string(w.qp_type),
+           v == host::Verb::kSend
+               ? "the QPs' transport (perftest's -c): RC, UC (no acknowledgements: a lost packet "
+                 "loses its message) or UD (datagrams: one packet of at most .mtu per message, "
+                 "a 40-byte GRH area in front of each received message, a lost one is lost). "
+                 "With UC or UD the bandwidth server counts the messages that arrived"
+               : "the QPs' transport (perftest's -c): RC or UC (no acknowledgements: a lost "
+                 "packet loses its message; the server's buffer holds what arrived). UD has no "
+                 "WRITE",
+           0,
+           0,
+           {"RC", "UC", "UD"}});
   if (v == host::Verb::kAtomic)
     s.add({k + ".atomic_type",
            Kind::kString,

@@ -134,6 +134,10 @@ host::WorkloadParams System::workload_params(const cfg::Config& c, const std::st
   p.mtu = static_cast<uint32_t>(c.size(k + ".mtu"));
   p.sges = static_cast<uint32_t>(c.integer(k + ".sges"));
   p.imm = c.boolean(k + ".imm");
+  if (host::has_qp_type(k)) {
+    const std::string t = c.str(k + ".qp_type");
+    p.qp_type = t == "UD" ? dev::QpType::UD : t == "UC" ? dev::QpType::UC : dev::QpType::RC;
+  }
   const Verb verb = host::verb_of(k);
   if (verb != Verb::kRead && verb != Verb::kAtomic)  // inline data: WRITE and SEND only
     p.inline_size = static_cast<uint32_t>(c.size(k + ".inline_size"));
@@ -251,12 +255,30 @@ void System::validate() const {
       if (!err.empty()) throw bad(k + ".ops", err);
     }
     auto p = workload_params(c, k);
-    if (lossy && p.timeout == 0)
+    const bool unreliable = p.qp_type != dev::QpType::RC;
+    if (p.qp_type == dev::QpType::UD && host::verb_of(k) != Verb::kSend)
+      throw bad(k + ".qp_type",
+                "UD has SEND (with immediate) only, no RDMA WRITE: use RC or UC (perftest allows "
+                "UD for send_bw and send_lat only)");
+    if (p.qp_type == dev::QpType::UD && p.sges + 2 > dev::kMaxSendSge)
+      throw bad(k + ".sges", fmt::format("a UD send WQE's address takes the room of 2 SGEs: at "
+                                         "most {} with UD",
+                                         dev::kMaxSendSge - 2));
+    if (p.qp_type == dev::QpType::UD && p.size > p.mtu)
+      throw conflict(k + ".size", k + ".mtu",
+                     fmt::format("a UD message is one packet: at most the MTU ({} B)", p.mtu));
+    if (unreliable && lossy && is_lat(k))
+      throw conflict(k + ".qp_type", lossy_key,
+                     fmt::format("{} drops what the link loses and never resends it: a lost "
+                                 "message would stop the ping-pong of {}; use RC, or a link "
+                                 "without loss",
+                                 dev::to_string(p.qp_type), k));
+    if (lossy && p.timeout == 0 && !unreliable)
       throw conflict(k + ".timeout", lossy_key,
                      "the link loses frames and a lost last packet is resent only when the ACK "
                      "timeout expires: 0 turns it off, the run would wait forever; use 1..31");
     const double ack_timeout = 4096.0 * 1e3 * std::ldexp(1.0, p.timeout);  // ps
-    if (lossy && ack_timeout >= static_cast<double>(c.time("host.driver_timeout")))
+    if (lossy && !unreliable && ack_timeout >= static_cast<double>(c.time("host.driver_timeout")))
       throw conflict(k + ".timeout", "host.driver_timeout",
                      fmt::format("with link faults a lost packet may wait one ACK timeout ({}) "
                                  "for its resend, not less than host.driver_timeout: lower {}"
@@ -752,6 +774,12 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
       j["receive_completions"] = res.receives;
       j["timeout"] = res.params.timeout;
       j["retry_cnt"] = res.params.retry_cnt;
+    }
+    if (res.params.qp_type != dev::QpType::RC) {
+      // UC and UD lose what the link loses: what arrived of what was sent.
+      j["qp_type"] = dev::to_string(res.params.qp_type);
+      if (!host::is_lat(res.params.kind) && host::is_send(res.params.kind))
+        j["receive_completions"] = res.receives;
     }
     wl[res.params.kind] = j;
   }

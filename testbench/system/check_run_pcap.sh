@@ -22,3 +22,9 @@ grep -q "result: OK" "$out/report.txt"
 # tshark as a user runs it: its heuristic dissectors of SEND payloads left on.
 sh "$wire/check_pcap_tshark.sh" --keep-heuristics "$out/wire.pcap"
 /usr/bin/python3 "$wire/check_icrc_scapy.py" "$out/wire.pcap"
+# Optionally, frames tshark must find (a display filter, e.g. UD datagrams' DETH fields).
+if [ -n "${RNICSIM_PCAP_EXPECT:-}" ]; then
+  n=$(tshark -r "$out/wire.pcap" -Y "$RNICSIM_PCAP_EXPECT" 2>/dev/null | wc -l)
+  [ "$n" -gt 0 ] || { echo "no frame matches '$RNICSIM_PCAP_EXPECT'" >&2; exit 1; }
+  echo "$n frames match '$RNICSIM_PCAP_EXPECT'"
+fi

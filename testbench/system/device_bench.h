@@ -47,6 +47,7 @@ struct Peer {
   uint64_t buf = 0;
   uint64_t len = 0;
   drv::Mr mr;
+  drv::Ah* ah = nullptr;  // UD: the address handle of the peer (connect())
 };
 
 // Everything a test body sees: two peers, connected or not.
@@ -59,8 +60,12 @@ struct Bench {
   // The attributes connect() gives both QPs besides state, address, QPN and PSNs: change before
   // setup() (timeout, retry_cnt, rnr_retry, min_rnr_timer, path_mtu ...).
   drv::QpAttr attr;
-  dev::QpType qp_type = dev::QpType::RC;  // of the QPs create() makes (RC or UC)
-  uint32_t start_psn = 100;               // both QPs' first PSN (connect())
+  dev::QpType qp_type = dev::QpType::RC;  // of the QPs create() makes (RC, UC or UD)
+  // UD: the Q_Key connect() gives both QPs, and the one post() puts in each WR (a test may make
+  // them differ, or set bit 31: the sending QP's own).
+  uint32_t qkey = 0x11111111;
+  uint32_t wr_qkey = 0x11111111;
+  uint32_t start_psn = 100;  // both QPs' first PSN (connect())
   // The inline payload create() asks each QP to take (QpCap::max_inline_data): change before
   // setup().
   uint32_t max_inline_data = 0;
@@ -118,6 +123,7 @@ struct Bench {
     return true;
   }
   bool connect(Peer& me, Peer& peer, uint32_t access) {
+    if (qp_type == dev::QpType::UD) return connect_ud(me, peer);
     drv::QpAttr at = attr;
     at.qp_state = dev::QpState::INIT;
     at.qp_access_flags = access;
@@ -142,6 +148,26 @@ struct Bench {
           mask({A::STATE, A::SQ_PSN}) |
               (uc ? 0 : mask({A::TIMEOUT, A::RETRY_CNT, A::RNR_RETRY, A::MAX_QP_RD_ATOMIC})));
     if (e) failures.push_back("connect: " + me.d->last_error());
+    return e == 0;
+  }
+  // UD: RESET -> INIT (P_Key index, port, Q_Key) -> RTR -> RTS (SQ PSN), and an address handle
+  // for the peer.
+  bool connect_ud(Peer& me, Peer& peer) {
+    using A = dev::QpAttr;
+    drv::QpAttr at = attr;
+    at.qp_state = dev::QpState::INIT;
+    at.qkey = qkey;
+    int e = me.d->modify_qp(me.qp, at, mask({A::STATE, A::PKEY_INDEX, A::PORT, A::QKEY}));
+    at.qp_state = dev::QpState::RTR;
+    if (!e) e = me.d->modify_qp(me.qp, at, mask({A::STATE}));
+    at.qp_state = dev::QpState::RTS;
+    at.sq_psn = start_psn;
+    if (!e) e = me.d->modify_qp(me.qp, at, mask({A::STATE, A::SQ_PSN}));
+    drv::AddressVector av;
+    av.dest_ipv4 = peer.n->ipv4;
+    std::memcpy(av.dest_mac, peer.n->mac.data(), 6);
+    if (!e) e = me.d->create_ah(me.pdn, av, &me.ah);
+    if (e) failures.push_back("connect_ud: " + me.d->last_error());
     return e == 0;
   }
   // Polls until n completions arrive or nothing comes for 1 ms of simulated time.
@@ -171,6 +197,9 @@ struct Bench {
     wr.imm_data = imm;
     wr.remote_addr = peer.buf + remote_off;
     wr.rkey = static_cast<uint32_t>(peer.mr.rkey + rkey_delta);
+    wr.ah = p.ah;  // UD
+    wr.remote_qpn = peer.qp->qpn;
+    wr.remote_qkey = wr_qkey;
     const drv::SendWr* bad = nullptr;
     return p.d->post_send(p.qp, &wr, &bad);
   }
@@ -194,6 +223,9 @@ struct Bench {
     wr.imm_data = imm;
     wr.remote_addr = peer.buf + remote_off;
     wr.rkey = peer.mr.rkey;
+    wr.ah = p.ah;  // UD
+    wr.remote_qpn = peer.qp->qpn;
+    wr.remote_qkey = wr_qkey;
     const drv::SendWr* bad = nullptr;
     return p.d->post_send(p.qp, &wr, &bad);
   }
@@ -271,7 +303,12 @@ struct Bench {
     size_t hl = wire::encode_transport_header(h, tp);
     if (!payload.empty()) std::memcpy(tp + hl, payload.data(), payload.size());
     std::memset(tp + hl + payload.size(), 0, h.pad_cnt);
-    n.port().send_control(f, hl + payload.size() + h.pad_cnt, q->path, n.env().now());
+    wire::PathInfo path = q->path;
+    if (path.dst_ip == 0) {  // a UD QP's path has no destination: the peer's
+      path.dst_ip = to.n->ipv4;
+      path.dst_mac = to.n->mac;
+    }
+    n.port().send_control(f, hl + payload.size() + h.pad_cnt, path, n.env().now());
   }
   // A statistic's value now, during the run.
   uint64_t stat_now(const std::string& group, const std::string& name) {

@@ -208,6 +208,8 @@ void print_report(const rn::system::RunReport& r, const std::string& cfg, const 
     if (mixed)
       extra = fmt::format(", sizes 0..{} B, ops {}, seed {}, timeout {}, retry_cnt {}", p.size,
                           rn::host::mixed_ops_text(p.mix), p.seed, p.timeout, p.retry_cnt);
+    if (p.qp_type != rn::dev::QpType::RC)
+      extra += fmt::format(", {}", rn::dev::to_string(p.qp_type));
     if ((verb == Verb::kRead || verb == Verb::kAtomic || mixed) && !rn::host::is_lat(p.kind))
       extra +=
           fmt::format(", at most {} in flight per QP (max_rd_atomic)", rn::host::kOutstandingReads);
@@ -233,6 +235,9 @@ void print_report(const rn::system::RunReport& r, const std::string& cfg, const 
           "    goodput {:.2f} Gb/s   message rate {:.4f} Mmsg/s   ({} messages, {} bytes in {:.1f} "
           "us)\n",
           w.goodput_gbps, w.msg_rate_mpps, w.messages, w.bytes, ticks_to_ns(w.end - w.start) / 1e3);
+      if (p.qp_type != rn::dev::QpType::RC && verb == Verb::kSend)
+        fmt::print("    received: {} of {} messages ({}: what the link loses is lost)\n",
+                   w.receives, w.messages, rn::dev::to_string(p.qp_type));
     }
     if (mixed) {
       std::string ops;

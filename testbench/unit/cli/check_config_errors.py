@@ -254,6 +254,41 @@ def ack_timeout_with_link_faults(d):
 
 
 @case
+def qp_type_ud_and_uc(d):
+    # UD has no RDMA WRITE: refused on write_* (perftest allows UD for send_bw and send_lat only).
+    check_file(d, "w.toml", '[run]\nworkloads = "write_bw"\n[write_bw]\nqp_type = "UD"\n',
+               "w.toml:4", "'write_bw.qp_type'", "'UD'", "SEND")
+    expect_error(d, ["check", default_cfg(), *sets("run.workloads=write_lat",
+                                                   "write_lat.qp_type=UD")],
+                 "'write_lat.qp_type'", "'UD'", "no RDMA WRITE")
+    # A UD message is one packet: at most the MTU.
+    check_file(d, "s.toml", '[run]\nworkloads = "send_bw"\n[send_bw]\nqp_type = "UD"\n'
+               'size = "8KiB"\n', "s.toml:5", "'send_bw.size'", "'8KiB'", "send_bw.mtu", "one packet")
+    expect_error(d, ["check", default_cfg(), *sets("run.workloads=send_lat", "send_lat.qp_type=UD",
+                                                   "send_lat.size=2048", "send_lat.mtu=1024")],
+                 "'send_lat.mtu'", "'1024'", "send_lat.size", "one packet")
+    expect_error(d, ["check", default_cfg(), *sets("run.workloads=send_bw", "send_bw.qp_type=UD",
+                                                   "send_bw.size=4KiB", "send_bw.sges=30")],
+                 "'send_bw.sges'", "'30'", "28")
+    # Not a transport.
+    check_file(d, "x.toml", '[send_bw]\nqp_type = "XD"\n', "x.toml:2", "'send_bw.qp_type'",
+               "'XD'", "UD")
+    # A lost datagram would stop a ping-pong: UC and UD latency tests need a link without loss.
+    expect_error(d, ["check", default_cfg(), *sets("run.workloads=send_lat", "send_lat.qp_type=UD",
+                                                   "link.loss=0.01")],
+                 "'send_lat.qp_type'", "'UD'", "link.loss", "ping-pong")
+    # What is allowed: UD and UC SEND tests (a lossy bandwidth test counts what arrived; no ACK
+    # timeout needed), UC WRITE tests.
+    expect_ok(d, ["check", default_cfg(), *sets(
+        "run.workloads=send_bw,send_lat,write_bw,write_lat", "send_bw.qp_type=UD",
+        "send_bw.size=4KiB", "send_lat.qp_type=UD", "write_bw.qp_type=UC",
+        "write_lat.qp_type=UC")], "UD SEND, UC WRITE")
+    expect_ok(d, ["check", default_cfg(), *sets("run.workloads=send_bw", "send_bw.qp_type=UD",
+                                                "send_bw.size=1KiB", "link.loss=0.01",
+                                                "send_bw.timeout=0")], "UD send_bw, lossy")
+
+
+@case
 def cross_link_mtu(d):
     check_file(d, "c.toml", '[link]\nmtu = "1500B"\n', "c.toml:2", "'link.mtu'", "'1500B'", "4096")
 

@@ -379,7 +379,7 @@ TEST_CASE("checker: msn: never decreasing", "[net][checker]") {
 }
 
 TEST_CASE(
-    "checker: malformed frames are violations, frames that are not RoCEv2 RC are not "
+    "checker: malformed frames are violations, frames that are not RoCEv2 RC or UD are not "
     "checked",
     "[net][checker]") {
   Checker k;
@@ -395,13 +395,39 @@ TEST_CASE(
   v6[12] = 0x86;
   v6[13] = 0xDD;
   n.c.check(0, v6.data(), v6.size());
-  Pkt ud;
-  ud.op = Opcode::UD_SEND_ONLY;
-  ud.payload = 8;
-  const auto u = test::frame_bytes(ud);
+  Pkt uc;
+  uc.op = Opcode::UC_SEND_ONLY;
+  uc.payload = 8;
+  const auto u = test::frame_bytes(uc);
   n.c.check(0, u.data(), u.size());
   CHECK_NONE(n);
   CHECK(n.reg.to_json()["link0.check"]["unchecked"]["value"] == 2);
+}
+
+TEST_CASE("checker: UD datagrams in any PSN order pass, one over the MTU or badly padded fails",
+          "[net][checker]") {
+  Checker k;
+  k.c.set_path_mtu(1024);
+  for (uint32_t psn : {5u, 3u, 900u, 3u}) {  // datagrams have no PSN order
+    Pkt ud;
+    ud.op = psn == 900 ? Opcode::UD_SEND_ONLY_WITH_IMMEDIATE : Opcode::UD_SEND_ONLY;
+    ud.psn = psn;
+    ud.payload = psn == 900 ? 1024 : 7;
+    k.send(0, ud);
+  }
+  CHECK_NONE(k);
+  Pkt big;
+  big.op = Opcode::UD_SEND_ONLY;
+  big.payload = 1025;
+  k.send(0, big);
+  Pkt pad;
+  pad.op = Opcode::UD_SEND_ONLY;
+  pad.payload = 6;
+  pad.pad = 0;
+  k.send(0, pad);
+  CHECK(k.rules() == std::vector<CheckRule>{CheckRule::kPayloadLength, CheckRule::kPadCount});
+  CHECK(k.reg.to_json()["link0.check"]["ud_datagrams"]["value"] == 6);
+  CHECK(k.reg.to_json()["link0.check"]["unchecked"]["value"] == 0);
 }
 
 TEST_CASE("checker: violations name the frame, side, QP, PSN and rule, statistics count them",
