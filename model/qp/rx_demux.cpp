@@ -142,17 +142,22 @@ RN_HOT void RxDemux::route(const RxPacket& p) {
 
 RN_HOT void RxDemux::on_the_way(const net::Frame* f) {
   if (!env_.params.prefetch_hints) return;
+  // The same QP and key as the frame before: in the CPU cache already (a stream on few QPs pays
+  // nothing for the hints).
   if (hint_qpn_) {
     const QpCtx* q = t_.qp_ptr(hint_qpn_);
     uint32_t key = hint_rkey_ ? hint_rkey_ : (q ? q->rs.w_rkey : 0);
-    if (key && xlate_) xlate_->prefetch(key);
+    if (key && key != done_rkey_ && xlate_) xlate_->prefetch(key);
+    done_rkey_ = key;
   }
   hint_qpn_ = hint_rkey_ = 0;
   const size_t hr = framing_.headroom();
   if (f->len < hr + w::kBthLen + w::kRethLen) return;
   const uint8_t* t = f->data + hr;
   hint_qpn_ = w::load_be24(t + offsetof(w::Bth, dest_qp));
-  if (const QpCtx* q = t_.qp_ptr(hint_qpn_)) prefetch_ctx(q);
+  if (hint_qpn_ != done_qpn_)
+    if (const QpCtx* q = t_.qp_ptr(hint_qpn_)) prefetch_ctx(q);
+  done_qpn_ = hint_qpn_;
   const w::OpInfo& info = w::op_info(t[0]);
   if (info.valid && (info.ext_mask & w::kExtReth))
     hint_rkey_ = w::load_be32(t + w::kBthLen + offsetof(w::Reth, rkey));

@@ -63,6 +63,7 @@ class RxDemux : public net::FrameSink {
   std::vector<Checked> deferred_;  // frames waiting for a stage's answer, in arrival order
   size_t deferred_head_ = 0;
   uint32_t hint_qpn_ = 0, hint_rkey_ = 0;  // the previous hinted frame's QP and RETH rkey (or 0)
+  uint32_t done_qpn_ = 0, done_rkey_ = 0;  // the last QP context and key prefetched
 
   stats::Group stats_;
   uint64_t& frames_;
