@@ -429,19 +429,23 @@ void Perftest::teardown(Side& s) {
   s.dst.clear();
 }
 
+bool Perftest::all_succeeded(Side& s, const drv::Wc* wc, int got) {
+  for (int i = 0; i < got; ++i)
+    if (wc[i].status != WcStatus::SUCCESS) {
+      set_error(fmt::format("{}: completion wr_id {} on QP {} failed: {} (vendor_err {})",
+                            s.h.name(), wc[i].wr_id, wc[i].qp_num, dev::to_string(wc[i].status),
+                            wc[i].vendor_err));
+      return false;
+    }
+  return true;
+}
+
 bool Perftest::wait_cq(Side& s, drv::Cq* cq, drv::Wc* wc, int n, int* got) {
   for (;;) {
     *got = s.d.poll_cq(cq, n, wc);
     if (*got > 0) {
       s.h.cpu(s.h.params().poll_cost);
-      for (int i = 0; i < *got; ++i)
-        if (wc[i].status != WcStatus::SUCCESS) {
-          set_error(fmt::format("{}: completion wr_id {} on QP {} failed: {} (vendor_err {})",
-                                s.h.name(), wc[i].wr_id, wc[i].qp_num, dev::to_string(wc[i].status),
-                                wc[i].vendor_err));
-          return false;
-        }
-      return true;
+      return all_succeeded(s, wc, *got);
     }
     if (x_->failed) return false;
     uint64_t slot = cq->ring + uint64_t(cq->ci & (cq->size - 1)) * sizeof(dev::Cqe);
@@ -466,14 +470,7 @@ bool Perftest::wait_arrivals(Side& s, drv::Wc* wc, int n, int* got) {
     *got = s.d.poll_cq(s.rcq, n, wc);
     if (*got > 0) {
       s.h.cpu(s.h.params().poll_cost);
-      for (int i = 0; i < *got; ++i)
-        if (wc[i].status != WcStatus::SUCCESS) {
-          set_error(fmt::format("{}: completion wr_id {} on QP {} failed: {} (vendor_err {})",
-                                s.h.name(), wc[i].wr_id, wc[i].qp_num, dev::to_string(wc[i].status),
-                                wc[i].vendor_err));
-          return false;
-        }
-      return true;
+      return all_succeeded(s, wc, *got);
     }
     if (x_->failed) return false;
     const bool client_done = x_->stage[0] >= 3;

@@ -224,6 +224,8 @@ class Perftest {
   bool lat_send(Side& s, uint64_t i, const ConnInfo& peer);
   bool lat_await(Side& s, uint64_t i, uint64_t n, uint64_t* recv_posted);
   bool sync(int me, int stage);
+  // Every completion of wc[0..got) succeeded; else the run fails naming the first that did not.
+  bool all_succeeded(Side& s, const drv::Wc* wc, int got);
   bool wait_cq(Side& s, drv::Cq* cq, drv::Wc* wc, int n, int* got);
   void set_error(const std::string& e);
 
