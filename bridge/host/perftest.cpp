@@ -234,21 +234,8 @@ uint64_t atomic_value(const WorkloadParams& p, uint32_t q, uint64_t i) {
 bool Perftest::setup(Side& s, bool is_client) {
   if (is_mixed(p_.kind)) return mixed_setup(s, is_client);
   drv::Driver& d = s.d;
-  auto check = [&](int e, const char* what) {
-    if (e)
-      set_error(fmt::format("{}: {} failed: {} ({})", s.h.name(), what, std::strerror(e),
-                            d.last_error()));
-    return e == 0;
-  };
-  if (!check(d.alloc_pd(&s.pdn), "alloc_pd")) return false;
-  // System::validate keeps this within the driver's and the NIC's CQ sizes.
-  const uint64_t cqe = cq_entries(p_);
-  if (cqe > uint64_t(std::numeric_limits<int>::max())) {
-    set_error(fmt::format("{}: a CQ of {} entries is too large", s.h.name(), cqe));
-    return false;
-  }
-  if (!check(d.create_cq(static_cast<int>(cqe), &s.scq), "create_cq")) return false;
-  if (!check(d.create_cq(static_cast<int>(cqe), &s.rcq), "create_cq")) return false;
+  auto check = [&](int e, const char* what) { return driver_ok(s, e, what); };
+  if (!setup_pd_and_cqs(s)) return false;
   s.src_len = src_bytes(p_);
   s.dst_len = dst_bytes(p_, is_client);
   const uint32_t lw = static_cast<uint32_t>(dev::Access::LOCAL_WRITE);
@@ -306,11 +293,34 @@ bool Perftest::setup(Side& s, bool is_client) {
       if (!check(d.reg_mr(s.pdn, s.dst[i], s.dst_len, acc, &s.dst_mr[i]), "reg_mr")) return false;
     }
     const bool src_named = verb_ == Verb::kRead;
-    x_->info[s.idx].push_back(
-        ConnInfo{qp->qpn, (0x1000u * (i + 1) + (is_client ? 7u : 3u)) & 0xFFFFFF,
-                 src_named ? s.src_mr[i].rkey : s.dst_mr[i].rkey, src_named ? s.src[i] : s.dst[i]});
+    x_->info[s.idx].push_back(conn_info(qp->qpn, i, is_client,
+                                        src_named ? s.src_mr[i].rkey : s.dst_mr[i].rkey,
+                                        src_named ? s.src[i] : s.dst[i]));
   }
   return true;
+}
+
+bool Perftest::driver_ok(Side& s, int e, const char* what) {
+  if (e)
+    set_error(fmt::format("{}: {} failed: {} ({})", s.h.name(), what, std::strerror(e),
+                          s.d.last_error()));
+  return e == 0;
+}
+
+bool Perftest::setup_pd_and_cqs(Side& s) {
+  if (!driver_ok(s, s.d.alloc_pd(&s.pdn), "alloc_pd")) return false;
+  // System::validate keeps this within the driver's and the NIC's CQ sizes.
+  const uint64_t cqe = cq_entries(p_);
+  if (cqe > uint64_t(std::numeric_limits<int>::max())) {
+    set_error(fmt::format("{}: a CQ of {} entries is too large", s.h.name(), cqe));
+    return false;
+  }
+  return driver_ok(s, s.d.create_cq(static_cast<int>(cqe), &s.scq), "create_cq") &&
+         driver_ok(s, s.d.create_cq(static_cast<int>(cqe), &s.rcq), "create_cq");
+}
+
+ConnInfo Perftest::conn_info(uint32_t qpn, uint32_t i, bool is_client, uint32_t rkey, uint64_t va) {
+  return ConnInfo{qpn, (0x1000u * (i + 1) + (is_client ? 7u : 3u)) & 0xFFFFFF, rkey, va};
 }
 
 bool Perftest::connect(Side& s, bool is_client) {

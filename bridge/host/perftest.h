@@ -197,6 +197,12 @@ class Perftest {
  private:
   struct Side;
   bool setup(Side& s, bool is_client);
+  // The head of both setups: the side's PD and its two CQs.
+  bool setup_pd_and_cqs(Side& s);
+  // A driver call's result e: 0, or the run fails naming the call and the error.
+  bool driver_ok(Side& s, int e, const char* what);
+  // What this side tells its peer of QP i (its number, its first PSN, a buffer and its key).
+  static ConnInfo conn_info(uint32_t qpn, uint32_t i, bool is_client, uint32_t rkey, uint64_t va);
   bool connect(Side& s, bool is_client);
   bool connect_ud(Side& s, bool is_client);
   // UC and UD bandwidth servers: waits for receive completions (as wait_cq) until the client has

@@ -180,20 +180,8 @@ MixedMsg mixed_msg(const WorkloadParams& p, uint32_t q, uint64_t i) {
 bool Perftest::mixed_setup(Side& s, bool is_client) {
   Mixed& m = *m_;
   drv::Driver& d = s.d;
-  auto check = [&](int e, const char* what) {
-    if (e)
-      set_error(fmt::format("{}: {} failed: {} ({})", s.h.name(), what, std::strerror(e),
-                            d.last_error()));
-    return e == 0;
-  };
-  if (!check(d.alloc_pd(&s.pdn), "alloc_pd")) return false;
-  const uint64_t cqe = cq_entries(p_);
-  if (cqe > uint64_t(std::numeric_limits<int>::max())) {
-    set_error(fmt::format("{}: a CQ of {} entries is too large", s.h.name(), cqe));
-    return false;
-  }
-  if (!check(d.create_cq(static_cast<int>(cqe), &s.scq), "create_cq")) return false;
-  if (!check(d.create_cq(static_cast<int>(cqe), &s.rcq), "create_cq")) return false;
+  auto check = [&](int e, const char* what) { return driver_ok(s, e, what); };
+  if (!setup_pd_and_cqs(s)) return false;
   m.stride = (p_.size + kGuardBytes + 63) / 64 * 64;
   using A = dev::Access;
   const uint32_t lw = static_cast<uint32_t>(A::LOCAL_WRITE);
@@ -233,8 +221,7 @@ bool Perftest::mixed_setup(Side& s, bool is_client) {
       s.h.app_write(m.s_atomic.back().va, &v, sizeof v);
     }
     // The peer finds this side's buffers in m_ (out of band, as perftest's exchange).
-    x_->info[s.idx].push_back(
-        ConnInfo{qp->qpn, (0x1000u * (q + 1) + (is_client ? 7u : 3u)) & 0xFFFFFF, 0, 0});
+    x_->info[s.idx].push_back(conn_info(qp->qpn, q, is_client, 0, 0));
   }
   if (is_client) {
     m.atomic_now.resize(p_.qps);

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "model/core/hot.h"
+#include "model/qp/scatter.h"
 #include "model/wire/transport.h"
 
 namespace rn::qp {
@@ -1002,41 +1003,26 @@ bool Requester::place_response(QpCtx& q, ReadCtx& r, net::Frame* f, uint32_t dat
   // Scatter [r.off, r.off + len) over the READ's (or the atomic's one) SGEs.
   xlate::SegList segs;
   Tick ready = now();
-  uint64_t skip = r.off;
-  uint32_t need = len;
-  for (uint32_t i = 0; i < r.num_sge && need > 0; ++i) {
-    const dev::Sge& sg = r.sge[i];
-    if (skip >= sg.length) {
-      skip -= sg.length;
-      continue;
+  uint32_t lkey = 0;
+  const xlate::Status st = scatter(xl_, r.sge, r.num_sge, q.pdn, r.off, len, &segs, &ready, &lkey);
+  if (st == xlate::Status::kPending) {  // dropped; asked for again (the stage then knows)
+    ++stalls_xlate_;
+    pool_.put(f);
+    go_back_for_read(q, r);
+    return false;
+  }
+  if (st != xlate::Status::kOk) {
+    RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} response into lkey {:#x}: {}", q.qpn, lkey,
+           xlate::to_string(st));
+    pool_.put(f);
+    if (Outstanding* e = entry(q, r.idx)) {
+      e->status = WcStatus::LOC_PROT_ERR;
+      e->vendor_err = static_cast<uint8_t>(st);
     }
-    const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(sg.length - skip, need));
-    Tick at = 0;
-    const xlate::Status st =
-        xl_.lookup(sg.lkey, q.pdn, sg.addr + skip, take,
-                   static_cast<uint32_t>(dev::Access::LOCAL_WRITE), &segs, &at);
-    if (st == xlate::Status::kPending) {  // dropped; asked for again (the stage then knows)
-      ++stalls_xlate_;
-      pool_.put(f);
-      go_back_for_read(q, r);
-      return false;
-    }
-    if (st != xlate::Status::kOk) {
-      RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} response into lkey {:#x}: {}", q.qpn,
-             sg.lkey, xlate::to_string(st));
-      pool_.put(f);
-      if (Outstanding* e = entry(q, r.idx)) {
-        e->status = WcStatus::LOC_PROT_ERR;
-        e->vendor_err = static_cast<uint8_t>(st);
-      }
-      ++local_errors_;
-      q.sq.phase = SqPhase::kStopped;
-      retire(q);
-      return false;
-    }
-    ready = std::max(ready, at);
-    skip = 0;
-    need -= take;
+    ++local_errors_;
+    q.sq.phase = SqPhase::kStopped;
+    retire(q);
+    return false;
   }
   *landed = rxbuf_.place(dma_, segs, f, data_off, len, when + (ready - now()), pool_);
   return true;

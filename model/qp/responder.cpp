@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "model/core/hot.h"
+#include "model/qp/scatter.h"
 #include "model/wire/transport.h"
 
 namespace rn::qp {
@@ -520,31 +521,18 @@ RN_NOINLINE Responder::Outcome Responder::ud_request(QpCtx& q, const RxPacket& p
   }
   Placement pl;
   pl.ready = now();
-  uint64_t skip = kUdGrhBytes - w::kIpv4HdrLen;
-  uint32_t left = static_cast<uint32_t>(w::kIpv4HdrLen) + p.plen;
-  for (uint32_t i = 0; i < nsge && left > 0; ++i) {
-    const dev::Sge& sg = c.sge[i];
-    if (skip >= sg.length) {
-      skip -= sg.length;
-      continue;
-    }
-    const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(sg.length - skip, left));
-    // The stage itself (not lookup(): RC's path keeps its inlining as it was).
-    Tick at = 0;
-    const xlate::Status st =
-        xl_.lookup(sg.lkey, q.pdn, sg.addr + skip, take,
-                   static_cast<uint32_t>(dev::Access::LOCAL_WRITE), &pl.segs, &at);
-    if (st == xlate::Status::kOk) pl.ready = std::max(pl.ready, at);
-    if (st == xlate::Status::kPending) return Outcome::kWait;  // nothing changed yet
-    if (st != xlate::Status::kOk) {
-      ++ud_dropped_;
-      RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} UD receive lkey {:#x}: {}", q.qpn, sg.lkey,
-             xlate::to_string(st));
-      recv_complete(q, WcStatus::LOC_PROT_ERR, 0, dev::WcOpcode::RECV, false, 0, false, when, &h);
-      return Outcome::kDone;
-    }
-    skip = 0;
-    left -= take;
+  // [20, 40 + plen) of the buffer: the IPv4 header, then the payload.
+  uint32_t lkey = 0;
+  const xlate::Status st =
+      scatter(xl_, c.sge, nsge, q.pdn, kUdGrhBytes - w::kIpv4HdrLen,
+              static_cast<uint32_t>(w::kIpv4HdrLen) + p.plen, &pl.segs, &pl.ready, &lkey);
+  if (st == xlate::Status::kPending) return Outcome::kWait;  // nothing changed yet
+  if (st != xlate::Status::kOk) {
+    ++ud_dropped_;
+    RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} UD receive lkey {:#x}: {}", q.qpn, lkey,
+           xlate::to_string(st));
+    recv_complete(q, WcStatus::LOC_PROT_ERR, 0, dev::WcOpcode::RECV, false, 0, false, when, &h);
+    return Outcome::kDone;
   }
   // The IPv4 header goes right in front of the payload, over the UDP header, BTH and DETH
   // (already decoded): one DMA write from the frame places the header and the payload.
@@ -583,27 +571,16 @@ Responder::Outcome Responder::send_packet(QpCtx& q, const RxPacket& p, Placement
     return fail(q, w::kAethSynNakInvReq, h.psn, "SEND longer than the receive buffers");
   }
   // Scatter [rx_off, rx_off+plen) over the SGEs.
-  uint64_t skip = q.rs.rx_off;
-  uint32_t left = p.plen;
-  for (uint32_t i = 0; i < nsge && left > 0; ++i) {
-    const dev::Sge& sg = c.sge[i];
-    if (skip >= sg.length) {
-      skip -= sg.length;
-      continue;
-    }
-    uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(sg.length - skip, left));
-    xlate::Status st = lookup(sg.lkey, q.pdn, sg.addr + skip, take,
-                              static_cast<uint32_t>(dev::Access::LOCAL_WRITE), pl, true);
-    if (st == xlate::Status::kPending) return Outcome::kWait;
-    if (st != xlate::Status::kOk) {
-      RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} receive lkey {:#x}: {}", q.qpn, sg.lkey,
-             xlate::to_string(st));
-      recv_complete(q, WcStatus::LOC_PROT_ERR, q.rs.rx_off, dev::WcOpcode::RECV, false, 0, false,
-                    when);
-      return fail(q, w::kAethSynNakRemOp, h.psn, "receive buffer not accessible");
-    }
-    skip = 0;
-    left -= take;
+  uint32_t lkey = 0;
+  const xlate::Status st =
+      scatter(xl_, c.sge, nsge, q.pdn, q.rs.rx_off, p.plen, &pl.segs, &pl.ready, &lkey);
+  if (st == xlate::Status::kPending) return Outcome::kWait;
+  if (st != xlate::Status::kOk) {
+    RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} receive lkey {:#x}: {}", q.qpn, lkey,
+           xlate::to_string(st));
+    recv_complete(q, WcStatus::LOC_PROT_ERR, q.rs.rx_off, dev::WcOpcode::RECV, false, 0, false,
+                  when);
+    return fail(q, w::kAethSynNakRemOp, h.psn, "receive buffer not accessible");
   }
   return Outcome::kGo;
 }
