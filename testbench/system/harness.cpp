@@ -1,9 +1,12 @@
 #include "testbench/system/harness.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace rn::test {
 
@@ -31,9 +34,20 @@ std::unique_ptr<system::System> make_system(const cfg::Config& c) {
 }
 
 std::string out_dir(const std::string& name) {
-  std::string d = (std::filesystem::temp_directory_path() / ("rnicsim-test-" + name)).string();
+  // The process id keeps two test runs on one machine (a developer's and CI's) apart.
+  static std::vector<std::string> made;
+  std::string d = (std::filesystem::temp_directory_path() /
+                   ("rnicsim-test-" + name + "-" + std::to_string(::getpid())))
+                      .string();
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
+  if (made.empty() && !std::getenv("RNICSIM_KEEP_TEST_OUT")) {
+    std::atexit([] {
+      std::error_code ec;
+      for (const auto& m : made) std::filesystem::remove_all(m, ec);
+    });
+  }
+  made.push_back(d);
   return d;
 }
 

@@ -11,6 +11,7 @@ usage: soak_mixed.py RNICSIM CONFIG MODE [key=value]...
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,8 +79,9 @@ def main():
     if req["retransmitted"]["value"] == 0:
         problems.append("no retransmission: nothing was recovered")
     if problems:
-        print("FAIL: " + "; ".join(problems))
+        print("FAIL: " + "; ".join(problems) + f" (outputs kept in {out})")
         return 1
+    shutil.rmtree(out, ignore_errors=True)
     print("PASS")
     return 0
 

@@ -3,6 +3,7 @@
 // elaborates SystemC (an EventQueue): ctest runs each in a process of its own.
 #include <fmt/core.h>
 #include <pcap/pcap.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -485,8 +486,9 @@ TEST_CASE(
   p.loss = 0.3;
   p.duplicate = 0.1;
   net::Link& l = b.add(p);
-  const std::string path =
-      (std::filesystem::temp_directory_path() / "rnicsim-test-link-faults.pcap").string();
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("rnicsim-test-link-faults-" + std::to_string(::getpid()) + ".pcap"))
+                               .string();
   wire::PcapWriter tap;
   std::string err;
   REQUIRE(tap.open(path, 65535, &err));
