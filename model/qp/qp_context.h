@@ -8,6 +8,7 @@
 #pragma once
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -203,9 +204,7 @@ struct SendQueue {
   SqWait wait = SqWait::kNone;
   bool scheduled = false;           // on the requester's ready list
   std::vector<SendWqeCache> cache;  // wqe_prefetch slots, index % size
-  // The WQE being sent (copied out of the cache when started; `next` is already past it).
-  SendWqeCache cur;
-  uint32_t cur_idx = 0;
+  uint32_t cur_idx = 0;             // the WQE being sent (in `cur`, at the end)
   uint32_t cur_len = 0, cur_off = 0;
   uint32_t cur_sge = 0, cur_sge_off = 0;
   uint32_t psn = 0;                      // next PSN to send
@@ -232,6 +231,9 @@ struct SendQueue {
   std::vector<ReadCtx> reads;            // READs waiting for responses: ring of max_rd_atomic
   uint32_t rd_head = 0, rd_tail = 0;     // free-running
   uint32_t out_head = 0, out_tail = 0;   // free-running
+  // The WQE being sent (copied out of the cache when started; `next` is already past it). Last:
+  // most of its SGE and inline room is seldom used (see kCtxHotBytes).
+  SendWqeCache cur;
 };
 
 // The receive queue (the responder's): [ci, fetched) cached, [fetched, pi) posted. A QP attached
@@ -302,7 +304,7 @@ struct RespState {
   uint32_t atomics_next = 0;
 };
 
-struct QpCtx {
+struct alignas(64) QpCtx {  // aligned: its hot bytes (kCtxHotBytes) take the fewest cache lines
   bool valid = false;
   uint32_t qpn = 0;
   uint8_t type = 2;
@@ -331,9 +333,9 @@ struct QpCtx {
   // captured under another epoch are stale.
   uint32_t epoch = 0;
 
-  SendQueue sq;
   RecvQueue rq;
   RespState rs;
+  SendQueue sq;  // last, its current WQE's room at the very end (see kCtxHotBytes)
 
   uint32_t sq_size() const { return 1u << log_sq; }
   uint32_t rq_size() const { return 1u << log_rq; }
@@ -352,9 +354,14 @@ struct QpCtx {
   }
 };
 
-// Starts loading a QP context into the CPU cache (a hint for the simulator's speed: with many QPs
-// the contexts do not all stay cached).
-inline void prefetch_ctx(const QpCtx* q) { prefetch_object(q, sizeof *q); }
+// The bytes of a QP context a packet touches: all of it up to the current WQE's first two SGEs
+// (the rest of its SGE and inline room, about 400 bytes, only for WQEs that use it).
+inline constexpr size_t kCtxHotBytes = offsetof(QpCtx, sq) + offsetof(SendQueue, cur) +
+                                       offsetof(SendWqeCache, sge) + 2 * sizeof(dev::Sge);
+static_assert(kCtxHotBytes < sizeof(QpCtx), "the context's cold tail is its current WQE's room");
+// Starts loading a QP context's hot bytes into the CPU cache (a hint for the simulator's speed:
+// with many QPs the contexts do not all stay cached).
+inline void prefetch_ctx(const QpCtx* q) { prefetch_object(q, kCtxHotBytes); }
 
 uint32_t mtu_bytes(uint8_t code);  // dev::Mtu code -> bytes, 0 if invalid
 

@@ -16,7 +16,7 @@
 
 namespace rn::xlate {
 
-struct Region {
+struct alignas(64) Region {  // aligned: its prefetch (MrTable::prefetch) takes 3 lines, not 4
   bool valid = false;
   uint32_t key = 0;
   uint32_t pdn = 0;
