@@ -169,10 +169,16 @@ RN_HOT Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
     const uint64_t t = ser1(mrd);
     FxTime up = up_.busy, down = down_.busy;
     uint64_t nreq = 0, ncpl = 0, cpl_wire = 0;
+    // The loop's state in locals (the rings' too): nothing it stores can then alias what it reads.
+    UnitRing::Local tags(tags_), nph(up_.nph);
+    const Tick link_latency = p_.link_latency, read_latency = p_.read_latency;
+    const uint32_t mrrs = p_.mrrs;
+    const uint64_t full_cpls = full_req_cpls_, full_wire = full_req_cpl_wire_;
+    const FxTime full_ser = full_req_cpl_ser_;
     for_each_tlp(addr, len, p_.mrrs, [&](uint64_t a, uint32_t n) {
-      Tick tag_at = tags_.ready();
+      Tick tag_at = tags.ready();
       Tick ready = std::max(now, tag_at);
-      Tick nph_at = up_.nph.ready();
+      Tick nph_at = nph.ready();
       if (tag_at > now || nph_at > now) {  // stall accounting, as in the path below
         Tick up_free = ceil_fx(up);
         Tick link_free = std::max(now, up_free);
@@ -189,16 +195,18 @@ RN_HOT Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
       }
       up = std::max(to_fx(ready), up) + t;
       ++nreq;
-      Tick at_rc = ceil_fx(up) + p_.link_latency;
-      up_.nph.take(at_rc + nph_back);
-      uint64_t k, w;
-      const FxTime tw = cpl_cut(a, n, &k, &w);
-      down = std::max(to_fx(at_rc + p_.read_latency), down) + tw;
+      Tick at_rc = ceil_fx(up) + link_latency;
+      nph.take(at_rc + nph_back);
+      uint64_t k = full_cpls, w = full_wire;  // a whole aligned request (cpl_cut's first case)
+      const FxTime tw = n == mrrs && (a & (mrrs - 1)) == 0 ? full_ser : cpl_cut(a, n, &k, &w);
+      down = std::max(to_fx(at_rc + read_latency), down) + tw;
       ncpl += k;
       cpl_wire += w;
-      done = ceil_fx(down) + p_.link_latency;
-      tags_.take(done);
+      done = ceil_fx(down) + link_latency;
+      tags.take(done);
     });
+    tags.store(tags_);
+    nph.store(up_.nph);
     up_.busy = up;
     up_.busy_total += static_cast<FxTime>(nreq) * t;
     up_.stats.tlps += nreq;

@@ -132,6 +132,40 @@ class UnitRing {
   }
   bool fits(uint64_t k) const { return limit_ == 0 || k <= limit_; }
 
+  // The ring's state in locals, for a loop of ready()/take() (the same answers): the compiler
+  // keeps them in registers instead of reloading them after every store into the ring. Written
+  // back by store().
+  class Local {
+   public:
+    explicit Local(UnitRing& r)
+        : ring_(r.ring_.data()),
+          mask_(r.mask_),
+          head_(r.head_),
+          count_(r.count_),
+          limit_(r.limit_) {}
+    Tick ready() const {
+      return limit_ == 0 || count_ + 1 <= limit_ ? 0 : ring_[(head_ + count_ - limit_) & mask_];
+    }
+    void take(Tick release) {
+      if (limit_ == 0) return;
+      if (count_ == limit_) {
+        head_ = (head_ + 1) & mask_;
+        --count_;
+      }
+      ring_[(head_ + count_) & mask_] = release;
+      ++count_;
+    }
+    void store(UnitRing& r) const {
+      r.head_ = head_;
+      r.count_ = count_;
+    }
+
+   private:
+    Tick* ring_;
+    size_t mask_, head_, count_;
+    uint32_t limit_;
+  };
+
  private:
   std::vector<Tick> ring_;  // the last `limit` units taken, oldest first
   size_t mask_ = 0, head_ = 0, count_ = 0;
