@@ -117,6 +117,12 @@ RN_HOT Tick LinkTiming::dma_write(Tick now, uint64_t addr, uint64_t len) {
       return ceil_fx(end) + p_.link_latency + p_.posted_write_latency;
     }
   }
+  return dma_write_tlps(now, addr, len);
+}
+
+// Out of the hot path (a TLP may wait for a credit, or batching is off): its code stays out of
+// the instruction cache lines the batched path uses.
+RN_NOINLINE Tick LinkTiming::dma_write_tlps(Tick now, uint64_t addr, uint64_t len) {
   Tick visible = now;
   for_each_tlp(addr, len, p_.mps, [&](uint64_t, uint32_t n) {
     uint32_t dc = data_credits(n);
@@ -218,6 +224,14 @@ RN_HOT Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
     down_.stats.payload_bytes += len;
     return done;
   }
+  return dma_read_tlps(now, addr, len);
+}
+
+// TLP by TLP (finite completion credits, or batching off): out of the hot path, as dma_write_tlps.
+RN_NOINLINE Tick LinkTiming::dma_read_tlps(Tick now, uint64_t addr, uint64_t len) {
+  const uint32_t mrd = mrd_wire_bytes(p_);
+  const Tick nph_back = p_.credit_return_latency;
+  Tick done = now;
   for_each_tlp(addr, len, p_.mrrs, [&](uint64_t a, uint32_t n) {
     // A read tag, then a non-posted header credit of the root complex.
     Tick tag_at = tags_.ready();

@@ -246,6 +246,9 @@ class LinkTiming {
   Tick send1(Dir& d, Tick ready, uint32_t wire, uint32_t payload) {
     return ceil_fx(send(d, ready, 1, wire, payload) + ser(wire));
   }
+  // dma_write and dma_read TLP by TLP: when a TLP may wait for a credit, or batching is off.
+  Tick dma_write_tlps(Tick now, uint64_t addr, uint64_t len);
+  Tick dma_read_tlps(Tick now, uint64_t addr, uint64_t len);
   // Earliest start for a TLP needing header credits from h and data credits from dc.
   Tick wait_credits(Dir& d, Tick ready, CreditPool& h, CreditPool* dpool, uint32_t dcred);
   // Earliest start for an MRd needing a non-posted header credit.

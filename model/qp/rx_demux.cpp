@@ -71,7 +71,11 @@ RN_HOT void RxDemux::receive(net::Frame* f) {
     }
   }
   if (deferred_head_ == deferred_.size() && c.at <= env_.now()) return act(c);
-  // A stage answers later (or an earlier frame waits): in order, each at its time.
+  defer(c);
+}
+
+// A stage answers later (or an earlier frame waits): in order, each at its time.
+RN_NOINLINE void RxDemux::defer(Checked c) {
   ++deferred_frames_;
   const bool first = deferred_head_ == deferred_.size();
   if (!first) c.at = std::max(c.at, deferred_.back().at);

@@ -44,6 +44,7 @@ class RxDemux : public net::FrameSink {
     Tick at = 0;  // when the stages' answers are known
   };
   void act(const Checked& c);
+  void defer(Checked c);  // out of the hot path: c waits for a stage, or behind a frame that does
   void route(const RxPacket& p);
   void release_deferred();
   void drop(net::Frame* f) { pool_.put(f); }
