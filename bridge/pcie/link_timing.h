@@ -122,13 +122,9 @@ class UnitRing {
   }
   // Take one unit, free again at `release` (not earlier than any taken before).
   void take(Tick release) {
-    if (limit_ == 0) return;
-    if (count_ == limit_) {
-      head_ = (head_ + 1) & mask_;
-      --count_;
-    }
-    ring_[(head_ + count_) & mask_] = release;
-    ++count_;
+    Local l(*this);
+    l.take(release);
+    l.store(*this);
   }
   bool fits(uint64_t k) const { return limit_ == 0 || k <= limit_; }
 
