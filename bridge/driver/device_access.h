@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/device/device_interface.h"
+
 namespace rn::drv {
 
 // How long a driver waits for a command or an event by default: the default of
@@ -41,6 +43,23 @@ class DeviceAccess {
   // Address and data the device should use for its MSI-X message, and a wait for it.
   virtual uint64_t msi_address() const = 0;
   virtual bool wait_interrupt(uint64_t timeout_ns) = 0;
+};
+
+// The privileged half of a driver: the command interface and the event queue, which a kernel
+// driver owns. A user-space provider (our libibverbs on the virtual device) reaches them through
+// the kernel (there: `rnicsim serve`), which checks that every object a command names belongs to
+// the caller, and hands each process the events of its own objects. Without one, the driver owns
+// the command block and the event queue itself (the simulated host's driver).
+class KernelPath {
+ public:
+  virtual ~KernelPath() = default;
+  // Executes one command (in.token is the kernel's to set). Returns 0 with *out filled (its
+  // status may be an error the device or the kernel gave), or an errno value if the command
+  // could not be delivered or did not complete within timeout_ns.
+  virtual int command(const dev::CmdIn& in, dev::CmdOut* out, uint64_t timeout_ns) = 0;
+  // The caller's next event (completion or other), oldest first; waits up to timeout_ns (0: only
+  // looks). False if there is none, or the kernel is gone.
+  virtual bool next_event(dev::Eqe* e, uint64_t timeout_ns) = 0;
 };
 
 }  // namespace rn::drv

@@ -52,8 +52,9 @@ int errno_for(dev::CmdStatus s) {
 }
 }  // namespace
 
-Driver::Driver(DeviceAccess& io, uint64_t cmd_timeout_ns, const DriverOptions& opts)
-    : io_(io), cmd_timeout_ns_(cmd_timeout_ns), opts_(opts) {}
+Driver::Driver(DeviceAccess& io, uint64_t cmd_timeout_ns, const DriverOptions& opts,
+               KernelPath* kernel)
+    : io_(io), kernel_(kernel), cmd_timeout_ns_(cmd_timeout_ns), opts_(opts) {}
 
 Driver::~Driver() = default;
 
@@ -79,6 +80,7 @@ int Driver::open() {
     if (!caps_.inline_data) caps_.max_inline_data = 0;
     if (!opts_.wqe_doorbell) caps_.wqe_doorbell = false;
   }
+  if (kernel_) return 0;  // the kernel owns the command block, the event queue and MSI-X
   cmd_block_ = io_.dma_alloc(dev::kCmdBlockBytes, 64);
   eq_size_ = 1u << kEqLog;
   eq_ = io_.dma_alloc(eq_size_ * sizeof(dev::Eqe), 64);
@@ -102,6 +104,12 @@ int Driver::exec(dev::CmdOp op, const void* in, size_t in_len, void* out, size_t
   ci.opcode = static_cast<uint16_t>(op);
   if (in && in_len) std::memcpy(ci.args, in, std::min(in_len, sizeof ci.args));
   dev::CmdOut co{};
+  if (kernel_) {
+    if (int e = kernel_->command(ci, &co, cmd_timeout_ns_))
+      return fail(e, fmt::format("command {}: the kernel path failed: {}", dev::to_string(op),
+                                 std::strerror(e)));
+    return finish_command(op, co, out, out_len);
+  }
   uint32_t token = ++token_;
   if (token == 0) token = ++token_;
   io_.mem_write(cmd_block_, &ci, sizeof ci);
@@ -117,6 +125,10 @@ int Driver::exec(dev::CmdOp op, const void* in, size_t in_len, void* out, size_t
                               dev::to_string(static_cast<dev::RegError>(err))));
     }
   }
+  return finish_command(op, co, out, out_len);
+}
+
+int Driver::finish_command(dev::CmdOp op, const dev::CmdOut& co, void* out, size_t out_len) {
   last_status_ = static_cast<dev::CmdStatus>(co.status);
   last_syndrome_ = co.syndrome;
   if (co.status != 0)
@@ -788,11 +800,12 @@ int Driver::poll_cq(Cq* cq, int n, Wc* wc) {
 
 int Driver::req_notify_cq(Cq* cq, bool solicited_only) {
   update_cq_db(cq, true, solicited_only);
-  io_.mmio_write32(dev::reg::EQ_DOORBELL, eq_doorbell(eq_ci_, true));
+  if (!kernel_) io_.mmio_write32(dev::reg::EQ_DOORBELL, eq_doorbell(eq_ci_, true));
   return 0;
 }
 
 bool Driver::next_eqe(dev::Eqe* e) {
+  if (kernel_) return kernel_->next_event(e, 0);
   uint64_t addr = eq_ + uint64_t(eq_ci_ & (eq_size_ - 1)) * sizeof *e;
   io_.mem_read(addr, e, sizeof *e);
   uint8_t want = static_cast<uint8_t>(((eq_ci_ >> kEqLog) & 1) ^ 1);
@@ -800,6 +813,20 @@ bool Driver::next_eqe(dev::Eqe* e) {
   ++eq_ci_;
   io_.mmio_write32(dev::reg::EQ_DOORBELL, eq_doorbell(eq_ci_, false));
   return true;
+}
+
+bool Driver::wait_eqe(uint64_t timeout_ns) {
+  if (kernel_) {  // the event waited for is taken now: kept for the next next_eqe
+    dev::Eqe e;
+    if (!kernel_->next_event(&e, timeout_ns)) return false;
+    if (e.type == static_cast<uint8_t>(dev::EqeType::COMPLETION))
+      cq_events_.push_back(e.obj);
+    else
+      async_events_.push_back(AsyncEvent{static_cast<dev::EqeType>(e.type), e.obj});
+    return true;
+  }
+  io_.mmio_write32(dev::reg::EQ_DOORBELL, eq_doorbell(eq_ci_, true));
+  return io_.wait_interrupt(timeout_ns);
 }
 
 int Driver::get_cq_event(Cq** out, uint64_t timeout_ns) {
@@ -826,8 +853,7 @@ int Driver::get_cq_event(Cq** out, uint64_t timeout_ns) {
       }
       continue;  // a CQ destroyed since
     }
-    io_.mmio_write32(dev::reg::EQ_DOORBELL, eq_doorbell(eq_ci_, true));
-    if (!io_.wait_interrupt(timeout_ns)) return fail(ETIMEDOUT, "get_cq_event: no event");
+    if (!wait_eqe(timeout_ns)) return fail(ETIMEDOUT, "get_cq_event: no event");
   }
 }
 
@@ -846,8 +872,7 @@ int Driver::get_async_event(AsyncEvent* out, uint64_t timeout_ns) {
       }
       continue;
     }
-    io_.mmio_write32(dev::reg::EQ_DOORBELL, eq_doorbell(eq_ci_, true));
-    if (!io_.wait_interrupt(timeout_ns)) return fail(ETIMEDOUT, "get_async_event: no event");
+    if (!wait_eqe(timeout_ns)) return fail(ETIMEDOUT, "get_async_event: no event");
   }
 }
 

@@ -177,8 +177,11 @@ struct Qp {
 
 class Driver {
  public:
+  // With `kernel`, commands and events go through it (a user-space provider): open() then only
+  // reads the identity registers, and the driver never touches the command block, the event
+  // queue or MSI-X.
   explicit Driver(DeviceAccess& io, uint64_t cmd_timeout_ns = kDefaultTimeoutNs,
-                  const DriverOptions& opts = {});
+                  const DriverOptions& opts = {}, KernelPath* kernel = nullptr);
   ~Driver();
   // Checks the device identity (ID, and VERSION 1 or later), reads CAPS if the device and the
   // driver's options go to version 2, sets up the command block, the event queue and MSI-X.
@@ -251,12 +254,14 @@ class Driver {
 
  private:
   int exec(dev::CmdOp op, const void* in, size_t in_len, void* out, size_t out_len);
+  int finish_command(dev::CmdOp op, const dev::CmdOut& co, void* out, size_t out_len);
   void update_cq_db(Cq* cq, bool arm, bool solicited);
   // Removes the CQEs of QP qpn not yet polled from cq (at destroy_qp).
   void clean_cq(Cq* cq, uint32_t qpn);
   int fail(int err, std::string why);
 
   DeviceAccess& io_;
+  KernelPath* kernel_;
   uint64_t cmd_timeout_ns_;
   DriverOptions opts_;
   uint32_t device_version_ = 0;
@@ -272,6 +277,8 @@ class Driver {
   std::vector<uint32_t> cq_events_;  // CQNs of completion events read by get_async_event
   // Takes the next valid EQE, if there is one (consumer index moved on, the device told).
   bool next_eqe(dev::Eqe* e);
+  // Waits up to timeout_ns for an event to take with next_eqe (arms the event queue first).
+  bool wait_eqe(uint64_t timeout_ns);
   // The live QPs and CQs, owned, by number: creation and destruction are O(1).
   std::unordered_map<uint32_t, std::unique_ptr<Qp>> qps_;
   std::unordered_map<uint32_t, std::unique_ptr<Cq>> cqs_;
