@@ -15,6 +15,8 @@ PACKAGES=(
   tshark                                 # independent decode of our packets (tests)
   python3-scapy                          # independent ICRC check (tests)
   python3-matplotlib                     # plots of a run
+  libibverbs-dev                         # verbs.h: our libibverbs.so.1 (the virtual device)
+  perftest ibverbs-utils python3-pyverbs # unmodified verbs programs run on the virtual device
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
