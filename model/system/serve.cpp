@@ -76,7 +76,7 @@ class Serve;
 
 // One host's kernel: its NIC's command interface, event queue and doorbells, shared by the
 // processes attached to it.
-class HostKernel : public pcie::HostObserver {
+class HostKernel : public pcie::HostObserver, public qp::DriverErrorSink {
  public:
   HostKernel(Serve& s, Node& n, int index, uint8_t* kmem);
   void start();  // programs the command block, the event queue and MSI-X
@@ -105,6 +105,9 @@ class HostKernel : public pcie::HostObserver {
   }
   void report(const Client* c, const std::string& what);
   Node& node() { return n_; }
+
+  // qp::DriverErrorSink: what the NIC refused of a process's driver, reported with its pid.
+  void driver_error(qp::DriverError kind, uint64_t obj, const std::string& what) override;
 
   // pcie::HostObserver
   void on_dma_write(uint64_t addr, uint64_t len) override;
@@ -214,6 +217,7 @@ HostKernel::HostKernel(Serve& s, Node& n, int index, uint8_t* kmem)
                                  "DMA to memory no attached process has (all ones read)")),
       reports_(stats_.counter("sanitizer_reports", "count", "driver errors reported")) {
   n_.bridge->attach_host(this);
+  n_.nic->set_driver_error_sink(this);
   n_.pmem->add_process(proto::kKernelSlot, 0);
   n_.pmem->add_shared(proto::kKernelSlot, reinterpret_cast<uint64_t>(kmem_) & proto::kVaMask,
                       kKernelBytes, kmem_);
@@ -253,6 +257,32 @@ void HostKernel::start() {
   db.ci = 0;
   db.arm = true;
   b.mmio_write32(dev::reg::EQ_DOORBELL, db.pack());
+}
+
+void HostKernel::driver_error(qp::DriverError kind, uint64_t obj, const std::string& what) {
+  const std::unordered_map<uint32_t, uint32_t>* m = &qp_owner_;
+  uint64_t n = obj;
+  if (kind == qp::DriverError::kCqOverrun) {
+    m = &cq_owner_;
+  } else if (kind == qp::DriverError::kRegister) {  // the object behind the doorbell's offset
+    if (obj >= dev::kWqeDbBase) {
+      n = (obj - dev::kWqeDbBase) / dev::kWqeDbStride;
+    } else if (obj >= dev::kSrqDbBase) {
+      m = &srq_owner_;
+      n = (obj - dev::kSrqDbBase) / dev::kSrqDbStride;
+    } else if (obj >= dev::kCqDbBase) {
+      m = &cq_owner_;
+      n = (obj - dev::kCqDbBase) / dev::kCqDbStride;
+    } else if (obj >= dev::kQpDbBase) {
+      n = (obj - dev::kQpDbBase) / dev::kQpDbStride;
+    } else {
+      m = nullptr;  // a register: the kernel's own write
+    }
+  }
+  Client* c = nullptr;
+  if (m)
+    if (auto it = m->find(static_cast<uint32_t>(n)); it != m->end()) c = client(it->second);
+  report(c, "the NIC: " + what);
 }
 
 bool HostKernel::in_slot(const Client* c, uint64_t addr, uint64_t len) const {

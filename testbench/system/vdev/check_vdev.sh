@@ -9,7 +9,7 @@ dir=$(mktemp -d /tmp/rnicsim-vdev-XXXXXX)
 trap 'kill $serve_pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 case $mode in
   pair|isolation) procs=2 ;;
-  abandon) procs=1 ;;
+  abandon|sanitize) procs=1 ;;
 esac
 "$rnicsim" serve --dir "$dir/s" --out "$dir/out" --exit-after $procs > "$dir/serve.log" 2>&1 &
 serve_pid=$!
@@ -24,7 +24,7 @@ if kill -0 $serve_pid 2>/dev/null; then
 fi
 wait $serve_pid || { echo "FAIL: serve exited with $?"; cat "$dir/serve.log"; exit 1; }
 cat "$dir/serve.log"
-/usr/bin/python3 - "$dir/out/stats.json" "$mode" <<'PY'
+/usr/bin/python3 - "$dir/out/stats.json" "$mode" "$dir/serve.log" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
 mode = sys.argv[2]
@@ -49,6 +49,12 @@ elif mode == "isolation":
 elif mode == "abandon":
     need(k["host1"]["cleanup_commands"] == 4, "serve destroyed the QP, MR, CQ and PD the process left")
     need(k["host1"]["sanitizer_reports"] == 0, "every destroy succeeded")
+elif mode == "sanitize":
+    log = open(sys.argv[3]).read()
+    for what, text in (("the bad lkey", "send WQE 0: lkey"), ("the jumping index", "DB_RANGE"),
+                       ("the bad opcode", "(opcode 126,"), ("the dead QP's doorbell", "which does not exist")):
+        need(text in log, f"serve's log names {what} ({text!r})")
+    need(k["host0"]["sanitizer_reports"] >= 4, "four sanitizer reports")
 print("stats: OK")
 PY
 if [ "$mode" = pair ]; then

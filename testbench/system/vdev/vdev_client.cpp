@@ -8,6 +8,8 @@
 //   vdev_client isolation DIR       two processes on host0: the second may not touch the first's
 //                                   QP (commands and doorbells refused), nor ring registers
 //   vdev_client abandon DIR         creates objects and exits without destroying them
+//   vdev_client sanitize DIR        a driver's mistakes on its own QPs: a bad lkey, a doorbell
+//                                   whose index jumps, a WQE with a bad opcode, use after destroy
 // Exit status 0 when everything checked holds; 1 with a line on stderr naming what did not.
 #include <sys/wait.h>
 #include <unistd.h>
@@ -306,6 +308,67 @@ int isolation(const std::string& dir) {
   return 0;
 }
 
+// Each mistake is refused by the NIC or the kernel half, and serve's sanitizer names it (the
+// script checks serve's log and stats); here only the completions the driver sees are checked.
+int sanitize(const std::string& dir) {
+  Side s("sanitize");
+  s.open(dir, "host0", 8192);
+  vdev::HostInfo self = s.host;
+  auto fresh_qp = [&]() {
+    drv::QpCap cap;
+    cap.max_send_wr = cap.max_recv_wr = 16;
+    s.check(s.d->create_qp(s.pdn, s.cq, s.cq, cap, false, &s.qp), "create_qp");
+    s.connect(1, self);  // to a QP nobody has: nothing here needs an answer
+  };
+  auto expect_error = [&](const char* what, dev::WcStatus want) {
+    for (int i = 0; i < 3'000'000; ++i) {
+      drv::Wc wc;
+      if (s.d->poll_cq(s.cq, 1, &wc) == 1) {
+        if (wc.status != want)
+          die("sanitize", std::string(what) + ": completion " + dev::to_string(wc.status) +
+                              ", want " + dev::to_string(want));
+        return;
+      }
+      usleep(10);
+    }
+    die("sanitize", std::string(what) + ": no completion");
+  };
+  // 1. An SGE whose lkey is not a registered region's.
+  s.d->destroy_qp(s.qp);
+  fresh_qp();
+  drv::Sge bad{reinterpret_cast<uint64_t>(s.buf.data()), 64, s.mr.lkey ^ 0x100};
+  drv::SendWr w;
+  w.sg_list = &bad;
+  w.num_sge = 1;
+  w.opcode = dev::WrOpcode::SEND;
+  w.send_flags = drv::kSendSignaled;
+  const drv::SendWr* badwr = nullptr;
+  s.check(s.d->post_send(s.qp, &w, &badwr), "post_send");
+  expect_error("bad lkey", dev::WcStatus::LOC_PROT_ERR);
+  // 2. A send doorbell whose producer index jumps past the ring.
+  s.check(s.d->destroy_qp(s.qp), "destroy_qp");
+  fresh_qp();
+  const uint64_t db = dev::kQpDbBase + dev::kQpDbStride * s.qp->qpn;
+  s.dev->mmio_write32(db + dev::reg::QP_DOORBELL_SQ_WORD, dev::QpDoorbellBits{5000}.pack());
+  // 3. A WQE with an opcode no verb has, written into the ring by hand.
+  dev::SendWqe h{};
+  h.opcode = 0x7E;
+  h.flags = static_cast<uint8_t>(dev::WqeFlags::SIGNALED);
+  std::memcpy(vdev::ClientDevice::local(s.qp->sq), &h, sizeof h);
+  s.dev->mmio_write32(db + dev::reg::QP_DOORBELL_SQ_WORD, dev::QpDoorbellBits{1}.pack());
+  expect_error("bad opcode", dev::WcStatus::LOC_QP_OP_ERR);
+  // 4. A doorbell for the QP after it is destroyed.
+  const uint32_t dead = s.qp->qpn;
+  s.check(s.d->destroy_qp(s.qp), "destroy_qp");
+  s.dev->mmio_write32(dev::kQpDbBase + dev::kQpDbStride * dead, dev::QpDoorbellBits{2}.pack());
+  s.qp = nullptr;
+  s.check(s.d->destroy_cq(s.cq), "destroy_cq");
+  s.check(s.d->dereg_mr(s.mr), "dereg_mr");
+  s.check(s.d->dealloc_pd(s.pdn), "dealloc_pd");
+  std::printf("sanitize: a bad lkey, a jumping index, a bad opcode and a dead QP's doorbell\n");
+  return 0;
+}
+
 int abandon(const std::string& dir) {
   Side s("abandon");
   s.open(dir, "host1", 8192);
@@ -318,13 +381,14 @@ int abandon(const std::string& dir) {
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: vdev_client pair|isolation|abandon SERVE_DIR\n");
+    std::fprintf(stderr, "usage: vdev_client pair|isolation|abandon|sanitize SERVE_DIR\n");
     return 2;
   }
   std::string mode = argv[1], dir = argv[2];
   if (mode == "pair") return pair(dir);
   if (mode == "isolation") return isolation(dir);
   if (mode == "abandon") return abandon(dir);
+  if (mode == "sanitize") return sanitize(dir);
   std::fprintf(stderr, "vdev_client: unknown mode %s\n", mode.c_str());
   return 2;
 }
