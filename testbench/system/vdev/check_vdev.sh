@@ -9,6 +9,7 @@ dir=$(mktemp -d /tmp/rnicsim-vdev-XXXXXX)
 trap 'kill $serve_pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 case $mode in
   pair|isolation) procs=2 ;;
+  garbage) procs=4 ;;
   abandon|sanitize) procs=1 ;;
 esac
 "$rnicsim" serve --dir "$dir/s" --out "$dir/out" --exit-after $procs > "$dir/serve.log" 2>&1 &
@@ -49,6 +50,10 @@ elif mode == "isolation":
 elif mode == "abandon":
     need(k["host1"]["cleanup_commands"] == 4, "serve destroyed the QP, MR, CQ and PD the process left")
     need(k["host1"]["sanitizer_reports"] == 0, "every destroy succeeded")
+elif mode == "garbage":
+    need(k["host0"]["attaches"] == 2 and k["host1"]["attaches"] == 2, "the garbage, dying and pair processes attached")
+    need(k["host0"]["refused_commands"] + k["host0"]["refused_mmio"] > 100, "the random commands and writes were refused")
+    need(frames > 200, f"the last exchange crossed the wire ({frames} frames)")
 elif mode == "sanitize":
     log = open(sys.argv[3]).read()
     for what, text in (("the bad lkey", "send WQE 0: lkey"), ("the jumping index", "DB_RANGE"),

@@ -8,9 +8,14 @@
 //   vdev_client isolation DIR       two processes on host0: the second may not touch the first's
 //                                   QP (commands and doorbells refused), nor ring registers
 //   vdev_client abandon DIR         creates objects and exits without destroying them
+//   vdev_client garbage DIR         malformed messages and random commands, doorbells and register
+//                                   writes from an attached process, then a process that dies
+//                                   mid-command; serve must carry on (a last process checks)
 //   vdev_client sanitize DIR        a driver's mistakes on its own QPs: a bad lkey, a doorbell
 //                                   whose index jumps, a WQE with a bad opcode, use after destroy
 // Exit status 0 when everything checked holds; 1 with a line on stderr naming what did not.
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,7 +24,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bridge/driver/driver.h"
@@ -369,6 +376,112 @@ int sanitize(const std::string& dir) {
   return 0;
 }
 
+// A raw connection to a host's socket, as a misbehaving client would open one.
+int raw_connect(const vdev::HostInfo& h) {
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", h.socket.c_str());
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    die("garbage", "cannot connect to " + h.socket);
+  return fd;
+}
+
+int garbage(const std::string& dir) {
+  std::mt19937_64 rng(12345);
+  std::string err;
+  auto hosts = vdev::serve_hosts(dir, &err);
+  if (hosts.size() < 2) die("garbage", "no serve: " + err);
+  // 1. Connections that never attach properly: random bytes, a HELLO of the wrong size, a HELLO
+  //    with a bad magic, a HELLO_EVENTS with a made-up cookie.
+  for (int i = 0; i < 20; ++i) {
+    int fd = raw_connect(hosts[i % 2]);
+    uint8_t junk[300];
+    for (auto& b : junk) b = static_cast<uint8_t>(rng());
+    size_t n = 1 + rng() % sizeof junk;
+    if (i % 4 == 1) {  // a header claiming HELLO, with a short body
+      vdev::proto::Header h{static_cast<uint16_t>(vdev::proto::Msg::HELLO), 0, 8};
+      std::memcpy(junk, &h, sizeof h);
+      n = sizeof h + 8;
+    } else if (i % 4 == 2) {  // a well-formed HELLO with a bad magic and no memfd
+      vdev::proto::Header h{static_cast<uint16_t>(vdev::proto::Msg::HELLO), 0,
+                            sizeof(vdev::proto::Hello)};
+      vdev::proto::Hello he{0xBAD, 1, getpid(), 0, 0x1000, 0x1000};
+      std::memcpy(junk, &h, sizeof h);
+      std::memcpy(junk + sizeof h, &he, sizeof he);
+      n = sizeof h + sizeof he;
+    } else if (i % 4 == 3) {  // an event connection for a slot nobody gave it
+      vdev::proto::Header h{static_cast<uint16_t>(vdev::proto::Msg::HELLO_EVENTS), 0,
+                            sizeof(vdev::proto::HelloEvents)};
+      vdev::proto::HelloEvents he{vdev::proto::kMagic, 1, rng()};
+      std::memcpy(junk, &h, sizeof h);
+      std::memcpy(junk + sizeof h, &he, sizeof he);
+      n = sizeof h + sizeof he;
+    }
+    if (send(fd, junk, n, MSG_NOSIGNAL) < 0) die("garbage", "send failed");
+    close(fd);
+  }
+  // 2. An attached process that sends malformed messages, random commands (each CmdIn byte
+  //    random, opcodes from the real ones and others), doorbells anywhere in BAR0 and bursts of
+  //    random lengths.
+  {
+    Side s("garbage");
+    s.open(dir, "host0", 4096);
+    int fd = raw_connect(hosts[0]);  // a second, raw request connection: not attached
+    uint8_t junk[64] = {1, 2, 3};
+    send(fd, junk, sizeof junk, MSG_NOSIGNAL);
+    close(fd);
+    const uint16_t ops[] = {0x1,  0x2,  0x10, 0x11, 0x20, 0x21, 0x30, 0x31, 0x40,
+                            0x41, 0x42, 0x43, 0x60, 0x61, 0x62, 0x63, 0x99, 0xFFFF};
+    for (int i = 0; i < 400; ++i) {
+      dev::CmdIn in{};
+      in.opcode = ops[rng() % (sizeof ops / sizeof ops[0])];
+      for (auto& b : in.args) b = static_cast<uint8_t>(rng() % 4 == 0 ? rng() : 0);
+      if (rng() % 2) {  // sometimes a handle that exists (its own or not)
+        uint32_t h = static_cast<uint32_t>(rng() % 4);
+        std::memcpy(in.args, &h, 4);
+      }
+      dev::CmdOut out{};
+      int e = s.dev->command(in, &out, 30'000'000'000ull);
+      if (e) die("garbage", "command delivery failed: " + std::string(std::strerror(e)));
+    }
+    for (int i = 0; i < 400; ++i) {
+      uint64_t off = rng() % dev::kBar0Size;
+      if (rng() % 3 == 0) {
+        uint8_t burst[256];
+        for (auto& b : burst) b = static_cast<uint8_t>(rng());
+        s.dev->mmio_write(off & ~uint64_t(3), burst, 4 * (1 + rng() % 64));
+      } else {
+        s.dev->mmio_write32(off & ~uint64_t(3), static_cast<uint32_t>(rng()));
+      }
+    }
+    s.dev->mmio_read32(rng() % dev::kBar0Size);
+    if (!s.dev->connected()) die("garbage", "serve closed the connection");
+  }
+  // 3. A process that dies in the middle of a command (no BYE, its reply never read).
+  pid_t child = fork();
+  if (child == 0) {
+    Side s("dying");
+    s.open(dir, "host1", 4096);
+    s.dev->mmio_write32(dev::kCqDbBase, 0);  // nobody's CQ: refused
+    // A command on its way when the process dies: serve runs it, and nobody reads the reply.
+    std::thread([&s] {
+      dev::CmdIn in{};
+      in.opcode = static_cast<uint16_t>(dev::CmdOp::CREATE_PD);
+      dev::CmdOut out;
+      s.dev->command(in, &out, 30'000'000'000ull);
+    }).detach();
+    usleep(2000);
+    _exit(3);
+  }
+  int st = 0;
+  waitpid(child, &st, 0);
+  // 4. serve carries on: a whole exchange still works.
+  std::printf("garbage: serve survived; checking it still works\n");
+  std::fflush(stdout);
+  return pair(dir);
+}
+
 int abandon(const std::string& dir) {
   Side s("abandon");
   s.open(dir, "host1", 8192);
@@ -381,7 +494,7 @@ int abandon(const std::string& dir) {
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: vdev_client pair|isolation|abandon|sanitize SERVE_DIR\n");
+    std::fprintf(stderr, "usage: vdev_client pair|isolation|abandon|sanitize|garbage SERVE_DIR\n");
     return 2;
   }
   std::string mode = argv[1], dir = argv[2];
@@ -389,6 +502,7 @@ int main(int argc, char** argv) {
   if (mode == "isolation") return isolation(dir);
   if (mode == "abandon") return abandon(dir);
   if (mode == "sanitize") return sanitize(dir);
+  if (mode == "garbage") return garbage(dir);
   std::fprintf(stderr, "vdev_client: unknown mode %s\n", mode.c_str());
   return 2;
 }
