@@ -29,7 +29,8 @@ cat "$dir/serve.log"
 import json, sys
 j = json.load(open(sys.argv[1]))
 mode = sys.argv[2]
-k = {h: {n: v["value"] for n, v in j["stats"][h + ".kernel"].items()} for h in ("host0", "host1")}
+k = {h: {n: v["value"] for n, v in j["stats"][h + ".kernel"].items() if "value" in v}
+     for h in ("host0", "host1")}
 print("kernel counters:", k)
 def need(cond, what):
     if not cond:
@@ -40,6 +41,10 @@ if mode == "pair":
     need(k["host0"]["sanitizer_reports"] == 0 and k["host1"]["sanitizer_reports"] == 0, "no sanitizer report")
     need(k["host0"]["dma_faults"] == 0 and k["host1"]["dma_faults"] == 0, "no DMA fault")
     need(k["host1"]["events"] >= 1, "host1's completion event routed to it")
+    lat = j["stats"]["host0.kernel"]["send_latency"]
+    print("host0 send_latency:", {x: lat[x] for x in ("count", "min", "max") if x in lat})
+    need(lat["count"] == 3 and lat["min"] > 0, "host0's WRITE, SEND and READ each timed from doorbell to CQE")
+    need(k["host0"]["last_completion"] > k["host0"]["first_doorbell"] > 0, "first doorbell and last completion")
     need(frames > 200, f"the transfers crossed the wire ({frames} frames)")
     need(k["host0"]["cleanup_commands"] == 0 and k["host1"]["cleanup_commands"] == 0, "nothing left to clean up")
 elif mode == "isolation":
