@@ -883,7 +883,7 @@ RN_EXPORT int ibv_query_device(ibv_context* context, ibv_device_attr* attr) {
   attr->max_sge_rd = static_cast<int>(d.max_sge);
   attr->max_cq = static_cast<int>(d.max_cq);
   attr->max_cqe = static_cast<int>(d.max_cqe);
-  attr->max_mr = static_cast<int>(d.max_qp);  // DeviceAttr has no max_mr yet: see README
+  attr->max_mr = static_cast<int>(d.max_mr);
   attr->max_pd = static_cast<int>(d.max_pd);
   attr->max_qp_rd_atom = 16;  // the model's limit on max_rd_atomic and max_dest_rd_atomic
   attr->max_qp_init_rd_atom = 16;
