@@ -487,7 +487,7 @@ void width_speed(uint32_t mbps, uint8_t* width, uint8_t* speed) {
   static const struct {
     uint32_t n;
     uint8_t code;
-  } widths[] = {{1, 1}, {4, 2}, {8, 4}, {12, 8}};
+  } widths[] = {{4, 2}, {1, 1}, {8, 4}, {12, 8}};  // 4X first: 100 Gb/s is 4X EDR, as mlx5 says
   uint64_t best = 0;
   *width = 1;
   *speed = 1;
