@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bridge/host_memory/memory.h"
 #include "model/core/page_ref.h"
 
 namespace rn::hostmem {
@@ -84,12 +85,12 @@ class PagePool final : public PageOwner {
   uint64_t in_use_ = 0;
 };
 
-class HostMemory {
+class HostMemory final : public Memory {
  public:
   // A memory of its own pool, or one that may share pages with other memories of `pool`.
   HostMemory();
   explicit HostMemory(std::shared_ptr<PagePool> pool);
-  ~HostMemory();
+  ~HostMemory() override;
   HostMemory(const HostMemory&) = delete;
   HostMemory& operator=(const HostMemory&) = delete;
   HostMemory(HostMemory&&) noexcept;
@@ -99,6 +100,9 @@ class HostMemory {
   // std::out_of_range naming addr and len. len == 0 is a no-op.
   void read(uint64_t addr, void* dst, size_t len) const;
   void write(uint64_t addr, const void* src, size_t len);
+  // Memory: the same as read and write (all of the address space is memory here).
+  void dma_read(uint64_t addr, void* dst, size_t len) override { read(addr, dst, len); }
+  void dma_write(uint64_t addr, const void* src, size_t len) override { write(addr, src, len); }
   // fill with byte 0 does not allocate pages that are not allocated yet.
   void fill(uint64_t addr, size_t len, uint8_t byte);
   // Byte addr + i becomes pattern_byte(seed, i).

@@ -20,11 +20,12 @@ Params with_memory(const BridgeParams& p) {
 }
 }  // namespace
 
-Bridge::Bridge(Sim& sim, const std::string& name, const BridgeParams& p, hostmem::HostMemory& mem)
+Bridge::Bridge(Sim& sim, const std::string& name, const BridgeParams& p, hostmem::Memory& mem)
     : sim_(sim),
       name_(name),
       p_(p),
       mem_(mem),
+      sparse_(dynamic_cast<hostmem::HostMemory*>(&mem)),
       timing_(with_memory(p)),
       read_lane_(sim.eq.new_lane()),
       stats_(sim.stats, name, "PCIe link and root complex"),
@@ -44,6 +45,7 @@ Bridge::Bridge(Sim& sim, const std::string& name, const BridgeParams& p, hostmem
                                  "DMA requests refused: range past the end of the address space")),
       read_latency_(
           stats_.histogram("dma_read_latency", "ps", "issue to last byte at the device")) {
+  if (!sparse_) p_.share_pages = false;  // page references are the simulated memory's
   auto util = [this](bool up) {
     Tick t = sim_.now();
     if (t == 0) return 0.0;
@@ -153,6 +155,20 @@ uint32_t Bridge::mmio_read32(uint64_t offset) {
   return v;
 }
 
+void Bridge::mmio_read32(uint64_t offset, std::function<void(uint32_t)> done) {
+  ++mmio_reads_;
+  Tick t0 = now();
+  Tick back = timing_.mmio_read(t0, 4);
+  auto* d = new std::function<void(uint32_t)>(std::move(done));  // not on the packet path
+  sim_.eq.at(t0 + (back - t0) / 2, [this, offset, back, d] {
+    uint32_t v = device_ ? device_->mmio_read32(offset) : ~0u;
+    sim_.eq.at(back, [d, v] {
+      (*d)(v);
+      delete d;
+    });
+  });
+}
+
 RN_HOT void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, Callback done,
                              PageRef* share) {
   if (!check_sg(sg, n, "DMA read")) {  // refused: all ones, as a failed completion reads
@@ -178,20 +194,23 @@ RN_HOT void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_be
   assert((!share || !*share) && "DMA read into a page reference already held");
   j->share_out = p_.share_pages && share && whole_page(sg, n) ? share : nullptr;
   if (j->share_out) {
-    mem_.prefetch_for_ref(sg[0].addr);  // referenced at `end`
-  } else {
-    for (int i = 0; i < n; ++i) mem_.prefetch_for_read(sg[i].addr, sg[i].len);  // read at `end`
+    sparse_->prefetch_for_ref(sg[0].addr);  // referenced at `end`
+  } else if (sparse_) {
+    for (int i = 0; i < n; ++i) sparse_->prefetch_for_read(sg[i].addr, sg[i].len);  // read at `end`
   }
   ++dma_reads_;
   dma_read_bytes_ += total;
   read_latency_.add(end - now());
   sim_.eq.at(read_lane_, end, [this, j] {
     sync();  // the read sees every write that completed before it
-    if (j->share_out) *j->share_out = mem_.ref_page(j->sg[0].addr);
+    if (j->share_out) *j->share_out = sparse_->ref_page(j->sg[0].addr);
     if (!j->share_out || !*j->share_out) {  // no reference (never written): the bytes
       uint8_t* d = j->dst;
       for (int i = 0; i < j->n; ++i) {
-        mem_.read(j->sg[i].addr, d, j->sg[i].len);
+        if (sparse_)
+          sparse_->read(j->sg[i].addr, d, j->sg[i].len);
+        else
+          mem_.dma_read(j->sg[i].addr, d, j->sg[i].len);
         d += j->sg[i].len;
       }
     }
@@ -228,7 +247,7 @@ RN_HOT Tick Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Ti
     total += sg[i].len;
     if (sg[i].len) end = std::max(end, timing_.dma_write(start, sg[i].addr, sg[i].len));
     if (host_ && host_->watching(sg[i].addr, sg[i].len)) watched = true;
-    mem_.prefetch_for_write(sg[i].addr, sg[i].len);  // applied at `end` or later
+    if (sparse_) sparse_->prefetch_for_write(sg[i].addr, sg[i].len);  // applied at `end` or later
   }
   if (share && *share && total != hostmem::kPageSize)
     throw std::logic_error(
@@ -272,9 +291,12 @@ RN_HOT void Bridge::apply(Job* j) {
   const uint8_t* s = j->borrowed ? j->borrowed : j->data.data();
   if (j->share_in) s = j->share_in->page;
   if (!j->share_in || !p_.share_pages || !whole_page(j->sg, j->n) ||
-      !mem_.map_shared(j->sg[0].addr, *j->share_in)) {
+      !sparse_->map_shared(j->sg[0].addr, *j->share_in)) {
     for (int i = 0; i < j->n; ++i) {
-      mem_.write(j->sg[i].addr, s, j->sg[i].len);
+      if (sparse_)
+        sparse_->write(j->sg[i].addr, s, j->sg[i].len);
+      else
+        mem_.dma_write(j->sg[i].addr, s, j->sg[i].len);
       s += j->sg[i].len;
     }
   }

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -101,7 +102,9 @@ struct BridgeParams {
 
 class Bridge final : public DmaPort {
  public:
-  Bridge(Sim& sim, const std::string& name, const BridgeParams& p, hostmem::HostMemory& mem);
+  // `mem` is the host's memory: the simulated one (hostmem::HostMemory, whose speed hooks the
+  // bridge then uses, and page sharing) or another (the virtual device's process memory).
+  Bridge(Sim& sim, const std::string& name, const BridgeParams& p, hostmem::Memory& mem);
   ~Bridge() override;
   void attach_device(MmioTarget* d) { device_ = d; }
   void attach_host(HostObserver* h) { host_ = h; }
@@ -116,6 +119,9 @@ class Bridge final : public DmaPort {
   void mmio_write(uint64_t offset, const void* data, size_t len);
   // Host side, non-posted: must be called from an SC_THREAD; blocks for the round trip.
   uint32_t mmio_read32(uint64_t offset);
+  // Host side, non-posted, from outside SystemC threads (the virtual device's serve): `done` gets
+  // the value when the completion is back.
+  void mmio_read32(uint64_t offset, std::function<void(uint32_t)> done);
 
   // Device side (DmaPort).
   void dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_before, Callback done,
@@ -138,7 +144,7 @@ class Bridge final : public DmaPort {
   Tick pending_write_time(uint64_t addr, uint64_t len) const;
 
   const LinkTiming& timing() const { return timing_; }
-  hostmem::HostMemory& memory() { return mem_; }
+  hostmem::Memory& memory() { return mem_; }
 
  private:
   struct Job {
@@ -173,7 +179,8 @@ class Bridge final : public DmaPort {
   Sim& sim_;
   std::string name_;
   BridgeParams p_;
-  hostmem::HostMemory& mem_;
+  hostmem::Memory& mem_;
+  hostmem::HostMemory* sparse_;  // mem_, if it is the simulated memory (else null)
   LinkTiming timing_;
   int read_lane_;  // DMA reads complete in order (completions share one direction): a lane
   MmioTarget* device_ = nullptr;

@@ -100,6 +100,12 @@ size_t EventQueue::pending() const {
   return n;
 }
 
+Tick EventQueue::next_time() const {
+  int src;
+  const Entry* e;
+  return earliest(&src, &e) ? e->when : kTickNever;
+}
+
 RN_HOT bool EventQueue::earliest(int* src, const Entry** e) const {
   *src = -2;
   *e = nullptr;

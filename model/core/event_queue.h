@@ -53,6 +53,8 @@ class EventQueue : public sc_core::sc_module {
 
   uint64_t events_executed() const { return executed_; }
   size_t pending() const;
+  // Time of the earliest pending callback, kTickNever if there is none.
+  Tick next_time() const;
   // Removes every pending callback (end of a run).
   void clear();
 

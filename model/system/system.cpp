@@ -410,7 +410,7 @@ void System::validate() const {
   }
 }
 
-System::System(const cfg::Config& c, const std::string& config_name)
+System::System(const cfg::Config& c, const std::string& config_name, HostMode mode)
     : cfg_(c), config_name_(config_name) {
   use_picosecond_resolution();  // before any sc_time: one Tick is one SystemC time unit
   validate();
@@ -490,12 +490,18 @@ System::System(const cfg::Config& c, const std::string& config_name)
     n.ipv4 = 0x0A000001u + static_cast<uint32_t>(i);  // 10.0.0.1, 10.0.0.2
     np.mac = n.mac;
     np.ipv4 = n.ipv4;
-    n.mem = std::make_unique<hostmem::HostMemory>(pages_);
     bp.link = host_pcie(c, i);
-    n.bridge = std::make_unique<pcie::Bridge>(*sim_, n.name + ".pcie", bp, *n.mem);
+    if (mode == HostMode::kProcess) {
+      n.pmem = std::make_unique<hostmem::ProcessMemory>();
+      n.bridge = std::make_unique<pcie::Bridge>(*sim_, n.name + ".pcie", bp, *n.pmem);
+    } else {
+      n.mem = std::make_unique<hostmem::HostMemory>(pages_);
+      n.bridge = std::make_unique<pcie::Bridge>(*sim_, n.name + ".pcie", bp, *n.mem);
+    }
     n.nic = std::make_unique<nic::Nic>(*sim_, n.name + ".nic", nc, *n.bridge, pool_);
     n.bridge->attach_device(n.nic.get());
     n.nic->attach_link(link_.get(), i);
+    if (mode == HostMode::kProcess) continue;  // serve attaches processes to the NIC
     n.host = std::make_unique<host::SimHost>(*sim_, n.name, hp, *n.mem, *n.bridge);
     n.driver = std::make_unique<drv::Driver>(*n.host, hp.driver_timeout / kNs, dopts);
   }

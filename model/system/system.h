@@ -11,6 +11,7 @@
 #include "bridge/host/perftest.h"
 #include "bridge/host/sim_host.h"
 #include "bridge/host_memory/host_memory.h"
+#include "bridge/host_memory/process_memory.h"
 #include "bridge/pcie/pcie_bridge.h"
 #include "model/core/config.h"
 #include "model/net/link.h"
@@ -24,11 +25,12 @@ struct Node {
   std::string name;
   std::array<uint8_t, 6> mac{};
   uint32_t ipv4 = 0;
-  std::unique_ptr<hostmem::HostMemory> mem;
+  std::unique_ptr<hostmem::HostMemory> mem;      // simulated hosts
+  std::unique_ptr<hostmem::ProcessMemory> pmem;  // the virtual device: attached processes
   std::unique_ptr<pcie::Bridge> bridge;
   std::unique_ptr<nic::Nic> nic;
-  std::unique_ptr<host::SimHost> host;
-  std::unique_ptr<drv::Driver> driver;
+  std::unique_ptr<host::SimHost> host;  // simulated hosts only
+  std::unique_ptr<drv::Driver> driver;  // simulated hosts only
 };
 
 struct RunReport {
@@ -49,11 +51,16 @@ struct RunReport {
   std::vector<std::string> notes;
 };
 
+// Where a host's software runs: simulated in SystemC threads over simulated memory (runs and
+// tests), or in real processes attached to the NIC over their own memory (`rnicsim serve`).
+enum class HostMode { kSimulated, kProcess };
+
 class System {
  public:
   // Validates the configuration (cross-parameter rules; throws cfg::ConfigError naming the keys)
   // and builds the system.
-  explicit System(const cfg::Config& c, const std::string& config_name = "");
+  explicit System(const cfg::Config& c, const std::string& config_name = "",
+                  HostMode mode = HostMode::kSimulated);
   ~System();
 
   // Runs the configured workloads to completion (or sim.max_time). Writes stats.json and, if
@@ -72,6 +79,16 @@ class System {
   // (each may be empty). Used by tests.
   RunReport run_custom(std::function<void()> fn0, std::function<void()> fn1,
                        const std::string& out_dir = "");
+
+  // For `rnicsim serve` (HostMode::kProcess), which drives the calendar itself: opens the pcap
+  // in out_dir ("" = none) before the first event, and at the end writes stats.json and the
+  // pcap as run() does (wall: the wall-clock seconds served).
+  void open_outputs(const std::string& out_dir) { open_pcap(out_dir); }
+  RunReport finish_outputs(const std::string& out_dir, double wall) {
+    return finish(out_dir, wall, true);
+  }
+  EventQueue& calendar() { return *eq_; }
+  size_t nodes() const { return nodes_.size(); }
 
   Sim& sim() { return *sim_; }
   Node& node(int i) { return nodes_.at(i); }

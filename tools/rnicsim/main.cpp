@@ -2,6 +2,8 @@
 //   rnicsim run CONFIG [--set key=value]... [--out DIR] [--log CATS] [--no-plots]
 //   rnicsim check CONFIG [--set key=value]... [--log CATS]
 //   rnicsim params            (every parameter, as a Markdown table)
+//   rnicsim serve [CONFIG] [--set key=value]... [--dir DIR] [--out DIR] [--exit-after N]
+//   rnicsim attach HOST [--dir DIR] -- PROGRAM [ARGS]...
 //   rnicsim --help, rnicsim COMMAND --help
 // Exit status: 0 done, 1 the run failed (or an output file could not be written), 2 a usage or
 // configuration error.
@@ -22,7 +24,9 @@
 #include <systemc>
 #include <vector>
 
+#include "bridge/vdev/client.h"
 #include "model/system/schema.h"
+#include "model/system/serve.h"
 #include "model/system/system.h"
 
 extern char** environ;
@@ -47,6 +51,12 @@ constexpr Command kCommands[] = {
     {"params", "",
      "print every parameter: key, kind, default, allowed\nvalues and meaning (a Markdown "
      "table)"},
+    {"serve", "[CONFIG] [options]",
+     "host the NICs of CONFIG (default: configs/default.toml)\nas a virtual device that real "
+     "programs attach to;\nstats.json and wire.pcap in --out when it stops"},
+    {"attach", "HOST [--dir DIR] -- PROGRAM [ARGS]",
+     "run PROGRAM on HOST's simulated NIC (our libibverbs\nfirst on LD_LIBRARY_PATH); "
+     "docs/virtual-device.md"},
 };
 
 const Command* find_command(const std::string& name) {
@@ -76,7 +86,8 @@ void general_usage(FILE* f) {
 }
 
 struct Args {
-  std::string cmd, config, out = "out", log;
+  std::string cmd, config, out = "out", log, dir;
+  int exit_after = 0;
   std::vector<std::string> sets, positional;
   bool plots = true;
   bool help = false;
@@ -86,7 +97,7 @@ struct Args {
 po::options_description options_of(const std::string& cmd, Args* a) {
   po::options_description d("options");
   d.add_options()("help,h", po::bool_switch(&a->help), "print this help and exit");
-  if (cmd == "run" || cmd == "check")
+  if (cmd == "run" || cmd == "check" || cmd == "serve")
     d.add_options()(
         "set", po::value(&a->sets)->value_name("KEY=VALUE"),
         "set a configuration key, over CONFIG (repeatable; also --set=KEY=VALUE; the value is "
@@ -98,6 +109,14 @@ po::options_description options_of(const std::string& cmd, Args* a) {
     d.add_options()("out", po::value(&a->out)->value_name("DIR")->default_value("out"),
                     "folder for stats.json, wire.pcap, latency CSVs and plots (created)")(
         "no-plots", po::bool_switch(), "do not run tools/plot_run.py at the end");
+  if (cmd == "serve")
+    d.add_options()("dir", po::value(&a->dir)->value_name("DIR"),
+                    "folder for the hosts' sockets and hosts.json (default: $RNICSIM_SERVE, else "
+                    "/tmp/rnicsim-serve-UID)")(
+        "out", po::value(&a->out)->value_name("DIR")->default_value("out"),
+        "folder for stats.json and wire.pcap, written when serve stops (created)")(
+        "exit-after", po::value(&a->exit_after)->value_name("N"),
+        "stop once N processes have attached and gone (default: run until SIGINT or SIGTERM)");
   return d;
 }
 
@@ -121,7 +140,8 @@ int parse(int argc, char** argv, Args* a) {
   }
   const Command* cmd = find_command(a->cmd);
   if (cmd == nullptr) {
-    fmt::print(stderr, "rnicsim: unknown command '{}' (commands: run, check, params)\n",
+    fmt::print(stderr,
+               "rnicsim: unknown command '{}' (commands: run, check, params, serve, attach)\n",
                rn::cfg::excerpt(a->cmd));
     general_usage(stderr);
     return 2;
@@ -154,6 +174,16 @@ int parse(int argc, char** argv, Args* a) {
     return 0;
   }
   if (vm.count("no-plots") && vm["no-plots"].as<bool>()) a->plots = false;
+  if (a->cmd == "serve") {  // CONFIG is optional
+    if (a->positional.size() > 1)
+      return usage_error(
+          fmt::format("unexpected argument '{}'", rn::cfg::excerpt(a->positional[1])));
+    a->config = a->positional.empty() ? std::string(RNICSIM_SOURCE_DIR) + "/configs/default.toml"
+                                      : a->positional[0];
+    if (vm.count("exit-after") && a->exit_after < 1)
+      return usage_error(fmt::format("--exit-after {}: give 1 or more", a->exit_after));
+    return -1;
+  }
   const size_t wanted = a->cmd == "params" ? 0 : 1;
   if (a->positional.size() > wanted)
     return usage_error(fmt::format("unexpected argument '{}'{}",
@@ -287,7 +317,84 @@ void print_report(const rn::system::RunReport& r, const std::string& cfg, const 
 
 }  // namespace
 
+// The folder our libibverbs.so.1 is built into: lib/rnicsim beside this binary's bin/.
+std::string verbs_lib_dir() {
+  std::error_code ec;
+  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  return (exe.parent_path().parent_path() / "lib" / "rnicsim").string();
+}
+
+// rnicsim attach HOST [--dir DIR] -- PROGRAM [ARGS]: runs PROGRAM with our libibverbs first on
+// LD_LIBRARY_PATH, RNICSIM_SERVE naming the serve and RNICSIM_HOST the host. Exit status: the
+// program's, 2 on a usage error, 127 if it cannot be run.
+int attach_main(int argc, char** argv) {
+  const char* usage = "usage: rnicsim attach HOST [--dir DIR] -- PROGRAM [ARGS]...\n";
+  std::string host, dir;
+  int i = 2;
+  for (; i < argc && std::string(argv[i]) != "--"; ++i) {
+    std::string s = argv[i];
+    if (s == "--help" || s == "-h") {
+      fmt::print(
+          "{}Runs PROGRAM on HOST's simulated NIC in a running `rnicsim serve`: our\n"
+          "libibverbs.so.1 first on LD_LIBRARY_PATH, RNICSIM_SERVE and RNICSIM_HOST set.\n"
+          "  --dir DIR  the serve's folder (default: $RNICSIM_SERVE, else {})\n",
+          usage, rn::vdev::default_serve_dir());
+      return 0;
+    }
+    if (s == "--dir" && i + 1 < argc) {
+      dir = argv[++i];
+    } else if (s.rfind("--dir=", 0) == 0) {
+      dir = s.substr(6);
+    } else if (host.empty() && s[0] != '-') {
+      host = s;
+    } else {
+      fmt::print(stderr, "rnicsim attach: unexpected argument '{}'\n{}", rn::cfg::excerpt(s),
+                 usage);
+      return 2;
+    }
+  }
+  if (host.empty() || i + 1 >= argc) {
+    fmt::print(stderr, "rnicsim attach: {}\n{}",
+               host.empty() ? "missing HOST (host0, host1, ...)" : "missing -- PROGRAM", usage);
+    return 2;
+  }
+  if (dir.empty()) dir = rn::vdev::serve_dir();
+  std::string err;
+  auto hosts = rn::vdev::serve_hosts(dir, &err);
+  if (hosts.empty()) {
+    fmt::print(stderr, "rnicsim attach: {}\n", err);
+    return 2;
+  }
+  std::string names;
+  bool found = false;
+  for (const auto& h : hosts) {
+    names += (names.empty() ? "" : ", ") + h.name;
+    found = found || h.name == host;
+  }
+  if (!found) {
+    fmt::print(stderr, "rnicsim attach: no host '{}' in the serve at {} (hosts: {})\n",
+               rn::cfg::excerpt(host), dir, names);
+    return 2;
+  }
+  const std::string lib = verbs_lib_dir();
+  if (!std::filesystem::exists(lib + "/libibverbs.so.1"))
+    fmt::print(stderr,
+               "rnicsim attach: warning: {}/libibverbs.so.1 is not built: verbs programs will "
+               "load the system's libibverbs, which sees no device\n",
+               lib);
+  const char* old = std::getenv("LD_LIBRARY_PATH");
+  setenv("LD_LIBRARY_PATH", (old && *old ? lib + ":" + old : lib).c_str(), 1);
+  setenv("RNICSIM_SERVE", std::filesystem::absolute(dir).c_str(), 1);
+  setenv("RNICSIM_HOST", host.c_str(), 1);
+  execvp(argv[i + 1], argv + i + 1);
+  fmt::print(stderr, "rnicsim attach: cannot run '{}': {}\n", rn::cfg::excerpt(argv[i + 1]),
+             std::strerror(errno));
+  return 127;
+}
+
 int sc_main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "attach") return attach_main(argc, argv);
   Args a;
   if (int status = parse(argc, argv, &a); status >= 0) return status;
   rn::cfg::Schema schema = rn::system::make_schema();
@@ -304,6 +411,14 @@ int sc_main(int argc, char** argv) {
     cfg.load_file(a.config);
     for (const auto& s : a.sets) cfg.apply_override(s);
     if (!a.log.empty()) cfg.apply_override("sim.log=" + a.log);
+    if (a.cmd == "serve") {
+      rn::system::ServeOptions o;
+      o.dir = a.dir.empty() ? rn::vdev::serve_dir() : a.dir;
+      o.out_dir = a.out;
+      o.exit_after = a.exit_after;
+      if (!o.out_dir.empty()) std::filesystem::create_directories(o.out_dir);
+      return rn::system::serve(cfg, a.config, o);
+    }
     if (a.cmd == "check") {
       rn::system::System::workload_list(cfg);
       rn::system::System sys(cfg, a.config);
