@@ -38,6 +38,18 @@ bool debug_enabled() {
   return on;
 }
 
+bool trace_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("RNICSIM_DEBUG");
+    return v && std::strcmp(v, "2") == 0;
+  }();
+  return on;
+}
+
+void trace(const char* verb, uint32_t num) {
+  if (trace_enabled()) std::fprintf(stderr, "rnicsim verbs: %s %u\n", verb, num);
+}
+
 void debug(Context* c, const char* verb, int err) {
   if (!debug_enabled()) return;
   if (err && c && c->drv && !c->drv->last_error().empty())
@@ -579,6 +591,7 @@ ibv_cq* make_cq(ibv_context* context, int cqe, void* cq_context, ibv_comp_channe
   }
   std::lock_guard<std::mutex> ol(c->obj_mu);
   c->cqs[dc->cqn] = q;
+  trace("create_cq", dc->cqn);
   return reinterpret_cast<ibv_cq*>(q);
 }
 
@@ -634,6 +647,7 @@ ibv_qp* make_qp(ibv_pd* pd, const ibv_qp_init_attr& attr, bool with_ex) {
   if (with_ex) set_qp_ex_ops(q);
   std::lock_guard<std::mutex> ol(c->obj_mu);
   c->qps[dq->qpn] = q;
+  trace("create_qp", dq->qpn);
   return &b;
 }
 
@@ -982,6 +996,7 @@ RN_EXPORT ibv_pd* ibv_alloc_pd(ibv_context* context) {
   p->pd.context = context;
   p->pd.handle = pdn;
   p->pdn = pdn;
+  trace("alloc_pd", pdn);
   return &p->pd;
 }
 
@@ -991,6 +1006,7 @@ RN_EXPORT int ibv_dealloc_pd(ibv_pd* pd) {
   Pd* p = reinterpret_cast<Pd*>(pd);
   std::lock_guard<std::recursive_mutex> lk(c->mu);
   if (int e = guarded(c, "ibv_dealloc_pd", [&] { return c->drv->dealloc_pd(p->pdn); })) return e;
+  trace("dealloc_pd", p->pdn);
   delete p;
   return 0;
 }
@@ -1040,6 +1056,7 @@ ibv_mr* reg_mr(ibv_pd* pd, void* addr, size_t length, uint64_t iova, int access)
   r->mr.handle = m.lkey;
   r->mr.lkey = m.lkey;
   r->mr.rkey = m.rkey;
+  trace("reg_mr", m.lkey);
   return &r->mr;
 }
 }  // namespace
@@ -1062,6 +1079,7 @@ RN_EXPORT int ibv_dereg_mr(ibv_mr* mr) {
   Mr* r = reinterpret_cast<Mr*>(mr);
   std::lock_guard<std::recursive_mutex> lk(c->mu);
   if (int e = guarded(c, "ibv_dereg_mr", [&] { return c->drv->dereg_mr(r->m); })) return e;
+  trace("dereg_mr", r->m.lkey);
   delete r;
   return 0;
 }
@@ -1156,6 +1174,7 @@ RN_EXPORT int ibv_destroy_cq(ibv_cq* cq) {
   {
     std::lock_guard<std::recursive_mutex> lk(c->mu);
     if (int e = guarded(c, "ibv_destroy_cq", [&] { return c->drv->destroy_cq(q->cq); })) return e;
+    trace("destroy_cq", cq->handle);
   }
   {
     std::lock_guard<std::mutex> ol(c->obj_mu);
@@ -1249,6 +1268,7 @@ ibv_srq* make_srq(ibv_pd* pd, void* srq_context, ibv_srq_attr* attr) {
   pthread_cond_init(&s->srq.cond, nullptr);
   std::lock_guard<std::mutex> ol(c->obj_mu);
   c->srqs[ds->srqn] = s;
+  trace("create_srq", ds->srqn);
   return &s->srq;
 }
 }  // namespace rn::verbs
@@ -1430,6 +1450,7 @@ RN_EXPORT int ibv_destroy_qp(ibv_qp* qp) {
   {
     std::lock_guard<std::recursive_mutex> lk(c->mu);
     if (int e = guarded(c, "ibv_destroy_qp", [&] { return c->drv->destroy_qp(q->qp); })) return e;
+    trace("destroy_qp", qp->handle);
   }
   {
     std::lock_guard<std::mutex> ol(c->obj_mu);

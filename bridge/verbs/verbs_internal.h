@@ -122,6 +122,8 @@ inline Qp* qp_of(ibv_qp_ex* q) { return reinterpret_cast<Qp*>(q); }
 // Prints a line on stderr under RNICSIM_DEBUG (with the driver's last error when err != 0).
 void debug(Context* c, const char* verb, int err);
 bool debug_enabled();
+// Under RNICSIM_DEBUG=2, a stderr line for each object created or destroyed.
+void trace(const char* verb, uint32_t num);
 
 // The extended API (extended.cpp): the verbs_context ops and the per-object tables.
 int query_device_ex(ibv_context* context, const ibv_query_device_ex_input* input,
