@@ -678,10 +678,8 @@ RN_EXPORT ibv_device** ibv_get_device_list(int* num_devices) {
   static std::once_flag warned;
   if (hosts.empty())
     std::call_once(warned, [&] {
-      std::fprintf(stderr,
-                   "rnicsim libibverbs: no simulated NIC: %s (start `rnicsim serve`; serve "
-                   "folder %s, $RNICSIM_SERVE)\n",
-                   err.empty() ? "serve lists no hosts" : err.c_str(), dir.c_str());
+      std::fprintf(stderr, "rnicsim libibverbs: no simulated NIC: %s\n",
+                   err.empty() ? ("the serve in " + dir + " lists no hosts").c_str() : err.c_str());
     });
   auto** list = static_cast<ibv_device**>(std::calloc(hosts.size() + 1, sizeof(ibv_device*)));
   if (!list) {

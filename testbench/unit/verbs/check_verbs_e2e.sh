@@ -37,6 +37,9 @@ case $mode in
   devinfo) procs=1 ;;
   *) procs=2; client="$server localhost" ;;
 esac
+# What the server prints: as the client, but perftest's READ latency server prints no results.
+sexpect=$expect
+[ "$mode" = read_lat ] && sexpect="local address"
 # Objects the client leaves for serve to destroy: perftest's unidirectional SEND client creates a
 # receive CQ and never destroys it (its destroy_ctx skips it; with -e it does).
 leaks=0
@@ -74,7 +77,7 @@ if [ -n "$client" ]; then
   grep -q -- "$expect" "$dir/client.log" || fail "client output lacks '$expect'"
 fi
 wait $spid || fail "server exited with $?"
-grep -q -- "$expect" "$dir/server.log" || fail "server output lacks '$expect'"
+grep -q -- "$sexpect" "$dir/server.log" || fail "server output lacks '$sexpect'"
 for _ in $(seq 300); do kill -0 $serve_pid 2>/dev/null || break; sleep 0.1; done
 kill -0 $serve_pid 2>/dev/null && fail "serve did not stop after the processes went"
 wait $serve_pid || fail "serve exited with $?"
