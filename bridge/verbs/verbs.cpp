@@ -1046,7 +1046,6 @@ ibv_mr* reg_mr(ibv_pd* pd, void* addr, size_t length, uint64_t iova, int access)
   }
   Mr* r = new Mr();
   r->m = m;
-  r->access = acc;
   r->mr.context = pd->context;
   r->mr.pd = pd;
   r->mr.addr = addr;
@@ -1082,40 +1081,17 @@ RN_EXPORT int ibv_dereg_mr(ibv_mr* mr) {
   return 0;
 }
 
-// Re-registration as deregistration and a new registration (new keys), keeping the ibv_mr.
+// Re-registration keeps the MR's keys in verbs as providers do it (applications rely on that:
+// the peer keeps the rkey it was given). The device has no command to change an MR in place, and
+// a new registration gets new keys, so it is refused as not supported.
 RN_EXPORT int ibv_rereg_mr(ibv_mr* mr, int flags, ibv_pd* pd, void* addr, size_t length,
                            int access) {
-  if (!mr || (flags & ~IBV_REREG_MR_FLAGS_SUPPORTED)) return IBV_REREG_MR_ERR_INPUT;
-  if (!flags) return 0;
-  Context* c = ctx_of(mr->context);
-  Mr* r = reinterpret_cast<Mr*>(mr);
-  ibv_pd* npd = (flags & IBV_REREG_MR_CHANGE_PD) ? pd : mr->pd;
-  void* naddr = (flags & IBV_REREG_MR_CHANGE_TRANSLATION) ? addr : mr->addr;
-  size_t nlen = (flags & IBV_REREG_MR_CHANGE_TRANSLATION) ? length : mr->length;
-  if (!npd) return IBV_REREG_MR_ERR_INPUT;
-  uint32_t acc = r->access;
-  if ((flags & IBV_REREG_MR_CHANGE_ACCESS) && mr_access(access, &acc))
-    return IBV_REREG_MR_ERR_INPUT;
-  std::lock_guard<std::recursive_mutex> lk(c->mu);
-  drv::Mr m;
-  int e = guarded(c, "ibv_rereg_mr", [&] {
-    return c->drv->reg_mr(reinterpret_cast<Pd*>(npd)->pdn, reinterpret_cast<uint64_t>(naddr), nlen,
-                          acc, &m);
-  });
-  if (e) return IBV_REREG_MR_ERR_CMD;
-  if (guarded(c, "ibv_rereg_mr", [&] { return c->drv->dereg_mr(r->m); })) {
-    guarded(c, "ibv_rereg_mr", [&] { return c->drv->dereg_mr(m); });
-    return IBV_REREG_MR_ERR_CMD;
-  }
-  r->m = m;
-  r->access = acc;
-  mr->pd = npd;
-  mr->addr = naddr;
-  mr->length = nlen;
-  mr->handle = m.lkey;
-  mr->lkey = m.lkey;
-  mr->rkey = m.rkey;
-  return 0;
+  (void)pd, (void)addr, (void)length, (void)access;
+  if (!mr || !flags || (flags & ~IBV_REREG_MR_FLAGS_SUPPORTED)) return IBV_REREG_MR_ERR_INPUT;
+  debug(ctx_of(mr->context), "ibv_rereg_mr: not modelled (the device cannot change an MR in place)",
+        EOPNOTSUPP);
+  errno = EOPNOTSUPP;  // some callers (pyverbs) read the reason from errno
+  return EOPNOTSUPP;
 }
 
 // ================================ Completion channels and CQs ================================

@@ -40,7 +40,6 @@ struct Pd {
 struct Mr {
   ibv_mr mr;  // first
   drv::Mr m;
-  uint32_t access = 0;  // as the device took them (for ibv_rereg_mr)
 };
 struct Ah {
   ibv_ah ah;  // first
