@@ -749,7 +749,9 @@ RN_EXPORT ibv_context* ibv_open_device(ibv_device* device) {
   ic.ops.post_send = op_post_send;
   ic.ops.post_recv = op_post_recv;
   ic.ops.post_srq_recv = op_post_srq_recv;
-  ic.cmd_fd = -1;  // no kernel device: commands go through ClientDevice
+  // No kernel device: commands go through ClientDevice. cmd_fd is still a real descriptor (an
+  // idle eventfd), since programs dup it to share the context (ibv_import_device then fails).
+  ic.cmd_fd = ::eventfd(0, EFD_CLOEXEC);
   ic.async_fd = ::eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE);
   ic.num_comp_vectors = 1;
   pthread_mutex_init(&ic.mutex, nullptr);
@@ -761,9 +763,9 @@ RN_EXPORT ibv_context* ibv_open_device(ibv_device* device) {
   c->vctx.create_qp_ex = create_qp_ex;
   c->vctx.create_srq_ex = create_srq_ex;
   c->stop_fd = ::eventfd(0, EFD_CLOEXEC);
-  if (ic.async_fd < 0 || c->stop_fd < 0) {
-    if (ic.async_fd >= 0) ::close(ic.async_fd);
-    if (c->stop_fd >= 0) ::close(c->stop_fd);
+  if (ic.async_fd < 0 || c->stop_fd < 0 || ic.cmd_fd < 0) {
+    for (int fd : {ic.async_fd, c->stop_fd, ic.cmd_fd})
+      if (fd >= 0) ::close(fd);
     errno = EMFILE;
     return nullptr;
   }
@@ -773,6 +775,7 @@ RN_EXPORT ibv_context* ibv_open_device(ibv_device* device) {
   } catch (...) {
     ::close(ic.async_fd);
     ::close(c->stop_fd);
+    ::close(ic.cmd_fd);
     errno = EAGAIN;
     return nullptr;
   }
@@ -792,6 +795,7 @@ RN_EXPORT int ibv_close_device(ibv_context* context) {
   for (auto& kv : c->qps) delete kv.second;
   for (auto& kv : c->srqs) delete kv.second;
   ::close(context->async_fd);
+  ::close(context->cmd_fd);
   ::close(c->stop_fd);
   pthread_mutex_destroy(&context->mutex);
   delete c;
