@@ -7,7 +7,7 @@
 # (testbench/unit/wire/check_pcap_tshark.sh).
 # Usage: check_verbs_e2e.sh RNICSIM MODE PORT
 set -euo pipefail
-rnicsim=$1 mode=$2 port=$3
+rnicsim=$(realpath "$1") mode=$2 port=$3
 dir=$(mktemp -d /tmp/rnicsim-verbs-XXXXXX)
 serve_pid=
 trap '[ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; [ -n "${RNICSIM_KEEP:-}" ] && echo "kept $dir" || rm -rf "$dir"' EXIT
