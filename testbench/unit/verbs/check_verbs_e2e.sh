@@ -5,7 +5,8 @@
 # serve must stop by itself (--exit-after) with no DMA fault, no refused cleanup and nothing left
 # for it to destroy, and tshark must decode every frame of its pcap as RoCE
 # (testbench/unit/wire/check_pcap_tshark.sh).
-# Usage: check_verbs_e2e.sh RNICSIM MODE PORT
+# Usage: check_verbs_e2e.sh RNICSIM MODE PORT [VERBS_SMOKE]
+# (mode smoke: VERBS_SMOKE, one process holding both NICs, run without attach.)
 set -euo pipefail
 rnicsim=$(realpath "$1") mode=$2 port=$3
 dir=$(mktemp -d /tmp/rnicsim-verbs-XXXXXX)
@@ -16,6 +17,7 @@ trap '[ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; [ -n "${RNICSIM_KEEP:-
 server= client= expect=
 case $mode in
   devinfo) server="ibv_devinfo -v"; expect="rnsim_host0" ;;
+  smoke) server=$(realpath "$4"); expect="PASS" ;;
   rc_pingpong) server="ibv_rc_pingpong -g 0 -n 200 -p $port"; expect="iters in" ;;
   rc_pingpong_events) server="ibv_rc_pingpong -g 0 -n 200 -e -p $port"; expect="iters in" ;;
   ud_pingpong) server="ibv_ud_pingpong -g 0 -n 200 -s 1024 -p $port"; expect="iters in" ;;
@@ -35,6 +37,7 @@ case $mode in
 esac
 case $mode in
   devinfo) procs=1 ;;
+  smoke) procs=2 ;;  # its two contexts attach once each
   *) procs=2; client="$server localhost" ;;
 esac
 # What the server prints: as the client, but perftest's READ latency server prints no results.
@@ -61,8 +64,12 @@ fail() {
 }
 host=host1
 [ -z "$client" ] && host=host0
-# shellcheck disable=SC2086
-timeout 300 "$rnicsim" attach $host --dir "$dir/s" -- $server > "$dir/server.log" 2>&1 &
+if [ "$mode" = smoke ]; then
+  RNICSIM_SERVE="$dir/s" LD_BIND_NOW=1 timeout 300 "$server" > "$dir/server.log" 2>&1 &
+else
+  # shellcheck disable=SC2086
+  timeout 300 "$rnicsim" attach $host --dir "$dir/s" -- $server > "$dir/server.log" 2>&1 &
+fi
 spid=$!
 if [ -n "$client" ]; then
   # The client connects once the server listens on its TCP port.
@@ -104,7 +111,7 @@ print("stats: OK")
 PY
 # The frames decoded independently (tshark: RoCEv2 only, none malformed; the heuristic
 # dissectors of payloads off, as the perftest payloads are arbitrary bytes).
-if [ -n "$client" ]; then
+if [ -n "$client" ] || [ "$mode" = smoke ]; then
   sh "$(dirname "$0")/../wire/check_pcap_tshark.sh" "$dir/out/wire.pcap" || fail "pcap"
 fi
 echo PASS
