@@ -145,6 +145,7 @@ int Driver::query_device(DeviceAttr* out) {
   *out = DeviceAttr{r.fw_version, r.vendor_id,    r.vendor_part_id, r.max_qp,
                     r.max_cq,     r.max_pd,       r.max_qp_wr,      r.max_cqe,
                     r.max_sge,    r.max_recv_sge, r.max_mr_size};
+  out->max_mr = r.max_mr;
   if (caps_.srq) {
     dev::QueryDeviceIn in{};
     in.page = 1;

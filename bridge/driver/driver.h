@@ -72,6 +72,7 @@ struct DeviceAttr {
   uint64_t max_mr_size;
   // Shared receive queues (CAPS.srq; all 0 without).
   uint32_t max_srq = 0, max_srq_wr = 0, max_srq_sge = 0;
+  uint32_t max_mr = 0;  // memory regions
 };
 struct PortAttr {
   uint8_t state, max_mtu, active_mtu, link_layer;
