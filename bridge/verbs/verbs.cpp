@@ -214,6 +214,16 @@ int take_count(int fd) {
     return -1;
   }
 }
+// Takes back the count of an event removed from its queue (its object is going): the count is
+// there, but another thread's read may race for it, so only if the fd is readable now.
+void drop_count(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
+    uint64_t v;
+    ssize_t r = ::read(fd, &v, sizeof v);
+    (void)r;
+  }
+}
 void give_count(int fd) {
   uint64_t one = 1;
   ssize_t r;
@@ -317,7 +327,7 @@ void purge_async(Context* c, Match&& match) {
   for (auto it = q.begin(); it != q.end();) {
     if (match(*it)) {
       it = q.erase(it);
-      take_count(c->vctx.context.async_fd);
+      drop_count(c->vctx.context.async_fd);
     } else {
       ++it;
     }
@@ -1166,7 +1176,7 @@ RN_EXPORT int ibv_destroy_cq(ibv_cq* cq) {
       for (auto it = r.begin(); it != r.end();) {
         if (*it == q) {
           it = r.erase(it);
-          take_count(q->channel->ch.fd);
+          drop_count(q->channel->ch.fd);
         } else {
           ++it;
         }
