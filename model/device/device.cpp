@@ -50,6 +50,9 @@ void Device::reg_error(RegError e, uint64_t offset) {
   ++reg_errors_;
   RN_LOG(env_.sim, LogCat::kError, env_.name, "register write at {:#x} refused: {}", offset,
          dev::to_string(e));
+  env_.driver_error(qp::DriverError::kRegister, offset,
+                    "write to BAR0 offset {:#x} refused: {} (ERR_CODE {})", offset,
+                    dev::to_string(e), static_cast<uint32_t>(e));
 }
 
 uint32_t Device::mmio_read32(uint64_t off) {

@@ -37,6 +37,8 @@ class Nic : public pcie::MmioTarget, public net::FrameSink {
   ~Nic() override;
   // Connects the NIC's port to one side of a link.
   void attach_link(net::Link* link, int side);
+  // Where the device reports what a driver did wrong (the driver sanitizer), or none.
+  void set_driver_error_sink(qp::DriverErrorSink* s) { env_.sink = s; }
 
   void mmio_write32(uint64_t offset, uint32_t value) override { dev_->mmio_write32(offset, value); }
   void mmio_write(uint64_t offset, const uint8_t* data, uint32_t len) override {

@@ -27,6 +27,9 @@ void Completion::post_cqe(uint32_t cqn, const CqeInfo& c, Tick not_before) {
     ++overruns_;
     if (!cq->overrun) {
       cq->overrun = true;
+      env_.driver_error(DriverError::kCqOverrun, cqn,
+                        "CQ {} overrun: {} CQEs not consumed, a CQE dropped (CQ_ERROR event)", cqn,
+                        size);
       post_eqe(dev::EqeType::CQ_ERROR, cqn, 0, not_before);
     }
     return;

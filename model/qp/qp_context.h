@@ -6,6 +6,8 @@
 // (each WQE's state follows from where its index lies), and a small enum per engine says what the
 // engine is doing with the QP (SqPhase, WqeFetch, RxMsg, SeqNak), in place of loose flags.
 #pragma once
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -56,11 +58,32 @@ using PortFraming = wire::RoceV2Ipv4Framing;
 
 // What every engine of one NIC shares and never changes: the simulator, the instance name (for
 // logs and statistics groups) and the parameters.
+// What a driver did wrong, as the device saw it: the driver sanitizer's input. The device refuses
+// each of these as the interface says (docs/device-interface.md); a sink, if one is set, is told
+// in a sentence. Only error paths call it: nothing is formatted while drivers behave.
+enum class DriverError {
+  kRegister,     // a register or doorbell write refused (obj: its BAR0 offset)
+  kWqe,          // a send WQE refused: opcode, SGE count, inline length, ... (obj: QPN)
+  kLocalAccess,  // a send WQE's SGE outside what its lkey allows (obj: QPN)
+  kRecvAccess,   // a receive WQE's SGE outside what its lkey allows (obj: QPN)
+  kCqOverrun,    // a CQE dropped: the driver did not consume its CQ in time (obj: CQN)
+};
+class DriverErrorSink {
+ public:
+  virtual ~DriverErrorSink() = default;
+  virtual void driver_error(DriverError kind, uint64_t obj, const std::string& what) = 0;
+};
+
 struct NicEnv {
   Sim& sim;
   std::string name;
   NicParams params;
+  DriverErrorSink* sink = nullptr;  // the driver sanitizer (rnicsim serve), or none
   Tick now() const { return sim.now(); }
+  template <typename... A>
+  void driver_error(DriverError kind, uint64_t obj, fmt::format_string<A...> f, A&&... a) const {
+    if (sink) sink->driver_error(kind, obj, fmt::format(f, std::forward<A>(a)...));
+  }
 };
 
 // A cached, decoded send WQE.

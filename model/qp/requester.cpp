@@ -352,6 +352,9 @@ RN_HOT bool Requester::start_wqe(QpCtx& q) {
       ++local_errors_;
       RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} WQE {} refused: {} (vendor_err {})", q.qpn,
              q.sq.cur_idx, dev::to_string(err), verr);
+      env_.driver_error(DriverError::kWqe, q.qpn,
+                        "QP {} send WQE {} (opcode {}, {} SGEs) refused: {}, vendor_err {}", q.qpn,
+                        q.sq.cur_idx, h.opcode, h.num_sge, dev::to_string(err), verr);
       q.sq.phase = SqPhase::kStopped;
       retire(q);
       return false;
@@ -448,6 +451,9 @@ RN_HOT void Requester::send_one(QpCtx& q) {
     if (st != xlate::Status::kOk) {
       RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} WQE {} lkey {:#x} addr {:#x} len {}: {}",
              q.qpn, q.sq.cur_idx, sg.lkey, sg.addr + sge_off, take, xlate::to_string(st));
+      env_.driver_error(DriverError::kLocalAccess, q.qpn,
+                        "QP {} send WQE {}: lkey {:#x} addr {:#x} len {}: {}", q.qpn, q.sq.cur_idx,
+                        sg.lkey, sg.addr + sge_off, take, xlate::to_string(st));
       local_error(q, WcStatus::LOC_PROT_ERR, static_cast<uint8_t>(st));
       return;
     }

@@ -531,6 +531,8 @@ RN_NOINLINE Responder::Outcome Responder::ud_request(QpCtx& q, const RxPacket& p
     ++ud_dropped_;
     RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} UD receive lkey {:#x}: {}", q.qpn, lkey,
            xlate::to_string(st));
+    env_.driver_error(DriverError::kRecvAccess, q.qpn, "QP {} receive WQE: lkey {:#x}: {}", q.qpn,
+                      lkey, xlate::to_string(st));
     recv_complete(q, WcStatus::LOC_PROT_ERR, 0, dev::WcOpcode::RECV, false, 0, false, when, &h);
     return Outcome::kDone;
   }
@@ -578,6 +580,8 @@ Responder::Outcome Responder::send_packet(QpCtx& q, const RxPacket& p, Placement
   if (st != xlate::Status::kOk) {
     RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} receive lkey {:#x}: {}", q.qpn, lkey,
            xlate::to_string(st));
+    env_.driver_error(DriverError::kRecvAccess, q.qpn, "QP {} receive WQE: lkey {:#x}: {}", q.qpn,
+                      lkey, xlate::to_string(st));
     recv_complete(q, WcStatus::LOC_PROT_ERR, q.rs.rx_off, dev::WcOpcode::RECV, false, 0, false,
                   when);
     return fail(q, w::kAethSynNakRemOp, h.psn, "receive buffer not accessible");

@@ -76,7 +76,7 @@ class Serve;
 
 // One host's kernel: its NIC's command interface, event queue and doorbells, shared by the
 // processes attached to it.
-class HostKernel : public pcie::HostObserver {
+class HostKernel : public pcie::HostObserver, public qp::DriverErrorSink {
  public:
   HostKernel(Serve& s, Node& n, int index, uint8_t* kmem);
   void start();  // programs the command block, the event queue and MSI-X
@@ -105,6 +105,9 @@ class HostKernel : public pcie::HostObserver {
   }
   void report(const Client* c, const std::string& what);
   Node& node() { return n_; }
+
+  // qp::DriverErrorSink: what the NIC refused of a process's driver, reported with its pid.
+  void driver_error(qp::DriverError kind, uint64_t obj, const std::string& what) override;
 
   // pcie::HostObserver
   void on_dma_write(uint64_t addr, uint64_t len) override;
@@ -143,6 +146,26 @@ class HostKernel : public pcie::HostObserver {
   uint32_t eq_ci_ = 0;
   // Owners (slots) of the live objects.
   std::unordered_map<uint32_t, uint32_t> pd_owner_, cq_owner_, qp_owner_, srq_owner_, mr_owner_;
+
+  // Timing seen from the kernel, for the statistics: when each send doorbell reached the PCIe
+  // model (per QP: producer index, time), and where the CQ rings are, so that each CQE is timed
+  // when it lands.
+  struct QpTiming {
+    std::deque<std::pair<uint16_t, Tick>> doorbells;  // (producer index after, time), oldest first
+    Tick round_trip_from = kTickNever;  // the first send doorbell since the last receive CQE
+  };
+  std::unordered_map<uint32_t, QpTiming> qp_timing_;
+  struct CqRing {
+    uint32_t cqn;
+    uint64_t end;  // bus address past the ring
+  };
+  std::map<uint64_t, CqRing> cq_rings_;  // by the ring's bus address
+  const CqRing* cq_ring_at(uint64_t addr, uint64_t len) const;
+  void send_doorbell(uint32_t qpn, uint16_t pi);
+  void cqes_landed(uint64_t addr, uint64_t len);
+  Tick first_doorbell_ = kTickNever, last_completion_ = 0;
+  stats::Histogram* send_latency_ = nullptr;
+  stats::Histogram* round_trip_ = nullptr;
   stats::Group stats_;
   uint64_t& attaches_;
   uint64_t& detaches_;
@@ -213,7 +236,19 @@ HostKernel::HostKernel(Serve& s, Node& n, int index, uint8_t* kmem)
       dma_faults_(stats_.counter("dma_faults", "count",
                                  "DMA to memory no attached process has (all ones read)")),
       reports_(stats_.counter("sanitizer_reports", "count", "driver errors reported")) {
+  send_latency_ = &stats_.histogram(
+      "send_latency", "ps",
+      "a signaled send WQE: its doorbell entering PCIe to its CQE in the process's memory");
+  round_trip_ = &stats_.histogram(
+      "round_trip", "ps",
+      "a QP's first send doorbell to its next receive CQE in memory (ping-pong: the round trip)");
+  stats_.formula("first_doorbell", "ps", "simulated time of the first send doorbell", [this] {
+    return first_doorbell_ == kTickNever ? 0.0 : static_cast<double>(first_doorbell_);
+  });
+  stats_.formula("last_completion", "ps", "simulated time of the last CQE to land",
+                 [this] { return static_cast<double>(last_completion_); });
   n_.bridge->attach_host(this);
+  n_.nic->set_driver_error_sink(this);
   n_.pmem->add_process(proto::kKernelSlot, 0);
   n_.pmem->add_shared(proto::kKernelSlot, reinterpret_cast<uint64_t>(kmem_) & proto::kVaMask,
                       kKernelBytes, kmem_);
@@ -253,6 +288,79 @@ void HostKernel::start() {
   db.ci = 0;
   db.arm = true;
   b.mmio_write32(dev::reg::EQ_DOORBELL, db.pack());
+}
+
+void HostKernel::driver_error(qp::DriverError kind, uint64_t obj, const std::string& what) {
+  const std::unordered_map<uint32_t, uint32_t>* m = &qp_owner_;
+  uint64_t n = obj;
+  if (kind == qp::DriverError::kCqOverrun) {
+    m = &cq_owner_;
+  } else if (kind == qp::DriverError::kRegister) {  // the object behind the doorbell's offset
+    if (obj >= dev::kWqeDbBase) {
+      n = (obj - dev::kWqeDbBase) / dev::kWqeDbStride;
+    } else if (obj >= dev::kSrqDbBase) {
+      m = &srq_owner_;
+      n = (obj - dev::kSrqDbBase) / dev::kSrqDbStride;
+    } else if (obj >= dev::kCqDbBase) {
+      m = &cq_owner_;
+      n = (obj - dev::kCqDbBase) / dev::kCqDbStride;
+    } else if (obj >= dev::kQpDbBase) {
+      n = (obj - dev::kQpDbBase) / dev::kQpDbStride;
+    } else {
+      m = nullptr;  // a register: the kernel's own write
+    }
+  }
+  Client* c = nullptr;
+  if (m)
+    if (auto it = m->find(static_cast<uint32_t>(n)); it != m->end()) c = client(it->second);
+  report(c, "the NIC: " + what);
+}
+
+void HostKernel::send_doorbell(uint32_t qpn, uint16_t pi) {
+  const Tick t = s_.sys_.sim().now();
+  QpTiming& q = qp_timing_[qpn];
+  if (q.doorbells.size() >= 4096) q.doorbells.pop_front();  // a driver that never signals
+  q.doorbells.emplace_back(pi, t);
+  if (q.round_trip_from == kTickNever) q.round_trip_from = t;
+  if (first_doorbell_ == kTickNever) first_doorbell_ = t;
+}
+
+const HostKernel::CqRing* HostKernel::cq_ring_at(uint64_t addr, uint64_t len) const {
+  auto it = cq_rings_.upper_bound(addr);
+  if (it == cq_rings_.begin()) return nullptr;
+  --it;
+  return addr + len <= it->second.end ? &it->second : nullptr;
+}
+
+// CQEs just written into a process's CQ ring: times each against the doorbell that posted its
+// WQE (a send) or the QP's first send doorbell since its last receive (a receive).
+void HostKernel::cqes_landed(uint64_t addr, uint64_t len) {
+  const Tick now = s_.sys_.sim().now();
+  for (uint64_t a = addr; a + sizeof(dev::Cqe) <= addr + len; a += sizeof(dev::Cqe)) {
+    dev::Cqe e;
+    n_.pmem->dma_read(a, &e, sizeof e);
+    last_completion_ = now;
+    auto it = qp_timing_.find(e.qpn);
+    if (it == qp_timing_.end()) continue;
+    QpTiming& q = it->second;
+    if (e.opcode & 0x80) {  // a receive
+      if (q.round_trip_from != kTickNever) round_trip_->add(now - q.round_trip_from);
+      q.round_trip_from = kTickNever;
+      continue;
+    }
+    // The WQE at wqe_counter was posted by the first doorbell whose index is past it.
+    const uint16_t done = static_cast<uint16_t>(e.wqe_counter + 1);
+    Tick posted = kTickNever;
+    while (!q.doorbells.empty()) {
+      const auto [pi, t] = q.doorbells.front();
+      if (static_cast<int16_t>(static_cast<uint16_t>(pi - done)) > 0) break;  // posts later ones
+      if (posted == kTickNever) posted = t;
+      q.doorbells.pop_front();
+      if (pi == done) break;
+    }
+    if (posted == kTickNever && !q.doorbells.empty()) posted = q.doorbells.front().second;
+    if (posted != kTickNever && now >= posted) send_latency_->add(now - posted);
+  }
 }
 
 bool HostKernel::in_slot(const Client* c, uint64_t addr, uint64_t len) const {
@@ -311,8 +419,18 @@ void HostKernel::mmio_write(Client* c, const proto::MmioWrite& m, size_t len) {
   if (m.len == 4) {
     uint32_t v;
     std::memcpy(&v, m.data, 4);
+    if (m.offset >= dev::kQpDbBase && m.offset < dev::kCqDbBase &&
+        (m.offset - dev::kQpDbBase) % dev::kQpDbStride == dev::reg::QP_DOORBELL_SQ_WORD)
+      send_doorbell(static_cast<uint32_t>((m.offset - dev::kQpDbBase) / dev::kQpDbStride),
+                    static_cast<uint16_t>(dev::QpDoorbellBits::unpack(v).pi));
     n_.bridge->mmio_write32(m.offset, v);
   } else {
+    if (m.len >= sizeof(dev::SendWqe)) {  // a WQE with its doorbell
+      dev::SendWqe w;
+      std::memcpy(&w, m.data, sizeof w);
+      send_doorbell(static_cast<uint32_t>((m.offset - dev::kWqeDbBase) / dev::kWqeDbStride),
+                    static_cast<uint16_t>(w.wqe_index + 1));
+    }
     n_.bridge->mmio_write(m.offset, m.data, m.len);
   }
 }
@@ -538,17 +656,28 @@ void HostKernel::record(Client* c, const dev::CmdIn& in, const dev::CmdOut& out)
     case CmdOp::DESTROY_PD:
       del(c->pds, pd_owner_, h.handle);
       break;
-    case CmdOp::CREATE_CQ:
+    case CmdOp::CREATE_CQ: {
       add(c->cqs, cq_owner_, first);
+      dev::CreateCqIn a;
+      std::memcpy(&a, in.args, sizeof a);
+      cq_rings_[a.ring_addr] =
+          CqRing{first, a.ring_addr + (uint64_t(sizeof(dev::Cqe)) << a.log_size)};
       break;
+    }
     case CmdOp::DESTROY_CQ:
       del(c->cqs, cq_owner_, h.handle);
+      for (auto it = cq_rings_.begin(); it != cq_rings_.end(); ++it)
+        if (it->second.cqn == h.handle) {
+          cq_rings_.erase(it);
+          break;
+        }
       break;
     case CmdOp::CREATE_QP:
       add(c->qps, qp_owner_, first);
       break;
     case CmdOp::DESTROY_QP:
       del(c->qps, qp_owner_, h.handle);
+      qp_timing_.erase(h.handle);
       break;
     case CmdOp::CREATE_SRQ:
       add(c->srqs, srq_owner_, first);
@@ -680,12 +809,14 @@ void HostKernel::flush_events() {
 
 bool HostKernel::watching(uint64_t addr, uint64_t len) const {
   const uint64_t k0 = kbus(0);
-  return addr < k0 + kMttOff && addr + len > k0;  // the command block and the event queue
+  // The command block and the event queue, and CQEs (timed when they land).
+  return (addr < k0 + kMttOff && addr + len > k0) || cq_ring_at(addr, len) != nullptr;
 }
 
 void HostKernel::on_dma_write(uint64_t addr, uint64_t len) {
   const uint64_t out = kbus(kCmdOff + sizeof(dev::CmdIn));
   if (addr < out + sizeof(dev::CmdOut) && addr + len > out) finish_command();
+  if (cq_ring_at(addr, len)) cqes_landed(addr, len);
 }
 
 void HostKernel::on_msi(uint64_t, uint32_t) {

@@ -9,7 +9,8 @@ dir=$(mktemp -d /tmp/rnicsim-vdev-XXXXXX)
 trap 'kill $serve_pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 case $mode in
   pair|isolation) procs=2 ;;
-  abandon) procs=1 ;;
+  garbage) procs=4 ;;
+  abandon|sanitize) procs=1 ;;
 esac
 "$rnicsim" serve --dir "$dir/s" --out "$dir/out" --exit-after $procs > "$dir/serve.log" 2>&1 &
 serve_pid=$!
@@ -24,11 +25,12 @@ if kill -0 $serve_pid 2>/dev/null; then
 fi
 wait $serve_pid || { echo "FAIL: serve exited with $?"; cat "$dir/serve.log"; exit 1; }
 cat "$dir/serve.log"
-/usr/bin/python3 - "$dir/out/stats.json" "$mode" <<'PY'
+/usr/bin/python3 - "$dir/out/stats.json" "$mode" "$dir/serve.log" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
 mode = sys.argv[2]
-k = {h: {n: v["value"] for n, v in j["stats"][h + ".kernel"].items()} for h in ("host0", "host1")}
+k = {h: {n: v["value"] for n, v in j["stats"][h + ".kernel"].items() if "value" in v}
+     for h in ("host0", "host1")}
 print("kernel counters:", k)
 def need(cond, what):
     if not cond:
@@ -39,6 +41,10 @@ if mode == "pair":
     need(k["host0"]["sanitizer_reports"] == 0 and k["host1"]["sanitizer_reports"] == 0, "no sanitizer report")
     need(k["host0"]["dma_faults"] == 0 and k["host1"]["dma_faults"] == 0, "no DMA fault")
     need(k["host1"]["events"] >= 1, "host1's completion event routed to it")
+    lat = j["stats"]["host0.kernel"]["send_latency"]
+    print("host0 send_latency:", {x: lat[x] for x in ("count", "min", "max") if x in lat})
+    need(lat["count"] == 3 and lat["min"] > 0, "host0's WRITE, SEND and READ each timed from doorbell to CQE")
+    need(k["host0"]["last_completion"] > k["host0"]["first_doorbell"] > 0, "first doorbell and last completion")
     need(frames > 200, f"the transfers crossed the wire ({frames} frames)")
     need(k["host0"]["cleanup_commands"] == 0 and k["host1"]["cleanup_commands"] == 0, "nothing left to clean up")
 elif mode == "isolation":
@@ -49,6 +55,16 @@ elif mode == "isolation":
 elif mode == "abandon":
     need(k["host1"]["cleanup_commands"] == 4, "serve destroyed the QP, MR, CQ and PD the process left")
     need(k["host1"]["sanitizer_reports"] == 0, "every destroy succeeded")
+elif mode == "garbage":
+    need(k["host0"]["attaches"] == 2 and k["host1"]["attaches"] == 2, "the garbage, dying and pair processes attached")
+    need(k["host0"]["refused_commands"] + k["host0"]["refused_mmio"] > 100, "the random commands and writes were refused")
+    need(frames > 200, f"the last exchange crossed the wire ({frames} frames)")
+elif mode == "sanitize":
+    log = open(sys.argv[3]).read()
+    for what, text in (("the bad lkey", "send WQE 0: lkey"), ("the jumping index", "DB_RANGE"),
+                       ("the bad opcode", "(opcode 126,"), ("the dead QP's doorbell", "which does not exist")):
+        need(text in log, f"serve's log names {what} ({text!r})")
+    need(k["host0"]["sanitizer_reports"] >= 4, "four sanitizer reports")
 print("stats: OK")
 PY
 if [ "$mode" = pair ]; then
