@@ -96,7 +96,7 @@ echo "--- server"; cat "$dir/server.log"
 import json, sys
 j = json.load(open(sys.argv[1]))
 procs, leaks = int(sys.argv[2]), int(sys.argv[3])
-k = {h: {n: v["value"] for n, v in j["stats"][h + ".kernel"].items()} for h in ("host0", "host1")}
+k = {h: {n: v["value"] for n, v in j["stats"][h + ".kernel"].items() if "value" in v} for h in ("host0", "host1")}
 print("kernel counters:", k)
 def need(cond, what):
     if not cond:
