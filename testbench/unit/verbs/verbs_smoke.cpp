@@ -3,7 +3,8 @@
 // from host0 to host1 over the simulated wire; inline SEND from a stack buffer; a completion
 // event through a channel (blocking ibv_get_cq_event); the ibv_wr_* API (RDMA WRITE with
 // immediate and inline data, fetch-and-add); extended CQ polling; an unknown destination GID
-// refused with EINVAL; a remote access error and its QP_FATAL async event. Prints PASS, or FAIL
+// refused with EINVAL; a remote access error and its QP_FATAL async event (and, with --fatal,
+// IBV_EVENT_DEVICE_FATAL when serve goes). Prints PASS, or FAIL
 // with the step, and exits non-zero.
 #include <arpa/inet.h>
 #include <infiniband/verbs.h>
@@ -146,7 +147,33 @@ Done poll_one(End* e, const char* what) {
 
 }  // namespace
 
-int main() {
+// --fatal: opens host0's NIC, says "ready", and waits for serve to go: IBV_EVENT_DEVICE_FATAL
+// must arrive on async_fd, and the PD must still be freed cleanly.
+int fatal_mode() {
+  int n = 0;
+  ibv_device** list = ibv_get_device_list(&n);
+  need(list && n >= 1, "a device");
+  ibv_context* ctx = ibv_open_device(list[0]);
+  need(ctx, "ibv_open_device");
+  ibv_free_device_list(list);
+  ibv_pd* pd = ibv_alloc_pd(ctx);
+  need(pd, "ibv_alloc_pd");
+  std::printf("ready\n");
+  std::fflush(stdout);
+  pollfd p{ctx->async_fd, POLLIN, 0};
+  need(poll(&p, 1, 60000) == 1, "async_fd readable once serve is gone");
+  ibv_async_event ev{};
+  need(ibv_get_async_event(ctx, &ev) == 0 && ev.event_type == IBV_EVENT_DEVICE_FATAL,
+       "IBV_EVENT_DEVICE_FATAL");
+  ibv_ack_async_event(&ev);
+  need(ibv_dealloc_pd(pd) == 0, "ibv_dealloc_pd after the device went");
+  need(ibv_close_device(ctx) == 0, "ibv_close_device after the device went");
+  std::printf("PASS\n");
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--fatal") return fatal_mode();
   int n = 0;
   ibv_device** list = ibv_get_device_list(&n);
   need(list && n >= 2, "two devices (serve running, RNICSIM_HOST unset)");
