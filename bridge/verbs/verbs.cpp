@@ -204,6 +204,10 @@ int guarded(Context* c, const char* verb, F&& f) {
   return e;
 }
 
+// True once serve has gone: destroying an object then frees what the library holds and succeeds
+// (the device side went with serve), so that programs can clean up after IBV_EVENT_DEVICE_FATAL.
+bool gone(Context* c) { return c->client && !c->client->connected(); }
+
 // Reads one count from an eventfd in semaphore mode (blocking unless O_NONBLOCK is set).
 int take_count(int fd) {
   uint64_t v;
@@ -212,6 +216,16 @@ int take_count(int fd) {
     if (r == sizeof v) return 0;
     if (r < 0 && errno == EINTR) continue;
     return -1;
+  }
+}
+// Takes back the count of an event removed from its queue (its object is going): the count is
+// there, but another thread's read may race for it, so only if the fd is readable now.
+void drop_count(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
+    uint64_t v;
+    ssize_t r = ::read(fd, &v, sizeof v);
+    (void)r;
   }
 }
 void give_count(int fd) {
@@ -299,11 +313,13 @@ void event_loop(Context* c) {
   }
   // serve is gone: every object of the context is lost.
   if (debug_enabled()) std::fprintf(stderr, "rnicsim verbs: the connection to serve is lost\n");
-  std::lock_guard<std::mutex> lk(c->obj_mu);
-  ibv_async_event ev{};
-  ev.event_type = IBV_EVENT_DEVICE_FATAL;
-  c->async_q.push_back(ev);
-  give_count(c->vctx.context.async_fd);
+  {
+    std::lock_guard<std::mutex> lk(c->obj_mu);
+    ibv_async_event ev{};
+    ev.event_type = IBV_EVENT_DEVICE_FATAL;
+    c->async_q.push_back(ev);
+    give_count(c->vctx.context.async_fd);
+  }
   // Wait for the stop signal, so that close_device's join returns.
   pollfd s{c->stop_fd, POLLIN, 0};
   while (::poll(&s, 1, -1) < 0 && errno == EINTR) {
@@ -317,7 +333,7 @@ void purge_async(Context* c, Match&& match) {
   for (auto it = q.begin(); it != q.end();) {
     if (match(*it)) {
       it = q.erase(it);
-      take_count(c->vctx.context.async_fd);
+      drop_count(c->vctx.context.async_fd);
     } else {
       ++it;
     }
@@ -1007,7 +1023,8 @@ RN_EXPORT int ibv_dealloc_pd(ibv_pd* pd) {
   Context* c = ctx_of(pd->context);
   Pd* p = reinterpret_cast<Pd*>(pd);
   std::lock_guard<std::recursive_mutex> lk(c->mu);
-  if (int e = guarded(c, "ibv_dealloc_pd", [&] { return c->drv->dealloc_pd(p->pdn); })) return e;
+  if (int e = guarded(c, "ibv_dealloc_pd", [&] { return c->drv->dealloc_pd(p->pdn); }))
+    if (!gone(c)) return e;  // with serve gone, what it held went with it
   trace("dealloc_pd", p->pdn);
   delete p;
   return 0;
@@ -1079,7 +1096,8 @@ RN_EXPORT int ibv_dereg_mr(ibv_mr* mr) {
   Context* c = ctx_of(mr->context);
   Mr* r = reinterpret_cast<Mr*>(mr);
   std::lock_guard<std::recursive_mutex> lk(c->mu);
-  if (int e = guarded(c, "ibv_dereg_mr", [&] { return c->drv->dereg_mr(r->m); })) return e;
+  if (int e = guarded(c, "ibv_dereg_mr", [&] { return c->drv->dereg_mr(r->m); }))
+    if (!gone(c)) return e;  // with serve gone, what it held went with it
   trace("dereg_mr", r->m.lkey);
   delete r;
   return 0;
@@ -1151,7 +1169,8 @@ RN_EXPORT int ibv_destroy_cq(ibv_cq* cq) {
   Context* c = q->ctx;
   {
     std::lock_guard<std::recursive_mutex> lk(c->mu);
-    if (int e = guarded(c, "ibv_destroy_cq", [&] { return c->drv->destroy_cq(q->cq); })) return e;
+    if (int e = guarded(c, "ibv_destroy_cq", [&] { return c->drv->destroy_cq(q->cq); }))
+      if (!gone(c)) return e;  // with serve gone, what it held went with it
     trace("destroy_cq", cq->handle);
   }
   {
@@ -1166,7 +1185,7 @@ RN_EXPORT int ibv_destroy_cq(ibv_cq* cq) {
       for (auto it = r.begin(); it != r.end();) {
         if (*it == q) {
           it = r.erase(it);
-          take_count(q->channel->ch.fd);
+          drop_count(q->channel->ch.fd);
         } else {
           ++it;
         }
@@ -1288,7 +1307,8 @@ RN_EXPORT int ibv_destroy_srq(ibv_srq* srq) {
   Context* c = s->ctx;
   {
     std::lock_guard<std::recursive_mutex> lk(c->mu);
-    if (int e = guarded(c, "ibv_destroy_srq", [&] { return c->drv->destroy_srq(s->s); })) return e;
+    if (int e = guarded(c, "ibv_destroy_srq", [&] { return c->drv->destroy_srq(s->s); }))
+      if (!gone(c)) return e;  // with serve gone, what it held went with it
   }
   {
     std::lock_guard<std::mutex> ol(c->obj_mu);
@@ -1427,7 +1447,8 @@ RN_EXPORT int ibv_destroy_qp(ibv_qp* qp) {
   Context* c = q->ctx;
   {
     std::lock_guard<std::recursive_mutex> lk(c->mu);
-    if (int e = guarded(c, "ibv_destroy_qp", [&] { return c->drv->destroy_qp(q->qp); })) return e;
+    if (int e = guarded(c, "ibv_destroy_qp", [&] { return c->drv->destroy_qp(q->qp); }))
+      if (!gone(c)) return e;  // with serve gone, what it held went with it
     trace("destroy_qp", qp->handle);
   }
   {

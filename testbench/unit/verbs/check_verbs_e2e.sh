@@ -6,7 +6,8 @@
 # for it to destroy, and tshark must decode every frame of its pcap as RoCE
 # (testbench/unit/wire/check_pcap_tshark.sh).
 # Usage: check_verbs_e2e.sh RNICSIM MODE PORT [VERBS_SMOKE]
-# (mode smoke: VERBS_SMOKE, one process holding both NICs, run without attach.)
+# (mode smoke: VERBS_SMOKE, one process holding both NICs, run without attach; mode fatal:
+# VERBS_SMOKE --fatal on host0, serve killed under it.)
 set -euo pipefail
 rnicsim=$(realpath "$1") mode=$2 port=$3
 dir=$(mktemp -d /tmp/rnicsim-verbs-XXXXXX)
@@ -18,6 +19,7 @@ server= client= expect=
 case $mode in
   devinfo) server="ibv_devinfo -v"; expect="rnsim_host0" ;;
   smoke) server=$(realpath "$4"); expect="PASS" ;;
+  fatal) server="$(realpath "$4") --fatal"; expect="PASS" ;;
   rc_pingpong) server="ibv_rc_pingpong -g 0 -n 200 -p $port"; expect="iters in" ;;
   rc_pingpong_events) server="ibv_rc_pingpong -g 0 -n 200 -e -p $port"; expect="iters in" ;;
   ud_pingpong) server="ibv_ud_pingpong -g 0 -n 200 -s 1024 -p $port"; expect="iters in" ;;
@@ -38,6 +40,7 @@ esac
 case $mode in
   devinfo) procs=1 ;;
   smoke) procs=2 ;;  # its two contexts attach once each
+  fatal) procs=1 ;;
   *) procs=2; client="$server localhost" ;;
 esac
 # What the server prints: as the client, but perftest's READ latency server prints no results.
@@ -83,6 +86,17 @@ if [ -n "$client" ]; then
     fail "client exited with $?"
   grep -q -- "$expect" "$dir/client.log" || fail "client output lacks '$expect'"
 fi
+if [ "$mode" = fatal ]; then
+  for _ in $(seq 100); do grep -q ready "$dir/server.log" && break; sleep 0.1; done
+  kill -TERM $serve_pid
+  wait $serve_pid || true
+  serve_pid=
+  wait $spid || fail "the program exited with $?"
+  grep -q PASS "$dir/server.log" || fail "no PASS"
+  cat "$dir/server.log"
+  echo PASS
+  exit 0
+fi
 wait $spid || fail "server exited with $?"
 grep -q -- "$sexpect" "$dir/server.log" || fail "server output lacks '$sexpect'"
 for _ in $(seq 300); do kill -0 $serve_pid 2>/dev/null || break; sleep 0.1; done
@@ -96,7 +110,7 @@ echo "--- server"; cat "$dir/server.log"
 import json, sys
 j = json.load(open(sys.argv[1]))
 procs, leaks = int(sys.argv[2]), int(sys.argv[3])
-k = {h: {n: v["value"] for n, v in j["stats"][h + ".kernel"].items()} for h in ("host0", "host1")}
+k = {h: {n: v["value"] for n, v in j["stats"][h + ".kernel"].items() if "value" in v} for h in ("host0", "host1")}
 print("kernel counters:", k)
 def need(cond, what):
     if not cond:

@@ -3,7 +3,9 @@
 // from host0 to host1 over the simulated wire; inline SEND from a stack buffer; a completion
 // event through a channel (blocking ibv_get_cq_event); the ibv_wr_* API (RDMA WRITE with
 // immediate and inline data, fetch-and-add); extended CQ polling; an unknown destination GID
-// refused with EINVAL. Prints PASS, or FAIL with the step, and exits non-zero.
+// refused with EINVAL; a remote access error and its QP_FATAL async event (and, with --fatal,
+// IBV_EVENT_DEVICE_FATAL when serve goes). Prints PASS, or FAIL
+// with the step, and exits non-zero.
 #include <arpa/inet.h>
 #include <infiniband/verbs.h>
 #include <poll.h>
@@ -145,7 +147,33 @@ Done poll_one(End* e, const char* what) {
 
 }  // namespace
 
-int main() {
+// --fatal: opens host0's NIC, says "ready", and waits for serve to go: IBV_EVENT_DEVICE_FATAL
+// must arrive on async_fd, and the PD must still be freed cleanly.
+int fatal_mode() {
+  int n = 0;
+  ibv_device** list = ibv_get_device_list(&n);
+  need(list && n >= 1, "a device");
+  ibv_context* ctx = ibv_open_device(list[0]);
+  need(ctx, "ibv_open_device");
+  ibv_free_device_list(list);
+  ibv_pd* pd = ibv_alloc_pd(ctx);
+  need(pd, "ibv_alloc_pd");
+  std::printf("ready\n");
+  std::fflush(stdout);
+  pollfd p{ctx->async_fd, POLLIN, 0};
+  need(poll(&p, 1, 60000) == 1, "async_fd readable once serve is gone");
+  ibv_async_event ev{};
+  need(ibv_get_async_event(ctx, &ev) == 0 && ev.event_type == IBV_EVENT_DEVICE_FATAL,
+       "IBV_EVENT_DEVICE_FATAL");
+  ibv_ack_async_event(&ev);
+  need(ibv_dealloc_pd(pd) == 0, "ibv_dealloc_pd after the device went");
+  need(ibv_close_device(ctx) == 0, "ibv_close_device after the device went");
+  std::printf("PASS\n");
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--fatal") return fatal_mode();
   int n = 0;
   ibv_device** list = ibv_get_device_list(&n);
   need(list && n >= 2, "two devices (serve running, RNICSIM_HOST unset)");
@@ -242,6 +270,32 @@ int main() {
   ibv_wr_start(a.qx);
   ibv_wr_local_inv(a.qx, 1);
   need(ibv_wr_complete(a.qx) == EOPNOTSUPP, "ibv_wr_local_inv refused at wr_complete");
+
+  // 5. An RDMA WRITE with a wrong rkey: the requester's completion is REM_ACCESS_ERR, the QP
+  // goes to ERR, and IBV_EVENT_QP_FATAL arrives on host0's async_fd.
+  ibv_sge ws{reinterpret_cast<uint64_t>(a.buf), 64, a.mr->lkey};
+  ibv_send_wr bw{};
+  bw.wr_id = 5;
+  bw.sg_list = &ws;
+  bw.num_sge = 1;
+  bw.opcode = IBV_WR_RDMA_WRITE;
+  bw.send_flags = IBV_SEND_SIGNALED;
+  bw.wr.rdma.remote_addr = reinterpret_cast<uint64_t>(b.buf);
+  bw.wr.rdma.rkey = b.mr->rkey ^ 0x5500;
+  need(ibv_post_send(a.qp, &bw, &bad) == 0, "ibv_post_send (WRITE with a wrong rkey)");
+  ibv_wc wc{};
+  int got = 0;
+  for (long i = 0; i < 10'000'000 && got == 0; ++i)
+    got = ibv_poll_cq(ibv_cq_ex_to_cq(a.cq), 1, &wc);
+  need(got == 1 && wc.wr_id == 5 && wc.status == IBV_WC_REM_ACCESS_ERR,
+       "the bad WRITE completes with REM_ACCESS_ERR (ibv_poll_cq)");
+  pollfd ap{a.ctx->async_fd, POLLIN, 0};
+  need(poll(&ap, 1, 10000) == 1, "async_fd readable");
+  ibv_async_event ev{};
+  need(ibv_get_async_event(a.ctx, &ev) == 0 && ev.event_type == IBV_EVENT_QP_FATAL &&
+           ev.element.qp == a.qp,
+       "IBV_EVENT_QP_FATAL for host0's QP");
+  ibv_ack_async_event(&ev);
 
   for (End* e : {&a, &b}) {
     need(ibv_destroy_qp(e->qp) == 0, "ibv_destroy_qp");
