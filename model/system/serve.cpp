@@ -37,7 +37,15 @@ volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
 
 // Simulated time run at once while the NICs have work, between looks at the sockets.
-constexpr Tick kSlice = 5 * kUs;
+// Simulated time runs in slices between looks at the sockets: 1 us after a quiet spell, doubling
+// while the NICs stay busy and no process says anything (a stream), up to 64 us.
+constexpr Tick kMinSlice = 1 * kUs, kMaxSlice = 64 * kUs;
+// Work due within this much simulated time is run at once: the NICs are busy. Work further off
+// is a timer (an ACK timeout, an RNR retry): it waits until the processes have been quiet for
+// kGraceSeconds of wall time, so that the clock does not jump ahead while a program is merely
+// slower than the hardware would be to answer.
+constexpr Tick kHorizon = 20 * kUs;
+constexpr double kGraceSeconds = 0.002;
 // The kernel's own memory (command block, event queue, staged page lists), reached by the NIC
 // as slot kKernelSlot.
 constexpr uint64_t kKernelBytes = uint64_t(64) << 20;
@@ -1111,6 +1119,9 @@ int Serve::run() {
              o_.out_dir.empty() ? "nothing" : o_.out_dir + "/stats.json and wire.pcap");
   std::fflush(o_.log);
   const double t0 = wall_now();
+  double quiet_since = t0;
+  Tick slice = kMinSlice;
+  uint64_t timer_jumps = 0;
   std::vector<pollfd> pfds;
   struct Ref {
     int host;
@@ -1140,8 +1151,15 @@ int Serve::run() {
         }
       }
     }
-    const bool busy = eq.pending() > 0;
-    int r = poll(pfds.data(), pfds.size(), busy ? 0 : 200);
+    // Due now: look at the sockets and go on. A timer: wait for messages, up to the grace.
+    const Tick next = eq.next_time();
+    const bool due = next != kTickNever && next <= eq.now() + kHorizon;
+    int wait_ms = 200;
+    if (due)
+      wait_ms = 0;
+    else if (next != kTickNever)
+      wait_ms = std::max(0, static_cast<int>((quiet_since + kGraceSeconds - wall_now()) * 1e3) + 1);
+    int r = poll(pfds.data(), pfds.size(), wait_ms);
     if (r < 0 && errno != EINTR) {
       fmt::print(stderr, "rnicsim serve: poll: {}\n", std::strerror(errno));
       break;
@@ -1166,11 +1184,22 @@ int Serve::run() {
         }
       }
     }
+    if (r > 0) {  // a process acted: its doorbells are stamped at the current time
+      quiet_since = wall_now();
+      slice = kMinSlice;
+    }
     if (eq.pending() > 0) {
-      // Free-running: straight to the next thing to happen, then one slice on.
-      const Tick now = eq.now(), next = eq.next_time();
-      const Tick until = std::max(now, next) + kSlice;
-      eq.start(until - now);
+      const Tick now = eq.now(), at = eq.next_time();
+      if (at <= now + kHorizon) {  // busy: run a slice
+        eq.start(std::max(now, at) + slice - now);
+        slice = std::min(slice * 2, kMaxSlice);
+      } else if (wall_now() - quiet_since >= kGraceSeconds) {  // quiet: the timer's time comes
+        eq.start(at - now + 1);
+        ++timer_jumps;
+        slice = kMinSlice;
+      }
+    } else {
+      slice = kMinSlice;
     }
     for (auto& k : kernels_) {
       k->node().bridge->sync();  // writes whose time has come are in the processes' memory
@@ -1188,8 +1217,10 @@ int Serve::run() {
     for (Client* c : k->live()) k->detach(c);
   RunReport rep = sys_.finish_outputs(o_.out_dir, wall);
   cleanup_files();
-  fmt::print(o_.log, "serve: stopped after {:.1f} s: simulated time {:.3f} us, {} packets{}\n",
-             wall, ticks_to_ns(rep.sim_time) / 1e3, rep.packets,
+  fmt::print(o_.log,
+             "serve: stopped after {:.1f} s: simulated time {:.3f} us ({} waits for a timer), {} "
+             "packets{}\n",
+             wall, ticks_to_ns(rep.sim_time) / 1e3, timer_jumps, rep.packets,
              o_.out_dir.empty() ? "" : "; wrote " + o_.out_dir + "/stats.json");
   for (const auto& e : rep.output_errors) fmt::print(stderr, "rnicsim serve: {}\n", e);
   return rep.output_errors.empty() ? 0 : 1;

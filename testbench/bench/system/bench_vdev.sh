@@ -50,5 +50,5 @@ PY
 
 echo "| program | client wall (s) | serve wall (s) | serve CPU (s) | model goodput (Gb/s) | send CQEs | doorbell to CQE p50 (ns) | round trips | round trip / 2 p50 (ns) |"
 echo "|---|---|---|---|---|---|---|---|---|"
-run write_bw ib_write_bw -s 65536 -n 5000
-run send_lat ib_send_lat -n 10000
+run write_bw ib_write_bw -s 65536 -n ${WRITE_N:-5000}
+run send_lat ib_send_lat -n ${LAT_N:-10000}
