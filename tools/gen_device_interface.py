@@ -452,6 +452,12 @@ def gen_md(spec):
    of fetching it. The WQE must be in the send queue too (written before the burst): the device
    fetches it from there whenever it cannot use the copy it was given, and when it goes back to
    resend.
+9. Device control (`CAPS.device_control`; a driver may ignore it all: the device comes out of
+   reset enabled and ready). At open, write `DRIVER_VERSION` and read it back (the handshake);
+   to start from a clean device, write `CTRL.reset` and poll `STATUS.ready` first. The sections
+   below give the rules a driver must follow beyond the layouts: reset, enable and quiesce,
+   capabilities, command timeouts and abort, memory ordering, event queue overflow, interrupt
+   moderation (`CAPS.eq_moderation`) and doorbell pages.
 """)
     for sec in spec.get("section", []):
         o.append(f"## {sec['title']}")
@@ -570,6 +576,8 @@ def main():
         print("device interface: generated files are fresh")
         return 0
     for p, text in outputs.items():
+        if p.exists() and p.read_text() == text:
+            continue  # unchanged: keep its time stamp (no rebuild of what includes it)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
         print("wrote", p.relative_to(ROOT))

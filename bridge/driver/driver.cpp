@@ -84,8 +84,9 @@ int Driver::open() {
   }
   // The driver-version handshake (CAPS.device_control): the device then behaves as the version
   // the driver speaks, and reads it back if it speaks it too.
-  // A version-1 driver predates it (it never reads CAPS).
-  if (opts_.handshake && caps_.device_control) {
+  // A version-1 driver predates it (it never reads CAPS); a user-space provider leaves the
+  // registers to the kernel.
+  if (opts_.handshake && caps_.device_control && !kernel_) {
     const uint32_t speak = std::min<uint32_t>(opts_.interface, ver);
     io_.mmio_write32(dev::reg::DRIVER_VERSION, speak);
     const uint32_t back = io_.mmio_read32(dev::reg::DRIVER_VERSION);
