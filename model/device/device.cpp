@@ -777,21 +777,24 @@ void Device::set_quiesce(bool on) {
          held_.size());
   if (on) return;
   // Released: each held doorbell takes effect, in the order it came (a queue reset or destroyed
-  // since has a new epoch or none: its doorbell is dropped).
+  // since has a new epoch or none: its doorbell is dropped; one behind an index already taken,
+  // as a later doorbell of a confused driver may be, is dropped too).
   std::vector<Held> held;
   held.swap(held_);
+  auto ahead = [](uint32_t pi, uint32_t cur) { return static_cast<int32_t>(pi - cur) > 0; };
   for (const Held& h : held) {
     if (h.kind == HeldKind::kSrq) {
       qp::SrqCtx* s = t_.srq(h.num);
-      if (s && s->epoch == h.epoch) qps_.srq_doorbell(*s, h.pi);
+      if (s && s->epoch == h.epoch && ahead(h.pi, s->pi)) qps_.srq_doorbell(*s, h.pi);
       continue;
     }
     qp::QpCtx* q = t_.qp(h.num);
     if (!q || q->epoch != h.epoch) continue;
-    if (h.kind == HeldKind::kSq)
-      qps_.sq_doorbell(*q, h.pi);
-    else
+    if (h.kind == HeldKind::kSq) {
+      if (ahead(h.pi, q->sq.pi)) qps_.sq_doorbell(*q, h.pi);
+    } else if (ahead(h.pi, q->rq.pi)) {
       qps_.rq_doorbell(*q, h.pi);
+    }
   }
 }
 
