@@ -81,6 +81,21 @@ def reg_fields(r):
     return rows
 
 
+def reset_value(r):
+    """A register's `reset` key, checked: required, 32 bits, no reserved bit set, 0 if WO."""
+    if "reset" not in r:
+        sys.exit(f"{SPEC}: register {r['name']} has no `reset` key")
+    v = r["reset"]
+    if not isinstance(v, int) or not 0 <= v <= 0xFFFFFFFF:
+        sys.exit(f"{SPEC}: register {r['name']}: reset {v!r} is not a 32-bit value")
+    if r["access"] == "WO" and v != 0:
+        sys.exit(f"{SPEC}: register {r['name']} is write-only: it reads 0 (reset = 0)")
+    fields = reg_fields(r)
+    if fields and v & reserved_mask(fields):
+        sys.exit(f"{SPEC}: register {r['name']}: reset {hex(v)} sets a reserved bit")
+    return v
+
+
 def field_mask(hi, lo):
     return ((1 << (hi - lo + 1)) - 1) << lo
 
@@ -155,8 +170,9 @@ def substitute(spec):
         def one(m):
             if m.group(1) not in values:
                 sys.exit(f"{SPEC}: unknown ${{{m.group(1)}}} in '{text}'")
-            return str(values[m.group(1)])
-        return re.sub(r"\$\{([A-Za-z0-9_.]+)\}", one, text)
+            v = values[m.group(1)]
+            return hex(v) if m.group(2) == ":x" else str(v)
+        return re.sub(r"\$\{([A-Za-z0-9_.]+)(:x)?\}", one, text)
 
     def walk(x):
         if isinstance(x, str):
@@ -311,6 +327,21 @@ def gen_header(spec):
                 sys.exit(f"{SPEC}: register {r['name']} word {wname}: offset {woff} not a word of the element")
             o.append(f"// Byte offset of the {wname} word in each {r['name']} element: {wdesc}.")
             o.append(f"constexpr uint64_t {r['name']}_{wname}_WORD = {woff};")
+    o.append("// Each register's value after power-on and after a reset (CTRL.reset), as read (a")
+    o.append("// write-only register reads 0; an array's every element).")
+    for r in spec["register"]:
+        o.append(f"constexpr uint32_t {r['name']}_RESET = {hex(reset_value(r))};")
+    o.append("// The registers that are not arrays, with their reset values: for a reset test.")
+    o.append("struct ResetValue {")
+    o.append("  uint64_t offset;")
+    o.append("  uint32_t value;")
+    o.append("  const char* name;")
+    o.append("};")
+    o.append("inline constexpr ResetValue kResetValues[] = {")
+    for r in spec["register"]:
+        if "array" not in r:
+            o.append(f"    {{{r['name']}, {r['name']}_RESET, \"{r['name']}\"}},")
+    o.append("};")
     o.append("}  // namespace reg")
     o.append("")
     o.append("// Register bit fields (docs/device-interface.md, \"Register bit fields\").")
@@ -421,9 +452,19 @@ def gen_md(spec):
    of fetching it. The WQE must be in the send queue too (written before the burst): the device
    fetches it from there whenever it cannot use the copy it was given, and when it goes back to
    resend.
+9. Device control (`CAPS.device_control`; a driver may ignore it all: the device comes out of
+   reset enabled and ready). At open, write `DRIVER_VERSION` and read it back (the handshake);
+   to start from a clean device, write `CTRL.reset` and poll `STATUS.ready` first. The sections
+   below give the rules a driver must follow beyond the layouts: reset, enable and quiesce,
+   capabilities, command timeouts and abort, memory ordering, event queue overflow, interrupt
+   moderation (`CAPS.eq_moderation`) and doorbell pages.
 """)
+    for sec in spec.get("section", []):
+        o.append(f"## {sec['title']}")
+        o.append(sec["text"].strip("\n"))
+        o.append("")
     o.append("## BAR0 registers")
-    o.append("| offset | name | access | description |\n|---|---|---|---|")
+    o.append("| offset | name | access | reset | description |\n|---|---|---|---|---|")
     for r in spec["register"]:
         off = hex(r["offset"])
         if "array" in r:
@@ -433,7 +474,20 @@ def gen_md(spec):
             desc += " Words: " + "; ".join(f"+{woff} `{wn}`, {wd}" for wn, woff, wd in r["words"]) + "."
         if r.get("fields"):
             desc += f" [Bit fields](#{r['name'].lower()})."
-        o.append(f"| `{off}` | `{r['name']}` | {r['access']} | {desc} |")
+        o.append(f"| `{off}` | `{r['name']}` | {r['access']} | `{hex(reset_value(r))}` | {desc} |")
+    o.append("")
+    o.append("## Register reset values")
+    o.append("Every register's value after power-on and after a reset (`CTRL.reset`), as the driver")
+    o.append("reads it (a write-only register reads 0). In C++: `dev::reg::<NAME>_RESET`, and")
+    o.append("`dev::reg::kResetValues` for the registers that are not arrays (a test reads each after a")
+    o.append("reset and compares).")
+    o.append("")
+    o.append("| name | offset | reset | fields at reset |\n|---|---|---|---|")
+    for r in spec["register"]:
+        v = reset_value(r)
+        fields = reg_fields(r)
+        fs = ", ".join(f"`{n}` = {(v & field_mask(hi, lo)) >> lo}" for n, hi, lo, _ in fields)
+        o.append(f"| `{r['name']}` | `{hex(r['offset'])}` | `{hex(v)}` | {fs or '—'} |")
     o.append("")
     o.append("## Register bit fields")
     o.append("Bits not in a field are reserved: written as 0 (a write with one set is refused with")
@@ -522,6 +576,8 @@ def main():
         print("device interface: generated files are fresh")
         return 0
     for p, text in outputs.items():
+        if p.exists() and p.read_text() == text:
+            continue  # unchanged: keep its time stamp (no rebuild of what includes it)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
         print("wrote", p.relative_to(ROOT))

@@ -47,6 +47,8 @@ int errno_for(dev::CmdStatus s) {
       return EINVAL;
     case dev::CmdStatus::DMA_ERROR:
       return EIO;
+    case dev::CmdStatus::ABORTED:
+      return ECANCELED;
   }
   return EIO;
 }
@@ -79,6 +81,18 @@ int Driver::open() {
     caps_ = dev::CapsBits::unpack(io_.mmio_read32(dev::reg::CAPS));
     if (!caps_.inline_data) caps_.max_inline_data = 0;
     if (!opts_.wqe_doorbell) caps_.wqe_doorbell = false;
+  }
+  // The driver-version handshake (CAPS.device_control): the device then behaves as the version
+  // the driver speaks, and reads it back if it speaks it too.
+  // A version-1 driver predates it (it never reads CAPS); a user-space provider leaves the
+  // registers to the kernel.
+  if (opts_.handshake && caps_.device_control && !kernel_) {
+    const uint32_t speak = std::min<uint32_t>(opts_.interface, ver);
+    io_.mmio_write32(dev::reg::DRIVER_VERSION, speak);
+    const uint32_t back = io_.mmio_read32(dev::reg::DRIVER_VERSION);
+    if (back != speak)
+      return fail(ENODEV, fmt::format("the device refused driver interface version {} (reads {})",
+                                      speak, back));
   }
   if (kernel_) return 0;  // the kernel owns the command block, the event queue and MSI-X
   cmd_block_ = io_.dma_alloc(dev::kCmdBlockBytes, 64);
@@ -120,6 +134,9 @@ int Driver::exec(dev::CmdOp op, const void* in, size_t in_len, void* out, size_t
     if (co.token == token) break;
     if (!io_.wait_device_write(cmd_block_ + sizeof ci, sizeof co, cmd_timeout_ns_)) {
       uint32_t err = io_.mmio_read32(dev::reg::ERR_CODE);
+      // Ends the command, if the device can, so that it never writes the block later (see
+      // "Command timeouts and abort" in docs/device-interface.md).
+      if (caps_.device_control) io_.mmio_write32(dev::reg::CMD_ABORT, 1);
       return fail(ETIMEDOUT,
                   fmt::format("command {} timed out (device ERR_CODE {})", dev::to_string(op),
                               dev::to_string(static_cast<dev::RegError>(err))));

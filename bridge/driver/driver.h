@@ -123,6 +123,10 @@ struct DriverOptions {
   // device offers it; false rings the 4-byte doorbell and lets the device fetch every WQE (as
   // mlx5's MLX5_SHUT_UP_BF=1 turns BlueFlame off).
   bool wqe_doorbell = true;
+  // Where CAPS.device_control offers it (and `interface` is 2 or more: a version-1 driver never
+  // reads CAPS), open() writes DRIVER_VERSION with the version it speaks (the lower of
+  // `interface` and VERSION) and checks that the device took it.
+  bool handshake = true;
 };
 struct AddressVector {
   uint32_t dest_ipv4 = 0;

@@ -334,9 +334,17 @@ Tick Bridge::pending_write_time(uint64_t addr, uint64_t len) const {
   return kTickNever;
 }
 
+Tick Bridge::writes_done() const {
+  // Posted writes complete in issue order: the last one queued is the last to land.
+  Tick t = std::max(now(), last_msi_);
+  if (pending_head_ < pending_.size()) t = std::max(t, pending_.back()->when);
+  return t;
+}
+
 void Bridge::msi(uint64_t addr, uint32_t data, Tick not_before) {
   ++msis_;
   Tick t = timing_.msi(std::max(now(), not_before));
+  last_msi_ = std::max(last_msi_, t);
   sim_.eq.at(t, [this, addr, data] {
     if (host_) host_->on_msi(addr, data);
   });

@@ -81,6 +81,9 @@ class DmaPort {
                                   Callback release, const PageRef* share = nullptr) = 0;
   // MSI-X message: a 4-byte posted write upstream.
   virtual void msi(uint64_t addr, uint32_t data, Tick not_before) = 0;
+  // The time every DMA write and MSI-X message issued so far is in host memory (now, if none is
+  // in flight): what a device reset waits for before it reports itself complete.
+  virtual Tick writes_done() const = 0;
   void dma_read(uint64_t addr, uint8_t* dst, uint32_t len, Tick not_before, Callback done) {
     SgEntry e{addr, len};
     dma_read(&e, 1, dst, not_before, std::move(done));
@@ -131,6 +134,7 @@ class Bridge final : public DmaPort {
   Tick dma_write_borrowed(const SgEntry* sg, int n, const uint8_t* src, Tick not_before,
                           Callback release, const PageRef* share = nullptr) override;
   void msi(uint64_t addr, uint32_t data, Tick not_before) override;
+  Tick writes_done() const override;
   using DmaPort::dma_read;
   using DmaPort::dma_write;
 
@@ -164,6 +168,7 @@ class Bridge final : public DmaPort {
   void apply_until(Tick t);
   std::vector<Job*> pending_;  // DMA writes in flight, in completion order
   size_t pending_head_ = 0;
+  Tick last_msi_ = 0;  // when the last MSI-X message sent arrives
   Job* get_job();
   Tick queue_write(const SgEntry* sg, int n, const uint8_t* src, Tick not_before, Callback done,
                    Callback release, const PageRef* share);

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstring>
 #include <deque>
+#include <memory>
 
 #include "model/wire/framing.h"
 
@@ -37,8 +38,10 @@ Device::Device(const qp::NicEnv& env, qp::QpTable& t, xlate::MrTable& mrs, qp::C
                                     "shared receive queue (SRQ) doorbells accepted")),
       cq_doorbells_(stats_.counter("cq_doorbells", "count", "CQ doorbells accepted")),
       reg_errors_(
-          stats_.counter("register_errors", "count", "refused register and doorbell writes")) {
-  cmd_buf_.resize(sizeof(dev::CmdIn));
+          stats_.counter("register_errors", "count", "refused register and doorbell writes")),
+      resets_(stats_.counter("resets", "count", "device resets (CTRL.reset)")),
+      command_aborts_(stats_.counter("command_aborts", "count",
+                                     "commands aborted (CMD_ABORT, or a reset) before executing")) {
 }
 
 Device::~Device() { env_.sim.stats.remove(&stats_); }
@@ -62,7 +65,7 @@ uint32_t Device::mmio_read32(uint64_t off) {
     case dev::reg::VERSION:
       return static_cast<uint32_t>(dev::kVersion);
     case dev::reg::CAPS:
-      return caps().pack();
+      return v1() ? 0 : caps().pack();
     case dev::reg::CMD_ADDR_LO:
       return static_cast<uint32_t>(cmd_addr_);
     case dev::reg::CMD_ADDR_HI:
@@ -97,6 +100,22 @@ uint32_t Device::mmio_read32(uint64_t off) {
       return comp_.msix_data;
     case dev::reg::MSIX_CTRL:
       return dev::MsixCtrlBits{comp_.msix_masked}.pack();
+    case dev::reg::CTRL:
+      return dev::CtrlBits{enabled_, resetting_, quiesce_}.pack();
+    case dev::reg::STATUS: {
+      dev::StatusBits s;
+      s.ready = !resetting_;
+      s.enabled = enabled_;
+      s.quiesced = quiesce_ && !resetting_ && !in_flight();
+      s.eq_overrun = comp_.eq_overrun();
+      return s.pack();
+    }
+    case dev::reg::DRIVER_VERSION:
+      return driver_version_;
+    case dev::reg::EQ_MODERATION:
+      return dev::EqModerationBits{comp_.moderation_events(),
+                                   static_cast<uint32_t>(comp_.moderation_period() / kNs)}
+          .pack();
     default:
       return 0;
   }
@@ -107,6 +126,8 @@ dev::CapsBits Device::caps() {
   c.inline_data = true;
   c.wqe_doorbell = true;
   c.srq = true;
+  c.device_control = true;
+  c.eq_moderation = true;
   c.max_inline_data = dev::kMaxSendInline;
   return c;
 }
@@ -118,7 +139,10 @@ bool in_wqe_doorbells(uint64_t off) {
 }  // namespace
 
 void Device::mmio_write(uint64_t off, const uint8_t* data, uint32_t len) {
-  if (in_wqe_doorbells(off)) return wqe_doorbell(off, data, len);
+  if (in_wqe_doorbells(off)) {
+    if (gate_ && !gate(off)) return;
+    return wqe_doorbell(off, data, len);
+  }
   if (len != 4) return reg_error(RegError::WIDTH, off);  // registers take 32-bit writes only
   uint32_t v;
   std::memcpy(&v, data, sizeof v);
@@ -127,6 +151,7 @@ void Device::mmio_write(uint64_t off, const uint8_t* data, uint32_t len) {
 
 void Device::mmio_write32(uint64_t off, uint32_t v) {
   if (off & 3) return reg_error(RegError::WIDTH, off);
+  if (gate_ && !gate(off)) return;  // a reset runs, or the device is disabled
   if (in_wqe_doorbells(off)) {
     uint8_t b[4];
     std::memcpy(b, &v, sizeof b);
@@ -189,6 +214,28 @@ void Device::mmio_write32(uint64_t off, uint32_t v) {
       if (v & dev::MsixCtrlBits::kReservedMask) return reg_error(RegError::BAD_VALUE, off);
       c.msix_masked = dev::MsixCtrlBits::unpack(v).masked;
       return;
+    case dev::reg::CTRL:
+      if (v & dev::CtrlBits::kReservedMask) return reg_error(RegError::BAD_VALUE, off);
+      return write_ctrl(v);
+    case dev::reg::DRIVER_VERSION:
+      if (v < 1 || v > dev::kVersion) {
+        driver_version_ = 0;  // reads back 0: the driver sees its version was refused
+        return reg_error(RegError::BAD_VALUE, off);
+      }
+      driver_version_ = v;
+      RN_LOG(env_.sim, LogCat::kCmd, env_.name, "driver speaks interface version {}", v);
+      return;
+    case dev::reg::CMD_ABORT:
+      return abort_command();
+    case dev::reg::EQ_MODERATION: {
+      using B = dev::EqModerationBits;
+      const B b = B::unpack(v);
+      if ((v & B::kReservedMask) || (b.max_events > 1 && b.period == 0))
+        return reg_error(RegError::BAD_VALUE, off);
+      c.set_moderation(b.max_events, Tick(b.period) * kNs);
+      return;
+    }
+    case dev::reg::STATUS:
     case dev::reg::ID:
     case dev::reg::VERSION:
     case dev::reg::CAPS:
@@ -218,12 +265,14 @@ void Device::qp_doorbell(uint64_t off, uint32_t v) {
     if (pi - q->rq.ci > q->rq_size()) return reg_error(RegError::DB_RANGE, off);
     ++rq_doorbells_;
     RN_LOG(env_.sim, LogCat::kDoorbell, env_.name, "qp {} RQ doorbell pi {}", qpn, pi);
+    if (quiesce_) return hold(HeldKind::kRq, qpn, q->epoch, pi);
     qps_.rq_doorbell(*q, pi);
   } else {
     uint32_t pi = 0;
     if (!sq_producer(*q, low, off, &pi)) return;
     ++sq_doorbells_;
     RN_LOG(env_.sim, LogCat::kDoorbell, env_.name, "qp {} SQ doorbell pi {}", qpn, pi);
+    if (quiesce_) return hold(HeldKind::kSq, qpn, q->epoch, pi);
     qps_.sq_doorbell(*q, pi);
   }
 }
@@ -244,6 +293,7 @@ bool Device::sq_producer(qp::QpCtx& q, uint32_t low, uint64_t off, uint32_t* pi)
 }
 
 void Device::wqe_doorbell(uint64_t off, const uint8_t* data, uint32_t len) {
+  if (v1()) return reg_error(RegError::BAD_OFFSET, off);  // no WQE_DOORBELL in version 1
   const uint64_t rel = off - dev::kWqeDbBase;
   if (rel % dev::kWqeDbStride) return reg_error(RegError::BAD_OFFSET, off);
   if (len % 4 || len < sizeof(dev::SendWqe) || len > dev::kWqeDbStride)
@@ -268,10 +318,13 @@ void Device::wqe_doorbell(uint64_t off, const uint8_t* data, uint32_t len) {
   ++wqe_doorbells_;
   RN_LOG(env_.sim, LogCat::kDoorbell, env_.name, "qp {} WQE doorbell pi {} ({} bytes)", qpn, pi,
          len);
+  // Quiesced: held as an SQ doorbell; the WQE is fetched from the send queue once released.
+  if (quiesce_) return hold(HeldKind::kSq, qpn, q->epoch, pi);
   qps_.sq_doorbell_wqe(*q, pi, data, len);
 }
 
 void Device::srq_doorbell(uint64_t off, uint32_t v) {
+  if (v1()) return reg_error(RegError::BAD_OFFSET, off);  // no SRQs in version 1
   const uint64_t rel = off - dev::kSrqDbBase;
   if (rel % dev::kSrqDbStride) return reg_error(RegError::BAD_OFFSET, off);
   const uint32_t srqn = static_cast<uint32_t>(rel / dev::kSrqDbStride);
@@ -283,6 +336,7 @@ void Device::srq_doorbell(uint64_t off, uint32_t v) {
   if (pi - s->taken > s->size()) return reg_error(RegError::DB_RANGE, off);
   ++srq_doorbells_;
   RN_LOG(env_.sim, LogCat::kDoorbell, env_.name, "SRQ {} doorbell pi {}", srqn, pi);
+  if (quiesce_) return hold(HeldKind::kSrq, srqn, s->epoch, pi);
   qps_.srq_doorbell(*s, pi);
 }
 
@@ -316,32 +370,44 @@ void Device::start_command(uint32_t token) {
   if (!pcie::in_address_space(cmd_addr_, dev::kCmdBlockBytes))
     return reg_error(RegError::ADDR_RANGE, dev::reg::CMD_DOORBELL);
   cmd_busy_ = true;
+  cmd_out_issued_ = false;
   cmd_last_token_ = token;
   uint64_t addr = cmd_addr_;
-  dma_.dma_read(addr, cmd_buf_.data(), sizeof(dev::CmdIn), now(), [this, addr, token] {
-    dev::CmdIn& in = cmd_in_;
-    std::memcpy(&in, cmd_buf_.data(), sizeof in);
-    in.token = token;
-    mr_pages_.clear();
-    mr_pages_.shrink_to_fit();  // a page list is handed to its region, never kept here
-    if (in.opcode == static_cast<uint16_t>(dev::CmdOp::CREATE_MR)) {
-      dev::CreateMrIn a;
-      std::memcpy(&a, in.args, sizeof a);
-      // The page list is read only once everything else about the region checks out: its length
-      // then follows from the region, and execute() finds the list complete.
-      if (check_mr(a).status == CmdStatus::OK) {
-        mr_pages_.resize(a.n_pages);
-        dma_.dma_read(a.mtt_addr, reinterpret_cast<uint8_t*>(mr_pages_.data()), a.n_pages * 8u,
-                      now(), [this, addr] { finish_command(addr); });
-        return;
-      }
-    }
-    finish_command(addr);
-  });
+  const uint64_t gen = ++cmd_gen_;
+  // The DMA lands in a buffer of this command's own: an aborted command's read may land late.
+  auto buf = std::make_shared<dev::CmdIn>();
+  dma_.dma_read(
+      addr, reinterpret_cast<uint8_t*>(buf.get()), sizeof(dev::CmdIn), now(),
+      [this, addr, token, gen, buf] {
+        if (gen != cmd_gen_) return;  // aborted (CMD_ABORT or a reset)
+        dev::CmdIn& in = cmd_in_;
+        in = *buf;
+        in.token = token;
+        mr_pages_.clear();
+        mr_pages_.shrink_to_fit();  // a page list is handed to its region, never kept here
+        if (in.opcode == static_cast<uint16_t>(dev::CmdOp::CREATE_MR)) {
+          dev::CreateMrIn a;
+          std::memcpy(&a, in.args, sizeof a);
+          // The page list is read only once everything else about the region checks out: its length
+          // then follows from the region, and execute() finds the list complete.
+          if (check_mr(a).status == CmdStatus::OK) {
+            auto pages = std::make_shared<std::vector<uint64_t>>(a.n_pages);
+            dma_.dma_read(a.mtt_addr, reinterpret_cast<uint8_t*>(pages->data()), a.n_pages * 8u,
+                          now(), [this, addr, gen, pages] {
+                            if (gen != cmd_gen_) return;
+                            mr_pages_ = std::move(*pages);
+                            finish_command(addr, gen);
+                          });
+            return;
+          }
+        }
+        finish_command(addr, gen);
+      });
 }
 
-void Device::finish_command(uint64_t addr) {
-  env_.sim.eq.after(env_.params.cmd_latency, [this, addr] {
+void Device::finish_command(uint64_t addr, uint64_t gen) {
+  env_.sim.eq.after(env_.params.cmd_latency, [this, addr, gen] {
+    if (gen != cmd_gen_) return;  // aborted while it waited
     const dev::CmdIn& in = cmd_in_;
     dev::CmdOut out{};
     Result r = execute(in, &out);
@@ -354,8 +420,11 @@ void Device::finish_command(uint64_t addr) {
     RN_LOG(env_.sim, LogCat::kCmd, env_.name, "command {} -> {} (syndrome {})",
            dev::to_string(static_cast<dev::CmdOp>(in.opcode)), dev::to_string(r.status),
            r.syndrome);
+    cmd_out_issued_ = true;
     dma_.dma_write(addr + sizeof(dev::CmdIn), reinterpret_cast<const uint8_t*>(&out), sizeof out,
-                   now(), [this] { cmd_busy_ = false; });
+                   now(), [this, gen] {
+                     if (gen == cmd_gen_) cmd_busy_ = false;
+                   });
   });
 }
 
@@ -366,11 +435,15 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
     std::memcpy(out->result, &r, sizeof r);
   };
   const auto& p = env_.params;
-  switch (static_cast<dev::CmdOp>(in.opcode)) {
+  const auto op = static_cast<dev::CmdOp>(in.opcode);
+  if (v1() && (op == dev::CmdOp::CREATE_SRQ || op == dev::CmdOp::MODIFY_SRQ ||
+               op == dev::CmdOp::QUERY_SRQ || op == dev::CmdOp::DESTROY_SRQ))
+    return {CmdStatus::BAD_OPCODE, static_cast<uint32_t>(offsetof(dev::CmdIn, opcode))};
+  switch (op) {
     case dev::CmdOp::QUERY_DEVICE: {
       dev::QueryDeviceIn a;
       arg(&a);
-      if (a.page == 1) {
+      if (a.page == 1 && !v1()) {
         dev::QueryDeviceSrqOut r{};
         r.max_srq = p.max_srqs;
         r.max_srq_wr = max_srq_wr();
@@ -466,9 +539,13 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
     case dev::CmdOp::CREATE_QP: {
       dev::CreateQpIn a;
       arg(&a);
+      if (v1() && a.srqn != 0) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(dev::CreateQpIn, srqn)};
       dev::CreateQpOut r{};
       Result res = qps_.create(a, &r.qpn);
-      if (res.status == CmdStatus::OK) result(r);
+      if (res.status == CmdStatus::OK) {
+        t_.qp(r.qpn)->no_inline = v1();
+        result(r);
+      }
       return res;
     }
     case dev::CmdOp::MODIFY_QP: {
@@ -659,6 +736,141 @@ Device::Result Device::modify_srq(const dev::ModifySrqIn& a) {
   if (a.limit == 0 || a.limit > s->size()) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, limit)};
   s->limit = a.limit;
   return {};
+}
+
+}  // namespace rn::device
+
+namespace rn::device {
+
+bool Device::gate(uint64_t off) {
+  if (resetting_) {
+    if (off == dev::reg::CTRL) return true;
+    reg_error(RegError::NOT_READY, off);
+    return false;
+  }
+  // Disabled: no new work (CQ and EQ doorbells only move consumer indices and arm).
+  const bool work =
+      off == dev::reg::CMD_DOORBELL ||
+      (off >= dev::kQpDbBase && off < dev::kQpDbBase + dev::kMaxQpDoorbells * dev::kQpDbStride) ||
+      (off >= dev::kSrqDbBase &&
+       off < dev::kSrqDbBase + dev::kMaxSrqDoorbells * dev::kSrqDbStride) ||
+      in_wqe_doorbells(off);
+  if (!enabled_ && work) {
+    reg_error(RegError::NOT_ENABLED, off);
+    return false;
+  }
+  return true;
+}
+
+void Device::write_ctrl(uint32_t v) {
+  const auto b = dev::CtrlBits::unpack(v);
+  if (b.reset) return start_reset();
+  enabled_ = b.enable;
+  update_gate();
+  set_quiesce(b.quiesce);
+}
+
+void Device::set_quiesce(bool on) {
+  if (quiesce_ == on) return;
+  quiesce_ = on;
+  RN_LOG(env_.sim, LogCat::kCmd, env_.name, "quiesce {} ({} doorbells held)", on ? "on" : "off",
+         held_.size());
+  if (on) return;
+  // Released: each held doorbell takes effect, in the order it came (a queue reset or destroyed
+  // since has a new epoch or none: its doorbell is dropped; one behind an index already taken,
+  // as a later doorbell of a confused driver may be, is dropped too).
+  std::vector<Held> held;
+  held.swap(held_);
+  auto ahead = [](uint32_t pi, uint32_t cur) { return static_cast<int32_t>(pi - cur) > 0; };
+  for (const Held& h : held) {
+    if (h.kind == HeldKind::kSrq) {
+      qp::SrqCtx* s = t_.srq(h.num);
+      if (s && s->epoch == h.epoch && ahead(h.pi, s->pi)) qps_.srq_doorbell(*s, h.pi);
+      continue;
+    }
+    qp::QpCtx* q = t_.qp(h.num);
+    if (!q || q->epoch != h.epoch) continue;
+    if (h.kind == HeldKind::kSq) {
+      if (ahead(h.pi, q->sq.pi)) qps_.sq_doorbell(*q, h.pi);
+    } else if (ahead(h.pi, q->rq.pi)) {
+      qps_.rq_doorbell(*q, h.pi);
+    }
+  }
+}
+
+bool Device::in_flight() const {
+  if (cmd_busy_ || dma_.writes_done() > now()) return true;
+  for (const auto& q : t_.qps)
+    if (q && q->valid && (q->sq.done != q->sq.pi || q->rs.reads_queued != 0)) return true;
+  return false;
+}
+
+void Device::abort_command() {
+  if (!cmd_busy_ || cmd_out_issued_) return;  // nothing to abort, or too late: it completes
+  ++cmd_gen_;                                 // its callbacks still to come do nothing
+  cmd_busy_ = false;
+  cmd_last_status_ = static_cast<uint32_t>(CmdStatus::ABORTED);
+  mr_pages_.clear();
+  ++command_aborts_;
+  RN_LOG(env_.sim, LogCat::kCmd, env_.name, "command (token {:#x}) aborted", cmd_last_token_);
+}
+
+void Device::start_reset() {
+  ++resets_;
+  RN_LOG(env_.sim, LogCat::kCmd, env_.name, "device reset");
+  // The command processor: a running command is abandoned (its CmdOut is never written, unless
+  // that write was already issued: it lands before the reset completes).
+  if (cmd_busy_ && !cmd_out_issued_) ++command_aborts_;
+  ++cmd_gen_;
+  cmd_busy_ = cmd_out_issued_ = false;
+  cmd_addr_ = 0;
+  cmd_last_status_ = cmd_last_token_ = 0;
+  mr_pages_.clear();
+  held_.clear();
+  quiesce_ = false;
+  enabled_ = true;
+  driver_version_ = 0;
+  // Every object, QPs first (they hold their CQs, SRQs and PDs). Each goes as its DESTROY
+  // command would take it, whatever it is doing: its epoch makes the callbacks in flight for it
+  // stale, so nothing more is fetched, sent or written for it.
+  for (uint32_t n = 0; n < t_.qps.size(); ++n)
+    if (t_.qp(n)) qps_.destroy(n);
+  for (uint32_t n = 0; n < t_.srqs.size(); ++n) {
+    if (qp::SrqCtx* s = t_.srq(n)) {
+      t_.pd_users[s->pdn]--;
+      *s = qp::SrqCtx{};
+      free_srqs_.push_back(n);
+    }
+  }
+  for (uint32_t n = 0; n < t_.cqs.size(); ++n) {
+    if (t_.cq(n)) {
+      t_.cqs[n] = qp::CqCtx{};
+      free_cqs_.push_back(n);
+    }
+  }
+  mrs_.remove_all();
+  for (uint32_t n = 1; n < t_.pds.size(); ++n) {
+    if (t_.pds[n]) {
+      t_.pds[n] = false;
+      free_pds_.push_back(n);
+    }
+    t_.pd_users[n] = 0;
+  }
+  // The event queue, MSI-X, moderation and error registers.
+  comp_.reset();
+  eq_addr_lo_ = eq_addr_hi_ = 0;
+  err_code_ = err_info_ = err_count_ = 0;
+  // Complete once every DMA write issued before now is in host memory, and no sooner than
+  // nic.reset_latency: nothing the device does from now on writes host memory for what it had.
+  resetting_ = true;
+  update_gate();
+  const uint32_t gen = ++reset_gen_;
+  env_.sim.eq.at(std::max(now() + env_.params.reset_latency, dma_.writes_done()), [this, gen] {
+    if (gen != reset_gen_) return;  // reset again meanwhile: that one completes
+    resetting_ = false;
+    update_gate();
+    RN_LOG(env_.sim, LogCat::kCmd, env_.name, "device reset complete");
+  });
 }
 
 }  // namespace rn::device

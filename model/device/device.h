@@ -38,7 +38,30 @@ class Device : public pcie::MmioTarget {
   void cq_doorbell(uint64_t offset, uint32_t value);
   void srq_doorbell(uint64_t offset, uint32_t value);
   void start_command(uint32_t token);
-  void finish_command(uint64_t addr);
+  void finish_command(uint64_t addr, uint64_t gen);
+  // Device control (CAPS.device_control): CTRL, STATUS, CMD_ABORT, DRIVER_VERSION.
+  // A write while a reset runs or the device is disabled: false if refused (the slow path: only
+  // taken while gate_ is set).
+  bool gate(uint64_t offset);
+  void update_gate() { gate_ = resetting_ || !enabled_; }
+  void write_ctrl(uint32_t value);
+  void start_reset();
+  // CMD_ABORT: ends the running command unless its output is already on its way.
+  void abort_command();
+  void set_quiesce(bool on);
+  // Work the device has taken and not finished (STATUS.quiesced): a command, a send WQE not
+  // completed, a READ or atomic response owed, a DMA write not yet in host memory.
+  bool in_flight() const;
+  // A doorbell accepted while quiesced: applied when quiesce is cleared.
+  enum class HeldKind : uint8_t { kSq, kRq, kSrq };
+  struct Held {
+    HeldKind kind;
+    uint32_t num, epoch, pi;
+  };
+  void hold(HeldKind kind, uint32_t num, uint32_t epoch, uint32_t pi) {
+    held_.push_back({kind, num, epoch, pi});
+  }
+  bool v1() const { return driver_version_ == 1; }  // DRIVER_VERSION 1: the version-1 device
   Result execute(const dev::CmdIn& in, dev::CmdOut* out);
   // Every check of a CREATE_MR but the page list's contents (read only once these pass).
   Result check_mr(const dev::CreateMrIn& a) const;
@@ -58,10 +81,18 @@ class Device : public pcie::MmioTarget {
   uint64_t max_mr_size_;
   uint64_t cmd_addr_ = 0;
   bool cmd_busy_ = false;
+  bool cmd_out_issued_ = false;  // the running command's CmdOut write is issued: too late to abort
+  uint64_t cmd_gen_ = 0;         // renewed per command, abort and reset: older callbacks are stale
+  bool gate_ = false;            // resetting_ or disabled: writes take the slow path (gate())
+  bool resetting_ = false;       // a reset runs: STATUS.ready 0
+  bool enabled_ = true;          // CTRL.enable
+  bool quiesce_ = false;         // CTRL.quiesce
+  uint32_t reset_gen_ = 0;
+  uint32_t driver_version_ = 0;  // DRIVER_VERSION (0: no handshake)
+  std::vector<Held> held_;       // doorbells held while quiesced, in arrival order
   uint32_t cmd_last_status_ = 0, cmd_last_token_ = 0;
   uint32_t eq_addr_lo_ = 0, eq_addr_hi_ = 0;
   uint32_t err_code_ = 0, err_info_ = 0, err_count_ = 0;
-  std::vector<uint8_t> cmd_buf_;
   dev::CmdIn cmd_in_{};             // the command being executed (one at a time)
   std::vector<uint64_t> mr_pages_;  // the page list of the CREATE_MR being executed
   // Numbers freed by DESTROY_PD and DESTROY_CQ, oldest first: creation takes one in O(1).
@@ -77,6 +108,8 @@ class Device : public pcie::MmioTarget {
   uint64_t& srq_doorbells_;
   uint64_t& cq_doorbells_;
   uint64_t& reg_errors_;
+  uint64_t& resets_;
+  uint64_t& command_aborts_;
 };
 
 }  // namespace rn::device

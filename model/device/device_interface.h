@@ -50,6 +50,11 @@ constexpr uint64_t MSIX_ADDR_LO = 0x40;       // RW
 constexpr uint64_t MSIX_ADDR_HI = 0x44;       // RW
 constexpr uint64_t MSIX_DATA = 0x48;          // RW
 constexpr uint64_t MSIX_CTRL = 0x4c;          // RW
+constexpr uint64_t CTRL = 0x50;               // RW
+constexpr uint64_t STATUS = 0x54;             // RO
+constexpr uint64_t DRIVER_VERSION = 0x58;     // RW
+constexpr uint64_t CMD_ABORT = 0x5c;          // WO
+constexpr uint64_t EQ_MODERATION = 0x60;      // RW
 constexpr uint64_t QP_DOORBELL = 0x100000;    // WO
 constexpr uint64_t CQ_DOORBELL = 0x200000;    // WO
 constexpr uint64_t SRQ_DOORBELL = 0x300000;   // WO
@@ -58,6 +63,66 @@ constexpr uint64_t WQE_DOORBELL = 0x2000000;  // WO
 constexpr uint64_t QP_DOORBELL_SQ_WORD = 0;
 // Byte offset of the RQ word in each QP_DOORBELL element: receive queue doorbell.
 constexpr uint64_t QP_DOORBELL_RQ_WORD = 4;
+// Each register's value after power-on and after a reset (CTRL.reset), as read (a
+// write-only register reads 0; an array's every element).
+constexpr uint32_t ID_RESET = 0x524e4943;
+constexpr uint32_t VERSION_RESET = 0x2;
+constexpr uint32_t CAPS_RESET = 0x1e0001f;
+constexpr uint32_t CMD_ADDR_LO_RESET = 0x0;
+constexpr uint32_t CMD_ADDR_HI_RESET = 0x0;
+constexpr uint32_t CMD_DOORBELL_RESET = 0x0;
+constexpr uint32_t CMD_STATUS_RESET = 0x0;
+constexpr uint32_t EQ_ADDR_LO_RESET = 0x0;
+constexpr uint32_t EQ_ADDR_HI_RESET = 0x0;
+constexpr uint32_t EQ_LOG_SIZE_RESET = 0x0;
+constexpr uint32_t EQ_DOORBELL_RESET = 0x0;
+constexpr uint32_t ERR_CODE_RESET = 0x0;
+constexpr uint32_t ERR_INFO_RESET = 0x0;
+constexpr uint32_t ERR_COUNT_RESET = 0x0;
+constexpr uint32_t MSIX_ADDR_LO_RESET = 0x0;
+constexpr uint32_t MSIX_ADDR_HI_RESET = 0x0;
+constexpr uint32_t MSIX_DATA_RESET = 0x0;
+constexpr uint32_t MSIX_CTRL_RESET = 0x1;
+constexpr uint32_t CTRL_RESET = 0x1;
+constexpr uint32_t STATUS_RESET = 0x3;
+constexpr uint32_t DRIVER_VERSION_RESET = 0x0;
+constexpr uint32_t CMD_ABORT_RESET = 0x0;
+constexpr uint32_t EQ_MODERATION_RESET = 0x0;
+constexpr uint32_t QP_DOORBELL_RESET = 0x0;
+constexpr uint32_t CQ_DOORBELL_RESET = 0x0;
+constexpr uint32_t SRQ_DOORBELL_RESET = 0x0;
+constexpr uint32_t WQE_DOORBELL_RESET = 0x0;
+// The registers that are not arrays, with their reset values: for a reset test.
+struct ResetValue {
+  uint64_t offset;
+  uint32_t value;
+  const char* name;
+};
+inline constexpr ResetValue kResetValues[] = {
+    {ID, ID_RESET, "ID"},
+    {VERSION, VERSION_RESET, "VERSION"},
+    {CAPS, CAPS_RESET, "CAPS"},
+    {CMD_ADDR_LO, CMD_ADDR_LO_RESET, "CMD_ADDR_LO"},
+    {CMD_ADDR_HI, CMD_ADDR_HI_RESET, "CMD_ADDR_HI"},
+    {CMD_DOORBELL, CMD_DOORBELL_RESET, "CMD_DOORBELL"},
+    {CMD_STATUS, CMD_STATUS_RESET, "CMD_STATUS"},
+    {EQ_ADDR_LO, EQ_ADDR_LO_RESET, "EQ_ADDR_LO"},
+    {EQ_ADDR_HI, EQ_ADDR_HI_RESET, "EQ_ADDR_HI"},
+    {EQ_LOG_SIZE, EQ_LOG_SIZE_RESET, "EQ_LOG_SIZE"},
+    {EQ_DOORBELL, EQ_DOORBELL_RESET, "EQ_DOORBELL"},
+    {ERR_CODE, ERR_CODE_RESET, "ERR_CODE"},
+    {ERR_INFO, ERR_INFO_RESET, "ERR_INFO"},
+    {ERR_COUNT, ERR_COUNT_RESET, "ERR_COUNT"},
+    {MSIX_ADDR_LO, MSIX_ADDR_LO_RESET, "MSIX_ADDR_LO"},
+    {MSIX_ADDR_HI, MSIX_ADDR_HI_RESET, "MSIX_ADDR_HI"},
+    {MSIX_DATA, MSIX_DATA_RESET, "MSIX_DATA"},
+    {MSIX_CTRL, MSIX_CTRL_RESET, "MSIX_CTRL"},
+    {CTRL, CTRL_RESET, "CTRL"},
+    {STATUS, STATUS_RESET, "STATUS"},
+    {DRIVER_VERSION, DRIVER_VERSION_RESET, "DRIVER_VERSION"},
+    {CMD_ABORT, CMD_ABORT_RESET, "CMD_ABORT"},
+    {EQ_MODERATION, EQ_MODERATION_RESET, "EQ_MODERATION"},
+};
 }  // namespace reg
 
 // Register bit fields (docs/device-interface.md, "Register bit fields").
@@ -72,6 +137,11 @@ struct CapsBits {
   // bit 2: shared receive queues: CREATE_SRQ, MODIFY_SRQ, QUERY_SRQ, DESTROY_SRQ, SRQ_DOORBELL,
   // CreateQpIn.srqn, and the events SRQ_LIMIT_REACHED and QP_LAST_WQE_REACHED
   bool srq = false;
+  // bit 3: device control: CTRL (enable, reset, quiesce), STATUS, CMD_ABORT and the DRIVER_VERSION
+  // handshake
+  bool device_control = false;
+  // bit 4: interrupt moderation: EQ_MODERATION
+  bool eq_moderation = false;
   // bits 31:16: the most payload bytes a send WQE may carry inline (also bounded by its QP's WQE
   // stride: 2^sq_wqe_shift - 32); 0 without inline_data
   uint32_t max_inline_data = 0;
@@ -88,13 +158,21 @@ struct CapsBits {
   static constexpr uint32_t kSrqWidth = 1;
   static constexpr uint32_t kSrqMax = 0x1;   // largest value
   static constexpr uint32_t kSrqMask = 0x4;  // in the register
+  static constexpr uint32_t kDeviceControlShift = 3;
+  static constexpr uint32_t kDeviceControlWidth = 1;
+  static constexpr uint32_t kDeviceControlMax = 0x1;   // largest value
+  static constexpr uint32_t kDeviceControlMask = 0x8;  // in the register
+  static constexpr uint32_t kEqModerationShift = 4;
+  static constexpr uint32_t kEqModerationWidth = 1;
+  static constexpr uint32_t kEqModerationMax = 0x1;    // largest value
+  static constexpr uint32_t kEqModerationMask = 0x10;  // in the register
   static constexpr uint32_t kMaxInlineDataShift = 16;
   static constexpr uint32_t kMaxInlineDataWidth = 16;
   static constexpr uint32_t kMaxInlineDataMax = 0xffff;       // largest value
   static constexpr uint32_t kMaxInlineDataMask = 0xffff0000;  // in the register
-  static constexpr uint32_t kFieldsMask = 0xffff0007;
+  static constexpr uint32_t kFieldsMask = 0xffff001f;
   // Reserved bits: written as 0 (a write with one set is refused), read as 0.
-  static constexpr uint32_t kReservedMask = 0xfff8;
+  static constexpr uint32_t kReservedMask = 0xffe0;
 
   // Every field of a register value; reserved bits are ignored (test kReservedMask).
   static constexpr CapsBits unpack(uint32_t v) {
@@ -102,6 +180,8 @@ struct CapsBits {
     b.inline_data = (v & kInlineDataMask) != 0;
     b.wqe_doorbell = (v & kWqeDoorbellMask) != 0;
     b.srq = (v & kSrqMask) != 0;
+    b.device_control = (v & kDeviceControlMask) != 0;
+    b.eq_moderation = (v & kEqModerationMask) != 0;
     b.max_inline_data = (v & kMaxInlineDataMask) >> kMaxInlineDataShift;
     return b;
   }
@@ -109,10 +189,13 @@ struct CapsBits {
   // width); reserved bits are 0.
   constexpr uint32_t pack() const {
     return (inline_data ? kInlineDataMask : 0u) | (wqe_doorbell ? kWqeDoorbellMask : 0u) |
-           (srq ? kSrqMask : 0u) | ((max_inline_data << kMaxInlineDataShift) & kMaxInlineDataMask);
+           (srq ? kSrqMask : 0u) | (device_control ? kDeviceControlMask : 0u) |
+           (eq_moderation ? kEqModerationMask : 0u) |
+           ((max_inline_data << kMaxInlineDataShift) & kMaxInlineDataMask);
   }
   friend constexpr bool operator==(const CapsBits& a, const CapsBits& b) {
     return a.inline_data == b.inline_data && a.wqe_doorbell == b.wqe_doorbell && a.srq == b.srq &&
+           a.device_control == b.device_control && a.eq_moderation == b.eq_moderation &&
            a.max_inline_data == b.max_inline_data;
   }
   friend constexpr bool operator!=(const CapsBits& a, const CapsBits& b) { return !(a == b); }
@@ -123,7 +206,8 @@ static_assert(CapsBits::unpack(0xffffffffu).pack() == CapsBits::kFieldsMask, "Ca
 struct CmdStatusBits {
   // bit 0: a command is running
   bool busy = false;
-  // bits 15:8: CmdStatus of the last command
+  // bits 15:8: CmdStatus of the last command (ABORTED: it was aborted and had no effect; its CmdOut
+  // is never written)
   uint32_t status = 0;
   // bits 31:16: low 16 bits of the last command's token
   uint32_t token = 0;
@@ -336,6 +420,157 @@ struct MsixCtrlBits {
 static_assert(MsixCtrlBits::unpack(0xffffffffu).pack() == MsixCtrlBits::kFieldsMask,
               "MsixCtrlBits fields");
 
+// CTRL (RW) bit fields.
+struct CtrlBits {
+  // bit 0: 1: the device takes doorbells and commands (the reset value, so that a driver that never
+  // writes CTRL works as before). 0: QP, WQE and SRQ doorbells and CMD_DOORBELL are refused
+  // (NOT_ENABLED); CQ and EQ doorbells (consumer indices, arming) are still taken, and work already
+  // taken goes on (quiesce first to wait for it)
+  bool enable = false;
+  // bit 1: write 1: reset the device. Reads 1 until the reset completes (self-clearing), then 0
+  bool reset = false;
+  // bit 2: 1: the device stops taking new work: QP, WQE, SRQ doorbells are held (accepted, checked
+  // as usual, not acted on: no WQE behind them is fetched) until quiesce is written 0, when they
+  // take effect; what it had taken before finishes. STATUS.quiesced tells when nothing is in flight
+  bool quiesce = false;
+
+  static constexpr uint32_t kEnableShift = 0;
+  static constexpr uint32_t kEnableWidth = 1;
+  static constexpr uint32_t kEnableMax = 0x1;   // largest value
+  static constexpr uint32_t kEnableMask = 0x1;  // in the register
+  static constexpr uint32_t kResetShift = 1;
+  static constexpr uint32_t kResetWidth = 1;
+  static constexpr uint32_t kResetMax = 0x1;   // largest value
+  static constexpr uint32_t kResetMask = 0x2;  // in the register
+  static constexpr uint32_t kQuiesceShift = 2;
+  static constexpr uint32_t kQuiesceWidth = 1;
+  static constexpr uint32_t kQuiesceMax = 0x1;   // largest value
+  static constexpr uint32_t kQuiesceMask = 0x4;  // in the register
+  static constexpr uint32_t kFieldsMask = 0x7;
+  // Reserved bits: written as 0 (a write with one set is refused), read as 0.
+  static constexpr uint32_t kReservedMask = 0xfffffff8;
+
+  // Every field of a register value; reserved bits are ignored (test kReservedMask).
+  static constexpr CtrlBits unpack(uint32_t v) {
+    CtrlBits b{};
+    b.enable = (v & kEnableMask) != 0;
+    b.reset = (v & kResetMask) != 0;
+    b.quiesce = (v & kQuiesceMask) != 0;
+    return b;
+  }
+  // The register value; each field keeps its low bits (an index is written modulo its
+  // width); reserved bits are 0.
+  constexpr uint32_t pack() const {
+    return (enable ? kEnableMask : 0u) | (reset ? kResetMask : 0u) | (quiesce ? kQuiesceMask : 0u);
+  }
+  friend constexpr bool operator==(const CtrlBits& a, const CtrlBits& b) {
+    return a.enable == b.enable && a.reset == b.reset && a.quiesce == b.quiesce;
+  }
+  friend constexpr bool operator!=(const CtrlBits& a, const CtrlBits& b) { return !(a == b); }
+};
+static_assert(CtrlBits::unpack(0xffffffffu).pack() == CtrlBits::kFieldsMask, "CtrlBits fields");
+
+// STATUS (RO) bit fields.
+struct StatusBits {
+  // bit 0: the device is out of reset: 0 from a CTRL.reset write until the reset completes (see
+  // Device reset)
+  bool ready = false;
+  // bit 1: CTRL.enable
+  bool enabled = false;
+  // bit 2: CTRL.quiesce is set and nothing is in flight: no send WQE taken and not completed, no
+  // command running, no DMA write issued and not yet in host memory
+  bool quiesced = false;
+  // bit 3: an event was dropped because the event queue was full or not set up (see Event queue
+  // overflow). Sticky: cleared by writing EQ_LOG_SIZE (which restarts the event queue) and by a
+  // reset
+  bool eq_overrun = false;
+
+  static constexpr uint32_t kReadyShift = 0;
+  static constexpr uint32_t kReadyWidth = 1;
+  static constexpr uint32_t kReadyMax = 0x1;   // largest value
+  static constexpr uint32_t kReadyMask = 0x1;  // in the register
+  static constexpr uint32_t kEnabledShift = 1;
+  static constexpr uint32_t kEnabledWidth = 1;
+  static constexpr uint32_t kEnabledMax = 0x1;   // largest value
+  static constexpr uint32_t kEnabledMask = 0x2;  // in the register
+  static constexpr uint32_t kQuiescedShift = 2;
+  static constexpr uint32_t kQuiescedWidth = 1;
+  static constexpr uint32_t kQuiescedMax = 0x1;   // largest value
+  static constexpr uint32_t kQuiescedMask = 0x4;  // in the register
+  static constexpr uint32_t kEqOverrunShift = 3;
+  static constexpr uint32_t kEqOverrunWidth = 1;
+  static constexpr uint32_t kEqOverrunMax = 0x1;   // largest value
+  static constexpr uint32_t kEqOverrunMask = 0x8;  // in the register
+  static constexpr uint32_t kFieldsMask = 0xf;
+  // Reserved bits: written as 0 (a write with one set is refused), read as 0.
+  static constexpr uint32_t kReservedMask = 0xfffffff0;
+
+  // Every field of a register value; reserved bits are ignored (test kReservedMask).
+  static constexpr StatusBits unpack(uint32_t v) {
+    StatusBits b{};
+    b.ready = (v & kReadyMask) != 0;
+    b.enabled = (v & kEnabledMask) != 0;
+    b.quiesced = (v & kQuiescedMask) != 0;
+    b.eq_overrun = (v & kEqOverrunMask) != 0;
+    return b;
+  }
+  // The register value; each field keeps its low bits (an index is written modulo its
+  // width); reserved bits are 0.
+  constexpr uint32_t pack() const {
+    return (ready ? kReadyMask : 0u) | (enabled ? kEnabledMask : 0u) |
+           (quiesced ? kQuiescedMask : 0u) | (eq_overrun ? kEqOverrunMask : 0u);
+  }
+  friend constexpr bool operator==(const StatusBits& a, const StatusBits& b) {
+    return a.ready == b.ready && a.enabled == b.enabled && a.quiesced == b.quiesced &&
+           a.eq_overrun == b.eq_overrun;
+  }
+  friend constexpr bool operator!=(const StatusBits& a, const StatusBits& b) { return !(a == b); }
+};
+static_assert(StatusBits::unpack(0xffffffffu).pack() == StatusBits::kFieldsMask,
+              "StatusBits fields");
+
+// EQ_MODERATION (RW) bit fields.
+struct EqModerationBits {
+  // bits 7:0: events per interrupt: 0 or 1 interrupt at the first event
+  uint32_t max_events = 0;
+  // bits 31:8: ns an event may wait for its interrupt (0: no timer)
+  uint32_t period = 0;
+
+  static constexpr uint32_t kMaxEventsShift = 0;
+  static constexpr uint32_t kMaxEventsWidth = 8;
+  static constexpr uint32_t kMaxEventsMax = 0xff;   // largest value
+  static constexpr uint32_t kMaxEventsMask = 0xff;  // in the register
+  static constexpr uint32_t kPeriodShift = 8;
+  static constexpr uint32_t kPeriodWidth = 24;
+  static constexpr uint32_t kPeriodMax = 0xffffff;     // largest value
+  static constexpr uint32_t kPeriodMask = 0xffffff00;  // in the register
+  static constexpr uint32_t kFieldsMask = 0xffffffff;
+  // Reserved bits: written as 0 (a write with one set is refused), read as 0.
+  static constexpr uint32_t kReservedMask = 0x0;
+
+  // Every field of a register value; reserved bits are ignored (test kReservedMask).
+  static constexpr EqModerationBits unpack(uint32_t v) {
+    EqModerationBits b{};
+    b.max_events = (v & kMaxEventsMask) >> kMaxEventsShift;
+    b.period = (v & kPeriodMask) >> kPeriodShift;
+    return b;
+  }
+  // The register value; each field keeps its low bits (an index is written modulo its
+  // width); reserved bits are 0.
+  constexpr uint32_t pack() const {
+    return ((max_events << kMaxEventsShift) & kMaxEventsMask) |
+           ((period << kPeriodShift) & kPeriodMask);
+  }
+  friend constexpr bool operator==(const EqModerationBits& a, const EqModerationBits& b) {
+    return a.max_events == b.max_events && a.period == b.period;
+  }
+  friend constexpr bool operator!=(const EqModerationBits& a, const EqModerationBits& b) {
+    return !(a == b);
+  }
+};
+static_assert(EqModerationBits::unpack(0xffffffffu).pack() == EqModerationBits::kFieldsMask,
+              "EqModerationBits fields");
+
 // QP_DOORBELL (WO) bit fields.
 struct QpDoorbellBits {
   // bits 15:0: producer index, free-running modulo 2^16: the index after the last WQE posted
@@ -468,6 +703,10 @@ enum class RegError : uint32_t {
   BAD_WQE = 0xc,      // version 2: a WQE written to WQE_DOORBELL that does not fit the write or its
                       // QP's WQE stride, or whose inline data has SGEs or exceeds max_inline_data
   NO_SUCH_SRQ = 0xd,  // CAPS.srq: SRQ_DOORBELL for an SRQ number that does not exist
+  NOT_READY = 0xe,    // CAPS.device_control: a register write other than CTRL while a reset runs
+                      // (STATUS.ready 0)
+  NOT_ENABLED =
+      0xf,  // CAPS.device_control: a QP, WQE or SRQ doorbell or CMD_DOORBELL while CTRL.enable is 0
 };
 const char* to_string(RegError v);
 
@@ -507,6 +746,9 @@ enum class CmdStatus : uint32_t {
   NO_RESOURCES = 5,  // a device limit is reached
   BAD_STATE = 6,     // illegal QP state transition, or a required attribute missing
   DMA_ERROR = 7,     // a DMA the command needed failed
+  ABORTED = 8,  // CAPS.device_control: the command was aborted (CMD_ABORT, or a reset) before it
+                // executed: it had no effect. Seen only in CMD_STATUS.status: the CmdOut of an
+                // aborted command is never written
 };
 const char* to_string(CmdStatus v);
 
@@ -642,6 +884,49 @@ enum class WcStatus : uint32_t {
   GENERAL_ERR = 0x15,
 };
 const char* to_string(WcStatus v);
+
+// Cqe.vendor_err: the detail of an error completion, to be read with its status (a value means
+// different things under different statuses; every success and WR_FLUSH_ERR has 0, as have the
+// receive side's errors). Under LOC_QP_OP_ERR and LOC_LEN_ERR of a send WQE: why the requester
+// refused it (it sent nothing of it). Under LOC_PROT_ERR of a send WQE: why translation refused an
+// SGE (the requester's lkey check: of the WQE's SGEs, or of a READ or atomic response's landing
+// SGE). Under REM_INV_REQ_ERR, REM_ACCESS_ERR, REM_OP_ERR, RETRY_EXC_ERR and RNR_RETRY_EXC_ERR
+// after a NAK: the NAK's AETH syndrome (RETRY_EXC_ERR after the last transport timeout: 0). Under
+// BAD_RESP_ERR: the BTH opcode of the unexpected response (any value).
+enum class VendorErr : uint32_t {
+  NONE = 0,        // no detail (success, flush, receive-side errors, RETRY_EXC_ERR by timeout)
+  BAD_OPCODE = 1,  // LOC_QP_OP_ERR: an unknown WrOpcode, or one the QP's type does not have (READ
+                   // or atomic on UC; anything but SEND on UD)
+  TOO_MANY_SGES = 2,     // LOC_QP_OP_ERR: more SGEs (with an atomic's AtomicSeg, a UD WQE's UdSeg)
+                         // than the QP's send stride holds
+  MSG_TOO_LONG = 3,      // LOC_LEN_ERR: the SGEs add up to more than 2^31 bytes
+  ATOMIC_SGE = 4,        // LOC_LEN_ERR: an atomic without exactly one SGE of 8 bytes
+  INLINE_OPCODE = 5,     // LOC_QP_OP_ERR: WqeFlags.INLINE on a READ or an atomic
+  INLINE_WITH_SGES = 6,  // LOC_QP_OP_ERR: WqeFlags.INLINE with num_sge not 0
+  INLINE_TOO_LONG =
+      7,  // LOC_LEN_ERR: inline_len (with a UD WQE's UdSeg) more than the QP's send stride holds
+  UD_TOO_LONG =
+      8,  // LOC_LEN_ERR: a UD message longer than the path MTU (a UD message is one packet)
+  UD_NO_ADDRESS = 9,  // LOC_QP_OP_ERR: a UD WQE's UdSeg with no unicast address (remote_qpn above
+                      // 24 bits, dest_ipv4 0, or a multicast MAC)
+  INLINE_V1 = 0xa,    // LOC_QP_OP_ERR: WqeFlags.INLINE on a QP created after DRIVER_VERSION = 1
+                      // (version 1 has no inline data)
+  XLATE_BAD_KEY = 1,  // LOC_PROT_ERR: no memory region has the SGE's lkey
+  XLATE_PD_MISMATCH = 2,  // LOC_PROT_ERR: the region is in another protection domain than the QP
+  XLATE_ACCESS = 3,  // LOC_PROT_ERR: the region does not grant the access (LOCAL_WRITE for a READ
+                     // or atomic response)
+  XLATE_BOUNDS = 4,  // LOC_PROT_ERR: the SGE runs outside the region
+  XLATE_TOO_MANY_SEGMENTS = 5,  // LOC_PROT_ERR: a packet's piece of the SGEs needs more physical
+                                // segments than the DMA engine takes (64)
+  RNR_NAK = 0x20,  // RNR_RETRY_EXC_ERR: the last RNR NAK's syndrome, 0x20 to 0x3F (low 5 bits: its
+                   // RNR timer code)
+  NAK_PSN_SEQ = 0x60,     // RETRY_EXC_ERR: a PSN sequence error NAK
+  NAK_INV_REQ = 0x61,     // REM_INV_REQ_ERR: an invalid request NAK
+  NAK_REM_ACCESS = 0x62,  // REM_ACCESS_ERR: a remote access error NAK
+  NAK_REM_OP = 0x63,      // REM_OP_ERR: a remote operational error NAK
+  NAK_INV_RD_REQ = 0x64,  // REM_OP_ERR: an invalid RD request NAK (and any other NAK code)
+};
+const char* to_string(VendorErr v);
 
 // Cqe.flags bits.
 enum class CqeFlags : uint32_t {
@@ -1166,7 +1451,7 @@ struct Cqe {
   uint8_t opcode;        // +26 WcOpcode
   uint8_t status;        // +27 WcStatus
   uint8_t flags;         // +28 CqeFlags
-  uint8_t vendor_err;    // +29 detail for errors
+  uint8_t vendor_err;    // +29 VendorErr: the detail of an error, read with status
   uint8_t rsvd;          // +30
   uint8_t owner;         // +31 bit 0: phase
 };

@@ -33,6 +33,10 @@ const char* to_string(RegError v) {
       return "BAD_WQE";
     case RegError::NO_SUCH_SRQ:
       return "NO_SUCH_SRQ";
+    case RegError::NOT_READY:
+      return "NOT_READY";
+    case RegError::NOT_ENABLED:
+      return "NOT_ENABLED";
   }
   return "?";
 }
@@ -93,6 +97,8 @@ const char* to_string(CmdStatus v) {
       return "BAD_STATE";
     case CmdStatus::DMA_ERROR:
       return "DMA_ERROR";
+    case CmdStatus::ABORTED:
+      return "ABORTED";
   }
   return "?";
 }
@@ -311,6 +317,46 @@ const char* to_string(WcStatus v) {
       return "RESP_TIMEOUT_ERR";
     case WcStatus::GENERAL_ERR:
       return "GENERAL_ERR";
+  }
+  return "?";
+}
+
+const char* to_string(VendorErr v) {
+  switch (v) {
+    case VendorErr::NONE:
+      return "NONE";
+    case VendorErr::BAD_OPCODE:
+      return "BAD_OPCODE";
+    case VendorErr::TOO_MANY_SGES:
+      return "TOO_MANY_SGES";
+    case VendorErr::MSG_TOO_LONG:
+      return "MSG_TOO_LONG";
+    case VendorErr::ATOMIC_SGE:
+      return "ATOMIC_SGE";
+    case VendorErr::INLINE_OPCODE:
+      return "INLINE_OPCODE";
+    case VendorErr::INLINE_WITH_SGES:
+      return "INLINE_WITH_SGES";
+    case VendorErr::INLINE_TOO_LONG:
+      return "INLINE_TOO_LONG";
+    case VendorErr::UD_TOO_LONG:
+      return "UD_TOO_LONG";
+    case VendorErr::UD_NO_ADDRESS:
+      return "UD_NO_ADDRESS";
+    case VendorErr::INLINE_V1:
+      return "INLINE_V1";
+    case VendorErr::RNR_NAK:
+      return "RNR_NAK";
+    case VendorErr::NAK_PSN_SEQ:
+      return "NAK_PSN_SEQ";
+    case VendorErr::NAK_INV_REQ:
+      return "NAK_INV_REQ";
+    case VendorErr::NAK_REM_ACCESS:
+      return "NAK_REM_ACCESS";
+    case VendorErr::NAK_REM_OP:
+      return "NAK_REM_OP";
+    case VendorErr::NAK_INV_RD_REQ:
+      return "NAK_INV_RD_REQ";
   }
   return "?";
 }

@@ -1,5 +1,6 @@
 #include "model/qp/completion.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace rn::qp {
@@ -63,14 +64,9 @@ void Completion::post_cqe(uint32_t cqn, const CqeInfo& c, Tick not_before) {
 void Completion::post_eqe(dev::EqeType type, uint32_t obj, uint32_t data, Tick not_before) {
   const uint32_t size = 1u << eq_log_size_;
   // Not set up, or its ring moved past the end of the address space since EQ_LOG_SIZE was set.
-  if (eq_log_size_ == 0 || !pcie::in_address_space(eq_addr_, uint64_t(size) * sizeof(dev::Eqe))) {
-    ++eq_overruns_;
-    return;
-  }
-  if (eq_pi_ - eq_ci_ >= size) {
-    ++eq_overruns_;
-    return;
-  }
+  if (eq_log_size_ == 0 || !pcie::in_address_space(eq_addr_, uint64_t(size) * sizeof(dev::Eqe)))
+    return drop_eqe();
+  if (eq_pi_ - eq_ci_ >= size) return drop_eqe();
   dev::Eqe e{};
   e.type = static_cast<uint8_t>(type);
   e.obj = obj;
@@ -81,13 +77,54 @@ void Completion::post_eqe(dev::EqeType type, uint32_t obj, uint32_t data, Tick n
   ++eqes_;
   // Posted writes stay in order: the EQE lands after the CQE, the MSI-X after the EQE.
   dma_.dma_write(addr, reinterpret_cast<const uint8_t*>(&e), sizeof e, not_before, {});
-  interrupt(not_before);
+  if (mod_max_ <= 1) return interrupt(not_before);
+  moderated(not_before);
+}
+
+void Completion::drop_eqe() {
+  // No EQE, no interrupt: the loss shows in STATUS.eq_overrun until the EQ is restarted.
+  ++eq_overruns_;
+  eq_overrun_ = true;
+}
+
+void Completion::moderated(Tick not_before) {
+  if (!eq_armed_ || msix_masked) return;
+  if (eq_pi_ - eq_ci_ >= mod_max_) return interrupt(not_before);
+  if (mod_timer_) return;  // the first event held has its timer running
+  mod_timer_ = true;
+  const uint64_t gen = ++mod_gen_;
+  env_.sim.eq.at(std::max(env_.now(), not_before) + mod_period_, [this, gen] {
+    if (gen != mod_gen_) return;
+    mod_timer_ = false;
+    interrupt(env_.now());
+  });
+}
+
+void Completion::set_moderation(uint32_t max_events, Tick period) {
+  mod_max_ = max_events;
+  mod_period_ = period;
+  mod_timer_ = false;  // a timer pending is forgotten: the next event decides afresh
+  ++mod_gen_;
+}
+
+void Completion::reset() {
+  eq_addr_ = 0;
+  start_eq(0);
+  msix_addr = 0;
+  msix_data = 0;
+  msix_masked = true;
+  set_moderation(0, 0);
 }
 
 void Completion::start_eq(uint8_t log_size) {
   eq_log_size_ = log_size;
   eq_pi_ = eq_ci_ = 0;
   eq_armed_ = false;
+  eq_overrun_ = false;
+  if (mod_timer_) {
+    mod_timer_ = false;
+    ++mod_gen_;
+  }
 }
 
 bool Completion::eq_doorbell(uint32_t ci24, bool arm) {
@@ -104,6 +141,10 @@ bool Completion::eq_doorbell(uint32_t ci24, bool arm) {
 void Completion::interrupt(Tick not_before) {
   if (eq_armed_ && !msix_masked) {
     eq_armed_ = false;
+    if (mod_timer_) {  // the interrupt the timer was holding goes now
+      mod_timer_ = false;
+      ++mod_gen_;
+    }
     ++msis_;
     dma_.msi(msix_addr, msix_data, not_before);
   }

@@ -44,8 +44,21 @@ class Completion {
   uint64_t msix_addr = 0;
   uint32_t msix_data = 0;
   bool msix_masked = true;
+  // EQ_MODERATION (CAPS.eq_moderation): an armed EQ holds its interrupt until `max_events` events
+  // wait or `period` after the first; max_events 0 or 1 is no moderation (the reset value).
+  void set_moderation(uint32_t max_events, Tick period);
+  uint32_t moderation_events() const { return mod_max_; }
+  Tick moderation_period() const { return mod_period_; }
+  // STATUS.eq_overrun: an event was dropped since the EQ was last (re)started.
+  bool eq_overrun() const { return eq_overrun_; }
+  // Device reset: the event queue, MSI-X and moderation registers back to their reset values; a
+  // moderation timer pending is cancelled.
+  void reset();
 
  private:
+  // An event was written with moderation on: interrupt now, or start the timer.
+  void moderated(Tick not_before);
+  void drop_eqe();
   const NicEnv& env_;
   QpTable& t_;
   pcie::DmaPort& dma_;
@@ -53,6 +66,11 @@ class Completion {
   uint8_t eq_log_size_ = 0;
   uint32_t eq_pi_ = 0, eq_ci_ = 0;
   bool eq_armed_ = false;
+  bool eq_overrun_ = false;
+  uint32_t mod_max_ = 0;    // EQ_MODERATION.max_events
+  Tick mod_period_ = 0;     // EQ_MODERATION.period
+  bool mod_timer_ = false;  // a moderation timer is pending
+  uint64_t mod_gen_ = 0;    // a timer of an older generation does nothing
   stats::Group stats_;
   uint64_t& cqes_;
   uint64_t& error_cqes_;

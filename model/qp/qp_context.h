@@ -33,6 +33,7 @@ struct NicParams {
   uint32_t max_qp_wr = 32768;           // ring entries per SQ/RQ
   uint32_t max_cqe = 4194304;           // entries per CQ
   Tick cmd_latency = 2 * kUs;           // firmware time to execute a command
+  Tick reset_latency = 10 * kUs;        // least time from a CTRL.reset write to STATUS.ready
   uint32_t wqe_prefetch = 8;            // send WQEs the NIC fetches and caches per QP
   uint32_t rq_prefetch = 8;             // receive WQEs the NIC fetches and caches per QP
   uint32_t tx_pipeline_depth = 32;      // packets between payload DMA issue and the wire
@@ -335,6 +336,7 @@ struct alignas(64) QpCtx {  // aligned: its hot bytes (kCtxHotBytes) take the fe
   uint32_t pdn = 0;
   uint32_t send_cqn = 0, recv_cqn = 0;
   bool sig_all = false;
+  bool no_inline = false;  // created after DRIVER_VERSION = 1: inline WQEs are refused
   uint64_t sq_addr = 0, rq_addr = 0;
   uint32_t srqn = 0;  // the SRQ it receives into (0: none, its own receive queue)
   uint8_t log_sq = 0, log_rq = 0, sq_shift = 6, rq_shift = 6;

@@ -22,6 +22,26 @@ static_assert(sizeof(xlate::Segment) == sizeof(pcie::SgEntry) &&
 static_assert(xlate::SegList::kMax <= pcie::DmaPort::kMaxSg,
               "every segment of a packet fits in one DMA request");
 
+// vendor_err of a LOC_PROT_ERR is the translation's Status, and of an error after a NAK the NAK's
+// AETH syndrome: the device interface names each value (dev::VendorErr).
+template <typename A, typename B>
+constexpr bool same_value(A a, B b) {
+  return static_cast<uint32_t>(a) == static_cast<uint32_t>(b);
+}
+static_assert(same_value(xlate::Status::kBadKey, dev::VendorErr::XLATE_BAD_KEY) &&
+                  same_value(xlate::Status::kPdMismatch, dev::VendorErr::XLATE_PD_MISMATCH) &&
+                  same_value(xlate::Status::kAccess, dev::VendorErr::XLATE_ACCESS) &&
+                  same_value(xlate::Status::kBounds, dev::VendorErr::XLATE_BOUNDS) &&
+                  same_value(xlate::Status::kTooManySegments,
+                             dev::VendorErr::XLATE_TOO_MANY_SEGMENTS),
+              "vendor_err of a translation failure: dev::VendorErr::XLATE_*");
+static_assert(same_value(w::kAethSynNakPsnSeq, dev::VendorErr::NAK_PSN_SEQ) &&
+                  same_value(w::kAethSynNakInvReq, dev::VendorErr::NAK_INV_REQ) &&
+                  same_value(w::kAethSynNakRemAccess, dev::VendorErr::NAK_REM_ACCESS) &&
+                  same_value(w::kAethSynNakRemOp, dev::VendorErr::NAK_REM_OP) &&
+                  same_value(w::kAethSynNakInvRdReq, dev::VendorErr::NAK_INV_RD_REQ),
+              "vendor_err after a NAK: its syndrome, dev::VendorErr::NAK_*");
+
 dev::WcOpcode wc_opcode_of(uint8_t wr_opcode) {
   switch (static_cast<WrOpcode>(wr_opcode)) {
     case WrOpcode::RDMA_WRITE:
@@ -286,39 +306,42 @@ RN_HOT bool Requester::start_wqe(QpCtx& q) {
   if ((!is_write && !is_send && !is_read && !atomic) || (q.uc() && (is_read || atomic)) ||
       (q.ud() && !is_send)) {
     err = WcStatus::LOC_QP_OP_ERR;  // an unknown opcode, or one UC (UD) does not have
-    verr = 1;
+    verr = static_cast<uint8_t>(dev::VendorErr::BAD_OPCODE);
   } else if (inl) {
-    if (!is_write && !is_send) {
+    if (q.no_inline) {
+      err = WcStatus::LOC_QP_OP_ERR;  // a version-1 driver's QP has no inline data
+      verr = static_cast<uint8_t>(dev::VendorErr::INLINE_V1);
+    } else if (!is_write && !is_send) {
       err = WcStatus::LOC_QP_OP_ERR;  // inline data with a READ or an atomic
-      verr = 5;
+      verr = static_cast<uint8_t>(dev::VendorErr::INLINE_OPCODE);
     } else if (h.num_sge != 0) {
       err = WcStatus::LOC_QP_OP_ERR;  // inline data and SGEs
-      verr = 6;
+      verr = static_cast<uint8_t>(dev::VendorErr::INLINE_WITH_SGES);
     } else if (h.inline_len + seg_entries * sizeof(dev::Sge) > dev::max_send_inline(q.sq_shift)) {
       err = WcStatus::LOC_LEN_ERR;  // more inline bytes than the stride holds
-      verr = 7;
+      verr = static_cast<uint8_t>(dev::VendorErr::INLINE_TOO_LONG);
     }
     total = h.inline_len;
   } else if (h.num_sge + seg_entries > dev::max_send_sge(q.sq_shift) - (atomic ? 1 : 0)) {
     err = WcStatus::LOC_QP_OP_ERR;  // more SGEs than the stride holds
-    verr = 2;
+    verr = static_cast<uint8_t>(dev::VendorErr::TOO_MANY_SGES);
   } else {
     for (uint32_t i = 0; i < h.num_sge; ++i) total += c.sge[i].length;
     if (total > 0x80000000ull) {
       err = WcStatus::LOC_LEN_ERR;
-      verr = 3;
+      verr = static_cast<uint8_t>(dev::VendorErr::MSG_TOO_LONG);
     } else if (atomic && (h.num_sge != 1 || total != 8)) {
       err = WcStatus::LOC_LEN_ERR;  // an atomic returns 8 bytes into one SGE
-      verr = 4;
+      verr = static_cast<uint8_t>(dev::VendorErr::ATOMIC_SGE);
     }
   }
   if (q.ud() && err == WcStatus::SUCCESS) {
     if (total > q.mtu) {
       err = WcStatus::LOC_LEN_ERR;  // a UD message is one packet: at most the MTU
-      verr = 8;
+      verr = static_cast<uint8_t>(dev::VendorErr::UD_TOO_LONG);
     } else if (c.ud.remote_qpn > 0xFFFFFF || c.ud.dest_ipv4 == 0 || (c.ud.dest_mac[0] & 1)) {
       err = WcStatus::LOC_QP_OP_ERR;  // no unicast address in the WQE's UdSeg
-      verr = 9;
+      verr = static_cast<uint8_t>(dev::VendorErr::UD_NO_ADDRESS);
     }
   }
   const uint32_t npkts = packets_for(total, q.mtu);
@@ -785,7 +808,8 @@ void Requester::ack_timed_out(QpCtx& q) {
   q.sq.gone_back = false;  // the timeout resends: a response missing after it goes back again
   RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} local ACK timeout at psn {} ({} retries left)",
          q.qpn, q.sq.unacked_psn, q.sq.retry_left);
-  if (q.sq.retry_left == 0) return fail_head(q, WcStatus::RETRY_EXC_ERR, 0);
+  if (q.sq.retry_left == 0)
+    return fail_head(q, WcStatus::RETRY_EXC_ERR, static_cast<uint8_t>(dev::VendorErr::NONE));
   --q.sq.retry_left;
   restart_at(q, q.sq.unacked_psn);
 }
@@ -993,7 +1017,8 @@ void Requester::go_back_for_read(QpCtx& q, const ReadCtx& r) {
   // Gone back here already, with no progress since: one retry per loss, not one per response
   // that was in flight behind it.
   if (q.sq.gone_back && q.sq.back_psn == r.next_psn) return;
-  if (q.sq.retry_left == 0) return fail_head(q, WcStatus::RETRY_EXC_ERR, 0);
+  if (q.sq.retry_left == 0)
+    return fail_head(q, WcStatus::RETRY_EXC_ERR, static_cast<uint8_t>(dev::VendorErr::NONE));
   --q.sq.retry_left;
   q.sq.gone_back = true;
   q.sq.back_psn = q.sq.nak_psn = r.next_psn;

@@ -307,6 +307,9 @@ cfg::Schema make_schema() {
          "the drivers write a lone send WQE of up to 256 bytes with its doorbell (WQE_DOORBELL, "
          "as mlx5's BlueFlame) where the device offers it; false: 4-byte doorbells, every WQE "
          "fetched (as MLX5_SHUT_UP_BF=1)"});
+  s.add({"host.driver_handshake", Kind::kBool, def(dopts.handshake),
+         "the drivers write DRIVER_VERSION at open where the device offers it "
+         "(CAPS.device_control; drivers of interface 2 or later)"});
   // NIC.
   s.add({"nic.max_qps", Kind::kInt, def_int(np.max_qps), "queue pairs", 1, 131000});
   s.add({"nic.max_cqs", Kind::kInt, def_int(np.max_cqs), "completion queues", 1, 131000});
@@ -320,6 +323,10 @@ cfg::Schema make_schema() {
   s.add({"nic.max_cqe", Kind::kInt, def_int(np.max_cqe), "entries per CQ", 2, 4194304});
   s.add({"nic.cmd_latency", Kind::kTime, def_time(np.cmd_latency),
          "firmware time to execute a command", 0, 1e12});
+  s.add({"nic.reset_latency", Kind::kTime, def_time(np.reset_latency),
+         "least time from a CTRL.reset write to STATUS.ready (the reset also waits for every DMA "
+         "write issued before it to land)",
+         0, 1e12});
   s.add({"nic.wqe_prefetch", Kind::kInt, def_int(np.wqe_prefetch),
          "send WQEs fetched and cached per QP", 1, 256});
   s.add({"nic.rq_prefetch", Kind::kInt, def_int(np.rq_prefetch),

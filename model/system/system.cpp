@@ -435,6 +435,7 @@ System::System(const cfg::Config& c, const std::string& config_name, HostMode mo
   drv::DriverOptions dopts;
   dopts.interface = static_cast<uint32_t>(c.integer("host.driver_interface"));
   dopts.wqe_doorbell = c.boolean("host.driver_wqe_doorbell");
+  dopts.handshake = c.boolean("host.driver_handshake");
 
   nic::NicConfig nc;
   qp::NicParams& np = nc.nic;
@@ -445,6 +446,7 @@ System::System(const cfg::Config& c, const std::string& config_name, HostMode mo
   np.max_qp_wr = static_cast<uint32_t>(c.integer("nic.max_qp_wr"));
   np.max_cqe = static_cast<uint32_t>(c.integer("nic.max_cqe"));
   np.cmd_latency = c.time("nic.cmd_latency");
+  np.reset_latency = c.time("nic.reset_latency");
   np.wqe_prefetch = static_cast<uint32_t>(c.integer("nic.wqe_prefetch"));
   np.rq_prefetch = static_cast<uint32_t>(c.integer("nic.rq_prefetch"));
   np.tx_pipeline_depth = static_cast<uint32_t>(c.integer("nic.tx_pipeline_depth"));

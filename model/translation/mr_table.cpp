@@ -98,6 +98,13 @@ bool MrTable::remove(uint32_t key) {
   return true;
 }
 
+size_t MrTable::remove_all() {
+  size_t n = 0;
+  for (const Region& r : regions_)
+    if (r.valid && remove(r.key)) ++n;
+  return n;
+}
+
 const Region* MrTable::find(uint32_t key) const {
   uint32_t idx = key >> 8;
   if (idx == 0 || idx >= regions_.size()) return nullptr;

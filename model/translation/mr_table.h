@@ -47,6 +47,8 @@ class MrTable final : public Stage {
   uint32_t add(uint32_t pdn, uint32_t access, uint64_t iova, uint64_t length, uint8_t page_shift,
                std::vector<uint64_t> pages);
   bool remove(uint32_t key);
+  // Removes every region (a device reset); returns how many there were.
+  size_t remove_all();
   const Region* find(uint32_t key) const;
   size_t count_in_pd(uint32_t pdn) const;
   size_t size() const { return live_; }

@@ -7,6 +7,7 @@
 #include <ios>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "model/device/device_interface.h"
 
@@ -119,12 +120,32 @@ TEST_CASE("Register bit fields: every field packs and unpacks alone, nothing els
     FIELD(dev::CapsBits, inline_data, kInlineData);
     FIELD(dev::CapsBits, wqe_doorbell, kWqeDoorbell);
     FIELD(dev::CapsBits, srq, kSrq);
+    FIELD(dev::CapsBits, device_control, kDeviceControl);
+    FIELD(dev::CapsBits, eq_moderation, kEqModeration);
     FIELD(dev::CapsBits, max_inline_data, kMaxInlineData);
     check_register<dev::CapsBits>(covered);
   }
   SECTION("SRQ_DOORBELL") {
     FIELD(dev::SrqDoorbellBits, pi, kPi);
     check_register<dev::SrqDoorbellBits>(covered);
+  }
+  SECTION("CTRL") {
+    FIELD(dev::CtrlBits, enable, kEnable);
+    FIELD(dev::CtrlBits, reset, kReset);
+    FIELD(dev::CtrlBits, quiesce, kQuiesce);
+    check_register<dev::CtrlBits>(covered);
+  }
+  SECTION("STATUS") {
+    FIELD(dev::StatusBits, ready, kReady);
+    FIELD(dev::StatusBits, enabled, kEnabled);
+    FIELD(dev::StatusBits, quiesced, kQuiesced);
+    FIELD(dev::StatusBits, eq_overrun, kEqOverrun);
+    check_register<dev::StatusBits>(covered);
+  }
+  SECTION("EQ_MODERATION") {
+    FIELD(dev::EqModerationBits, max_events, kMaxEvents);
+    FIELD(dev::EqModerationBits, period, kPeriod);
+    check_register<dev::EqModerationBits>(covered);
   }
 }
 
@@ -266,7 +287,8 @@ TEST_CASE("Interface v2: what it adds, and v1 where it was", "[v2]") {
   CHECK(dev::CapsBits::kInlineDataMask == 0x1u);
   CHECK(dev::CapsBits::kWqeDoorbellMask == 0x2u);
   CHECK(dev::CapsBits::kMaxInlineDataMask == 0xFFFF0000u);
-  CHECK(dev::CapsBits::kReservedMask == 0x0000FFF8u);  // bit 2: srq (see the SRQ test)
+  // bit 2: srq (see the SRQ test); bits 3, 4: device control (see its test)
+  CHECK(dev::CapsBits::kReservedMask == 0x0000FFE0u);
   dev::CapsBits c;
   c.inline_data = true;
   c.wqe_doorbell = true;
@@ -354,4 +376,59 @@ TEST_CASE("WQE geometry: inline bytes per send stride", "[wqe][v2]") {
   CHECK(dev::send_wqe_shift_for_inline(236) == 9);  // perftest's ib_send_lat default
   CHECK(dev::send_wqe_shift_for_inline(dev::kMaxSendInline + 1) == 0);
   for (uint32_t s : {0u, 5u, 10u}) CHECK(dev::max_send_inline(s) == 0);
+}
+
+// Device control (CAPS.device_control, CAPS.eq_moderation) adds to version 2 in its holes and
+// moves nothing; the reset values come from the TOML (a system test reads them from the device).
+TEST_CASE("Device control: registers in v2 holes, capability bits, reset values", "[devctl]") {
+  CHECK(dev::kVersion == 2);  // optional features: no new version
+  CHECK(dev::CapsBits::kDeviceControlMask == 0x8u);
+  CHECK(dev::CapsBits::kEqModerationMask == 0x10u);
+  for (uint64_t off : {dev::reg::CTRL, dev::reg::STATUS, dev::reg::DRIVER_VERSION,
+                       dev::reg::CMD_ABORT, dev::reg::EQ_MODERATION}) {
+    INFO("offset " << std::hex << off);
+    CHECK(off > dev::reg::MSIX_CTRL);
+    CHECK(off < dev::kQpDbBase);
+    CHECK(off % 4 == 0);
+  }
+  CHECK(static_cast<uint32_t>(dev::RegError::NOT_READY) == 14);
+  CHECK(static_cast<uint32_t>(dev::RegError::NOT_ENABLED) == 15);
+  CHECK(static_cast<uint32_t>(dev::CmdStatus::ABORTED) == 8);
+  // Out of reset the device is enabled and ready (drivers that never write CTRL work as before),
+  // and moderation is off (one interrupt per armed event).
+  CHECK(dev::CtrlBits::unpack(dev::reg::CTRL_RESET) == dev::CtrlBits{true, false, false});
+  const auto st = dev::StatusBits::unpack(dev::reg::STATUS_RESET);
+  CHECK(st.ready);
+  CHECK(st.enabled);
+  CHECK_FALSE(st.quiesced);
+  CHECK_FALSE(st.eq_overrun);
+  CHECK(dev::reg::EQ_MODERATION_RESET == 0);
+  CHECK(dev::reg::DRIVER_VERSION_RESET == 0);
+  CHECK(dev::MsixCtrlBits::unpack(dev::reg::MSIX_CTRL_RESET).masked);
+  const auto caps = dev::CapsBits::unpack(dev::reg::CAPS_RESET);
+  CHECK(caps.inline_data);
+  CHECK(caps.wqe_doorbell);
+  CHECK(caps.srq);
+  CHECK(caps.device_control);
+  CHECK(caps.eq_moderation);
+  CHECK(caps.max_inline_data == dev::kMaxSendInline);
+  CHECK(dev::reg::ID_RESET == dev::kMagic);
+  CHECK(dev::reg::VERSION_RESET == dev::kVersion);
+  // Every register that is not an array is in the table, once.
+  std::vector<uint64_t> offs;
+  for (const auto& r : dev::reg::kResetValues) offs.push_back(r.offset);
+  std::sort(offs.begin(), offs.end());
+  CHECK(std::adjacent_find(offs.begin(), offs.end()) == offs.end());
+  CHECK(offs.size() == 23);
+}
+
+TEST_CASE("VendorErr: the translation and NAK values the model hands over unchanged",
+          "[vendor_err]") {
+  CHECK(static_cast<uint32_t>(dev::VendorErr::NONE) == 0);
+  CHECK(static_cast<uint32_t>(dev::VendorErr::BAD_OPCODE) == 1);
+  CHECK(static_cast<uint32_t>(dev::VendorErr::UD_NO_ADDRESS) == 9);
+  CHECK(static_cast<uint32_t>(dev::VendorErr::INLINE_V1) == 10);
+  CHECK(static_cast<uint32_t>(dev::VendorErr::XLATE_BAD_KEY) == 1);
+  CHECK(static_cast<uint32_t>(dev::VendorErr::NAK_REM_ACCESS) == 0x62);
+  CHECK(std::string(dev::to_string(dev::VendorErr::INLINE_V1)) == "INLINE_V1");
 }
