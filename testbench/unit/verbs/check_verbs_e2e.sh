@@ -35,6 +35,14 @@ case $mode in
   read_lat) server="ib_read_lat -x 0 -n 200 -p $port"; expect="#bytes" ;;
   atomic_bw) server="ib_atomic_bw -x 0 -n 200 -p $port"; expect="#bytes" ;;
   write_bw_multi_qp) server="ib_write_bw -x 0 -n 200 -q 4 -p $port"; expect="#bytes" ;;
+  atomic_lat) server="ib_atomic_lat -x 0 -n 200 -p $port"; expect="#bytes" ;;
+  write_bw_all) server="ib_write_bw -x 0 -a -n 20 -p $port"; expect="8388608" ;;
+  write_bw_uc) server="ib_write_bw -x 0 -c UC -n 200 -p $port"; expect="#bytes" ;;
+  write_lat_uc) server="ib_write_lat -x 0 -c UC -n 200 -p $port"; expect="#bytes" ;;
+  send_bw_uc) server="ib_send_bw -x 0 -c UC -n 200 -p $port"; expect="#bytes" ;;
+  send_lat_ud) server="ib_send_lat -x 0 -c UD -n 200 -s 512 -p $port"; expect="#bytes" ;;
+  send_lat_uc) server="ib_send_lat -x 0 -c UC -n 200 -p $port"; expect="#bytes" ;;
+  read_lat_all) server="ib_read_lat -x 0 -a -n 20 -p $port"; expect="8388608" ;;
   *) echo "unknown mode $mode"; exit 2 ;;
 esac
 case $mode in
@@ -45,13 +53,17 @@ case $mode in
 esac
 # What the server prints: as the client, but perftest's READ latency server prints no results.
 sexpect=$expect
-[ "$mode" = read_lat ] && sexpect="local address"
+case $mode in read_lat|read_lat_all|atomic_lat) sexpect="local address" ;; esac
 # Objects the client leaves for serve to destroy: perftest's unidirectional SEND client creates a
 # receive CQ and never destroys it (its destroy_ctx skips it; with -e it does).
 leaks=0
 case $mode in
-  send_bw|send_bw_ud) leaks=1 ;;
+  send_bw|send_bw_ud|send_bw_uc) leaks=1 ;;
 esac
+# perftest's atomic latency server returns without destroying anything (its PD, MR, CQ and QP):
+# serve destroys them, as a kernel would.
+sleaks=0
+[ "$mode" = atomic_lat ] && sleaks=4
 
 "$rnicsim" serve --dir "$dir/s" --out "$dir/out" --exit-after $procs > "$dir/serve.log" 2>&1 &
 serve_pid=$!
@@ -106,10 +118,10 @@ serve_pid=
 echo "--- server"; cat "$dir/server.log"
 [ -n "$client" ] && { echo "--- client"; cat "$dir/client.log"; }
 
-/usr/bin/python3 - "$dir/out/stats.json" "$procs" "$leaks" <<'PY'
+/usr/bin/python3 - "$dir/out/stats.json" "$procs" "$leaks" "$sleaks" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
-procs, leaks = int(sys.argv[2]), int(sys.argv[3])
+procs, leaks, sleaks = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 k = {h: {n: v["value"] for n, v in j["stats"][h + ".kernel"].items() if "value" in v} for h in ("host0", "host1")}
 print("kernel counters:", k)
 def need(cond, what):
@@ -119,7 +131,7 @@ need(sum(k[h]["attaches"] for h in k) == procs, f"{procs} process(es) attached")
 for h in k:
     need(k[h]["dma_faults"] == 0, f"{h}: no DMA fault")
     need(k[h]["sanitizer_reports"] == 0, f"{h}: no sanitizer report")
-    want = leaks if h == "host0" else 0
+    want = leaks if h == "host0" else sleaks
     need(k[h]["cleanup_commands"] == want, f"{h}: serve destroyed {want} object(s) the program left")
 print("stats: OK")
 PY
