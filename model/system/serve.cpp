@@ -37,9 +37,9 @@ volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
 
 // Simulated time run at once while the NICs have work, between looks at the sockets.
-// Simulated time runs in slices between looks at the sockets: 1 us after a quiet spell, doubling
+// Simulated time runs in slices between looks at the sockets: 100 ns after a quiet spell, doubling
 // while the NICs stay busy and no process says anything (a stream), up to 64 us.
-constexpr Tick kMinSlice = 1 * kUs, kMaxSlice = 64 * kUs;
+constexpr Tick kMinSlice = 100 * kNs, kMaxSlice = 64 * kUs;
 // Work due within this much simulated time is run at once: the NICs are busy. Work further off
 // is a timer (an ACK timeout, an RNR retry): it waits until the processes have been quiet for
 // kGraceSeconds of wall time, so that the clock does not jump ahead while a program is merely
