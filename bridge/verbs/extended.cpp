@@ -340,14 +340,7 @@ ibv_qp* create_qp_ex(ibv_context* context, ibv_qp_init_attr_ex* attr) {
   base.qp_type = attr->qp_type;
   base.sq_sig_all = attr->sq_sig_all;
   ibv_qp* qp = make_qp(attr->pd, base, with_ops);
-  if (qp) {
-    const drv::Qp* d = qp_of(qp)->qp;
-    attr->cap.max_send_wr = d->sq_size;
-    attr->cap.max_recv_wr = d->srq ? 0 : d->rq_size;
-    attr->cap.max_send_sge = d->max_send_sge;
-    attr->cap.max_recv_sge = d->srq ? 0 : d->max_recv_sge;
-    attr->cap.max_inline_data = d->max_inline_data;
-  }
+  if (qp) granted_caps(qp, &attr->cap);
   return qp;
 }
 

@@ -208,6 +208,15 @@ int guarded(Context* c, const char* verb, F&& f) {
 // (the device side went with serve), so that programs can clean up after IBV_EVENT_DEVICE_FATAL.
 bool gone(Context* c) { return c->client && !c->client->connected(); }
 
+// A driver destroy under the context's lock: 0 if it succeeded or serve has gone (what it held
+// went with it), else the driver's error.
+template <typename F>
+int destroy_in_driver(Context* c, const char* verb, F&& f) {
+  std::lock_guard<std::recursive_mutex> lk(c->mu);
+  const int e = guarded(c, verb, std::forward<F>(f));
+  return e && !gone(c) ? e : 0;
+}
+
 // Reads one count from an eventfd in semaphore mode (blocking unless O_NONBLOCK is set).
 int take_count(int fd) {
   uint64_t v;
@@ -609,6 +618,15 @@ ibv_cq* make_cq(ibv_context* context, int cqe, void* cq_context, ibv_comp_channe
   c->cqs[dc->cqn] = q;
   trace("create_cq", dc->cqn);
   return reinterpret_cast<ibv_cq*>(q);
+}
+
+void granted_caps(ibv_qp* qp, ibv_qp_cap* cap) {
+  const drv::Qp* d = qp_of(qp)->qp;
+  cap->max_send_wr = d->sq_size;
+  cap->max_recv_wr = d->srq ? 0 : d->rq_size;
+  cap->max_send_sge = d->max_send_sge;
+  cap->max_recv_sge = d->srq ? 0 : d->max_recv_sge;
+  cap->max_inline_data = d->max_inline_data;
 }
 
 ibv_qp* make_qp(ibv_pd* pd, const ibv_qp_init_attr& attr, bool with_ex) {
@@ -1022,9 +1040,8 @@ RN_EXPORT int ibv_dealloc_pd(ibv_pd* pd) {
   if (!pd) return EINVAL;
   Context* c = ctx_of(pd->context);
   Pd* p = reinterpret_cast<Pd*>(pd);
-  std::lock_guard<std::recursive_mutex> lk(c->mu);
-  if (int e = guarded(c, "ibv_dealloc_pd", [&] { return c->drv->dealloc_pd(p->pdn); }))
-    if (!gone(c)) return e;  // with serve gone, what it held went with it
+  if (int e = destroy_in_driver(c, "ibv_dealloc_pd", [&] { return c->drv->dealloc_pd(p->pdn); }))
+    return e;
   trace("dealloc_pd", p->pdn);
   delete p;
   return 0;
@@ -1095,9 +1112,8 @@ RN_EXPORT int ibv_dereg_mr(ibv_mr* mr) {
   if (!mr) return EINVAL;
   Context* c = ctx_of(mr->context);
   Mr* r = reinterpret_cast<Mr*>(mr);
-  std::lock_guard<std::recursive_mutex> lk(c->mu);
-  if (int e = guarded(c, "ibv_dereg_mr", [&] { return c->drv->dereg_mr(r->m); }))
-    if (!gone(c)) return e;  // with serve gone, what it held went with it
+  if (int e = destroy_in_driver(c, "ibv_dereg_mr", [&] { return c->drv->dereg_mr(r->m); }))
+    return e;
   trace("dereg_mr", r->m.lkey);
   delete r;
   return 0;
@@ -1167,12 +1183,9 @@ RN_EXPORT int ibv_destroy_cq(ibv_cq* cq) {
   if (!cq) return EINVAL;
   Cq* q = cq_of(cq);
   Context* c = q->ctx;
-  {
-    std::lock_guard<std::recursive_mutex> lk(c->mu);
-    if (int e = guarded(c, "ibv_destroy_cq", [&] { return c->drv->destroy_cq(q->cq); }))
-      if (!gone(c)) return e;  // with serve gone, what it held went with it
-    trace("destroy_cq", cq->handle);
-  }
+  if (int e = destroy_in_driver(c, "ibv_destroy_cq", [&] { return c->drv->destroy_cq(q->cq); }))
+    return e;
+  trace("destroy_cq", cq->handle);
   {
     std::lock_guard<std::mutex> ol(c->obj_mu);
     c->cqs.erase(cq->handle);
@@ -1305,11 +1318,8 @@ RN_EXPORT int ibv_destroy_srq(ibv_srq* srq) {
   if (!srq) return EINVAL;
   Srq* s = reinterpret_cast<Srq*>(srq);
   Context* c = s->ctx;
-  {
-    std::lock_guard<std::recursive_mutex> lk(c->mu);
-    if (int e = guarded(c, "ibv_destroy_srq", [&] { return c->drv->destroy_srq(s->s); }))
-      if (!gone(c)) return e;  // with serve gone, what it held went with it
-  }
+  if (int e = destroy_in_driver(c, "ibv_destroy_srq", [&] { return c->drv->destroy_srq(s->s); }))
+    return e;
   {
     std::lock_guard<std::mutex> ol(c->obj_mu);
     c->srqs.erase(srq->handle);
@@ -1332,14 +1342,7 @@ RN_EXPORT ibv_qp* ibv_create_qp(ibv_pd* pd, ibv_qp_init_attr* attr) {
     return nullptr;
   }
   ibv_qp* qp = make_qp(pd, *attr, false);
-  if (qp) {  // as verbs: the capabilities granted
-    const drv::Qp* d = qp_of(qp)->qp;
-    attr->cap.max_send_wr = d->sq_size;
-    attr->cap.max_recv_wr = d->srq ? 0 : d->rq_size;
-    attr->cap.max_send_sge = d->max_send_sge;
-    attr->cap.max_recv_sge = d->srq ? 0 : d->max_recv_sge;
-    attr->cap.max_inline_data = d->max_inline_data;
-  }
+  if (qp) granted_caps(qp, &attr->cap);  // as verbs: the capabilities granted
   return qp;
 }
 
@@ -1445,12 +1448,9 @@ RN_EXPORT int ibv_destroy_qp(ibv_qp* qp) {
   if (!qp) return EINVAL;
   Qp* q = qp_of(qp);
   Context* c = q->ctx;
-  {
-    std::lock_guard<std::recursive_mutex> lk(c->mu);
-    if (int e = guarded(c, "ibv_destroy_qp", [&] { return c->drv->destroy_qp(q->qp); }))
-      if (!gone(c)) return e;  // with serve gone, what it held went with it
-    trace("destroy_qp", qp->handle);
-  }
+  if (int e = destroy_in_driver(c, "ibv_destroy_qp", [&] { return c->drv->destroy_qp(q->qp); }))
+    return e;
+  trace("destroy_qp", qp->handle);
   {
     std::lock_guard<std::mutex> ol(c->obj_mu);
     c->qps.erase(qp->handle);

@@ -137,6 +137,8 @@ void set_cq_ex_ops(Cq* c);
 ibv_cq* make_cq(ibv_context* context, int cqe, void* cq_context, ibv_comp_channel* channel);
 ibv_srq* make_srq(ibv_pd* pd, void* srq_context, ibv_srq_attr* attr);
 ibv_qp* make_qp(ibv_pd* pd, const ibv_qp_init_attr& attr, bool with_ex);
+// The capabilities a QP was given (what ibv_create_qp writes back into the caller's attributes).
+void granted_caps(ibv_qp* qp, ibv_qp_cap* cap);
 void fill_wc(const drv::Wc& w, ibv_wc* out);
 // Converts one of the application's SGE lists (ibv_sge and drv::Sge share their layout).
 inline const drv::Sge* sges(const ibv_sge* s) { return reinterpret_cast<const drv::Sge*>(s); }

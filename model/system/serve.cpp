@@ -473,7 +473,15 @@ bool HostKernel::check(Client* c, dev::CmdIn* in, dev::CmdOut* out) {
     report(c, fmt::format("{}: {}: refused", dev::to_string(static_cast<CmdOp>(in->opcode)), why));
     return false;
   };
-  auto mine = [&](const std::set<uint32_t>& s, uint32_t n) { return s.count(n) != 0; };
+  // True if object n (of the process's set s) is the process's; else refuses the command, naming
+  // the field at `field` in the command's arguments.
+  auto owned = [&](const std::set<uint32_t>& s, uint32_t n, const char* kind, size_t field) {
+    if (s.count(n)) return true;
+    const bool key = std::strcmp(kind, "memory key") == 0;  // keys read best in hex
+    return refuse(dev::CmdStatus::BAD_HANDLE, field,
+                  fmt::format("{} {} is not the process's", kind,
+                              key ? fmt::format("{:#x}", n) : std::to_string(n)));
+  };
   auto handle = [&]() {
     dev::HandleIn h;
     std::memcpy(&h, in->args, sizeof h);
@@ -485,34 +493,19 @@ bool HostKernel::check(Client* c, dev::CmdIn* in, dev::CmdOut* out) {
     case CmdOp::CREATE_PD:
       return true;
     case CmdOp::DESTROY_PD:
-      if (!mine(c->pds, handle()))
-        return refuse(dev::CmdStatus::BAD_HANDLE, 0,
-                      fmt::format("PD {} is not the process's", handle()));
-      return true;
+      return owned(c->pds, handle(), "PD", 0);
     case CmdOp::DESTROY_CQ:
-      if (!mine(c->cqs, handle()))
-        return refuse(dev::CmdStatus::BAD_HANDLE, 0,
-                      fmt::format("CQ {} is not the process's", handle()));
-      return true;
+      return owned(c->cqs, handle(), "CQ", 0);
     case CmdOp::MODIFY_QP:
     case CmdOp::QUERY_QP:
     case CmdOp::DESTROY_QP:
-      if (!mine(c->qps, handle()))
-        return refuse(dev::CmdStatus::BAD_HANDLE, 0,
-                      fmt::format("QP {} is not the process's", handle()));
-      return true;
+      return owned(c->qps, handle(), "QP", 0);
     case CmdOp::QUERY_SRQ:
     case CmdOp::DESTROY_SRQ:
     case CmdOp::MODIFY_SRQ:
-      if (!mine(c->srqs, handle()))
-        return refuse(dev::CmdStatus::BAD_HANDLE, 0,
-                      fmt::format("SRQ {} is not the process's", handle()));
-      return true;
+      return owned(c->srqs, handle(), "SRQ", 0);
     case CmdOp::DESTROY_MR:
-      if (!mine(c->mrs, handle()))
-        return refuse(dev::CmdStatus::BAD_HANDLE, 0,
-                      fmt::format("memory key {:#x} is not the process's", handle()));
-      return true;
+      return owned(c->mrs, handle(), "memory key", 0);
     case CmdOp::CREATE_CQ: {
       dev::CreateCqIn a;
       std::memcpy(&a, in->args, sizeof a);
@@ -525,9 +518,7 @@ bool HostKernel::check(Client* c, dev::CmdIn* in, dev::CmdOut* out) {
     case CmdOp::CREATE_SRQ: {
       dev::CreateSrqIn a;
       std::memcpy(&a, in->args, sizeof a);
-      if (!mine(c->pds, a.pdn))
-        return refuse(dev::CmdStatus::BAD_HANDLE, offsetof(dev::CreateSrqIn, pdn),
-                      fmt::format("PD {} is not the process's", a.pdn));
+      if (!owned(c->pds, a.pdn, "PD", offsetof(dev::CreateSrqIn, pdn))) return false;
       if (!in_slot(c, a.ring_addr, uint64_t(1) << std::min(a.log_size + a.wqe_shift, 48)))
         return refuse(dev::CmdStatus::BAD_PARAM, offsetof(dev::CreateSrqIn, ring_addr),
                       fmt::format("ring at {:#x} is not the process's memory", a.ring_addr));
@@ -536,18 +527,10 @@ bool HostKernel::check(Client* c, dev::CmdIn* in, dev::CmdOut* out) {
     case CmdOp::CREATE_QP: {
       dev::CreateQpIn a;
       std::memcpy(&a, in->args, sizeof a);
-      if (!mine(c->pds, a.pdn))
-        return refuse(dev::CmdStatus::BAD_HANDLE, offsetof(dev::CreateQpIn, pdn),
-                      fmt::format("PD {} is not the process's", a.pdn));
-      if (!mine(c->cqs, a.send_cqn))
-        return refuse(dev::CmdStatus::BAD_HANDLE, offsetof(dev::CreateQpIn, send_cqn),
-                      fmt::format("CQ {} is not the process's", a.send_cqn));
-      if (!mine(c->cqs, a.recv_cqn))
-        return refuse(dev::CmdStatus::BAD_HANDLE, offsetof(dev::CreateQpIn, recv_cqn),
-                      fmt::format("CQ {} is not the process's", a.recv_cqn));
-      if (a.srqn && !mine(c->srqs, a.srqn))
-        return refuse(dev::CmdStatus::BAD_HANDLE, offsetof(dev::CreateQpIn, srqn),
-                      fmt::format("SRQ {} is not the process's", a.srqn));
+      if (!owned(c->pds, a.pdn, "PD", offsetof(dev::CreateQpIn, pdn))) return false;
+      if (!owned(c->cqs, a.send_cqn, "CQ", offsetof(dev::CreateQpIn, send_cqn))) return false;
+      if (!owned(c->cqs, a.recv_cqn, "CQ", offsetof(dev::CreateQpIn, recv_cqn))) return false;
+      if (a.srqn && !owned(c->srqs, a.srqn, "SRQ", offsetof(dev::CreateQpIn, srqn))) return false;
       if (!in_slot(c, a.sq_addr, uint64_t(1) << std::min(a.log_sq_size + a.sq_wqe_shift, 48)))
         return refuse(dev::CmdStatus::BAD_PARAM, offsetof(dev::CreateQpIn, sq_addr),
                       fmt::format("send queue at {:#x} is not the process's memory", a.sq_addr));
@@ -560,9 +543,7 @@ bool HostKernel::check(Client* c, dev::CmdIn* in, dev::CmdOut* out) {
     case CmdOp::CREATE_MR: {
       dev::CreateMrIn a;
       std::memcpy(&a, in->args, sizeof a);
-      if (!mine(c->pds, a.pdn))
-        return refuse(dev::CmdStatus::BAD_HANDLE, offsetof(dev::CreateMrIn, pdn),
-                      fmt::format("PD {} is not the process's", a.pdn));
+      if (!owned(c->pds, a.pdn, "PD", offsetof(dev::CreateMrIn, pdn))) return false;
       const uint64_t max_pages = (kKernelBytes - kMttOff) / 8;
       if (a.n_pages > max_pages)
         return refuse(dev::CmdStatus::BAD_PARAM, offsetof(dev::CreateMrIn, n_pages),
