@@ -18,13 +18,14 @@ trap '[ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; [ -n "${RNICSIM_KEEP:-
 server= client= expect=
 case $mode in
   devinfo) server="ibv_devinfo -v"; expect="rnsim_host0" ;;
+  devices) server="ibv_devices"; expect="rnsim_host0" ;;
   smoke) server=$(realpath "$4"); expect="PASS" ;;
   fatal) server="$(realpath "$4") --fatal"; expect="PASS" ;;
-  rc_pingpong) server="ibv_rc_pingpong -g 0 -n 200 -p $port"; expect="iters in" ;;
-  rc_pingpong_events) server="ibv_rc_pingpong -g 0 -n 200 -e -p $port"; expect="iters in" ;;
-  ud_pingpong) server="ibv_ud_pingpong -g 0 -n 200 -s 1024 -p $port"; expect="iters in" ;;
-  uc_pingpong) server="ibv_uc_pingpong -g 0 -n 200 -p $port"; expect="iters in" ;;
-  srq_pingpong) server="ibv_srq_pingpong -g 0 -n 200 -q 4 -p $port"; expect="iters in" ;;
+  rc_pingpong) server="ibv_rc_pingpong -g 0 -n 200 -c -p $port"; expect="iters in" ;;
+  rc_pingpong_events) server="ibv_rc_pingpong -g 0 -n 200 -e -c -p $port"; expect="iters in" ;;
+  ud_pingpong) server="ibv_ud_pingpong -g 0 -n 200 -s 1024 -c -p $port"; expect="iters in" ;;
+  uc_pingpong) server="ibv_uc_pingpong -g 0 -n 200 -c -p $port"; expect="iters in" ;;
+  srq_pingpong) server="ibv_srq_pingpong -g 0 -n 200 -q 4 -c -p $port"; expect="iters in" ;;
   write_bw) server="ib_write_bw -x 0 -n 200 -s 65536 -p $port"; expect="#bytes" ;;
   write_lat) server="ib_write_lat -x 0 -n 200 -p $port"; expect="#bytes" ;;
   send_bw) server="ib_send_bw -x 0 -n 200 -p $port"; expect="#bytes" ;;
@@ -47,6 +48,7 @@ case $mode in
 esac
 case $mode in
   devinfo) procs=1 ;;
+  devices) procs=0 ;;  # lists the devices without opening one: serve is stopped by hand
   smoke) procs=2 ;;  # its two contexts attach once each
   fatal) procs=1 ;;
   *) procs=2; client="$server localhost" ;;
@@ -65,7 +67,9 @@ esac
 sleaks=0
 [ "$mode" = atomic_lat ] && sleaks=4
 
-"$rnicsim" serve --dir "$dir/s" --out "$dir/out" --exit-after $procs > "$dir/serve.log" 2>&1 &
+exit_after=()
+[ "$procs" -gt 0 ] && exit_after=(--exit-after "$procs")
+"$rnicsim" serve --dir "$dir/s" --out "$dir/out" "${exit_after[@]}" > "$dir/serve.log" 2>&1 &
 serve_pid=$!
 for _ in $(seq 100); do [ -f "$dir/s/hosts.json" ] && break; sleep 0.1; done
 [ -f "$dir/s/hosts.json" ] || { echo "FAIL: serve did not start"; cat "$dir/serve.log"; exit 1; }
@@ -111,6 +115,7 @@ if [ "$mode" = fatal ]; then
 fi
 wait $spid || fail "server exited with $?"
 grep -q -- "$sexpect" "$dir/server.log" || fail "server output lacks '$sexpect'"
+[ "$procs" -eq 0 ] && kill -TERM $serve_pid
 for _ in $(seq 300); do kill -0 $serve_pid 2>/dev/null || break; sleep 0.1; done
 kill -0 $serve_pid 2>/dev/null && fail "serve did not stop after the processes went"
 wait $serve_pid || fail "serve exited with $?"
