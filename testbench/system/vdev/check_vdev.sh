@@ -62,9 +62,11 @@ elif mode == "garbage":
 elif mode == "sanitize":
     log = open(sys.argv[3]).read()
     for what, text in (("the bad lkey", "send WQE 0: lkey"), ("the jumping index", "DB_RANGE"),
-                       ("the bad opcode", "(opcode 126,"), ("the dead QP's doorbell", "which does not exist")):
+                       ("the bad opcode", "(opcode 126,"), ("the SGE count", "200 SGEs) refused"),
+                       ("the CQ overrun", "overrun: 2 CQEs not consumed"),
+                       ("the dead QP's doorbell", "which does not exist")):
         need(text in log, f"serve's log names {what} ({text!r})")
-    need(k["host0"]["sanitizer_reports"] >= 4, "four sanitizer reports")
+    need(k["host0"]["sanitizer_reports"] >= 6, "six sanitizer reports")
 print("stats: OK")
 PY
 if [ "$mode" = pair ]; then

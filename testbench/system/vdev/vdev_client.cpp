@@ -12,7 +12,8 @@
 //                                   writes from an attached process, then a process that dies
 //                                   mid-command; serve must carry on (a last process checks)
 //   vdev_client sanitize DIR        a driver's mistakes on its own QPs: a bad lkey, a doorbell
-//                                   whose index jumps, a WQE with a bad opcode, use after destroy
+//                                   whose index jumps, a WQE with a bad opcode, one with too many
+//                                   SGEs, a CQ overrun, use after destroy
 // Exit status 0 when everything checked holds; 1 with a line on stderr naming what did not.
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -364,7 +365,60 @@ int sanitize(const std::string& dir) {
   std::memcpy(vdev::ClientDevice::local(s.qp->sq), &h, sizeof h);
   s.dev->mmio_write32(db + dev::reg::QP_DOORBELL_SQ_WORD, dev::QpDoorbellBits{1}.pack());
   expect_error("bad opcode", dev::WcStatus::LOC_QP_OP_ERR);
-  // 4. A doorbell for the QP after it is destroyed.
+  // 4. A WQE with more SGEs than the QP's stride holds, written by hand.
+  s.check(s.d->destroy_qp(s.qp), "destroy_qp");
+  fresh_qp();
+  h.opcode = static_cast<uint8_t>(dev::WrOpcode::SEND);
+  h.num_sge = 200;
+  std::memcpy(vdev::ClientDevice::local(s.qp->sq), &h, sizeof h);
+  s.dev->mmio_write32(dev::kQpDbBase + dev::kQpDbStride * s.qp->qpn + dev::reg::QP_DOORBELL_SQ_WORD,
+                      dev::QpDoorbellBits{1}.pack());
+  expect_error("200 SGEs", dev::WcStatus::LOC_QP_OP_ERR);
+  // 5. A CQ of 2 entries never polled while 8 UD datagrams complete on it: it overruns.
+  {
+    drv::Cq* small = nullptr;
+    s.check(s.d->create_cq(2, &small), "create_cq");
+    drv::QpCap cap;
+    cap.qp_type = dev::QpType::UD;
+    cap.max_send_wr = 16;
+    drv::Qp* ud = nullptr;
+    s.check(s.d->create_qp(s.pdn, small, small, cap, true, &ud), "create_qp UD");
+    using A = dev::QpAttr;
+    drv::QpAttr a;
+    a.qp_state = dev::QpState::INIT;
+    a.qkey = 0x11111111;
+    s.check(s.d->modify_qp(ud, a,
+                           static_cast<uint32_t>(A::STATE) | static_cast<uint32_t>(A::PKEY_INDEX) |
+                               static_cast<uint32_t>(A::PORT) | static_cast<uint32_t>(A::QKEY)),
+            "UD INIT");
+    a.qp_state = dev::QpState::RTR;
+    s.check(s.d->modify_qp(ud, a, static_cast<uint32_t>(A::STATE)), "UD RTR");
+    a.qp_state = dev::QpState::RTS;
+    s.check(
+        s.d->modify_qp(ud, a, static_cast<uint32_t>(A::STATE) | static_cast<uint32_t>(A::SQ_PSN)),
+        "UD RTS");
+    drv::AddressVector av;
+    av.dest_ipv4 = self.ipv4;
+    std::memcpy(av.dest_mac, self.mac, 6);
+    drv::Ah* ah = nullptr;
+    s.check(s.d->create_ah(s.pdn, av, &ah), "create_ah");
+    drv::Sge sg{reinterpret_cast<uint64_t>(s.buf.data()), 64, s.mr.lkey};
+    for (int i = 0; i < 8; ++i) {
+      drv::SendWr u;
+      u.sg_list = &sg;
+      u.num_sge = 1;
+      u.opcode = dev::WrOpcode::SEND;
+      u.ah = ah;
+      u.remote_qpn = 1;
+      u.remote_qkey = 0x11111111;
+      s.check(s.d->post_send(ud, &u, &badwr), "post_send UD");
+    }
+    usleep(200000);  // they complete in simulated microseconds
+    s.check(s.d->destroy_qp(ud), "destroy_qp UD");
+    s.check(s.d->destroy_ah(ah), "destroy_ah");
+    s.check(s.d->destroy_cq(small), "destroy_cq");
+  }
+  // 6. A doorbell for the QP after it is destroyed.
   const uint32_t dead = s.qp->qpn;
   s.check(s.d->destroy_qp(s.qp), "destroy_qp");
   s.dev->mmio_write32(dev::kQpDbBase + dev::kQpDbStride * dead, dev::QpDoorbellBits{2}.pack());
@@ -372,7 +426,9 @@ int sanitize(const std::string& dir) {
   s.check(s.d->destroy_cq(s.cq), "destroy_cq");
   s.check(s.d->dereg_mr(s.mr), "dereg_mr");
   s.check(s.d->dealloc_pd(s.pdn), "dealloc_pd");
-  std::printf("sanitize: a bad lkey, a jumping index, a bad opcode and a dead QP's doorbell\n");
+  std::printf(
+      "sanitize: a bad lkey, a jumping index, a bad opcode, 200 SGEs, a CQ overrun and a dead "
+      "QP's doorbell\n");
   return 0;
 }
 
