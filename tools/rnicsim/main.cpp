@@ -52,7 +52,7 @@ constexpr Command kCommands[] = {
      "print every parameter: key, kind, default, allowed\nvalues and meaning (a Markdown "
      "table)"},
     {"serve", "[CONFIG] [options]",
-     "host the NICs of CONFIG (default: configs/default.toml)\nas a virtual device that real "
+     "host the NICs of CONFIG (default: configs/serve.toml)\nas a virtual device that real "
      "programs attach to;\nstats.json and wire.pcap in --out when it stops"},
     {"attach", "HOST [--dir DIR] -- PROGRAM [ARGS]",
      "run PROGRAM on HOST's simulated NIC (our libibverbs\nfirst on LD_LIBRARY_PATH); "
@@ -178,7 +178,7 @@ int parse(int argc, char** argv, Args* a) {
     if (a->positional.size() > 1)
       return usage_error(
           fmt::format("unexpected argument '{}'", rn::cfg::excerpt(a->positional[1])));
-    a->config = a->positional.empty() ? std::string(RNICSIM_SOURCE_DIR) + "/configs/default.toml"
+    a->config = a->positional.empty() ? std::string(RNICSIM_SOURCE_DIR) + "/configs/serve.toml"
                                       : a->positional[0];
     if (vm.count("exit-after") && a->exit_after < 1)
       return usage_error(fmt::format("--exit-after {}: give 1 or more", a->exit_after));
