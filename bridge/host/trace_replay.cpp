@@ -68,7 +68,123 @@ constexpr size_t kMaxNotes = 10;
 ReplayTrace load_trace(const std::string& path) {
   ReplayTrace t;
   t.file = path;
-  t.records = trace::read_all(path, &t.truncated, &t.truncation);
+  trace::Reader rd(path);
+  trace::Validator v(path);
+  Json r;
+  // Per kind of object: live now; per QP: sig_all and its signaled WRs not yet completed.
+  std::map<std::string, uint64_t> live;
+  std::unordered_map<uint32_t, std::pair<bool, std::deque<size_t>>> qps;
+  std::unordered_map<size_t, uint64_t> posted;  // op -> the post's recorded entry
+  auto peak = [&](const char* key, uint64_t value, uint64_t recno, const std::string& field,
+                  const char* what) {
+    ReplayTrace::Peak& p = t.peaks[key];
+    if (value > p.value) p = ReplayTrace::Peak{value, recno, field, what};
+  };
+  auto unsupported = [&](uint64_t recno, const std::string& field, const std::string& what) {
+    if (t.unsupported.empty())
+      t.unsupported = fmt::format("{}: record {}: field '{}': {}", path, recno, field, what);
+  };
+  while (rd.next(&r)) {
+    const uint64_t recno = rd.record();
+    v.check(r, recno);
+    const size_t i = recno - 1;
+    const std::string call = str(r, "call");
+    t.t.push_back(u(r, "t"));
+    t.d.push_back(u(r, "d"));
+    const bool ok = call == "poll_cq" ? r.value("ret", int64_t{-1}) >= 0 : u(r, "ret", 1) == 0;
+    t.setup.push_back(ok && is_setup(call));
+    if (i == 0) t.header = r;
+    if (call == "trace" || call == "end" || !ok) continue;
+    auto count = [&](const char* kind, int delta, const char* key, const char* field,
+                     const char* what) {
+      uint64_t& n = live[kind];
+      n = delta > 0 ? n + 1 : n - std::min<uint64_t>(n, 1);
+      if (delta > 0) peak(key, n, recno, field, what);
+    };
+    if (call == "create_qp") {
+      const std::string type = str(r, "type");
+      if (type != "RC" && type != "UC" && type != "UD")
+        unsupported(recno, "type", type + " QPs are not modelled (RC, UC and UD are)");
+      count("qp", 1, "nic.max_qps", "qp", "QPs at once");
+      peak("nic.max_qp_wr", u(r, "max_send_wr"), recno, "max_send_wr", "WRs in a queue");
+      if (!r.contains("srq"))
+        peak("nic.max_qp_wr", u(r, "max_recv_wr"), recno, "max_recv_wr", "WRs in a queue");
+      peak("send_sge", u(r, "max_send_sge"), recno, "max_send_sge", "SGEs in a send WQE");
+      peak("recv_sge", u(r, "max_recv_sge"), recno, "max_recv_sge", "SGEs in a receive WQE");
+      t.qpns.insert(static_cast<uint32_t>(u(r, "qp")));
+      qps[static_cast<uint32_t>(u(r, "qp"))] = {u(r, "sig_all") == 1, {}};
+    } else if (call == "destroy_qp") {
+      count("qp", -1, "", "", "");
+    } else if (call == "create_cq") {
+      count("cq", 1, "nic.max_cqs", "cq", "CQs at once");
+      peak("nic.max_cqe", u(r, "cqe"), recno, "cqe", "entries in a CQ");
+    } else if (call == "destroy_cq") {
+      count("cq", -1, "", "", "");
+    } else if (call == "alloc_pd") {
+      count("pd", 1, "nic.max_pds", "pd", "PDs at once");
+    } else if (call == "dealloc_pd") {
+      count("pd", -1, "", "", "");
+    } else if (call == "reg_mr") {
+      count("mr", 1, "nic.max_mrs", "mr", "memory regions at once");
+      peak("nic.max_mr_size", u(r, "len"), recno, "len", "bytes in one region");
+      t.rkeys.insert(static_cast<uint32_t>(u(r, "rkey")));
+    } else if (call == "dereg_mr") {
+      count("mr", -1, "", "", "");
+    } else if (call == "create_srq") {
+      count("srq", 1, "nic.max_srqs", "srq", "SRQs at once");
+      peak("nic.max_qp_wr", u(r, "max_wr"), recno, "max_wr", "WRs in a queue");
+    } else if (call == "destroy_srq") {
+      count("srq", -1, "", "", "");
+    } else if (call == "post_send") {
+      auto& q = qps[static_cast<uint32_t>(u(r, "qp"))];
+      const Json& wrs = r["wr"];
+      for (uint32_t k = 0; k < wrs.size(); ++k) {
+        const Json& w = wrs[k];
+        const int op = trace::wr_opcode_value(str(w, "op"));
+        if (op < 0 || op > static_cast<int>(dev::WrOpcode::ATOMIC_FETCH_AND_ADD))
+          unsupported(recno, fmt::format("wr[{}].op", k),
+                      str(w, "op") +
+                          " is not modelled (SEND, SEND_IMM, WRITE, WRITE_IMM, READ, "
+                          "CMP_SWP and FETCH_ADD are)");
+        if (!q.first && !(u(w, "flags") & drv::kSendSignaled)) continue;
+        ReplayOp o;
+        o.record = recno;
+        o.wr = k;
+        o.qp = static_cast<uint32_t>(u(r, "qp"));
+        o.wr_id = u(w, "id");
+        o.op = str(w, "op");
+        for (const auto& e : w["sge"]) o.bytes += e[2].get<uint64_t>();
+        posted[t.ops.size()] = u(r, "t");
+        t.op_of[{i, k}] = t.ops.size();
+        q.second.push_back(t.ops.size());
+        t.ops.push_back(o);
+      }
+    } else if (call == "poll_cq") {
+      // The recorded half of each op: send completions matched to the signaled WRs of their QP
+      // (in order, by wr_id), as the model's will be.
+      const uint64_t when = u(r, "t") + u(r, "d");
+      for (const auto& w : r["wc"]) {
+        if (is_recv_opcode(str(w, "op"))) continue;
+        auto it = qps.find(static_cast<uint32_t>(u(w, "qp")));
+        if (it == qps.end()) continue;
+        auto& pend = it->second.second;
+        auto m = std::find_if(pend.begin(), pend.end(),
+                              [&](size_t x) { return t.ops[x].wr_id == u(w, "id"); });
+        if (m == pend.end()) continue;
+        ReplayOp& o = t.ops[*m];
+        o.rec_status = str(w, "status");
+        o.rec_ns = static_cast<int64_t>(when - posted[*m]);
+        pend.erase(pend.begin(), m + 1);
+      }
+    }
+  }
+  t.records = rd.record();
+  t.truncation = rd.truncation();
+  if (!v.finish(rd.record())) {
+    t.truncated = true;
+    if (t.truncation.empty())
+      t.truncation = fmt::format("no end record after record {}", rd.record());
+  }
   return t;
 }
 
@@ -125,18 +241,14 @@ struct TraceReplay::Side {
   std::unordered_map<uint32_t, uint32_t> rec_qpn;  // simulated QP number -> recorded
   std::unordered_map<uint64_t, drv::Srq*> srq;
   std::unordered_map<uint64_t, drv::Ah*> ah;
-  size_t next = 1;  // the next record to replay (index into tr.records; 0 is the header)
+  size_t next = 1;  // the next record to replay (its index: 0 is the header)
   bool done = false;
   sc_core::sc_event progress;
   std::vector<size_t> need_peer;  // per record: the peer's `next` it waits for
-  std::map<std::pair<size_t, uint32_t>, size_t> op_of;  // (record index, wr) -> op index
   ReplaySideResult res;
   Tick last_return = 0;
   std::string waiting;  // what it waits for now
   std::unique_ptr<stats::Group> stats;
-  // Every rkey and QP number the trace ever makes: the peer waits for one of these to exist
-  // (and does not wait for any other).
-  std::set<uint32_t> all_rkeys, all_qpns;
 };
 
 TraceReplay::TraceReplay(Sim& sim, std::vector<ReplayHost> hosts, std::vector<ReplayTrace> traces,
@@ -148,13 +260,7 @@ TraceReplay::TraceReplay(Sim& sim, std::vector<ReplayHost> hosts, std::vector<Re
     s->name = hosts[i].host->name();
     s->h = hosts[i];
     s->tr = std::move(traces[i]);
-    s->need_peer.assign(s->tr.records.size(), 0);
-    for (const auto& r : s->tr.records) {
-      if (str(r, "call") == "reg_mr" && u(r, "ret", 1) == 0)
-        s->all_rkeys.insert(static_cast<uint32_t>(u(r, "rkey")));
-      if (str(r, "call") == "create_qp" && u(r, "ret", 1) == 0)
-        s->all_qpns.insert(static_cast<uint32_t>(u(r, "qp")));
-    }
+    s->need_peer.assign(s->tr.records, 0);
     Side& sr = *s;
     s->stats = std::make_unique<stats::Group>(sim.stats, s->name + ".replay",
                                               "verb trace replay: " + s->tr.file);
@@ -189,27 +295,34 @@ TraceReplay::TraceReplay(Sim& sim, std::vector<ReplayHost> hosts, std::vector<Re
   if (o_.cross_order && sides_.size() == 2) {
     for (int a = 0; a < 2; ++a) {
       Side& A = *sides_[a];
-      Side& B = *sides_[1 - a];
-      const uint64_t ta = u(A.tr.records[0], "t0_real"), tb = u(B.tr.records[0], "t0_real");
+      const ReplayTrace& B = sides_[1 - a]->tr;
+      const uint64_t ta = u(A.tr.header, "t0_real"), tb = u(B.header, "t0_real");
       std::vector<std::pair<uint64_t, size_t>> ends;  // (aligned end, index) of B's setup calls
-      for (size_t j = 1; j < B.tr.records.size(); ++j) {
-        const Json& r = B.tr.records[j];
-        if (is_setup(str(r, "call")) && u(r, "ret", 1) == 0)
-          ends.emplace_back(tb + u(r, "t") + u(r, "d"), j);
-      }
+      for (size_t j = 1; j < B.records; ++j)
+        if (B.setup[j]) ends.emplace_back(tb + B.t[j] + B.d[j], j);
       std::sort(ends.begin(), ends.end());
       std::vector<size_t> prefix(ends.size());
       for (size_t k = 0; k < ends.size(); ++k)
         prefix[k] = std::max(k ? prefix[k - 1] : 0, ends[k].second + 1);
-      for (size_t i = 1; i < A.tr.records.size(); ++i) {
-        const uint64_t start = ta + u(A.tr.records[i], "t");
-        auto it = std::lower_bound(ends.begin(), ends.end(), std::make_pair(start, size_t{0}));
+      for (size_t i = 1; i < A.tr.records; ++i) {
+        auto it =
+            std::lower_bound(ends.begin(), ends.end(), std::make_pair(ta + A.tr.t[i], size_t{0}));
         size_t k = static_cast<size_t>(it - ends.begin());
         A.need_peer[i] = k ? prefix[k - 1] : 0;
       }
     }
   }
-  match_recorded();
+  // Every side's ops in one list (the CSV's rows), each side's op_of moved along.
+  for (auto& sp : sides_) {
+    const size_t base = ops_.size();
+    for (auto op : sp->tr.ops) {
+      op.side = sp->index;
+      ops_.push_back(op);
+    }
+    for (auto& [k, v] : sp->tr.op_of) v += base;
+    sp->tr.ops.clear();
+  }
+  post_tick_.assign(ops_.size(), 0);
 }
 
 TraceReplay::~TraceReplay() = default;
@@ -221,136 +334,29 @@ TraceReplay::Side* TraceReplay::peer(Side& s) {
   return sides_.size() == 2 ? sides_[1 - s.index].get() : nullptr;
 }
 
-// The recorded half of each op: walks each trace as the model will, matching send completions to
-// the signaled WRs of their QP (in order, by wr_id).
-void TraceReplay::match_recorded() {
-  for (auto& sp : sides_) {
-    Side& s = *sp;
-    std::unordered_map<uint32_t, std::pair<bool, std::deque<size_t>>> qps;  // sig_all, pending
-    std::unordered_map<size_t, uint64_t> posted;  // op index -> the post's recorded entry
-    for (size_t i = 1; i < s.tr.records.size(); ++i) {
-      const Json& r = s.tr.records[i];
-      const std::string call = str(r, "call");
-      if (call == "end" || r.value("ret", int64_t{1}) < 0) continue;
-      if (call == "create_qp" && u(r, "ret") == 0) {
-        qps[static_cast<uint32_t>(u(r, "qp"))] = {u(r, "sig_all") == 1, {}};
-      } else if (call == "post_send" && u(r, "ret") == 0) {
-        auto& q = qps[static_cast<uint32_t>(u(r, "qp"))];
-        const Json& wrs = r["wr"];
-        for (uint32_t k = 0; k < wrs.size(); ++k) {
-          const Json& w = wrs[k];
-          if (!q.first && !(u(w, "flags") & drv::kSendSignaled)) continue;
-          ReplayOp op;
-          op.side = s.index;
-          op.record = i + 1;
-          op.wr = k;
-          op.qp = static_cast<uint32_t>(u(r, "qp"));
-          op.wr_id = u(w, "id");
-          op.op = str(w, "op");
-          for (const auto& e : w["sge"]) op.bytes += e[2].get<uint64_t>();
-          posted[ops_.size()] = u(r, "t");
-          s.op_of[{i, k}] = ops_.size();
-          q.second.push_back(ops_.size());
-          ops_.push_back(op);
-        }
-      } else if (call == "poll_cq") {
-        const uint64_t when = u(r, "t") + u(r, "d");
-        for (const auto& w : r["wc"]) {
-          if (is_recv_opcode(str(w, "op"))) continue;
-          auto it = qps.find(static_cast<uint32_t>(u(w, "qp")));
-          if (it == qps.end()) continue;
-          auto& pend = it->second.second;
-          auto m = std::find_if(pend.begin(), pend.end(),
-                                [&](size_t x) { return ops_[x].wr_id == u(w, "id"); });
-          if (m == pend.end()) continue;
-          ReplayOp& op = ops_[*m];
-          op.rec_status = str(w, "status");
-          op.rec_ns = static_cast<int64_t>(when - posted[*m]);
-          pend.erase(pend.begin(), m + 1);
-        }
-      }
-    }
-  }
-  post_tick_.assign(ops_.size(), 0);
-}
-
 std::string TraceReplay::check(const cfg::Config& c) const {
   for (const auto& sp : sides_) {
-    const Side& s = *sp;
-    std::map<std::string, int64_t> live, peak;
-    auto limit = [&](uint64_t idx, const char* field, uint64_t asked, const char* what,
-                     const char* key) -> std::string {
-      const uint64_t max = static_cast<uint64_t>(
-          c.schema().find(key)->kind == cfg::Kind::kSize ? c.size(key) : c.integer(key));
-      if (asked <= max) return "";
+    const ReplayTrace& t = sp->tr;
+    if (!t.unsupported.empty()) return t.unsupported;
+    for (const auto& [key, p] : t.peaks) {
+      uint64_t max;
+      if (key == "send_sge")
+        max = dev::kMaxSendSge;
+      else if (key == "recv_sge")
+        max = dev::kMaxRecvSge;
+      else
+        max = static_cast<uint64_t>(
+            c.schema().find(key)->kind == cfg::Kind::kSize ? c.size(key) : c.integer(key));
+      if (p.value <= max) continue;
+      if (key == "send_sge" || key == "recv_sge")
+        return fmt::format(
+            "{}: record {}: field '{}': the trace asks for {} {}; the device's "
+            "WQE holds {}",
+            t.file, p.record, p.field, p.value, p.what, max);
       return fmt::format(
           "{}: record {}: field '{}': the trace asks for {} {}; the NIC has {} = {} (raise it "
           "with --set {}={})",
-          s.tr.file, idx + 1, field, asked, what, key, max, key, asked);
-    };
-    for (size_t i = 1; i < s.tr.records.size(); ++i) {
-      const Json& r = s.tr.records[i];
-      const std::string call = str(r, "call");
-      if (call == "end" || u(r, "ret", 1) != 0) continue;
-      std::string e;
-      auto count = [&](const char* kind, int delta, const char* field, const char* what,
-                       const char* key) {
-        int64_t& n = live[kind];
-        n += delta;
-        if (delta > 0 && e.empty()) e = limit(i, field, static_cast<uint64_t>(n), what, key);
-      };
-      if (call == "create_qp") {
-        const std::string type = str(r, "type");
-        if (type != "RC" && type != "UC" && type != "UD")
-          return fmt::format(
-              "{}: record {}: field 'type': {} QPs are not modelled (RC, UC and "
-              "UD are)",
-              s.tr.file, i + 1, type);
-        count("qp", 1, "qp", "QPs at once", "nic.max_qps");
-        if (e.empty())
-          e = limit(i, "max_send_wr", u(r, "max_send_wr"), "send WRs", "nic.max_qp_wr");
-        if (e.empty() && !r.contains("srq"))
-          e = limit(i, "max_recv_wr", u(r, "max_recv_wr"), "receive WRs", "nic.max_qp_wr");
-        if (e.empty() && u(r, "max_send_sge") > dev::kMaxSendSge)
-          e = fmt::format("{}: record {}: field 'max_send_sge': {} SGEs; the device takes {}",
-                          s.tr.file, i + 1, u(r, "max_send_sge"), dev::kMaxSendSge);
-        if (e.empty() && u(r, "max_recv_sge") > dev::kMaxRecvSge)
-          e = fmt::format("{}: record {}: field 'max_recv_sge': {} SGEs; the device takes {}",
-                          s.tr.file, i + 1, u(r, "max_recv_sge"), dev::kMaxRecvSge);
-      } else if (call == "destroy_qp") {
-        count("qp", -1, "", "", "");
-      } else if (call == "create_cq") {
-        count("cq", 1, "cq", "CQs at once", "nic.max_cqs");
-        if (e.empty()) e = limit(i, "cqe", u(r, "cqe"), "CQ entries", "nic.max_cqe");
-      } else if (call == "destroy_cq") {
-        count("cq", -1, "", "", "");
-      } else if (call == "alloc_pd") {
-        count("pd", 1, "pd", "PDs at once", "nic.max_pds");
-      } else if (call == "dealloc_pd") {
-        count("pd", -1, "", "", "");
-      } else if (call == "reg_mr") {
-        count("mr", 1, "mr", "memory regions at once", "nic.max_mrs");
-        if (e.empty()) e = limit(i, "len", u(r, "len"), "bytes in one region", "nic.max_mr_size");
-      } else if (call == "dereg_mr") {
-        count("mr", -1, "", "", "");
-      } else if (call == "create_srq") {
-        count("srq", 1, "srq", "SRQs at once", "nic.max_srqs");
-        if (e.empty()) e = limit(i, "max_wr", u(r, "max_wr"), "SRQ WRs", "nic.max_qp_wr");
-      } else if (call == "destroy_srq") {
-        count("srq", -1, "", "", "");
-      } else if (call == "post_send") {
-        const Json& wrs = r["wr"];
-        for (size_t k = 0; k < wrs.size() && e.empty(); ++k) {
-          const std::string op = str(wrs[k], "op");
-          const int v = trace::wr_opcode_value(op);
-          if (v < 0 || v > static_cast<int>(dev::WrOpcode::ATOMIC_FETCH_AND_ADD))
-            e = fmt::format(
-                "{}: record {}: field 'wr[{}].op': {} is not modelled (SEND, "
-                "SEND_IMM, WRITE, WRITE_IMM, READ, CMP_SWP and FETCH_ADD are)",
-                s.tr.file, i + 1, k, op);
-        }
-      }
-      if (!e.empty()) return e;
+          t.file, p.record, p.field, p.value, p.what, key, max, key, p.value);
     }
   }
   return "";
@@ -400,10 +406,8 @@ bool TraceReplay::wait_object(Side& s, uint64_t recno, const std::function<bool(
 
 void TraceReplay::gap(Side& s, size_t idx) {
   if (o_.timing == ReplayTiming::kAsap || idx < 2) return;
-  const Json& r = s.tr.records[idx];
-  const Json& prev = s.tr.records[idx - 1];
   const int64_t g =
-      static_cast<int64_t>(u(r, "t")) - static_cast<int64_t>(u(prev, "t") + u(prev, "d"));
+      static_cast<int64_t>(s.tr.t[idx]) - static_cast<int64_t>(s.tr.t[idx - 1] + s.tr.d[idx - 1]);
   if (g <= 0) return;
   const Tick due = s.last_return + static_cast<Tick>(static_cast<double>(g) * o_.scale * kNs);
   if (due > sim_.now()) s.h.host->cpu(due - sim_.now());
@@ -468,7 +472,7 @@ bool TraceReplay::do_post_send(Side& s, const Json& r, uint64_t recno) {
     if (w.contains("rkey")) {
       const uint32_t rkey = static_cast<uint32_t>(u(w, "rkey"));
       const uint64_t raddr = u(w, "raddr");
-      if (p && p->all_rkeys.count(rkey))
+      if (p && p->tr.rkeys.count(rkey))
         wait_object(
             s, recno, [p, rkey] { return p->mr_by_rkey.count(rkey) > 0; },
             fmt::format("the region of rkey {:#x}", rkey));
@@ -487,7 +491,7 @@ bool TraceReplay::do_post_send(Side& s, const Json& r, uint64_t recno) {
       auto a = s.ah.find(u(w, "ah"));
       d.ah = a == s.ah.end() ? nullptr : a->second;
       const uint32_t rqpn = static_cast<uint32_t>(u(w, "rqpn"));
-      if (p && p->all_qpns.count(rqpn))
+      if (p && p->tr.qpns.count(rqpn))
         wait_object(
             s, recno, [p, rqpn] { return p->qp.count(rqpn) > 0; }, fmt::format("QP {}", rqpn));
       auto pq = p ? p->qp.find(rqpn) : decltype(p->qp)::iterator{};
@@ -509,8 +513,8 @@ bool TraceReplay::do_post_send(Side& s, const Json& r, uint64_t recno) {
   s.res.wrs += wrs.size();
   const size_t idx = recno - 1;
   for (uint32_t k = 0; k < wrs.size(); ++k) {
-    auto it = s.op_of.find({idx, k});
-    if (it == s.op_of.end()) continue;
+    auto it = s.tr.op_of.find({idx, k});
+    if (it == s.tr.op_of.end()) continue;
     q.pending.push_back(it->second);
     post_tick_[it->second] = t0;
   }
@@ -632,8 +636,7 @@ bool TraceReplay::do_poll(Side& s, const Json& r, uint64_t recno) {
   return true;
 }
 
-bool TraceReplay::step(Side& s, size_t idx) {
-  const Json& r = s.tr.records[idx];
+bool TraceReplay::step(Side& s, size_t idx, const Json& r) {
   const uint64_t recno = idx + 1;
   const std::string call = str(r, "call");
   if (call == "end") return true;
@@ -792,7 +795,7 @@ bool TraceReplay::step(Side& s, size_t idx) {
     a.qkey = static_cast<uint32_t>(u(r, "qkey"));
     if (r.contains("dest_qp")) {
       const uint32_t dq = static_cast<uint32_t>(u(r, "dest_qp"));
-      if (p && p->all_qpns.count(dq))
+      if (p && p->tr.qpns.count(dq))
         wait_object(
             s, recno, [p, dq] { return p->qp.count(dq) > 0; }, fmt::format("QP {}", dq));
       auto pq = p ? p->qp.find(dq) : decltype(p->qp)::iterator{};
@@ -891,13 +894,21 @@ void TraceReplay::run_side(int i) {
     fail(s, 1, "",
          fmt::format("driver open failed: {} ({})", std::strerror(e), s.h.driver->last_error()));
   } else {
-    for (; s.next < s.tr.records.size(); ++s.next) {
-      s.res.stopped_at = s.next + 1;
-      if (!error_.empty() || !step(s, s.next)) break;
-      s.progress.notify(sc_core::SC_ZERO_TIME);
+    try {
+      // The records again, one at a time (load_trace validated them): up to the truncation.
+      trace::Reader rd(s.tr.file);
+      Json r;
+      rd.next(&r);  // the header
+      for (; s.next < s.tr.records && rd.next(&r); ++s.next) {
+        s.res.stopped_at = s.next + 1;
+        if (!error_.empty() || !step(s, s.next, r)) break;
+        s.progress.notify(sc_core::SC_ZERO_TIME);
+      }
+    } catch (const trace::TraceError& err) {  // the file changed since it was checked
+      fail(s, s.next + 1, "", err.what());
     }
   }
-  s.res.finished = s.next >= s.tr.records.size();
+  s.res.finished = s.next >= s.tr.records;
   s.done = true;
   s.progress.notify(sc_core::SC_ZERO_TIME);
 }

@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <systemc>
 #include <vector>
@@ -26,14 +27,45 @@
 
 namespace rn::host {
 
-// One side's trace, read and validated (trace::read_all).
+// One signaled send WR: its completion latency (post entry to the poll that returned it) as
+// recorded and in the model.
+struct ReplayOp {
+  int side = 0;
+  uint64_t record = 0;  // the post_send record (numbered from 1, as in the file)
+  uint32_t wr = 0;      // index in its `wr`
+  uint32_t qp = 0;      // the recorded QP number
+  uint64_t wr_id = 0;
+  std::string op;
+  uint64_t bytes = 0;
+  std::string rec_status, model_status;  // "" if no completion
+  int64_t rec_ns = -1, model_ns = -1;    // -1 if no completion
+};
+
+// What replay knows of one side's trace before it runs, from one validating pass over it: a
+// few bytes per record, so that traces of any length replay (the records themselves are read
+// again, one at a time, while replaying).
 struct ReplayTrace {
   std::string file;
-  std::vector<trace::Json> records;  // the header first
+  trace::Json header;
+  size_t records = 0;  // whole records, the header included
   bool truncated = false;
-  std::string truncation;  // why, if truncated
+  std::string truncation;          // why, if truncated
+  std::vector<uint64_t> t, d;      // per record: its recorded entry and duration (ns)
+  std::vector<uint8_t> setup;      // per record: a setup call that succeeded (cross order)
+  std::set<uint32_t> rkeys, qpns;  // every rkey and QP number the trace makes
+  std::string unsupported;         // the first call the model cannot replay, "" if none
+  // The most the trace holds at once or asks for, by the configuration key limiting it, and the
+  // record and field that first asked for that much.
+  struct Peak {
+    uint64_t value = 0, record = 0;
+    std::string field, what;
+  };
+  std::map<std::string, Peak> peaks;
+  std::vector<ReplayOp> ops;                            // its signaled send WRs, recorded half
+  std::map<std::pair<size_t, uint32_t>, size_t> op_of;  // (record index, wr) -> index in ops
 };
-ReplayTrace load_trace(const std::string& path);  // throws trace::TraceError
+// Reads and validates a trace (throws trace::TraceError).
+ReplayTrace load_trace(const std::string& path);
 
 enum class ReplayTiming {
   kRecorded,  // the recorded gap between a call's return and the next call's entry is kept
@@ -56,20 +88,6 @@ struct ReplayHost {
   drv::Driver* driver;
   std::array<uint8_t, 6> mac;
   uint32_t ipv4;
-};
-
-// One signaled send WR: its completion latency (post entry to the poll that returned it) as
-// recorded and in the model.
-struct ReplayOp {
-  int side = 0;
-  uint64_t record = 0;  // the post_send record (numbered from 1, as in the file)
-  uint32_t wr = 0;      // index in its `wr`
-  uint32_t qp = 0;      // the recorded QP number
-  uint64_t wr_id = 0;
-  std::string op;
-  uint64_t bytes = 0;
-  std::string rec_status, model_status;  // "" if no completion
-  int64_t rec_ns = -1, model_ns = -1;    // -1 if no completion
 };
 
 struct ReplaySideResult {
@@ -116,7 +134,7 @@ class TraceReplay {
  private:
   struct Side;
   void fail(Side& s, uint64_t recno, const std::string& field, const std::string& what);
-  bool step(Side& s, size_t idx);
+  bool step(Side& s, size_t idx, const trace::Json& r);
   bool wait_peer(Side& s, size_t idx);
   // Waits until the peer has made an object `exists` finds (false if the peer stopped first).
   bool wait_object(Side& s, uint64_t recno, const std::function<bool()>& exists,
@@ -126,7 +144,6 @@ class TraceReplay {
   bool do_post_recv(Side& s, const trace::Json& r, uint64_t recno, bool srq);
   bool do_poll(Side& s, const trace::Json& r, uint64_t recno);
   bool map_sges(Side& s, const trace::Json& sge, uint64_t recno, std::vector<drv::Sge>* out);
-  void match_recorded();
   Side* peer(Side& s);
 
   Sim& sim_;

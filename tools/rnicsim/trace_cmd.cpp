@@ -88,19 +88,21 @@ int trace_main(int argc, char** argv) {
       if (args.empty()) return usage_error("missing TRACE");
       int status = 0;
       for (const auto& path : args) {
-        bool truncated = false;
-        std::string why;
         try {
-          auto recs = read_all(path, &truncated, &why);
-          std::string calls;
-          if (truncated) {
-            fmt::print("{}: TRUNCATED after {} records: {}\n", path, recs.size(), why);
+          // One record at a time: traces of any length.
+          Reader r(path);
+          Validator v(path);
+          Json rec;
+          while (r.next(&rec)) v.check(rec, r.record());
+          if (!v.finish(r.record())) {
+            fmt::print("{}: TRUNCATED after {} records: {}\n", path, r.record(),
+                       r.truncated() ? r.truncation()
+                                     : fmt::format("no end record after record {}", r.record()));
             status = 1;
           } else {
             fmt::print("{}: OK: {} records ({}, version {}, pid {}, payload {})\n", path,
-                       recs.size(), to_string(Reader(path).form()),
-                       recs[0]["version"].get<uint64_t>(), recs[0]["pid"].get<uint64_t>(),
-                       recs[0]["payload"].get<std::string>());
+                       r.record(), to_string(r.form()), v.header()["version"].get<uint64_t>(),
+                       v.header()["pid"].get<uint64_t>(), v.header()["payload"].get<std::string>());
           }
         } catch (const TraceError& e) {
           fmt::print(stderr, "rnicsim trace check: {}\n", e.what());
@@ -222,7 +224,7 @@ int replay_main(const rn::cfg::Config& cfg, const ReplayArgs& a) {
     const auto& res = rp.result(static_cast<int>(i));
     const auto& tr = rp.trace(static_cast<int>(i));
     fmt::print("\n  {}: {} ({} records{})\n", sys.node(static_cast<int>(i)).name, tr.file,
-               tr.records.size(), tr.truncated ? ", truncated" : "");
+               tr.records, tr.truncated ? ", truncated" : "");
     fmt::print("    replayed {} calls ({} skipped: they failed when recorded){}\n", res.records,
                res.skipped,
                res.finished ? "" : fmt::format(", stopped at record {}", res.stopped_at));
