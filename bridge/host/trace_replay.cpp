@@ -101,7 +101,15 @@ ReplayTrace load_trace(const std::string& path) {
       n = delta > 0 ? n + 1 : n - std::min<uint64_t>(n, 1);
       if (delta > 0) peak(key, n, recno, field, what);
     };
-    if (call == "create_qp") {
+    if (call == "open_device") {
+      // One trace, one simulated host with one NIC.
+      if (++live["dev"] > 1)
+        unsupported(recno, "dev",
+                    "a second device open at once: replay runs one trace on one simulated host "
+                    "with one NIC (a program using two devices cannot be replayed)");
+    } else if (call == "close_device") {
+      live["dev"] -= std::min<uint64_t>(live["dev"], 1);
+    } else if (call == "create_qp") {
       const std::string type = str(r, "type");
       if (type != "RC" && type != "UC" && type != "UD")
         unsupported(recno, "type", type + " QPs are not modelled (RC, UC and UD are)");
