@@ -158,6 +158,12 @@ elif MODE == "limits":
     p = run(sp, cp, expect=2)
     check("record 6: field 'type': XRC_SEND QPs are not modelled" in p.stderr,
           "an unmodelled QP type was not refused before the replay")
+    s, c = traces.pair()
+    c.insert(1, traces.call("open_device", 100500, dev=2, name="mlx5_1"))
+    sp, cp = files(s, c)
+    p = run(sp, cp, expect=2)
+    check("client.jsonl: record 3: field 'dev': a second device open at once" in p.stderr,
+          "a trace of two devices was not refused")
 elif MODE == "truncated":
     s, c = traces.pair()
     cut = [r["call"] for r in s].index("poll_cq") + 1
