@@ -622,7 +622,7 @@ def data_writes(trace):
 
 
 def case_nccl_counts(root, tmp, rnicsim, qps="1"):
-    inp = os.path.join(root, "traces", "nccl_allreduce_rank1.profiler.json")
+    inp = os.path.join(root, "traces", "nccl_allreduce.profiler.json")
     local, peers = import_nccl(root, inp, tmp, "--qps-per-conn", qps)
     a, b = expect_clean([local, peers])
     tot = nccl_input_totals(inp)
@@ -686,35 +686,52 @@ def case_nccl_new_format(root, tmp, rnicsim):
                       % (data_writes(a), data_writes(b)))
 
 
-# A good line to break, and the breakages: (replacement of the good line, words the message
-# must contain besides the file name and the line number).
-GOOD = ('{"name": "Send", "cat": "PROXY", "ph": "b", "id": 1, "pid": 9, "tid": 1, "ts": 5.0, '
-        '"args": {"Channel": 0, "Peer": 2, "Steps": 2, "ChunkSize": 4096, "transSize": 8192}},')
+# A good proxy op to break, and the breakages: (the input's lines after "[", the line the message
+# must name, words it must contain besides the file name and that line).
+GOOD = ['{"name": "AllReduce", "cat": "COLL", "ph": "b", "id": 0, "pid": 9, "tid": 1, "ts": 1.0, '
+        '"args": {"SeqNum": 0, "CommHash": 1, "Rank": 1, "Count": 4, "Datatype": "ncclFloat32", '
+        '"Algorithm": "RING", "Protocol": "SIMPLE", "nMaxChannels": 1}},',
+        '{"name": "Send", "cat": "PROXY", "ph": "b", "id": 1, "pid": 9, "tid": 1, "ts": 5.0, '
+        '"args": {"Channel": 0, "Peer": 2, "Steps": 2, "ChunkSize": 4096, "transSize": 8192}},',
+        '{"name": "Send", "cat": "PROXY", "ph": "e", "id": 1, "pid": 9, "tid": 1, "ts": 9.0},']
+
+
+def broken_line(i, old, new):
+    lines = list(GOOD)
+    lines[i] = lines[i].replace(old, new)
+    assert lines[i] != GOOD[i]
+    return lines
+
+
 BROKEN = {
-    "not_json": ('{"name": "Send", "cat": "PROXY", "ph": "b", "id": 1, "ts": 5.0, "args": {',
-                 ["not a JSON"]),
-    "steps_text": (GOOD.replace('"Steps": 2', '"Steps": "two"'), ["Steps"]),
-    "no_transsize": (GOOD.replace(', "transSize": 8192', ''), ["transSize"]),
-    "negative_size": (GOOD.replace('"transSize": 8192', '"transSize": -5'), ["transSize"]),
-    "no_ts": (GOOD.replace(' "ts": 5.0,', ''), ["ts"]),
-    "peer_missing": (GOOD.replace('"Peer": 2, ', ''), ["Peer"]),
-    "unterminated_op": (GOOD.replace('"transSize": 8192}},', '"transSize": 8192}},\n'
-                                     '{"name": "Recv", "cat": "PROXY", "ph": "e", "id": 9, '
-                                     '"pid": 9, "tid": 1, "ts": 7.0},'), ["ph"]),
+    "not_json": (broken_line(1, '"args": {', '"args": {{'), 3, ["not a JSON"]),
+    "steps_text": (broken_line(1, '"Steps": 2', '"Steps": "two"'), 3, ["args.Steps", "'two'"]),
+    "no_transsize": (broken_line(1, ', "transSize": 8192', ''), 3, ["args.transSize", "missing"]),
+    "negative_size": (broken_line(1, '"transSize": 8192', '"transSize": -5'), 3,
+                      ["args.transSize", "-5"]),
+    "no_ts": (broken_line(2, ', "ts": 9.0', ''), 4, ["ts", "missing"]),
+    "peer_missing": (broken_line(1, '"Peer": 2, ', ''), 3, ["args.Peer", "missing"]),
+    "bad_rank": (broken_line(0, '"Rank": 1', '"Rank": "one"'), 2, ["args.Rank"]),
+    "no_rank": (GOOD[1:], 2, ["Rank", "--rank"]),
+    "unterminated_op": (GOOD[:2], 3, ["ph", "never ends"]),
+    "mismatched_end": (broken_line(2, '"name": "Send"', '"name": "Recv"'), 4,
+                       ["name", "Send of line 3"]),
 }
 
 
 def case_nccl_errors(root, tmp, rnicsim):
     imp = os.path.join(root, "tools", "trace_import_nccl.py")
-    for name, (line, words) in sorted(BROKEN.items()):
+    for name, (lines, at, words) in sorted(BROKEN.items()):
         inp = os.path.join(tmp, name + ".json")
         with open(inp, "w") as f:
-            f.write("[\n" + line + "\n{}]\n")
+            f.write("[\n" + "\n".join(lines) + "\n{}]\n")
         p = run([PY, imp, inp, "--out-dir", os.path.join(tmp, name)], expect_rc=2)
         msg = p.stderr
-        if inp + ":2:" not in msg or any(w not in msg for w in words):
-            raise Failure("%s: the message %r does not name %s:2 and %s"
-                          % (name, msg.strip(), inp, words))
+        if "%s:%d:" % (inp, at) not in msg or any(w not in msg for w in words):
+            raise Failure("%s: the message %r does not name %s:%d and %s"
+                          % (name, msg.strip(), inp, at, words))
+        if os.path.exists(os.path.join(tmp, name)):
+            raise Failure("%s: output written despite the error" % name)
     p = run([PY, imp, os.path.join(tmp, "absent.json"), "--out-dir", tmp], expect_rc=2)
     if "absent.json" not in p.stderr:
         raise Failure("a missing input: %r" % p.stderr)
@@ -724,6 +741,11 @@ def case_nccl_errors(root, tmp, rnicsim):
     p = run([PY, imp, empty, "--out-dir", tmp], expect_rc=2)
     if "empty.json" not in p.stderr or "proxy" not in p.stderr.lower():
         raise Failure("an input without proxy ops: %r" % p.stderr)
+    # the good input itself imports
+    good = os.path.join(tmp, "good.json")
+    with open(good, "w") as f:
+        f.write("[\n" + "\n".join(GOOD) + "\n{}]\n")
+    run([PY, imp, good, "--out-dir", os.path.join(tmp, "good")])
 
 
 def case_checker_catches(root, tmp, rnicsim):
