@@ -4,6 +4,7 @@
 //   rnicsim params            (every parameter, as a Markdown table)
 //   rnicsim serve [CONFIG] [--set key=value]... [--dir DIR] [--out DIR] [--exit-after N]
 //   rnicsim attach HOST [--dir DIR] -- PROGRAM [ARGS]...
+//   rnicsim trace show|check|convert|schema ...
 //   rnicsim --help, rnicsim COMMAND --help
 // Exit status: 0 done, 1 the run failed (or an output file could not be written), 2 a usage or
 // configuration error.
@@ -28,6 +29,7 @@
 #include "model/system/schema.h"
 #include "model/system/serve.h"
 #include "model/system/system.h"
+#include "tools/rnicsim/commands.h"
 
 extern char** environ;
 
@@ -57,6 +59,8 @@ constexpr Command kCommands[] = {
     {"attach", "HOST [--dir DIR] -- PROGRAM [ARGS]",
      "run PROGRAM on HOST's simulated NIC (our libibverbs\nfirst on LD_LIBRARY_PATH); "
      "docs/virtual-device.md"},
+    {"trace", "show|check|convert|schema ...",
+     "read, validate and convert verb traces (JSON Lines\nor binary); docs/traces.md"},
 };
 
 const Command* find_command(const std::string& name) {
@@ -140,9 +144,10 @@ int parse(int argc, char** argv, Args* a) {
   }
   const Command* cmd = find_command(a->cmd);
   if (cmd == nullptr) {
-    fmt::print(stderr,
-               "rnicsim: unknown command '{}' (commands: run, check, params, serve, attach)\n",
-               rn::cfg::excerpt(a->cmd));
+    fmt::print(
+        stderr,
+        "rnicsim: unknown command '{}' (commands: run, check, params, serve, attach, trace)\n",
+        rn::cfg::excerpt(a->cmd));
     general_usage(stderr);
     return 2;
   }
@@ -395,6 +400,7 @@ int attach_main(int argc, char** argv) {
 
 int sc_main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "attach") return attach_main(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "trace") return trace_main(argc, argv);
   Args a;
   if (int status = parse(argc, argv, &a); status >= 0) return status;
   rn::cfg::Schema schema = rn::system::make_schema();
