@@ -572,11 +572,62 @@ def case_kv_errors(root, tmp, rnicsim):
     run([PY, g, "--help"])
 
 
+# The commands that made the samples in traces/ (traces/README.md gives the same).
+KV_SAMPLE = ["--qps", "64", "--requests", "2000", "--seed", "1"]
+
+
 def case_samples(root, tmp, rnicsim):
-    expect_clean([os.path.join(root, "traces", "kv_server.jsonl"),
-                  os.path.join(root, "traces", "kv_client.jsonl")])
-    expect_clean([os.path.join(root, "traces", "nccl_allreduce_rank1.jsonl"),
-                  os.path.join(root, "traces", "nccl_allreduce_peers.jsonl")])
+    """The samples in traces/ are valid, and are what their documented commands make."""
+    tr = os.path.join(root, "traces")
+    expect_clean([os.path.join(tr, "kv_server.jsonl"), os.path.join(tr, "kv_client.jsonl")])
+    expect_clean([os.path.join(tr, "nccl_allreduce_rank1.jsonl"),
+                  os.path.join(tr, "nccl_allreduce_peers.jsonl")])
+    fresh = {}
+    os.mkdir(os.path.join(tmp, "kv"))
+    s, c = gen(root, os.path.join(tmp, "kv"), *KV_SAMPLE)
+    fresh["kv_server.jsonl"], fresh["kv_client.jsonl"] = s, c
+    example = os.path.join(tmp, "nccl_allreduce.profiler.json")
+    with open(example, "w") as f:
+        f.write(run([PY, os.path.join(tr, "make_nccl_example.py")]).stdout)
+    fresh["nccl_allreduce.profiler.json"] = example
+    run([PY, os.path.join(root, "tools", "trace_import_nccl.py"), example, "--out-dir",
+         os.path.join(tmp, "nccl")])
+    for name in ("nccl_allreduce_rank1.jsonl", "nccl_allreduce_peers.jsonl"):
+        fresh[name] = os.path.join(tmp, "nccl", name)
+    for name, path in sorted(fresh.items()):
+        if open(path, "rb").read() != open(os.path.join(tr, name), "rb").read():
+            raise Failure("traces/%s is not what its command in traces/README.md makes" % name)
+
+
+def case_rnicsim_check(root, tmp, rnicsim):
+    """rnicsim's own reader (rnicsim trace check) accepts the samples and the scripts' output,
+    and converts each to the binary form and back to the same bytes."""
+    if not rnicsim or not os.path.exists(rnicsim):
+        raise Failure("no rnicsim binary given (%r)" % (rnicsim,))
+    files = [os.path.join(root, "traces", x) for x in sorted(os.listdir(
+        os.path.join(root, "traces"))) if x.endswith(".jsonl")]
+    for variant, args in sorted(KV_VARIANTS.items()):
+        d = os.path.join(tmp, "kv_" + variant)
+        os.mkdir(d)
+        files += gen(root, d, *args)
+    d = os.path.join(tmp, "nccl2")
+    files += import_nccl(root, os.path.join(root, "traces", "nccl_allreduce.profiler.json"), d,
+                         "--qps-per-conn", "2")
+    env = dict(os.environ, SC_COPYRIGHT_MESSAGE="DISABLE")
+    p = subprocess.run([rnicsim, "trace", "check"] + files, capture_output=True, text=True,
+                       env=env)
+    if p.returncode != 0:
+        raise Failure("rnicsim trace check: exit %d\n%s%s" % (p.returncode, p.stdout[-3000:],
+                                                               p.stderr[-3000:]))
+    for i, f in enumerate(files):
+        binary, back = os.path.join(tmp, "%d.rntrace" % i), os.path.join(tmp, "%d.jsonl" % i)
+        for a, b in ((f, binary), (binary, back)):
+            q = subprocess.run([rnicsim, "trace", "convert", a, b], capture_output=True,
+                               text=True, env=env)
+            if q.returncode != 0:
+                raise Failure("rnicsim trace convert %s %s: %s" % (a, b, q.stderr))
+        if open(back, "rb").read() != open(f, "rb").read():
+            raise Failure("%s: JSON Lines -> binary -> JSON Lines changed the bytes" % f)
 
 
 def nccl_input_totals(path):
@@ -786,6 +837,7 @@ CASES = {
     "import_nccl.new_format": case_nccl_new_format,
     "import_nccl.errors": case_nccl_errors,
     "samples": case_samples,
+    "rnicsim_check": case_rnicsim_check,
     "checker_catches": case_checker_catches,
 }
 for _v in KV_VARIANTS:
