@@ -23,17 +23,17 @@ without these events is placed evenly inside its operation's span. The rank is t
 enclosing COLL or P2P event (or --rank). Everything else (groups, kernels, proxy control, the
 NET_IB per-QP events) is skipped.
 
-What is written, per (rank, peer, channel, direction) connection: a CQ, NCCL's registered
-buffers (the sender's CTS FIFO, 32 slots x 8 x 64 bytes; the receiver's FIFO elements, the same;
-a staging buffer of 8 step slots on each side) and --qps-per-conn RC QPs on each side
+What is written, per (rank, peer, channel, direction) connection: a CQ, NCCL's registered buffers
+(the sender's CTS FIFO, 32 slots x 8 x 64 bytes; the receiver's FIFO elements, the same; a staging
+buffer of 8 step slots on each side) and --qps-per-conn RC QPs on each side
 (NCCL_IB_QPS_PER_CONNECTION), connected as NCCL does (INIT with REMOTE_WRITE; RTR with mtu,
-dest_qp, rq_psn 0, max_dest_rd_atomic 1, min_rnr_timer 12, a RoCEv2 address with hop_limit 255;
-RTS with sq_psn 0, timeout 20, retry_cnt 7, rnr_retry 7, max_rd_atomic 1). Per step, as ncclIbIrecv, ncclIbPostFifo,
-ncclIbMultiSend and ncclIbTest do: the receiver posts a receive (no SGE, wr_id the FIFO slot) on
-every QP of the connection and RDMA-WRITEs a 64-byte CTS entry into the sender's FIFO slot
-(signalled only in slot 0); the sender then posts on every QP one signalled RDMA_WRITE_WITH_IMM
-(immediate: the step's size) of its share of the step (the size divided by the QPs, rounded up to
-128 bytes); each side polls its CQ (4 entries at a time) for the completions.
+dest_qp, rq_psn 0, max_dest_rd_atomic 1, min_rnr_timer 12, a RoCEv2 address with hop_limit 255; RTS
+with sq_psn 0, timeout 20, retry_cnt 7, rnr_retry 7, max_rd_atomic 1). Per step, as ncclIbIrecv,
+ncclIbPostFifo, ncclIbMultiSend and ncclIbTest do: the receiver posts a receive (no SGE, wr_id the
+FIFO slot) on every QP of the connection and RDMA-WRITEs a 64-byte CTS entry into the sender's FIFO
+slot (signalled only in slot 0); the sender then posts on every QP one signalled
+RDMA_WRITE_WITH_IMM (immediate: the step's size) of its share of the step (the size divided by the
+QPs, rounded up to 128 bytes); each side polls its CQ (4 entries at a time) for the completions.
 
 Limits (what is guessed): buffer addresses, keys and QP numbers are made up; the dump has no
 per-step sizes (transSize is spread evenly over Steps); the peer side is inferred (its CTS 2 us
