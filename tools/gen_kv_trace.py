@@ -178,9 +178,15 @@ def parse_args(argv):
         fail("--zipf-theta %g: must be above 0" % a.zipf_theta)
     if a.max_inline < 0 or a.rtt_ns < 1 or a.link_gbps <= 0:
         fail("--max-inline must be >= 0, --rtt-ns >= 1, --link-gbps > 0")
+    if a.window > 1024:
+        fail("--window %d: at most 1024 (a QP's send queue)" % a.window)
     a.dist = parse_value_size(a.value_size)
     if min(value_sizes(a.dist)) < 1 or max(value_sizes(a.dist)) > 1 << 20:
         fail("--value-size %r: sizes must be 1 B to 1 MiB" % a.value_size)
+    slot = (max(value_sizes(a.dist)) + 63) // 64 * 64
+    if a.keys * slot > 1 << 40:
+        fail("--keys %d of %d-byte slots: a region of %d bytes; at most 1 TiB"
+             % (a.keys, slot, a.keys * slot))
     return a
 
 

@@ -563,6 +563,8 @@ def case_kv_errors(root, tmp, rnicsim):
     g = os.path.join(root, "tools", "gen_kv_trace.py")
     for args, words in ((["--qps", "0"], ["--qps"]), (["--get-ratio", "2"], ["--get-ratio"]),
                         (["--value-size", "64:x"], ["--value-size", "64:x"]),
+                        (["--keys", "4000000000"], ["--keys", "1 TiB"]),
+                        (["--window", "5000"], ["--window"]),
                         (["--server-out", os.path.join(tmp, "no", "s.jsonl")],
                          ["cannot write", "s.jsonl"])):
         p = run([PY, g, "--client-out", os.path.join(tmp, "c.jsonl")] + args, expect_rc=2)
