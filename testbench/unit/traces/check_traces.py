@@ -831,6 +831,38 @@ def case_checker_catches(root, tmp, rnicsim):
            "a completion never polled")
 
 
+def case_replay(root, tmp, rnicsim):
+    """rnicsim replay runs the samples and the scripts' output to the end: exit 0, result OK,
+    every recorded send and receive WR posted on its host."""
+    if not rnicsim or not os.path.exists(rnicsim):
+        raise Failure("no rnicsim binary given (%r)" % (rnicsim,))
+    tr = os.path.join(root, "traces")
+    pairs = [(os.path.join(tr, "kv_server.jsonl"), os.path.join(tr, "kv_client.jsonl")),
+             (os.path.join(tr, "nccl_allreduce_rank1.jsonl"),
+              os.path.join(tr, "nccl_allreduce_peers.jsonl"))]
+    for variant in ("many_qps", "uniform_puts_inline", "range_sizes_small"):
+        d = os.path.join(tmp, variant)
+        os.mkdir(d)
+        pairs.append(gen(root, d, *KV_VARIANTS[variant]))
+    pairs.append(import_nccl(root, os.path.join(tr, "nccl_allreduce.profiler.json"),
+                             os.path.join(tmp, "nccl2"), "--qps-per-conn", "2"))
+    env = dict(os.environ, SC_COPYRIGHT_MESSAGE="DISABLE")
+    for i, pair in enumerate(pairs):
+        traces = expect_clean(list(pair))
+        p = subprocess.run([rnicsim, "replay", pair[0], pair[1], "--out",
+                            os.path.join(tmp, "out%d" % i), "--no-plots"],
+                           capture_output=True, text=True, env=env)
+        if p.returncode != 0 or "result: OK" not in p.stdout:
+            raise Failure("rnicsim replay %s %s: exit %d\n%s%s" % (
+                pair[0], pair[1], p.returncode, p.stdout[-3000:], p.stderr[-3000:]))
+        posted = re.findall(r"posted (\d+) send WRs \(\d+ bytes\), (\d+) receive WRs",
+                            p.stdout)
+        want = [(str(len(t.posts)), str(len(t.recvs))) for t in traces]
+        if posted != want:
+            raise Failure("rnicsim replay %s %s: posted (send, receive) WRs %s, the traces "
+                          "have %s" % (pair[0], pair[1], posted, want))
+
+
 CASES = {
     "gen.deterministic": case_kv_deterministic,
     "gen.errors": case_kv_errors,
@@ -840,6 +872,7 @@ CASES = {
     "import_nccl.errors": case_nccl_errors,
     "samples": case_samples,
     "rnicsim_check": case_rnicsim_check,
+    "replay": case_replay,
     "checker_catches": case_checker_catches,
 }
 for _v in KV_VARIANTS:
