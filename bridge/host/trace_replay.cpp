@@ -701,14 +701,24 @@ bool TraceReplay::step(Side& s, size_t idx) {
       std::vector<uint8_t> b(m->len);
       h.app_read(m->va, b.data(), b.size());
       ++s.res.memory_checks;
-      const bool same = r.contains("data") ? hex_bytes(r["data"].get<std::string>()) == b
-                                           : trace::fnv1a(b.data(), b.size()) == u(r, "hash");
-      if (!same) {
+      std::string differs;  // where, if anywhere
+      if (r.contains("data")) {
+        const std::vector<uint8_t> want = hex_bytes(r["data"].get<std::string>());
+        auto at = std::mismatch(want.begin(), want.end(), b.begin(), b.end());
+        if (want.size() != b.size())
+          differs = fmt::format("the recording has {} bytes", want.size());
+        else if (at.first != want.end())
+          differs = fmt::format("from byte {}: recorded {:#04x}, model {:#04x}",
+                                at.first - want.begin(), *at.first, *at.second);
+      } else if (trace::fnv1a(b.data(), b.size()) != u(r, "hash")) {
+        differs = "their hash";
+      }
+      if (!differs.empty()) {
         ++s.res.memory_mismatches;
         if (s.res.notes.size() < kMaxNotes)
           s.res.notes.push_back(fmt::format(
-              "record {}: mr {} ({} bytes): its bytes at dereg_mr differ from the recording", recno,
-              u(r, "mr"), m->len));
+              "record {}: mr {} ({} bytes): its bytes at dereg_mr differ from the recording ({})",
+              recno, u(r, "mr"), m->len, differs));
       }
     }
     if (int e = d.dereg_mr(m->mr)) return refused("dereg_mr", e);

@@ -189,7 +189,7 @@ int replay_main(const rn::cfg::Config& cfg, const ReplayArgs& a) {
     fmt::print(stderr, "rnicsim replay: {}\n", e.what());
     return 2;
   }
-  system::System sys(cfg, a.config);
+  system::System sys(cfg, a.config, system::HostMode::kSimulated, false);
   std::vector<host::ReplayHost> hosts;
   for (int i = 0; i < 2; ++i) {
     system::Node& n = sys.node(i);
