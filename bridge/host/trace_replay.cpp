@@ -63,6 +63,41 @@ std::vector<uint8_t> hex_bytes(const std::string& s) {
 
 constexpr size_t kMaxNotes = 10;
 
+// A completion by its recorded QP number and wr_id; a recorded completion.
+using WcKey = std::pair<uint32_t, uint64_t>;
+struct RecWc {
+  uint64_t record;
+  std::string status, op;
+  uint64_t len;
+};
+
+// Compares the model's completion w with the recorded rw, counting and noting a difference.
+void compare_wc(ReplaySideResult& res, const RecWc& rw, const WcKey& key, const drv::Wc& w) {
+  const char* st = trace::wc_status_name(static_cast<uint32_t>(w.status));
+  const char* op = trace::wc_opcode_name(static_cast<uint32_t>(w.opcode));
+  // A failed completion's opcode and length are undefined (verbs): compare them on success.
+  // byte_len is defined for receives, READs and atomics only (mlx5 leaves it 0 for SENDs and
+  // WRITEs): compare it for those.
+  const bool has_len = (static_cast<uint32_t>(w.opcode) & 0x80) ||
+                       w.opcode == dev::WcOpcode::RDMA_READ ||
+                       w.opcode == dev::WcOpcode::COMP_SWAP || w.opcode == dev::WcOpcode::FETCH_ADD;
+  const bool same = rw.status == st && (w.status != dev::WcStatus::SUCCESS ||
+                                        (rw.op == op && (!has_len || rw.len == w.byte_len)));
+  if (same) return;
+  ++res.completion_mismatches;
+  if (res.notes.size() < kMaxNotes)
+    res.notes.push_back(fmt::format(
+        "record {}: completion of QP {}, wr_id {}: recorded {} {} {} B, model {} {} {} B",
+        rw.record, key.first, key.second, rw.status, rw.op, rw.len, st, op, w.byte_len));
+}
+
+// The oldest entry of `key` in m (equal keys keep their insertion order), or m.end().
+template <typename M>
+typename M::iterator oldest(M& m, const WcKey& key) {
+  auto it = m.lower_bound(key);
+  return it != m.end() && it->first == key ? it : m.end();
+}
+
 }  // namespace
 
 ReplayTrace load_trace(const std::string& path) {
@@ -257,6 +292,10 @@ struct TraceReplay::Side {
   Tick last_return = 0;
   std::string waiting;  // what it waits for now
   std::unique_ptr<stats::Group> stats;
+  // Completions polled in the recording and in the model, not yet paired (by recorded QP and
+  // wr_id, oldest first).
+  std::multimap<WcKey, RecWc> rec_wcs;
+  std::multimap<WcKey, drv::Wc> model_wcs;
 };
 
 TraceReplay::TraceReplay(Sim& sim, std::vector<ReplayHost> hosts, std::vector<ReplayTrace> traces,
@@ -602,44 +641,44 @@ bool TraceReplay::do_poll(Side& s, const Json& r, uint64_t recno) {
   }
   s.waiting.clear();
   const Tick now = sim_.now();
-  std::vector<bool> used(need, false);
+  // Completions are compared by QP and wr_id, whichever poll brings them: completions of
+  // different QPs may come in another order in the model than they were recorded.
+  for (const auto& rw : rec) {
+    const WcKey key{static_cast<uint32_t>(u(rw, "qp")), u(rw, "id")};
+    const RecWc here{recno, str(rw, "status"), str(rw, "op"), u(rw, "len")};
+    auto m = oldest(s.model_wcs, key);
+    if (m == s.model_wcs.end()) {
+      s.rec_wcs.emplace(key, here);
+    } else {
+      compare_wc(s.res, here, key, m->second);
+      s.model_wcs.erase(m);
+    }
+  }
   for (size_t k = 0; k < need; ++k) {
     const drv::Wc& w = got[k];
     ++s.res.completions;
     auto rq = s.rec_qpn.find(w.qp_num);
     const uint32_t qpn = rq == s.rec_qpn.end() ? w.qp_num : rq->second;
-    // The recorded completion it stands for: same QP and wr_id, else the same position.
-    size_t j = need;
-    for (size_t x = 0; x < need && j == need; ++x)
-      if (!used[x] && u(rec[x], "id") == w.wr_id && u(rec[x], "qp") == qpn) j = x;
-    if (j == need) j = used[k] ? std::find(used.begin(), used.end(), false) - used.begin() : k;
-    used[j] = true;
-    const Json& rw = rec[j];
-    const char* st = trace::wc_status_name(static_cast<uint32_t>(w.status));
-    const char* op = trace::wc_opcode_name(static_cast<uint32_t>(w.opcode));
-    const bool ok_status = str(rw, "status") == st;
-    // A failed completion's opcode and length are undefined (verbs): compare them on success.
-    const bool same = ok_status && (w.status != dev::WcStatus::SUCCESS ||
-                                    (str(rw, "op") == op && u(rw, "len") == w.byte_len));
-    if (!same) {
-      ++s.res.completion_mismatches;
-      if (s.res.notes.size() < kMaxNotes)
-        s.res.notes.push_back(fmt::format(
-            "record {}: completion {} (QP {}, wr_id {}): recorded {} {} {} B, model {} {} {} B",
-            recno, j, qpn, w.wr_id, str(rw, "status"), str(rw, "op"), u(rw, "len"), st, op,
-            w.byte_len));
+    const WcKey key{qpn, w.wr_id};
+    auto m = oldest(s.rec_wcs, key);
+    if (m == s.rec_wcs.end()) {
+      s.model_wcs.emplace(key, w);
+    } else {
+      compare_wc(s.res, m->second, key, w);
+      s.rec_wcs.erase(m);
     }
+    const char* st = trace::wc_status_name(static_cast<uint32_t>(w.status));
     if (static_cast<uint32_t>(w.opcode) & 0x80) continue;  // a receive
     auto q = s.qp.find(qpn);
     if (q == s.qp.end()) continue;
     auto& pend = q->second.pending;
-    auto m =
+    auto pm =
         std::find_if(pend.begin(), pend.end(), [&](size_t x) { return ops_[x].wr_id == w.wr_id; });
-    if (m == pend.end()) continue;
-    ReplayOp& o = ops_[*m];
+    if (pm == pend.end()) continue;
+    ReplayOp& o = ops_[*pm];
     o.model_status = st;
-    o.model_ns = static_cast<int64_t>(ticks_to_ns(now - post_tick_[*m]));
-    pend.erase(pend.begin(), m + 1);
+    o.model_ns = static_cast<int64_t>(ticks_to_ns(now - post_tick_[*pm]));
+    pend.erase(pend.begin(), pm + 1);
   }
   return true;
 }
@@ -917,6 +956,19 @@ void TraceReplay::run_side(int i) {
     }
   }
   s.res.finished = s.next >= s.tr.records;
+  if (s.res.finished) {  // completions that never found their twin
+    s.res.completion_mismatches += s.rec_wcs.size() + s.model_wcs.size();
+    for (const auto& [k, w] : s.rec_wcs)
+      if (s.res.notes.size() < kMaxNotes)
+        s.res.notes.push_back(fmt::format(
+            "record {}: completion of QP {}, wr_id {}: recorded {}, the model gave none", w.record,
+            k.first, k.second, w.status));
+    for (const auto& [k, w] : s.model_wcs)
+      if (s.res.notes.size() < kMaxNotes)
+        s.res.notes.push_back(
+            fmt::format("the model gave a completion of QP {}, wr_id {} ({}) not recorded", k.first,
+                        k.second, trace::wc_status_name(static_cast<uint32_t>(w.status))));
+  }
   s.done = true;
   s.progress.notify(sc_core::SC_ZERO_TIME);
 }
