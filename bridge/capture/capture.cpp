@@ -812,7 +812,7 @@ int w_post_srq_recv(ibv_srq* srq, ibv_recv_wr* wr, ibv_recv_wr** bad) {
 void put_wc(const Wc& w) {
   bool imm = (w.flags & IBV_WC_WITH_IMM) != 0;
   bool err = w.status != IBV_WC_SUCCESS;
-  map(7 + (w.has_src_qp ? 1 : 0) + (imm ? 1 : 0) + (err ? 1 : 0));
+  map(6 + (w.has_src_qp ? 1 : 0) + (imm ? 1 : 0) + (err ? 1 : 0));
   ku("id", w.id);
   ks("status", wc_status_name(w.status));
   ks("op", wc_op_name(w.opcode));
@@ -1349,7 +1349,7 @@ void record_create_cq(const char* call, ibv_context* ctx, ibv_cq* cq, int cqe, i
   std::lock_guard<std::mutex> lk(g->mu);
   if (!start_output()) return;
   uint32_t id = cq != nullptr ? cq_id(cq) : 0;
-  rec(call, 4 + (cq != nullptr ? 2 : 0) + (ch != nullptr ? 1 : 0) + (ext ? 2 : 0), t, t1, err);
+  rec(call, 3 + (cq != nullptr ? 2 : 0) + (ch != nullptr ? 1 : 0) + (ext ? 2 : 0), t, t1, err);
   ku("dev", dev_of(ctx));
   if (cq != nullptr) ku("cq", id);
   ku("cqe", static_cast<uint64_t>(cqe > 0 ? cqe : 0));
@@ -1367,7 +1367,7 @@ void record_create_qp(ibv_pd* pd, ibv_qp* qp, const ibv_qp_init_attr& a, bool ex
   std::lock_guard<std::mutex> lk(g->mu);
   if (qp != nullptr) g->qp_types[qp->qp_num] = qp->qp_type;
   if (!start_output()) return;
-  size_t n = 11 + (qp != nullptr ? 1 : 0) + (a.srq != nullptr ? 1 : 0) + (ext ? 1 : 0) +
+  size_t n = 10 + (qp != nullptr ? 1 : 0) + (a.srq != nullptr ? 1 : 0) + (ext ? 1 : 0) +
              (has_send_ops ? 1 : 0);
   rec("create_qp", n, t, t1, err);
   ku("pd", id_of(g->pds, pd));
