@@ -11,6 +11,7 @@
 // post/poll path (records are encoded straight into one 1 MiB buffer, written with write() when
 // full and at exit); every failure of ours (output, a verb we cannot find) is one stderr line and
 // the program runs on, unrecorded.
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <infiniband/verbs.h>
@@ -19,8 +20,6 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <arpa/inet.h>
 
 #include <algorithm>
 #include <atomic>
@@ -447,14 +446,22 @@ __attribute__((destructor)) void capture_unload() {
 
 const char* qp_type_name(int t) {
   switch (t) {
-    case IBV_QPT_RC: return "RC";
-    case IBV_QPT_UC: return "UC";
-    case IBV_QPT_UD: return "UD";
-    case IBV_QPT_RAW_PACKET: return "RAW_PACKET";
-    case IBV_QPT_XRC_SEND: return "XRC_SEND";
-    case IBV_QPT_XRC_RECV: return "XRC_RECV";
-    case IBV_QPT_DRIVER: return "DRIVER";
-    default: return "UNKNOWN";
+    case IBV_QPT_RC:
+      return "RC";
+    case IBV_QPT_UC:
+      return "UC";
+    case IBV_QPT_UD:
+      return "UD";
+    case IBV_QPT_RAW_PACKET:
+      return "RAW_PACKET";
+    case IBV_QPT_XRC_SEND:
+      return "XRC_SEND";
+    case IBV_QPT_XRC_RECV:
+      return "XRC_RECV";
+    case IBV_QPT_DRIVER:
+      return "DRIVER";
+    default:
+      return "UNKNOWN";
   }
 }
 
@@ -465,44 +472,77 @@ const char* qp_state_name(int s) {
 
 const char* send_op_name(int op) {
   switch (op) {
-    case IBV_WR_SEND: return "SEND";
-    case IBV_WR_SEND_WITH_IMM: return "SEND_IMM";
-    case IBV_WR_RDMA_WRITE: return "WRITE";
-    case IBV_WR_RDMA_WRITE_WITH_IMM: return "WRITE_IMM";
-    case IBV_WR_RDMA_READ: return "READ";
-    case IBV_WR_ATOMIC_CMP_AND_SWP: return "CMP_SWP";
-    case IBV_WR_ATOMIC_FETCH_AND_ADD: return "FETCH_ADD";
-    case IBV_WR_SEND_WITH_INV: return "SEND_INV";
-    case IBV_WR_LOCAL_INV: return "LOCAL_INV";
-    case IBV_WR_BIND_MW: return "BIND_MW";
-    case IBV_WR_TSO: return "TSO";
-    case IBV_WR_ATOMIC_WRITE: return "ATOMIC_WRITE";
-    default: return "UNKNOWN";
+    case IBV_WR_SEND:
+      return "SEND";
+    case IBV_WR_SEND_WITH_IMM:
+      return "SEND_IMM";
+    case IBV_WR_RDMA_WRITE:
+      return "WRITE";
+    case IBV_WR_RDMA_WRITE_WITH_IMM:
+      return "WRITE_IMM";
+    case IBV_WR_RDMA_READ:
+      return "READ";
+    case IBV_WR_ATOMIC_CMP_AND_SWP:
+      return "CMP_SWP";
+    case IBV_WR_ATOMIC_FETCH_AND_ADD:
+      return "FETCH_ADD";
+    case IBV_WR_SEND_WITH_INV:
+      return "SEND_INV";
+    case IBV_WR_LOCAL_INV:
+      return "LOCAL_INV";
+    case IBV_WR_BIND_MW:
+      return "BIND_MW";
+    case IBV_WR_TSO:
+      return "TSO";
+    case IBV_WR_ATOMIC_WRITE:
+      return "ATOMIC_WRITE";
+    default:
+      return "UNKNOWN";
   }
 }
 
 const char* wc_op_name(int op) {
   switch (op) {
-    case IBV_WC_SEND: return "SEND";
-    case IBV_WC_RDMA_WRITE: return "RDMA_WRITE";
-    case IBV_WC_RDMA_READ: return "RDMA_READ";
-    case IBV_WC_COMP_SWAP: return "COMP_SWAP";
-    case IBV_WC_FETCH_ADD: return "FETCH_ADD";
-    case IBV_WC_BIND_MW: return "BIND_MW";
-    case IBV_WC_LOCAL_INV: return "LOCAL_INV";
-    case IBV_WC_TSO: return "TSO";
-    case IBV_WC_ATOMIC_WRITE: return "ATOMIC_WRITE";
-    case IBV_WC_RECV: return "RECV";
-    case IBV_WC_RECV_RDMA_WITH_IMM: return "RECV_RDMA_WITH_IMM";
-    case IBV_WC_TM_ADD: return "TM_ADD";
-    case IBV_WC_TM_DEL: return "TM_DEL";
-    case IBV_WC_TM_SYNC: return "TM_SYNC";
-    case IBV_WC_TM_RECV: return "TM_RECV";
-    case IBV_WC_TM_NO_TAG: return "TM_NO_TAG";
-    case IBV_WC_DRIVER1: return "DRIVER1";
-    case IBV_WC_DRIVER2: return "DRIVER2";
-    case IBV_WC_DRIVER3: return "DRIVER3";
-    default: return "UNKNOWN";
+    case IBV_WC_SEND:
+      return "SEND";
+    case IBV_WC_RDMA_WRITE:
+      return "RDMA_WRITE";
+    case IBV_WC_RDMA_READ:
+      return "RDMA_READ";
+    case IBV_WC_COMP_SWAP:
+      return "COMP_SWAP";
+    case IBV_WC_FETCH_ADD:
+      return "FETCH_ADD";
+    case IBV_WC_BIND_MW:
+      return "BIND_MW";
+    case IBV_WC_LOCAL_INV:
+      return "LOCAL_INV";
+    case IBV_WC_TSO:
+      return "TSO";
+    case IBV_WC_ATOMIC_WRITE:
+      return "ATOMIC_WRITE";
+    case IBV_WC_RECV:
+      return "RECV";
+    case IBV_WC_RECV_RDMA_WITH_IMM:
+      return "RECV_RDMA_WITH_IMM";
+    case IBV_WC_TM_ADD:
+      return "TM_ADD";
+    case IBV_WC_TM_DEL:
+      return "TM_DEL";
+    case IBV_WC_TM_SYNC:
+      return "TM_SYNC";
+    case IBV_WC_TM_RECV:
+      return "TM_RECV";
+    case IBV_WC_TM_NO_TAG:
+      return "TM_NO_TAG";
+    case IBV_WC_DRIVER1:
+      return "DRIVER1";
+    case IBV_WC_DRIVER2:
+      return "DRIVER2";
+    case IBV_WC_DRIVER3:
+      return "DRIVER3";
+    default:
+      return "UNKNOWN";
   }
 }
 
@@ -685,8 +725,8 @@ void put_send_wr(const ibv_send_wr* w, uint32_t dev, bool ud) {
   uint64_t total = 0, h = kFnvBasis;
   if (pay) {
     for (int i = 0; i < nsge && pay; ++i) {
-      Sge s = make_sge(dev, w->sg_list[i].lkey, w->sg_list[i].addr, w->sg_list[i].length,
-                       is_inline);
+      Sge s =
+          make_sge(dev, w->sg_list[i].lkey, w->sg_list[i].addr, w->sg_list[i].length, is_inline);
       pay = s.readable;
       total += s.len;
     }
@@ -701,8 +741,7 @@ void put_send_wr(const ibv_send_wr* w, uint32_t dev, bool ud) {
   text("sge");
   arr(static_cast<size_t>(nsge));
   for (int i = 0; i < nsge; ++i)
-    put_sge(make_sge(dev, w->sg_list[i].lkey, w->sg_list[i].addr, w->sg_list[i].length,
-                     is_inline));
+    put_sge(make_sge(dev, w->sg_list[i].lkey, w->sg_list[i].addr, w->sg_list[i].length, is_inline));
   if (imm) ku("imm", ntohl(w->imm_data));
   if (remote) {
     uint32_t rkey = is_atomic(op) ? w->wr.atomic.rkey : w->wr.rdma.rkey;
@@ -866,8 +905,8 @@ int w_poll_cq(ibv_cq* cq, int n, ibv_wc* wc) {
   for (int i = 0; i < got; ++i) {
     const ibv_wc& w = wc[i];
     bool ud = (w.opcode & IBV_WC_RECV) != 0 && is_ud_qp(w.qp_num);
-    put_wc(Wc{w.wr_id, static_cast<int>(w.status), static_cast<int>(w.opcode), w.byte_len,
-              w.qp_num, w.src_qp, ntohl(w.imm_data), w.wc_flags, w.vendor_err, ud});
+    put_wc(Wc{w.wr_id, static_cast<int>(w.status), static_cast<int>(w.opcode), w.byte_len, w.qp_num,
+              w.src_qp, ntohl(w.imm_data), w.wc_flags, w.vendor_err, ud});
   }
   if (it->second.empty > 0) ku("empty", it->second.empty);
   it->second.empty = 0;
@@ -999,13 +1038,13 @@ void add_data(ibv_qp_ex* qp, uint32_t lkey, uint64_t addr, uint32_t len, bool is
   }
 }
 
-#define QPX_ORIG(qp, fn)                               \
-  decltype(ibv_qp_ex::fn) orig_fn;                     \
-  {                                                    \
-    std::lock_guard<std::mutex> lk(g->mu);             \
-    QpxInfo* q = find_qpx(qp);                         \
-    orig_fn = q != nullptr ? q->orig.fn : nullptr;     \
-  }                                                    \
+#define QPX_ORIG(qp, fn)                           \
+  decltype(ibv_qp_ex::fn) orig_fn;                 \
+  {                                                \
+    std::lock_guard<std::mutex> lk(g->mu);         \
+    QpxInfo* q = find_qpx(qp);                     \
+    orig_fn = q != nullptr ? q->orig.fn : nullptr; \
+  }                                                \
   if (orig_fn == nullptr) return;
 
 void w_wr_start(ibv_qp_ex* qp) {
@@ -1335,8 +1374,8 @@ ibv_qp* w_create_qp_ex(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
   uint64_t t1 = now_ns();
   record_create_qp(pd, qp, asked, true, ops, has_ops, t, t1, err);
   if (qp != nullptr && has_ops) {
-    static const auto to_qpx = reinterpret_cast<ibv_qp_ex* (*)(ibv_qp*)>(
-        find_real("ibv_qp_to_qp_ex", "IBVERBS_1.6"));
+    static const auto to_qpx =
+        reinterpret_cast<ibv_qp_ex* (*)(ibv_qp*)>(find_real("ibv_qp_to_qp_ex", "IBVERBS_1.6"));
     ibv_qp_ex* qx = to_qpx != nullptr ? to_qpx(qp) : nullptr;
     if (qx != nullptr) wrap_qpx(qx);
   }
@@ -1592,8 +1631,7 @@ ibv_mr* reg_mr_common(ibv_pd* pd, void* addr, size_t len, uint64_t iova, int acc
       bool has_iova = iova != reinterpret_cast<uint64_t>(addr);
       RegionPayload p;
       if (mr != nullptr) p = region_payload(reinterpret_cast<uint64_t>(addr), len);
-      rec("reg_mr",
-          4 + (mr != nullptr ? 3 : 0) + (has_iova ? 1 : 0) + (p.ok ? 1 : 0), t, t1, err);
+      rec("reg_mr", 4 + (mr != nullptr ? 3 : 0) + (has_iova ? 1 : 0) + (p.ok ? 1 : 0), t, t1, err);
       ku("pd", id_of(g->pds, pd));
       if (mr != nullptr) ku("mr", id);
       ku("addr", reinterpret_cast<uint64_t>(addr));
@@ -1680,8 +1718,8 @@ __attribute__((visibility("default"))) int ibv_dereg_mr(ibv_mr* mr) {
 }
 
 __attribute__((visibility("default"))) ibv_cq* ibv_create_cq(ibv_context* ctx, int cqe,
-                                                             void* cq_context,
-                                                             ibv_comp_channel* ch, int vec) {
+                                                             void* cq_context, ibv_comp_channel* ch,
+                                                             int vec) {
   REAL(ibv_create_cq, "IBVERBS_1.1");
   if (real_fn == nullptr) {
     errno = ENOSYS;
@@ -1747,10 +1785,9 @@ __attribute__((visibility("default"))) int ibv_modify_qp(ibv_qp* qp, ibv_qp_attr
   // The attributes the trace has, by mask bit (others, e.g. ALT_PATH or CAP, only in `mask`).
   constexpr int kFields = IBV_QP_STATE | IBV_QP_CUR_STATE | IBV_QP_ACCESS_FLAGS |
                           IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY | IBV_QP_AV |
-                          IBV_QP_PATH_MTU | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
-                          IBV_QP_RNR_RETRY | IBV_QP_RQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC |
-                          IBV_QP_MIN_RNR_TIMER | IBV_QP_SQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC |
-                          IBV_QP_DEST_QPN;
+                          IBV_QP_PATH_MTU | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
+                          IBV_QP_RQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER |
+                          IBV_QP_SQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_DEST_QPN;
   record("modify_qp", 2 + static_cast<size_t>(__builtin_popcount(mask & kFields)), t, t1,
          status_of(r), [&] {
            ku("qp", qp->qp_num);
@@ -1831,8 +1868,7 @@ __attribute__((visibility("default"))) ibv_srq* ibv_create_srq(ibv_pd* pd,
   return srq;
 }
 
-__attribute__((visibility("default"))) int ibv_modify_srq(ibv_srq* srq, ibv_srq_attr* a,
-                                                          int mask) {
+__attribute__((visibility("default"))) int ibv_modify_srq(ibv_srq* srq, ibv_srq_attr* a, int mask) {
   REAL(ibv_modify_srq, "IBVERBS_1.1");
   if (real_fn == nullptr) return ENOSYS;
   ibv_srq_attr asked = *a;
@@ -1955,8 +1991,8 @@ __attribute__((visibility("default"))) int ibv_get_async_event(ibv_context* ctx,
     int e = ev->event_type;
     bool qp = e == IBV_EVENT_QP_FATAL || e == IBV_EVENT_QP_REQ_ERR ||
               e == IBV_EVENT_QP_ACCESS_ERR || e == IBV_EVENT_COMM_EST ||
-              e == IBV_EVENT_SQ_DRAINED || e == IBV_EVENT_PATH_MIG ||
-              e == IBV_EVENT_PATH_MIG_ERR || e == IBV_EVENT_QP_LAST_WQE_REACHED;
+              e == IBV_EVENT_SQ_DRAINED || e == IBV_EVENT_PATH_MIG || e == IBV_EVENT_PATH_MIG_ERR ||
+              e == IBV_EVENT_QP_LAST_WQE_REACHED;
     bool cq = e == IBV_EVENT_CQ_ERR;
     bool srq = e == IBV_EVENT_SRQ_ERR || e == IBV_EVENT_SRQ_LIMIT_REACHED;
     bool port = e == IBV_EVENT_PORT_ACTIVE || e == IBV_EVENT_PORT_ERR ||

@@ -449,8 +449,7 @@ int capture_main(int argc, char** argv) {
   const std::string lib = (exe.parent_path().parent_path() / "lib" / "librnicsim_capture.so");
   if (ec || !std::filesystem::exists(lib)) {
     fmt::print(stderr,
-               "rnicsim capture: {} is not built (cmake --build build --target rn_capture)\n",
-               lib);
+               "rnicsim capture: {} is not built (cmake --build build --target rn_capture)\n", lib);
     return 2;
   }
   // Absolute: the program may change directory before its first verb, and a child of another
