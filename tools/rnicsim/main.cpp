@@ -5,6 +5,7 @@
 //   rnicsim serve [CONFIG] [--set key=value]... [--dir DIR] [--out DIR] [--exit-after N]
 //   rnicsim attach HOST [--dir DIR] -- PROGRAM [ARGS]...
 //   rnicsim capture --out FILE [--payload none|hash|full] -- PROGRAM [ARGS]...
+//   rnicsim trace show|check|convert|schema ...
 //   rnicsim --help, rnicsim COMMAND --help
 // Exit status: 0 done, 1 the run failed (or an output file could not be written), 2 a usage or
 // configuration error.
@@ -29,6 +30,7 @@
 #include "model/system/schema.h"
 #include "model/system/serve.h"
 #include "model/system/system.h"
+#include "tools/rnicsim/commands.h"
 
 extern char** environ;
 
@@ -61,6 +63,8 @@ constexpr Command kCommands[] = {
     {"capture", "--out FILE [--payload MODE] -- PROGRAM [ARGS]",
      "run PROGRAM recording its verbs calls into FILE, a\nverb trace (librnicsim_capture.so "
      "preloaded);\ndocs/traces.md"},
+    {"trace", "show|check|convert|schema ...",
+     "read, validate and convert verb traces (JSON Lines\nor binary); docs/traces.md"},
 };
 
 const Command* find_command(const std::string& name) {
@@ -146,7 +150,7 @@ int parse(int argc, char** argv, Args* a) {
   if (cmd == nullptr) {
     fmt::print(stderr,
                "rnicsim: unknown command '{}' (commands: run, check, params, serve, attach, "
-               "capture)\n",
+               "capture, trace)\n",
                rn::cfg::excerpt(a->cmd));
     general_usage(stderr);
     return 2;
@@ -468,6 +472,7 @@ int capture_main(int argc, char** argv) {
 int sc_main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "attach") return attach_main(argc, argv);
   if (argc >= 2 && std::string(argv[1]) == "capture") return capture_main(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "trace") return trace_main(argc, argv);
   Args a;
   if (int status = parse(argc, argv, &a); status >= 0) return status;
   rn::cfg::Schema schema = rn::system::make_schema();
