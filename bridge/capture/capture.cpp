@@ -264,51 +264,59 @@ void flush() {
   g->len = 0;
 }
 
-void put(const void* p, size_t n) {
-  if (g->len + n > kBufSize) {
-    flush();
-    if (n > kBufSize) {  // a large payload goes out at once
-      if (g->fd >= 0 && !write_all(g->fd, static_cast<const unsigned char*>(p), n)) {
-        say("cannot write " + g->path + ": " + std::strerror(errno) + "; recording stops");
-        close(g->fd);
-        g->fd = -1;
-        g->failed = true;
-      }
-      return;
-    }
+// A large or buffer-crossing write: flush, then buffer it, or write it at once when larger than
+// the buffer (a big payload).
+__attribute__((noinline)) void put_slow(const void* p, size_t n) {
+  flush();
+  if (n <= kBufSize) {
+    std::memcpy(g->buf + g->len, p, n);
+    g->len += n;
+  } else if (g->fd >= 0 && !write_all(g->fd, static_cast<const unsigned char*>(p), n)) {
+    say("cannot write " + g->path + ": " + std::strerror(errno) + "; recording stops");
+    close(g->fd);
+    g->fd = -1;
+    g->failed = true;
   }
+}
+
+// The encoder's fast path, inlined: one bounds check and a copy into the buffer.
+inline __attribute__((always_inline)) void put(const void* p, size_t n) {
+  if (__builtin_expect(g->len + n > kBufSize, 0)) return put_slow(p, n);
   std::memcpy(g->buf + g->len, p, n);
   g->len += n;
 }
 
-void head(unsigned major, uint64_t v) {
-  unsigned char b[9];
-  size_t n;
+// A CBOR head: major type and argument, in its shortest form (RFC 8949, 3.1).
+inline __attribute__((always_inline)) void head(unsigned major, uint64_t v) {
+  if (__builtin_expect(g->len + 9 > kBufSize, 0)) flush();
+  unsigned char* b = g->buf + g->len;
   major <<= 5;
   if (v < 24) {
     b[0] = static_cast<unsigned char>(major | v);
-    n = 1;
+    g->len += 1;
   } else if (v <= 0xff) {
     b[0] = static_cast<unsigned char>(major | 24);
     b[1] = static_cast<unsigned char>(v);
-    n = 2;
+    g->len += 2;
   } else if (v <= 0xffff) {
     b[0] = static_cast<unsigned char>(major | 25);
-    for (int i = 0; i < 2; ++i) b[1 + i] = static_cast<unsigned char>(v >> (8 * (1 - i)));
-    n = 3;
+    uint16_t be = __builtin_bswap16(static_cast<uint16_t>(v));
+    std::memcpy(b + 1, &be, 2);
+    g->len += 3;
   } else if (v <= 0xffffffffull) {
     b[0] = static_cast<unsigned char>(major | 26);
-    for (int i = 0; i < 4; ++i) b[1 + i] = static_cast<unsigned char>(v >> (8 * (3 - i)));
-    n = 5;
+    uint32_t be = __builtin_bswap32(static_cast<uint32_t>(v));
+    std::memcpy(b + 1, &be, 4);
+    g->len += 5;
   } else {
     b[0] = static_cast<unsigned char>(major | 27);
-    for (int i = 0; i < 8; ++i) b[1 + i] = static_cast<unsigned char>(v >> (8 * (7 - i)));
-    n = 9;
+    uint64_t be = __builtin_bswap64(v);
+    std::memcpy(b + 1, &be, 8);
+    g->len += 9;
   }
-  put(b, n);
 }
 
-void u(uint64_t v) { head(0, v); }
+inline void u(uint64_t v) { head(0, v); }
 void i64(int64_t v) {
   if (v >= 0)
     head(0, static_cast<uint64_t>(v));
@@ -319,20 +327,33 @@ void text(const char* s, size_t n) {
   head(3, n);
   put(s, n);
 }
-void text(const char* s) { text(s, std::strlen(s)); }
+// A literal key or name (all shorter than 24 bytes: a one-byte head), its length known at
+// compile time.
+template <size_t N>
+inline __attribute__((always_inline)) void text(const char (&s)[N]) {
+  static_assert(N - 1 < 24, "a literal of 24 bytes or more");
+  unsigned char b[N];
+  b[0] = static_cast<unsigned char>(0x60 | (N - 1));
+  std::memcpy(b + 1, s, N - 1);
+  put(b, N);
+}
+// A name chosen at run time (an opcode, a status): strlen, then as text.
+void name(const char* s) { text(s, std::strlen(s)); }
 void bytes(const void* p, size_t n) {
   head(2, n);
   put(p, n);
 }
 void map(size_t n) { head(5, n); }
 void arr(size_t n) { head(4, n); }
-void ku(const char* k, uint64_t v) {
+template <size_t N>
+inline __attribute__((always_inline)) void ku(const char (&k)[N], uint64_t v) {
   text(k);
   u(v);
 }
-void ks(const char* k, const char* v) {
+template <size_t N>
+void ks(const char (&k)[N], const char* v) {
   text(k);
-  text(v);
+  name(v);
 }
 
 // ---- Records --------------------------------------------------------------------------------
