@@ -44,8 +44,7 @@ __attribute__((visibility("default"))) ibv_pd* ibv_alloc_pd(ibv_context* ctx) {
   return pd;
 }
 
-__attribute__((visibility("default"))) ibv_mr* ibv_reg_mr(ibv_pd* pd, void* addr, size_t len,
-                                                          int) {
+__attribute__((visibility("default"))) ibv_mr* ibv_reg_mr(ibv_pd* pd, void* addr, size_t len, int) {
   auto* mr = static_cast<ibv_mr*>(std::calloc(1, sizeof(ibv_mr)));
   mr->context = pd->context;
   mr->pd = pd;
