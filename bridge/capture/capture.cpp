@@ -237,6 +237,21 @@ void* find_real(const char* name, const char* version) {
   return f;
 }
 
+// Calls made by libibverbs itself to the verbs we interpose (rdma-core's ibv_reg_mr calls
+// ibv_reg_mr_iova2 through its PLT, which binds to ours) go straight through: the program made
+// one call, and its outer wrapper records it.
+thread_local int t_depth = 0;
+struct Depth {
+  bool nested;
+  Depth() : nested(t_depth++ > 0) {}
+  ~Depth() { --t_depth; }
+  Depth(const Depth&) = delete;
+  Depth& operator=(const Depth&) = delete;
+};
+#define NESTED_FORWARD(...) \
+  Depth depth_guard;        \
+  if (depth_guard.nested) return real_fn(__VA_ARGS__)
+
 #define REAL(name, version)                                                                 \
   static const auto real_fn = reinterpret_cast<decltype(&name)>(find_real(#name, version)); \
   ensure_init()
@@ -1508,6 +1523,7 @@ __attribute__((visibility("default"))) ibv_context* ibv_open_device(ibv_device* 
     errno = ENOSYS;
     return nullptr;
   }
+  NESTED_FORWARD(device);
   uint64_t t = now_ns();
   ibv_context* ctx = real_fn(device);
   int err = ctx == nullptr ? errno : 0;
@@ -1530,6 +1546,7 @@ __attribute__((visibility("default"))) ibv_context* ibv_open_device(ibv_device* 
 __attribute__((visibility("default"))) int ibv_close_device(ibv_context* ctx) {
   REAL(ibv_close_device, "IBVERBS_1.1");
   if (real_fn == nullptr) return ENOSYS;
+  NESTED_FORWARD(ctx);
   uint32_t id;
   {
     std::lock_guard<std::mutex> lk(g->mu);
@@ -1553,6 +1570,7 @@ __attribute__((visibility("default"))) ibv_comp_channel* ibv_create_comp_channel
     errno = ENOSYS;
     return nullptr;
   }
+  NESTED_FORWARD(ctx);
   uint64_t t = now_ns();
   ibv_comp_channel* ch = real_fn(ctx);
   int err = ch == nullptr ? errno : 0;
@@ -1574,6 +1592,7 @@ __attribute__((visibility("default"))) ibv_comp_channel* ibv_create_comp_channel
 __attribute__((visibility("default"))) int ibv_destroy_comp_channel(ibv_comp_channel* ch) {
   REAL(ibv_destroy_comp_channel, "IBVERBS_1.0");
   if (real_fn == nullptr) return ENOSYS;
+  NESTED_FORWARD(ch);
   uint64_t t = now_ns();
   int r = real_fn(ch);
   uint64_t t1 = now_ns();
@@ -1593,6 +1612,7 @@ __attribute__((visibility("default"))) ibv_pd* ibv_alloc_pd(ibv_context* ctx) {
     errno = ENOSYS;
     return nullptr;
   }
+  NESTED_FORWARD(ctx);
   uint64_t t = now_ns();
   ibv_pd* pd = real_fn(ctx);
   int err = pd == nullptr ? errno : 0;
@@ -1614,6 +1634,7 @@ __attribute__((visibility("default"))) ibv_pd* ibv_alloc_pd(ibv_context* ctx) {
 __attribute__((visibility("default"))) int ibv_dealloc_pd(ibv_pd* pd) {
   REAL(ibv_dealloc_pd, "IBVERBS_1.1");
   if (real_fn == nullptr) return ENOSYS;
+  NESTED_FORWARD(pd);
   uint64_t t = now_ns();
   int r = real_fn(pd);
   uint64_t t1 = now_ns();
@@ -1681,6 +1702,7 @@ __attribute__((visibility("default"))) ibv_mr* ibv_reg_mr(ibv_pd* pd, void* addr
     errno = ENOSYS;
     return nullptr;
   }
+  NESTED_FORWARD(pd, addr, len, access);
   return reg_mr_common(pd, addr, len, reinterpret_cast<uint64_t>(addr), access,
                        [&] { return real_fn(pd, addr, len, access); });
 }
@@ -1692,6 +1714,7 @@ __attribute__((visibility("default"))) ibv_mr* ibv_reg_mr_iova(ibv_pd* pd, void*
     errno = ENOSYS;
     return nullptr;
   }
+  NESTED_FORWARD(pd, addr, len, iova, access);
   return reg_mr_common(pd, addr, len, iova, access,
                        [&] { return real_fn(pd, addr, len, iova, access); });
 }
@@ -1704,6 +1727,7 @@ __attribute__((visibility("default"))) ibv_mr* ibv_reg_mr_iova2(ibv_pd* pd, void
     errno = ENOSYS;
     return nullptr;
   }
+  NESTED_FORWARD(pd, addr, len, iova, access);
   return reg_mr_common(pd, addr, len, iova, static_cast<int>(access),
                        [&] { return real_fn(pd, addr, len, iova, access); });
 }
@@ -1711,6 +1735,7 @@ __attribute__((visibility("default"))) ibv_mr* ibv_reg_mr_iova2(ibv_pd* pd, void
 __attribute__((visibility("default"))) int ibv_dereg_mr(ibv_mr* mr) {
   REAL(ibv_dereg_mr, "IBVERBS_1.1");
   if (real_fn == nullptr) return ENOSYS;
+  NESTED_FORWARD(mr);
   // The region's bytes as the program leaves them, read while it is still registered.
   RegionPayload p;
   {
@@ -1746,6 +1771,7 @@ __attribute__((visibility("default"))) ibv_cq* ibv_create_cq(ibv_context* ctx, i
     errno = ENOSYS;
     return nullptr;
   }
+  NESTED_FORWARD(ctx, cqe, cq_context, ch, vec);
   uint64_t t = now_ns();
   ibv_cq* cq = real_fn(ctx, cqe, cq_context, ch, vec);
   int err = cq == nullptr ? errno : 0;
@@ -1762,6 +1788,7 @@ __attribute__((visibility("default"))) ibv_cq* ibv_create_cq(ibv_context* ctx, i
 __attribute__((visibility("default"))) int ibv_destroy_cq(ibv_cq* cq) {
   REAL(ibv_destroy_cq, "IBVERBS_1.1");
   if (real_fn == nullptr) return ENOSYS;
+  NESTED_FORWARD(cq);
   uint64_t t = now_ns();
   int r = real_fn(cq);
   uint64_t t1 = now_ns();
@@ -1787,6 +1814,7 @@ __attribute__((visibility("default"))) ibv_qp* ibv_create_qp(ibv_pd* pd, ibv_qp_
     errno = ENOSYS;
     return nullptr;
   }
+  NESTED_FORWARD(pd, attr);
   ibv_qp_init_attr asked = *attr;  // the library writes the granted caps back into *attr
   uint64_t t = now_ns();
   ibv_qp* qp = real_fn(pd, attr);
@@ -1800,6 +1828,7 @@ __attribute__((visibility("default"))) ibv_qp* ibv_create_qp(ibv_pd* pd, ibv_qp_
 __attribute__((visibility("default"))) int ibv_modify_qp(ibv_qp* qp, ibv_qp_attr* a, int mask) {
   REAL(ibv_modify_qp, "IBVERBS_1.1");
   if (real_fn == nullptr) return ENOSYS;
+  NESTED_FORWARD(qp, a, mask);
   uint64_t t = now_ns();
   int r = real_fn(qp, a, mask);
   uint64_t t1 = now_ns();
@@ -1840,6 +1869,7 @@ __attribute__((visibility("default"))) int ibv_modify_qp(ibv_qp* qp, ibv_qp_attr
 __attribute__((visibility("default"))) int ibv_destroy_qp(ibv_qp* qp) {
   REAL(ibv_destroy_qp, "IBVERBS_1.1");
   if (real_fn == nullptr) return ENOSYS;
+  NESTED_FORWARD(qp);
   uint32_t qpn = qp->qp_num;
   uint64_t t = now_ns();
   int r = real_fn(qp);
@@ -1867,6 +1897,7 @@ __attribute__((visibility("default"))) ibv_srq* ibv_create_srq(ibv_pd* pd,
     errno = ENOSYS;
     return nullptr;
   }
+  NESTED_FORWARD(pd, attr);
   ibv_srq_attr asked = attr->attr;
   uint64_t t = now_ns();
   ibv_srq* srq = real_fn(pd, attr);
@@ -1892,6 +1923,7 @@ __attribute__((visibility("default"))) ibv_srq* ibv_create_srq(ibv_pd* pd,
 __attribute__((visibility("default"))) int ibv_modify_srq(ibv_srq* srq, ibv_srq_attr* a, int mask) {
   REAL(ibv_modify_srq, "IBVERBS_1.1");
   if (real_fn == nullptr) return ENOSYS;
+  NESTED_FORWARD(srq, a, mask);
   ibv_srq_attr asked = *a;
   uint64_t t = now_ns();
   int r = real_fn(srq, a, mask);
@@ -1911,6 +1943,7 @@ __attribute__((visibility("default"))) int ibv_modify_srq(ibv_srq* srq, ibv_srq_
 __attribute__((visibility("default"))) int ibv_destroy_srq(ibv_srq* srq) {
   REAL(ibv_destroy_srq, "IBVERBS_1.1");
   if (real_fn == nullptr) return ENOSYS;
+  NESTED_FORWARD(srq);
   uint64_t t = now_ns();
   int r = real_fn(srq);
   uint64_t t1 = now_ns();
@@ -1930,6 +1963,7 @@ __attribute__((visibility("default"))) ibv_ah* ibv_create_ah(ibv_pd* pd, ibv_ah_
     errno = ENOSYS;
     return nullptr;
   }
+  NESTED_FORWARD(pd, attr);
   uint64_t t = now_ns();
   ibv_ah* ah = real_fn(pd, attr);
   int err = ah == nullptr ? errno : 0;
@@ -1953,6 +1987,7 @@ __attribute__((visibility("default"))) ibv_ah* ibv_create_ah(ibv_pd* pd, ibv_ah_
 __attribute__((visibility("default"))) int ibv_destroy_ah(ibv_ah* ah) {
   REAL(ibv_destroy_ah, "IBVERBS_1.1");
   if (real_fn == nullptr) return ENOSYS;
+  NESTED_FORWARD(ah);
   uint64_t t = now_ns();
   int r = real_fn(ah);
   uint64_t t1 = now_ns();
@@ -1970,6 +2005,7 @@ __attribute__((visibility("default"))) int ibv_get_cq_event(ibv_comp_channel* ch
                                                             void** cq_context) {
   REAL(ibv_get_cq_event, "IBVERBS_1.1");
   if (real_fn == nullptr) return -1;
+  NESTED_FORWARD(ch, cq, cq_context);
   uint64_t t = now_ns();
   int r = real_fn(ch, cq, cq_context);
   int err = r != 0 ? errno : 0;
@@ -1989,6 +2025,7 @@ __attribute__((visibility("default"))) int ibv_get_cq_event(ibv_comp_channel* ch
 __attribute__((visibility("default"))) void ibv_ack_cq_events(ibv_cq* cq, unsigned int n) {
   REAL(ibv_ack_cq_events, "IBVERBS_1.1");
   if (real_fn == nullptr) return;
+  NESTED_FORWARD(cq, n);
   uint64_t t = now_ns();
   real_fn(cq, n);
   uint64_t t1 = now_ns();
@@ -2002,6 +2039,7 @@ __attribute__((visibility("default"))) int ibv_get_async_event(ibv_context* ctx,
                                                                ibv_async_event* ev) {
   REAL(ibv_get_async_event, "IBVERBS_1.1");
   if (real_fn == nullptr) return -1;
+  NESTED_FORWARD(ctx, ev);
   uint64_t t = now_ns();
   int r = real_fn(ctx, ev);
   int err = errno;

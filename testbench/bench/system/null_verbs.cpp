@@ -5,6 +5,7 @@
 // capture's wrappers and the call through the ops table, nothing else.
 #include <infiniband/verbs.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -44,7 +45,8 @@ __attribute__((visibility("default"))) ibv_pd* ibv_alloc_pd(ibv_context* ctx) {
   return pd;
 }
 
-__attribute__((visibility("default"))) ibv_mr* ibv_reg_mr(ibv_pd* pd, void* addr, size_t len, int) {
+__attribute__((visibility("default"))) ibv_mr* ibv_reg_mr_iova2(ibv_pd* pd, void* addr, size_t len,
+                                                                uint64_t, unsigned int) {
   auto* mr = static_cast<ibv_mr*>(std::calloc(1, sizeof(ibv_mr)));
   mr->context = pd->context;
   mr->pd = pd;
@@ -52,6 +54,14 @@ __attribute__((visibility("default"))) ibv_mr* ibv_reg_mr(ibv_pd* pd, void* addr
   mr->length = len;
   mr->lkey = mr->rkey = 0x1234;
   return mr;
+}
+
+// As rdma-core's: through the exported ibv_reg_mr_iova2 (its PLT entry, which a preloaded
+// librnicsim_capture.so takes), so that capture.nested sees capture record the call once.
+__attribute__((visibility("default"))) ibv_mr* ibv_reg_mr(ibv_pd* pd, void* addr, size_t len,
+                                                          int access) {
+  return ibv_reg_mr_iova2(pd, addr, len, reinterpret_cast<uintptr_t>(addr),
+                          static_cast<unsigned>(access));
 }
 
 __attribute__((visibility("default"))) ibv_cq* ibv_create_cq(ibv_context* ctx, int cqe, void*,

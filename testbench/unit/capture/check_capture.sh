@@ -16,6 +16,8 @@
 #   nodevice   Debian's ibv_devices over Debian's own libibverbs (no device): as it runs alone
 #              (same status and output), no trace
 #   badout     an output that cannot be opened: one message naming it, the program exits 0
+#   nested     a libibverbs calling its own exported verbs (as rdma-core's ibv_reg_mr does): one
+#              record per program call
 #   cli        the command's usage errors
 set -euo pipefail
 rnicsim=$(realpath "$1") mode=$2 port=$3 smoke=${4:-}
@@ -124,6 +126,27 @@ case $mode in
     grep -qxF "$want" "$dir/program.log" || fail "no message '$want'"
     [ "$(grep -c "rnicsim capture" "$dir/program.log")" -eq 1 ] || fail "more than one message"
     cat "$dir/program.log" ;;
+  nested)
+    # A libibverbs that calls its own exported verbs (rdma-core's ibv_reg_mr calls
+    # ibv_reg_mr_iova2 through its PLT, which binds to capture's): one call, one record. The null
+    # libibverbs of bench_capture_wrapper does the same.
+    wrapper=$(dirname "$rnicsim")/bench_capture_wrapper
+    [ -x "$wrapper" ] || fail "no $wrapper"
+    "$rnicsim" capture --out "$dir/n.rntrace" -- "$wrapper" 10 64 > "$dir/program.log" 2>&1 ||
+      fail "bench_capture_wrapper exited with $?"
+    "$rnicsim" trace check "$dir/n.rntrace" || fail "rnicsim trace check"
+    /usr/bin/python3 - "$here" "$dir/n.rntrace" <<'PY' || fail "trace"
+import sys
+sys.path.insert(0, sys.argv[1])
+import rntrace
+r = rntrace.read(sys.argv[2])
+regs = [x for x in r if x["call"] == "reg_mr"]
+assert r[0]["library"].endswith("libbench_null_verbs.so"), r[0]["library"]
+assert len(regs) == 1, f"{len(regs)} reg_mr records for one ibv_reg_mr"
+assert sum(len(x["wr"]) for x in r if x["call"] == "post_send") == 10
+print("one reg_mr record for one ibv_reg_mr (which called ibv_reg_mr_iova2): OK")
+PY
+    ;;
   cli)
     expect() {  # $1: exit status wanted, $2: message wanted; the rest: the command
       local want=$1 msg=$2 got=0
