@@ -418,7 +418,17 @@ bool start_output() {
     g->failed = true;
     return false;
   }
-  g->fd = open(g->path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // Exclusive: another process of the same capture (a program a shell script runs after another,
+  // both inheriting RNICSIM_CAPTURE_OUT) must not truncate the first one's trace; it writes
+  // PATH.PID, as a forked child does. `rnicsim capture` removes PATH before it starts.
+  g->fd = open(g->path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (g->fd < 0 && errno == EEXIST) {
+    std::string own = g->path + "." + std::to_string(getpid());
+    say(g->path + " exists (written by another process of this capture): this process, " +
+        std::to_string(getpid()) + ", writes " + own);
+    g->path = own;
+    g->fd = open(g->path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  }
   if (g->fd < 0) {
     say("cannot open the trace output " + g->path + ": " + std::strerror(errno) +
         "; the program runs unrecorded");

@@ -459,6 +459,12 @@ int capture_main(int argc, char** argv) {
   // Absolute: the program may change directory before its first verb, and a child of another
   // directory inherits the variable.
   const std::string abs_out = std::filesystem::absolute(out).string();
+  // A fresh trace: the library creates FILE exclusively, and a later process of the same run
+  // that finds it already there writes FILE.PID instead (bridge/capture/README.md).
+  if (unlink(abs_out.c_str()) != 0 && errno != ENOENT) {
+    fmt::print(stderr, "rnicsim capture: cannot replace {}: {}\n", abs_out, std::strerror(errno));
+    return 2;
+  }
   const char* old = std::getenv("LD_PRELOAD");
   setenv("LD_PRELOAD", (old && *old ? lib + ":" + old : lib).c_str(), 1);
   setenv("RNICSIM_CAPTURE_OUT", abs_out.c_str(), 1);

@@ -18,6 +18,7 @@
 #   badout     an output that cannot be opened: one message naming it, the program exits 0
 #   nested     a libibverbs calling its own exported verbs (as rdma-core's ibv_reg_mr does): one
 #              record per program call
+#   fork       a child after fork writes FILE.PID, as does a second program of the same run
 #   cli        the command's usage errors
 set -euo pipefail
 rnicsim=$(realpath "$1") mode=$2 port=$3 smoke=${4:-}
@@ -145,6 +146,40 @@ assert r[0]["library"].endswith("libbench_null_verbs.so"), r[0]["library"]
 assert len(regs) == 1, f"{len(regs)} reg_mr records for one ibv_reg_mr"
 assert sum(len(x["wr"]) for x in r if x["call"] == "post_send") == 10
 print("one reg_mr record for one ibv_reg_mr (which called ibv_reg_mr_iova2): OK")
+PY
+    ;;
+  fork)
+    # A child after fork writes FILE.PID; so does a second program of the same run (a shell
+    # running two), which must not truncate the first one's FILE.
+    child_prog=$(dirname "$rnicsim")/capture_fork_child
+    [ -x "$child_prog" ] || fail "no $child_prog"
+    start_serve 4
+    "$rnicsim" capture --out "$dir/f.rntrace" -- "$rnicsim" attach host0 --dir "$dir/s" -- \
+      "$child_prog" > "$dir/program.log" 2>&1 || fail "capture_fork_child exited with $?"
+    child=$(awk '/^child /{print $2}' "$dir/program.log")
+    [ -n "$child" ] && [ -f "$dir/f.rntrace.$child" ] || fail "no trace of the child ($child)"
+    "$rnicsim" capture --out "$dir/g.rntrace" -- "$rnicsim" attach host0 --dir "$dir/s" -- \
+      sh -c 'ibv_devinfo > /dev/null && ibv_devinfo > /dev/null' > "$dir/program2.log" 2>&1 ||
+      fail "the two ibv_devinfo exited with $?"
+    stop_serve
+    grep -q "g.rntrace exists (written by another process of this capture)" "$dir/program2.log" ||
+      fail "no message about the second process"
+    second=$(ls "$dir"/g.rntrace.* 2>/dev/null)
+    [ -f "$dir/g.rntrace" ] && [ -n "$second" ] || fail "the two programs did not write two traces"
+    "$rnicsim" trace check "$dir/f.rntrace" "$dir/f.rntrace.$child" "$dir/g.rntrace" "$second" ||
+      fail "rnicsim trace check"
+    /usr/bin/python3 - "$here" "$dir/f.rntrace" "$child" <<'PY' || fail "trace"
+import sys
+sys.path.insert(0, sys.argv[1])
+import rntrace
+parent, child = rntrace.read(sys.argv[2]), rntrace.read(sys.argv[2] + "." + sys.argv[3])
+calls = lambda r: [x["call"] for x in r]
+want = ["trace", "open_device", "alloc_pd", "dealloc_pd", "close_device", "end"]
+assert calls(parent) == want, calls(parent)
+assert calls(child) == want, calls(child)
+assert child[0]["pid"] == int(sys.argv[3]) and parent[0]["pid"] != child[0]["pid"]
+assert all(x["tid"] == child[0]["pid"] for x in child[1:-1]), "the child's records carry its tid"
+print("parent and child traces: OK")
 PY
     ;;
   cli)
