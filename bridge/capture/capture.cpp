@@ -844,6 +844,7 @@ int64_t bad_index(const W* wr, const W* bad) {
 
 int w_post_send(ibv_qp* qp, ibv_send_wr* wr, ibv_send_wr** bad) {
   Ctx* c = find_ctx(qp->context);
+  if (c == nullptr) return EINVAL;  // a context closed under the call
   uint64_t t = now_ns();
   int ret = c->post_send(qp, wr, bad);
   uint64_t t1 = now_ns();
@@ -864,6 +865,7 @@ int w_post_send(ibv_qp* qp, ibv_send_wr* wr, ibv_send_wr** bad) {
 
 int w_post_recv(ibv_qp* qp, ibv_recv_wr* wr, ibv_recv_wr** bad) {
   Ctx* c = find_ctx(qp->context);
+  if (c == nullptr) return EINVAL;
   uint64_t t = now_ns();
   int ret = c->post_recv(qp, wr, bad);
   uint64_t t1 = now_ns();
@@ -880,6 +882,7 @@ int w_post_recv(ibv_qp* qp, ibv_recv_wr* wr, ibv_recv_wr** bad) {
 
 int w_post_srq_recv(ibv_srq* srq, ibv_recv_wr* wr, ibv_recv_wr** bad) {
   Ctx* c = find_ctx(srq->context);
+  if (c == nullptr) return EINVAL;
   uint64_t t = now_ns();
   int ret = c->post_srq_recv(srq, wr, bad);
   uint64_t t1 = now_ns();
@@ -930,6 +933,7 @@ void poll_record(CqInfo& cq, uint64_t t, uint64_t t1, int64_t ret, uint64_t aske
 
 int w_poll_cq(ibv_cq* cq, int n, ibv_wc* wc) {
   Ctx* c = find_ctx(cq->context);
+  if (c == nullptr) return -EINVAL;
   uint64_t t = now_ns();
   int ret = c->poll_cq(cq, n, wc);
   uint64_t t1 = now_ns();
@@ -961,6 +965,7 @@ int w_poll_cq(ibv_cq* cq, int n, ibv_wc* wc) {
 
 int w_req_notify_cq(ibv_cq* cq, int solicited) {
   Ctx* c = find_ctx(cq->context);
+  if (c == nullptr) return EINVAL;
   uint64_t t = now_ns();
   int ret = c->req_notify_cq(cq, solicited);
   uint64_t t1 = now_ns();
@@ -1371,6 +1376,10 @@ void record_create_cq(const char* call, ibv_context* ctx, ibv_cq* cq, int cqe, i
 
 ibv_cq_ex* w_create_cq_ex(ibv_context* ctx, ibv_cq_init_attr_ex* attr) {
   Ctx* c = find_ctx(ctx);
+  if (c == nullptr) {
+    errno = EINVAL;
+    return nullptr;
+  }
   uint64_t t = now_ns();
   ibv_cq_ex* cq = c->create_cq_ex(ctx, attr);
   int err = cq == nullptr ? errno : 0;
@@ -1403,6 +1412,10 @@ void record_create_qp(ibv_pd* pd, ibv_qp* qp, const ibv_qp_init_attr& a, bool ex
 
 ibv_qp* w_create_qp_ex(ibv_context* ctx, ibv_qp_init_attr_ex* attr) {
   Ctx* c = find_ctx(ctx);
+  if (c == nullptr) {
+    errno = EINVAL;
+    return nullptr;
+  }
   ibv_qp_init_attr asked{};
   asked.qp_context = attr->qp_context;
   asked.send_cq = attr->send_cq;
