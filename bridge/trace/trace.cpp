@@ -369,8 +369,33 @@ size_t cbor_item_len(const uint8_t* p, size_t n, int depth = 0) {
   return kBad;
 }
 
+// Whether s is well-formed UTF-8 (CBOR text strings must be; JSON Lines are read as UTF-8).
+bool valid_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<uint8_t>(s[i]);
+    size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
+    if (n == 9 || i + n >= s.size() + (n ? 0 : 1)) return false;
+    for (size_t k = 1; k <= n; ++k)
+      if ((static_cast<uint8_t>(s[i + k]) >> 6) != 2) return false;
+    i += n + 1;
+  }
+  return true;
+}
+// Whether every string (value or key) in j is UTF-8.
+bool all_utf8(const Json& j) {
+  if (j.is_string()) return valid_utf8(j.get_ref<const std::string&>());
+  if (j.is_object()) {
+    for (const auto& [k, v] : j.items())
+      if (!valid_utf8(k) || !all_utf8(v)) return false;
+  } else if (j.is_array()) {
+    for (const auto& v : j)
+      if (!all_utf8(v)) return false;
+  }
+  return true;
+}
+
 std::string short_json(const Json& v) {
-  std::string s = v.dump();
+  std::string s = v.dump(-1, ' ', false, Json::error_handler_t::replace);
   return s.size() > 60 ? s.substr(0, 57) + "..." : s;
 }
 

@@ -190,7 +190,7 @@ class HostKernel : public pcie::HostObserver, public qp::DriverErrorSink {
 class Serve {
  public:
   Serve(const cfg::Config& c, const std::string& name, const ServeOptions& o)
-      : cfg_(c), o_(o), sys_(c, name, HostMode::kProcess) {}
+      : cfg_(c), o_(o), sys_(c, name, HostMode::kProcess, false) {}
   int run();
   std::FILE* log() const { return o_.log; }
   uint64_t reports_printed = 0;

@@ -247,7 +247,7 @@ void System::validate() const {
   const std::string lossy_key = c.real("link.loss") > 0      ? "link.loss"
                                 : c.real("link.corrupt") > 0 ? "link.corrupt"
                                                              : "link.rule";
-  const auto workloads = workload_list(c);
+  const auto workloads = workloads_ ? workload_list(c) : std::vector<std::string>{};
   for (const auto& k : workloads) {
     if (host::is_mixed(k)) {
       host::MixedWeights w;
@@ -410,8 +410,8 @@ void System::validate() const {
   }
 }
 
-System::System(const cfg::Config& c, const std::string& config_name, HostMode mode)
-    : cfg_(c), config_name_(config_name) {
+System::System(const cfg::Config& c, const std::string& config_name, HostMode mode, bool workloads)
+    : cfg_(c), config_name_(config_name), workloads_(workloads) {
   use_picosecond_resolution();  // before any sc_time: one Tick is one SystemC time unit
   validate();
   sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO,

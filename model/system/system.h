@@ -59,8 +59,10 @@ class System {
  public:
   // Validates the configuration (cross-parameter rules; throws cfg::ConfigError naming the keys)
   // and builds the system.
+  // With `workloads` false the configured workloads are neither checked nor run (serve and
+  // replay run other software on the hosts).
   explicit System(const cfg::Config& c, const std::string& config_name = "",
-                  HostMode mode = HostMode::kSimulated);
+                  HostMode mode = HostMode::kSimulated, bool workloads = true);
   ~System();
 
   // Runs the configured workloads to completion (or sim.max_time). Writes stats.json and, if
@@ -113,6 +115,7 @@ class System {
 
   const cfg::Config& cfg_;
   std::string config_name_;
+  bool workloads_ = true;
   std::unique_ptr<EventQueue> eq_;
   std::unique_ptr<Sim> sim_;
   // The pages of both hosts' memories (they may share pages: sim.share_pages). Declared before

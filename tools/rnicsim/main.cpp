@@ -5,6 +5,7 @@
 //   rnicsim serve [CONFIG] [--set key=value]... [--dir DIR] [--out DIR] [--exit-after N]
 //   rnicsim attach HOST [--dir DIR] -- PROGRAM [ARGS]...
 //   rnicsim capture --out FILE [--payload none|hash|full] -- PROGRAM [ARGS]...
+//   rnicsim replay TRACE [TRACE] [--config CONFIG] [--timing MODE] [--out DIR] ...
 //   rnicsim trace show|check|convert|schema ...
 //   rnicsim --help, rnicsim COMMAND --help
 // Exit status: 0 done, 1 the run failed (or an output file could not be written), 2 a usage or
@@ -63,6 +64,9 @@ constexpr Command kCommands[] = {
     {"capture", "--out FILE [--payload MODE] -- PROGRAM [ARGS]",
      "run PROGRAM recording its verbs calls into FILE, a\nverb trace (librnicsim_capture.so "
      "preloaded);\ndocs/traces.md"},
+    {"replay", "TRACE [TRACE] [options]",
+     "replay verb traces through the simulated NICs (the\nfirst on host0, the second on host1): "
+     "stats.json,\nreplay_latency.csv and a plot in --out"},
     {"trace", "show|check|convert|schema ...",
      "read, validate and convert verb traces (JSON Lines\nor binary); docs/traces.md"},
 };
@@ -94,7 +98,7 @@ void general_usage(FILE* f) {
 }
 
 struct Args {
-  std::string cmd, config, out = "out", log, dir;
+  std::string cmd, config, out = "out", log, dir, timing = "recorded", cross_order = "setup";
   int exit_after = 0;
   std::vector<std::string> sets, positional;
   bool plots = true;
@@ -105,7 +109,19 @@ struct Args {
 po::options_description options_of(const std::string& cmd, Args* a) {
   po::options_description d("options");
   d.add_options()("help,h", po::bool_switch(&a->help), "print this help and exit");
-  if (cmd == "run" || cmd == "check" || cmd == "serve")
+  if (cmd == "replay")
+    d.add_options()("config", po::value(&a->config)->value_name("CONFIG"),
+                    "the system to replay on (default: configs/default.toml)")(
+        "timing", po::value(&a->timing)->value_name("MODE")->default_value("recorded"),
+        "recorded: the recorded gaps between calls kept; asap: none; scale:K: gaps times K")(
+        "cross-order", po::value(&a->cross_order)->value_name("setup|none")->default_value("setup"),
+        "setup: a call waits for the peer's setup calls (creations, modify_qp, posted receives) "
+        "that returned before it in the recording (by the traces' clocks); none: only for the "
+        "objects it names")(
+        "out", po::value(&a->out)->value_name("DIR")->default_value("out"),
+        "folder for stats.json, replay_latency.csv, wire.pcap and the plot (created)")(
+        "no-plots", po::bool_switch(), "do not run tools/plot_replay.py at the end");
+  if (cmd == "run" || cmd == "check" || cmd == "serve" || cmd == "replay")
     d.add_options()(
         "set", po::value(&a->sets)->value_name("KEY=VALUE"),
         "set a configuration key, over CONFIG (repeatable; also --set=KEY=VALUE; the value is "
@@ -150,7 +166,7 @@ int parse(int argc, char** argv, Args* a) {
   if (cmd == nullptr) {
     fmt::print(stderr,
                "rnicsim: unknown command '{}' (commands: run, check, params, serve, attach, "
-               "capture, trace)\n",
+               "capture, replay, trace)\n",
                rn::cfg::excerpt(a->cmd));
     general_usage(stderr);
     return 2;
@@ -193,6 +209,18 @@ int parse(int argc, char** argv, Args* a) {
       return usage_error(fmt::format("--exit-after {}: give 1 or more", a->exit_after));
     return -1;
   }
+  if (a->cmd == "replay") {
+    if (a->positional.empty() || a->positional.size() > 2)
+      return usage_error(a->positional.empty() ? "missing TRACE (one per host: at most two)"
+                                               : fmt::format("unexpected argument '{}' (one trace "
+                                                             "per host: at most two)",
+                                                             rn::cfg::excerpt(a->positional[2])));
+    if (a->config.empty()) a->config = std::string(RNICSIM_SOURCE_DIR) + "/configs/default.toml";
+    if (a->cross_order != "setup" && a->cross_order != "none")
+      return usage_error(
+          fmt::format("--cross-order '{}': give setup or none", rn::cfg::excerpt(a->cross_order)));
+    return -1;
+  }
   const size_t wanted = a->cmd == "params" ? 0 : 1;
   if (a->positional.size() > wanted)
     return usage_error(fmt::format("unexpected argument '{}'{}",
@@ -203,6 +231,8 @@ int parse(int argc, char** argv, Args* a) {
   if (wanted) a->config = a->positional[0];
   return -1;
 }
+
+}  // namespace
 
 // Runs `/usr/bin/python3 script out_dir` as a child process (no shell: the arguments are passed
 // as they are) and waits for it. Returns "" on success, else what went wrong.
@@ -221,6 +251,8 @@ std::string run_plotter(const std::string& script, const std::string& out_dir) {
   if (WIFEXITED(status)) return fmt::format("exit status {}", WEXITSTATUS(status));
   return fmt::format("killed by signal {}", WTERMSIG(status));
 }
+
+namespace {
 
 void print_report(const rn::system::RunReport& r, const std::string& cfg, const rn::cfg::Config& c,
                   const std::string& out) {
@@ -502,6 +534,10 @@ int sc_main(int argc, char** argv) {
       o.exit_after = a.exit_after;
       if (!o.out_dir.empty()) std::filesystem::create_directories(o.out_dir);
       return rn::system::serve(cfg, a.config, o);
+    }
+    if (a.cmd == "replay") {
+      ReplayArgs ra{a.config, a.positional, a.out, a.timing, a.cross_order == "setup", a.plots};
+      return replay_main(cfg, ra);
     }
     if (a.cmd == "check") {
       rn::system::System::workload_list(cfg);

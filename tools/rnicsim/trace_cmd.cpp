@@ -1,7 +1,10 @@
 // rnicsim trace show|check|convert|schema: verb traces (docs/traces.md) from the command line.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -150,4 +153,140 @@ int trace_main(int argc, char** argv) {
     return 1;
   }
   return usage_error(fmt::format("unknown subcommand '{}'", sub));
+}
+
+// ---- rnicsim replay -----------------------------------------------------------------------------
+
+#include <filesystem>
+
+#include "bridge/host/trace_replay.h"
+#include "model/system/system.h"
+
+namespace {
+
+// The p-th percentile of v (nearest rank), "-" if v is empty.
+std::string percentile(std::vector<int64_t> v, double p) {
+  if (v.empty()) return "-";
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5);
+  return std::to_string(v[std::min(i, v.size() - 1)]);
+}
+
+}  // namespace
+
+int replay_main(const rn::cfg::Config& cfg, const ReplayArgs& a) {
+  using namespace rn;
+  host::ReplayOptions o;
+  if (std::string e = host::parse_timing(a.timing, &o); !e.empty()) {
+    fmt::print(stderr, "rnicsim replay: {}\n", e);
+    return 2;
+  }
+  o.cross_order = a.cross_order;
+  std::vector<host::ReplayTrace> traces;
+  try {
+    for (const auto& t : a.traces) traces.push_back(host::load_trace(t));
+  } catch (const trace::TraceError& e) {
+    fmt::print(stderr, "rnicsim replay: {}\n", e.what());
+    return 2;
+  }
+  system::System sys(cfg, a.config, system::HostMode::kSimulated, false);
+  std::vector<host::ReplayHost> hosts;
+  for (int i = 0; i < 2; ++i) {
+    system::Node& n = sys.node(i);
+    hosts.push_back(host::ReplayHost{n.host.get(), n.driver.get(), n.mac, n.ipv4});
+  }
+  const size_t sides = traces.size();
+  host::TraceReplay rp(sys.sim(), hosts, std::move(traces), o);
+  if (std::string e = rp.check(cfg); !e.empty()) {
+    fmt::print(stderr, "rnicsim replay: {}\n", e);
+    return 2;
+  }
+  for (size_t i = 0; i < sides; ++i)
+    if (rp.trace(static_cast<int>(i)).truncated)
+      fmt::print("  note: {} is truncated ({}): replayed up to its last whole record\n",
+                 rp.trace(static_cast<int>(i)).file, rp.trace(static_cast<int>(i)).truncation);
+  auto side = [&rp](int i) { return [&rp, i] { rp.run_side(i); }; };
+  auto r = sys.run_custom(side(0), sides > 1 ? side(1) : std::function<void()>(), a.out);
+  const std::string where = rp.where();
+  bool ok = r.ok && rp.ok() && where.empty();
+  std::string error = !rp.ok() ? rp.error() : !where.empty() ? "replay stopped: " + where : r.error;
+
+  fmt::print("\nrnicsim replay on {} ({} timing{})\n", a.config, a.timing,
+             a.cross_order ? ", cross order" : "");
+  std::map<std::string, std::vector<int64_t>> model, rec;
+  for (const auto& op : rp.ops()) {
+    if (op.model_ns >= 0) model[op.op].push_back(op.model_ns);
+    if (op.rec_ns >= 0) rec[op.op].push_back(op.rec_ns);
+  }
+  for (size_t i = 0; i < sides; ++i) {
+    const auto& res = rp.result(static_cast<int>(i));
+    const auto& tr = rp.trace(static_cast<int>(i));
+    fmt::print("\n  {}: {} ({} records{})\n", sys.node(static_cast<int>(i)).name, tr.file,
+               tr.records.size(), tr.truncated ? ", truncated" : "");
+    fmt::print("    replayed {} calls ({} skipped: they failed when recorded){}\n", res.records,
+               res.skipped,
+               res.finished ? "" : fmt::format(", stopped at record {}", res.stopped_at));
+    fmt::print(
+        "    posted {} send WRs ({} bytes), {} receive WRs; polled {} completions, {} "
+        "differing from the recording\n",
+        res.wrs, res.bytes, res.recv_wrs, res.completions, res.completion_mismatches);
+    if (res.memory_checks)
+      fmt::print("    memory: {} regions compared at dereg_mr, {} differ\n", res.memory_checks,
+                 res.memory_mismatches);
+    if (res.unmapped_keys)
+      fmt::print("    {} keys named no region (posted as invalid keys)\n", res.unmapped_keys);
+    if (res.waits_for_peer)
+      fmt::print("    {} calls waited for the peer's setup\n", res.waits_for_peer);
+    for (const auto& n : res.notes) fmt::print("    {}\n", n);
+    if (res.end > res.start)
+      fmt::print("    simulated {:.3f} us from the first call to the last; goodput {:.2f} Gb/s\n",
+                 ticks_to_ns(res.end - res.start) / 1e3,
+                 static_cast<double>(res.bytes) * 8 / ticks_to_ns(res.end - res.start));
+  }
+  if (!model.empty() || !rec.empty()) {
+    fmt::print("\n  completion latency, post to poll (ns): recorded | model\n");
+    std::set<std::string> ops;
+    for (const auto& [k, v] : model) ops.insert(k);
+    for (const auto& [k, v] : rec) ops.insert(k);
+    for (const auto& k : ops)
+      fmt::print("    {:<10} {:>7} ops  p50 {:>10} | {:>10}   p99 {:>10} | {:>10}\n", k,
+                 std::max(model[k].size(), rec[k].size()), percentile(rec[k], 50),
+                 percentile(model[k], 50), percentile(rec[k], 99), percentile(model[k], 99));
+  }
+  uint64_t records = 0;
+  for (size_t i = 0; i < sides; ++i) records += rp.result(static_cast<int>(i)).records;
+  fmt::print(
+      "\n  simulated time {:.3f} us   wall time {:.3f} s   {} packets   {:.0f} records and {:.0f} "
+      "packets per wall-second\n",
+      ticks_to_ns(r.sim_time) / 1e3, r.wall_seconds, r.packets,
+      r.wall_seconds > 0 ? static_cast<double>(records) / r.wall_seconds : 0,
+      r.wall_seconds > 0 ? static_cast<double>(r.packets) / r.wall_seconds : 0);
+  std::vector<std::string> files = r.outputs;
+  if (!a.out.empty()) {
+    const std::string csv = a.out + "/replay_latency.csv";
+    if (std::string e = rp.write_csv(csv); !e.empty()) {
+      fmt::print(stderr, "rnicsim: error: {}\n", e);
+      ok = false;
+    } else {
+      files.push_back(csv);
+    }
+  }
+  for (const auto& e : r.output_errors) fmt::print(stderr, "rnicsim: error: {}\n", e);
+  if (!files.empty()) {
+    std::string list;
+    for (const auto& f : files) list += (list.empty() ? "" : ", ") + f;
+    fmt::print("  wrote {} in {}\n", list, a.out);
+  }
+  fmt::print("  result: {}\n", ok ? "OK" : "FAILED: " + error);
+  if (a.plots && ok && !a.out.empty()) {
+    std::string script = std::string(RNICSIM_SOURCE_DIR) + "/tools/plot_replay.py";
+    if (std::filesystem::exists(script) && std::filesystem::exists("/usr/bin/python3")) {
+      std::fflush(stdout);
+      std::string why = run_plotter(script, a.out);
+      if (!why.empty())
+        fmt::print(stderr, "rnicsim: plotting failed: {} (run /usr/bin/python3 {} DIR by hand)\n",
+                   why, script);
+    }
+  }
+  return ok ? 0 : 1;
 }
