@@ -1102,11 +1102,12 @@ void w_wr_start(ibv_qp_ex* qp) {
   QPX_ORIG(qp, wr_start);
   {
     std::lock_guard<std::mutex> lk(g->mu);
-    QpxInfo* q = find_qpx(qp);
-    q->start_t = now_ns();
-    q->wrs.clear();
-    q->sges.clear();
-    q->data.clear();
+    if (QpxInfo* q = find_qpx(qp)) {
+      q->start_t = now_ns();
+      q->wrs.clear();
+      q->sges.clear();
+      q->data.clear();
+    }
   }
   orig_fn(qp);
 }
@@ -1169,7 +1170,7 @@ void w_wr_abort(ibv_qp_ex* qp) {
   QPX_ORIG(qp, wr_abort);
   {
     std::lock_guard<std::mutex> lk(g->mu);
-    find_qpx(qp)->wrs.clear();
+    if (QpxInfo* q = find_qpx(qp)) q->wrs.clear();
   }
   orig_fn(qp);
 }
