@@ -4,6 +4,7 @@
 //   rnicsim params            (every parameter, as a Markdown table)
 //   rnicsim serve [CONFIG] [--set key=value]... [--dir DIR] [--out DIR] [--exit-after N]
 //   rnicsim attach HOST [--dir DIR] -- PROGRAM [ARGS]...
+//   rnicsim capture --out FILE [--payload none|hash|full] -- PROGRAM [ARGS]...
 //   rnicsim replay TRACE [TRACE] [--config CONFIG] [--timing MODE] [--out DIR] ...
 //   rnicsim trace show|check|convert|schema ...
 //   rnicsim --help, rnicsim COMMAND --help
@@ -60,6 +61,9 @@ constexpr Command kCommands[] = {
     {"attach", "HOST [--dir DIR] -- PROGRAM [ARGS]",
      "run PROGRAM on HOST's simulated NIC (our libibverbs\nfirst on LD_LIBRARY_PATH); "
      "docs/virtual-device.md"},
+    {"capture", "--out FILE [--payload MODE] -- PROGRAM [ARGS]",
+     "run PROGRAM recording its verbs calls into FILE, a\nverb trace (librnicsim_capture.so "
+     "preloaded);\ndocs/traces.md"},
     {"replay", "TRACE [TRACE] [options]",
      "replay verb traces through the simulated NICs (the\nfirst on host0, the second on host1): "
      "stats.json,\nreplay_latency.csv and a plot in --out"},
@@ -162,7 +166,7 @@ int parse(int argc, char** argv, Args* a) {
   if (cmd == nullptr) {
     fmt::print(stderr,
                "rnicsim: unknown command '{}' (commands: run, check, params, serve, attach, "
-               "replay, trace)\n",
+               "capture, replay, trace)\n",
                rn::cfg::excerpt(a->cmd));
     general_usage(stderr);
     return 2;
@@ -430,8 +434,82 @@ int attach_main(int argc, char** argv) {
   return 127;
 }
 
+// rnicsim capture --out FILE [--payload none|hash|full] -- PROGRAM [ARGS]: runs PROGRAM with
+// librnicsim_capture.so (lib/ beside this binary's bin/) first in LD_PRELOAD, which records its
+// verbs calls into FILE (bridge/capture). Exit status: the program's, 2 on a usage error, 127 if
+// it cannot be run.
+int capture_main(int argc, char** argv) {
+  const char* usage =
+      "usage: rnicsim capture --out FILE [--payload none|hash|full] -- PROGRAM [ARGS]...\n";
+  std::string out, payload = "none";
+  int i = 2;
+  for (; i < argc && std::string(argv[i]) != "--"; ++i) {
+    std::string s = argv[i];
+    if (s == "--help" || s == "-h") {
+      fmt::print(
+          "{}Runs PROGRAM with librnicsim_capture.so preloaded: its verbs calls (objects,\n"
+          "modify_qp, every WR posted and completion polled) go into FILE, a verb trace\n"
+          "(docs/traces.md). Composes with attach: rnicsim attach host0 -- rnicsim capture\n"
+          "--out x.rntrace -- PROGRAM. A child the program forks writes FILE.PID.\n"
+          "  --out FILE      the trace (binary form, .rntrace)\n"
+          "  --payload MODE  none (default), hash (FNV-1a 64 of each send/WRITE's bytes and\n"
+          "                  each region's at reg_mr/dereg_mr), full (the bytes themselves)\n",
+          usage);
+      return 0;
+    }
+    if ((s == "--out" || s == "--payload") && i + 1 < argc) {
+      (s == "--out" ? out : payload) = argv[++i];
+    } else if (s.rfind("--out=", 0) == 0) {
+      out = s.substr(6);
+    } else if (s.rfind("--payload=", 0) == 0) {
+      payload = s.substr(10);
+    } else {
+      fmt::print(stderr, "rnicsim capture: unexpected argument '{}'\n{}", rn::cfg::excerpt(s),
+                 usage);
+      return 2;
+    }
+  }
+  if (out.empty() || i + 1 >= argc) {
+    fmt::print(stderr, "rnicsim capture: {}\n{}",
+               out.empty() ? "missing --out FILE (where the trace goes)" : "missing -- PROGRAM",
+               usage);
+    return 2;
+  }
+  if (payload != "none" && payload != "hash" && payload != "full") {
+    fmt::print(stderr, "rnicsim capture: --payload '{}' is not none, hash or full\n{}",
+               rn::cfg::excerpt(payload), usage);
+    return 2;
+  }
+  std::error_code ec;
+  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const std::string lib = (exe.parent_path().parent_path() / "lib" / "librnicsim_capture.so");
+  if (ec || !std::filesystem::exists(lib)) {
+    fmt::print(stderr,
+               "rnicsim capture: {} is not built (cmake --build build --target rn_capture)\n", lib);
+    return 2;
+  }
+  // Absolute: the program may change directory before its first verb, and a child of another
+  // directory inherits the variable.
+  const std::string abs_out = std::filesystem::absolute(out).string();
+  // A fresh trace: the library creates FILE exclusively, and a later process of the same run
+  // that finds it already there writes FILE.PID instead (bridge/capture/README.md).
+  if (unlink(abs_out.c_str()) != 0 && errno != ENOENT) {
+    fmt::print(stderr, "rnicsim capture: cannot replace {}: {}\n", abs_out, std::strerror(errno));
+    return 2;
+  }
+  const char* old = std::getenv("LD_PRELOAD");
+  setenv("LD_PRELOAD", (old && *old ? lib + ":" + old : lib).c_str(), 1);
+  setenv("RNICSIM_CAPTURE_OUT", abs_out.c_str(), 1);
+  setenv("RNICSIM_CAPTURE_PAYLOAD", payload.c_str(), 1);
+  execvp(argv[i + 1], argv + i + 1);
+  fmt::print(stderr, "rnicsim capture: cannot run '{}': {}\n", rn::cfg::excerpt(argv[i + 1]),
+             std::strerror(errno));
+  return 127;
+}
+
 int sc_main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "attach") return attach_main(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "capture") return capture_main(argc, argv);
   if (argc >= 2 && std::string(argv[1]) == "trace") return trace_main(argc, argv);
   Args a;
   if (int status = parse(argc, argv, &a); status >= 0) return status;
