@@ -36,6 +36,14 @@ bool is_setup(const std::string& call) {
          call == "post_srq_recv" || call == "create_comp_channel";
 }
 
+// Calls that wait for all the peer did before them (cross order): the end of a connection,
+// which real programs agree on out of band (perftest's closing handshake) as they do its start.
+bool is_teardown(const std::string& call) {
+  return call == "destroy_qp" || call == "dereg_mr" || call == "destroy_cq" ||
+         call == "dealloc_pd" || call == "destroy_srq" || call == "destroy_ah" ||
+         call == "close_device";
+}
+
 bool is_recv_opcode(const std::string& op) { return op == "RECV" || op == "RECV_RDMA_WITH_IMM"; }
 
 dev::Mtu mtu_of(uint64_t bytes) {
@@ -127,7 +135,9 @@ ReplayTrace load_trace(const std::string& path) {
     t.t.push_back(u(r, "t"));
     t.d.push_back(u(r, "d"));
     const bool ok = call == "poll_cq" ? r.value("ret", int64_t{-1}) >= 0 : u(r, "ret", 1) == 0;
-    t.setup.push_back(ok && is_setup(call));
+    t.kind.push_back(ok && is_setup(call)      ? ReplayTrace::kSetup
+                     : ok && is_teardown(call) ? ReplayTrace::kTeardown
+                                               : ReplayTrace::kOther);
     if (i == 0) t.header = r;
     if (call == "trace" || call == "end" || !ok) continue;
     auto count = [&](const char* kind, int delta, const char* key, const char* field,
@@ -269,10 +279,17 @@ struct TraceReplay::Side {
     uint64_t va = 0;                // the region's simulated address
     drv::Mr mr;
     uint32_t rec_rkey = 0;
+    // [from, to) offsets the NIC wrote with bytes the traces hold (received SENDs, the peer's
+    // WRITEs): the ranges compared with the recording at dereg_mr.
+    std::vector<std::pair<uint64_t, uint64_t>> written;
   };
   std::unordered_map<uint64_t, uint32_t> pd;
   std::unordered_map<uint64_t, Mr> mr;
   std::unordered_map<uint32_t, uint64_t> mr_by_rkey;  // recorded rkey -> live mr id
+  // Receive WRs posted, by queue (recorded QP number, or SRQ id | 1 << 32) and wr_id, oldest
+  // first: their SGEs (mr id, offset, length), for the ranges a receive completion wrote.
+  std::multimap<std::pair<uint64_t, uint64_t>, std::vector<std::array<uint64_t, 3>>> recvs;
+  std::unordered_map<const drv::Srq*, uint64_t> srq_id;
   std::unordered_map<uint64_t, drv::Cq*> cq;
   struct Qp {
     drv::Qp* q = nullptr;
@@ -338,25 +355,36 @@ TraceReplay::TraceReplay(Sim& sim, std::vector<ReplayHost> hosts, std::vector<Re
     sides_.push_back(std::move(s));
   }
   // Cross order: record i of a side waits until the peer has replayed every setup call that
-  // returned, by the recorded clocks, before record i was entered.
+  // returned, by the recorded clocks, before record i was entered; a teardown call waits for
+  // every call of the peer that returned before it.
   if (o_.cross_order && sides_.size() == 2) {
     for (int a = 0; a < 2; ++a) {
       Side& A = *sides_[a];
       const ReplayTrace& B = sides_[1 - a]->tr;
       const uint64_t ta = u(A.tr.header, "t0_real"), tb = u(B.header, "t0_real");
-      std::vector<std::pair<uint64_t, size_t>> ends;  // (aligned end, index) of B's setup calls
-      for (size_t j = 1; j < B.records; ++j)
-        if (B.setup[j]) ends.emplace_back(tb + B.t[j] + B.d[j], j);
-      std::sort(ends.begin(), ends.end());
-      std::vector<size_t> prefix(ends.size());
-      for (size_t k = 0; k < ends.size(); ++k)
-        prefix[k] = std::max(k ? prefix[k - 1] : 0, ends[k].second + 1);
-      for (size_t i = 1; i < A.tr.records; ++i) {
-        auto it =
-            std::lower_bound(ends.begin(), ends.end(), std::make_pair(ta + A.tr.t[i], size_t{0}));
-        size_t k = static_cast<size_t>(it - ends.begin());
-        A.need_peer[i] = k ? prefix[k - 1] : 0;
+      // (aligned end, index + 1) of B's setup calls, and of all its calls, in order of their
+      // end, each with the largest index + 1 up to there.
+      struct Ends {
+        std::vector<std::pair<uint64_t, size_t>> v;
+        void finish() {
+          std::sort(v.begin(), v.end());
+          for (size_t k = 1; k < v.size(); ++k)
+            v[k].second = std::max(v[k].second, v[k - 1].second);
+        }
+        size_t before(uint64_t t) const {  // B's `next` that covers every call ended before t
+          auto it = std::lower_bound(v.begin(), v.end(), std::make_pair(t, size_t{0}));
+          return it == v.begin() ? 0 : std::prev(it)->second;
+        }
+      } setup, all;
+      for (size_t j = 1; j + 1 < B.records || (j < B.records && B.truncated); ++j) {
+        all.v.emplace_back(tb + B.t[j] + B.d[j], j + 1);
+        if (B.kind[j] == ReplayTrace::kSetup) setup.v.emplace_back(tb + B.t[j] + B.d[j], j + 1);
       }
+      setup.finish();
+      all.finish();
+      for (size_t i = 1; i < A.tr.records; ++i)
+        A.need_peer[i] =
+            (A.tr.kind[i] == ReplayTrace::kTeardown ? all : setup).before(ta + A.tr.t[i]);
     }
   }
   // Every side's ops in one list (the CSV's rows), each side's op_of moved along.
@@ -525,9 +553,15 @@ bool TraceReplay::do_post_send(Side& s, const Json& r, uint64_t recno) {
             fmt::format("the region of rkey {:#x}", rkey));
       auto m = p ? p->mr_by_rkey.find(rkey) : std::unordered_map<uint32_t, uint64_t>::iterator{};
       if (p && m != p->mr_by_rkey.end()) {
-        const Side::Mr& pm = p->mr.at(m->second);
+        Side::Mr& pm = p->mr.at(m->second);
         d.rkey = pm.mr.rkey;
         d.remote_addr = pm.va + (raddr - pm.rec_base);
+        if (d.opcode == dev::WrOpcode::RDMA_WRITE ||
+            d.opcode == dev::WrOpcode::RDMA_WRITE_WITH_IMM) {
+          uint64_t n = 0;
+          for (const auto& e : sges[k]) n += e.length;
+          pm.written.emplace_back(raddr - pm.rec_base, raddr - pm.rec_base + n);
+        }
       } else {
         ++s.res.unmapped_keys;
         d.rkey = 0;  // no region has key 0: the NIC refuses it, as the peer's did
@@ -572,8 +606,13 @@ bool TraceReplay::do_post_recv(Side& s, const Json& r, uint64_t recno, bool srq)
   const Json& wrs = r["wr"];
   std::vector<std::vector<drv::Sge>> sges(wrs.size());
   std::vector<drv::RecvWr> wr(wrs.size());
+  const uint64_t queue = srq ? u(r, "srq") | uint64_t{1} << 32 : u(r, "qp");
   for (size_t k = 0; k < wrs.size(); ++k) {
     map_sges(s, wrs[k]["sge"], recno, &sges[k]);
+    std::vector<std::array<uint64_t, 3>> where;
+    for (const auto& e : wrs[k]["sge"])
+      where.push_back({e[0].get<uint64_t>(), e[1].get<uint64_t>(), e[2].get<uint64_t>()});
+    s.recvs.emplace(std::make_pair(queue, u(wrs[k], "id")), std::move(where));
     wr[k].wr_id = u(wrs[k], "id");
     wr[k].sg_list = sges[k].data();
     wr[k].num_sge = static_cast<int>(sges[k].size());
@@ -668,7 +707,22 @@ bool TraceReplay::do_poll(Side& s, const Json& r, uint64_t recno) {
       s.rec_wcs.erase(m);
     }
     const char* st = trace::wc_status_name(static_cast<uint32_t>(w.status));
-    if (static_cast<uint32_t>(w.opcode) & 0x80) continue;  // a receive
+    if (static_cast<uint32_t>(w.opcode) & 0x80) {  // a receive: the bytes it wrote
+      auto q = s.qp.find(qpn);
+      const drv::Srq* srq = q == s.qp.end() ? nullptr : q->second.q->srq;
+      const uint64_t queue = srq ? s.srq_id[srq] | uint64_t{1} << 32 : qpn;
+      auto rv = s.recvs.lower_bound({queue, w.wr_id});
+      if (rv == s.recvs.end() || rv->first != std::make_pair(queue, w.wr_id)) continue;
+      uint64_t left = w.status == dev::WcStatus::SUCCESS ? w.byte_len : 0;
+      for (const auto& [mr, off, len] : rv->second) {
+        auto it = s.mr.find(mr);
+        const uint64_t wrote = std::min(left, len);
+        if (it != s.mr.end() && wrote) it->second.written.emplace_back(off, off + wrote);
+        left -= wrote;
+      }
+      s.recvs.erase(rv);
+      continue;
+    }
     auto q = s.qp.find(qpn);
     if (q == s.qp.end()) continue;
     auto& pend = q->second.pending;
@@ -739,8 +793,11 @@ bool TraceReplay::step(Side& s, size_t idx, const Json& r) {
       std::vector<uint8_t> b = hex_bytes(r["data"].get<std::string>());
       h.app_write(m.va, b.data(), std::min<uint64_t>(b.size(), m.len));
     }
-    if (int e = d.reg_mr(*pdn, m.va, m.len, static_cast<uint32_t>(u(r, "access")), &m.mr))
-      return refused("reg_mr", e);
+    // IBV_ACCESS_OPTIONAL_RANGE (relaxed ordering and later bits): hints a device may ignore,
+    // as libibverbs drops them for a provider that does not know them.
+    constexpr uint32_t kOptionalAccess = 0x3FF00000;
+    const uint32_t access = static_cast<uint32_t>(u(r, "access")) & ~kOptionalAccess;
+    if (int e = d.reg_mr(*pdn, m.va, m.len, access, &m.mr)) return refused("reg_mr", e);
     s.mr_by_rkey[m.rec_rkey] = u(r, "mr");
     s.mr[u(r, "mr")] = m;
   } else if (call == "dereg_mr") {
@@ -753,13 +810,19 @@ bool TraceReplay::step(Side& s, size_t idx, const Json& r) {
       ++s.res.memory_checks;
       std::string differs;  // where, if anywhere
       if (r.contains("data")) {
+        // Only the bytes the NIC wrote from data the traces hold: the program's own stores (a
+        // buffer filled after registration, a READ's source) are not verbs calls.
         const std::vector<uint8_t> want = hex_bytes(r["data"].get<std::string>());
-        auto at = std::mismatch(want.begin(), want.end(), b.begin(), b.end());
         if (want.size() != b.size())
           differs = fmt::format("the recording has {} bytes", want.size());
-        else if (at.first != want.end())
-          differs = fmt::format("from byte {}: recorded {:#04x}, model {:#04x}",
-                                at.first - want.begin(), *at.first, *at.second);
+        for (const auto& [from, to] : m->written) {
+          const uint64_t hi = std::min<uint64_t>(to, b.size());
+          for (uint64_t x = from; x < hi && differs.empty(); ++x)
+            if (want[x] != b[x])
+              differs =
+                  fmt::format("from byte {}: recorded {:#04x}, model {:#04x}", x, want[x], b[x]);
+        }
+        if (m->written.empty()) --s.res.memory_checks;  // nothing the NIC wrote to compare
       } else if (trace::fnv1a(b.data(), b.size()) != u(r, "hash")) {
         differs = "their hash";
       }
@@ -884,6 +947,7 @@ bool TraceReplay::step(Side& s, size_t idx, const Json& r) {
     drv::Srq* srq = nullptr;
     if (int e = d.create_srq(*pdn, a, &srq)) return refused("create_srq", e);
     s.srq[u(r, "srq")] = srq;
+    s.srq_id[srq] = u(r, "srq");
   } else if (call == "modify_srq") {
     auto* srq = need(s.srq, "srq");
     if (!srq) return false;

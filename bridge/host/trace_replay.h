@@ -49,9 +49,11 @@ struct ReplayTrace {
   trace::Json header;
   size_t records = 0;  // whole records, the header included
   bool truncated = false;
-  std::string truncation;          // why, if truncated
-  std::vector<uint64_t> t, d;      // per record: its recorded entry and duration (ns)
-  std::vector<uint8_t> setup;      // per record: a setup call that succeeded (cross order)
+  std::string truncation;      // why, if truncated
+  std::vector<uint64_t> t, d;  // per record: its recorded entry and duration (ns)
+  // Per record, for cross order: a setup or teardown call that succeeded, or another.
+  enum Kind : uint8_t { kOther, kSetup, kTeardown };
+  std::vector<uint8_t> kind;
   std::set<uint32_t> rkeys, qpns;  // every rkey and QP number the trace makes
   std::string unsupported;         // the first call the model cannot replay, "" if none
   // The most the trace holds at once or asks for, by the configuration key limiting it, and the
