@@ -301,7 +301,8 @@ struct TraceReplay::Side {
   std::unordered_map<uint32_t, uint32_t> rec_qpn;  // simulated QP number -> recorded
   std::unordered_map<uint64_t, drv::Srq*> srq;
   std::unordered_map<uint64_t, drv::Ah*> ah;
-  size_t next = 1;  // the next record to replay (its index: 0 is the header)
+  size_t next = 1;      // the next record to replay (its index: 0 is the header)
+  bool in_gap = false;  // waiting out a recorded gap
   bool done = false;
   sc_core::sc_event progress;
   std::vector<size_t> need_peer;  // per record: the peer's `next` it waits for
@@ -485,7 +486,10 @@ void TraceReplay::gap(Side& s, size_t idx) {
       static_cast<int64_t>(s.tr.t[idx]) - static_cast<int64_t>(s.tr.t[idx - 1] + s.tr.d[idx - 1]);
   if (g <= 0) return;
   const Tick due = s.last_return + static_cast<Tick>(static_cast<double>(g) * o_.scale * kNs);
-  if (due > sim_.now()) s.h.host->cpu(due - sim_.now());
+  if (due <= sim_.now()) return;
+  s.in_gap = true;
+  s.h.host->cpu(due - sim_.now());
+  s.in_gap = false;
 }
 
 bool TraceReplay::map_sges(Side& s, const Json& sge, uint64_t recno, std::vector<drv::Sge>* out) {
@@ -670,10 +674,15 @@ bool TraceReplay::do_poll(Side& s, const Json& r, uint64_t recno) {
     s.waiting =
         fmt::format("waits at record {} (poll_cq) for {} more completion(s)", recno, need - n);
     const uint64_t slot = cq->ring + uint64_t(cq->ci & (cq->size - 1)) * sizeof(dev::Cqe);
+    const Side* p = peer(s);
+    const size_t peer_at = p ? p->next : 0;
     if (!s.h.host->wait_write(slot, sizeof(dev::Cqe), s.h.host->params().driver_timeout)) {
+      // The completion may wait for the peer, which may be in a recorded gap (a program's think
+      // time, a TCP exchange) or still working: wait on while it moves.
+      if (p && !p->done && (p->next != peer_at || p->in_gap)) continue;
       fail(s, recno, "wc",
            fmt::format("the recording polled {} completion(s) here; the model gave {} within {} "
-                       "ns (host.driver_timeout)",
+                       "ns (host.driver_timeout) while the peer made no progress",
                        need, n, ticks_to_ns(s.h.host->params().driver_timeout)));
       return false;
     }

@@ -205,6 +205,25 @@ elif MODE == "one_trace":
     p = run(cp, "--out", out, expect=1)
     check("field 'dest_qp': QP 17 is not a QP of a peer trace" in p.stdout,
           "a missing peer was not named")
+elif MODE == "samples":
+    # The captured samples of traces/ (tools/capture_samples.sh) replay to their end, every
+    # recorded WR posted, every recorded completion given with its status.
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
+    for name in ("ib_write_bw", "ib_send_lat", "ib_read_lat", "ibv_rc_pingpong"):
+        pair = [os.path.join(root, "traces", f"{name}_{side}.jsonl") for side in ("server", "client")]
+        o = os.path.join(DIR, name)
+        p = run(*pair, "--out", o)
+        check("result: OK" in p.stdout, f"{name}: the replay did not end OK")
+        st = stats(o)
+        for host, path in zip(("host0", "host1"), pair):
+            g = replay_group(st, host)
+            recs = [json.loads(x) for x in open(path)]
+            ok = [r for r in recs if r.get("ret", 1) == 0 or r["call"] == "poll_cq"]
+            wrs = sum(len(r["wr"]) for r in ok if r["call"] == "post_send")
+            recv = sum(len(r["wr"]) for r in ok if r["call"] == "post_recv")
+            wcs = sum(len(r["wc"]) for r in ok if r["call"] == "poll_cq")
+            check((g["send_wrs"], g["recv_wrs"], g["completions"], g["completion_mismatches"]) ==
+                  (wrs, recv, wcs, 0), f"{name} {host}: {g}, the trace has {wrs} {recv} {wcs}")
 else:
     fail(f"unknown mode {MODE}")
 shutil.rmtree(DIR)
