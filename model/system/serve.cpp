@@ -139,6 +139,16 @@ class HostKernel : public pcie::HostObserver, public qp::DriverErrorSink {
   void drain_eq();
   uint32_t owner_of(const dev::Eqe& e) const;
   bool owns_doorbell(const Client* c, uint64_t off, uint32_t len, std::string* what) const;
+  // The object a BAR0 offset rings the doorbell of: the owners of its kind (none for a register
+  // or no doorbell), its number, its kind's name, and whether it is a WQE doorbell (a whole WQE
+  // written with it).
+  struct DoorbellTarget {
+    const std::unordered_map<uint32_t, uint32_t>* owners = nullptr;
+    uint32_t n = 0;
+    const char* kind = "";
+    bool wqe = false;
+  };
+  DoorbellTarget doorbell_target(uint64_t off) const;
   uint64_t kbus(uint64_t off) const {
     return proto::bus_address(proto::kKernelSlot, reinterpret_cast<uint64_t>(kmem_ + off));
   }
@@ -304,24 +314,30 @@ void HostKernel::driver_error(qp::DriverError kind, uint64_t obj, const std::str
   if (kind == qp::DriverError::kCqOverrun) {
     m = &cq_owner_;
   } else if (kind == qp::DriverError::kRegister) {  // the object behind the doorbell's offset
-    if (obj >= dev::kWqeDbBase) {
-      n = (obj - dev::kWqeDbBase) / dev::kWqeDbStride;
-    } else if (obj >= dev::kSrqDbBase) {
-      m = &srq_owner_;
-      n = (obj - dev::kSrqDbBase) / dev::kSrqDbStride;
-    } else if (obj >= dev::kCqDbBase) {
-      m = &cq_owner_;
-      n = (obj - dev::kCqDbBase) / dev::kCqDbStride;
-    } else if (obj >= dev::kQpDbBase) {
-      n = (obj - dev::kQpDbBase) / dev::kQpDbStride;
-    } else {
-      m = nullptr;  // a register: the kernel's own write
-    }
+    const DoorbellTarget t = doorbell_target(obj);
+    m = t.owners;  // none for a register: the kernel's own write
+    n = t.n;
   }
   Client* c = nullptr;
   if (m)
     if (auto it = m->find(static_cast<uint32_t>(n)); it != m->end()) c = client(it->second);
   report(c, "the NIC: " + what);
+}
+
+HostKernel::DoorbellTarget HostKernel::doorbell_target(uint64_t off) const {
+  if (off >= dev::kWqeDbBase && off < dev::kBar0Size)
+    return {&qp_owner_, static_cast<uint32_t>((off - dev::kWqeDbBase) / dev::kWqeDbStride), "QP",
+            true};
+  if (off >= dev::kSrqDbBase && off < dev::kSrqDbBase + 0x100000)
+    return {&srq_owner_, static_cast<uint32_t>((off - dev::kSrqDbBase) / dev::kSrqDbStride), "SRQ",
+            false};
+  if (off >= dev::kCqDbBase && off < dev::kCqDbBase + 0x100000)
+    return {&cq_owner_, static_cast<uint32_t>((off - dev::kCqDbBase) / dev::kCqDbStride), "CQ",
+            false};
+  if (off >= dev::kQpDbBase && off < dev::kQpDbBase + 0x100000)
+    return {&qp_owner_, static_cast<uint32_t>((off - dev::kQpDbBase) / dev::kQpDbStride), "QP",
+            false};
+  return {};
 }
 
 void HostKernel::send_doorbell(uint32_t qpn, uint16_t pi) {
@@ -378,36 +394,27 @@ bool HostKernel::in_slot(const Client* c, uint64_t addr, uint64_t len) const {
 
 bool HostKernel::owns_doorbell(const Client* c, uint64_t off, uint32_t len,
                                std::string* what) const {
-  auto owned = [&](const std::unordered_map<uint32_t, uint32_t>& m, uint32_t n, const char* kind) {
-    auto it = m.find(n);
-    if (it != m.end() && it->second == c->slot) return true;
-    *what = fmt::format("{} doorbell at BAR0 offset {:#x} for {} {}, {}", kind, off, kind, n,
-                        it == m.end() ? "which does not exist" : "which is another process's");
+  const DoorbellTarget t = doorbell_target(off);
+  if (t.wqe && (off - dev::kWqeDbBase) % dev::kWqeDbStride + len > dev::kWqeDbStride) {
+    *what = fmt::format("WQE doorbell write of {} bytes at {:#x} runs past QP {}'s area", len, off,
+                        t.n);
     return false;
-  };
-  if (off >= dev::kWqeDbBase && off < dev::kBar0Size) {
-    const uint64_t q = (off - dev::kWqeDbBase) / dev::kWqeDbStride;
-    if ((off - dev::kWqeDbBase) % dev::kWqeDbStride + len > dev::kWqeDbStride) {
-      *what = fmt::format("WQE doorbell write of {} bytes at {:#x} runs past QP {}'s area", len,
-                          off, q);
-      return false;
-    }
-    return owned(qp_owner_, static_cast<uint32_t>(q), "QP");
   }
-  if (len != 4) {
+  if (!t.wqe && len != 4) {
     *what = fmt::format("MMIO write of {} bytes at {:#x}: doorbells are 4 bytes", len, off);
     return false;
   }
-  if (off >= dev::kSrqDbBase && off < dev::kSrqDbBase + 0x100000)
-    return owned(srq_owner_, static_cast<uint32_t>((off - dev::kSrqDbBase) / dev::kSrqDbStride),
-                 "SRQ");
-  if (off >= dev::kCqDbBase && off < dev::kCqDbBase + 0x100000)
-    return owned(cq_owner_, static_cast<uint32_t>((off - dev::kCqDbBase) / dev::kCqDbStride), "CQ");
-  if (off >= dev::kQpDbBase && off < dev::kQpDbBase + 0x100000)
-    return owned(qp_owner_, static_cast<uint32_t>((off - dev::kQpDbBase) / dev::kQpDbStride), "QP");
+  if (!t.owners) {
+    *what =
+        fmt::format("MMIO write to BAR0 offset {:#x}: {}", off,
+                    off < dev::kQpDbBase ? "the registers are the kernel's" : "no doorbell there");
+    return false;
+  }
+  auto it = t.owners->find(t.n);
+  if (it != t.owners->end() && it->second == c->slot) return true;
   *what =
-      fmt::format("MMIO write to BAR0 offset {:#x}: {}", off,
-                  off < dev::kQpDbBase ? "the registers are the kernel's" : "no doorbell there");
+      fmt::format("{} doorbell at BAR0 offset {:#x} for {} {}, {}", t.kind, off, t.kind, t.n,
+                  it == t.owners->end() ? "which does not exist" : "which is another process's");
   return false;
 }
 
