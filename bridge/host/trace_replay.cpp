@@ -61,14 +61,6 @@ dev::Mtu mtu_of(uint64_t bytes) {
   }
 }
 
-std::vector<uint8_t> hex_bytes(const std::string& s) {
-  std::vector<uint8_t> b(s.size() / 2);
-  auto v = [](char ch) { return ch <= '9' ? ch - '0' : ch - 'a' + 10; };
-  for (size_t i = 0; i < b.size(); ++i)
-    b[i] = static_cast<uint8_t>(v(s[2 * i]) << 4 | v(s[2 * i + 1]));
-  return b;
-}
-
 constexpr size_t kMaxNotes = 10;
 
 // A completion by its recorded QP number and wr_id; a recorded completion.
@@ -511,7 +503,7 @@ bool TraceReplay::map_sges(Side& s, const Json& sge, uint64_t recno, std::vector
 
 // Writes recorded payload bytes (payload full) over the SGEs, in order.
 static void write_data(SimHost& h, const std::vector<drv::Sge>& sg, const std::string& hex) {
-  std::vector<uint8_t> b = hex_bytes(hex);
+  std::vector<uint8_t> b = trace::from_hex(hex);
   size_t at = 0;
   for (const auto& e : sg) {
     if (at >= b.size()) break;
@@ -773,6 +765,14 @@ bool TraceReplay::step(Side& s, size_t idx, const Json& r) {
     fail(s, recno, field, fmt::format("{} {} does not exist in the replay", field, u(r, field)));
     return nullptr;
   };
+  // A destroying call: the object `field` names, destroyed by `fn` in the driver, forgotten.
+  auto destroy = [&](auto& map, const char* field, auto&& fn) {
+    auto* o = need(map, field);
+    if (!o) return false;
+    if (int e = fn(*o)) return refused(call.c_str(), e);
+    map.erase(u(r, field));
+    return true;
+  };
   Side* p = peer(s);
   if (call == "open_device" || call == "close_device" || call == "create_comp_channel" ||
       call == "destroy_comp_channel" || call == "ack_cq_events" || call == "async_event") {
@@ -783,10 +783,7 @@ bool TraceReplay::step(Side& s, size_t idx, const Json& r) {
     if (int e = d.alloc_pd(&pdn)) return refused("alloc_pd", e);
     s.pd[u(r, "pd")] = pdn;
   } else if (call == "dealloc_pd") {
-    auto* pdn = need(s.pd, "pd");
-    if (!pdn) return false;
-    if (int e = d.dealloc_pd(*pdn)) return refused("dealloc_pd", e);
-    s.pd.erase(u(r, "pd"));
+    if (!destroy(s.pd, "pd", [&](uint32_t pdn) { return d.dealloc_pd(pdn); })) return false;
   } else if (call == "reg_mr") {
     auto* pdn = need(s.pd, "pd");
     if (!pdn) return false;
@@ -799,7 +796,7 @@ bool TraceReplay::step(Side& s, size_t idx, const Json& r) {
     m.buf = h.alloc_buffer(m.buf_len);
     m.va = m.buf + off;
     if (r.contains("data")) {
-      std::vector<uint8_t> b = hex_bytes(r["data"].get<std::string>());
+      std::vector<uint8_t> b = trace::from_hex(r["data"].get<std::string>());
       h.app_write(m.va, b.data(), std::min<uint64_t>(b.size(), m.len));
     }
     // IBV_ACCESS_OPTIONAL_RANGE (relaxed ordering and later bits): hints a device may ignore,
@@ -821,7 +818,7 @@ bool TraceReplay::step(Side& s, size_t idx, const Json& r) {
       if (r.contains("data")) {
         // Only the bytes the NIC wrote from data the traces hold: the program's own stores (a
         // buffer filled after registration, a READ's source) are not verbs calls.
-        const std::vector<uint8_t> want = hex_bytes(r["data"].get<std::string>());
+        const std::vector<uint8_t> want = trace::from_hex(r["data"].get<std::string>());
         if (want.size() != b.size())
           differs = fmt::format("the recording has {} bytes", want.size());
         for (const auto& [from, to] : m->written) {
@@ -852,10 +849,7 @@ bool TraceReplay::step(Side& s, size_t idx, const Json& r) {
     if (int e = d.create_cq(static_cast<int>(u(r, "cqe")), &cq)) return refused("create_cq", e);
     s.cq[u(r, "cq")] = cq;
   } else if (call == "destroy_cq") {
-    auto* cq = need(s.cq, "cq");
-    if (!cq) return false;
-    if (int e = d.destroy_cq(*cq)) return refused("destroy_cq", e);
-    s.cq.erase(u(r, "cq"));
+    if (!destroy(s.cq, "cq", [&](drv::Cq* cq) { return d.destroy_cq(cq); })) return false;
   } else if (call == "create_qp") {
     auto* pdn = need(s.pd, "pd");
     auto* scq = pdn ? need(s.cq, "scq") : nullptr;
@@ -964,10 +958,7 @@ bool TraceReplay::step(Side& s, size_t idx, const Json& r) {
       if (int e = d.modify_srq(*srq, static_cast<uint32_t>(u(r, "limit"))))
         return refused("modify_srq", e);
   } else if (call == "destroy_srq") {
-    auto* srq = need(s.srq, "srq");
-    if (!srq) return false;
-    if (int e = d.destroy_srq(*srq)) return refused("destroy_srq", e);
-    s.srq.erase(u(r, "srq"));
+    if (!destroy(s.srq, "srq", [&](drv::Srq* srq) { return d.destroy_srq(srq); })) return false;
   } else if (call == "create_ah") {
     auto* pdn = need(s.pd, "pd");
     if (!pdn) return false;
@@ -981,10 +972,7 @@ bool TraceReplay::step(Side& s, size_t idx, const Json& r) {
     if (int e = d.create_ah(*pdn, av, &ah)) return refused("create_ah", e);
     s.ah[u(r, "ah")] = ah;
   } else if (call == "destroy_ah") {
-    auto* ah = need(s.ah, "ah");
-    if (!ah) return false;
-    if (int e = d.destroy_ah(*ah)) return refused("destroy_ah", e);
-    s.ah.erase(u(r, "ah"));
+    if (!destroy(s.ah, "ah", [&](drv::Ah* ah) { return d.destroy_ah(ah); })) return false;
   } else if (call == "post_send") {
     if (!do_post_send(s, r, recno)) return false;
   } else if (call == "post_recv" || call == "post_srq_recv") {

@@ -276,23 +276,6 @@ bool is_hex(const std::string& s) {
   return true;
 }
 
-std::string to_hex(const std::vector<uint8_t>& b) {
-  static const char* d = "0123456789abcdef";
-  std::string s(b.size() * 2, '0');
-  for (size_t i = 0; i < b.size(); ++i) {
-    s[2 * i] = d[b[i] >> 4];
-    s[2 * i + 1] = d[b[i] & 15];
-  }
-  return s;
-}
-std::vector<uint8_t> from_hex(const std::string& s) {
-  std::vector<uint8_t> b(s.size() / 2);
-  auto v = [](char ch) { return ch <= '9' ? ch - '0' : ch - 'a' + 10; };
-  for (size_t i = 0; i < b.size(); ++i)
-    b[i] = static_cast<uint8_t>(v(s[2 * i]) << 4 | v(s[2 * i + 1]));
-  return b;
-}
-
 // The byte fields: hexadecimal text in JSON, CBOR byte strings in the binary form.
 bool is_byte_field(const std::string& key) { return key == "data" || key == "dgid"; }
 
@@ -402,6 +385,23 @@ std::string short_json(const Json& v) {
 }  // namespace
 
 // ---- Public names ---------------------------------------------------------------------------
+
+std::string to_hex(const std::vector<uint8_t>& b) {
+  static const char* d = "0123456789abcdef";
+  std::string s(b.size() * 2, '0');
+  for (size_t i = 0; i < b.size(); ++i) {
+    s[2 * i] = d[b[i] >> 4];
+    s[2 * i + 1] = d[b[i] & 15];
+  }
+  return s;
+}
+std::vector<uint8_t> from_hex(const std::string& s) {
+  std::vector<uint8_t> b(s.size() / 2);
+  auto v = [](char ch) { return ch <= '9' ? ch - '0' : ch - 'a' + 10; };
+  for (size_t i = 0; i < b.size(); ++i)
+    b[i] = static_cast<uint8_t>(v(s[2 * i]) << 4 | v(s[2 * i + 1]));
+  return b;
+}
 
 const char* wc_status_name(uint32_t v) { return name_of(kWcStatus, v); }
 const char* wc_opcode_name(uint32_t v) { return name_of(kWcOpcode, v); }

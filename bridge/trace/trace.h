@@ -136,6 +136,11 @@ int wr_opcode_value(const std::string& s);
 int qp_state_value(const std::string& s);
 int qp_type_value(const std::string& s);
 
+// Byte fields' text in the JSON form: lowercase hexadecimal, two digits a byte (from_hex
+// expects text the validator accepted).
+std::string to_hex(const std::vector<uint8_t>& b);
+std::vector<uint8_t> from_hex(const std::string& s);
+
 // FNV-1a, 64 bits (the `hash` of payload bytes).
 uint64_t fnv1a(const void* data, size_t len, uint64_t h = 0xcbf29ce484222325ull);
 

@@ -21,3 +21,5 @@ int replay_main(const rn::cfg::Config& cfg, const ReplayArgs& a);
 
 // Runs `/usr/bin/python3 script out_dir` and waits: "" or what went wrong (main.cpp).
 std::string run_plotter(const std::string& script, const std::string& out_dir);
+// Runs tools/NAME on out_dir if it and /usr/bin/python3 exist; a failure is reported on stderr.
+void plot(const std::string& name, const std::string& out_dir);

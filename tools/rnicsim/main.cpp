@@ -234,6 +234,16 @@ int parse(int argc, char** argv, Args* a) {
 
 }  // namespace
 
+void plot(const std::string& name, const std::string& out_dir) {
+  std::string script = std::string(RNICSIM_SOURCE_DIR) + "/tools/" + name;
+  if (!std::filesystem::exists(script) || !std::filesystem::exists("/usr/bin/python3")) return;
+  std::fflush(stdout);
+  std::string why = run_plotter(script, out_dir);
+  if (!why.empty())
+    fmt::print(stderr, "rnicsim: plotting failed: {} (run /usr/bin/python3 {} DIR by hand)\n", why,
+               script);
+}
+
 // Runs `/usr/bin/python3 script out_dir` as a child process (no shell: the arguments are passed
 // as they are) and waits for it. Returns "" on success, else what went wrong.
 std::string run_plotter(const std::string& script, const std::string& out_dir) {
@@ -551,16 +561,7 @@ int sc_main(int argc, char** argv) {
     auto r = sys.run(a.out);
     print_report(r, a.config, cfg, a.out);
     for (const auto& e : r.output_errors) fmt::print(stderr, "rnicsim: error: {}\n", e);
-    if (a.plots && r.ok) {
-      std::string script = std::string(RNICSIM_SOURCE_DIR) + "/tools/plot_run.py";
-      if (std::filesystem::exists(script) && std::filesystem::exists("/usr/bin/python3")) {
-        std::fflush(stdout);
-        std::string why = run_plotter(script, a.out);
-        if (!why.empty())
-          fmt::print(stderr, "rnicsim: plotting failed: {} (run /usr/bin/python3 {} DIR by hand)\n",
-                     why, script);
-      }
-    }
+    if (a.plots && r.ok) plot("plot_run.py", a.out);
     return r.ok ? 0 : 1;
   } catch (const rn::cfg::ConfigError& e) {
     fmt::print(stderr, "rnicsim: configuration error: {}\n", e.what());

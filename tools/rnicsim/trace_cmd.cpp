@@ -280,15 +280,6 @@ int replay_main(const rn::cfg::Config& cfg, const ReplayArgs& a) {
     fmt::print("  wrote {} in {}\n", list, a.out);
   }
   fmt::print("  result: {}\n", ok ? "OK" : "FAILED: " + error);
-  if (a.plots && ok && !a.out.empty()) {
-    std::string script = std::string(RNICSIM_SOURCE_DIR) + "/tools/plot_replay.py";
-    if (std::filesystem::exists(script) && std::filesystem::exists("/usr/bin/python3")) {
-      std::fflush(stdout);
-      std::string why = run_plotter(script, a.out);
-      if (!why.empty())
-        fmt::print(stderr, "rnicsim: plotting failed: {} (run /usr/bin/python3 {} DIR by hand)\n",
-                   why, script);
-    }
-  }
+  if (a.plots && ok && !a.out.empty()) plot("plot_replay.py", a.out);
   return ok ? 0 : 1;
 }

@@ -10,8 +10,9 @@
 set -euo pipefail
 rnicsim=$(realpath "$1") mode=$2 port=$3
 dir=$(mktemp -d /tmp/rnicsim-roundtrip-XXXXXX)
-serve_pid=
-trap '[ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; [ -n "${RNICSIM_KEEP:-}" ] && echo "kept $dir" || rm -rf "$dir"' EXIT
+serve_pid= spid=
+# A failure leaves no process behind (a server still listening would hold the port).
+trap '[ -n "$spid" ] && kill $spid 2>/dev/null; [ -n "$serve_pid" ] && kill $serve_pid 2>/dev/null; [ -n "${RNICSIM_KEEP:-}" ] && echo "kept $dir" || rm -rf "$dir"' EXIT
 fail() {
   echo "FAIL ($mode): $1"
   for f in server client serve replay; do
@@ -44,6 +45,7 @@ timeout 300 "$rnicsim" attach host0 --dir "$dir/s" -- \
   "$rnicsim" capture --out "$dir/client.rntrace" --payload full -- "${prog[@]}" localhost \
   > "$dir/client.log" 2>&1 || fail "client exited with $?"
 wait $spid || fail "server exited with $?"
+spid=
 for _ in $(seq 300); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
 wait "$serve_pid" || fail "serve exited with $?"
 serve_pid=
