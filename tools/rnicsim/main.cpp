@@ -27,6 +27,7 @@
 #include <systemc>
 #include <vector>
 
+#include "bridge/trace/trace.h"
 #include "bridge/vdev/client.h"
 #include "model/system/schema.h"
 #include "model/system/serve.h"
@@ -483,6 +484,15 @@ int capture_main(int argc, char** argv) {
     fmt::print(stderr, "rnicsim capture: {}\n{}",
                out.empty() ? "missing --out FILE (where the trace goes)" : "missing -- PROGRAM",
                usage);
+    return 2;
+  }
+  if (rn::trace::form_for_path(out) == rn::trace::Form::kJsonl) {
+    const std::string bin = std::filesystem::path(out).replace_extension(".rntrace").string();
+    fmt::print(stderr,
+               "rnicsim capture: --out '{}': capture writes the binary form (cheaper per call): "
+               "give --out {}, then `rnicsim trace convert {} {}` makes the JSON Lines\n",
+               rn::cfg::excerpt(out), rn::cfg::excerpt(bin), rn::cfg::excerpt(bin),
+               rn::cfg::excerpt(out));
     return 2;
   }
   if (payload != "none" && payload != "hash" && payload != "full") {

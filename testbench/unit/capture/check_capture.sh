@@ -195,6 +195,8 @@ PY
     expect 2 "--payload 'sha1' is not none, hash or full" \
       "$rnicsim" capture --out "$dir/x" --payload sha1 -- true
     expect 2 "missing -- PROGRAM" "$rnicsim" capture --out "$dir/x"
+    expect 2 "give --out $dir/x.rntrace, then \`rnicsim trace convert $dir/x.rntrace $dir/x.jsonl\`" \
+      "$rnicsim" capture --out "$dir/x.jsonl" -- true
     expect 127 "cannot run 'no-such-program-here'" \
       "$rnicsim" capture --out "$dir/x" -- no-such-program-here
     expect 0 "--payload MODE" "$rnicsim" capture --help
