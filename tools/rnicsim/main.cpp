@@ -90,8 +90,13 @@ std::string synopsis(const Command& c) {
 
 void general_usage(FILE* f) {
   fmt::print(f, "usage: rnicsim COMMAND [options]\n\ncommands:\n");
-  for (const auto& c : kCommands)
-    fmt::print(f, "  {:<24}{}\n", synopsis(c).substr(8), indented(c.what, 26));
+  for (const auto& c : kCommands) {
+    const std::string syn = synopsis(c).substr(8);
+    if (syn.size() < 24)
+      fmt::print(f, "  {:<24}{}\n", syn, indented(c.what, 26));
+    else  // a long synopsis on its own line, the text under it
+      fmt::print(f, "  {}\n{}{}\n", syn, std::string(26, ' '), indented(c.what, 26));
+  }
   fmt::print(f,
              "\n`rnicsim COMMAND --help` lists the options of a command. CONFIG is a TOML file\n"
              "(configs/default.toml is the default scenario; docs/configuration.md lists every\n"
@@ -117,8 +122,8 @@ po::options_description options_of(const std::string& cmd, Args* a) {
         "recorded: the recorded gaps between calls kept; asap: none; scale:K: gaps times K")(
         "cross-order", po::value(&a->cross_order)->value_name("setup|none")->default_value("setup"),
         "setup: a call waits for the peer's setup calls (creations, modify_qp, posted receives) "
-        "that returned before it in the recording (by the traces' clocks); none: only for the "
-        "objects it names")(
+        "that returned before it in the recording (by the traces' clocks), a teardown call for "
+        "all the peer's calls before it; none: only for the objects it names")(
         "out", po::value(&a->out)->value_name("DIR")->default_value("out"),
         "folder for stats.json, replay_latency.csv, wire.pcap and the plot (created)")(
         "no-plots", po::bool_switch(), "do not run tools/plot_replay.py at the end");
