@@ -223,7 +223,6 @@ ReplayTrace load_trace(const std::string& path) {
       }
     }
   }
-  t.records = rd.record();
   t.truncation = rd.truncation();
   if (!v.finish(rd.record())) {
     t.truncated = true;
@@ -317,7 +316,7 @@ TraceReplay::TraceReplay(Sim& sim, std::vector<ReplayHost> hosts, std::vector<Re
     s->name = hosts[i].host->name();
     s->h = hosts[i];
     s->tr = std::move(traces[i]);
-    s->need_peer.assign(s->tr.records, 0);
+    s->need_peer.assign(s->tr.records(), 0);
     Side& sr = *s;
     s->stats = std::make_unique<stats::Group>(sim.stats, s->name + ".replay",
                                               "verb trace replay: " + s->tr.file);
@@ -369,13 +368,13 @@ TraceReplay::TraceReplay(Sim& sim, std::vector<ReplayHost> hosts, std::vector<Re
           return it == v.begin() ? 0 : std::prev(it)->second;
         }
       } setup, all;
-      for (size_t j = 1; j + 1 < B.records || (j < B.records && B.truncated); ++j) {
+      for (size_t j = 1; j < B.records(); ++j) {
         all.v.emplace_back(tb + B.t[j] + B.d[j], j + 1);
         if (B.kind[j] == ReplayTrace::kSetup) setup.v.emplace_back(tb + B.t[j] + B.d[j], j + 1);
       }
       setup.finish();
       all.finish();
-      for (size_t i = 1; i < A.tr.records; ++i)
+      for (size_t i = 1; i < A.tr.records(); ++i)
         A.need_peer[i] =
             (A.tr.kind[i] == ReplayTrace::kTeardown ? all : setup).before(ta + A.tr.t[i]);
     }
@@ -484,8 +483,7 @@ void TraceReplay::gap(Side& s, size_t idx) {
   s.in_gap = false;
 }
 
-bool TraceReplay::map_sges(Side& s, const Json& sge, uint64_t recno, std::vector<drv::Sge>* out) {
-  (void)recno;
+void TraceReplay::map_sges(Side& s, const Json& sge, std::vector<drv::Sge>* out) {
   out->clear();
   for (const auto& e : sge) {
     const uint64_t id = e[0].get<uint64_t>(), off = e[1].get<uint64_t>();
@@ -498,7 +496,6 @@ bool TraceReplay::map_sges(Side& s, const Json& sge, uint64_t recno, std::vector
     }
     out->push_back(drv::Sge{it->second.va + off, len, it->second.mr.lkey});
   }
-  return true;
 }
 
 // Writes recorded payload bytes (payload full) over the SGEs, in order.
@@ -527,7 +524,7 @@ bool TraceReplay::do_post_send(Side& s, const Json& r, uint64_t recno) {
   std::vector<drv::SendWr> wr(wrs.size());
   for (size_t k = 0; k < wrs.size(); ++k) {
     const Json& w = wrs[k];
-    map_sges(s, w["sge"], recno, &sges[k]);
+    map_sges(s, w["sge"], &sges[k]);
     if (w.contains("data")) write_data(*s.h.host, sges[k], w["data"].get<std::string>());
     drv::SendWr& d = wr[k];
     d.wr_id = u(w, "id");
@@ -604,7 +601,7 @@ bool TraceReplay::do_post_recv(Side& s, const Json& r, uint64_t recno, bool srq)
   std::vector<drv::RecvWr> wr(wrs.size());
   const uint64_t queue = srq ? u(r, "srq") | uint64_t{1} << 32 : u(r, "qp");
   for (size_t k = 0; k < wrs.size(); ++k) {
-    map_sges(s, wrs[k]["sge"], recno, &sges[k]);
+    map_sges(s, wrs[k]["sge"], &sges[k]);
     std::vector<std::array<uint64_t, 3>> where;
     for (const auto& e : wrs[k]["sge"])
       where.push_back({e[0].get<uint64_t>(), e[1].get<uint64_t>(), e[2].get<uint64_t>()});
@@ -1007,7 +1004,7 @@ void TraceReplay::run_side(int i) {
       trace::Reader rd(s.tr.file);
       Json r;
       rd.next(&r);  // the header
-      for (; s.next < s.tr.records && rd.next(&r); ++s.next) {
+      for (; s.next < s.tr.records() && rd.next(&r); ++s.next) {
         s.res.stopped_at = s.next + 1;
         if (!error_.empty() || !step(s, s.next, r)) break;
         s.progress.notify(sc_core::SC_ZERO_TIME);
@@ -1016,7 +1013,7 @@ void TraceReplay::run_side(int i) {
       fail(s, s.next + 1, "", err.what());
     }
   }
-  s.res.finished = s.next >= s.tr.records;
+  s.res.finished = s.next >= s.tr.records();
   if (s.res.finished) {  // completions that never found their twin
     s.res.completion_mismatches += s.rec_wcs.size() + s.model_wcs.size();
     for (const auto& [k, w] : s.rec_wcs)

@@ -47,10 +47,10 @@ struct ReplayOp {
 struct ReplayTrace {
   std::string file;
   trace::Json header;
-  size_t records = 0;  // whole records, the header included
   bool truncated = false;
-  std::string truncation;      // why, if truncated
-  std::vector<uint64_t> t, d;  // per record: its recorded entry and duration (ns)
+  std::string truncation;                      // why, if truncated
+  std::vector<uint64_t> t, d;                  // per record: its recorded entry and duration (ns)
+  size_t records() const { return t.size(); }  // whole records, the header included
   // Per record, for cross order: a setup or teardown call that succeeded, or another.
   enum Kind : uint8_t { kOther, kSetup, kTeardown };
   std::vector<uint8_t> kind;
@@ -145,7 +145,7 @@ class TraceReplay {
   bool do_post_send(Side& s, const trace::Json& r, uint64_t recno);
   bool do_post_recv(Side& s, const trace::Json& r, uint64_t recno, bool srq);
   bool do_poll(Side& s, const trace::Json& r, uint64_t recno);
-  bool map_sges(Side& s, const trace::Json& sge, uint64_t recno, std::vector<drv::Sge>* out);
+  void map_sges(Side& s, const trace::Json& sge, std::vector<drv::Sge>* out);
   Side* peer(Side& s);
 
   Sim& sim_;

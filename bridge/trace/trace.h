@@ -58,7 +58,6 @@ class Reader {
   const std::string& path() const { return path_; }
   bool truncated() const { return !truncation_.empty(); }
   const std::string& truncation() const { return truncation_; }  // why, if truncated
-  void set_truncated(std::string why) { truncation_ = std::move(why); }
 
  private:
   bool fill(size_t need);  // buffers at least `need` bytes from pos_ if the file has them

@@ -3,12 +3,15 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "bridge/host/trace_replay.h"
 #include "bridge/trace/trace.h"
+#include "model/system/system.h"
 #include "tools/rnicsim/commands.h"
 
 namespace {
@@ -159,11 +162,6 @@ int trace_main(int argc, char** argv) {
 
 // ---- rnicsim replay -----------------------------------------------------------------------------
 
-#include <filesystem>
-
-#include "bridge/host/trace_replay.h"
-#include "model/system/system.h"
-
 namespace {
 
 // The p-th percentile of v (nearest rank), "-" if v is empty.
@@ -224,7 +222,7 @@ int replay_main(const rn::cfg::Config& cfg, const ReplayArgs& a) {
     const auto& res = rp.result(static_cast<int>(i));
     const auto& tr = rp.trace(static_cast<int>(i));
     fmt::print("\n  {}: {} ({} records{})\n", sys.node(static_cast<int>(i)).name, tr.file,
-               tr.records, tr.truncated ? ", truncated" : "");
+               tr.records(), tr.truncated ? ", truncated" : "");
     fmt::print("    replayed {} calls ({} skipped: they failed when recorded){}\n", res.records,
                res.skipped,
                res.finished ? "" : fmt::format(", stopped at record {}", res.stopped_at));
