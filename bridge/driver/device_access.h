@@ -37,6 +37,9 @@ class DeviceAccess {
   // Pins [va, va+len) and returns the bus address of each 4 KiB page, from the page holding va.
   // Returns false if part of the range is not mapped.
   virtual bool pin_pages(uint64_t va, uint64_t len, std::vector<uint64_t>* pages) = 0;
+  // Undoes one pin_pages(va, len) once the device no longer uses the pages (their IOMMU mappings
+  // go, with their cached translations).
+  virtual void unpin_pages(uint64_t va, uint64_t len) = 0;
   // Waits until the device writes into [addr, addr+len), or `timeout_ns` passes; returns false on
   // timeout. (A real process spins on the memory; the simulated one sleeps until the DMA lands.)
   virtual bool wait_device_write(uint64_t addr, size_t len, uint64_t timeout_ns) = 0;

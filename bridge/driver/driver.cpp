@@ -210,7 +210,10 @@ int Driver::reg_mr(uint32_t pdn, uint64_t addr, uint64_t length, uint32_t access
     return fail(EFAULT, fmt::format("reg_mr: [{:#x}, +{}) is not mapped", addr, length));
   size_t mtt_len = pages.size() * 8;
   uint64_t mtt = io_.dma_alloc(mtt_len, 64);
-  if (!mtt) return fail(ENOMEM, "reg_mr: no DMA memory for the page list");
+  if (!mtt) {
+    io_.unpin_pages(addr, length);
+    return fail(ENOMEM, "reg_mr: no DMA memory for the page list");
+  }
   io_.mem_write(mtt, pages.data(), mtt_len);
   dev::CreateMrIn in{};
   in.pdn = pdn;
@@ -223,7 +226,10 @@ int Driver::reg_mr(uint32_t pdn, uint64_t addr, uint64_t length, uint32_t access
   dev::CreateMrOut r{};
   int e = exec(dev::CmdOp::CREATE_MR, &in, sizeof in, &r, sizeof r);
   io_.dma_free(mtt, mtt_len);
-  if (e) return e;
+  if (e) {
+    io_.unpin_pages(addr, length);
+    return e;
+  }
   *out = Mr{r.lkey, r.rkey, addr, length, pdn};
   return 0;
 }
@@ -231,7 +237,11 @@ int Driver::reg_mr(uint32_t pdn, uint64_t addr, uint64_t length, uint32_t access
 int Driver::dereg_mr(const Mr& mr) {
   dev::HandleIn in{};
   in.handle = mr.lkey;
-  return exec(dev::CmdOp::DESTROY_MR, &in, sizeof in, nullptr, 0);
+  const int e = exec(dev::CmdOp::DESTROY_MR, &in, sizeof in, nullptr, 0);
+  // Gone from the device: the pages are the process's again. (Still there, or a device that did
+  // not answer: they stay pinned.)
+  if (e == 0) io_.unpin_pages(mr.addr, mr.length);
+  return e;
 }
 
 int Driver::create_cq(int min_cqe, Cq** out) {

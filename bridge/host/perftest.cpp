@@ -169,6 +169,7 @@ bool is_lat(const std::string& kind) {
 }
 bool is_send(const std::string& kind) { return verb_of(kind) == Verb::kSend; }
 bool is_mixed(const std::string& kind) { return kind == "mixed"; }
+bool is_dma_bench(const std::string& kind) { return kind == "dma_bench"; }
 bool ping_pong(const std::string& kind) {
   const Verb v = verb_of(kind);
   return is_lat(kind) && (v == Verb::kWrite || v == Verb::kSend);

@@ -18,9 +18,9 @@ namespace rn::host {
 // The workload kinds, as perftest's programs ib_<verb>_<bw|lat>: bandwidth tests first; then
 // `mixed`, ours: seeded random operations and sizes over several QPs, every byte and every
 // completion checked.
-constexpr const char* kWorkloadKinds[] = {"write_bw",  "send_bw",    "read_bw",
-                                          "atomic_bw", "write_lat",  "send_lat",
-                                          "read_lat",  "atomic_lat", "mixed"};
+constexpr const char* kWorkloadKinds[] = {"write_bw",  "send_bw",  "read_bw",  "atomic_bw",
+                                          "write_lat", "send_lat", "read_lat", "atomic_lat",
+                                          "mixed",     "dma_bench"};
 bool is_workload_kind(const std::string& kind);
 std::string workload_kinds();  // "write_bw, send_bw, ...": for messages and descriptions
 // What a kind's client asks of the server (the part of the name before '_').
@@ -29,6 +29,9 @@ Verb verb_of(const std::string& kind);
 bool is_lat(const std::string& kind);  // a latency test (else a bandwidth test)
 bool is_send(const std::string& kind);
 bool is_mixed(const std::string& kind);  // the `mixed` workload
+// `dma_bench`, like pcie-bench: the device's DMA engine alone against host 0's memory
+// (bridge/host/dma_bench.h).
+bool is_dma_bench(const std::string& kind);
 // A WRITE or SEND latency test: both sides send in turn, and a sample is half a round trip (one
 // way, as ib_write_lat and ib_send_lat report). READ and atomic latency tests time one request's
 // whole round trip, from post to completion, as ib_read_lat and ib_atomic_lat report.
@@ -99,6 +102,14 @@ struct WorkloadParams {
   // write_bw, write_lat, send_bw, send_lat: RC, UC or UD (send_* only). UC and UD lose what the
   // link loses: a bandwidth server counts what arrived (WorkloadResult::receives).
   dev::QpType qp_type = dev::QpType::RC;
+  // dma_bench: the device reads (or writes) `size` bytes `iterations` times at offsets in a
+  // window of host memory (sequential, or drawn from `seed`), `outstanding` requests at once; the
+  // window's pages are of page_size (0: host.page_size).
+  bool dma_write = false;
+  bool dma_random = true;
+  uint64_t window = 1 << 20;
+  uint32_t outstanding = 32;
+  uint64_t page_size = 0;
 };
 // Bytes of the GRH area in front of each received message (UD: 40; else 0).
 inline uint64_t grh_bytes(const WorkloadParams& p) {
@@ -167,32 +178,49 @@ constexpr uint64_t kGuardBytes = 64;  // after each destination buffer, checked 
 struct Exchange;
 struct ConnInfo;
 
-class Perftest {
+// What the system runs: a workload with a client on host 0 and a server on host 1 (perftest's
+// programs, `mixed`), or a device-side microbenchmark (dma_bench: its client only).
+class Workload {
  public:
-  Perftest(SimHost& client_host, drv::Driver& client, SimHost& server_host, drv::Driver& server,
-           const WorkloadParams& p, const std::vector<uint8_t>& client_mac, uint32_t client_ip,
-           const std::vector<uint8_t>& server_mac, uint32_t server_ip);
-  ~Perftest();
+  virtual ~Workload() = default;
   // Run in a thread of the client host and of the server host respectively.
-  void run_client();
-  void run_server();
+  virtual void run_client() = 0;
+  virtual void run_server() = 0;
   // Marks the workload failed before it could run (e.g. the driver did not open).
-  void fail(const std::string& why);
-  // After the run: marks the workload failed if it did not run to its end, or (with
-  // params.verify) if the run stopped before its received bytes were checked. Each side checks
-  // them itself, as soon as its last message has arrived and before its buffers are freed.
-  bool verify();
-  const WorkloadResult& result() const { return res_; }
+  virtual void fail(const std::string& why) = 0;
+  // After the run: marks the workload failed if it did not run to its end, or if what it checks
+  // was not checked. True if it is ok.
+  virtual bool verify() = 0;
+  virtual const WorkloadResult& result() const = 0;
   // Counts frames on the wire (both directions), sampled when the traffic starts and ends.
   void set_packet_counter(std::function<uint64_t()> f) { packets_ = std::move(f); }
-  bool finished() const;
-  // How far the client is: messages completed (round trips, for latency tests, warm-up
+  // How far the client is: operations completed (round trips, for latency tests, warm-up
   // included) of `total`, and whether its traffic has started. For progress displays only.
   struct Progress {
     uint64_t done = 0, total = 0;
     bool started = false;
   };
   const Progress& progress() const { return progress_; }
+
+ protected:
+  std::function<uint64_t()> packets_;
+  Progress progress_;
+};
+
+class Perftest final : public Workload {
+ public:
+  Perftest(SimHost& client_host, drv::Driver& client, SimHost& server_host, drv::Driver& server,
+           const WorkloadParams& p, const std::vector<uint8_t>& client_mac, uint32_t client_ip,
+           const std::vector<uint8_t>& server_mac, uint32_t server_ip);
+  ~Perftest() override;
+  void run_client() override;
+  void run_server() override;
+  void fail(const std::string& why) override;
+  // Each side checks received bytes itself (params.verify), as soon as its last message has
+  // arrived and before its buffers are freed.
+  bool verify() override;
+  const WorkloadResult& result() const override { return res_; }
+  bool finished() const;
 
  private:
   struct Side;
@@ -242,10 +270,8 @@ class Perftest {
   bool lat_, ping_pong_;
   dev::WrOpcode op_;  // the client's opcode (bandwidth tests; READ and atomic latency tests)
   WorkloadResult res_;
-  std::function<uint64_t()> packets_;
   std::chrono::steady_clock::time_point wall0_;
   uint64_t packets0_ = 0;
-  Progress progress_;
   std::unique_ptr<Side> c_, s_;
   std::unique_ptr<Exchange> x_;
   std::unique_ptr<Mixed> m_;

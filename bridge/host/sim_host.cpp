@@ -24,6 +24,7 @@ SimHost::SimHost(Sim& sim, const std::string& name, const HostParams& p, hostmem
       p_(p),
       mem_(mem),
       bridge_(bridge),
+      iommu_(bridge.iommu()),
       stats_(sim.stats, name, "simulated host: OS memory, interrupts"),
       interrupts_(stats_.counter("interrupts", "count", "MSI-X messages received")),
       bad_msi_(
@@ -54,39 +55,55 @@ void SimHost::cpu(Tick t) {
   if (t) sc_core::wait(ps(t));
 }
 
-uint64_t SimHost::alloc_buffer(uint64_t len) {
+uint64_t SimHost::frame(int size, uint64_t k) const {
+  // Frames handed out in a scrambled order: consecutive virtual pages are never physically
+  // adjacent, so every translation path (MTT, page splits) is exercised. Multiplying by an odd
+  // constant modulo 2^bits is a bijection: no frame is handed out twice.
+  static constexpr uint64_t kBase[3] = {kPageBase, kHugeBase, kGiantBase};
+  static constexpr unsigned kBits[3] = {26, 16, 9};
+  const uint64_t n = p_.scatter_pages ? (k * 0x9E3779B1ull) & ((1ull << kBits[size]) - 1) : k;
+  return kBase[size] + (n << pcie::kPageShifts[size]);
+}
+
+uint64_t SimHost::alloc_buffer(uint64_t len, uint64_t page_size) {
   if (len == 0) len = 1;
-  uint64_t n = (len + kPage - 1) / kPage;
-  uint64_t va = app_next_;
-  app_next_ += (n + 1) * kPage;  // a guard page between buffers
-  for (uint64_t i = 0; i < n; ++i) {
-    uint64_t frame;
-    if (p_.scatter_pages) {
-      // Frames handed out in a scrambled order: consecutive virtual pages are never physically
-      // adjacent, so every translation path (MTT, page splits) is exercised. Multiplying by an
-      // odd constant modulo 2^26 is a bijection: no frame is handed out twice.
-      uint64_t k = frames_next_++;
-      if (k >= (1ull << 26)) throw std::length_error(name_ + ": out of application page frames");
-      frame = kPageBase + ((k * 0x9E3779B1ull) & ((1ull << 26) - 1)) * kPage;
-    } else {
-      frame = kPageBase + frames_next_++ * kPage;
-    }
-    page_table_[(va / kPage) + i] = frame;
-  }
-  app_pages_ += n;
+  if (page_size == 0) page_size = p_.page_size;
+  const int size = pcie::page_size_index(page_size);
+  if (size < 0)
+    throw std::invalid_argument(
+        fmt::format("{}: page size {} is not 4 KiB, 2 MiB or 1 GiB", name_, page_size));
+  static constexpr unsigned kBits[3] = {26, 16, 9};
+  const uint64_t pg = uint64_t(1) << pcie::kPageShifts[size];
+  const uint64_t n = (len + pg - 1) / pg;
+  if (frames_next_[size] + n > (1ull << kBits[size]))
+    throw std::length_error(
+        fmt::format("{}: out of application page frames of {} bytes", name_, page_size));
+  const uint64_t va = (app_next_ + pg - 1) & ~(pg - 1);
+  app_next_ = va + n * pg + kPage;  // a guard page between buffers
+  buffers_[va] = Buffer{n * pg, size, frames_next_[size]};
+  frames_next_[size] += n;
+  app_pages_ += n * (pg / kPage);
   return va;
 }
 
+const SimHost::Buffer* SimHost::buffer_at(uint64_t va, uint64_t* base) const {
+  auto it = buffers_.upper_bound(va);
+  if (it == buffers_.begin()) return nullptr;
+  --it;
+  if (va - it->first >= it->second.len) return nullptr;
+  *base = it->first;
+  return &it->second;
+}
+
 void SimHost::free_buffer(uint64_t va, uint64_t len) {
-  if (len == 0) len = 1;
-  const uint64_t n = (len + kPage - 1) / kPage;
+  (void)len;       // the whole buffer allocated at va goes
   bridge_.sync();  // writes that have landed go first: none may land in a page given back
-  for (uint64_t i = 0; i < n; ++i) {
-    auto it = page_table_.find(va / kPage + i);
-    if (it == page_table_.end()) continue;
-    mem_.discard(it->second, kPage);
-    page_table_.erase(it);
-  }
+  auto it = buffers_.find(va);
+  if (it == buffers_.end()) return;
+  const Buffer b = it->second;
+  const uint64_t pg = uint64_t(1) << pcie::kPageShifts[b.size];
+  for (uint64_t i = 0; i < b.len / pg; ++i) mem_.discard(frame(b.size, b.first + i), pg);
+  buffers_.erase(it);
 }
 
 void SimHost::wait_writes_landed(uint64_t va, uint64_t len) {
@@ -102,11 +119,26 @@ void SimHost::wait_writes_landed(uint64_t va, uint64_t len) {
 }
 
 uint64_t SimHost::translate(uint64_t va) const {
+  if (iommu_ && va >= kIovaBase && va < kIovaEnd) {
+    uint64_t pa, span;
+    if (!iommu_->lookup(va, &pa, &span))
+      throw std::out_of_range(fmt::format("{}: IOVA {:#x} is not mapped", name_, va));
+    return pa;
+  }
   if (va < kAppBase) return va;
-  auto it = page_table_.find(va / kPage);
-  if (it == page_table_.end())
+  uint64_t base;
+  const Buffer* b = buffer_at(va, &base);
+  if (!b)
     throw std::out_of_range(fmt::format("{}: virtual address {:#x} is not mapped", name_, va));
-  return it->second + (va % kPage);
+  const unsigned shift = pcie::kPageShifts[b->size];
+  const uint64_t off = va - base;
+  return frame(b->size, b->first + (off >> shift)) + (off & ((uint64_t(1) << shift) - 1));
+}
+
+uint64_t SimHost::page_size_at(uint64_t va) const {
+  uint64_t base;
+  const Buffer* b = va >= kAppBase ? buffer_at(va, &base) : nullptr;
+  return b ? uint64_t(1) << pcie::kPageShifts[b->size] : kPage;
 }
 
 template <typename F>
@@ -115,7 +147,7 @@ void SimHost::for_each_phys(uint64_t addr, size_t len, F&& fn) const {
     fn(addr, len);
     return;
   }
-  while (len > 0) {
+  while (len > 0) {  // 4 KiB at a time: no piece crosses a page of any size
     size_t chunk = std::min<uint64_t>(len, page_rest(addr));
     fn(translate(addr), chunk);
     addr += chunk;
@@ -229,6 +261,16 @@ void SimHost::mmio_write(uint64_t offset, const void* data, size_t len) {
 
 uint32_t SimHost::mmio_read32(uint64_t offset) { return bridge_.mmio_read32(offset); }
 
+uint64_t SimHost::iova_map(uint64_t pa, uint64_t len, int size) {
+  const uint64_t pg = uint64_t(1) << pcie::kPageShifts[size];
+  const uint64_t iova = (iova_next_ + pg - 1) & ~(pg - 1);
+  if (iova + len > kIovaEnd || !iommu_->map(iova, pa, len, size))
+    throw std::length_error(fmt::format("{}: out of IOVA space", name_));
+  iova_next_ = iova + len;
+  iova_ranges_[iova] = len;
+  return iova;
+}
+
 uint64_t SimHost::dma_alloc(size_t len, size_t align) {
   if (len == 0 || (align & (align - 1))) return 0;
   align = std::max<size_t>(align, 64);
@@ -236,7 +278,10 @@ uint64_t SimHost::dma_alloc(size_t len, size_t align) {
   dma_next_ = a + len;
   mem_.fill(a, len, 0);
   dma_bytes_ += len;
-  return a;
+  if (!iommu_) return a;
+  // Mapped page by page at a fresh IOVA (the device sees nothing else of the allocator's pages).
+  const uint64_t first = a & ~(kPage - 1), end = (a + len + kPage - 1) & ~(kPage - 1);
+  return iova_map(first, end - first, 0) + (a - first);
 }
 
 void SimHost::dma_free(uint64_t bus_addr, size_t len) {
@@ -244,7 +289,16 @@ void SimHost::dma_free(uint64_t bus_addr, size_t len) {
   // but the pages wholly inside the allocation go back.
   if (len == 0) return;
   bridge_.sync();
-  mem_.discard(bus_addr, len);
+  uint64_t pa = bus_addr;
+  if (iommu_) {
+    auto it = iova_ranges_.find(bus_addr & ~(kPage - 1));
+    if (it == iova_ranges_.end()) return;
+    pa = translate(bus_addr);
+    iommu_->unmap(it->first, it->second);
+    iova_ranges_.erase(it);
+    cpu(iommu_->params().invalidate_latency);
+  }
+  mem_.discard(pa, len);
 }
 
 void SimHost::mem_write(uint64_t addr, const void* src, size_t len) { app_write(addr, src, len); }
@@ -254,19 +308,68 @@ bool SimHost::pin_pages(uint64_t va, uint64_t len, std::vector<uint64_t>* pages)
   pages->clear();
   if (len == 0 || va + len < va) return false;
   uint64_t first = va / kPage, last = (va + len - 1) / kPage;
+  if (iommu_ && va >= kIovaBase && va < kIovaEnd) {
+    // DMA memory of this host, already mapped: its IOVAs.
+    for (uint64_t p = first; p <= last; ++p) {
+      uint64_t pa, span;
+      if (!iommu_->lookup(p * kPage, &pa, &span)) return false;
+      pages->push_back(p * kPage);
+    }
+    return true;
+  }
   if (va < kAppBase) {
     // Below the application's space: only DMA memory this host allocated is the process's own
     // (identity mapped); everything else is not mapped, as for reg_mr of a stray pointer.
-    if (va < kDmaBase || va + len > dma_next_ || va + len > kAppBase) return false;
+    if (iommu_ || va < kDmaBase || va + len > dma_next_ || va + len > kAppBase) return false;
     for (uint64_t p = first; p <= last; ++p) pages->push_back(p * kPage);
     return true;
   }
-  for (uint64_t p = first; p <= last; ++p) {
-    auto it = page_table_.find(p);
-    if (it == page_table_.end()) return false;
-    pages->push_back(it->second);
+  // Every page must be mapped, each buffer's at its own page size.
+  for (uint64_t a = va & ~(kPage - 1); a <= last * kPage;) {
+    uint64_t base;
+    const Buffer* b = buffer_at(a, &base);
+    if (!b) return false;
+    a = base + b->len;
   }
+  if (!iommu_) {
+    for (uint64_t p = first; p <= last; ++p) pages->push_back(translate(p * kPage));
+    return true;
+  }
+  // With the IOMMU, the range's pages are mapped at one run of IOVAs (as dma_map_sg merges them),
+  // each of its buffer's size, so that the IOVA range is aligned as the virtual one.
+  const uint64_t big = page_size_at(va);
+  const uint64_t lo = va & ~(big - 1);
+  const uint64_t hi = ((va + len - 1) | (kPage - 1)) + 1;
+  const uint64_t iova = (iova_next_ + big - 1) & ~(big - 1);
+  for (uint64_t a = lo; a < hi;) {
+    const uint64_t pg = page_size_at(a);
+    const uint64_t at = iova + (a - lo);
+    if ((at & (pg - 1)) ||
+        !iommu_->map(at, translate(a & ~(pg - 1)), pg, pcie::page_size_index(pg)))
+      throw std::logic_error(
+          fmt::format("{}: IOMMU mapping of {:#x} at IOVA {:#x} failed", name_, a, at));
+    a = (a & ~(pg - 1)) + pg;
+  }
+  const uint64_t end = iova + (((hi - lo) + big - 1) & ~(big - 1));
+  iova_next_ = end;
+  iova_ranges_[iova] = end - iova;
+  pins_.emplace(std::make_pair(va, len), iova);
+  for (uint64_t p = first; p <= last; ++p) pages->push_back(iova + (p * kPage - lo));
   return true;
+}
+
+void SimHost::unpin_pages(uint64_t va, uint64_t len) {
+  if (!iommu_) return;
+  auto it = pins_.find(std::make_pair(va, len));
+  if (it == pins_.end()) return;
+  bridge_.sync();
+  auto r = iova_ranges_.find(it->second);
+  if (r != iova_ranges_.end()) {
+    iommu_->unmap(r->first, r->second);
+    iova_ranges_.erase(r);
+  }
+  pins_.erase(it);
+  cpu(iommu_->params().invalidate_latency);
 }
 
 bool SimHost::wait_device_write(uint64_t addr, size_t len, uint64_t timeout_ns) {

@@ -8,6 +8,7 @@
 #define SC_INCLUDE_DYNAMIC_PROCESSES
 #endif
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,7 @@ namespace rn::host {
 // The defaults are the configuration's defaults too (host.*): the schema takes them from here.
 struct HostParams {
   bool scatter_pages = true;         // application pages physically scattered (else contiguous)
+  uint64_t page_size = 4096;         // application pages: 4 KiB, or huge pages of 2 MiB or 1 GiB
   Tick mmio_write_cost = 100 * kNs;  // CPU time of a posted MMIO write (doorbell, WQE burst)
   Tick wqe_write_cost = 20 * kNs;    // CPU time to write one WQE
   Tick poll_cost = 30 * kNs;         // CPU time of one poll of a CQ or buffer that finds work
@@ -36,8 +38,14 @@ class SimHost : public pcie::HostObserver, public drv::DeviceAccess {
  public:
   // Application virtual addresses live here; everything below is physical (identity mapped).
   static constexpr uint64_t kAppBase = 0x7F0000000000ull;
-  static constexpr uint64_t kDmaBase = 0x100000000ull;    // DMA-coherent allocations
-  static constexpr uint64_t kPageBase = 0x4000000000ull;  // application page frames
+  static constexpr uint64_t kDmaBase = 0x100000000ull;      // DMA-coherent allocations
+  static constexpr uint64_t kPageBase = 0x4000000000ull;    // application page frames of 4 KiB
+  static constexpr uint64_t kHugeBase = 0x10000000000ull;   // of 2 MiB (2^16 of them)
+  static constexpr uint64_t kGiantBase = 0x40000000000ull;  // of 1 GiB (2^9 of them)
+  // With an IOMMU (the bridge's), the device's DMA addresses are IOVAs the host maps from here
+  // (48-bit: a 4-level IOMMU page table), each allocation aligned to its pages.
+  static constexpr uint64_t kIovaBase = 0x800000000000ull;
+  static constexpr uint64_t kIovaEnd = 0x1000000000000ull;
   static constexpr uint64_t kMsiAddr = 0xFEE00000ull;
 
   SimHost(Sim& sim, const std::string& name, const HostParams& p, hostmem::HostMemory& mem,
@@ -50,8 +58,9 @@ class SimHost : public pcie::HostObserver, public drv::DeviceAccess {
   // Spends CPU time in the calling thread.
   void cpu(Tick t);
 
-  // Application memory: page-aligned virtual buffers.
-  uint64_t alloc_buffer(uint64_t len);
+  // Application memory: virtual buffers aligned to their pages, of page_size bytes (4 KiB, 2 MiB
+  // or 1 GiB; 0: host.page_size), as a process gets from mmap (with MAP_HUGETLB for huge pages).
+  uint64_t alloc_buffer(uint64_t len, uint64_t page_size = 0);
   // Unmaps a buffer of alloc_buffer(len) and gives its pages back (its frames are not reused:
   // the frame numbers are plentiful).
   void free_buffer(uint64_t va, uint64_t len);
@@ -62,8 +71,11 @@ class SimHost : public pcie::HostObserver, public drv::DeviceAccess {
   void app_fill_pattern(uint64_t va, uint64_t len, uint64_t seed);
   // First offset at which [va, va+len) differs from pattern(seed), if any.
   std::optional<uint64_t> app_check_pattern(uint64_t va, uint64_t len, uint64_t seed);
-  // Physical address of an application virtual address (for tests).
+  // Physical address of an application virtual address, or of an IOVA this host mapped (for
+  // tests). Throws std::out_of_range if nothing maps it.
   uint64_t translate(uint64_t va) const;
+  // The size of the page holding an application virtual address (4 KiB below kAppBase).
+  uint64_t page_size_at(uint64_t va) const;
 
   // Waits until the device writes into [addr, addr+len) (virtual or physical) or timeout.
   bool wait_write(uint64_t addr, size_t len, Tick timeout);
@@ -82,6 +94,7 @@ class SimHost : public pcie::HostObserver, public drv::DeviceAccess {
   void mem_write(uint64_t addr, const void* src, size_t len) override;
   void mem_read(uint64_t addr, void* dst, size_t len) override;
   bool pin_pages(uint64_t va, uint64_t len, std::vector<uint64_t>* pages) override;
+  void unpin_pages(uint64_t va, uint64_t len) override;
   bool wait_device_write(uint64_t addr, size_t len, uint64_t timeout_ns) override;
   uint64_t msi_address() const override { return kMsiAddr; }
   bool wait_interrupt(uint64_t timeout_ns) override;
@@ -96,6 +109,17 @@ class SimHost : public pcie::HostObserver, public drv::DeviceAccess {
     uint64_t lo, hi;  // physical
     sc_core::sc_event* ev;
   };
+  // An application buffer: `pages` pages of size index `size` (pcie::kPageShifts), the i-th in
+  // frame number first + i of that size.
+  struct Buffer {
+    uint64_t len;
+    int size;
+    uint64_t first;
+  };
+  const Buffer* buffer_at(uint64_t va, uint64_t* base) const;
+  uint64_t frame(int size, uint64_t k) const;  // physical address of frame number k
+  // IOMMU mappings: maps [pa, pa + len) (aligned to pages of `size`) at fresh IOVAs.
+  uint64_t iova_map(uint64_t pa, uint64_t len, int size);
   // Calls fn(phys, len) for each physically contiguous piece of [addr, addr+len).
   template <typename F>
   void for_each_phys(uint64_t addr, size_t len, F&& fn) const;
@@ -107,8 +131,14 @@ class SimHost : public pcie::HostObserver, public drv::DeviceAccess {
   pcie::Bridge& bridge_;
   uint64_t dma_next_ = kDmaBase;
   uint64_t app_next_ = kAppBase;
-  uint64_t frames_next_ = 0;
-  std::unordered_map<uint64_t, uint64_t> page_table_;  // virtual page number -> physical address
+  uint64_t frames_next_[3] = {0, 0, 0};  // frames handed out, of each page size
+  std::map<uint64_t, Buffer> buffers_;   // by virtual address
+  pcie::Iommu* iommu_;                   // the bridge's, or null
+  uint64_t iova_next_ = kIovaBase;
+  // IOVA ranges mapped (by their first byte: length), and the pins of application memory (by
+  // virtual range: their IOVA ranges, several if a range is registered more than once).
+  std::map<uint64_t, uint64_t> iova_ranges_;
+  std::multimap<std::pair<uint64_t, uint64_t>, uint64_t> pins_;
   std::vector<Watch> watches_;
   std::vector<std::unique_ptr<sc_core::sc_event>> event_pool_;
   sc_core::sc_event irq_;

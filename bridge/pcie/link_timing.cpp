@@ -95,7 +95,7 @@ RN_HOT Tick LinkTiming::dma_write(Tick now, uint64_t addr, uint64_t len) {
   // Batched: when the credits for every TLP of this transfer are back by the time the link is
   // free, no TLP can wait for one; each run of equal TLPs is then timed in one step, and its
   // credits are one entry of each pool. Same times as TLP by TLP.
-  if (batched_) {
+  if (batched_ && !xlat_) {
     uint64_t ntlp = count_tlps(addr, len, p_.mps);
     // Data credits of all TLPs: a partial first TLP, full MPS ones, a partial last one.
     uint64_t dc_total = 0;
@@ -124,14 +124,19 @@ RN_HOT Tick LinkTiming::dma_write(Tick now, uint64_t addr, uint64_t len) {
 // the instruction cache lines the batched path uses.
 RN_NOINLINE Tick LinkTiming::dma_write_tlps(Tick now, uint64_t addr, uint64_t len) {
   Tick visible = now;
-  for_each_tlp(addr, len, p_.mps, [&](uint64_t, uint32_t n) {
+  for_each_tlp(addr, len, p_.mps, [&](uint64_t a, uint32_t n) {
     uint32_t dc = data_credits(n);
     Tick ready = wait_credits(up_, now, up_.ph, &up_.pd, dc);
     Tick end = send1(up_, ready, mwr_wire_bytes(p_, n), n);
     Tick at_rc = end + p_.link_latency;
     up_.ph.consume(1, at_rc + p_.credit_return_latency);
     up_.pd.consume(dc, at_rc + p_.credit_return_latency);
-    visible = at_rc + p_.posted_write_latency;
+    if (xlat_) {  // translated, then in order behind every write before it
+      last_visible_ = std::max(last_visible_, xlat_->ready(a, at_rc) + p_.posted_write_latency);
+      visible = last_visible_;
+    } else {
+      visible = at_rc + p_.posted_write_latency;
+    }
   });
   return visible;
 }
@@ -167,7 +172,7 @@ RN_HOT Tick LinkTiming::dma_read(Tick now, uint64_t addr, uint64_t len) {
   const uint32_t mrd = mrd_wire_bytes(p_);
   const Tick nph_back = p_.credit_return_latency;  // after the MRd's arrival at the root complex
   Tick done = now;
-  if (batched_ && down_.cplh.infinite() && down_.cpld.infinite()) {
+  if (batched_ && !xlat_ && down_.cplh.infinite() && down_.cpld.infinite()) {
     // Batched: requests one by one (a tag or a non-posted credit may come back later, and no
     // stall is counted when none does), each request's completions in one step; link state and
     // statistics in locals, written back once. The same arithmetic as the TLP-by-TLP path below,
@@ -243,7 +248,8 @@ RN_NOINLINE Tick LinkTiming::dma_read_tlps(Tick now, uint64_t addr, uint64_t len
     Tick ready = wait_nph(up_, std::max(now, tag_at));
     Tick at_rc = send1(up_, ready, mrd, 0) + p_.link_latency;
     up_.nph.take(at_rc + nph_back);
-    done = completions(a, n, at_rc + p_.read_latency);
+    const Tick translated = xlat_ ? xlat_->ready(a, at_rc) : at_rc;
+    done = completions(a, n, translated + p_.read_latency);
     tags_.take(done);
   });
   return done;

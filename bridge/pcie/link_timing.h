@@ -168,6 +168,14 @@ class UnitRing {
   uint32_t limit_ = 0;
 };
 
+// Translation at the root complex (an IOMMU): when the translation of a request for `addr` that
+// arrives at `at` is done. The request's memory access starts then.
+class RcTranslation {
+ public:
+  virtual ~RcTranslation() = default;
+  virtual Tick ready(uint64_t addr, Tick at) = 0;
+};
+
 class LinkTiming {
  public:
   // Throws std::invalid_argument with Params::validate()'s message if invalid.
@@ -188,6 +196,10 @@ class LinkTiming {
   // downstream as a root complex cuts them (MPS, RCB). Returns the time the last
   // completion byte has arrived at the device. len 0: returns now.
   Tick dma_read(Tick now, uint64_t addr, uint64_t len);
+  // Requests are translated at the root complex by `t` (null: none, addresses are physical).
+  // Translated transfers are timed TLP by TLP; posted writes stay in order (one delayed by its
+  // translation holds back the writes behind it).
+  void set_translation(RcTranslation* t) { xlat_ = t; }
   // Host CPU posted MMIO write (doorbell) of len bytes: returns arrival time at the device.
   Tick mmio_write(Tick now, uint32_t len);
   // Host CPU non-posted MMIO read of len (1..4096) bytes: returns the time the data
@@ -259,6 +271,8 @@ class LinkTiming {
 
   Params p_;
   bool batched_;
+  RcTranslation* xlat_ = nullptr;
+  Tick last_visible_ = 0;  // translated writes: when the last one issued is visible
   double raw_gbps_, tlp_gbps_, ps_per_byte_;
   uint64_t ps_per_byte_fx_;  // fixed point
   Dir up_, down_;

@@ -70,6 +70,79 @@ Bridge::Bridge(Sim& sim, const std::string& name, const BridgeParams& p, hostmem
 
 Bridge::~Bridge() { sim_.stats.remove(&stats_); }
 
+void Bridge::attach_iommu(Iommu* m) {
+  iommu_ = m;
+  // Requests the device translated itself (ATS) pass the root complex untranslated.
+  timing_.set_translation(m && !m->params().ats ? m : nullptr);
+  if (m) p_.share_pages = false;  // page references are by physical page: not with IOVAs
+}
+
+void Bridge::map_pieces(Job* j) {
+  j->gen = iommu_->generation();
+  j->pieces.clear();
+  for (int i = 0; i < j->n; ++i) {
+    uint64_t a = j->sg[i].addr, left = j->sg[i].len;
+    while (left) {
+      uint64_t pa = kUnmapped, span = left;
+      if (!iommu_->lookup(a, &pa, &span)) {
+        pa = kUnmapped;
+        span = hostmem::kPageSize - (a & hostmem::kPageMask);  // faults page by page
+      }
+      const uint32_t k = static_cast<uint32_t>(std::min(span, left));
+      j->pieces.push_back(Job::Piece{pa, a, k});
+      a += k;
+      left -= k;
+    }
+  }
+}
+
+void Bridge::read_pieces(Job* j) {
+  if (j->gen != iommu_->generation()) map_pieces(j);  // unmapped since: as it is now
+  uint8_t* d = j->dst;
+  for (const Job::Piece& p : j->pieces) {
+    if (p.pa == kUnmapped) {
+      std::memset(d, 0xFF, p.len);  // an Unsupported Request completion: all ones
+      iommu_->fault(p.iova, p.len, false);
+    } else if (sparse_) {
+      sparse_->read(p.pa, d, p.len);
+    } else {
+      mem_.dma_read(p.pa, d, p.len);
+    }
+    d += p.len;
+  }
+}
+
+void Bridge::write_pieces(Job* j, const uint8_t* s) {
+  if (j->gen != iommu_->generation()) map_pieces(j);
+  for (const Job::Piece& p : j->pieces) {
+    if (p.pa == kUnmapped) {
+      iommu_->fault(p.iova, p.len, true);  // dropped
+    } else {
+      if (sparse_)
+        sparse_->write(p.pa, s, p.len);
+      else
+        mem_.dma_write(p.pa, s, p.len);
+    }
+    s += p.len;
+  }
+}
+
+Tick Bridge::ats_ready(const SgEntry* sg, int n, Tick start) {
+  Tick t = start;
+  for (int i = 0; i < n; ++i) {
+    uint64_t a = sg[i].addr, left = sg[i].len;
+    while (left) {  // each page the entry touches
+      t = std::max(t, iommu_->ats_ready(a, start, p_.link.link_latency));
+      uint64_t pa, span = hostmem::kPageSize - (a & hostmem::kPageMask);
+      if (!iommu_->lookup(a, &pa, &span)) span = hostmem::kPageSize - (a & hostmem::kPageMask);
+      const uint64_t k = std::min(span, left);
+      a += k;
+      left -= k;
+    }
+  }
+  return t;
+}
+
 RN_HOT Bridge::Job* Bridge::get_job() {
   if (free_jobs_.empty()) {
     all_jobs_.push_back(std::make_unique<Job>());
@@ -180,6 +253,7 @@ RN_HOT void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_be
     return;
   }
   Tick start = std::max(now(), not_before);
+  if (iommu_ && iommu_->params().ats) start = ats_ready(sg, n, start);
   Tick end = start;
   uint64_t total = 0;
   Job* j = get_job();
@@ -193,7 +267,9 @@ RN_HOT void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_be
   j->done = std::move(done);
   assert((!share || !*share) && "DMA read into a page reference already held");
   j->share_out = p_.share_pages && share && whole_page(sg, n) ? share : nullptr;
-  if (j->share_out) {
+  if (iommu_) {
+    map_pieces(j);
+  } else if (j->share_out) {
     sparse_->prefetch_for_ref(sg[0].addr);  // referenced at `end`
   } else if (sparse_) {
     for (int i = 0; i < n; ++i) sparse_->prefetch_for_read(sg[i].addr, sg[i].len);  // read at `end`
@@ -204,7 +280,9 @@ RN_HOT void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_be
   sim_.eq.at(read_lane_, end, [this, j] {
     sync();  // the read sees every write that completed before it
     if (j->share_out) *j->share_out = sparse_->ref_page(j->sg[0].addr);
-    if (!j->share_out || !*j->share_out) {  // no reference (never written): the bytes
+    if (iommu_) {
+      read_pieces(j);
+    } else if (!j->share_out || !*j->share_out) {  // no reference (never written): the bytes
       uint8_t* d = j->dst;
       for (int i = 0; i < j->n; ++i) {
         if (sparse_)
@@ -240,12 +318,14 @@ RN_HOT Tick Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Ti
   }
   sync();
   Tick start = std::max(now(), not_before);
+  if (iommu_ && iommu_->params().ats) start = ats_ready(sg, n, start);
   Tick end = start;
   uint64_t total = 0;
   bool watched = false;
   for (int i = 0; i < n; ++i) {
     total += sg[i].len;
     if (sg[i].len) end = std::max(end, timing_.dma_write(start, sg[i].addr, sg[i].len));
+    if (iommu_) continue;  // physical addresses: below
     if (host_ && host_->watching(sg[i].addr, sg[i].len)) watched = true;
     if (sparse_) sparse_->prefetch_for_write(sg[i].addr, sg[i].len);  // applied at `end` or later
   }
@@ -260,6 +340,11 @@ RN_HOT Tick Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Ti
   Job* j = get_job();
   std::copy(sg, sg + n, j->sg);
   j->n = n;
+  if (iommu_) {
+    map_pieces(j);
+    for (const Job::Piece& p : j->pieces)
+      if (p.pa != kUnmapped && host_ && host_->watching(p.pa, p.len)) watched = true;
+  }
   if (release) {
     j->borrowed = src;
     j->release = std::move(release);
@@ -290,8 +375,10 @@ RN_HOT Tick Bridge::queue_write(const SgEntry* sg, int n, const uint8_t* src, Ti
 RN_HOT void Bridge::apply(Job* j) {
   const uint8_t* s = j->borrowed ? j->borrowed : j->data.data();
   if (j->share_in) s = j->share_in->page;
-  if (!j->share_in || !p_.share_pages || !whole_page(j->sg, j->n) ||
-      !sparse_->map_shared(j->sg[0].addr, *j->share_in)) {
+  if (iommu_) {
+    write_pieces(j, s);
+  } else if (!j->share_in || !p_.share_pages || !whole_page(j->sg, j->n) ||
+             !sparse_->map_shared(j->sg[0].addr, *j->share_in)) {
     for (int i = 0; i < j->n; ++i) {
       if (sparse_)
         sparse_->write(j->sg[i].addr, s, j->sg[i].len);
@@ -305,8 +392,13 @@ RN_HOT void Bridge::apply(Job* j) {
     j->borrowed = nullptr;
     r();
   }
-  if (host_)
-    for (int i = 0; i < j->n; ++i) host_->on_dma_write(j->sg[i].addr, j->sg[i].len);
+  if (!host_) return;
+  if (iommu_) {
+    for (const Job::Piece& p : j->pieces)
+      if (p.pa != kUnmapped) host_->on_dma_write(p.pa, p.len);
+    return;
+  }
+  for (int i = 0; i < j->n; ++i) host_->on_dma_write(j->sg[i].addr, j->sg[i].len);
 }
 
 RN_HOT void Bridge::sync() { apply_until(now()); }
@@ -328,6 +420,11 @@ void Bridge::apply_until(Tick t) {
 Tick Bridge::pending_write_time(uint64_t addr, uint64_t len) const {
   for (size_t i = pending_head_; i < pending_.size(); ++i) {
     const Job* j = pending_[i];
+    if (iommu_) {
+      for (const Job::Piece& p : j->pieces)
+        if (p.pa != kUnmapped && addr < p.pa + p.len && p.pa < addr + len) return j->when;
+      continue;
+    }
     for (int k = 0; k < j->n; ++k)
       if (addr < j->sg[k].addr + j->sg[k].len && j->sg[k].addr < addr + len) return j->when;
   }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bridge/host_memory/host_memory.h"
+#include "bridge/pcie/iommu.h"
 #include "bridge/pcie/link_timing.h"
 #include "model/core/sim.h"
 
@@ -111,6 +112,9 @@ class Bridge final : public DmaPort {
   ~Bridge() override;
   void attach_device(MmioTarget* d) { device_ = d; }
   void attach_host(HostObserver* h) { host_ = h; }
+  // DMA addresses are IOVAs this IOMMU translates (null: physical addresses, the default).
+  void attach_iommu(Iommu* m);
+  Iommu* iommu() const { return iommu_; }
 
   // The largest posted MMIO write the host issues at once (write-combining: x86's
   // MOVDIR64B or four 64-byte WC buffers, as mlx5 BlueFlame writes a WQE).
@@ -144,7 +148,8 @@ class Bridge final : public DmaPort {
   void sync();
   // End of a run: applies every write still in flight.
   void sync_all();
-  // Completion time of the earliest write in flight that overlaps the range, or kTickNever.
+  // Completion time of the earliest write in flight that overlaps the (physical) range, or
+  // kTickNever.
   Tick pending_write_time(uint64_t addr, uint64_t len) const;
 
   const LinkTiming& timing() const { return timing_; }
@@ -163,7 +168,23 @@ class Bridge final : public DmaPort {
     const PageRef* share_in = nullptr;  // write: the page whose bytes are borrowed
     Tick when = 0;
     bool has_event = false;
+    // With an IOMMU: where the entries land, page by page (pa kUnmapped: a fault), as the
+    // mappings were at `gen`; translated again if they changed before the access.
+    struct Piece {
+      uint64_t pa, iova;
+      uint32_t len;
+    };
+    std::vector<Piece> pieces;
+    uint64_t gen = 0;
   };
+  static constexpr uint64_t kUnmapped = ~uint64_t(0);
+  // The IOMMU path: translates j's entries into j->pieces (now, and again if the mappings
+  // changed since), reads or writes them, and reports the pieces that found no mapping.
+  void map_pieces(Job* j);
+  void read_pieces(Job* j);
+  void write_pieces(Job* j, const uint8_t* src);
+  // ATS: when the device holds the translations of every page of the entries.
+  Tick ats_ready(const SgEntry* sg, int n, Tick start);
   void apply(Job* j);
   void apply_until(Tick t);
   std::vector<Job*> pending_;  // DMA writes in flight, in completion order
@@ -189,6 +210,7 @@ class Bridge final : public DmaPort {
   LinkTiming timing_;
   int read_lane_;  // DMA reads complete in order (completions share one direction): a lane
   MmioTarget* device_ = nullptr;
+  Iommu* iommu_ = nullptr;
   HostObserver* host_ = nullptr;
   std::vector<std::unique_ptr<Job>> all_jobs_;
   std::vector<Job*> free_jobs_;

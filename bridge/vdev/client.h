@@ -60,6 +60,9 @@ class ClientDevice final : public drv::DeviceAccess, public drv::KernelPath {
   void mem_write(uint64_t addr, const void* src, size_t len) override;
   void mem_read(uint64_t addr, void* dst, size_t len) override;
   bool pin_pages(uint64_t va, uint64_t len, std::vector<uint64_t>* pages) override;
+  // Nothing to undo: pin_pages takes no IOMMU mapping (the simulator reaches the process's pages
+  // by its own address).
+  void unpin_pages(uint64_t, uint64_t) override {}
   // Polls the memory (it is the process's own) until its bytes change or timeout_ns of wall
   // time passes.
   bool wait_device_write(uint64_t addr, size_t len, uint64_t timeout_ns) override;

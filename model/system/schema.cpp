@@ -5,8 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "bridge/host/dma_bench.h"
 #include "bridge/host/perftest.h"
 #include "bridge/host/sim_host.h"
+#include "bridge/pcie/iommu.h"
 #include "bridge/pcie/params.h"
 #include "model/net/link.h"
 #include "model/nic/nic.h"
@@ -144,6 +146,43 @@ void add_mixed(cfg::Schema& s) {
          "value, and each target's final value (completions are checked either way)"});
   add_retry(s, k);
 }
+// dma_bench: the device's DMA engine against host 0's memory, as pcie-bench.
+void add_dma_bench(cfg::Schema& s) {
+  const std::string k = "dma_bench";
+  const host::WorkloadParams w{};
+  s.add({k + ".op",
+         Kind::kString,
+         w.dma_write ? "write" : "read",
+         "what each request does: read host memory into the device, or write it",
+         0,
+         0,
+         {"read", "write"}});
+  s.add({k + ".size", Kind::kSize, "64B", "bytes of each request", 1,
+         static_cast<double>(host::DmaBench::kMaxSize)});
+  s.add({k + ".window", Kind::kSize, def_size(w.window),
+         "bytes of host memory the requests touch (an application buffer, pinned and mapped as "
+         "a memory region's pages are); a multiple of .size is used",
+         1, 64.0 * 1024 * 1024 * 1024});
+  s.add({k + ".pattern",
+         Kind::kString,
+         w.dma_random ? "random" : "sequential",
+         "offsets: one after the other (wrapping at the window's end), or drawn uniformly from "
+         "the window's multiples of .size",
+         0,
+         0,
+         {"random", "sequential"}});
+  s.add({k + ".iterations", Kind::kInt, "100000", "requests", 1, 1e9});
+  s.add({k + ".outstanding", Kind::kInt, def_int(w.outstanding),
+         "requests in flight at once (1: each request alone, its latency unloaded; the link's "
+         "read tags bound reads in flight too: pcie.read_tags)",
+         1, 4096});
+  s.add({k + ".page_size", Kind::kSize, "0B",
+         "the window's page size: 4KiB, 2MiB or 1GiB (0: host.page_size); with the IOMMU on its "
+         "pages are mapped at this size",
+         0, 1024.0 * 1024 * 1024});
+  s.add({k + ".seed", Kind::kInt, def_int(static_cast<int64_t>(w.seed)),
+         "seed of the random offsets: the same seed, the same requests", 0, 4294967295.0});
+}
 }  // namespace
 
 cfg::Schema make_schema() {
@@ -277,6 +316,36 @@ cfg::Schema make_schema() {
       sp.key = "host" + std::to_string(h) + ".pcie." + leaf;
       s.add(sp);
     }
+  // IOMMU (in each host's root complex).
+  const pcie::IommuParams ip{};
+  s.add({"iommu.enabled", Kind::kBool, def(ip.enabled),
+         "the devices' DMA addresses are IOVAs the host maps in its IOMMU (one domain per "
+         "device), translated by the root complex (or, with iommu.ats, by the device)"});
+  s.add({"iommu.iotlb_entries", Kind::kInt, def_int(ip.iotlb_entries),
+         "translations the IOTLB caches (pages of any size)", 1, 65536});
+  s.add({"iommu.iotlb_ways", Kind::kInt, def_int(ip.iotlb_ways),
+         "IOTLB associativity: iotlb_entries / iotlb_ways sets, a power of two (LRU in a set)", 1,
+         65536});
+  s.add({"iommu.iotlb_hit_latency", Kind::kTime, def_time(ip.iotlb_hit_latency),
+         "added to each request whose translation the IOTLB holds", 0, 1e9});
+  s.add({"iommu.levels", Kind::kInt, def_int(ip.levels),
+         "page-table levels (4: 48-bit IOVAs, 5: 57-bit): an IOTLB miss reads levels entries for "
+         "a 4 KiB page, one fewer for 2 MiB, two fewer for 1 GiB",
+         3, 5});
+  s.add({"iommu.walk_read_latency", Kind::kTime, def_time(ip.walk_read_latency),
+         "each dependent memory read of a page walk", 0, 1e9});
+  s.add({"iommu.walkers", Kind::kInt, def_int(ip.walkers), "page walks in flight at once", 1, 64});
+  s.add({"iommu.invalidate_latency", Kind::kTime, def_time(ip.invalidate_latency),
+         "host CPU time of an unmap's invalidation and its wait (MR deregistration, DMA free)", 0,
+         1e12});
+  s.add({"iommu.ats", Kind::kBool, def(ip.ats),
+         "address translation services: the device asks the root complex for translations (a "
+         "round trip), caches them, and sends translated requests; unmaps invalidate its cache"});
+  s.add({"iommu.atc_entries", Kind::kInt, def_int(ip.atc_entries),
+         "ATS: translations the device's cache holds", 1, 65536});
+  s.add({"iommu.atc_ways", Kind::kInt, def_int(ip.atc_ways),
+         "ATS: associativity of the device's cache (atc_entries / atc_ways sets, a power of two)",
+         1, 65536});
   // Host.
   s.add({"host.mem.read_latency", Kind::kTime, "80ns", "DRAM access time added to every DMA read",
          0, 1e12});
@@ -289,6 +358,10 @@ cfg::Schema make_schema() {
          0,
          0,
          {"scattered", "contiguous"}});
+  s.add({"host.page_size", Kind::kSize, def_size(hp.page_size),
+         "size of the pages of application buffers: 4 KiB, or huge pages of 2 MiB or 1 GiB (as "
+         "mmap with MAP_HUGETLB gives); with the IOMMU on, each is mapped with pages of its size",
+         4096, 1024.0 * 1024 * 1024});
   s.add({"host.cpu.mmio_write", Kind::kTime, def_time(hp.mmio_write_cost),
          "CPU time of a doorbell (posted MMIO write)", 0, 1e12});
   s.add({"host.cpu.wqe_write", Kind::kTime, def_time(hp.wqe_write_cost),
@@ -385,6 +458,7 @@ cfg::Schema make_schema() {
   add_workload(s, "read_lat", "2B", "1000", "0B", "each RDMA READ");
   add_workload(s, "atomic_lat", "8B", "1000", "0B", "each atomic: 8 bytes, no other size");
   add_mixed(s);
+  add_dma_bench(s);
   return s;
 }
 

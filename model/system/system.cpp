@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "bridge/host/dma_bench.h"
 #include "model/system/bounds.h"
 #include "model/system/schema.h"
 #include "model/wire/transport.h"
@@ -78,6 +79,22 @@ void close_output(std::ofstream& f, const std::filesystem::path& path, RunReport
 
 }  // namespace
 
+pcie::IommuParams System::iommu_params(const cfg::Config& c) {
+  pcie::IommuParams p;
+  p.enabled = c.boolean("iommu.enabled");
+  p.iotlb_entries = static_cast<uint32_t>(c.integer("iommu.iotlb_entries"));
+  p.iotlb_ways = static_cast<uint32_t>(c.integer("iommu.iotlb_ways"));
+  p.iotlb_hit_latency = c.time("iommu.iotlb_hit_latency");
+  p.levels = static_cast<uint32_t>(c.integer("iommu.levels"));
+  p.walk_read_latency = c.time("iommu.walk_read_latency");
+  p.walkers = static_cast<uint32_t>(c.integer("iommu.walkers"));
+  p.invalidate_latency = c.time("iommu.invalidate_latency");
+  p.ats = c.boolean("iommu.ats");
+  p.atc_entries = static_cast<uint32_t>(c.integer("iommu.atc_entries"));
+  p.atc_ways = static_cast<uint32_t>(c.integer("iommu.atc_ways"));
+  return p;
+}
+
 std::vector<std::string> System::workload_list(const cfg::Config& c) {
   std::vector<std::string> out;
   std::stringstream ss(c.str("run.workloads"));
@@ -107,6 +124,18 @@ std::vector<std::string> System::workload_list(const cfg::Config& c) {
 host::WorkloadParams System::workload_params(const cfg::Config& c, const std::string& k) {
   host::WorkloadParams p;
   p.kind = k;
+  if (host::is_dma_bench(k)) {
+    p.dma_write = c.str(k + ".op") == "write";
+    p.size = c.size(k + ".size");
+    p.window = c.size(k + ".window");
+    p.dma_random = c.str(k + ".pattern") == "random";
+    p.iterations = static_cast<uint64_t>(c.integer(k + ".iterations"));
+    p.outstanding = static_cast<uint32_t>(c.integer(k + ".outstanding"));
+    p.page_size = c.size(k + ".page_size");
+    if (p.page_size == 0) p.page_size = c.size("host.page_size");
+    p.seed = static_cast<uint64_t>(c.integer(k + ".seed"));
+    return p;
+  }
   p.timeout = static_cast<uint8_t>(c.integer(k + ".timeout"));
   p.retry_cnt = static_cast<uint8_t>(c.integer(k + ".retry_cnt"));
   if (host::is_mixed(k)) {
@@ -202,6 +231,10 @@ void System::validate() const {
       throw ConfigError(perr);
     }
   }
+  if (pcie::page_size_index(c.size("host.page_size")) < 0)
+    throw bad("host.page_size", "not a page size: 4KiB, 2MiB or 1GiB");
+  if (std::string e = iommu_params(c).validate(); !e.empty())
+    throw bad(e.substr(0, e.find(':')), e.substr(e.find(':') + 2));
   try {
     Logger probe;
     probe.enable(c.str("sim.log"));
@@ -249,6 +282,14 @@ void System::validate() const {
                                                              : "link.rule";
   const auto workloads = workloads_ ? workload_list(c) : std::vector<std::string>{};
   for (const auto& k : workloads) {
+    if (host::is_dma_bench(k)) {
+      const auto p = workload_params(c, k);
+      if (c.size(k + ".page_size") != 0 && pcie::page_size_index(p.page_size) < 0)
+        throw bad(k + ".page_size", "not a page size: 4KiB, 2MiB or 1GiB (or 0: host.page_size)");
+      if (p.size > p.window)
+        throw conflict(k + ".size", k + ".window", "a request must fit in the window");
+      continue;
+    }
     if (host::is_mixed(k)) {
       host::MixedWeights w;
       const std::string err = host::parse_mixed_ops(c.str(k + ".ops"), &w);
@@ -387,6 +428,12 @@ void System::validate() const {
   Bound run_time, peak;
   for (const auto& k : workloads) {
     auto p = workload_params(c, k);
+    if (host::is_dma_bench(k)) {  // the window, filled (reads) or checked (writes)
+      Bound m;
+      m.add("dma_bench window", {k + ".window"}, static_cast<double>(p.window));
+      if (m.value > peak.value) peak = m;
+      continue;
+    }
     for (const auto& part : bounds.workload_time(p).parts)
       run_time.add(part.what, part.keys, part.value);
     Bound m = bounds.workload_memory(p);
@@ -427,6 +474,7 @@ System::System(const cfg::Config& c, const std::string& config_name, HostMode mo
 
   host::HostParams hp;
   hp.scatter_pages = c.str("host.page_alloc") == "scattered";
+  hp.page_size = c.size("host.page_size");
   hp.mmio_write_cost = c.time("host.cpu.mmio_write");
   hp.wqe_write_cost = c.time("host.cpu.wqe_write");
   hp.poll_cost = c.time("host.cpu.poll");
@@ -494,11 +542,20 @@ System::System(const cfg::Config& c, const std::string& config_name, HostMode mo
     np.ipv4 = n.ipv4;
     bp.link = host_pcie(c, i);
     if (mode == HostMode::kProcess) {
+      if (c.boolean("iommu.enabled"))
+        throw ConfigError(fmt::format(
+            "{}: key 'iommu.enabled': bad value 'true': the virtual device has no IOMMU model yet "
+            "(simulated hosts only: rnicsim run, replay)",
+            c.source("iommu.enabled")));
       n.pmem = std::make_unique<hostmem::ProcessMemory>();
       n.bridge = std::make_unique<pcie::Bridge>(*sim_, n.name + ".pcie", bp, *n.pmem);
     } else {
       n.mem = std::make_unique<hostmem::HostMemory>(pages_);
       n.bridge = std::make_unique<pcie::Bridge>(*sim_, n.name + ".pcie", bp, *n.mem);
+    }
+    if (c.boolean("iommu.enabled")) {
+      n.iommu = std::make_unique<pcie::Iommu>(*sim_, n.name + ".iommu", iommu_params(c));
+      n.bridge->attach_iommu(n.iommu.get());
     }
     n.nic = std::make_unique<nic::Nic>(*sim_, n.name + ".nic", nc, *n.bridge, pool_);
     n.bridge->attach_device(n.nic.get());
@@ -524,13 +581,17 @@ void System::open_pcap(const std::string& out_dir) {
 RunReport System::run(const std::string& out_dir) {
   for (const auto& k : workload_list(cfg_)) {
     auto p = workload_params(cfg_, k);
+    if (host::is_dma_bench(k)) {
+      tests_.push_back(std::make_unique<host::DmaBench>(*nodes_[0].host, *nodes_[0].bridge, p));
+      continue;
+    }
     std::vector<uint8_t> m0(nodes_[0].mac.begin(), nodes_[0].mac.end());
     std::vector<uint8_t> m1(nodes_[1].mac.begin(), nodes_[1].mac.end());
     tests_.push_back(std::make_unique<host::Perftest>(*nodes_[0].host, *nodes_[0].driver,
                                                       *nodes_[1].host, *nodes_[1].driver, p, m0,
                                                       nodes_[0].ipv4, m1, nodes_[1].ipv4));
-    tests_.back()->set_packet_counter([this] { return link_->frames(); });
   }
+  for (auto& t : tests_) t->set_packet_counter([this] { return link_->frames(); });
   auto side = [this](int i) {
     return [this, i] {
       Node& n = nodes_[i];
@@ -543,7 +604,8 @@ RunReport System::run(const std::string& out_dir) {
         for (auto& t : tests_) {
           if (i == 0) {
             link_->restart_capture();  // capture.max_packets counts per workload
-            if (checker_) {  // the last workload's QPs are gone: their numbers may come back
+            if (checker_ && !host::is_dma_bench(t->result().params.kind)) {
+              // The last workload's QPs are gone: their numbers may come back.
               checker_->forget();
               checker_->set_path_mtu(t->result().params.mtu);
             }
@@ -568,7 +630,7 @@ void System::progress_tick() {
   if (dt < 0.02 && progress_interval_ < kSec) progress_interval_ *= 2;
   if (dt > 0.1 && progress_interval_ > kNs) progress_interval_ /= 2;
   // The workload under way: the first whose traffic has started and not ended.
-  const host::Perftest* w = nullptr;
+  const host::Workload* w = nullptr;
   for (const auto& x : tests_)
     if (x->progress().started && x->progress().done < x->progress().total) {
       w = x.get();
@@ -582,7 +644,7 @@ void System::progress_tick() {
   }
   if (w && t - progress_last_print_ >= 0.25) {
     progress_last_print_ = t;
-    const host::Perftest::Progress& p = w->progress();
+    const host::Workload::Progress& p = w->progress();
     const double spent = t - progress_wall0_;
     std::string rate = "measuring", left = "time left: estimating";
     if (spent >= 0.2 && p.done > progress_done0_) {
@@ -635,6 +697,17 @@ RunReport System::run_custom(std::function<void()> fn0, std::function<void()> fn
 }
 
 namespace {
+nlohmann::json latency_json(const LatencyHistogram& h) {
+  return {{"min", h.min_ns()},
+          {"p50", h.percentile_ns(50)},
+          {"p90", h.percentile_ns(90)},
+          {"p99", h.percentile_ns(99)},
+          {"p999", h.percentile_ns(99.9)},
+          {"max", h.max_ns()},
+          {"samples", h.count()},
+          {"avg", h.mean_ns()}};
+}
+
 // A CSV field: quoted if it holds a comma, a quote or a line break.
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
@@ -733,6 +806,24 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
     nlohmann::json j;
     j["ok"] = res.ok;
     if (!res.error.empty()) j["error"] = res.error;
+    if (host::is_dma_bench(res.params.kind)) {
+      const auto& p = res.params;
+      j["op"] = p.dma_write ? "write" : "read";
+      j["size_bytes"] = p.size;
+      j["window_bytes"] = p.window;
+      j["pattern"] = p.dma_random ? "random" : "sequential";
+      j["outstanding"] = p.outstanding;
+      j["page_size_bytes"] = p.page_size;
+      j["requests"] = res.messages;
+      j["bytes"] = res.bytes;
+      j["start_ps"] = res.start;
+      j["end_ps"] = res.end;
+      j["bandwidth_gbps"] = res.goodput_gbps;
+      j["request_rate_mtps"] = res.msg_rate_mpps;
+      j["latency_ns"] = latency_json(res.latency);
+      wl[p.kind] = j;
+      continue;
+    }
     j["size_bytes"] = res.params.size;
     j["iterations"] = res.params.iterations;
     j["qps"] = res.params.qps;
@@ -752,14 +843,7 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
       const auto& h = res.latency;
       // WRITE and SEND: one way (half a round trip); READ and atomics: the whole round trip.
       j["latency_measure"] = host::ping_pong(res.params.kind) ? "one_way" : "round_trip";
-      j["latency_ns"] = {{"min", h.min_ns()},
-                         {"p50", h.percentile_ns(50)},
-                         {"p90", h.percentile_ns(90)},
-                         {"p99", h.percentile_ns(99)},
-                         {"p999", h.percentile_ns(99.9)},
-                         {"max", h.max_ns()},
-                         {"samples", h.count()},
-                         {"avg", h.mean_ns()}};
+      j["latency_ns"] = latency_json(h);
       // Every sample, binned (model/core/latency_histogram.h): [lower edge in ns, samples].
       nlohmann::json bins = nlohmann::json::array();
       for (const auto& [lo, n] : h.bins()) bins.push_back({lo, n});

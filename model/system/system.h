@@ -27,6 +27,7 @@ struct Node {
   uint32_t ipv4 = 0;
   std::unique_ptr<hostmem::HostMemory> mem;      // simulated hosts
   std::unique_ptr<hostmem::ProcessMemory> pmem;  // the virtual device: attached processes
+  std::unique_ptr<pcie::Iommu> iommu;            // iommu.enabled
   std::unique_ptr<pcie::Bridge> bridge;
   std::unique_ptr<nic::Nic> nic;
   std::unique_ptr<host::SimHost> host;  // simulated hosts only
@@ -103,6 +104,7 @@ class System {
   static host::WorkloadParams workload_params(const cfg::Config& c, const std::string& kind);
   // Host `host`'s PCIe link: each hostN.pcie.X set in the configuration, else pcie.X.
   static pcie::Params host_pcie(const cfg::Config& c, int host);
+  static pcie::IommuParams iommu_params(const cfg::Config& c);
   // The key host `host` takes PCIe parameter `leaf` ("gen", "lanes", ...) from.
   static std::string pcie_key(const cfg::Config& c, int host, const std::string& leaf);
 
@@ -126,13 +128,13 @@ class System {
   std::unique_ptr<net::Link> link_;
   std::unique_ptr<net::ProtocolChecker> checker_;
   std::unique_ptr<wire::PcapWriter> pcap_;
-  std::vector<std::unique_ptr<host::Perftest>> tests_;
+  std::vector<std::unique_ptr<host::Workload>> tests_;
   void progress_tick();
   std::FILE* progress_out_ = nullptr;
   Tick progress_interval_ = 10 * kUs;
   uint64_t progress_ticks_ = 0;
   double progress_last_tick_ = 0, progress_last_print_ = 0;  // wall-clock seconds
-  const host::Perftest* progress_w_ = nullptr;               // the workload shown, and since when
+  const host::Workload* progress_w_ = nullptr;               // the workload shown, and since when
   uint64_t progress_frames0_ = 0, progress_done0_ = 0;
   double progress_wall0_ = 0;
   int threads_done_ = 0;

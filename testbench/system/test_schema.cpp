@@ -58,6 +58,20 @@ TEST_CASE("schema: each default equals the default of the struct field it config
 
   const host::HostParams hp{};
   CHECK((c.str("host.page_alloc") == "scattered") == hp.scatter_pages);
+  CHECK(c.size("host.page_size") == hp.page_size);
+  const pcie::IommuParams ip{};
+  const pcie::IommuParams cp = system::System::iommu_params(c);
+  CHECK(cp.enabled == ip.enabled);
+  CHECK(cp.iotlb_entries == ip.iotlb_entries);
+  CHECK(cp.iotlb_ways == ip.iotlb_ways);
+  CHECK(cp.iotlb_hit_latency == ip.iotlb_hit_latency);
+  CHECK(cp.levels == ip.levels);
+  CHECK(cp.walk_read_latency == ip.walk_read_latency);
+  CHECK(cp.walkers == ip.walkers);
+  CHECK(cp.invalidate_latency == ip.invalidate_latency);
+  CHECK(cp.ats == ip.ats);
+  CHECK(cp.atc_entries == ip.atc_entries);
+  CHECK(cp.atc_ways == ip.atc_ways);
   CHECK(c.time("host.cpu.mmio_write") == hp.mmio_write_cost);
   CHECK(c.time("host.cpu.wqe_write") == hp.wqe_write_cost);
   CHECK(c.time("host.cpu.poll") == hp.poll_cost);
@@ -101,6 +115,15 @@ TEST_CASE("schema: each default equals the default of the struct field it config
       CHECK(p.mix == w.mix);
       CHECK(p.seed == w.seed);
       CHECK(c.schema().find(k + ".cq_mod") == nullptr);
+      continue;
+    }
+    if (host::is_dma_bench(k)) {  // the device's DMA engine: its own keys
+      CHECK(p.dma_write == w.dma_write);
+      CHECK(p.dma_random == w.dma_random);
+      CHECK(p.window == w.window);
+      CHECK(p.outstanding == w.outstanding);
+      CHECK(p.seed == w.seed);
+      CHECK(p.page_size == c.size("host.page_size"));  // dma_bench.page_size 0: the host's
       continue;
     }
     CHECK(p.warmup == w.warmup);

@@ -287,6 +287,25 @@ void print_report(const rn::system::RunReport& r, const std::string& cfg, const 
   using rn::host::Verb;
   for (const auto& w : r.workloads) {
     const auto& p = w.params;
+    if (rn::host::is_dma_bench(p.kind)) {
+      fmt::print("\n  {}  ({} of {} B, {} window of {} pages, {}, {} in flight, {} requests)\n",
+                 p.kind, p.dma_write ? "writes" : "reads", p.size, rn::cfg::format_size(p.window),
+                 rn::cfg::format_size(p.page_size), p.dma_random ? "random" : "sequential",
+                 p.outstanding, p.iterations);
+      if (!w.ok) {
+        fmt::print("    FAILED: {}\n", w.error);
+        continue;
+      }
+      fmt::print("    bandwidth {:.2f} Gb/s   request rate {:.2f} M/s   ({} bytes in {:.1f} us)\n",
+                 w.goodput_gbps, w.msg_rate_mpps, w.bytes, ticks_to_ns(w.end - w.start) / 1e3);
+      fmt::print(
+          "    latency (issue to {}, ns): min {:.1f}  p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  "
+          "p99.9 {:.1f}  max {:.1f}  avg {:.1f}\n",
+          p.dma_write ? "data in memory" : "data at the device", w.percentile_ns(0),
+          w.percentile_ns(50), w.percentile_ns(90), w.percentile_ns(99), w.percentile_ns(99.9),
+          w.percentile_ns(100), w.latency.mean_ns());
+      continue;
+    }
     const Verb verb = rn::host::verb_of(p.kind);
     const bool ping_pong = rn::host::ping_pong(p.kind);
     std::string extra = p.imm ? ", with immediate" : "";

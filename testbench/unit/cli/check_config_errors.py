@@ -353,6 +353,24 @@ def pcie_params_checked_later(d):
 
 
 @case
+def iommu_and_page_sizes(d):
+    """The IOMMU's caches, page sizes and dma_bench: each mistake names its key and value."""
+    cfg = write(d, "c.toml", "[run]\nworkloads = \"dma_bench\"\n[iommu]\nenabled = true\n"
+                "iotlb_ways = 3\n")
+    expect_error(d, ["check", cfg], cfg, "'iommu.iotlb_ways'", "'3'", "power-of-two")
+    expect_error(d, ["check", cfg, "--set", "iommu.iotlb_ways=4", "--set", "iommu.levels=2"],
+                 "'iommu.levels'", "'2'", "[3, 5]")
+    expect_error(d, ["check", cfg, "--set", "iommu.iotlb_ways=4", "--set", "host.page_size=8KiB"],
+                 "'host.page_size'", "'8KiB'", "4KiB, 2MiB or 1GiB")
+    expect_error(d, ["check", cfg, "--set", "iommu.iotlb_ways=4", "--set",
+                     "dma_bench.page_size=64KiB"], "'dma_bench.page_size'", "'64KiB'")
+    expect_error(d, ["check", cfg, "--set", "iommu.iotlb_ways=4", "--set", "dma_bench.size=8KiB",
+                     "--set", "dma_bench.window=4KiB"], "'dma_bench.", "fit in the window")
+    expect_error(d, ["check", cfg, "--set", "iommu.iotlb_ways=4", "--set", "dma_bench.op=copy"],
+                 "'dma_bench.op'", "'copy'")
+
+
+@case
 def bad_log_category(d):
     # Known issue: sim.log (and --log) are checked only when the System is built, by
     # Logger::enable's std::invalid_argument: exit 1 "rnicsim: error: unknown log category",
