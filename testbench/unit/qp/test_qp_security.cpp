@@ -68,6 +68,49 @@ TEST_CASE("no_such_qp", "[security][qpn]") {
   t.report();
 }
 
+// Row 12b: a request from another address than the QP's peer (an off-path host that knows the
+// QPN, the PSN and an rkey) is dropped silently and counted; the QP stays in RTS.
+TEST_CASE("foreign_source_address", "[security][address]") {
+  QpBench t;
+  t.run([&] {
+    if (!t.setup()) return;
+    Peer& d = t.dut();
+    // A second QP of the DUT, connected to a host at 10.9.9.9 that does not exist here.
+    drv::QpCap cap;
+    cap.max_send_wr = cap.max_recv_wr = 16;
+    drv::Qp* q2 = nullptr;
+    if (d.d->create_qp(d.pdn, d.scq, d.rcq, cap, false, &q2))
+      return t.expect(false, "create_qp: " + d.d->last_error());
+    system::Node stranger_node;
+    stranger_node.ipv4 = 0x0A090909;
+    stranger_node.mac = {0x02, 0, 0, 0, 0x09, 0x09};
+    Peer stranger = t.a;  // its QP number: host 0's
+    stranger.n = &stranger_node;
+    Peer other = d;
+    other.qp = q2;
+    if (!t.connect(other, stranger, kLW | kRW)) return;
+    MemGuard g(t);
+    g.permit(d, 0, 64);  // the genuine WRITE below
+    g.take();
+    t.Bench::inject(t.a, other, t.write_req(Opcode::RC_RDMA_WRITE_ONLY, 100, 0, 64), bytes(64, 1));
+    t.wait(5 * kUs);
+    t.expect(t.probe.sent.empty(), "the DUT answered:" + t.wire_log());
+    t.expect(t.untouched(d, 0, 64), "a packet from a stranger's address was placed");
+    dev::QueryQpOut qq{};
+    d.d->query_qp(q2, &qq);
+    t.expect(qq.qp_state == static_cast<uint8_t>(dev::QpState::RTS), "the QP left RTS");
+    // From its peer's address, the same request to the QP connected to host 0 is taken.
+    t.inject(t.write_req(Opcode::RC_RDMA_WRITE_ONLY, 100, 0, 64), bytes(64, 2));
+    t.wait(5 * kUs);
+    expect_one_ack(t, wire::kAethSynAck, 100);
+    t.expect(Bench::mem(d, 0, 64) == bytes(64, 2), "the genuine WRITE was not placed");
+    g.check();
+  });
+  CHECK(stat(t.stats, "host1.nic.rx", "drop_source") == 1);
+  CHECK(stat(t.stats, "host1.nic.resp", "placed_bytes") == 64);
+  t.report();
+}
+
 // Row 13: a P_Key that does not match the QP's (the one-entry table's 0xFFFF) is dropped silently
 // and counted (IBA 10.9.3: low 15 bits equal and not zero, one side a full member). 0x7FFF, a
 // limited member of the same partition, matches.
