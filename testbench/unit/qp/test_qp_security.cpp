@@ -334,3 +334,56 @@ TEST_CASE("read_response_too_long", "[security][response]") {
   CHECK(stat(t.stats, "host1.nic.req", "read_responses") == 0);
   t.report();
 }
+
+// Row 1 on UC: a forged rkey has no NAK in UC. The message is dropped silently and counted, the
+// QP stays in RTS, nothing is placed.
+TEST_CASE("uc_forged_rkey", "[security][rkey][uc]") {
+  QpBench t;
+  t.qp_type = dev::QpType::UC;
+  t.run([&] {
+    if (!t.setup()) return;
+    Peer& d = t.dut();
+    MemGuard g(t);
+    g.take();
+    wire::TransportHeader h = t.write_req(Opcode::UC_RDMA_WRITE_ONLY, 100, 0, 64);
+    h.ack_req = false;
+    h.reth_rkey = (d.mr.rkey & ~0xFFu) | ((d.mr.rkey + 1) & 0xFFu);  // same index, other variant
+    t.inject(h, bytes(64, 1));
+    t.wait(5 * kUs);
+    t.expect(t.probe.sent.empty(), "the DUT answered:" + t.wire_log());
+    t.expect(t.dut_state() == dev::QpState::RTS, "QP left RTS");
+    g.check();
+  });
+  CHECK(stat(t.stats, "host1.nic.resp", "uc_dropped") == 1);
+  CHECK(stat(t.stats, "host1.nic.mr", "faults_bad_key") == 1);
+  CHECK(stat(t.stats, "host1.nic.resp", "placed_bytes") == 0);
+  t.report();
+}
+
+// A UD datagram with another Q_Key than the QP's: dropped silently and counted; the receive WQE
+// posted stays for the next datagram (no CQE), nothing is placed.
+TEST_CASE("ud_wrong_qkey", "[security][qkey][ud]") {
+  QpBench t;
+  t.qp_type = dev::QpType::UD;
+  t.run([&] {
+    if (!t.setup()) return;
+    Peer& d = t.dut();
+    t.recv(d, 1, 0, 1000);
+    t.wait(2 * kUs);  // the doorbell reaches the NIC
+    MemGuard g(t);
+    g.take();
+    wire::TransportHeader h = QpBench::req(Opcode::UD_SEND_ONLY, 1, false);
+    h.deth_qkey = t.qkey ^ 1;
+    h.deth_src_qp = t.a.qp->qpn;
+    t.inject(h, bytes(64, 1));
+    t.wait(5 * kUs);
+    drv::Wc wc[2];
+    t.expect(d.d->poll_cq(d.rcq, 2, wc) == 0, "a receive CQE for a datagram of another Q_Key");
+    t.expect(t.probe.sent.empty(), "the DUT answered:" + t.wire_log());
+    t.expect(t.dut_state() == dev::QpState::RTS, "QP left RTS");
+    g.check();
+  });
+  CHECK(stat(t.stats, "host1.nic.resp", "ud_qkey_drops") == 1);
+  CHECK(stat(t.stats, "host1.nic.resp", "placed_bytes") == 0);
+  t.report();
+}
