@@ -1,9 +1,10 @@
 // The security attack matrix (docs/security.md), the rows that need hand-built frames: a packet
-// for a QP that does not exist, a P_Key that is not the QP's, PSNs far outside the window, WRITE
-// payloads that disagree with their RETH, a READ longer than 2 GiB, responses nobody asked for or
-// longer than asked. The remote peer is the test (qp_bench.h: host 1's NIC is the device under
-// test, DUT); each case checks what the DUT sent back, its QP's state, its counters, and that no
-// byte of either host's memory changed outside what is permitted (mem_guard.h).
+// for a QP that does not exist or from another address than the QP's peer, a P_Key that is not
+// the QP's, PSNs far outside the window, WRITE payloads that disagree with their RETH, a READ
+// longer than 2 GiB, responses nobody asked for or longer than asked, a forged rkey on UC, a UD
+// datagram of another Q_Key. The remote peer is the test (qp_bench.h: host 1's NIC is the device
+// under test, DUT); each case checks what the DUT sent back, its QP's state, its counters, and that
+// no byte of either host's memory changed outside what is permitted (mem_guard.h).
 #include "testbench/system/mem_guard.h"
 #include "testbench/unit/qp/qp_bench.h"
 
