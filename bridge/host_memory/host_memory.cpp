@@ -472,6 +472,30 @@ uint32_t HostMemory::checksum(uint64_t addr, size_t len) const {
   return crc;
 }
 
+std::vector<HostMemory::PageDigest> HostMemory::page_digests(const std::vector<Range>& skip) const {
+  std::vector<uint64_t> page_nos;
+  page_nos.reserve(pages_.size());
+  for (const auto& kv : pages_) page_nos.push_back(kv.first);
+  std::sort(page_nos.begin(), page_nos.end());
+  std::vector<PageDigest> out;
+  alignas(64) uint8_t buf[kPageSize];
+  for (uint64_t no : page_nos) {
+    const uint64_t base = no << kPageBits;
+    std::memcpy(buf, pages_.at(no)->bytes, kPageSize);
+    for (const Range& r : skip) {  // the skipped bytes of this page read as zeros
+      if (r.len == 0) continue;
+      const uint64_t last = r.addr + (r.len - 1);  // inclusive: a range may end at 2^64
+      if (last < base || r.addr > base + kPageMask) continue;
+      const uint64_t from = std::max(r.addr, base) - base;
+      const uint64_t to = std::min(last, base + kPageMask) - base;
+      std::memset(buf + from, 0, to - from + 1);
+    }
+    if (std::all_of(buf, buf + kPageSize, [](uint8_t b) { return b == 0; })) continue;
+    out.push_back(PageDigest{base, crc32_gzip_refl(0, buf, kPageSize)});
+  }
+  return out;
+}
+
 bool HostMemory::equals(uint64_t a, const HostMemory& other, uint64_t b, size_t len,
                         uint64_t* first_diff) const {
   check_range("equals", a, len);

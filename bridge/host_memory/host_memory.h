@@ -115,6 +115,20 @@ class HostMemory final : public Memory {
 
   // CRC-32 (reflected IEEE, same as zlib crc32(0, ...)) of [addr, addr + len).
   uint32_t checksum(uint64_t addr, size_t len) const;
+  // For tests that check what an access may have changed: the CRC-32 of each page that holds a
+  // byte other than zero outside the ranges `skip` (whose bytes count as zeros there), by page
+  // address, in address order. Two digests are equal exactly when memory outside `skip` reads
+  // the same (up to CRC collisions), whether or not a page of zeros was allocated between them.
+  // Walks every allocated page: not for a hot path.
+  struct Range {
+    uint64_t addr, len;
+  };
+  struct PageDigest {
+    uint64_t addr;
+    uint32_t crc;
+    bool operator==(const PageDigest& o) const { return addr == o.addr && crc == o.crc; }
+  };
+  std::vector<PageDigest> page_digests(const std::vector<Range>& skip = {}) const;
   // Compares [a, a + len) of this memory with [b, b + len) of `other` (which may
   // be *this). On mismatch returns false and, if first_diff is not null, stores
   // the OFFSET (from a and b) of the first differing byte.

@@ -593,6 +593,16 @@ RN_HOT Responder::Outcome Responder::write_packet(QpCtx& q, const RxPacket& p, P
   const w::TransportHeader& h = p.h;
   const w::OpInfo& info = w::op_info(h.opcode);
   const uint32_t rw = static_cast<uint32_t>(dev::Access::REMOTE_WRITE);
+  // An rkey violation: NAK remote access error, the QP to ERR. An RC WRITE with immediate has
+  // taken its receive WQE (process()): it completes with LOC_ACCESS_ERR, as IBA and the verbs say
+  // (a protection error on a local buffer during an RDMA WRITE with immediate from the remote).
+  // UC drops the message and keeps the WQE (fail()).
+  auto refuse = [&] {
+    if (info.has(w::kExtImmDt) && !q.uc())
+      recv_complete(q, WcStatus::LOC_ACCESS_ERR, 0, dev::WcOpcode::RECV_RDMA_WITH_IMM, false, 0,
+                    false, now() + env_.params.rx_pipeline_latency);
+    return fail(q, w::kAethSynNakRemAccess, h.psn, "rkey check failed");
+  };
   if (info.is_first()) {
     if (!(q.access & rw))
       return fail(q, w::kAethSynNakInvReq, h.psn, "QP does not allow remote writes");
@@ -606,7 +616,7 @@ RN_HOT Responder::Outcome Responder::write_packet(QpCtx& q, const RxPacket& p, P
       if (st != xlate::Status::kOk) {
         RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} WRITE rkey {:#x} va {:#x} len {}: {}",
                q.qpn, q.rs.w_rkey, q.rs.w_va, q.rs.w_len, xlate::to_string(st));
-        return fail(q, w::kAethSynNakRemAccess, h.psn, "rkey check failed");
+        return refuse();
       }
     }
   }
@@ -616,8 +626,7 @@ RN_HOT Responder::Outcome Responder::write_packet(QpCtx& q, const RxPacket& p, P
   if (p.plen > 0) {
     xlate::Status st = lookup(q.rs.w_rkey, q.pdn, q.rs.w_va + q.rs.rx_off, p.plen, rw, pl, true);
     if (st == xlate::Status::kPending) return Outcome::kWait;
-    if (st != xlate::Status::kOk)
-      return fail(q, w::kAethSynNakRemAccess, h.psn, "rkey check failed");
+    if (st != xlate::Status::kOk) return refuse();
   }
   return Outcome::kGo;
 }

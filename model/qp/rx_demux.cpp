@@ -11,6 +11,14 @@ namespace rn::qp {
 namespace w = rn::wire;
 using Kind = w::OpInfo::Kind;
 
+namespace {
+// IBA 10.9.3 (rxe's pkey_match): two P_Keys match when their low 15 bits are equal and not zero,
+// and at least one of them is a full member (bit 15).
+bool pkey_match(uint16_t a, uint16_t b) {
+  return (a & 0x7FFF) != 0 && (a & 0x7FFF) == (b & 0x7FFF) && ((a | b) & 0x8000) != 0;
+}
+}  // namespace
+
 RxDemux::RxDemux(const NicEnv& env, QpTable& t, const PortFraming& framing, net::FramePool& pool,
                  RxBuffer& rxbuf, Requester& req, Responder& resp)
     : env_(env),
@@ -31,6 +39,11 @@ RxDemux::RxDemux(const NicEnv& env, QpTable& t, const PortFraming& framing, net:
       drop_parse_(
           stats_.counter("drop_transport", "count", "dropped: bad BTH or extension headers")),
       drop_no_qp_(stats_.counter("drop_no_qp", "count", "dropped: destination QP does not exist")),
+      drop_source_(
+          stats_.counter("drop_source", "count",
+                         "dropped: an RC or UC packet from another IP address than the QP's peer")),
+      drop_pkey_(stats_.counter("drop_pkey", "count",
+                                "dropped: BTH P_Key does not match the QP's (P_Key violation)")),
       drop_unsupported_(stats_.counter("drop_unsupported", "count",
                                        "dropped: transport not modelled (UC, UD, CNP)")),
       requests_(stats_.counter("requests", "count", "request packets handed to the responder")),
@@ -115,6 +128,27 @@ RN_HOT void RxDemux::route(const RxPacket& p) {
   if (!q) {
     ++drop_no_qp_;
     RN_LOG(env_.sim, LogCat::kError, env_.name, "drop packet for QP {}: no such QP", p.h.dest_qp);
+    return drop(p.f);
+  }
+  // A connected QP (RC, UC) takes packets from its peer only: the source IP address must be its
+  // path's destination (rxe's check_addr; IBA checks a connected QP's source address). A QP that
+  // has no address yet (before RTR) takes nothing anyway: its state drops the packet later.
+  if (!q->ud() && q->path.dst_ip != 0) {
+    const uint32_t src = w::load_be32(p.f->data + w::kOffIpv4 + offsetof(w::Ipv4Hdr, src));
+    if (src != q->path.dst_ip) {
+      ++drop_source_;
+      RN_LOG(env_.sim, LogCat::kError, env_.name,
+             "drop packet for QP {}: from {:#010x}, not the QP's peer {:#010x}", p.h.dest_qp, src,
+             q->path.dst_ip);
+      return drop(p.f);
+    }
+  }
+  // Every QP has P_Key index 0 of a one-entry table: the default P_Key, 0xFFFF.
+  if (!pkey_match(p.h.pkey, w::kDefaultPkey)) {
+    ++drop_pkey_;
+    RN_LOG(env_.sim, LogCat::kError, env_.name,
+           "drop packet for QP {}: P_Key {:#06x} is not {:#06x}", p.h.dest_qp, p.h.pkey,
+           w::kDefaultPkey);
     return drop(p.f);
   }
   const w::OpInfo& info = w::op_info(p.h.opcode);

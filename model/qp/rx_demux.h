@@ -72,6 +72,8 @@ class RxDemux : public net::FrameSink {
   uint64_t& drop_frame_;
   uint64_t& drop_parse_;
   uint64_t& drop_no_qp_;
+  uint64_t& drop_source_;
+  uint64_t& drop_pkey_;
   uint64_t& drop_unsupported_;
   uint64_t& requests_;
   uint64_t& responses_;

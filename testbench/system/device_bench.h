@@ -289,15 +289,15 @@ struct Bench {
     dst.h->app_read(dst.buf + doff, y.data(), len);
     return x == y;
   }
-  // Sends a hand-built packet (its transport header h and payload; P_Key, destination QP and pad
-  // filled in here) from peer `from`'s NIC to peer `to`'s QP, now, framed as `from`'s NIC frames
-  // its own packets (its QP's address vector).
+  // Sends a hand-built packet (its transport header h and payload; pad filled in here, and the
+  // destination QP: `to`'s, unless h names one) from peer `from`'s NIC to peer `to`'s QP, now,
+  // framed as `from`'s NIC frames its own packets (its QP's address vector). The P_Key is h's
+  // (TransportHeader's default, 0xFFFF, unless a test sets another).
   void inject(Peer& from, Peer& to, wire::TransportHeader h, const std::vector<uint8_t>& payload) {
     nic::Nic& n = *from.n->nic;
     const qp::QpCtx* q = n.table().qp(from.qp->qpn);
     net::Frame* f = n.port().new_frame();
-    h.pkey = 0xFFFF;
-    h.dest_qp = to.qp->qpn;
+    if (h.dest_qp == 0) h.dest_qp = to.qp->qpn;
     h.pad_cnt = wire::pad_for(payload.size());
     uint8_t* tp = f->data + n.port().headroom();
     size_t hl = wire::encode_transport_header(h, tp);

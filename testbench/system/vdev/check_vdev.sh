@@ -2,13 +2,13 @@
 # Starts `rnicsim serve` (two hosts back to back), runs vdev_client MODE against it, waits for
 # serve to stop by itself (--exit-after: once every process it expects has attached and gone),
 # and checks serve's stats.json (the kernel half's counters) and its pcap (tshark decodes every
-# frame as RoCE). Usage: check_vdev.sh RNICSIM VDEV_CLIENT pair|isolation|abandon
+# frame as RoCE). Usage: check_vdev.sh RNICSIM VDEV_CLIENT pair|isolation|abandon|garbage|sanitize|doorbell
 set -euo pipefail
 rnicsim=$1 client=$2 mode=$3
 dir=$(mktemp -d /tmp/rnicsim-vdev-XXXXXX)
 trap 'kill $serve_pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 case $mode in
-  pair|isolation) procs=2 ;;
+  pair|isolation|doorbell) procs=2 ;;
   garbage) procs=4 ;;
   abandon|sanitize) procs=1 ;;
 esac
@@ -59,6 +59,13 @@ elif mode == "garbage":
     need(k["host0"]["attaches"] == 2 and k["host1"]["attaches"] == 2, "the garbage, dying and pair processes attached")
     need(k["host0"]["refused_commands"] + k["host0"]["refused_mmio"] > 100, "the random commands and writes were refused")
     need(frames > 200, f"the last exchange crossed the wire ({frames} frames)")
+elif mode == "doorbell":
+    log = open(sys.argv[3]).read()
+    need(k["host0"]["attaches"] == 2, "two processes on host0")
+    need(k["host0"]["refused_mmio"] == 2, "exactly the two forged doorbell writes refused")
+    need(log.count("which is another process's: refused") == 2,
+         "serve's log names both writes as another process's doorbell")
+    need(k["host0"]["cleanup_commands"] == 0, "both processes destroyed what they made")
 elif mode == "sanitize":
     log = open(sys.argv[3]).read()
     for what, text in (("the bad lkey", "send WQE 0: lkey"), ("the jumping index", "DB_RANGE"),

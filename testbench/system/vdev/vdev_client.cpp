@@ -14,6 +14,9 @@
 //   vdev_client sanitize DIR        a driver's mistakes on its own QPs: a bad lkey, a doorbell
 //                                   whose index jumps, a WQE with a bad opcode, one with too many
 //                                   SGEs, a CQ overrun, use after destroy
+//   vdev_client doorbell DIR        two processes on host0: the second rings the first's send
+//                                   doorbell and writes a WQE to its WQE doorbell; neither may run
+//                                   the first's WQE (docs/security.md)
 // Exit status 0 when everything checked holds; 1 with a line on stderr naming what did not.
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -316,6 +319,86 @@ int isolation(const std::string& dir) {
   return 0;
 }
 
+// FNV-1a over [p, p + n): the bytes a process checks are unchanged.
+uint64_t digest(const void* p, size_t n, uint64_t h = 0xcbf29ce484222325ull) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
+  return h;
+}
+
+// Process A (child) leaves a WQE in its send ring without ringing its doorbell; process B
+// (parent), on the same host, rings A's send doorbell and writes a WQE to A's WQE doorbell. serve
+// must refuse both (the script checks its counters and log): A's WQE does not run, A's QP stays
+// in RTS, its CQ stays empty, and not a byte of its buffer, send ring or CQ ring changes. Then A
+// rings its own doorbell and the WQE runs: the refused writes would have run it.
+int doorbell(const std::string& dir) {
+  int to_parent[2], to_child[2];
+  if (pipe(to_parent) || pipe(to_child)) die("doorbell", "pipe failed");
+  pid_t child = fork();
+  if (child == 0) {
+    Side a("A");
+    a.open(dir, "host0", 4096);
+    a.connect(1, a.host);  // to a QP nobody has: the WQE below fails before anything is sent
+    for (size_t i = 0; i < a.buf.size(); ++i) a.buf[i] = pattern(i, 3);
+    // A WQE of an opcode no verb has: it completes at once with LOC_QP_OP_ERR if it ever runs.
+    dev::SendWqe h{};
+    h.opcode = 0x7E;
+    h.flags = static_cast<uint8_t>(dev::WqeFlags::SIGNALED);
+    h.wr_id = 77;
+    std::memcpy(vdev::ClientDevice::local(a.qp->sq), &h, sizeof h);
+    auto mine = [&] {
+      uint64_t d = digest(a.buf.data(), a.buf.size());
+      d = digest(vdev::ClientDevice::local(a.qp->sq), size_t(a.qp->sq_size) << a.qp->sq_shift, d);
+      return digest(vdev::ClientDevice::local(a.cq->ring), size_t(a.cq->size) * sizeof(dev::Cqe),
+                    d);
+    };
+    const uint64_t before = mine();
+    Info info{a.qp->qpn, 0, 0};
+    write_all(to_parent[1], &info, sizeof info);
+    char c;
+    read_all(to_child[0], &c, 1);  // B has written
+    usleep(300000);  // far longer than serve takes to pass a write on and the NIC to run a WQE
+    drv::Wc wc{};
+    if (a.d->poll_cq(a.cq, 1, &wc) != 0)
+      die("A", "a completion: another process ran this QP's WQE");
+    dev::QueryQpOut q{};
+    a.check(a.d->query_qp(a.qp, &q), "query_qp");
+    if (q.qp_state != static_cast<uint8_t>(dev::QpState::RTS))
+      die("A", "another process's doorbell moved this QP out of RTS");
+    if (mine() != before) die("A", "another process's doorbell changed this process's memory");
+    // A's own doorbell runs the WQE.
+    a.dev->mmio_write32(
+        dev::kQpDbBase + dev::kQpDbStride * a.qp->qpn + dev::reg::QP_DOORBELL_SQ_WORD,
+        dev::QpDoorbellBits{1}.pack());
+    for (int i = 0; i < 3'000'000 && a.d->poll_cq(a.cq, 1, &wc) == 0; ++i) usleep(10);
+    if (wc.wr_id != 77 || wc.status != dev::WcStatus::LOC_QP_OP_ERR)
+      die("A", "its own doorbell did not run the WQE (LOC_QP_OP_ERR expected)");
+    a.teardown();
+    std::fflush(stdout);
+    _exit(0);
+  }
+  Info theirs{};
+  read_all(to_parent[0], &theirs, sizeof theirs);
+  Side b("B");
+  b.open(dir, "host0", 4096);
+  b.dev->mmio_write32(
+      dev::kQpDbBase + dev::kQpDbStride * theirs.qpn + dev::reg::QP_DOORBELL_SQ_WORD,
+      dev::QpDoorbellBits{1}.pack());
+  dev::SendWqe w{};
+  w.opcode = 0x7E;
+  w.flags = static_cast<uint8_t>(dev::WqeFlags::SIGNALED);
+  w.wr_id = 66;
+  w.wqe_index = 0;
+  b.dev->mmio_write(dev::kWqeDbBase + dev::kWqeDbStride * theirs.qpn, &w, sizeof w);
+  write_all(to_child[1], "g", 1);
+  int st = 0;
+  waitpid(child, &st, 0);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) die("B", "process A failed");
+  b.teardown();
+  std::printf("doorbell: another process's send doorbell and WQE doorbell were refused\n");
+  return 0;
+}
+
 // Each mistake is refused by the NIC or the kernel half, and serve's sanitizer names it (the
 // script checks serve's log and stats); here only the completions the driver sees are checked.
 int sanitize(const std::string& dir) {
@@ -559,6 +642,7 @@ int main(int argc, char** argv) {
   if (mode == "abandon") return abandon(dir);
   if (mode == "sanitize") return sanitize(dir);
   if (mode == "garbage") return garbage(dir);
+  if (mode == "doorbell") return doorbell(dir);
   std::fprintf(stderr, "vdev_client: unknown mode %s\n", mode.c_str());
   return 2;
 }

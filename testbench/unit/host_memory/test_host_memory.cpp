@@ -473,3 +473,49 @@ TEST_CASE("discard gives back whole pages only and leaves shared pages to their 
   CHECK(a.pages_allocated() == 0);
   CHECK(pool->pages_in_use() == 1);
 }
+
+TEST_CASE("page_digests sees every change outside the skipped ranges, and only those",
+          "[hostmem]") {
+  using D = std::vector<HostMemory::PageDigest>;
+  HostMemory m;
+  REQUIRE(m.page_digests().empty());
+  m.fill_pattern(0x10000, 3 * kPageSize, 5);  // three pages
+  m.fill(0x40000, kPageSize, 0);              // zeros allocate nothing ...
+  std::vector<uint8_t> z(kPageSize, 0);
+  m.write(0x50000, z.data(), z.size());  // ... and an allocated page of zeros is not listed
+  const D all = m.page_digests();
+  REQUIRE(all.size() == 3);
+  REQUIRE(all[0].addr == 0x10000);
+  REQUIRE(all[2].addr == 0x12000);
+  REQUIRE(all[1].crc == m.checksum(0x11000, kPageSize));
+
+  // Skipped bytes count as zeros: a page wholly skipped disappears, a partly skipped one changes.
+  const std::vector<HostMemory::Range> skip{{0x11000, kPageSize}, {0x12010, 16}};
+  const D some = m.page_digests(skip);
+  REQUIRE(some.size() == 2);
+  REQUIRE(some[0] == all[0]);
+  REQUIRE(some[1].addr == 0x12000);
+  REQUIRE(some[1].crc != all[2].crc);
+
+  // A change inside a skipped range is not seen; one byte outside is, in its own page only.
+  const uint8_t x = 0x5A;
+  m.write(0x11800, &x, 1);
+  m.write(0x12015, &x, 1);
+  REQUIRE(m.page_digests(skip) == some);
+  REQUIRE(m.page_digests() != all);
+  m.write(0x12020, &x, 1);
+  const D after = m.page_digests(skip);
+  REQUIRE(after.size() == 2);
+  REQUIRE(after[0] == some[0]);
+  REQUIRE(after[1].crc != some[1].crc);
+
+  // A byte written into memory never written before shows as a new page.
+  m.write(0x7000, &x, 1);
+  const D more = m.page_digests(skip);
+  REQUIRE(more.size() == 3);
+  REQUIRE(more[0].addr == 0x7000);
+  // A range reaching the top of memory is handled (no overflow).
+  m.write(~uint64_t(0), &x, 1);
+  REQUIRE(m.page_digests(skip).size() == 4);
+  REQUIRE(m.page_digests({{~uint64_t(0) - 15, 16}, {0x7000, 1}}).size() == 3);
+}
