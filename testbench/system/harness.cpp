@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
@@ -49,6 +50,24 @@ std::string out_dir(const std::string& name) {
   }
   made.push_back(d);
   return d;
+}
+
+system::RunReport run(const std::vector<std::string>& sets) {
+  auto cfg = make_config(sets);
+  auto sys = make_system(*cfg);
+  return sys->run("");
+}
+
+uint64_t stat(const system::RunReport& r, const char* group, const char* name) {
+  return r.json["stats"][group][name]["value"].get<uint64_t>();
+}
+
+const host::WorkloadResult& only(const system::RunReport& r) {
+  INFO("run error: " << r.error);
+  REQUIRE(r.ok);
+  REQUIRE(r.workloads.size() == 1);
+  REQUIRE(r.workloads[0].ok);
+  return r.workloads[0];
 }
 
 }  // namespace rn::test

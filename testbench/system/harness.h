@@ -19,5 +19,11 @@ std::unique_ptr<cfg::Config> make_config(const std::vector<std::string>& sets);
 std::unique_ptr<system::System> make_system(const cfg::Config& c);
 // Where a test writes files: a fresh folder named after the test.
 std::string out_dir(const std::string& name);
+// Builds the system of make_config(sets) and runs its workloads, writing nothing.
+system::RunReport run(const std::vector<std::string>& sets);
+// A counter of the run's statistics (stats.json): its group and name.
+uint64_t stat(const system::RunReport& r, const char* group, const char* name);
+// The run's one workload, which must have run and passed (REQUIREd, naming the run's error).
+const host::WorkloadResult& only(const system::RunReport& r);
 
 }  // namespace rn::test

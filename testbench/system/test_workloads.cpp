@@ -14,23 +14,9 @@ using namespace rn;
 
 namespace {
 
-system::RunReport run(const std::vector<std::string>& sets) {
-  auto cfg = test::make_config(sets);
-  auto sys = test::make_system(*cfg);
-  return sys->run("");
-}
-
-uint64_t stat(const system::RunReport& r, const char* group, const char* name) {
-  return r.json["stats"][group][name]["value"].get<uint64_t>();
-}
-
-const host::WorkloadResult& only(const system::RunReport& r) {
-  INFO("run error: " << r.error);
-  REQUIRE(r.ok);
-  REQUIRE(r.workloads.size() == 1);
-  REQUIRE(r.workloads[0].ok);
-  return r.workloads[0];
-}
+using test::only;
+using test::run;
+using test::stat;
 
 // A bandwidth workload: every message counted, goodput and message rate in the report and in
 // stats.json.
