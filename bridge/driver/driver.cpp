@@ -203,11 +203,42 @@ int Driver::dealloc_pd(uint32_t pdn) {
   return exec(dev::CmdOp::DESTROY_PD, &in, sizeof in, nullptr, 0);
 }
 
+uint8_t best_page_shift(uint64_t va, const std::vector<uint64_t>& pages) {
+  // Bits that must be zero in a page's size: where virtual and bus addresses differ (the offset in
+  // a page is the same in both), and where the bus pages stop being contiguous (a page starts
+  // there).
+  constexpr uint64_t k4K = uint64_t(1) << dev::kPageShift;
+  uint64_t mask = 0;
+  const uint64_t v0 = va & ~(k4K - 1);
+  for (size_t i = 0; i < pages.size(); ++i) {
+    const uint64_t v = v0 + i * k4K;
+    mask |= v ^ pages[i];
+    if (i > 0 && pages[i] != pages[i - 1] + k4K) mask |= v;
+  }
+  uint8_t shift = static_cast<uint8_t>(dev::kMaxPageShift);
+  while (shift > dev::kPageShift && (mask & ((uint64_t(1) << shift) - 1))) --shift;
+  return shift;
+}
+
+std::vector<uint64_t> page_list(uint64_t va, const std::vector<uint64_t>& pages, uint8_t shift) {
+  constexpr uint64_t k4K = uint64_t(1) << dev::kPageShift;
+  const uint64_t page = uint64_t(1) << shift;
+  const uint64_t v0 = va & ~(k4K - 1);
+  std::vector<uint64_t> out;
+  for (size_t i = 0; i < pages.size(); ++i) {
+    const uint64_t v = v0 + i * k4K;
+    if (i == 0 || (v & (page - 1)) == 0) out.push_back(pages[i] & ~(page - 1));
+  }
+  return out;
+}
+
 int Driver::reg_mr(uint32_t pdn, uint64_t addr, uint64_t length, uint32_t access, Mr* out) {
   if (length == 0) return fail(EINVAL, "reg_mr: length 0");
-  std::vector<uint64_t> pages;
-  if (!io_.pin_pages(addr, length, &pages))
+  std::vector<uint64_t> pinned;
+  if (!io_.pin_pages(addr, length, &pinned))
     return fail(EFAULT, fmt::format("reg_mr: [{:#x}, +{}) is not mapped", addr, length));
+  const uint8_t shift = best_page_shift(addr, pinned);
+  const std::vector<uint64_t> pages = page_list(addr, pinned, shift);
   size_t mtt_len = pages.size() * 8;
   uint64_t mtt = io_.dma_alloc(mtt_len, 64);
   if (!mtt) {
@@ -222,7 +253,7 @@ int Driver::reg_mr(uint32_t pdn, uint64_t addr, uint64_t length, uint32_t access
   in.length = length;
   in.mtt_addr = mtt;
   in.n_pages = static_cast<uint32_t>(pages.size());
-  in.page_shift = 12;
+  in.page_shift = shift;
   dev::CreateMrOut r{};
   int e = exec(dev::CmdOp::CREATE_MR, &in, sizeof in, &r, sizeof r);
   io_.dma_free(mtt, mtt_len);
@@ -230,7 +261,7 @@ int Driver::reg_mr(uint32_t pdn, uint64_t addr, uint64_t length, uint32_t access
     io_.unpin_pages(addr, length);
     return e;
   }
-  *out = Mr{r.lkey, r.rkey, addr, length, pdn};
+  *out = Mr{r.lkey, r.rkey, addr, length, pdn, shift};
   return 0;
 }
 

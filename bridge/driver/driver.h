@@ -84,7 +84,16 @@ struct Mr {
   uint32_t lkey = 0, rkey = 0;
   uint64_t addr = 0, length = 0;
   uint32_t pdn = 0;
+  uint8_t page_shift = 12;  // log2 of its MTT's page size
 };
+
+// The page size reg_mr gives a region, as Linux's ib_umem_find_best_pgsz: the largest 2^shift
+// (dev::kPageShift..dev::kMaxPageShift) such that the region's pages, 4 KiB each at bus addresses
+// `pages` from the one holding `va`, make whole pages of 2^shift bytes that are contiguous on the
+// bus and lie at the same offset in a page as their virtual addresses.
+uint8_t best_page_shift(uint64_t va, const std::vector<uint64_t>& pages);
+// The region's page list in pages of 2^shift bytes: the bus address of each (aligned to it).
+std::vector<uint64_t> page_list(uint64_t va, const std::vector<uint64_t>& pages, uint8_t shift);
 struct Srq;
 struct QpCap {
   uint32_t max_send_wr = 128, max_recv_wr = 128, max_send_sge = 1, max_recv_sge = 1;

@@ -618,7 +618,8 @@ Device::Result Device::check_mr(const dev::CreateMrIn& a) const {
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, access)};
   if (a.access & static_cast<uint32_t>(dev::Access::ZERO_BASED))
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, access)};  // zero-based MRs: not yet
-  if (a.page_shift != 12) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, page_shift)};
+  if (a.page_shift < dev::kPageShift || a.page_shift > dev::kMaxPageShift)
+    return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, page_shift)};
   if (a.length == 0 || a.length > max_mr_size_)
     return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, length)};
   if (!pcie::in_address_space(a.iova, a.length))

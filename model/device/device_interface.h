@@ -28,6 +28,7 @@ constexpr uint64_t kMaxSrqDoorbells = 0x10000;
 constexpr uint64_t kWqeDbBase = 0x2000000;
 constexpr uint64_t kWqeDbStride = 0x100;
 constexpr uint64_t kPageShift = 12;
+constexpr uint64_t kMaxPageShift = 30;
 constexpr uint64_t kMaxEqLogSize = 16;
 
 // BAR0 register offsets.
@@ -1101,14 +1102,17 @@ static_assert(offsetof(CreatePdOut, rsvd) == 4, "CreatePdOut.rsvd offset");
 // addresses at mtt_addr, page i holding bytes [i*page, (i+1)*page) of the region counted from the
 // page containing iova.
 struct CreateMrIn {
-  uint32_t pdn;        // +0
-  uint32_t access;     // +4 Access flags
-  uint64_t iova;       // +8 address the region starts at, as seen by the application
-  uint64_t length;     // +16 bytes
-  uint64_t mtt_addr;   // +24 host address of the page list
-  uint32_t n_pages;    // +32 entries in the page list
-  uint8_t page_shift;  // +36 log2 page size (12)
-  uint8_t rsvd[19];    // +37
+  uint32_t pdn;       // +0
+  uint32_t access;    // +4 Access flags
+  uint64_t iova;      // +8 address the region starts at, as seen by the application
+  uint64_t length;    // +16 bytes
+  uint64_t mtt_addr;  // +24 host address of the page list
+  uint32_t n_pages;   // +32 entries in the page list
+  uint8_t
+      page_shift;  // +36 log2 of the size of the pages the list names, page_shift..max_page_shift
+                   // (4 KiB..1 GiB): each entry is the bus address of one page, aligned to it; the
+                   // region's iova lies at the same offset in its first page
+  uint8_t rsvd[19];  // +37
 };
 static_assert(sizeof(CreateMrIn) == 56, "CreateMrIn size");
 static_assert(offsetof(CreateMrIn, pdn) == 0, "CreateMrIn.pdn offset");

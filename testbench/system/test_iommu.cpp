@@ -2,6 +2,8 @@
 // every workload's bytes checked with DMA addresses that are IOVAs, translations counted where
 // the IOTLB's reach says they must miss or hit, and faults never. (Mistakes in the configuration:
 // testbench/unit/cli, iommu_and_page_sizes.) Each TEST_CASE is one simulation (one process).
+#include <fmt/core.h>
+
 #include <catch2/catch.hpp>
 
 #include "testbench/system/harness.h"
@@ -108,4 +110,62 @@ TEST_CASE("iommu: dma_bench sequential writes land where the host finds them", "
 TEST_CASE("iommu: dma_bench random writes through the IOMMU land where the host finds them",
           "[iommu]") {
   dma_writes("random", "true");
+}
+
+// The driver gives each region the largest page its buffer allows: 4 KiB for scattered 4 KiB
+// pages, 2 MiB and 1 GiB for huge pages. With the IOMMU the region is one contiguous run of IOVAs
+// aligned as the buffer: at least the buffer's page, more where the run happens to be aligned
+// further (as with Linux's IOVAs).
+void page_sizes(bool mmu) {
+  auto cfg = test::make_config({std::string("iommu.enabled=") + (mmu ? "true" : "false")});
+  auto sys = test::make_system(*cfg);
+  std::vector<std::string> failures;
+  auto body = [&] {
+    host::SimHost& h = *sys->node(0).host;
+    drv::Driver& d = *sys->node(0).driver;
+    if (d.open() != 0) {
+      failures.push_back("open: " + d.last_error());
+      return;
+    }
+    uint32_t pd = 0;
+    d.alloc_pd(&pd);
+    const uint32_t access = static_cast<uint32_t>(dev::Access::LOCAL_WRITE);
+    for (auto [page, shift] :
+         {std::pair<uint64_t, int>{4096, 12}, {2ull << 20, 21}, {1ull << 30, 30}}) {
+      const uint64_t len = 3 * page + 12345;  // several pages and a part
+      const uint64_t va = h.alloc_buffer(len, page);
+      for (uint64_t off : {uint64_t(0), page / 2}) {  // from a page's start, and its middle
+        drv::Mr mr;
+        if (d.reg_mr(pd, va + off, len - off, access, &mr) != 0) {
+          failures.push_back(fmt::format("reg_mr of {}-byte pages: {}", page, d.last_error()));
+          continue;
+        }
+        if (mmu ? mr.page_shift < shift : mr.page_shift != shift)
+          failures.push_back(fmt::format("{}-byte pages at offset {}: page_shift {}, expected {}{}",
+                                         page, off, mr.page_shift, mmu ? "at least " : "", shift));
+        d.dereg_mr(mr);
+      }
+    }
+  };
+  auto r = sys->run_custom(body, {});
+  INFO(r.error);
+  for (const auto& f : failures) FAIL_CHECK(f);
+  CHECK(failures.empty());
+}
+
+TEST_CASE("iommu: regions of huge pages get huge MTT pages", "[iommu][pages]") {
+  page_sizes(false);
+}
+
+TEST_CASE("iommu: regions of huge pages get huge MTT pages through the IOMMU", "[iommu][pages]") {
+  page_sizes(true);
+}
+
+// Every byte of WRITEs, READs and SENDs through MTTs of 1 GiB pages.
+TEST_CASE("iommu: perftest workloads verify every byte with 1 GiB pages", "[iommu][pages]") {
+  auto r = run({"run.workloads=write_bw,read_bw,send_lat", "host.page_size=1GiB",
+                "write_bw.iterations=200", "read_bw.iterations=200", "send_lat.iterations=100"});
+  INFO("run error: " << r.error);
+  REQUIRE(r.ok);
+  for (const auto& w : r.workloads) CHECK(w.verified_bytes > 0);
 }

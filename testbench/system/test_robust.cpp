@@ -1,7 +1,8 @@
 // Inputs that were once mishandled: a driver's addresses at the top of memory, a PSN window
 // smaller than a message, packets of many pieces, posts before RTS, a busy QP destroyed,
 // responses nobody asked for, SEND with invalidate, registering unmapped memory, a receive
-// buffer that overflows, an oversized page list. Each TEST_CASE is its own simulation.
+// buffer that overflows, an oversized page list, page sizes out of range or misaligned. Each
+// TEST_CASE is its own simulation.
 #include <fmt/core.h>
 
 #include <catch2/catch.hpp>
@@ -147,6 +148,26 @@ TEST_CASE("Rings, command blocks and page lists at the top of memory work or are
     const uint64_t read = stat(t.sys->sim().stats.to_json(), "host0.pcie", "dma_read_bytes");
     t.expect(read - read_before < 4096,
              fmt::format("the refused page list was read: {} bytes", read - read_before));
+    // Page sizes outside 4 KiB..1 GiB, and a page list entry not aligned to its page size.
+    mr.mtt_addr = kTop - 7;
+    mr.n_pages = 1;
+    for (uint8_t shift : {uint8_t(11), uint8_t(31), uint8_t(63)}) {
+      mr.page_shift = shift;
+      o = c.run(blk, dev::CmdOp::CREATE_MR, mr);
+      t.expect(o.status == static_cast<uint8_t>(dev::CmdStatus::BAD_PARAM) &&
+                   o.syndrome == kArgs + offsetof(dev::CreateMrIn, page_shift),
+               fmt::format("page_shift {}: status {} syndrome {}", shift, o.status, o.syndrome));
+    }
+    mr.page_shift = 21;  // the entry (0x30000) is not aligned to 2 MiB
+    mr.iova = 0x200000;
+    o = c.run(blk, dev::CmdOp::CREATE_MR, mr);
+    t.expect(o.status == static_cast<uint8_t>(dev::CmdStatus::BAD_PARAM) &&
+                 o.syndrome == kArgs + offsetof(dev::CreateMrIn, mtt_addr),
+             fmt::format("a 2 MiB page at 0x30000: status {} syndrome {}", o.status, o.syndrome));
+    const uint64_t huge = 0x200000;  // aligned: taken
+    c.poke(kTop - 7, &huge, 8);
+    o = c.run(blk, dev::CmdOp::CREATE_MR, mr);
+    t.expect(o.status == 0, fmt::format("a 2 MiB page at 0x200000: status {}", o.status));
     // An event queue whose ring would wrap.
     a.h->mmio_write32(dev::reg::EQ_ADDR_LO, static_cast<uint32_t>(kTop - 63));
     a.h->mmio_write32(dev::reg::EQ_ADDR_HI, static_cast<uint32_t>((kTop - 63) >> 32));
