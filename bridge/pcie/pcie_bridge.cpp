@@ -103,6 +103,7 @@ void Bridge::read_pieces(Job* j) {
     if (p.pa == kUnmapped) {
       std::memset(d, 0xFF, p.len);  // an Unsupported Request completion: all ones
       iommu_->fault(p.iova, p.len, false);
+      j->failed = true;
     } else if (sparse_) {
       sparse_->read(p.pa, d, p.len);
     } else {
@@ -160,6 +161,7 @@ RN_HOT void Bridge::put_job(Job* j) {
   j->share_out = nullptr;
   j->share_in = nullptr;
   j->has_event = false;
+  j->failed = false;
   j->n = 0;
   free_jobs_.push_back(j);
 }
@@ -293,8 +295,12 @@ RN_HOT void Bridge::dma_read(const SgEntry* sg, int n, uint8_t* dst, Tick not_be
       }
     }
     Callback cb = std::move(j->done);
+    const bool failed = j->failed;
     put_job(j);
-    if (cb) cb();
+    if (!cb) return;
+    read_failed_ = failed;
+    cb();
+    read_failed_ = false;
   });
 }
 

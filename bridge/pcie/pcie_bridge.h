@@ -82,6 +82,9 @@ class DmaPort {
                                   Callback release, const PageRef* share = nullptr) = 0;
   // MSI-X message: a 4-byte posted write upstream.
   virtual void msi(uint64_t addr, uint32_t data, Tick not_before) = 0;
+  // Inside a dma_read's `done`: true if the read's completions carried an error (its IOMMU found
+  // no mapping for part of it): the data is not memory's (all ones where it failed).
+  virtual bool read_failed() const { return false; }
   // The time every DMA write and MSI-X message issued so far is in host memory (now, if none is
   // in flight): what a device reset waits for before it reports itself complete.
   virtual Tick writes_done() const = 0;
@@ -139,6 +142,7 @@ class Bridge final : public DmaPort {
                           Callback release, const PageRef* share = nullptr) override;
   void msi(uint64_t addr, uint32_t data, Tick not_before) override;
   Tick writes_done() const override;
+  bool read_failed() const override { return read_failed_; }
   using DmaPort::dma_read;
   using DmaPort::dma_write;
 
@@ -176,6 +180,7 @@ class Bridge final : public DmaPort {
     };
     std::vector<Piece> pieces;
     uint64_t gen = 0;
+    bool failed = false;  // a read: a piece found no mapping
   };
   static constexpr uint64_t kUnmapped = ~uint64_t(0);
   // The IOMMU path: translates j's entries into j->pieces (now, and again if the mappings
@@ -211,6 +216,7 @@ class Bridge final : public DmaPort {
   int read_lane_;  // DMA reads complete in order (completions share one direction): a lane
   MmioTarget* device_ = nullptr;
   Iommu* iommu_ = nullptr;
+  bool read_failed_ = false;  // during a failed read's completion callback
   HostObserver* host_ = nullptr;
   std::vector<std::unique_ptr<Job>> all_jobs_;
   std::vector<Job*> free_jobs_;

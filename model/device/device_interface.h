@@ -919,6 +919,8 @@ enum class VendorErr : uint32_t {
   XLATE_BOUNDS = 4,  // LOC_PROT_ERR: the SGE runs outside the region
   XLATE_TOO_MANY_SEGMENTS = 5,  // LOC_PROT_ERR: a packet's piece of the SGEs needs more physical
                                 // segments than the DMA engine takes (64)
+  DMA_READ_FAULT = 6,  // LOC_PROT_ERR: the DMA read of a packet's payload failed: the host's IOMMU
+                       // found no mapping for a page the region names (the packet was not sent)
   RNR_NAK = 0x20,  // RNR_RETRY_EXC_ERR: the last RNR NAK's syndrome, 0x20 to 0x3F (low 5 bits: its
                    // RNR timer code)
   NAK_PSN_SEQ = 0x60,     // RETRY_EXC_ERR: a PSN sequence error NAK

@@ -99,6 +99,8 @@ Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
           "ghost_responses", "count",
           "READ responses and atomic acknowledgements for nothing outstanding, discarded")),
       local_errors_(stats_.counter("local_errors", "count", "WQEs failed locally (bad WQE, lkey)")),
+      dma_read_errors_(stats_.counter("dma_read_errors", "count",
+                                      "packets whose payload's DMA read failed (not sent)")),
       flushed_(stats_.counter("flushed", "count", "send WQEs completed with WR_FLUSH_ERR")),
       stalls_window_(stats_.counter("stalls_window", "count", "scheduler skips: PSN window full")),
       stalls_xlate_(stats_.counter("stalls_translation", "count",
@@ -555,10 +557,35 @@ RN_HOT void Requester::send_one(QpCtx& q) {
   if (read_payload) {
     dma_.dma_read(
         reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, payload, ready,
-        [this, slot] { port_.landed(slot); }, &f->payload_page);
+        [this, slot, qpn = q.qpn, epoch = q.epoch, idx = q.sq.cur_idx] {
+          if (dma_.read_failed()) return payload_failed(slot, qpn, epoch, idx);
+          port_.landed(slot);
+        },
+        &f->payload_page);
   } else {
     port_.drain();
   }
+}
+
+// The payload of a packet of WQE `idx` could not be read from host memory (the host's IOMMU found
+// no mapping): the packet is not sent, and the WQE fails with LOC_PROT_ERR (DMA_READ_FAULT), the
+// QP going to ERR once it is the oldest outstanding (as a local protection error found before
+// sending).
+RN_NOINLINE void Requester::payload_failed(uint32_t slot, uint32_t qpn, uint32_t epoch,
+                                           uint32_t idx) {
+  port_.dropped(slot);
+  ++dma_read_errors_;
+  QpCtx* q = t_.qp(qpn);
+  if (!q || q->epoch != epoch || q->state == dev::QpState::ERR) return;
+  RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} WQE {}: the payload's DMA read failed", qpn,
+         idx);
+  if (Outstanding* e = entry(*q, idx)) {
+    e->status = WcStatus::LOC_PROT_ERR;
+    e->vendor_err = static_cast<uint8_t>(dev::VendorErr::DMA_READ_FAULT);
+  }
+  q->sq.phase = SqPhase::kStopped;
+  ++local_errors_;
+  retire(*q);
 }
 
 RN_NOINLINE const wire::PathInfo* Requester::ud_datagram(const QpCtx& q, bool imm,

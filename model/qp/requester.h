@@ -95,6 +95,9 @@ class Requester : public TxPort::Source {
   void ack_timed_out(QpCtx& q);
   void retire(QpCtx& q);
   void local_error(QpCtx& q, dev::WcStatus st, uint8_t vendor_err);
+  // A packet's payload could not be read (its DMA read failed): the packet is dropped, WQE idx
+  // fails with LOC_PROT_ERR (DMA_READ_FAULT).
+  void payload_failed(uint32_t slot, uint32_t qpn, uint32_t epoch, uint32_t idx);
   void complete(QpCtx& q, const Outstanding& e, dev::WcStatus st, uint8_t vendor_err, Tick when);
   void continue_flush(QpCtx& q);
   Tick now() const { return env_.now(); }
@@ -147,6 +150,7 @@ class Requester : public TxPort::Source {
   uint64_t& stale_acks_;
   uint64_t& ghost_responses_;
   uint64_t& local_errors_;
+  uint64_t& dma_read_errors_;
   uint64_t& flushed_;
   uint64_t& stalls_window_;
   uint64_t& stalls_xlate_;

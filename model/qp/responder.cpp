@@ -31,6 +31,9 @@ Responder::Responder(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
       seq_naks_(stats_.counter("seq_naks", "count", "PSN sequence error NAKs sent")),
       naks_sent_(stats_.counter("naks", "count",
                                 "error NAKs sent (invalid request, access, operational)")),
+      read_dma_errors_(stats_.counter("read_dma_errors", "count",
+                                      "READ response packets whose payload's DMA read failed "
+                                      "(not sent: NAK remote operational error)")),
       rnr_naks_(stats_.counter("rnr_naks", "count", "RNR NAKs sent: no receive WQE posted")),
       acks_sent_(stats_.counter("acks", "count", "ACKs sent")),
       placed_bytes_(stats_.counter("placed_bytes", "B", "payload bytes written to host memory")),
@@ -932,10 +935,26 @@ void Responder::produce() {
   if (plen > 0) {
     dma_.dma_read(
         reinterpret_cast<const pcie::SgEntry*>(segs.seg), segs.n, t + hl, ready,
-        [this, slot] { port_.landed(slot); }, &f->payload_page);
+        [this, slot, qpn = q.qpn, epoch = q.epoch, psn = h.psn] {
+          if (dma_.read_failed()) return read_failed(slot, qpn, epoch, psn);
+          port_.landed(slot);
+        },
+        &f->payload_page);
   } else {
     port_.drain();
   }
+}
+
+// The payload of a READ response could not be read from host memory (the host's IOMMU found no
+// mapping): the packet is not sent, and the responder answers the request with NAK remote
+// operational error (IBA: an error local to the responder prevented it from completing the
+// request) and moves the QP to ERR. Response packets before it may have left.
+RN_NOINLINE void Responder::read_failed(uint32_t slot, uint32_t qpn, uint32_t epoch, uint32_t psn) {
+  port_.dropped(slot);
+  ++read_dma_errors_;
+  QpCtx* q = t_.qp(qpn);
+  if (!q || q->epoch != epoch || q->state == dev::QpState::ERR) return;
+  fail(*q, w::kAethSynNakRemOp, psn, "a READ response's DMA read failed (IOMMU fault)");
 }
 
 void Responder::flush(QpCtx& q) {

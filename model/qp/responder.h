@@ -35,6 +35,9 @@ class Responder : public TxPort::Source {
   // The QP entered ERR: flush the receive WQEs (of a QP attached to an SRQ, only the one it had
   // taken; then QP_LAST_WQE_REACHED).
   void flush(QpCtx& q);
+  // A READ response's payload could not be read (its DMA read failed): NAK remote operational
+  // error, the QP to ERR.
+  void read_failed(uint32_t slot, uint32_t qpn, uint32_t epoch, uint32_t psn);
   // The QP went back to RESET.
   void reset(QpCtx& q);
 
@@ -156,6 +159,7 @@ class Responder : public TxPort::Source {
   uint64_t& duplicates_;
   uint64_t& seq_naks_;
   uint64_t& naks_sent_;
+  uint64_t& read_dma_errors_;
   uint64_t& rnr_naks_;
   uint64_t& acks_sent_;
   uint64_t& placed_bytes_;

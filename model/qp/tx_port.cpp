@@ -16,7 +16,9 @@ TxPort::TxPort(const NicEnv& env, net::FramePool& pool, const PortFraming& frami
       control_frames_(stats_.counter("control_frames", "count", "ACKs and NAKs sent")),
       stalls_link_(stats_.counter("stalls_link", "count", "pipeline waits: link queue full")),
       loopback_frames_(stats_.counter("loopback_frames", "count",
-                                      "frames to the NIC's own address, looped back inside")) {
+                                      "frames to the NIC's own address, looped back inside")),
+      dropped_(stats_.counter("dropped", "count",
+                              "pipeline packets not sent: their payload's DMA read failed")) {
   depth_ = std::max<uint32_t>(1, env.params.tx_pipeline_depth);
   ring_.resize(pow2_ceil(depth_));
   mask_ = static_cast<uint32_t>(ring_.size() - 1);
@@ -75,9 +77,15 @@ RN_HOT void TxPort::drain() {
   while (head_ != tail_) {
     Slot& s = ring_[head_ & mask_];
     if (!s.ready) break;
-    wrap(s.f, s.tlen, s.path);
-    out(s.f, s.path, now() + env_.params.tx_pipeline_latency);
-    ++frames_;
+    if (s.drop) {
+      pool_.put(s.f);
+      ++dropped_;
+      s.drop = false;
+    } else {
+      wrap(s.f, s.tlen, s.path);
+      out(s.f, s.path, now() + env_.params.tx_pipeline_latency);
+      ++frames_;
+    }
     if (s.owner) s.owner->sent();
     s.f = nullptr;
     s.ready = false;

@@ -71,6 +71,13 @@ class TxPort {
     s.ready = true;
     drain();
   }
+  // The payload of slot `idx` could not be read (its DMA read failed): the slot's frame is
+  // dropped when it reaches the head, never sent (its owner is told as if it had left).
+  void dropped(uint32_t idx) {
+    ring_[idx].drop = true;
+    ring_[idx].ready = true;
+    drain();
+  }
   // Sends every complete slot at the pipeline's head.
   void drain();
   // A control frame (tlen transport bytes in place in f): framed and sent at `ready` or later.
@@ -90,6 +97,7 @@ class TxPort {
     net::Frame* f = nullptr;
     uint32_t tlen = 0;
     bool ready = false;
+    bool drop = false;        // dropped(): freed at the head, not sent
     Source* owner = nullptr;  // told when the packet leaves (Source::sent), if set
     wire::PathInfo path;
   };
@@ -118,6 +126,7 @@ class TxPort {
   uint64_t& control_frames_;
   uint64_t& stalls_link_;
   uint64_t& loopback_frames_;
+  uint64_t& dropped_;
 };
 
 }  // namespace rn::qp
