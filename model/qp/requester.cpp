@@ -579,13 +579,7 @@ RN_NOINLINE void Requester::payload_failed(uint32_t slot, uint32_t qpn, uint32_t
   if (!q || q->epoch != epoch || q->state == dev::QpState::ERR) return;
   RN_LOG(env_.sim, LogCat::kError, env_.name, "qp {} WQE {}: the payload's DMA read failed", qpn,
          idx);
-  if (Outstanding* e = entry(*q, idx)) {
-    e->status = WcStatus::LOC_PROT_ERR;
-    e->vendor_err = static_cast<uint8_t>(dev::VendorErr::DMA_READ_FAULT);
-  }
-  q->sq.phase = SqPhase::kStopped;
-  ++local_errors_;
-  retire(*q);
+  fail_wqe(*q, idx, WcStatus::LOC_PROT_ERR, static_cast<uint8_t>(dev::VendorErr::DMA_READ_FAULT));
 }
 
 RN_NOINLINE const wire::PathInfo* Requester::ud_datagram(const QpCtx& q, bool imm,
@@ -1111,9 +1105,13 @@ void Requester::on_atomic_ack(QpCtx& q, const RxPacket& p) {
 }
 
 void Requester::local_error(QpCtx& q, WcStatus st, uint8_t vendor_err) {
-  // Mark the current WQE's entry failed. Packets of it already sent are acknowledged normally
-  // first; the failure is reported when it reaches the head.
-  if (Outstanding* e = entry(q, q.sq.cur_idx)) {
+  fail_wqe(q, q.sq.cur_idx, st, vendor_err);
+}
+
+void Requester::fail_wqe(QpCtx& q, uint32_t idx, WcStatus st, uint8_t vendor_err) {
+  // Mark the WQE's entry failed. Packets of it already sent are acknowledged normally first; the
+  // failure is reported when it reaches the head.
+  if (Outstanding* e = entry(q, idx)) {
     e->status = st;
     e->vendor_err = vendor_err;
   }

@@ -94,7 +94,10 @@ class Requester : public TxPort::Source {
   void arm_ack_timer(QpCtx& q);
   void ack_timed_out(QpCtx& q);
   void retire(QpCtx& q);
-  void local_error(QpCtx& q, dev::WcStatus st, uint8_t vendor_err);
+  void local_error(QpCtx& q, dev::WcStatus st, uint8_t vendor_err);  // the current WQE
+  // WQE idx fails (st, vendor_err): the send queue stops, the QP goes to ERR once it is the
+  // oldest outstanding WQE.
+  void fail_wqe(QpCtx& q, uint32_t idx, dev::WcStatus st, uint8_t vendor_err);
   // A packet's payload could not be read (its DMA read failed): the packet is dropped, WQE idx
   // fails with LOC_PROT_ERR (DMA_READ_FAULT).
   void payload_failed(uint32_t slot, uint32_t qpn, uint32_t epoch, uint32_t idx);

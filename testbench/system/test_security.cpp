@@ -436,94 +436,72 @@ TEST_CASE("local_lkey.receive_forged", "[security][lkey]") {
   t.report();
 }
 
-// Row 22: DMA to an IOVA the IOMMU does not map. Host 1's kernel unmaps its region's IOVAs while
-// the region is still registered (a driver that unpins too early). Host 0's WRITE reaches host
-// 1's NIC, which translates the rkey and writes to the IOVAs its MTT holds: the IOMMU finds no
-// mapping and drops every byte (a posted write has no completion: the NIC cannot know, and host
-// 0's WRITE completes as on real hardware), and counts the faults. Not one byte of host 1's
-// memory changes: not the buffer's pages, nor anything else.
-TEST_CASE("iommu_unmapped_iova.write", "[security][iommu]") {
-  Bench t({"iommu.enabled=true"});
-  t.run([&] {
-    if (!t.setup()) return;
-    t.fill(t.a, 0, 65536, 11);
-    t.b.h->unpin_pages(t.b.mr.addr, t.b.mr.length);  // the IOVAs go, the region stays
-    MemGuard g(t);
-    g.take();
-    t.expect(t.post(t.a, WrOpcode::RDMA_WRITE, 1, 0, 8192, drv::kSendSignaled) == 0,
-             "post: " + t.a.d->last_error());
-    auto w = t.poll(t.a, t.a.scq, 1);
-    t.expect(w.size() == 1 && w[0].status == WcStatus::SUCCESS,
-             w.empty() ? "no CQE" : wc_str(w[0]));
-    t.b.h->cpu(5 * kUs);  // every write the responder issued has reached the IOMMU
-    g.check();
-    t.expect(state_of(t.a) == dev::QpState::RTS && state_of(t.b) == dev::QpState::RTS,
-             "a QP left RTS");
-  });
-  // Each piece of the two pages' data faulted at host 1's IOMMU; nothing else did.
-  CHECK(stat(t.stats, "host1.iommu", "faults") >= 2);
-  CHECK(stat(t.stats, "host0.iommu", "faults") == 0);
-  CHECK(stat(t.stats, "host1.nic.resp", "placed_bytes") == 8192);  // the NIC placed them
-  t.report();
-}
-
-// Row 22, READ: host 0 READs host 1's region whose IOVAs host 1's kernel unmapped. Host 1's NIC
-// reads the response's payload; the IOMMU answers with an error (Unsupported Request), so the
-// NIC sends no data but NAK remote operational error (0x63) and moves its QP to ERR: host 0's
-// READ completes REM_OP_ERR. Not one byte changes on either host (host 0's buffer does not get
-// the failed read's all-ones data).
-TEST_CASE("iommu_unmapped_iova.read", "[security][iommu]") {
+// Row 22: DMA to an IOVA the IOMMU does not map. Both hosts have an IOMMU; `victim`'s kernel
+// unmaps its region's IOVAs while the region is still registered (a driver that unpins too
+// early). Host 0 then posts `op` of `len` bytes at the start of host 1's buffer. Checks the
+// completion (status, vendor_err), both QPs' states, and that not one byte of either host's
+// memory changed.
+void unmapped_iova(bool victim_is_responder, WrOpcode op, WcStatus want, uint8_t vendor_err,
+                   dev::QpState requester, dev::QpState responder,
+                   const std::function<void(const nlohmann::json&)>& counters) {
   Bench t({"iommu.enabled=true"});
   t.run([&] {
     if (!t.setup(kAll, kAll)) return;
+    t.fill(t.a, 0, 65536, 11);
     t.fill(t.b, 0, 65536, 5);
-    t.b.h->unpin_pages(t.b.mr.addr, t.b.mr.length);
+    Peer& victim = victim_is_responder ? t.b : t.a;
+    victim.h->unpin_pages(victim.mr.addr, victim.mr.length);  // the IOVAs go, the region stays
     MemGuard g(t);
     g.take();
-    t.expect(t.post(t.a, WrOpcode::RDMA_READ, 1, 0, 1024, drv::kSendSignaled) == 0,
-             "post: " + t.a.d->last_error());
+    t.expect(t.post(t.a, op, 1, 0, 8192, drv::kSendSignaled) == 0, "post: " + t.a.d->last_error());
     auto w = t.poll(t.a, t.a.scq, 1);
-    t.expect(w.size() == 1 && w[0].status == WcStatus::REM_OP_ERR &&
-                 w[0].vendor_err == wire::kAethSynNakRemOp,
+    t.expect(w.size() == 1 && w[0].status == want && w[0].vendor_err == vendor_err,
              w.empty() ? "no CQE" : wc_str(w[0]));
-    t.b.h->cpu(5 * kUs);
+    t.b.h->cpu(5 * kUs);  // every DMA either NIC issued has reached its IOMMU
     g.check();
-    t.expect(state_of(t.a) == dev::QpState::ERR, "host 0's QP is not in ERR");
-    t.expect(state_of(t.b) == dev::QpState::ERR, "host 1's QP is not in ERR");
+    t.expect(state_of(t.a) == requester, "host 0's QP state");
+    t.expect(state_of(t.b) == responder, "host 1's QP state");
   });
-  CHECK(stat(t.stats, "host1.iommu", "faults") >= 1);
-  CHECK(stat(t.stats, "host1.nic.resp", "read_dma_errors") == 1);
-  CHECK(stat(t.stats, "host1.nic.resp", "naks") == 1);
-  CHECK(stat(t.stats, "host1.nic.tx", "dropped") == 1);
+  counters(t.stats);
   t.report();
 }
 
-// Row 22, the local side: host 0 WRITEs from its own region whose IOVAs its kernel unmapped. Its
-// NIC reads the payload and the IOMMU answers with an error: no packet is sent (host 1 never sees
-// the all-ones data), the WQE completes LOC_PROT_ERR (vendor_err DMA_READ_FAULT) and host 0's QP
-// goes to ERR; host 1's stays in RTS. Not one byte changes on either host.
+// A WRITE into host 1's unmapped region: host 1's NIC translates the rkey and writes to the IOVAs
+// its MTT holds; the IOMMU finds no mapping, drops every byte and counts the faults. A posted
+// write has no completion: the NIC cannot know, and host 0's WRITE completes SUCCESS, as on real
+// hardware.
+TEST_CASE("iommu_unmapped_iova.write", "[security][iommu]") {
+  unmapped_iova(true, WrOpcode::RDMA_WRITE, WcStatus::SUCCESS, 0, dev::QpState::RTS,
+                dev::QpState::RTS, [](const nlohmann::json& st) {
+                  CHECK(stat(st, "host1.iommu", "faults") >= 2);  // each page's piece
+                  CHECK(stat(st, "host0.iommu", "faults") == 0);
+                  CHECK(stat(st, "host1.nic.resp", "placed_bytes") == 8192);  // the NIC did
+                });
+}
+
+// A READ of host 1's unmapped region: the responder's payload read fails (the IOMMU answers with
+// an error), so no data is sent, but NAK remote operational error (0x63), and its QP goes to
+// ERR. Host 0's buffer never gets the failed read's all-ones data.
+TEST_CASE("iommu_unmapped_iova.read", "[security][iommu]") {
+  unmapped_iova(true, WrOpcode::RDMA_READ, WcStatus::REM_OP_ERR, wire::kAethSynNakRemOp,
+                dev::QpState::ERR, dev::QpState::ERR, [](const nlohmann::json& st) {
+                  CHECK(stat(st, "host1.iommu", "faults") >= 2);
+                  CHECK(stat(st, "host1.nic.resp", "read_dma_errors") >= 1);
+                  CHECK(stat(st, "host1.nic.resp", "naks") == 1);
+                  CHECK(stat(st, "host1.nic.tx", "dropped") >= 1);
+                });
+}
+
+// A WRITE from host 0's own unmapped region: its payload reads fail, no packet is sent (host 1
+// never sees all-ones data), the WQE completes LOC_PROT_ERR (DMA_READ_FAULT) and host 0's QP goes
+// to ERR; host 1's stays in RTS.
 TEST_CASE("iommu_unmapped_iova.local_write_source", "[security][iommu]") {
-  Bench t({"iommu.enabled=true"});
-  t.run([&] {
-    if (!t.setup()) return;
-    t.fill(t.a, 0, 65536, 5);
-    t.a.h->unpin_pages(t.a.mr.addr, t.a.mr.length);
-    MemGuard g(t);
-    g.take();
-    t.expect(t.post(t.a, WrOpcode::RDMA_WRITE, 1, 0, 8192, drv::kSendSignaled) == 0,
-             "post: " + t.a.d->last_error());
-    auto w = t.poll(t.a, t.a.scq, 1);
-    t.expect(w.size() == 1 && w[0].status == WcStatus::LOC_PROT_ERR &&
-                 w[0].vendor_err == static_cast<uint8_t>(dev::VendorErr::DMA_READ_FAULT),
-             w.empty() ? "no CQE" : wc_str(w[0]));
-    t.b.h->cpu(5 * kUs);
-    g.check();
-    t.expect(state_of(t.a) == dev::QpState::ERR, "host 0's QP is not in ERR");
-    t.expect(state_of(t.b) == dev::QpState::RTS, "host 1's QP left RTS");
-  });
-  CHECK(stat(t.stats, "host0.iommu", "faults") >= 2);
-  CHECK(stat(t.stats, "host0.nic.req", "dma_read_errors") == 2);
-  CHECK(stat(t.stats, "host0.nic.tx", "dropped") == 2);
-  CHECK(stat(t.stats, "host1.nic.resp", "placed_bytes") == 0);
-  t.report();
+  unmapped_iova(false, WrOpcode::RDMA_WRITE, WcStatus::LOC_PROT_ERR,
+                static_cast<uint8_t>(dev::VendorErr::DMA_READ_FAULT), dev::QpState::ERR,
+                dev::QpState::RTS, [](const nlohmann::json& st) {
+                  CHECK(stat(st, "host0.iommu", "faults") >= 2);
+                  CHECK(stat(st, "host0.nic.req", "dma_read_errors") == 2);
+                  CHECK(stat(st, "host0.nic.tx", "dropped") == 2);
+                  CHECK(stat(st, "host1.nic.resp", "placed_bytes") == 0);
+                });
 }
