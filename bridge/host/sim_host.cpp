@@ -12,6 +12,8 @@ namespace rn::host {
 
 namespace {
 constexpr uint64_t kPage = 4096;
+// Frame numbers of each page size (pcie::kPageShifts): 2^26 of 4 KiB, 2^16 of 2 MiB, 2^9 of 1 GiB.
+constexpr unsigned kFrameBits[3] = {26, 16, 9};
 // Bytes from va to the end of its (virtual) page.
 uint64_t page_rest(uint64_t va) { return kPage - (va % kPage); }
 sc_core::sc_time ps(Tick t) { return sc_core::sc_time::from_value(t); }
@@ -60,8 +62,7 @@ uint64_t SimHost::frame(int size, uint64_t k) const {
   // adjacent, so every translation path (MTT, page splits) is exercised. Multiplying by an odd
   // constant modulo 2^bits is a bijection: no frame is handed out twice.
   static constexpr uint64_t kBase[3] = {kPageBase, kHugeBase, kGiantBase};
-  static constexpr unsigned kBits[3] = {26, 16, 9};
-  const uint64_t n = p_.scatter_pages ? (k * 0x9E3779B1ull) & ((1ull << kBits[size]) - 1) : k;
+  const uint64_t n = p_.scatter_pages ? (k * 0x9E3779B1ull) & ((1ull << kFrameBits[size]) - 1) : k;
   return kBase[size] + (n << pcie::kPageShifts[size]);
 }
 
@@ -72,10 +73,9 @@ uint64_t SimHost::alloc_buffer(uint64_t len, uint64_t page_size) {
   if (size < 0)
     throw std::invalid_argument(
         fmt::format("{}: page size {} is not 4 KiB, 2 MiB or 1 GiB", name_, page_size));
-  static constexpr unsigned kBits[3] = {26, 16, 9};
   const uint64_t pg = uint64_t(1) << pcie::kPageShifts[size];
   const uint64_t n = (len + pg - 1) / pg;
-  if (frames_next_[size] + n > (1ull << kBits[size]))
+  if (frames_next_[size] + n > (1ull << kFrameBits[size]))
     throw std::length_error(
         fmt::format("{}: out of application page frames of {} bytes", name_, page_size));
   const uint64_t va = (app_next_ + pg - 1) & ~(pg - 1);

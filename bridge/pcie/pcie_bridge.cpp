@@ -18,6 +18,8 @@ Params with_memory(const BridgeParams& p) {
   l.posted_write_latency += p.mem_write_latency;
   return l;
 }
+// Bytes from a to the end of its 4 KiB page.
+uint64_t page_rest(uint64_t a) { return hostmem::kPageSize - (a & hostmem::kPageMask); }
 }  // namespace
 
 Bridge::Bridge(Sim& sim, const std::string& name, const BridgeParams& p, hostmem::Memory& mem)
@@ -86,7 +88,7 @@ void Bridge::map_pieces(Job* j) {
       uint64_t pa = kUnmapped, span = left;
       if (!iommu_->lookup(a, &pa, &span)) {
         pa = kUnmapped;
-        span = hostmem::kPageSize - (a & hostmem::kPageMask);  // faults page by page
+        span = page_rest(a);  // faults page by page
       }
       const uint32_t k = static_cast<uint32_t>(std::min(span, left));
       j->pieces.push_back(Job::Piece{pa, a, k});
@@ -134,8 +136,8 @@ Tick Bridge::ats_ready(const SgEntry* sg, int n, Tick start) {
     uint64_t a = sg[i].addr, left = sg[i].len;
     while (left) {  // each page the entry touches
       t = std::max(t, iommu_->ats_ready(a, start, p_.link.link_latency));
-      uint64_t pa, span = hostmem::kPageSize - (a & hostmem::kPageMask);
-      if (!iommu_->lookup(a, &pa, &span)) span = hostmem::kPageSize - (a & hostmem::kPageMask);
+      uint64_t pa, span;
+      if (!iommu_->lookup(a, &pa, &span)) span = page_rest(a);
       const uint64_t k = std::min(span, left);
       a += k;
       left -= k;

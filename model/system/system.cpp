@@ -806,32 +806,28 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
     nlohmann::json j;
     j["ok"] = res.ok;
     if (!res.error.empty()) j["error"] = res.error;
+    j["size_bytes"] = res.params.size;
+    j["bytes"] = res.bytes;
+    j["start_ps"] = res.start;
+    j["end_ps"] = res.end;
     if (host::is_dma_bench(res.params.kind)) {
       const auto& p = res.params;
       j["op"] = p.dma_write ? "write" : "read";
-      j["size_bytes"] = p.size;
       j["window_bytes"] = p.window;
       j["pattern"] = p.dma_random ? "random" : "sequential";
       j["outstanding"] = p.outstanding;
       j["page_size_bytes"] = p.page_size;
       j["requests"] = res.messages;
-      j["bytes"] = res.bytes;
-      j["start_ps"] = res.start;
-      j["end_ps"] = res.end;
       j["bandwidth_gbps"] = res.goodput_gbps;
       j["request_rate_mtps"] = res.msg_rate_mpps;
       j["latency_ns"] = latency_json(res.latency);
       wl[p.kind] = j;
       continue;
     }
-    j["size_bytes"] = res.params.size;
     j["iterations"] = res.params.iterations;
     j["qps"] = res.params.qps;
     j["mtu_bytes"] = res.params.mtu;
     j["messages"] = res.messages;
-    j["bytes"] = res.bytes;
-    j["start_ps"] = res.start;
-    j["end_ps"] = res.end;
     j["verified_bytes"] = res.verified_bytes;
     j["traffic_wall_seconds"] = res.wall_seconds;
     j["traffic_packets"] = res.packets;
