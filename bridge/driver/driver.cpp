@@ -110,6 +110,26 @@ int Driver::open() {
   io_.mmio_write32(dev::reg::MSIX_ADDR_HI, static_cast<uint32_t>(msi >> 32));
   io_.mmio_write32(dev::reg::MSIX_DATA, 0);
   io_.mmio_write32(dev::reg::MSIX_CTRL, dev::MsixCtrlBits{/*masked=*/false}.pack());
+  if (caps_.icm) return map_icm();
+  return 0;
+}
+
+int Driver::map_icm() {
+  dev::QueryDeviceIn q{};
+  q.page = 2;
+  dev::QueryDeviceIcmOut r{};
+  if (int e = exec(dev::CmdOp::QUERY_DEVICE, &q, sizeof q, &r, sizeof r)) return e;
+  const uint64_t bytes = (r.icm_bytes + 4095) & ~uint64_t(4095);
+  const uint64_t icm = io_.dma_alloc(bytes, 4096);
+  if (!icm) return fail(ENOMEM, fmt::format("no DMA memory for {} bytes of context memory", bytes));
+  dev::MapIcmIn in{};
+  in.addr = icm;
+  in.bytes = bytes;
+  if (int e = exec(dev::CmdOp::MAP_ICM, &in, sizeof in, nullptr, 0)) {
+    io_.dma_free(icm, bytes);
+    return e;
+  }
+  icm_ = icm;
   return 0;
 }
 
@@ -256,12 +276,18 @@ int Driver::reg_mr(uint32_t pdn, uint64_t addr, uint64_t length, uint32_t access
   in.page_shift = shift;
   dev::CreateMrOut r{};
   int e = exec(dev::CmdOp::CREATE_MR, &in, sizeof in, &r, sizeof r);
-  io_.dma_free(mtt, mtt_len);
+  // With context memory (CAPS.icm) the page list is the region's MTT, which the device reads
+  // again on cache misses: it lives as long as the region.
+  if (e || !caps_.icm) io_.dma_free(mtt, mtt_len);
   if (e) {
     io_.unpin_pages(addr, length);
     return e;
   }
   *out = Mr{r.lkey, r.rkey, addr, length, pdn, shift};
+  if (caps_.icm) {
+    out->mtt_addr = mtt;
+    out->mtt_len = mtt_len;
+  }
   return 0;
 }
 
@@ -271,7 +297,10 @@ int Driver::dereg_mr(const Mr& mr) {
   const int e = exec(dev::CmdOp::DESTROY_MR, &in, sizeof in, nullptr, 0);
   // Gone from the device: the pages are the process's again. (Still there, or a device that did
   // not answer: they stay pinned.)
-  if (e == 0) io_.unpin_pages(mr.addr, mr.length);
+  if (e == 0) {
+    io_.unpin_pages(mr.addr, mr.length);
+    if (mr.mtt_addr) io_.dma_free(mr.mtt_addr, mr.mtt_len);
+  }
   return e;
 }
 

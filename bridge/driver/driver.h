@@ -85,6 +85,9 @@ struct Mr {
   uint64_t addr = 0, length = 0;
   uint32_t pdn = 0;
   uint8_t page_shift = 12;  // log2 of its MTT's page size
+  // CAPS.icm: the page list the device reads on MTT cache misses, freed after DESTROY_MR.
+  uint64_t mtt_addr = 0;
+  size_t mtt_len = 0;
 };
 
 // The page size reg_mr gives a region, as Linux's ib_umem_find_best_pgsz: the largest 2^shift
@@ -200,9 +203,13 @@ class Driver {
   // Checks the device identity (ID, and VERSION 1 or later), reads CAPS if the device and the
   // driver's options go to version 2, sets up the command block, the event queue and MSI-X.
   int open();
+  // CAPS.icm: gives the device the context memory it asks for (QUERY_DEVICE page 2, MAP_ICM).
+  int map_icm();
   // What the driver uses of the device beyond version 1 (after open(); all clear for a
   // version-1 device or driver, wqe_doorbell clear if the options turn it off).
   const dev::CapsBits& caps() const { return caps_; }
+  // CAPS.icm: where the device's context memory is (0: none given).
+  uint64_t icm() const { return icm_; }
   uint32_t device_version() const { return device_version_; }
   const DriverOptions& options() const { return opts_; }
 
@@ -281,6 +288,7 @@ class Driver {
   uint32_t device_version_ = 0;
   dev::CapsBits caps_{};
   uint64_t cmd_block_ = 0;
+  uint64_t icm_ = 0;
   uint32_t token_ = 0;
   uint64_t eq_ = 0;
   uint32_t eq_size_ = 0, eq_ci_ = 0;

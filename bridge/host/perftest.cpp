@@ -211,7 +211,20 @@ bool receives_into(const WorkloadParams& p, bool client) {
   }
 }
 bool posts_sends(const WorkloadParams& p, bool client) { return client || ping_pong(p.kind); }
-uint64_t src_bytes(const WorkloadParams& p) { return std::max<uint64_t>(p.size, 1); }
+uint64_t src_bytes(const WorkloadParams& p) { return std::max<uint64_t>({p.size, p.region, 1}); }
+// read_bw with a region: the slot of the server's source that READ i of QP q reads, and the seed
+// of the pattern it holds. Without one: slot 0, the QP's pattern.
+uint64_t read_slot(const WorkloadParams& p, uint32_t q, uint64_t i) {
+  if (p.region <= p.size || p.size == 0) return 0;
+  uint64_t x = (uint64_t(p.pattern_seed) << 32 ^ uint64_t(q) << 48 ^ i) * 0x9E3779B97F4A7C15ull;
+  x ^= x >> 29;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 32;
+  return x % (p.region / p.size);
+}
+uint64_t slot_seed(const WorkloadParams& p, uint32_t q, uint64_t slot) {
+  return seed_for(p, 1, q) + slot * 0x100000001B3ull;
+}
 uint64_t dst_bytes(const WorkloadParams& p, bool client) {
   if (verb_of(p.kind) != Verb::kAtomic) return std::max<uint64_t>(p.size + grh_bytes(p), 1);
   return client ? uint64_t(p.tx_depth) * kAtomicSize : kAtomicSize;
@@ -276,7 +289,16 @@ bool Perftest::setup(Side& s, bool is_client) {
     s.dst_mr.emplace_back();
     if (need_src) {
       s.src[i] = s.h.alloc_buffer(s.src_len);
-      s.h.app_fill_pattern(s.src[i], s.src_len, seed_for(p_, s.idx, i));
+      if (p_.region > p_.size && p_.size > 0) {
+        // Only the slots the READs will read are written: a region may be far larger than
+        // memory the simulator could fill (64 GiB costs nothing until touched).
+        for (uint64_t m = 0; m < p_.iterations; ++m) {
+          const uint64_t slot = read_slot(p_, i, m);
+          s.h.app_fill_pattern(s.src[i] + slot * p_.size, p_.size, slot_seed(p_, i, slot));
+        }
+      } else {
+        s.h.app_fill_pattern(s.src[i], s.src_len, seed_for(p_, s.idx, i));
+      }
       const uint32_t acc = lw | (verb_ == Verb::kRead ? remote : 0);
       if (!check(d.reg_mr(s.pdn, s.src[i], s.src_len, acc, &s.src_mr[i]), "reg_mr")) return false;
     }
@@ -576,7 +598,11 @@ void Perftest::check_received(Side& s) {
   const bool atomic = verb_ == Verb::kAtomic;
   for (uint32_t q = 0; q < s.dst.size(); ++q) {
     if (!s.dst[q]) continue;
-    const uint64_t seed = seed_for(p_, 1 - s.idx, q);
+    const uint64_t seed = seed_for(p_, 1 - s.idx, q);  // of the poison, and of the data
+    // read_bw with a region: the data is the last READ's slot.
+    const uint64_t data_seed = p_.region > p_.size && verb_ == Verb::kRead
+                                   ? slot_seed(p_, q, read_slot(p_, q, p_.iterations - 1))
+                                   : seed;
     s.h.wait_writes_landed(s.dst[q], s.dst_len + kGuard);
     // Latency tests: the last byte carries the round-trip marker, not the pattern. UD: the
     // message is behind the 40-byte GRH area.
@@ -597,7 +623,7 @@ void Perftest::check_received(Side& s) {
       n = kAtomicSize;
     } else if (atomic) {
       n = 0;
-    } else if (auto bad = s.h.app_check_pattern(s.dst[q] + grh, n, seed)) {
+    } else if (auto bad = s.h.app_check_pattern(s.dst[q] + grh, n, data_seed)) {
       res_.ok = false;
       if (res_.error.empty())
         res_.error = fmt::format("{} QP {}: received byte {} of {} differs from the {}'s data", who,
@@ -622,7 +648,7 @@ void Perftest::make_wr(uint32_t q, uint64_t i, drv::SendWr* wr, drv::Sge* sg) co
   wr->wr_id = (uint64_t(q) << 40) | i;
   wr->opcode = op_;
   wr->sg_list = sg;
-  wr->remote_addr = peer.addr;
+  wr->remote_addr = peer.addr + (verb_ == Verb::kRead ? read_slot(p_, q, i) * p_.size : 0);
   wr->rkey = peer.rkey;
   wr->ah = s.ah;  // UD
   wr->remote_qpn = peer.qpn;

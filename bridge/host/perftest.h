@@ -90,6 +90,10 @@ struct WorkloadParams {
   // buffer of whichever WQE its QP took), and the server counts each QP's messages by qp_num.
   bool use_srq = false;
   AtomicType atomic_type = AtomicType::kFetchAndAdd;  // atomic tests
+  // read_bw: the server's source region, in bytes (0: one message). Each READ reads a slot of
+  // `size` bytes drawn at random (from pattern_seed, the QP and the message) from it, as Kalia
+  // et al. read at random over large regions: the NIC's MTT then has many pages to cover.
+  uint64_t region = 0;
   uint32_t pattern_seed = 1;
   uint64_t keep_samples = 0;  // latency: the first samples kept one by one (for a CSV)
   // The QPs' local ACK timeout (4.096 us x 2^timeout; 0: none) and retries (perftest's -u and

@@ -3,7 +3,8 @@
 #include <fmt/core.h>
 
 #include <algorithm>
-#include <sstream>
+
+#include "model/core/tag_array.h"
 
 namespace rn::pcie {
 
@@ -14,24 +15,15 @@ int page_size_index(uint64_t bytes) {
 }
 
 namespace {
-bool pow2(uint64_t v) { return v && !(v & (v - 1)); }
 uint64_t page_bytes(int size) { return uint64_t(1) << kPageShifts[size]; }
 
-std::string check_cache(const char* key, uint32_t entries, const char* ways_key, uint32_t ways) {
-  std::ostringstream m;
-  if (entries < 1 || entries > 65536)
-    m << key << ": " << entries << " is not in 1..65536";
-  else if (ways < 1 || ways > entries || entries % ways || !pow2(entries / ways))
-    m << ways_key << ": " << ways << " does not divide " << key << " = " << entries
-      << " into a power-of-two number of sets";
-  return m.str();
-}
 }  // namespace
 
 std::string IommuParams::validate() const {
-  std::string e = check_cache("iommu.iotlb_entries", iotlb_entries, "iommu.iotlb_ways", iotlb_ways);
+  std::string e =
+      check_tag_array("iommu.iotlb_entries", iotlb_entries, "iommu.iotlb_ways", iotlb_ways);
   if (e.empty() && ats)
-    e = check_cache("iommu.atc_entries", atc_entries, "iommu.atc_ways", atc_ways);
+    e = check_tag_array("iommu.atc_entries", atc_entries, "iommu.atc_ways", atc_ways);
   if (e.empty() && (levels < 3 || levels > 5))
     e = fmt::format("iommu.levels: {} is not 3, 4 or 5 (a 1 GiB page needs 3)", levels);
   if (e.empty() && (walkers < 1 || walkers > 64))

@@ -121,13 +121,14 @@ uint32_t Device::mmio_read32(uint64_t off) {
   }
 }
 
-dev::CapsBits Device::caps() {
+dev::CapsBits Device::caps() const {
   dev::CapsBits c;
   c.inline_data = true;
   c.wqe_doorbell = true;
   c.srq = true;
   c.device_control = true;
   c.eq_moderation = true;
+  c.icm = cache_ != nullptr;
   c.max_inline_data = dev::kMaxSendInline;
   return c;
 }
@@ -451,6 +452,13 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
         result(r);
         return {};
       }
+      if (a.page == 2 && cache_ && !v1()) {
+        dev::QueryDeviceIcmOut r{};
+        r.icm_bytes = icm_bytes();
+        r.mpt_entry_bytes = sizeof(dev::MptEntry);
+        result(r);
+        return {};
+      }
       if (a.page != 0) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(dev::QueryDeviceIn, page)};
       dev::QueryDeviceOut r{};
       r.fw_version = 0x00010000;
@@ -517,8 +525,24 @@ Device::Result Device::execute(const dev::CmdIn& in, dev::CmdOut* out) {
     case dev::CmdOp::DESTROY_MR: {
       dev::HandleIn a;
       arg(&a);
-      if (!mrs_.remove(a.handle))
-        return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(dev::HandleIn, handle)};
+      const xlate::Region* r = mrs_.find(a.handle);
+      if (!r) return {CmdStatus::BAD_HANDLE, RN_FIELD_OFF(dev::HandleIn, handle)};
+      if (cache_) {
+        cache_->invalidate(a.handle, r);
+        write_mpt(a.handle, nullptr);
+      }
+      mrs_.remove(a.handle);
+      return {};
+    }
+    case dev::CmdOp::MAP_ICM: {
+      if (!cache_ || v1()) return {CmdStatus::BAD_OPCODE, 0};
+      dev::MapIcmIn a;
+      arg(&a);
+      if (cache_->mpt_base()) return {CmdStatus::BUSY, 0};
+      if (a.addr == 0 || (a.addr & 4095) || !pcie::in_address_space(a.addr, a.bytes))
+        return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(dev::MapIcmIn, addr)};
+      if (a.bytes < icm_bytes()) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(dev::MapIcmIn, bytes)};
+      cache_->set_mpt_base(a.addr);
       return {};
     }
     case dev::CmdOp::CREATE_CQ: {
@@ -643,13 +667,38 @@ Device::Result Device::create_mr(const dev::CreateMrIn& a, dev::CmdOut* out) {
   const uint64_t page = uint64_t(1) << a.page_shift;
   for (uint64_t pa : mr_pages_)
     if (pa & (page - 1)) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, mtt_addr)};
-  uint32_t key = mrs_.add(a.pdn, a.access, a.iova, a.length, a.page_shift, std::move(mr_pages_));
+  if (cache_ && !cache_->mpt_base()) return {CmdStatus::NO_RESOURCES, 0};  // before MAP_ICM
+  uint32_t key = mrs_.add(a.pdn, a.access, a.iova, a.length, a.page_shift, std::move(mr_pages_),
+                          cache_ ? a.mtt_addr : 0);
   mr_pages_.clear();
   if (key == 0) return {CmdStatus::NO_RESOURCES, 0};
+  if (cache_) {
+    cache_->invalidate(key, nullptr);
+    write_mpt(key, mrs_.find(key));
+  }
   dev::CreateMrOut r{};
   r.lkey = r.rkey = key;
   std::memcpy(out->result, &r, sizeof r);
   return {};
+}
+
+uint64_t Device::icm_bytes() const { return uint64_t(mrs_.max_regions()) * sizeof(dev::MptEntry); }
+
+void Device::write_mpt(uint32_t key, const xlate::Region* r) {
+  dev::MptEntry e{};
+  if (r) {
+    e.key = r->key;
+    e.pdn = r->pdn;
+    e.access = r->access;
+    e.page_shift = r->page_shift;
+    e.valid = 1;
+    e.iova = r->iova;
+    e.length = r->length;
+    e.mtt_addr = r->mtt_addr;
+    e.n_pages = static_cast<uint32_t>(r->pages.size());
+  }
+  dma_.dma_write(cache_->mpt_base() + uint64_t(key >> 8) * sizeof e,
+                 reinterpret_cast<const uint8_t*>(&e), sizeof e, now(), [] {});
 }
 
 Device::Result Device::create_cq(const dev::CreateCqIn& a, dev::CmdOut* out) {
@@ -850,6 +899,7 @@ void Device::start_reset() {
     }
   }
   mrs_.remove_all();
+  if (cache_) cache_->reset();  // the context memory too: the driver maps it again
   for (uint32_t n = 1; n < t_.pds.size(); ++n) {
     if (t_.pds[n]) {
       t_.pds[n] = false;

@@ -11,6 +11,7 @@
 #include "model/qp/completion.h"
 #include "model/qp/qp_engine.h"
 #include "model/qp/qp_table.h"
+#include "model/translation/context_cache.h"
 #include "model/translation/mr_table.h"
 
 namespace rn::device {
@@ -25,7 +26,9 @@ class Device : public pcie::MmioTarget {
   // A write-combined burst: a WQE with its doorbell (WQE_DOORBELL), or a 4-byte register write.
   void mmio_write(uint64_t offset, const uint8_t* data, uint32_t len) override;
   // What CAPS reads (device interface version 2).
-  static dev::CapsBits caps();
+  dev::CapsBits caps() const;
+  // The context caches (CAPS.icm), or none: MrTable alone, no context memory.
+  void use_cache(xlate::ContextCache* c) { cache_ = c; }
 
  private:
   using Result = qp::CmdResult;
@@ -38,6 +41,10 @@ class Device : public pcie::MmioTarget {
   void cq_doorbell(uint64_t offset, uint32_t value);
   void srq_doorbell(uint64_t offset, uint32_t value);
   void start_command(uint32_t token);
+  // CAPS.icm: the context memory MAP_ICM must give, and a key's MptEntry written there by DMA
+  // (zeroes without a region).
+  uint64_t icm_bytes() const;
+  void write_mpt(uint32_t key, const xlate::Region* r);
   void finish_command(uint64_t addr, uint64_t gen);
   // Device control (CAPS.device_control): CTRL, STATUS, CMD_ABORT, DRIVER_VERSION.
   // A write while a reset runs or the device is disabled: false if refused (the slow path: only
@@ -75,6 +82,7 @@ class Device : public pcie::MmioTarget {
   const qp::NicEnv& env_;
   qp::QpTable& t_;
   xlate::MrTable& mrs_;
+  xlate::ContextCache* cache_ = nullptr;
   qp::Completion& comp_;
   qp::QpEngine& qps_;
   pcie::DmaPort& dma_;

@@ -143,6 +143,11 @@ struct CapsBits {
   bool device_control = false;
   // bit 4: interrupt moderation: EQ_MODERATION
   bool eq_moderation = false;
+  // bit 5: the device keeps its memory-key table (MPT) in host memory the driver gives it
+  // (QUERY_DEVICE page 2, MAP_ICM) and caches it and the regions' page lists (MTT) on chip; a
+  // region's page list stays where CREATE_MR found it, read again on MTT cache misses: the driver
+  // keeps it unchanged until DESTROY_MR completes (see Context memory)
+  bool icm = false;
   // bits 31:16: the most payload bytes a send WQE may carry inline (also bounded by its QP's WQE
   // stride: 2^sq_wqe_shift - 32); 0 without inline_data
   uint32_t max_inline_data = 0;
@@ -167,13 +172,17 @@ struct CapsBits {
   static constexpr uint32_t kEqModerationWidth = 1;
   static constexpr uint32_t kEqModerationMax = 0x1;    // largest value
   static constexpr uint32_t kEqModerationMask = 0x10;  // in the register
+  static constexpr uint32_t kIcmShift = 5;
+  static constexpr uint32_t kIcmWidth = 1;
+  static constexpr uint32_t kIcmMax = 0x1;    // largest value
+  static constexpr uint32_t kIcmMask = 0x20;  // in the register
   static constexpr uint32_t kMaxInlineDataShift = 16;
   static constexpr uint32_t kMaxInlineDataWidth = 16;
   static constexpr uint32_t kMaxInlineDataMax = 0xffff;       // largest value
   static constexpr uint32_t kMaxInlineDataMask = 0xffff0000;  // in the register
-  static constexpr uint32_t kFieldsMask = 0xffff001f;
+  static constexpr uint32_t kFieldsMask = 0xffff003f;
   // Reserved bits: written as 0 (a write with one set is refused), read as 0.
-  static constexpr uint32_t kReservedMask = 0xffe0;
+  static constexpr uint32_t kReservedMask = 0xffc0;
 
   // Every field of a register value; reserved bits are ignored (test kReservedMask).
   static constexpr CapsBits unpack(uint32_t v) {
@@ -183,6 +192,7 @@ struct CapsBits {
     b.srq = (v & kSrqMask) != 0;
     b.device_control = (v & kDeviceControlMask) != 0;
     b.eq_moderation = (v & kEqModerationMask) != 0;
+    b.icm = (v & kIcmMask) != 0;
     b.max_inline_data = (v & kMaxInlineDataMask) >> kMaxInlineDataShift;
     return b;
   }
@@ -191,13 +201,13 @@ struct CapsBits {
   constexpr uint32_t pack() const {
     return (inline_data ? kInlineDataMask : 0u) | (wqe_doorbell ? kWqeDoorbellMask : 0u) |
            (srq ? kSrqMask : 0u) | (device_control ? kDeviceControlMask : 0u) |
-           (eq_moderation ? kEqModerationMask : 0u) |
+           (eq_moderation ? kEqModerationMask : 0u) | (icm ? kIcmMask : 0u) |
            ((max_inline_data << kMaxInlineDataShift) & kMaxInlineDataMask);
   }
   friend constexpr bool operator==(const CapsBits& a, const CapsBits& b) {
     return a.inline_data == b.inline_data && a.wqe_doorbell == b.wqe_doorbell && a.srq == b.srq &&
            a.device_control == b.device_control && a.eq_moderation == b.eq_moderation &&
-           a.max_inline_data == b.max_inline_data;
+           a.icm == b.icm && a.max_inline_data == b.max_inline_data;
   }
   friend constexpr bool operator!=(const CapsBits& a, const CapsBits& b) { return !(a == b); }
 };
@@ -713,8 +723,10 @@ const char* to_string(RegError v);
 
 // Command opcodes (CmdIn.opcode).
 enum class CmdOp : uint32_t {
-  QUERY_DEVICE = 1,   // device limits (in: QueryDeviceIn; out: QueryDeviceOut, or with page 1
-                      // QueryDeviceSrqOut)
+  QUERY_DEVICE = 1,  // device limits (in: QueryDeviceIn; out: QueryDeviceOut, or with page 1
+                     // QueryDeviceSrqOut)
+  MAP_ICM =
+      3,  // CAPS.icm: give the device its context memory (in: MapIcmIn), once, before CREATE_MR
   QUERY_PORT = 2,     // port attributes (in: QueryPortIn, out: QueryPortOut)
   CREATE_PD = 0x10,   // allocate a protection domain (out: CreatePdOut)
   DESTROY_PD = 0x11,  // free a protection domain (in: HandleIn)
@@ -1007,13 +1019,70 @@ static_assert(offsetof(HandleIn, rsvd) == 4, "HandleIn.rsvd offset");
 
 // QUERY_DEVICE input (a version-1 driver leaves it zero).
 struct QueryDeviceIn {
-  uint8_t page;  // +0 0: QueryDeviceOut; 1 (CAPS.srq): QueryDeviceSrqOut; other values are refused
-                 // (BAD_PARAM)
+  uint8_t page;      // +0 0: QueryDeviceOut; 1 (CAPS.srq): QueryDeviceSrqOut; 2 (CAPS.icm):
+                     // QueryDeviceIcmOut; other values are refused (BAD_PARAM)
   uint8_t rsvd[55];  // +1
 };
 static_assert(sizeof(QueryDeviceIn) == 56, "QueryDeviceIn size");
 static_assert(offsetof(QueryDeviceIn, page) == 0, "QueryDeviceIn.page offset");
 static_assert(offsetof(QueryDeviceIn, rsvd) == 1, "QueryDeviceIn.rsvd offset");
+
+// QUERY_DEVICE page 2 (CAPS.icm): the context memory the device needs.
+struct QueryDeviceIcmOut {
+  uint64_t icm_bytes;  // +0 bytes of host memory MAP_ICM must give: max_mr entries of MptEntry,
+                       // from the first key index (0) up
+  uint32_t mpt_entry_bytes;  // +8 size of one MptEntry (64)
+  uint8_t rsvd[36];          // +12
+};
+static_assert(sizeof(QueryDeviceIcmOut) == 48, "QueryDeviceIcmOut size");
+static_assert(offsetof(QueryDeviceIcmOut, icm_bytes) == 0, "QueryDeviceIcmOut.icm_bytes offset");
+static_assert(offsetof(QueryDeviceIcmOut, mpt_entry_bytes) == 8,
+              "QueryDeviceIcmOut.mpt_entry_bytes offset");
+static_assert(offsetof(QueryDeviceIcmOut, rsvd) == 12, "QueryDeviceIcmOut.rsvd offset");
+
+// MAP_ICM input (CAPS.icm). The memory becomes the device's: the driver neither reads nor writes it
+// until the device is reset or gone. Refused: without CAPS.icm (BAD_OPCODE), when context memory is
+// mapped already (BUSY), an address that is 0, not 4 KiB aligned or not a valid bus address, or
+// fewer bytes than QueryDeviceIcmOut.icm_bytes (BAD_PARAM).
+struct MapIcmIn {
+  uint64_t addr;     // +0 bus address of the memory, 4 KiB aligned, contiguous
+  uint64_t bytes;    // +8 its length
+  uint8_t rsvd[40];  // +16
+};
+static_assert(sizeof(MapIcmIn) == 56, "MapIcmIn size");
+static_assert(offsetof(MapIcmIn, addr) == 0, "MapIcmIn.addr offset");
+static_assert(offsetof(MapIcmIn, bytes) == 8, "MapIcmIn.bytes offset");
+static_assert(offsetof(MapIcmIn, rsvd) == 16, "MapIcmIn.rsvd offset");
+
+// CAPS.icm: one memory key's entry in the device's context memory, at MapIcmIn.addr + 64 * (key >>
+// 8). The device writes it at CREATE_MR and zeroes it at DESTROY_MR; its MPT cache reads it on a
+// miss.
+struct MptEntry {
+  uint32_t key;        // +0 lkey == rkey, (index << 8) | variant
+  uint32_t pdn;        // +4
+  uint32_t access;     // +8 Access flags
+  uint8_t page_shift;  // +12 log2 of the page size of the region's MTT
+  uint8_t valid;       // +13 1 for a live region
+  uint8_t rsvd0[2];    // +14
+  uint64_t iova;       // +16
+  uint64_t length;     // +24
+  uint64_t mtt_addr;   // +32 bus address of the region's page list (CreateMrIn.mtt_addr), read on
+                       // MTT cache misses
+  uint32_t n_pages;    // +40 entries in the page list
+  uint8_t rsvd[20];    // +44
+};
+static_assert(sizeof(MptEntry) == 64, "MptEntry size");
+static_assert(offsetof(MptEntry, key) == 0, "MptEntry.key offset");
+static_assert(offsetof(MptEntry, pdn) == 4, "MptEntry.pdn offset");
+static_assert(offsetof(MptEntry, access) == 8, "MptEntry.access offset");
+static_assert(offsetof(MptEntry, page_shift) == 12, "MptEntry.page_shift offset");
+static_assert(offsetof(MptEntry, valid) == 13, "MptEntry.valid offset");
+static_assert(offsetof(MptEntry, rsvd0) == 14, "MptEntry.rsvd0 offset");
+static_assert(offsetof(MptEntry, iova) == 16, "MptEntry.iova offset");
+static_assert(offsetof(MptEntry, length) == 24, "MptEntry.length offset");
+static_assert(offsetof(MptEntry, mtt_addr) == 32, "MptEntry.mtt_addr offset");
+static_assert(offsetof(MptEntry, n_pages) == 40, "MptEntry.n_pages offset");
+static_assert(offsetof(MptEntry, rsvd) == 44, "MptEntry.rsvd offset");
 
 // QUERY_DEVICE page 1 (CAPS.srq): shared receive queue limits.
 struct QueryDeviceSrqOut {
@@ -1102,7 +1171,9 @@ static_assert(offsetof(CreatePdOut, rsvd) == 4, "CreatePdOut.rsvd offset");
 
 // CREATE_MR input. The page list (MTT) is an array of n_pages little-endian u64 host physical page
 // addresses at mtt_addr, page i holding bytes [i*page, (i+1)*page) of the region counted from the
-// page containing iova.
+// page containing iova. With CAPS.icm the list must stay there, unchanged, until DESTROY_MR
+// completes: the device reads it again whenever its MTT cache misses; and CREATE_MR is refused
+// (NO_RESOURCES, syndrome 0) before MAP_ICM.
 struct CreateMrIn {
   uint32_t pdn;       // +0
   uint32_t access;    // +4 Access flags

@@ -45,6 +45,8 @@ const char* to_string(CmdOp v) {
   switch (v) {
     case CmdOp::QUERY_DEVICE:
       return "QUERY_DEVICE";
+    case CmdOp::MAP_ICM:
+      return "MAP_ICM";
     case CmdOp::QUERY_PORT:
       return "QUERY_PORT";
     case CmdOp::CREATE_PD:

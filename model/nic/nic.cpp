@@ -12,11 +12,17 @@ Nic::Nic(Sim& sim, const std::string& name, const NicConfig& cfg, pcie::DmaPort&
   resp_ = std::make_unique<qp::Responder>(env_, table_, dma, *port_, *comp_, *rxbuf_, pool);
   demux_ = std::make_unique<qp::RxDemux>(env_, table_, framing_, pool, *rxbuf_, *req_, *resp_);
   port_->set_loopback(demux_.get());
-  use_translation(mrs_);
+  if (cfg.cache.enabled) {
+    cache_ = std::make_unique<xlate::ContextCache>(sim, name + ".cache", cfg.cache, mrs_, dma);
+    use_translation(*cache_);
+  } else {
+    use_translation(mrs_);
+  }
   qps_ = std::make_unique<qp::QpEngine>(env_, table_, *req_, *resp_, *comp_);
   req_->bind(*qps_);
   resp_->bind(*qps_);
   dev_ = std::make_unique<device::Device>(env_, table_, mrs_, *comp_, *qps_, dma, cfg.max_mr_size);
+  dev_->use_cache(cache_.get());
 }
 
 Nic::~Nic() = default;

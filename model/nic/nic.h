@@ -27,6 +27,7 @@ namespace rn::nic {
 struct NicConfig {
   qp::NicParams nic;
   xlate::Params xlate;
+  xlate::CacheParams cache;
   uint64_t max_mr_size = 64ull << 30;
 };
 
@@ -60,12 +61,15 @@ class Nic : public pcie::MmioTarget, public net::FrameSink {
   void use_parser(qp::HeaderParser& p) { demux_->use_parser(p); }
   void use_icrc(qp::IcrcEngine& e) { demux_->use_icrc(e); }
   xlate::MrTable& mrs() { return mrs_; }
+  // The context caches (nic.cache.enabled), or null.
+  xlate::ContextCache* cache() { return cache_.get(); }
 
  private:
   qp::NicEnv env_;
   qp::QpTable table_;
   qp::PortFraming framing_;
   xlate::MrTable mrs_;
+  std::unique_ptr<xlate::ContextCache> cache_;
   std::unique_ptr<qp::Completion> comp_;
   std::unique_ptr<qp::TxPort> port_;
   std::unique_ptr<qp::RxBuffer> rxbuf_;

@@ -212,7 +212,11 @@ struct ReadCtx {
 enum class SqWait : uint8_t {
   kNone,
   kTranslation,  // a lookup of its payload answered kPending
-  kRnrTimer,     // an RNR NAK: the refused request goes again when the RNR timer expires
+  // A READ response (or atomic acknowledgement) was dropped because the lookup of its
+  // destination answered kPending: the READ goes again from sq.back_psn once the stage wakes it
+  // (no retry is spent: nothing was lost).
+  kResponseTranslation,
+  kRnrTimer,  // an RNR NAK: the refused request goes again when the RNR timer expires
 };
 
 // The send queue (the requester's). Indices are free-running 32-bit counters (the doorbell

@@ -238,9 +238,14 @@ void Requester::on_translation_ready() {
   waiting.swap(xlate_waiters_);
   for (uint32_t qpn : waiting) {
     QpCtx* q = t_.qp(qpn);
-    if (!q || q->sq.wait != SqWait::kTranslation) continue;
-    q->sq.wait = SqWait::kNone;
-    schedule(*q);
+    if (!q) continue;
+    if (q->sq.wait == SqWait::kTranslation) {
+      q->sq.wait = SqWait::kNone;
+      schedule(*q);
+    } else if (q->sq.wait == SqWait::kResponseTranslation) {
+      q->sq.wait = SqWait::kNone;
+      restart_at(*q, q->sq.back_psn);
+    }
   }
 }
 
@@ -1057,10 +1062,16 @@ bool Requester::place_response(QpCtx& q, ReadCtx& r, net::Frame* f, uint32_t dat
   Tick ready = now();
   uint32_t lkey = 0;
   const xlate::Status st = scatter(xl_, r.sge, r.num_sge, q.pdn, r.off, len, &segs, &ready, &lkey);
-  if (st == xlate::Status::kPending) {  // dropped; asked for again (the stage then knows)
+  if (st == xlate::Status::kPending) {  // dropped; asked for again once the stage knows
     ++stalls_xlate_;
     pool_.put(f);
-    go_back_for_read(q, r);
+    if (q.sq.wait != SqWait::kResponseTranslation) {
+      q.sq.wait = SqWait::kResponseTranslation;
+      // The responses behind it are dropped too, without going back again for each.
+      q.sq.gone_back = true;
+      q.sq.back_psn = q.sq.nak_psn = r.next_psn;
+      xlate_waiters_.push_back(q.qpn);
+    }
     return false;
   }
   if (st != xlate::Status::kOk) {

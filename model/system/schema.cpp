@@ -68,6 +68,11 @@ void add_workload(cfg::Schema& s, const std::string& k, const char* size, const 
          "bandwidth: request a completion every N WQEs (<= tx_depth)", 1, 32768});
   s.add({k + ".mtu", Kind::kSize, std::to_string(w.mtu), "path MTU", 256, 4096, {}});
   s.add({k + ".sges", Kind::kInt, def_int(w.sges), "scatter/gather entries per message", 1, 30});
+  if (k == "read_bw")
+    s.add({k + ".region", Kind::kSize, "0B",
+           "the server's source region (0: one message): each READ reads a message-sized slot "
+           "drawn at random from it (a multiple of size)",
+           0, 1024.0 * 1024 * 1024 * 1024});
   s.add({k + ".imm", Kind::kBool, def(w.imm),
          "use RDMA WRITE/SEND with immediate; the server checks each value (WRITE and SEND "
          "tests)"});
@@ -208,6 +213,9 @@ cfg::Schema make_schema() {
   s.add({"sim.prefetch_hints", Kind::kBool, np.prefetch_hints ? "true" : "false",
          "simulator speed, no effect on results: QP contexts and memory regions are loaded into "
          "the CPU cache ahead of use"});
+  s.add({"sim.cache_memo", Kind::kBool, def(nc.cache.memo),
+         "simulator speed, no effect on results: the context caches remember their last lookup "
+         "that hit, and answer it again without searching their tags"});
   s.add({"sim.log", Kind::kString, "",
          "log categories (cmd,doorbell,wqe,tx,rx,cqe,dma,wire,driver,app,error or all)"});
   // Topology.
@@ -430,6 +438,24 @@ cfg::Schema make_schema() {
          16384, 1024.0 * 1024 * 1024});
   s.add({"nic.translate_latency", Kind::kTime, def_time(nc.xlate.lookup_latency),
          "key check and MTT lookup per access", 0, 1e9});
+  // Context caches (CAPS.icm).
+  s.add({"nic.cache.enabled", Kind::kBool, def(nc.cache.enabled),
+         "the NIC keeps its memory-key table (MPT) in host memory the driver gives it, reads "
+         "each region's page list (MTT) from host memory, and caches both on chip: a miss is a "
+         "64-byte DMA read the access waits for (false: every lookup answers from the NIC's own "
+         "table after nic.translate_latency)"});
+  s.add({"nic.cache.mpt_entries", Kind::kInt, def_int(nc.cache.mpt_entries),
+         "memory keys the MPT cache holds", 1, 1048576});
+  s.add({"nic.cache.mpt_ways", Kind::kInt, def_int(nc.cache.mpt_ways),
+         "MPT cache associativity: mpt_entries / mpt_ways sets, a power of two (LRU in a set)", 1,
+         1048576});
+  s.add({"nic.cache.mtt_entries", Kind::kInt, def_int(nc.cache.mtt_entries),
+         "page translations the MTT cache holds, in lines of 8 (a multiple of 8)", 8, 8388608});
+  s.add({"nic.cache.mtt_ways", Kind::kInt, def_int(nc.cache.mtt_ways),
+         "MTT cache associativity in lines: mtt_entries / 8 / mtt_ways sets, a power of two", 1,
+         1048576});
+  s.add({"nic.cache.misses", Kind::kInt, def_int(nc.cache.misses),
+         "cache misses in flight at once (miss registers); more wait", 1, 256});
   // Capture.
   s.add({"capture.pcap", Kind::kBool, "true", "record the wire into wire.pcap"});
   s.add({"capture.snaplen", Kind::kSize, "65535B", "bytes of each frame recorded", 64, 65535});

@@ -513,6 +513,8 @@ bool HostKernel::check(Client* c, dev::CmdIn* in, dev::CmdOut* out) {
       return owned(c->srqs, handle(), "SRQ", 0);
     case CmdOp::DESTROY_MR:
       return owned(c->mrs, handle(), "memory key", 0);
+    case CmdOp::MAP_ICM:  // the device's own memory is the kernel's to give, never a process's
+      return refuse(dev::CmdStatus::BAD_OPCODE, 0, "context memory is the kernel's to map");
     case CmdOp::CREATE_CQ: {
       dev::CreateCqIn a;
       std::memcpy(&a, in->args, sizeof a);

@@ -95,6 +95,18 @@ pcie::IommuParams System::iommu_params(const cfg::Config& c) {
   return p;
 }
 
+xlate::CacheParams System::cache_params(const cfg::Config& c) {
+  xlate::CacheParams p;
+  p.enabled = c.boolean("nic.cache.enabled");
+  p.mpt_entries = static_cast<uint32_t>(c.integer("nic.cache.mpt_entries"));
+  p.mpt_ways = static_cast<uint32_t>(c.integer("nic.cache.mpt_ways"));
+  p.mtt_entries = static_cast<uint32_t>(c.integer("nic.cache.mtt_entries"));
+  p.mtt_ways = static_cast<uint32_t>(c.integer("nic.cache.mtt_ways"));
+  p.misses = static_cast<uint32_t>(c.integer("nic.cache.misses"));
+  p.memo = c.boolean("sim.cache_memo");
+  return p;
+}
+
 std::vector<std::string> System::workload_list(const cfg::Config& c) {
   std::vector<std::string> out;
   std::stringstream ss(c.str("run.workloads"));
@@ -172,6 +184,7 @@ host::WorkloadParams System::workload_params(const cfg::Config& c, const std::st
     p.inline_size = static_cast<uint32_t>(c.size(k + ".inline_size"));
   p.verify = c.boolean(k + ".verify");
   if (k == "send_bw") p.use_srq = c.boolean(k + ".use_srq");
+  if (k == "read_bw") p.region = c.size(k + ".region");
   if (verb == Verb::kAtomic)
     p.atomic_type = c.str(k + ".atomic_type") == host::to_string(host::AtomicType::kCmpAndSwap)
                         ? host::AtomicType::kCmpAndSwap
@@ -235,6 +248,8 @@ void System::validate() const {
     throw bad("host.page_size", "not a page size: 4KiB, 2MiB or 1GiB");
   if (std::string e = iommu_params(c).validate(); !e.empty())
     throw bad(e.substr(0, e.find(':')), e.substr(e.find(':') + 2));
+  if (std::string e = cache_params(c).validate(); !e.empty())
+    throw bad(e.substr(0, e.find(':')), e.substr(e.find(':') + 2));
   try {
     Logger probe;
     probe.enable(c.str("sim.log"));
@@ -296,6 +311,11 @@ void System::validate() const {
       if (!err.empty()) throw bad(k + ".ops", err);
     }
     auto p = workload_params(c, k);
+    if (p.region != 0 && (p.region < p.size || (p.size && p.region % p.size)))
+      throw conflict(k + ".region", k + ".size",
+                     "a region holds whole messages: a multiple of the message size, at least one");
+    if (p.region > c.size("nic.max_mr_size"))
+      throw conflict(k + ".region", "nic.max_mr_size", "the region is registered as one");
     const bool unreliable = p.qp_type != dev::QpType::RC;
     if (p.qp_type == dev::QpType::UD && host::verb_of(k) != Verb::kSend)
       throw bad(k + ".qp_type",
@@ -512,6 +532,7 @@ System::System(const cfg::Config& c, const std::string& config_name, HostMode mo
   nc.xlate.max_mrs = static_cast<uint32_t>(c.integer("nic.max_mrs"));
   nc.xlate.lookup_latency = c.time("nic.translate_latency");
   nc.max_mr_size = c.size("nic.max_mr_size");
+  nc.cache = cache_params(c);
 
   net::LinkParams lkp;
   lkp.rate_bps = c.bandwidth("link.rate");
@@ -542,11 +563,12 @@ System::System(const cfg::Config& c, const std::string& config_name, HostMode mo
     np.ipv4 = n.ipv4;
     bp.link = host_pcie(c, i);
     if (mode == HostMode::kProcess) {
-      if (c.boolean("iommu.enabled"))
-        throw ConfigError(fmt::format(
-            "{}: key 'iommu.enabled': bad value 'true': the virtual device has no IOMMU model yet "
-            "(simulated hosts only: rnicsim run, replay)",
-            c.source("iommu.enabled")));
+      for (const char* k : {"iommu.enabled", "nic.cache.enabled"})
+        if (c.boolean(k))
+          throw ConfigError(
+              fmt::format("{}: key '{}': bad value 'true': the virtual device has no {} model yet "
+                          "(simulated hosts only: rnicsim run, replay)",
+                          c.source(k), k, k[0] == 'i' ? "IOMMU" : "context-cache"));
       n.pmem = std::make_unique<hostmem::ProcessMemory>();
       n.bridge = std::make_unique<pcie::Bridge>(*sim_, n.name + ".pcie", bp, *n.pmem);
     } else {

@@ -105,6 +105,7 @@ class System {
   // Host `host`'s PCIe link: each hostN.pcie.X set in the configuration, else pcie.X.
   static pcie::Params host_pcie(const cfg::Config& c, int host);
   static pcie::IommuParams iommu_params(const cfg::Config& c);
+  static xlate::CacheParams cache_params(const cfg::Config& c);
   // The key host `host` takes PCIe parameter `leaf` ("gen", "lanes", ...) from.
   static std::string pcie_key(const cfg::Config& c, int host, const std::string& leaf);
 

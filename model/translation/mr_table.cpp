@@ -48,7 +48,7 @@ MrTable::MrTable(Sim& sim, const std::string& name, const Params& p)
 MrTable::~MrTable() { sim_.stats.remove(&stats_); }
 
 uint32_t MrTable::add(uint32_t pdn, uint32_t access, uint64_t iova, uint64_t length,
-                      uint8_t page_shift, std::vector<uint64_t> pages) {
+                      uint8_t page_shift, std::vector<uint64_t> pages, uint64_t mtt_addr) {
   if (live_ >= p_.max_mrs) return 0;
   // The page list must cover the region, or translate() would read past it.
   if (page_shift < 12 || page_shift > 30) return 0;
@@ -76,6 +76,7 @@ uint32_t MrTable::add(uint32_t pdn, uint32_t access, uint64_t iova, uint64_t len
   r.iova = iova;
   r.length = length;
   r.page_shift = page_shift;
+  r.mtt_addr = mtt_addr;
   r.pages = std::move(pages);
   for (size_t i = 0; i < Region::kInlinePages; ++i)
     r.first_pages[i] = i < r.pages.size() ? r.pages[i] : 0;

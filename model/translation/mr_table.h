@@ -18,12 +18,13 @@ namespace rn::xlate {
 
 struct alignas(64) Region {  // aligned: its prefetch (MrTable::prefetch) takes 3 lines, not 4
   bool valid = false;
+  uint8_t page_shift = 12;
   uint32_t key = 0;
   uint32_t pdn = 0;
   uint32_t access = 0;
   uint64_t iova = 0;
   uint64_t length = 0;
-  uint8_t page_shift = 12;
+  uint64_t mtt_addr = 0;        // bus address of the page list in host memory (CAPS.icm), or 0
   std::vector<uint64_t> pages;  // bus address of each page, from the page containing iova
   // The first kInlinePages of `pages` again, inside the entry: a small region is translated from
   // the entry's own cache lines (with many regions in use, one cache miss fewer per access).
@@ -31,6 +32,7 @@ struct alignas(64) Region {  // aligned: its prefetch (MrTable::prefetch) takes 
   uint64_t first_pages[kInlinePages] = {};
   uint64_t page(uint64_t i) const { return i < kInlinePages ? first_pages[i] : pages[i]; }
 };
+static_assert(sizeof(Region) == 192, "a region's entry is three cache lines");
 
 struct Params {
   uint32_t max_mrs = 65536;
@@ -44,8 +46,9 @@ class MrTable final : public Stage {
   // Returns the new key, or 0 when the table is full or the page list does not cover the pages
   // of [iova, iova+length). Keys are (index << 8) | variant; the variant
   // changes each time an index is reused, so a stale key never matches a new region.
+  // `mtt_addr`: where the page list lies in host memory, for the MTT cache (0: nowhere).
   uint32_t add(uint32_t pdn, uint32_t access, uint64_t iova, uint64_t length, uint8_t page_shift,
-               std::vector<uint64_t> pages);
+               std::vector<uint64_t> pages, uint64_t mtt_addr = 0);
   bool remove(uint32_t key);
   // Removes every region (a device reset); returns how many there were.
   size_t remove_all();

@@ -6,6 +6,8 @@
 #                       shared, copied on write; the run with it must have shared pages)
 #   sim.icrc_seal       receivers trust the ICRC their simulated sender sealed
 #   sim.prefetch_hints  QP contexts and regions loaded into the CPU cache ahead of use
+#   sim.cache_memo      the context caches answer their last lookup again without a tag search
+#                       (default.toml's cx5 preset has the caches on)
 #   check_speed_trick_same.sh RNICSIM CONFIG KEY
 set -eu
 rnicsim=$1

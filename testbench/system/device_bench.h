@@ -50,6 +50,44 @@ struct Peer {
   drv::Ah* ah = nullptr;  // UD: the address handle of the peer (connect())
 };
 
+// Commands written by hand, as a driver that is not ours would: the block anywhere in physical
+// memory (even at its top), read back from the memory model itself.
+struct RawCommands {
+  Peer& p;
+  uint32_t token = 0x100;
+  void set_block(uint64_t blk) {
+    p.h->mmio_write32(dev::reg::CMD_ADDR_LO, static_cast<uint32_t>(blk));
+    p.h->mmio_write32(dev::reg::CMD_ADDR_HI, static_cast<uint32_t>(blk >> 32));
+  }
+  void poke(uint64_t addr, const void* src, size_t len) {
+    p.n->bridge->sync();
+    p.n->mem->write(addr, static_cast<const uint8_t*>(src), len);
+  }
+  void peek(uint64_t addr, void* dst, size_t len) {
+    p.n->bridge->sync();
+    p.n->mem->read(addr, static_cast<uint8_t*>(dst), len);
+  }
+  // Runs one command in the block at blk; returns its output (token 0 if it never completed).
+  template <typename In>
+  dev::CmdOut run(uint64_t blk, dev::CmdOp op, const In& args) {
+    dev::CmdIn in{};
+    in.opcode = static_cast<uint16_t>(op);
+    static_assert(sizeof args <= sizeof in.args);
+    std::memcpy(in.args, &args, sizeof args);
+    dev::CmdOut out{};
+    poke(blk, &in, sizeof in);
+    poke(blk + sizeof in, &out, sizeof out);
+    set_block(blk);
+    p.h->mmio_write32(dev::reg::CMD_DOORBELL, ++token);
+    for (int i = 0; i < 100 && out.token != token; ++i) {
+      p.h->cpu(1 * kUs);
+      peek(blk + sizeof in, &out, sizeof out);
+    }
+    if (out.token != token) out = dev::CmdOut{};
+    return out;
+  }
+};
+
 // Everything a test body sees: two peers, connected or not.
 struct Bench {
   std::unique_ptr<cfg::Config> cfg;

@@ -371,6 +371,29 @@ def iommu_and_page_sizes(d):
 
 
 @case
+def context_caches(d):
+    """The NIC's context caches (nic.cache.*): each mistake names its key and value."""
+    cfg = write(d, "c.toml", "[nic.cache]\nenabled = true\nmtt_entries = 12\n")
+    expect_error(d, ["check", cfg], cfg, "'nic.cache.mtt_entries'", "'12'", "multiple of 8")
+    expect_error(d, ["check", cfg, "--set", "nic.cache.mtt_entries=64", "--set",
+                     "nic.cache.mpt_ways=3"], "'nic.cache.mpt_ways'", "'3'", "power-of-two")
+    expect_error(d, ["check", cfg, "--set", "nic.cache.mtt_entries=64", "--set",
+                     "nic.cache.mtt_ways=16"], "'nic.cache.mtt_ways'", "'16'",
+                 "nic.cache.mtt_entries / 8 = 8")
+    expect_error(d, ["check", cfg, "--set", "nic.cache.mtt_entries=64", "--set",
+                     "nic.cache.misses=0"], "'nic.cache.misses'", "'0'")
+    expect_error(d, ["check", cfg, "--set", "nic.cache.mtt_entries=64", "--set",
+                     "run.workloads=read_bw", "--set", "read_bw.size=64", "--set",
+                     "read_bw.region=100"], "'read_bw.region'", "'100'", "multiple of the message")
+    expect_error(d, ["check", cfg, "--set", "nic.cache.mtt_entries=64", "--set",
+                     "run.workloads=read_bw", "--set", "read_bw.region=128GiB"],
+                 "'read_bw.region'", "'128GiB'", "nic.max_mr_size")
+    ok = run(["check", cfg, "--set", "nic.cache.mtt_entries=64"], d)
+    if ok.returncode != 0:
+        raise Failure(f"a good configuration was refused: {ok.stderr}")
+
+
+@case
 def bad_log_category(d):
     # Known issue: sim.log (and --log) are checked only when the System is built, by
     # Logger::enable's std::invalid_argument: exit 1 "rnicsim: error: unknown log category",

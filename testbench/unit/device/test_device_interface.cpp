@@ -122,6 +122,7 @@ TEST_CASE("Register bit fields: every field packs and unpacks alone, nothing els
     FIELD(dev::CapsBits, srq, kSrq);
     FIELD(dev::CapsBits, device_control, kDeviceControl);
     FIELD(dev::CapsBits, eq_moderation, kEqModeration);
+    FIELD(dev::CapsBits, icm, kIcm);
     FIELD(dev::CapsBits, max_inline_data, kMaxInlineData);
     check_register<dev::CapsBits>(covered);
   }
@@ -287,8 +288,9 @@ TEST_CASE("Interface v2: what it adds, and v1 where it was", "[v2]") {
   CHECK(dev::CapsBits::kInlineDataMask == 0x1u);
   CHECK(dev::CapsBits::kWqeDoorbellMask == 0x2u);
   CHECK(dev::CapsBits::kMaxInlineDataMask == 0xFFFF0000u);
-  // bit 2: srq (see the SRQ test); bits 3, 4: device control (see its test)
-  CHECK(dev::CapsBits::kReservedMask == 0x0000FFE0u);
+  // bit 2: srq (see the SRQ test); bits 3, 4: device control (see its test); bit 5: context
+  // memory (testbench/system/test_context_cache.cpp)
+  CHECK(dev::CapsBits::kReservedMask == 0x0000FFC0u);
   dev::CapsBits c;
   c.inline_data = true;
   c.wqe_doorbell = true;
