@@ -59,13 +59,30 @@ struct RawCommands {
     p.h->mmio_write32(dev::reg::CMD_ADDR_LO, static_cast<uint32_t>(blk));
     p.h->mmio_write32(dev::reg::CMD_ADDR_HI, static_cast<uint32_t>(blk >> 32));
   }
-  void poke(uint64_t addr, const void* src, size_t len) {
+  // Bytes at bus address addr: through the host's IOMMU, if it has one (an unmapped IOVA is
+  // skipped), else physical.
+  template <typename F>
+  void each_piece(uint64_t addr, size_t len, F&& f) {
     p.n->bridge->sync();
-    p.n->mem->write(addr, static_cast<const uint8_t*>(src), len);
+    for (size_t done = 0; done < len;) {
+      const uint64_t a = addr + done;
+      uint64_t pa = a, span = len - done;
+      const bool mapped = !p.n->iommu || p.n->iommu->lookup(a, &pa, &span);
+      if (!mapped) span = 4096 - (a & 4095);
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(span, len - done));
+      if (mapped) f(pa, done, n);
+      done += n;
+    }
+  }
+  void poke(uint64_t addr, const void* src, size_t len) {
+    each_piece(addr, len, [&](uint64_t pa, size_t off, size_t n) {
+      p.n->mem->write(pa, static_cast<const uint8_t*>(src) + off, n);
+    });
   }
   void peek(uint64_t addr, void* dst, size_t len) {
-    p.n->bridge->sync();
-    p.n->mem->read(addr, static_cast<uint8_t*>(dst), len);
+    each_piece(addr, len, [&](uint64_t pa, size_t off, size_t n) {
+      p.n->mem->read(pa, static_cast<uint8_t*>(dst) + off, n);
+    });
   }
   // Runs one command in the block at blk; returns its output (token 0 if it never completed).
   template <typename In>

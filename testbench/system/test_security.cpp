@@ -505,3 +505,65 @@ TEST_CASE("iommu_unmapped_iova.local_write_source", "[security][iommu]") {
                   CHECK(stat(st, "host1.nic.resp", "placed_bytes") == 0);
                 });
 }
+
+// Row 23. A page list crafted by hand (a driver that is not ours, through raw commands): host
+// 1's CREATE_MR names the bench buffer's addresses, but its MTT entries are IOVAs the host never
+// mapped (a terabyte past everything it maps). With the IOMMU on, every DMA the NIC makes through
+// them finds no mapping: host 0's WRITE into the region lands nowhere (a posted write: its WQE
+// completes), its READ gets NAK 0x63, and not one byte of either host's memory changes.
+void crafted_page_list(WrOpcode op, WcStatus want, uint8_t vendor_err, dev::QpState state) {
+  Bench t({"iommu.enabled=true"});
+  uint32_t key = 0;
+  t.run([&] {
+    if (!t.setup(kAll, kAll)) return;
+    t.fill(t.a, 0, 65536, 11);
+    t.fill(t.b, 0, 65536, 5);
+    Peer& b = t.b;
+    RawCommands c{b};
+    const uint64_t list = b.h->dma_alloc(64, 64);  // the list itself is mapped: the device reads it
+    const uint64_t nowhere = host::SimHost::kIovaBase + (uint64_t(1) << 40);
+    const uint64_t pages[2] = {nowhere, nowhere + 4096};
+    c.poke(list, pages, sizeof pages);
+    dev::CreateMrIn in{};
+    in.pdn = b.pdn;
+    in.access = kAll;
+    in.iova = b.buf;
+    in.length = 8192;
+    in.mtt_addr = list;
+    in.n_pages = 2;
+    in.page_shift = 12;
+    // Commands by hand in a block of their own; then the driver's block is the device's again.
+    const uint64_t driver_block = b.h->mmio_read32(dev::reg::CMD_ADDR_LO) |
+                                  uint64_t(b.h->mmio_read32(dev::reg::CMD_ADDR_HI)) << 32;
+    const dev::CmdOut o = c.run(b.h->dma_alloc(256, 64), dev::CmdOp::CREATE_MR, in);
+    c.set_block(driver_block);
+    dev::CreateMrOut r{};
+    std::memcpy(&r, o.result, sizeof r);
+    key = r.rkey;
+    t.expect(o.status == 0 && key != 0, fmt::format("raw CREATE_MR: status {}", o.status));
+    MemGuard g(t);
+    g.take();
+    const int64_t delta = int64_t(key) - int64_t(b.mr.rkey);
+    t.expect(t.post(t.a, op, 1, 0, 8192, drv::kSendSignaled, 0, delta) == 0,
+             "post: " + t.a.d->last_error());
+    auto w = t.poll(t.a, t.a.scq, 1);
+    t.expect(w.size() == 1 && w[0].status == want && w[0].vendor_err == vendor_err,
+             w.empty() ? "no CQE" : wc_str(w[0]));
+    b.h->cpu(5 * kUs);  // every DMA either NIC issued has reached its IOMMU
+    g.check();
+    t.expect(state_of(t.a) == state, "host 0's QP state");
+    t.expect(state_of(t.b) == state, "host 1's QP state");
+  });
+  CHECK(stat(t.stats, "host1.iommu", "faults") >= 2);  // each page's piece
+  CHECK(stat(t.stats, "host0.iommu", "faults") == 0);
+  t.report();
+}
+
+TEST_CASE("crafted_page_list.write", "[security][iommu]") {
+  crafted_page_list(WrOpcode::RDMA_WRITE, WcStatus::SUCCESS, 0, dev::QpState::RTS);
+}
+
+TEST_CASE("crafted_page_list.read", "[security][iommu]") {
+  crafted_page_list(WrOpcode::RDMA_READ, WcStatus::REM_OP_ERR, wire::kAethSynNakRemOp,
+                    dev::QpState::ERR);
+}
