@@ -83,6 +83,8 @@ class Device : public pcie::MmioTarget {
   qp::QpTable& t_;
   xlate::MrTable& mrs_;
   xlate::ContextCache* cache_ = nullptr;
+  bool cmd_read_failed_ = false;  // the running command's CmdIn read failed (IOMMU): DMA_ERROR
+  bool mr_pages_failed_ = false;  // so did CREATE_MR's page list read
   qp::Completion& comp_;
   qp::QpEngine& qps_;
   pcie::DmaPort& dma_;

@@ -758,7 +758,9 @@ enum class CmdStatus : uint32_t {
   BUSY = 4,  // the object is still in use (a PD with MRs, QPs or SRQs, a CQ or an SRQ with QPs)
   NO_RESOURCES = 5,  // a device limit is reached
   BAD_STATE = 6,     // illegal QP state transition, or a required attribute missing
-  DMA_ERROR = 7,     // a DMA the command needed failed
+  DMA_ERROR = 7,     // a DMA the command needed failed: the read of its CmdIn (seen in CMD_STATUS
+                  // only: its CmdOut is written to the same unmapped block), or of CREATE_MR's page
+                  // list (syndrome: mtt_addr)
   ABORTED = 8,  // CAPS.device_control: the command was aborted (CMD_ABORT, or a reset) before it
                 // executed: it had no effect. Seen only in CMD_STATUS.status: the CmdOut of an
                 // aborted command is never written
@@ -931,8 +933,10 @@ enum class VendorErr : uint32_t {
   XLATE_BOUNDS = 4,  // LOC_PROT_ERR: the SGE runs outside the region
   XLATE_TOO_MANY_SEGMENTS = 5,  // LOC_PROT_ERR: a packet's piece of the SGEs needs more physical
                                 // segments than the DMA engine takes (64)
-  DMA_READ_FAULT = 6,  // LOC_PROT_ERR: the DMA read of a packet's payload failed: the host's IOMMU
-                       // found no mapping for a page the region names (the packet was not sent)
+  DMA_READ_FAULT =
+      6,  // LOC_PROT_ERR: the DMA read of a packet's payload failed: the host's IOMMU found no
+          // mapping for a page the region names (the packet was not sent). LOC_QP_OP_ERR: the fetch
+          // of the send WQE itself failed (its send queue's memory is not mapped)
   RNR_NAK = 0x20,  // RNR_RETRY_EXC_ERR: the last RNR NAK's syndrome, 0x20 to 0x3F (low 5 bits: its
                    // RNR timer code)
   NAK_PSN_SEQ = 0x60,     // RETRY_EXC_ERR: a PSN sequence error NAK

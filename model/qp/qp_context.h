@@ -96,6 +96,7 @@ struct SendWqeCache {
     dev::Sge sge[dev::kMaxSendSge];
     uint8_t inline_data[dev::kMaxSendInline];  // with WqeFlags::INLINE: hdr.inline_len bytes
   };
+  bool fetch_failed = false;  // its DMA read failed (IOMMU): the bytes are not the driver's
 };
 static_assert(sizeof(dev::Sge) * dev::kMaxSendSge == dev::kMaxSendInline,
               "a WQE's SGEs and its inline payload take the same room after the header");
@@ -126,6 +127,7 @@ void unpack_wqes(const uint8_t* buf, uint32_t n, uint8_t shift, Ring& ring, uint
                  uint32_t max_sge, bool ud = false) {
   for (uint32_t i = 0; i < n; ++i) {
     Cache& c = ring[(first + i) % ring.size()];
+    if constexpr (std::is_same_v<Cache, SendWqeCache>) c.fetch_failed = false;
     const uint8_t* src = buf + (size_t(i) << shift);
     std::memcpy(&c.hdr, src, sizeof c.hdr);
     size_t at = sizeof c.hdr;

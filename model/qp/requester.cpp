@@ -114,6 +114,8 @@ Requester::Requester(const NicEnv& env, QpTable& t, pcie::DmaPort& dma, TxPort& 
       rnr_retries_(
           stats_.counter("rnr_retries", "count", "RNR NAKs answered by waiting and retrying")),
       timeouts_(stats_.counter("timeouts", "count", "local ACK timeouts")),
+      wqe_fetch_faults_(stats_.counter("wqe_fetch_faults", "count",
+                                       "send WQE fetches whose DMA read failed (IOMMU)")),
       read_requests_(stats_.counter("read_requests", "count", "RDMA READ requests sent")),
       read_responses_(stats_.counter("read_responses", "count", "READ response packets placed")),
       duplicate_responses_(
@@ -215,6 +217,11 @@ RN_HOT void Requester::maybe_fetch(QpCtx& q) {
     }
     unpack_wqes<SendWqeCache>(buf->data(), n, q2.sq_shift, q2.sq.cache, q2.sq.fetched,
                               dev::max_send_sge(q2.sq_shift), q2.ud());
+    if (dma_.read_failed()) {  // each WQE fails when it starts (LOC_QP_OP_ERR, DMA_READ_FAULT)
+      ++wqe_fetch_faults_;
+      for (uint32_t i = 0; i < n; ++i)
+        q2.sq.cache[(q2.sq.fetched + i) % q2.sq.cache.size()].fetch_failed = true;
+    }
     t_.put_fetch_buf(buf);
     q2.sq.fetched += n;
     wqes_fetched_ += n;
@@ -310,8 +317,11 @@ RN_HOT bool Requester::start_wqe(QpCtx& q) {
   uint8_t verr = 0;
   // A UD WQE's UdSeg takes the first entries of the stride (before SGEs or inline bytes).
   const uint32_t seg_entries = q.ud() ? kUdSegEntries : 0;
-  if ((!is_write && !is_send && !is_read && !atomic) || (q.uc() && (is_read || atomic)) ||
-      (q.ud() && !is_send)) {
+  if (c.fetch_failed) {
+    err = WcStatus::LOC_QP_OP_ERR;  // the WQE never arrived: what the cache holds is all ones
+    verr = static_cast<uint8_t>(dev::VendorErr::DMA_READ_FAULT);
+  } else if ((!is_write && !is_send && !is_read && !atomic) || (q.uc() && (is_read || atomic)) ||
+             (q.ud() && !is_send)) {
     err = WcStatus::LOC_QP_OP_ERR;  // an unknown opcode, or one UC (UD) does not have
     verr = static_cast<uint8_t>(dev::VendorErr::BAD_OPCODE);
   } else if (inl) {

@@ -162,6 +162,7 @@ class Requester : public TxPort::Source {
   uint64_t& naks_ignored_;
   uint64_t& rnr_retries_;
   uint64_t& timeouts_;
+  uint64_t& wqe_fetch_faults_;
   uint64_t& read_requests_;
   uint64_t& read_responses_;
   uint64_t& duplicate_responses_;

@@ -55,6 +55,24 @@ struct Peer {
 struct RawCommands {
   Peer& p;
   uint32_t token = 0x100;
+  // The command block the device uses now (the driver's, unless set_block changed it).
+  uint64_t block() {
+    return p.h->mmio_read32(dev::reg::CMD_ADDR_LO) |
+           uint64_t(p.h->mmio_read32(dev::reg::CMD_ADDR_HI)) << 32;
+  }
+  // CREATE_MR's arguments for a region of n 4 KiB pages at iova, its page list at `list`.
+  static dev::CreateMrIn mr_args(uint32_t pdn, uint32_t access, uint64_t iova, uint32_t n,
+                                 uint64_t list) {
+    dev::CreateMrIn in{};
+    in.pdn = pdn;
+    in.access = access;
+    in.iova = iova;
+    in.length = uint64_t(n) * 4096;
+    in.mtt_addr = list;
+    in.n_pages = n;
+    in.page_shift = 12;
+    return in;
+  }
   void set_block(uint64_t blk) {
     p.h->mmio_write32(dev::reg::CMD_ADDR_LO, static_cast<uint32_t>(blk));
     p.h->mmio_write32(dev::reg::CMD_ADDR_HI, static_cast<uint32_t>(blk >> 32));

@@ -176,14 +176,7 @@ TEST_CASE("cache: the context memory, MAP_ICM and MPT entries are as the interfa
     const uint64_t list = a.h->dma_alloc(64, 64);
     const uint64_t page = a.h->dma_alloc(4096, 4096);
     c.poke(list, &page, 8);
-    dev::CreateMrIn mr{};
-    mr.pdn = pd.pdn;
-    mr.access = test::kLW;
-    mr.iova = page;
-    mr.length = 4096;
-    mr.mtt_addr = list;
-    mr.n_pages = 1;
-    mr.page_shift = 12;
+    const dev::CreateMrIn mr = test::RawCommands::mr_args(pd.pdn, test::kLW, page, 1, list);
     o = c.run(blk, dev::CmdOp::CREATE_MR, mr);
     t.expect(o.status == static_cast<uint8_t>(dev::CmdStatus::NO_RESOURCES),
              fmt::format("CREATE_MR before MAP_ICM: status {}", o.status));

@@ -524,18 +524,10 @@ void crafted_page_list(WrOpcode op, WcStatus want, uint8_t vendor_err, dev::QpSt
     const uint64_t nowhere = host::SimHost::kIovaBase + (uint64_t(1) << 40);
     const uint64_t pages[2] = {nowhere, nowhere + 4096};
     c.poke(list, pages, sizeof pages);
-    dev::CreateMrIn in{};
-    in.pdn = b.pdn;
-    in.access = kAll;
-    in.iova = b.buf;
-    in.length = 8192;
-    in.mtt_addr = list;
-    in.n_pages = 2;
-    in.page_shift = 12;
     // Commands by hand in a block of their own; then the driver's block is the device's again.
-    const uint64_t driver_block = b.h->mmio_read32(dev::reg::CMD_ADDR_LO) |
-                                  uint64_t(b.h->mmio_read32(dev::reg::CMD_ADDR_HI)) << 32;
-    const dev::CmdOut o = c.run(b.h->dma_alloc(256, 64), dev::CmdOp::CREATE_MR, in);
+    const uint64_t driver_block = c.block();
+    const dev::CmdOut o = c.run(b.h->dma_alloc(256, 64), dev::CmdOp::CREATE_MR,
+                                RawCommands::mr_args(b.pdn, kAll, b.buf, 2, list));
     c.set_block(driver_block);
     dev::CreateMrOut r{};
     std::memcpy(&r, o.result, sizeof r);
@@ -566,4 +558,65 @@ TEST_CASE("crafted_page_list.write", "[security][iommu]") {
 TEST_CASE("crafted_page_list.read", "[security][iommu]") {
   crafted_page_list(WrOpcode::RDMA_READ, WcStatus::REM_OP_ERR, wire::kAethSynNakRemOp,
                     dev::QpState::ERR);
+}
+
+// Row 22, the device's own reads. A driver frees its send queue's memory (the IOMMU unmaps it)
+// and rings the doorbell for a WQE there: the fetch fails, the WQE completes LOC_QP_OP_ERR
+// (vendor_err DMA_READ_FAULT) and the QP goes to ERR; nothing is sent, no byte changes.
+TEST_CASE("iommu_unmapped_iova.send_queue", "[security][iommu]") {
+  Bench t({"iommu.enabled=true"});
+  t.run([&] {
+    if (!t.setup(kAll, kAll)) return;
+    Peer& a = t.a;
+    a.h->dma_free(a.qp->sq, size_t(a.qp->sq_size) << a.qp->sq_shift);
+    MemGuard g(t);
+    g.take();
+    a.h->mmio_write32(dev::kQpDbBase + dev::kQpDbStride * a.qp->qpn + dev::reg::QP_DOORBELL_SQ_WORD,
+                      dev::QpDoorbellBits{1}.pack());
+    auto w = t.poll(a, a.scq, 1);
+    t.expect(w.size() == 1 && w[0].status == WcStatus::LOC_QP_OP_ERR &&
+                 w[0].vendor_err == static_cast<uint8_t>(dev::VendorErr::DMA_READ_FAULT),
+             w.empty() ? "no CQE" : wc_str(w[0]));
+    t.b.h->cpu(5 * kUs);
+    g.check();
+    t.expect(state_of(t.a) == dev::QpState::ERR, "host 0's QP state");
+    t.expect(state_of(t.b) == dev::QpState::RTS, "host 1's QP state");
+  });
+  CHECK(stat(t.stats, "host0.nic.req", "wqe_fetch_faults") == 1);
+  CHECK(stat(t.stats, "host0.iommu", "faults") >= 1);
+  CHECK(stat(t.stats, "host1.nic.resp", "placed_bytes") == 0);
+  t.report();
+}
+
+// A command block, and a page list, at IOVAs the host never mapped: the device reads all ones
+// and knows it (CMD_STATUS: DMA_ERROR; CREATE_MR: DMA_ERROR naming mtt_addr); it creates
+// nothing, and its driver's next command works.
+TEST_CASE("iommu_unmapped_iova.command_and_page_list", "[security][iommu]") {
+  Bench t({"iommu.enabled=true"});
+  t.run([&] {
+    if (!t.setup(kAll, kAll)) return;
+    Peer& a = t.a;
+    RawCommands c{a};
+    const uint64_t nowhere = host::SimHost::kIovaBase + (uint64_t(1) << 40);
+    const uint64_t driver_block = c.block();
+    MemGuard g(t);
+    g.take();
+    c.set_block(nowhere);
+    a.h->mmio_write32(dev::reg::CMD_DOORBELL, 0x77);
+    a.h->cpu(20 * kUs);
+    const auto s = dev::CmdStatusBits::unpack(a.h->mmio_read32(dev::reg::CMD_STATUS));
+    t.expect(!s.busy && s.status == static_cast<uint8_t>(dev::CmdStatus::DMA_ERROR),
+             fmt::format("CMD_STATUS busy {} status {}", s.busy, s.status));
+    const dev::CmdOut o = c.run(a.h->dma_alloc(256, 64), dev::CmdOp::CREATE_MR,
+                                RawCommands::mr_args(a.pdn, kAll, a.buf, 2, nowhere));
+    t.expect(o.status == static_cast<uint8_t>(dev::CmdStatus::DMA_ERROR) &&
+                 o.syndrome == offsetof(dev::CmdIn, args) + offsetof(dev::CreateMrIn, mtt_addr),
+             fmt::format("CREATE_MR: status {} syndrome {}", o.status, o.syndrome));
+    c.set_block(driver_block);
+    uint32_t pdn = 0;
+    t.expect(a.d->alloc_pd(&pdn) == 0, "the driver's next command: " + a.d->last_error());
+    a.h->cpu(5 * kUs);
+    g.check();
+  });
+  t.report();
 }
