@@ -765,6 +765,34 @@ void System::link_notes(RunReport* r) const {
   r->error = r->error.empty() ? err : err + "; " + r->error;
 }
 
+void System::translation_notes(const nlohmann::json& st, RunReport* r) const {
+  auto value = [&](const std::string& g, const char* n) {
+    return st.at(g).at(n).at("value").get<uint64_t>();
+  };
+  auto share = [](uint64_t hits, uint64_t misses) {
+    return hits + misses ? 100.0 * double(hits) / double(hits + misses) : 100.0;
+  };
+  for (const Node& n : nodes_) {
+    const std::string c = n.name + ".nic.cache";
+    if (st.contains(c)) {
+      const uint64_t mh = value(c, "mpt_hits"), mm = value(c, "mpt_misses");
+      const uint64_t th = value(c, "mtt_hits"), tm = value(c, "mtt_misses");
+      const auto& lat = st.at(c).at("miss_latency");
+      r->notes.push_back(fmt::format(
+          "{} context caches: MPT {:.2f}% hits ({} misses), MTT {:.2f}% hits ({} misses), "
+          "miss latency mean {:.0f} ns, max {:.0f} ns",
+          n.name, share(mh, mm), mm, share(th, tm), tm, lat.value("mean", 0.0) / double(kNs),
+          lat.value("max", 0.0) / double(kNs)));
+    }
+    const std::string io = n.name + ".iommu";
+    if (st.contains(io))
+      r->notes.push_back(fmt::format("{} IOMMU: {} translations, IOTLB {:.2f}% hits, {} faults",
+                                     n.name, value(io, "translations"),
+                                     share(value(io, "iotlb_hits"), value(io, "iotlb_misses")),
+                                     value(io, "faults")));
+  }
+}
+
 void System::write_link_csvs(const std::string& out_dir, RunReport* r) const {
   namespace fs = std::filesystem;
   // Each file is written when its feature is on, else removed (none left from an earlier run).
@@ -894,6 +922,7 @@ RunReport System::finish(const std::string& out_dir, double wall, bool all_done)
     wl[res.params.kind] = j;
   }
   link_notes(&r);
+  translation_notes(stats, &r);
   nlohmann::json run;
   run["ok"] = r.ok;
   if (!r.error.empty()) run["error"] = r.error;

@@ -113,6 +113,8 @@ class System {
   void validate() const;
   RunReport finish(const std::string& out_dir, double wall, bool all_done);
   void open_pcap(const std::string& out_dir);
+  // The context caches' and the IOMMUs' hit rates, from the statistics: report lines.
+  void translation_notes(const nlohmann::json& stats, RunReport* r) const;
   void link_notes(RunReport* r) const;
   void write_link_csvs(const std::string& out_dir, RunReport* r) const;
 

@@ -50,6 +50,15 @@ void perftest_with_caches(bool iommu) {
   }
   if (iommu)
     for (const char* h : {"host0.iommu", "host1.iommu"}) CHECK(stat(r, h, "faults") == 0);
+  // The report says how the caches did, per host.
+  int lines = 0;
+  for (const auto& n : r.notes) {
+    lines += n.rfind("host0 context caches: MPT ", 0) == 0 ||
+             n.rfind("host1 context caches: MPT ", 0) == 0;
+    if (iommu)
+      lines += n.rfind("host0 IOMMU: ", 0) == 0 && n.find(", 0 faults") != std::string::npos;
+  }
+  CHECK(lines == (iommu ? 3 : 2));
 }
 
 TEST_CASE("cache: perftest workloads verify every byte with the context caches on", "[cache]") {
