@@ -216,11 +216,7 @@ uint64_t src_bytes(const WorkloadParams& p) { return std::max<uint64_t>({p.size,
 // of the pattern it holds. Without one: slot 0, the QP's pattern.
 uint64_t read_slot(const WorkloadParams& p, uint32_t q, uint64_t i) {
   if (p.region <= p.size || p.size == 0) return 0;
-  uint64_t x = (uint64_t(p.pattern_seed) << 32 ^ uint64_t(q) << 48 ^ i) * 0x9E3779B97F4A7C15ull;
-  x ^= x >> 29;
-  x *= 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 32;
-  return x % (p.region / p.size);
+  return mix64(mix64(p.pattern_seed) ^ (uint64_t(q) << 40) ^ i) % (p.region / p.size);
 }
 uint64_t slot_seed(const WorkloadParams& p, uint32_t q, uint64_t slot) {
   return seed_for(p, 1, q) + slot * 0x100000001B3ull;

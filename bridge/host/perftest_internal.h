@@ -4,6 +4,7 @@
 #include <systemc>
 
 #include "bridge/host/perftest.h"
+#include "model/core/mix.h"
 
 namespace rn::host {
 

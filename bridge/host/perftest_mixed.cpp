@@ -20,12 +20,6 @@ namespace {
 constexpr uint64_t kWrIdShift = 40;  // wr_id = QP << 40 | message (or receive) number
 constexpr uint64_t kWrIdMask = (1ull << kWrIdShift) - 1;
 
-uint64_t mix64(uint64_t x) {  // splitmix64's finalizer
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 // The draws of the workload: stream `what` of QP q, item i.
 uint64_t draw(const WorkloadParams& p, uint64_t what, uint32_t q, uint64_t i) {
   return mix64(mix64(mix64(p.seed) ^ what) ^ (uint64_t(q) << kWrIdShift) ^ i);

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "model/core/hot.h"
+#include "model/core/mix.h"
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -23,19 +24,12 @@ namespace {
 
 alignas(64) const uint8_t kZeroPage[kPageSize] = {};
 
-inline uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 // Eight pattern bytes at offsets 8*word .. 8*word+7 (little-endian in the word).
 inline uint64_t pattern_word_mixed(uint64_t mixed_seed, uint64_t word) {
-  return splitmix64(mixed_seed ^ (word * 0xd6e8feb86659fd93ULL));
+  return mix64(mixed_seed ^ (word * 0xd6e8feb86659fd93ULL));
 }
 inline uint64_t pattern_word(uint64_t seed, uint64_t word) {
-  return pattern_word_mixed(splitmix64(seed), word);
+  return pattern_word_mixed(mix64(seed), word);
 }
 
 // Bytes from addr to the end of its page, capped at remaining.
@@ -82,7 +76,7 @@ void pattern_fill(uint8_t* dst, size_t n, uint64_t seed, uint64_t offset) {
     dst[i] = pattern_byte(seed, offset + i);
     ++i;
   }
-  const uint64_t mixed = splitmix64(seed);
+  const uint64_t mixed = mix64(seed);
   for (; i + 8 <= n; i += 8) {
     uint64_t w = pattern_word_mixed(mixed, (offset + i) >> 3);
     std::memcpy(dst + i, &w, 8);  // little-endian host: byte b of the word at offset +b

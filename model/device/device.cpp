@@ -384,13 +384,9 @@ void Device::start_command(uint32_t token) {
         dev::CmdIn& in = cmd_in_;
         in = *buf;
         in.token = token;
-        if (dma_.read_failed()) {  // the block is not mapped: no command to run
-          cmd_read_failed_ = true;
-          return finish_command(addr, gen);
-        }
-        cmd_read_failed_ = false;
+        if (dma_.read_failed())  // the block is not mapped: no command to run
+          return finish_command(addr, gen, /*read_failed=*/true);
         mr_pages_.clear();
-        mr_pages_failed_ = false;
         mr_pages_.shrink_to_fit();  // a page list is handed to its region, never kept here
         if (in.opcode == static_cast<uint16_t>(dev::CmdOp::CREATE_MR)) {
           dev::CreateMrIn a;
@@ -402,8 +398,8 @@ void Device::start_command(uint32_t token) {
             dma_.dma_read(a.mtt_addr, reinterpret_cast<uint8_t*>(pages->data()), a.n_pages * 8u,
                           now(), [this, addr, gen, pages] {
                             if (gen != cmd_gen_) return;
-                            mr_pages_failed_ = dma_.read_failed();
-                            mr_pages_ = std::move(*pages);
+                            // A list that did not arrive is no list (DMA_ERROR).
+                            if (!dma_.read_failed()) mr_pages_ = std::move(*pages);
                             finish_command(addr, gen);
                           });
             return;
@@ -413,12 +409,12 @@ void Device::start_command(uint32_t token) {
       });
 }
 
-void Device::finish_command(uint64_t addr, uint64_t gen) {
-  env_.sim.eq.after(env_.params.cmd_latency, [this, addr, gen] {
+void Device::finish_command(uint64_t addr, uint64_t gen, bool read_failed) {
+  env_.sim.eq.after(env_.params.cmd_latency, [this, addr, gen, read_failed] {
     if (gen != cmd_gen_) return;  // aborted while it waited
     const dev::CmdIn& in = cmd_in_;
     dev::CmdOut out{};
-    Result r = cmd_read_failed_ ? Result{CmdStatus::DMA_ERROR, 0} : execute(in, &out);
+    Result r = read_failed ? Result{CmdStatus::DMA_ERROR, 0} : execute(in, &out);
     out.status = static_cast<uint8_t>(r.status);
     out.syndrome = r.syndrome;
     out.token = in.token;
@@ -670,8 +666,7 @@ Device::Result Device::create_mr(const dev::CreateMrIn& a, dev::CmdOut* out) {
   using M = dev::CreateMrIn;
   if (Result r = check_mr(a); r.status != CmdStatus::OK) return r;
   // The page list was read by start_command (check_mr passed there too: nothing has changed).
-  if (mr_pages_.size() != a.n_pages || mr_pages_failed_)
-    return {CmdStatus::DMA_ERROR, RN_FIELD_OFF(M, mtt_addr)};
+  if (mr_pages_.size() != a.n_pages) return {CmdStatus::DMA_ERROR, RN_FIELD_OFF(M, mtt_addr)};
   const uint64_t page = uint64_t(1) << a.page_shift;
   for (uint64_t pa : mr_pages_)
     if (pa & (page - 1)) return {CmdStatus::BAD_PARAM, RN_FIELD_OFF(M, mtt_addr)};

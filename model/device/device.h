@@ -45,7 +45,9 @@ class Device : public pcie::MmioTarget {
   // (zeroes without a region).
   uint64_t icm_bytes() const;
   void write_mpt(uint32_t key, const xlate::Region* r);
-  void finish_command(uint64_t addr, uint64_t gen);
+  // Runs the command read into cmd_in_ (DMA_ERROR without running it if its read failed), then
+  // writes its CmdOut.
+  void finish_command(uint64_t addr, uint64_t gen, bool read_failed = false);
   // Device control (CAPS.device_control): CTRL, STATUS, CMD_ABORT, DRIVER_VERSION.
   // A write while a reset runs or the device is disabled: false if refused (the slow path: only
   // taken while gate_ is set).
@@ -83,8 +85,6 @@ class Device : public pcie::MmioTarget {
   qp::QpTable& t_;
   xlate::MrTable& mrs_;
   xlate::ContextCache* cache_ = nullptr;
-  bool cmd_read_failed_ = false;  // the running command's CmdIn read failed (IOMMU): DMA_ERROR
-  bool mr_pages_failed_ = false;  // so did CREATE_MR's page list read
   qp::Completion& comp_;
   qp::QpEngine& qps_;
   pcie::DmaPort& dma_;

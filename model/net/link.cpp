@@ -6,21 +6,16 @@
 #include <cstring>
 
 #include "model/core/hot.h"
+#include "model/core/mix.h"
 #include "model/wire/headers.h"
 #include "model/wire/opcodes.h"
 
 namespace rn::net {
 
 namespace {
-// SplitMix64's output function: a bijective 64-bit mix. The random faults use it as a
-// counter-based generator: the draws of a frame depend only on the seed, the direction, the
-// frame's index in its direction and the draw's number, never on what else was drawn.
-uint64_t mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
+// mix64 (model/core/mix.h) is the random faults' counter-based generator: the draws of a frame
+// depend only on the seed, the direction, the frame's index in its direction and the draw's
+// number, never on what else was drawn.
 // Uniform in [0, 1) from the top 53 bits.
 double unit(uint64_t r) { return static_cast<double>(r >> 11) * (1.0 / 9007199254740992.0); }
 // The draws of each frame, by number.

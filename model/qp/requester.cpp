@@ -241,9 +241,8 @@ void Requester::use_translation(xlate::Stage& s) {
 }
 
 void Requester::on_translation_ready() {
-  std::vector<uint32_t> waiting;
-  waiting.swap(xlate_waiters_);
-  for (uint32_t qpn : waiting) {
+  waking_.swap(xlate_waiters_);  // both keep their capacity: no allocation per fill
+  for (uint32_t qpn : waking_) {
     QpCtx* q = t_.qp(qpn);
     if (!q) continue;
     if (q->sq.wait == SqWait::kTranslation) {
@@ -254,6 +253,7 @@ void Requester::on_translation_ready() {
       restart_at(*q, q->sq.back_psn);
     }
   }
+  waking_.clear();
 }
 
 RN_HOT void Requester::produce() {

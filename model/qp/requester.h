@@ -110,6 +110,7 @@ class Requester : public TxPort::Source {
   pcie::DmaPort& dma_;
   xlate::StageHandle xl_;                // the translation stage
   std::vector<uint32_t> xlate_waiters_;  // QPs whose lookup answered kPending
+  std::vector<uint32_t> waking_;         // those being woken (on_translation_ready)
   TxPort& port_;
   Completion& comp_;
   RxBuffer& rxbuf_;
